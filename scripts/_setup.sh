@@ -1,0 +1,47 @@
+# Shared by scripts/test and scripts/run: make this checkout runnable on a fresh
+# Debian/Ubuntu machine.  Idempotent and quiet; prints what to do when it cannot.
+# Sourced, not executed: sets $VENV and $PY.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+_say() { printf 'vfsfuse setup: %s\n' "$*" >&2; }
+_die() { _say "$*"; exit 2; }
+
+_need_apt=()
+command -v fusermount3 >/dev/null 2>&1 || _need_apt+=(fuse3)
+pkg-config --exists fuse3 2>/dev/null || _need_apt+=(libfuse3-dev)
+command -v pkg-config >/dev/null 2>&1 || _need_apt+=(pkg-config)
+command -v sqlite3 >/dev/null 2>&1 || _need_apt+=(sqlite3)
+command -v getfattr >/dev/null 2>&1 || _need_apt+=(attr)
+command -v git >/dev/null 2>&1 || _need_apt+=(git)
+command -v gcc >/dev/null 2>&1 || _need_apt+=(gcc)
+if ((${#_need_apt[@]})); then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+            _die "missing system packages: ${_need_apt[*]}. Run as root or install them: sudo apt-get install ${_need_apt[*]}"
+        fi
+    fi
+    command -v apt-get >/dev/null 2>&1 || _die "missing ${_need_apt[*]} and no apt-get here; install them with your package manager"
+    _say "installing system packages: ${_need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+    $SUDO apt-get install -y -qq "${_need_apt[@]}" >/dev/null 2>&1 \
+        || _die "apt-get install ${_need_apt[*]} failed; run it by hand to see why"
+fi
+
+if [ ! -x "$PY" ]; then
+    _say "creating virtualenv in .venv"
+    python3 -m venv "$VENV" || _die "python3 -m venv failed (install python3-venv)"
+fi
+_stamp="$VENV/.installed-$(sha1sum "$ROOT/pyproject.toml" | cut -c1-12)"
+if [ ! -f "$_stamp" ]; then
+    _say "installing Python packages into .venv (first run only)"
+    "$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    "$PY" -m pip install -q -e "$ROOT[test]" >/dev/null 2>"$VENV/pip-error.log" \
+        || { cat "$VENV/pip-error.log" >&2; _die "pip install failed (log above)"; }
+    rm -f "$VENV"/.installed-*
+    touch "$_stamp"
+fi

@@ -1,0 +1,250 @@
+"""The metadata store protocol: inodes, directory entries, symlinks, chunk maps, block
+refcounts, xattrs and versions.
+
+The API is **synchronous** on purpose.  Under trio a run of synchronous calls can
+never be interleaved with another task, so a group of metadata changes is atomic
+without locks as long as nobody ``await``s in the middle (S3QL's rule).
+
+Durability is *group commit*: changes accumulate in one open transaction and
+``commit()`` makes everything so far durable at once (the VFS calls it on fsync,
+every second and at unmount).  ``transaction()`` is a nested atomic section
+inside that group (a SAVEPOINT in SQLite).
+
+Block lifecycle: a chunk row references a block by its key (the hex xxh3-128 of
+its bytes); the store keeps a refcount per block that counts chunk rows and
+version rows.  When a refcount reaches zero the key becomes *dead*; ``commit()``
+returns the keys that are dead in the committed state, and only then may the
+caller delete those blocks from the block store.  A dead key that is referenced
+again before the commit is revived and not returned.
+"""
+
+from __future__ import annotations
+
+import stat as _stat
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from kernel.errors import KernelError
+from kernel.fs import ROOT_INO, SYMLOOP_MAX
+
+INLINE = "inline"
+CHUNKED = "chunked"
+
+
+@dataclass(slots=True)
+class InodeRecord:
+    """One row of the inode table.  ``mode`` carries the S_IF* type bits."""
+
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    size: int = 0
+    nlink: int = 0
+    rdev: int = 0
+    atime_ns: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    birthtime_ns: int = 0
+    storage_mode: str = INLINE
+    inline_content: bytes | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return _stat.S_ISDIR(self.mode)
+
+    @property
+    def is_reg(self) -> bool:
+        return _stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return _stat.S_ISLNK(self.mode)
+
+
+# Fields update_inode accepts.
+INODE_FIELDS = (
+    "mode", "uid", "gid", "size", "nlink", "rdev", "atime_ns", "mtime_ns", "ctime_ns",
+    "birthtime_ns", "storage_mode", "inline_content",
+)
+
+
+@dataclass(slots=True)
+class DentryRecord:
+    """A directory entry.  ``seq`` orders a listing and is the readdir cookie: it is
+    assigned from a store-wide counter on insert (and on rename), so a cookie stays
+    valid while other entries come and go."""
+
+    name: bytes
+    ino: int
+    seq: int
+    mode: int = 0  # the child's mode (type bits), so listings need no extra lookup
+
+
+@dataclass(slots=True)
+class ChunkRef:
+    chunk_index: int
+    key: str
+
+
+@dataclass(slots=True)
+class VersionMeta:
+    version: int
+    size: int
+    created_at_ns: int
+    storage_mode: str
+    inline_content: bytes | None
+
+
+@dataclass(slots=True)
+class StoreStats:
+    inodes: int
+    files: int
+    directories: int
+    logical_bytes: int  # sum of regular file sizes
+    blocks: int  # distinct referenced blocks
+    stored_bytes: int  # sum of their sizes
+    references: int  # chunk + version references to blocks
+    versions: int
+
+
+class MetadataStore:
+    """Abstract base; see ``memory.py`` and ``sqlite.py``.  Method contracts:
+
+    Inodes
+      create_inode(mode, uid, gid, now_ns, rdev=0, symlink_target=None) -> ino
+          size 0, nlink 0, all four times = now_ns, inline with content None.
+          Numbers start at 2 and are never reused.
+      get_inode(ino) -> InodeRecord | None           (a copy)
+      update_inode(ino, **fields)                    (unknown ino: no-op)
+      delete_inode(ino)                              drops its chunk rows (decref), its
+          symlink target, xattrs, version rows (decref) and the dentries *inside* it.
+
+    Directory entries (names are bytes)
+      lookup(parent, name) -> ino | None
+      create_dentry(parent, name, child)             EEXIST if taken
+      remove_dentry(parent, name)                    missing: no-op
+      rename_dentry(sp, sn, dp, dn)                  moves, replacing dp/dn; new seq
+      exchange_dentries(p1, n1, p2, n2)              RENAME_EXCHANGE: swap the targets
+      list_dir(parent, after_seq=0, limit=None) -> [DentryRecord] in seq order
+      list_dir_with_stats(parent) -> [(DentryRecord, InodeRecord)]
+      has_children(parent) -> bool
+      parents_of(ino) -> [(parent, name)]            for fsck and /proc-style lookups
+
+    Symlinks
+      read_symlink(ino) -> bytes                     EINVAL if not a symlink
+
+    Chunks and blocks
+      get_chunk_key(ino, idx) -> str | None
+      set_chunk_key(ino, idx, key, length=0)         insert or replace; incref new, decref old
+      get_all_chunk_keys(ino) -> [ChunkRef] by index
+      delete_all_chunks(ino) -> [key]                removed keys (decref each)
+      delete_chunks_from(ino, start) -> [key]
+      block_refcount(key) -> int
+      block_length(key) -> int | None
+      iter_blocks() -> Iterator[(key, refcount, length)]
+
+    Transactions / durability
+      transaction() -> context manager               nested atomic section
+      commit() -> [dead keys]                        durable group commit
+      close()                                        commit and close
+
+    Xattrs
+      get_xattr(ino, name) -> bytes | None; set_xattr(ino, name, value);
+      list_xattrs(ino) -> [bytes]; remove_xattr(ino, name) -> bool
+
+    Config (written at mkfs): get_config(key) -> str | None; set_config(key, value)
+
+    Versioning (only with versioning=True; otherwise KernelError ENOTSUP)
+      create_version(ino, now_ns) -> n    1 + highest existing; ENOENT unknown ino
+      get_version(ino, n) -> VersionMeta | None
+      list_versions(ino) -> [VersionMeta] newest first
+      get_version_chunk_map(ino, n) -> [ChunkRef]
+      delete_versions(ino, [n]) -> [orphaned keys]   keys no longer referenced anywhere
+      restore_version(ino, n, now_ns)                ENOENT if missing
+
+    stats() -> StoreStats
+    """
+
+    versioning: bool = False
+
+    # -- shared path resolution (Linux rules: '.', '..', symlinks, ELOOP after 40) -----
+
+    def resolve_path(self, path: str | bytes, follow: bool = True) -> int:
+        parent, name = self._walk(path, follow_last=follow)
+        return parent if name is None else self._final(parent, name)
+
+    def resolve_parent_path(self, path: str | bytes) -> tuple[int, bytes]:
+        parent, name = self._walk(path, follow_last=False, want_parent=True)
+        if name is None:
+            raise KernelError("ENOENT", "cannot resolve parent of root")
+        return parent, name
+
+    def _final(self, parent: int, name: bytes) -> int:
+        ino = self.lookup(parent, name)
+        if ino is None:
+            raise KernelError("ENOENT", "no such file or directory")
+        return ino
+
+    def _walk(self, path: str | bytes, follow_last: bool, want_parent: bool = False):
+        """Walk *path* from the root.  Returns (ino, None) when the walk ends on an inode,
+        or (parent, last_name) when ``want_parent`` and the last name is a real name."""
+        if isinstance(path, str):
+            path = path.encode("utf-8", "surrogateescape")
+        todo = [c for c in path.split(b"/") if c][::-1]  # stack, next component last
+        stack = [ROOT_INO]  # inode chain from the root, for '..'
+        hops = 0
+        while todo:
+            comp = todo.pop()
+            cur = stack[-1]
+            node = self.get_inode(cur)
+            if node is None or not node.is_dir:
+                raise KernelError("ENOTDIR" if node else "ENOENT", "not a directory")
+            if comp == b".":
+                continue
+            if comp == b"..":
+                if len(stack) > 1:
+                    stack.pop()
+                continue
+            last = not todo
+            if last and want_parent:
+                return cur, comp
+            child = self.lookup(cur, comp)
+            if child is None:
+                raise KernelError("ENOENT", "no such file or directory")
+            cnode = self.get_inode(child)
+            if cnode is not None and cnode.is_symlink and (follow_last or not last):
+                hops += 1
+                if hops > SYMLOOP_MAX:
+                    raise KernelError("ELOOP", "too many levels of symbolic links")
+                target = self.read_symlink(child)
+                if not target:
+                    raise KernelError("ENOENT", "empty symlink target")
+                if target.startswith(b"/"):
+                    stack = [ROOT_INO]
+                todo.extend([c for c in target.split(b"/") if c][::-1])
+                continue
+            stack.append(child)
+        return stack[-1], None
+
+    # -- helpers shared by both implementations ------------------------------------
+
+    def _require_versioning(self) -> None:
+        if not self.versioning:
+            raise KernelError("ENOTSUP", "versioning is not enabled")
+
+    def transaction(self) -> AbstractContextManager:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_inode(self, ino: int) -> InodeRecord | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def lookup(self, parent: int, name: bytes) -> int | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read_symlink(self, ino: int) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def iter_blocks(self) -> Iterator[tuple[str, int, int]]:  # pragma: no cover - abstract
+        raise NotImplementedError
