@@ -1,0 +1,436 @@
+"""Host-directory block store: one plain file per block, sharded by key prefix.
+
+Layout: key ``abcdef…`` lives at ``<base>/ab/cd/abcdef…`` and the file holds
+exactly the block's bytes (no header), so for content keys ``xxhsum -H128``
+of the file equals its name and host tools (``ls``, ``cmp``, ``xxd``) just work.
+Keys shorter than four characters are padded with ``_`` (``x`` ->
+``x_/__/x``) and a ``.`` inside the first four characters becomes ``_`` in
+the shard names, so no shard directory is ever called ``.``/``..`` or hidden.
+
+Blocks are immutable on disk: a write goes to a temp file in the shard
+directory and is renamed over the block, so readers and a crash only ever see
+a whole old block or a whole new one. Every call makes one hop to a worker
+thread that does all of its syscalls (open, stat, read, close) in one go.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import threading
+import time
+from typing import AsyncIterator, Iterable, Iterator
+
+import trio
+
+from blockstores.keys import check_key
+from kernel.errors import KernelError
+
+TEMP_PREFIX = ".tmp."
+_LIST_BATCH = 1024  # keys fetched per thread hop while listing
+_DELETE_BATCH = 512  # unlinks per thread hop in delete_many
+_O_READ = os.O_RDONLY | os.O_CLOEXEC
+_O_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# link(2) failures that mean "this filesystem cannot hard-link here": copy the bytes instead.
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+_run = trio.to_thread.run_sync
+
+
+def shard_names(key: str) -> tuple[str, str]:
+    """The two shard directory names for *key* (``abcd…`` -> ``("ab", "cd")``)."""
+    head = key[:4].replace(".", "_").ljust(4, "_")
+    return head[:2], head[2:]
+
+
+def _missing(key: str) -> KernelError:
+    return KernelError("ENOENT", f"block not found: {key}")
+
+
+def _read_error(err: OSError, key: str, what: str) -> KernelError:
+    if err.errno in (errno.ENOENT, errno.ENOTDIR):
+        return _missing(key)
+    return KernelError.from_os_error(err, f"{what} block {key}")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    done = os.write(fd, data) if len(data) else 0
+    while done < len(data):
+        done += os.write(fd, data[done:])
+
+
+def _read_exactly(fd: int, size: int, offset: int | None = None) -> bytes:
+    """Read *size* bytes (fewer only at EOF) with one syscall in the normal case."""
+    data = os.read(fd, size) if offset is None else os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]  # a huge block (> 2 GiB) or an interrupted read: keep going
+    got = len(data)
+    base = 0 if offset is None else offset
+    while got < size:
+        more = os.pread(fd, size - got, base + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _fsync_path(path: str, flags: int = _O_READ) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _as_bytes_view(data: bytes | bytearray | memoryview) -> memoryview:
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+class HostBlockStore:
+    """A ``BlockStore`` over a host directory (created if missing)."""
+
+    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+        self._base = os.path.abspath(os.fspath(base_dir))
+        os.makedirs(self._base, exist_ok=True)
+        self._tmp_ids = itertools.count()
+        # Shard dirs created since the last sync(): their entries in the parent
+        # directory are not durable yet, so sync() fsyncs those parents too.
+        self._new_dirs: set[str] = set()
+        self._new_dirs_lock = threading.Lock()
+
+    @property
+    def base_dir(self) -> str:
+        return self._base
+
+    def __repr__(self) -> str:
+        return f"HostBlockStore({self._base!r})"
+
+    # -- layout ------------------------------------------------------------------
+
+    def _shard_dir(self, key: str) -> str:
+        first, second = shard_names(key)
+        return f"{self._base}/{first}/{second}"
+
+    def path_for(self, key: str) -> str:
+        """The host path of *key*'s block file (it may not exist)."""
+        check_key(key)
+        return f"{self._shard_dir(key)}/{key}"
+
+    def _temp_path(self, shard: str, key: str) -> str:
+        return f"{shard}/{TEMP_PREFIX}{key}.{os.getpid()}-{next(self._tmp_ids)}"
+
+    def _make_shard(self, shard: str) -> list[str]:
+        """Create *shard* and its parent as needed; return the directories created."""
+        created = []
+        for path in (os.path.dirname(shard), shard):
+            try:
+                os.mkdir(path, 0o755)
+            except FileExistsError:
+                continue
+            created.append(path)
+        if created:
+            with self._new_dirs_lock:
+                self._new_dirs.update(created)
+        return created
+
+    def _open_temp(self, shard: str, key: str) -> tuple[str, int, list[str]]:
+        tmp = self._temp_path(shard, key)
+        try:
+            return tmp, os.open(tmp, _O_NEW, 0o644), []
+        except FileNotFoundError:
+            created = self._make_shard(shard)
+            return tmp, os.open(tmp, _O_NEW, 0o644), created
+
+    def _publish(self, tmp: str, final: str, shard: str, created: list[str], durable: bool) -> None:
+        """Rename *tmp* over *final*; with *durable*, persist the new directory entries."""
+        os.replace(tmp, final)
+        if durable:
+            _fsync_path(shard, _O_DIR)
+            for path in reversed(created):  # a new shard dir lives in its parent's entries
+                _fsync_path(os.path.dirname(path), _O_DIR)
+
+    # -- blocking bodies (run in a worker thread) --------------------------------------
+
+    def _read_sync(self, key: str, path: str) -> bytes:
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as err:
+            raise _read_error(err, key, "read") from None
+        try:
+            return _read_exactly(fd, os.fstat(fd).st_size)
+        except OSError as err:
+            raise _read_error(err, key, "read") from None
+        finally:
+            os.close(fd)
+
+    def _read_range_sync(self, key: str, path: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as err:
+            raise _read_error(err, key, "read") from None
+        try:
+            want = min(length, os.fstat(fd).st_size - offset)
+            return _read_exactly(fd, want, offset) if want > 0 else b""
+        except OSError as err:
+            raise _read_error(err, key, "read") from None
+        finally:
+            os.close(fd)
+
+    def _write_sync(self, key: str, data: memoryview, durable: bool) -> None:
+        shard = self._shard_dir(key)
+        tmp = None
+        try:
+            tmp, fd, created = self._open_temp(shard, key)
+            try:
+                _write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._publish(tmp, f"{shard}/{key}", shard, created, durable)
+        except BaseException as exc:
+            if tmp is not None:
+                _unlink_quietly(tmp)
+            if isinstance(exc, OSError):
+                raise KernelError.from_os_error(exc, f"write block {key}") from None
+            raise
+
+    def _copy_sync(self, src: str, dst: str) -> None:
+        src_path = f"{self._shard_dir(src)}/{src}"
+        shard = self._shard_dir(dst)
+        tmp = self._temp_path(shard, dst)
+        try:
+            # Blocks are never modified in place (writes rename a new file over the
+            # old one), so a hard link is an independent copy that costs no I/O.
+            try:
+                os.link(src_path, tmp)
+            except FileNotFoundError:
+                if not os.path.exists(src_path):
+                    raise _missing(src) from None
+                self._make_shard(shard)
+                os.link(src_path, tmp)
+            except OSError as err:
+                if err.errno not in _NO_LINK:
+                    raise
+                self._copy_bytes(src, src_path, tmp)
+            os.replace(tmp, f"{shard}/{dst}")
+            # rename() between two names of one inode is a no-op that keeps tmp.
+            _unlink_quietly(tmp)
+        except BaseException as exc:
+            _unlink_quietly(tmp)
+            if isinstance(exc, OSError):
+                raise _read_error(exc, src, "copy") from None
+            raise
+
+    def _copy_bytes(self, src: str, src_path: str, tmp: str) -> None:
+        try:
+            in_fd = os.open(src_path, _O_READ)
+        except FileNotFoundError:
+            raise _missing(src) from None
+        try:
+            try:
+                out_fd = os.open(tmp, _O_NEW, 0o644)
+            except FileNotFoundError:
+                self._make_shard(os.path.dirname(tmp))
+                out_fd = os.open(tmp, _O_NEW, 0o644)
+            try:
+                left = os.fstat(in_fd).st_size
+                while left > 0:
+                    sent = os.copy_file_range(in_fd, out_fd, left)
+                    if sent == 0:
+                        break
+                    left -= sent
+            finally:
+                os.close(out_fd)
+        finally:
+            os.close(in_fd)
+
+    def _delete_sync(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                os.unlink(f"{self._shard_dir(key)}/{key}")
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            except OSError as err:
+                raise KernelError.from_os_error(err, f"delete block {key}") from None
+
+    def _stat_sync(self, key: str) -> os.stat_result | None:
+        try:
+            return os.stat(f"{self._shard_dir(key)}/{key}")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as err:
+            raise KernelError.from_os_error(err, f"stat block {key}") from None
+
+    def _sync_sync(self, keys: list[str]) -> None:
+        dirs: set[str] = set()
+        with self._new_dirs_lock:
+            new_dirs, self._new_dirs = self._new_dirs, set()
+        try:
+            for key in keys:
+                shard = self._shard_dir(key)
+                try:
+                    _fsync_path(f"{shard}/{key}")
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # deleted since it was written: nothing left to make durable
+                dirs.add(shard)
+            dirs.update(os.path.dirname(path) for path in new_dirs)
+            for path in sorted(dirs, key=len, reverse=True):  # leaves before their parents
+                _fsync_path(path, _O_DIR)
+        except OSError as err:
+            with self._new_dirs_lock:
+                self._new_dirs.update(new_dirs)
+            raise KernelError.from_os_error(err, "sync blocks") from None
+
+    def _iter_shards(self) -> Iterator[tuple[str, str, str]]:
+        """Yield ``(first, second, path)`` for every shard directory, lazily."""
+        for first in _scan_dirs(self._base):
+            for second in _scan_dirs(f"{self._base}/{first}"):
+                yield first, second, f"{self._base}/{first}/{second}"
+
+    def _walk_keys(self) -> Iterator[str]:
+        for first, second, shard in self._iter_shards():
+            try:
+                with os.scandir(shard) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if name[0] == "." or not entry.is_file(follow_symlinks=False):
+                            continue
+                        try:
+                            check_key(name)
+                        except KernelError:
+                            continue  # a stray host file, not a block
+                        if shard_names(name) == (first, second):
+                            yield name
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+
+    def _cleanup_sync(self, older_than: float) -> int:
+        cutoff = time.time() - older_than
+        removed = 0
+        for _, _, shard in self._iter_shards():
+            try:
+                with os.scandir(shard) as entries:
+                    stale = [e.path for e in entries if e.name.startswith(TEMP_PREFIX)
+                             and (older_than <= 0 or e.stat(follow_symlinks=False).st_mtime < cutoff)]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for path in stale:
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    # -- the BlockStore protocol -------------------------------------------------------
+
+    async def read(self, key: str) -> bytes:
+        return await _run(self._read_sync, key, self.path_for(key))
+
+    async def read_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self.path_for(key)
+        if offset < 0 or length < 0:
+            raise KernelError("EINVAL", "negative offset or length")
+        return await _run(self._read_range_sync, key, path, offset, length)
+
+    async def write(self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
+        check_key(key)
+        await _run(self._write_sync, key, _as_bytes_view(data), durable)
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        await _run(self._delete_sync, [key])
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        keys = [check_key(k) for k in keys]
+        for start in range(0, len(keys), _DELETE_BATCH):
+            await _run(self._delete_sync, keys[start : start + _DELETE_BATCH])
+
+    async def copy(self, src: str, dst: str) -> None:
+        check_key(src)
+        check_key(dst)
+        if src == dst:
+            if not await self.exists(src):
+                raise _missing(src)
+            return
+        await _run(self._copy_sync, src, dst)
+
+    async def exists(self, key: str) -> bool:
+        check_key(key)
+        return await _run(self._stat_sync, key) is not None
+
+    async def size(self, key: str) -> int:
+        check_key(key)
+        st = await _run(self._stat_sync, key)
+        if st is None:
+            raise _missing(key)
+        return st.st_size
+
+    async def list_keys(self) -> AsyncIterator[str]:
+        """Stream every stored key (any order), fetching a batch per thread hop.
+
+        Temp files and stray host files are skipped. Close the iterator (e.g.
+        ``async with contextlib.aclosing(...)``) when stopping early.
+        """
+        walk = self._walk_keys()
+        try:
+            while True:
+                batch = await _run(_take, walk, _LIST_BATCH)
+                for key in batch:
+                    yield key
+                if len(batch) < _LIST_BATCH:
+                    return
+        finally:
+            walk.close()
+
+    async def sync(self, keys: Iterable[str]) -> None:
+        """Make already written blocks durable: fsync each file, then each directory once.
+
+        Keys deleted since they were written are skipped: there is nothing to keep.
+        """
+        unique = list(dict.fromkeys(check_key(k) for k in keys))
+        await _run(self._sync_sync, unique)
+
+    async def cleanup_temp_files(self, older_than: float = 0.0) -> int:
+        """Remove ``.tmp.*`` files left by a crash; return how many were removed.
+
+        With the default ``older_than=0`` every temp file goes, so only call it
+        when no write is in flight (at mount or fsck); pass an age in seconds
+        to run it safely next to live writers.
+        """
+        return await _run(self._cleanup_sync, older_than)
+
+
+def _scan_dirs(path: str) -> Iterator[str]:
+    """Names of the two-character, non-hidden subdirectories of *path*."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                if len(name) == 2 and name[0] != "." and entry.is_dir(follow_symlinks=False):
+                    yield name
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def _take(walk: Iterator[str], count: int) -> list[str]:
+    try:
+        return list(itertools.islice(walk, count))
+    except OSError as err:
+        raise KernelError.from_os_error(err, "list blocks") from None
