@@ -1,0 +1,348 @@
+"""Host block store behaviour that only a real directory has: layout, atomicity, host errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import trio
+import xxhash
+
+import blockstores.host as host_module
+from blockstores import HostBlockStore
+from kernel.errors import KernelError
+from tests.conformance.block_store_suite import INVALID_KEYS, expect_code, make_data
+
+REPO = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def base(tmp_path) -> Path:
+    return tmp_path / "blocks"
+
+
+@pytest.fixture
+def host(base) -> HostBlockStore:
+    return HostBlockStore(base)
+
+
+def all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if not p.is_dir())
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in all_files(root) if p.name.startswith(".tmp.")]
+
+
+async def listed(store) -> list[str]:
+    async with contextlib.aclosing(store.list_keys()) as keys:
+        return [key async for key in keys]
+
+
+def run_child(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run *code* in a fresh interpreter that can import the project."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
+# -- layout ------------------------------------------------------------------------------------
+
+
+async def test_layout_is_sharded_plain_files_named_by_their_hash(host, base):
+    blocks = {}
+    for i in range(20):
+        data = os.urandom(1000 + i * 37)
+        key = xxhash.xxh3_128_hexdigest(data)
+        blocks[key] = data
+        await host.write(key, data)
+    files = all_files(base)
+    assert len(files) == len(blocks)
+    for path in files:
+        key = path.name
+        assert path.relative_to(base).parts == (key[:2], key[2:4], key)
+        assert host.path_for(key) == str(path)
+        raw = path.read_bytes()
+        assert raw == blocks[key]
+        assert xxhash.xxh3_128_hexdigest(raw) == key
+    xxhsum = shutil.which("xxhsum")
+    if xxhsum:  # the real tool agrees with the file names
+        out = subprocess.run([xxhsum, "-H128", *map(str, files)], capture_output=True, text=True, check=True)
+        for line, path in zip(out.stdout.splitlines(), files):
+            assert path.name in line.split()[0]
+
+
+async def test_short_and_dotted_keys_are_padded_into_safe_shards(host, base):
+    expected = {"x": "x_/__/x", "ab": "ab/__/ab", "abc": "ab/c_/abc", "a.b.c": "a_/b_/a.b.c", "ab..z": "ab/__/ab..z"}
+    for key, rel in expected.items():
+        await host.write(key, key.encode())
+        assert host.path_for(key) == str(base / rel)
+        assert (base / rel).read_bytes() == key.encode()
+    assert sorted(await listed(host)) == sorted(expected)
+    # no shard directory is hidden, "." or ".."
+    for path in base.rglob("*"):
+        if path.is_dir():
+            assert not path.name.startswith(".")
+
+
+def test_base_dir_is_created(tmp_path):
+    HostBlockStore(tmp_path / "a" / "b" / "c")
+    assert (tmp_path / "a" / "b" / "c").is_dir()
+
+
+async def test_blocks_survive_reopening(host, base):
+    await host.write("persist", b"still here")
+    again = HostBlockStore(base)
+    assert await again.read("persist") == b"still here"
+    assert await listed(again) == ["persist"]
+
+
+async def test_invalid_keys_are_einval_and_create_nothing(tmp_path, host, base):
+    await host.write("ok", b"1")
+    for key in INVALID_KEYS + ["../../escape", "..\\escape", "/tmp/escape"]:
+        with expect_code("EINVAL"):
+            host.path_for(key)
+        with expect_code("EINVAL"):
+            await host.write(key, b"x")
+        with expect_code("EINVAL"):
+            await host.copy("ok", key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocks"]
+    assert [p.relative_to(base) for p in all_files(base)] == [Path("ok/__/ok")]
+
+
+async def test_list_keys_skips_temp_stray_and_misplaced_files(host, base):
+    await host.write("abcd1234", b"real")
+    shard = base / "ab" / "cd"
+    (shard / ".tmp.abcd9999.1-1").write_bytes(b"half")
+    (base / "README").write_text("not a block")
+    (base / "zz" / "zz").mkdir(parents=True)
+    (base / "zz" / "zz" / "abcd5678").write_bytes(b"wrong shard")
+    (shard / "bad name").write_bytes(b"invalid key")
+    (shard / "abcdlink").symlink_to(shard / "abcd1234")
+    assert await listed(host) == ["abcd1234"]
+
+
+async def test_list_keys_streams_in_batches(host, monkeypatch):
+    for i in range(40):
+        await host.write(f"k{i:02d}", b"v")
+    monkeypatch.setattr(host_module, "_LIST_BATCH", 4)
+    produced = 0
+    walk = host._walk_keys
+
+    def counting_walk():
+        nonlocal produced
+        for key in walk():
+            produced += 1
+            yield key
+
+    monkeypatch.setattr(host, "_walk_keys", counting_walk)
+    async with contextlib.aclosing(host.list_keys()) as keys:
+        first = await keys.__anext__()
+        assert first.startswith("k") and produced == 4  # one batch, not the whole store
+    assert len(await listed(host)) == 40
+
+
+# -- atomicity and crashes ------------------------------------------------------------------------
+
+CRASH_CHILD = """
+import os, sys, trio
+import blockstores.host
+from blockstores import HostBlockStore
+store = HostBlockStore(sys.argv[1])
+os.replace = lambda *args, **kw: os._exit(17)   # die between temp write and rename
+trio.run(store.write, "victim", b"N" * 300000)
+"""
+
+
+async def test_crash_between_temp_write_and_rename_leaves_only_a_temp_file(host, base):
+    await host.write("victim", b"old contents")
+    child = await trio.to_thread.run_sync(run_child, CRASH_CHILD, str(base))
+    assert child.returncode == 17, child.stderr
+    assert await host.read("victim") == b"old contents"
+    temps = temp_files(base)
+    assert len(temps) == 1 and temps[0].parent == Path(host.path_for("victim")).parent
+    assert temps[0].read_bytes() == b"N" * 300000
+    assert await listed(host) == ["victim"]
+    assert await host.cleanup_temp_files() == 1
+    assert temp_files(base) == []
+    assert await host.read("victim") == b"old contents"
+
+
+async def test_cleanup_temp_files_can_spare_recent_ones(host, base):
+    await host.write("abcdef", b"x")
+    shard = base / "ab" / "cd"
+    old, new = shard / ".tmp.abcdef.1-1", shard / ".tmp.abcdef.1-2"
+    old.write_bytes(b"o")
+    new.write_bytes(b"n")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert await host.cleanup_temp_files(older_than=600) == 1
+    assert temp_files(base) == [new]
+    assert await host.cleanup_temp_files() == 1
+    assert await host.read("abcdef") == b"x"
+
+
+async def test_concurrent_writers_of_one_key_never_expose_a_partial_block(host, base):
+    size = MIB
+    payloads = [bytes([fill]) * size for fill in range(1, 7)]
+    bad: list[str] = []
+    done = trio.Event()
+
+    async def writer(data: bytes) -> None:
+        for _ in range(15):
+            await host.write("hot", data)
+
+    async def reader() -> None:
+        while not done.is_set():
+            try:
+                got = await host.read("hot")
+            except KernelError as err:  # only before the first write lands
+                if err.code != "ENOENT":
+                    bad.append(str(err))
+                continue
+            if len(got) != size or got.count(got[:1]) != size:
+                bad.append(f"partial or mixed block of {len(got)} bytes")
+            part = await host.read_range("hot", size - 10, 100)
+            if len(part) != 10:
+                bad.append(f"short range {len(part)}")
+
+    async with trio.open_nursery() as outer:
+        for _ in range(3):
+            outer.start_soon(reader)
+        async with trio.open_nursery() as writers:
+            for data in payloads:
+                writers.start_soon(writer, data)
+        done.set()
+    assert bad == []
+    assert await host.read("hot") in payloads
+    assert temp_files(base) == []
+
+
+async def test_copy_onto_an_earlier_copy_leaves_no_temp_file(host, base):
+    await host.write("src", b"payload")
+    await host.copy("src", "dst")
+    await host.copy("src", "dst")  # dst is already the same inode: rename is a no-op
+    await host.copy("dst", "dst")
+    assert temp_files(base) == []
+    assert await host.read("dst") == b"payload"
+    await host.write("src", b"changed")
+    assert await host.read("dst") == b"payload"
+    assert Path(host.path_for("dst")).read_bytes() == b"payload"
+
+
+async def test_copy_falls_back_to_bytes_when_links_fail(host, base, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")  # EXDEV
+
+    await host.write("src", make_data(5000))
+    monkeypatch.setattr(host_module.os, "link", no_links)
+    await host.copy("src", "fresh-dst")
+    assert await host.read("fresh-dst") == make_data(5000)
+    assert os.stat(host.path_for("fresh-dst")).st_ino != os.stat(host.path_for("src")).st_ino
+    with expect_code("ENOENT"):
+        await host.copy("missing", "dst2")
+    assert temp_files(base) == []
+
+
+async def test_durable_write_and_sync_create_valid_blocks(host, base):
+    await host.write("abcdef01", make_data(1000), durable=True)
+    await host.write("ffee0011", make_data(10))
+    await host.sync(["abcdef01", "ffee0011", "gone"])
+    assert (base / "ab" / "cd" / "abcdef01").read_bytes() == make_data(1000)
+    assert await host.read("ffee0011") == make_data(10)
+
+
+# -- host errors ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 1 MiB tmpfs, mounted for this test only."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+async def test_full_filesystem_gives_enospc_without_debris(tiny_fs):
+    store = HostBlockStore(tiny_fs / "blocks")
+    small = make_data(100_000, 5)
+    await store.write("keep", small)
+    with expect_code("ENOSPC") as info:
+        await store.write("big", make_data(2 * MIB))
+    assert isinstance(info.value, KernelError) and str(tiny_fs) not in str(info.value)
+    assert "big" in str(info.value)
+    with expect_code("ENOSPC"):  # replacing a block that does not fit keeps the old one whole
+        await store.write("keep", make_data(2 * MIB, 6), durable=True)
+    assert not await store.exists("big")
+    assert await store.read("keep") == small
+    assert temp_files(tiny_fs) == []
+    assert await listed(store) == ["keep"]
+    assert await store.cleanup_temp_files() == 0
+
+
+EACCES_CHILD = """
+import json, os, sys, trio
+from blockstores import HostBlockStore
+from kernel.errors import KernelError
+store = HostBlockStore(sys.argv[1])
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+
+async def main():
+    out = {}
+    ops = {
+        "write_new": lambda: store.write("newkey", b"data"),
+        "overwrite": lambda: store.write("locked", b"evil"),
+        "read": lambda: store.read("locked"),
+        "read_range": lambda: store.read_range("locked", 0, 4),
+        "delete": lambda: store.delete("locked"),
+        "copy": lambda: store.copy("open", "copied"),
+    }
+    for name, op in ops.items():
+        try:
+            await op()
+            out[name] = "ok"
+        except KernelError as err:
+            out[name] = str(err)
+    print(json.dumps(out))
+
+trio.run(main)
+"""
+
+
+async def test_unwritable_directory_gives_eacces_without_debris():
+    # A world-traversable directory owned by root, used by an unprivileged child.
+    parent = Path(tempfile.mkdtemp(prefix="vfsfuse-eacces-"))
+    try:
+        parent.chmod(0o755)
+        store = HostBlockStore(parent / "blocks")
+        await store.write("locked", b"secret")
+        await store.write("open", b"public")
+        os.chmod(store.path_for("locked"), 0o600)
+        child = await trio.to_thread.run_sync(run_child, EACCES_CHILD, str(parent / "blocks"))
+        assert child.returncode == 0, child.stderr
+        result = json.loads(child.stdout)
+        for name in ("write_new", "overwrite", "read", "read_range", "delete", "copy"):
+            assert result[name].startswith("EACCES:"), (name, result[name])
+            assert str(parent) not in result[name]
+        assert await store.read("locked") == b"secret"
+        assert stat.S_IMODE(os.stat(store.path_for("locked")).st_mode) == 0o600
+        assert not await store.exists("newkey") and not await store.exists("copied")
+        assert temp_files(parent) == []
+    finally:
+        shutil.rmtree(parent)
