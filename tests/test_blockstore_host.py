@@ -346,3 +346,41 @@ async def test_unwritable_directory_gives_eacces_without_debris():
         assert temp_files(parent) == []
     finally:
         shutil.rmtree(parent)
+
+
+@pytest.fixture
+def fsync_log(monkeypatch):
+    """Record the path of every fsync'd descriptor, in order."""
+    log: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        log.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(host_module.os, "fsync", recording_fsync)
+    return log
+
+
+async def test_sync_fsyncs_files_then_their_dirs_once_each(host, base, fsync_log):
+    for key in ("abcd01", "abcd02", "a1"):
+        await host.write(key, key.encode())
+    assert fsync_log == []  # plain writes are not durable by themselves
+    await host.sync(["abcd01", "abcd02", "a1", "abcd01", "deleted-meanwhile"])
+    files = [str(base / "ab/cd/abcd01"), str(base / "ab/cd/abcd02"), str(base / "a1/__/a1")]
+    dirs = [str(base / p) for p in ("ab/cd", "a1/__", "ab", "a1")] + [str(base)]
+    assert sorted(fsync_log[:3]) == sorted(files)
+    assert sorted(fsync_log[3:]) == sorted(dirs) and len(fsync_log) == 8
+    assert fsync_log.index(str(base / "ab/cd")) < fsync_log.index(str(base / "ab")) < fsync_log.index(str(base))
+    fsync_log.clear()
+    await host.sync(["abcd01"])  # shard dirs are durable now: only the file and its dir
+    assert fsync_log == [files[0], str(base / "ab/cd")]
+
+
+async def test_durable_write_fsyncs_data_before_rename_and_dirs_after(host, base, fsync_log):
+    await host.write("ffee01", b"x" * 1000, durable=True)
+    assert fsync_log[0].startswith(str(base / "ff/ee/.tmp.ffee01."))
+    assert fsync_log[1:] == [str(base / "ff/ee"), str(base / "ff"), str(base)]
+    fsync_log.clear()
+    await host.write("ffee02", b"y", durable=True)  # existing shard: file and its dir only
+    assert len(fsync_log) == 2 and fsync_log[1] == str(base / "ff/ee")
