@@ -1,0 +1,163 @@
+"""Moving chunk bytes in and out of the block store safely.
+
+Blocks are content addressed (key = hex xxh3-128 of the bytes) and shared by
+refcount, which the metadata store keeps.  Three rules make this crash safe:
+
+1. A block is written (atomically, by the block store) *before* any metadata
+   that references it is committed.
+2. Before a commit, every block written since the previous commit is made
+   durable (``BlockStore.sync``), so committed metadata never names a block that
+   a power cut could lose.
+3. A block is deleted only after the commit in which its refcount reached zero,
+   and only if nobody revived it meanwhile.
+
+Rule 3 needs coordination between a writer that is about to reference a key
+whose refcount is zero (it must write the block again) and a deleter that is
+removing that same key: ``_writing`` and ``_deleting`` make the two exclusive.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+import xxhash
+
+from blockstores.base import BlockStore
+from kernel.errors import KernelError
+
+from .metadata.base import MetadataStore
+
+log = logging.getLogger("vfsfuse.blocks")
+
+
+def block_key(data: bytes | bytearray | memoryview) -> str:
+    """The content address of a chunk."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+class BlockManager:
+    """Writes, reads (verified) and deletes blocks on behalf of the ChunkedVFS."""
+
+    def __init__(self, metadata: MetadataStore, blocks: BlockStore, clean_cache_bytes: int) -> None:
+        self.metadata = metadata
+        self.blocks = blocks
+        self._writing: dict[str, int] = {}  # key -> writers currently (re)creating it
+        self._deleting: dict[str, trio.Event] = {}
+        self._unsynced: set[str] = set()  # written since the last durable commit
+        self._cache: dict[str, bytes] = {}  # verified clean blocks, insertion = LRU order
+        self._cache_bytes = 0
+        self._cache_limit = clean_cache_bytes
+
+    # -- writing -------------------------------------------------------------------
+
+    def begin_reference(self, key: str) -> None:
+        """Mark *key* as about to be referenced, so no deleter removes it meanwhile."""
+        self._writing[key] = self._writing.get(key, 0) + 1
+
+    def end_reference(self, key: str) -> None:
+        n = self._writing[key] - 1
+        if n:
+            self._writing[key] = n
+        else:
+            del self._writing[key]
+
+    async def ensure_stored(self, key: str, data: bytes) -> None:
+        """Make sure block *key* exists in the block store.  Call between
+        ``begin_reference`` and the metadata update that references it."""
+        while key in self._deleting:
+            await self._deleting[key].wait()
+        if self.metadata.block_refcount(key) > 0:
+            return  # dedup: somebody already references (so stored) these bytes
+        await self.blocks.write(key, data)
+        self._unsynced.add(key)
+
+    # -- reading -------------------------------------------------------------------
+
+    async def read_verified(self, key: str, expected_len: int | None = None) -> bytes:
+        """The whole block, checked against its content address.
+
+        A missing or corrupt block raises EIO (and logs), never returns wrong bytes.
+        """
+        data = self._cache.get(key)
+        if data is not None:
+            self._cache[key] = self._cache.pop(key)  # refresh LRU position
+            return data
+        try:
+            data = await self.blocks.read(key)
+        except KernelError as err:
+            log.error("block %s unreadable: %s", key, err)
+            raise KernelError("EIO", f"block {key} is missing or unreadable") from None
+        if block_key(data) != key:
+            log.error("block %s is corrupt (content hash mismatch)", key)
+            raise KernelError("EIO", f"block {key} is corrupt")
+        self._remember(key, data)
+        return data
+
+    def _remember(self, key: str, data: bytes) -> None:
+        if len(data) > self._cache_limit:
+            return
+        self._cache[key] = data
+        self._cache_bytes += len(data)
+        while self._cache_bytes > self._cache_limit:
+            old_key = next(iter(self._cache))
+            self._cache_bytes -= len(self._cache.pop(old_key))
+
+    def forget_cached(self, key: str) -> None:
+        data = self._cache.pop(key, None)
+        if data is not None:
+            self._cache_bytes -= len(data)
+
+    # -- durability and deletion ---------------------------------------------------
+
+    async def commit(self, extra_candidates=()) -> tuple[int, int]:
+        """Durable group commit: sync new blocks, commit metadata, delete dead blocks.
+
+        *extra_candidates* (from GC) are deleted too if no committed metadata
+        references them.  Returns (blocks removed, bytes removed)."""
+        while self._unsynced:
+            pending, self._unsynced = self._unsynced, set()
+            await self.blocks.sync(pending)
+        # No await from the last sync to the claim below: the committed metadata only
+        # references durable blocks, and refcount 0 now means "dead in committed state".
+        dead = self.metadata.commit()
+        claimed = self._claim([*dead, *extra_candidates])
+        if not claimed:
+            return 0, 0
+        return await self._remove(claimed)
+
+    def _claim(self, keys) -> list[str]:
+        victims = []
+        for k in keys:
+            if k in self._writing or k in self._deleting or self.metadata.block_refcount(k) != 0:
+                continue
+            self._deleting[k] = trio.Event()
+            self.forget_cached(k)
+            victims.append(k)
+        return victims
+
+    async def _remove(self, victims: list[str]) -> tuple[int, int]:
+        removed_bytes = 0
+        try:
+            for k in victims:
+                try:
+                    removed_bytes += await self.blocks.size(k)
+                except KernelError:
+                    pass
+            await self.blocks.delete_many(victims)
+        finally:
+            for k in victims:
+                self._deleting.pop(k).set()
+        return len(victims), removed_bytes
+
+    async def collect_garbage(self) -> tuple[int, int]:
+        """Remove every stored block that no committed metadata references."""
+        candidates = []
+        async for key in self.blocks.list_keys():
+            if self.metadata.block_refcount(key) == 0:
+                candidates.append(key)
+        return await self.commit(candidates)
+
+    @property
+    def unsynced_count(self) -> int:
+        return len(self._unsynced)

@@ -1,0 +1,988 @@
+"""ChunkedVFS: the inode-level filesystem over a metadata store and a block store.
+
+Small files live inline in their inode row; larger ones are cut into fixed-size
+chunks, each stored as a content-addressed block shared by refcount.  Writes go
+to a bounded write-back buffer (``writeback.py``) and become blocks on flush;
+metadata changes ride in one open transaction that ``BlockManager.commit``
+makes durable (group commit).  See ARCHITECTURE.md "Storage".
+
+Concurrency: metadata calls are synchronous, so any run of them without an
+``await`` is atomic.  Operations that await in the middle of a read-modify-write
+of file data (write, truncate, flush, version changes) hold a per-inode
+``trio.Lock``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as S
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import trio
+
+from blockstores.base import BlockStore
+from kernel.errors import KernelError
+from kernel.fs import (
+    RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_CALLER, ROOT_INO, UTIME_NOW, XATTR_CREATE,
+    XATTR_REPLACE, Attr, Caller, DirEntry, SetAttr, StatFs, check_name,
+)
+
+from .blocks import BlockManager, block_key
+from .metadata.base import CHUNKED, INLINE, InodeRecord, MetadataStore
+from .writeback import WriteBackBuffer
+
+log = logging.getLogger("vfsfuse.chunked")
+
+DEFAULT_CHUNK_SIZE = 4 << 20
+DEFAULT_INLINE_THRESHOLD = 64 << 10
+DIR_SIZE = 4096
+READDIR_BATCH = 512
+RELATIME_WINDOW_NS = 24 * 3600 * 10**9
+CHUNKS_XATTR = b"user.vfs.chunks"
+
+R_OK, W_OK, X_OK = 4, 2, 1
+
+
+@dataclass(slots=True)
+class Handle:
+    ino: int
+    flags: int
+    caller: Caller
+    is_dir: bool = False
+
+
+@dataclass(slots=True)
+class GcReport:
+    removed_blocks: int
+    removed_bytes: int
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+class ChunkedVFS:
+    """An inode-level ``FileSystem`` (kernel/fs.py) storing files as chunks."""
+
+    root_ino = ROOT_INO
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blocks: BlockStore,
+        *,
+        chunk_size: int | None = None,
+        inline_threshold: int | None = None,
+        cache_bytes: int = 64 << 20,
+        flush_interval: float = 1.0,
+        versioning: bool = False,
+        statfs_path: str | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.blocks = blocks
+        self.chunk_size = self._config_int("chunk_size", chunk_size, DEFAULT_CHUNK_SIZE)
+        self.inline_threshold = self._config_int("inline_threshold", inline_threshold, DEFAULT_INLINE_THRESHOLD)
+        if self.inline_threshold >= self.chunk_size * 16:
+            raise KernelError("EINVAL", "inline threshold must be far below the chunk size")
+        self.versioning = versioning
+        self.flush_interval = flush_interval
+        self.statfs_path = statfs_path or getattr(blocks, "base_dir", None)
+        self.buffer = WriteBackBuffer(cache_bytes)
+        self.bm = BlockManager(metadata, blocks, clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
+        self._zero_chunk = bytes(self.chunk_size)
+        self._handles: dict[int, Handle] = {}
+        self._next_fh = 1
+        self._open_count: dict[int, int] = {}
+        self._retained: dict[int, int] = {}
+        self._locks: dict[int, trio.Lock] = {}
+        self._pressure_lock = trio.Lock()
+        self._closed = False
+        self._paged_stats_native = _supports_paged_stats(metadata)
+        self._reap_orphans()
+
+    def _config_int(self, key: str, given: int | None, default: int) -> int:
+        stored = self.metadata.get_config(key)
+        if stored is not None:
+            if given is not None and int(stored) != given:
+                raise KernelError("EINVAL", f"store was created with {key}={stored}, not {given}")
+            return int(stored)
+        value = given if given is not None else default
+        self.metadata.set_config(key, str(value))
+        return value
+
+    def _reap_orphans(self) -> None:
+        """Destroy inodes left with no name by a crash while they were open."""
+        reaper = getattr(self.metadata, "orphan_inodes", None)
+        if reaper is None:
+            return
+        for ino in reaper():
+            self._destroy_now(ino)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator["ChunkedVFS"]:
+        """Run the background flusher; flush and commit everything on exit."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._flusher)
+            try:
+                yield self
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await self.sync()
+
+    async def _flusher(self) -> None:
+        while True:
+            await trio.sleep(self.flush_interval)
+            try:
+                await self.sync()
+            except KernelError as err:  # e.g. ENOSPC: keep data buffered, retry next tick
+                log.error("background flush failed: %s", err)
+
+    async def sync(self) -> None:
+        """Flush every dirty chunk and make all metadata durable."""
+        for ino in list(self.buffer.files):
+            await self._flush_inode(ino)
+        await self.bm.commit()
+
+    async def close(self) -> None:
+        if not self._closed:
+            await self.sync()
+            self._closed = True
+
+    # -- attributes ------------------------------------------------------------------
+
+    def _attr(self, node: InodeRecord) -> Attr:
+        mode = node.mode
+        size = DIR_SIZE if S.S_ISDIR(mode) else node.size
+        return Attr(
+            ino=node.ino, mode=mode, nlink=node.nlink, uid=node.uid, gid=node.gid, size=size,
+            atime_ns=node.atime_ns, mtime_ns=node.mtime_ns, ctime_ns=node.ctime_ns,
+            birthtime_ns=node.birthtime_ns, rdev=node.rdev, blksize=131072,
+            blocks=(size + 511) // 512,
+        )
+
+    def _node(self, ino: int) -> InodeRecord:
+        node = self.metadata.get_inode(ino)
+        if node is None:
+            raise KernelError("ENOENT", f"no inode {ino}")
+        return node
+
+    def _dir(self, ino: int) -> InodeRecord:
+        node = self._node(ino)
+        if not node.is_dir:
+            raise KernelError("ENOTDIR", "not a directory")
+        return node
+
+    @staticmethod
+    def _may(node: InodeRecord, caller: Caller, want: int) -> bool:
+        if caller.uid == 0:
+            return not (want & X_OK) or node.is_dir or bool(node.mode & 0o111)
+        if caller.uid == node.uid:
+            bits = (node.mode >> 6) & 7
+        elif caller.in_group(node.gid):
+            bits = (node.mode >> 3) & 7
+        else:
+            bits = node.mode & 7
+        return bits & want == want
+
+    def _check(self, node: InodeRecord, caller: Caller, want: int) -> None:
+        if not self._may(node, caller, want):
+            raise KernelError("EACCES", "permission denied")
+
+    def _check_sticky(self, parent: InodeRecord, child: InodeRecord, caller: Caller) -> None:
+        if parent.mode & S.S_ISVTX and caller.uid not in (0, parent.uid, child.uid):
+            raise KernelError("EPERM", "sticky directory: not the owner")
+
+    async def getattr(self, ino: int) -> Attr:
+        return self._attr(self._node(ino))
+
+    async def lookup(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
+        pnode = self._dir(parent)
+        if caller.uid:
+            self._check(pnode, caller, X_OK)
+        if len(name) > 255:
+            raise KernelError("ENAMETOOLONG", "file name too long")
+        if name == b".":
+            return self._attr(pnode)
+        if name == b"..":
+            parents = self.metadata.parents_of(parent) if parent != ROOT_INO else []
+            return self._attr(self._node(parents[0][0] if parents else ROOT_INO))
+        ino = self.metadata.lookup(parent, name)
+        if ino is None:
+            raise KernelError("ENOENT", "no such file or directory")
+        return self._attr(self._node(ino))
+
+    async def setattr(self, ino: int, changes: SetAttr, caller: Caller = ROOT_CALLER) -> Attr:
+        node = self._node(ino)
+        now = _now()
+        upd: dict = {}
+        owner = caller.uid == 0 or caller.uid == node.uid
+        if changes.mode is not None:
+            if not owner:
+                raise KernelError("EPERM", "only the owner may change the mode")
+            mode = S.S_IFMT(node.mode) | (changes.mode & 0o7777)
+            if caller.uid != 0 and not caller.in_group(node.gid):
+                mode &= ~S.S_ISGID
+            upd["mode"] = mode
+        if changes.uid is not None or changes.gid is not None:
+            new_uid = node.uid if changes.uid is None else changes.uid
+            new_gid = node.gid if changes.gid is None else changes.gid
+            if caller.uid != 0:
+                if new_uid != node.uid or not owner or (new_gid != node.gid and not caller.in_group(new_gid)):
+                    raise KernelError("EPERM", "operation not permitted")
+            upd["uid"], upd["gid"] = new_uid, new_gid
+            if not node.is_dir and (new_uid != node.uid or new_gid != node.gid or caller.uid != 0):
+                mode = upd.get("mode", node.mode)
+                mode &= ~S.S_ISUID
+                if mode & 0o010:
+                    mode &= ~S.S_ISGID
+                upd["mode"] = mode
+        for field in ("atime_ns", "mtime_ns"):
+            value = getattr(changes, field)
+            if value is None:
+                continue
+            if value == UTIME_NOW:
+                if not owner and not self._may(node, caller, W_OK):
+                    raise KernelError("EACCES", "permission denied")
+                value = now
+            elif not owner:
+                raise KernelError("EPERM", "only the owner may set explicit times")
+            upd[field] = value
+        if changes.size is not None:
+            if node.is_dir:
+                raise KernelError("EISDIR", "is a directory")
+            if not S.S_ISREG(node.mode):
+                raise KernelError("EINVAL", "not a regular file")
+            await self._truncate(ino, changes.size, now)
+        upd["ctime_ns"] = changes.ctime_ns if changes.ctime_ns is not None else now
+        self.metadata.update_inode(ino, **upd)
+        return self._attr(self._node(ino))
+
+    # -- names -----------------------------------------------------------------------
+
+    def _new_inode(self, parent: InodeRecord, mode: int, caller: Caller, rdev: int = 0,
+                   target: bytes | None = None) -> InodeRecord:
+        now = _now()
+        gid = caller.gid
+        if parent.mode & S.S_ISGID:
+            gid = parent.gid
+            if S.S_ISDIR(mode):
+                mode |= S.S_ISGID
+        if not S.S_ISLNK(mode):
+            mode = S.S_IFMT(mode) | (mode & 0o7777 & ~caller.umask)
+        ino = self.metadata.create_inode(mode, caller.uid, gid, now, rdev=rdev, symlink_target=target)
+        return self._node(ino)
+
+    def _prepare_create(self, parent: int, name: bytes, caller: Caller) -> InodeRecord:
+        check_name(name)
+        pnode = self._dir(parent)
+        if pnode.nlink == 0:
+            raise KernelError("ENOENT", "directory was removed")
+        if caller.uid:
+            self._check(pnode, caller, W_OK | X_OK)
+        if self.metadata.lookup(parent, name) is not None:
+            raise KernelError("EEXIST", "file exists")
+        return pnode
+
+    def _link_new(self, pnode: InodeRecord, name: bytes, node: InodeRecord, nlink: int) -> Attr:
+        self.metadata.create_dentry(pnode.ino, name, node.ino)
+        now = node.ctime_ns
+        upd = {"mtime_ns": now, "ctime_ns": now}
+        if nlink == 2:
+            upd["nlink"] = pnode.nlink + 1
+        self.metadata.update_inode(pnode.ino, **upd)
+        self.metadata.update_inode(node.ino, nlink=nlink, size=node.size)
+        node.nlink = nlink
+        return self._attr(node)
+
+    async def mknod(self, parent: int, name: bytes, mode: int, rdev: int = 0,
+                    caller: Caller = ROOT_CALLER) -> Attr:
+        kind = S.S_IFMT(mode) or S.S_IFREG
+        if kind not in (S.S_IFREG, S.S_IFIFO, S.S_IFSOCK, S.S_IFCHR, S.S_IFBLK):
+            raise KernelError("EINVAL", "bad file type for mknod")
+        if kind in (S.S_IFCHR, S.S_IFBLK) and caller.uid != 0:
+            raise KernelError("EPERM", "only root may create device nodes")
+        with self.metadata.transaction():
+            pnode = self._prepare_create(parent, name, caller)
+            node = self._new_inode(pnode, kind | (mode & 0o7777), caller,
+                                   rdev=rdev if kind in (S.S_IFCHR, S.S_IFBLK) else 0)
+            return self._link_new(pnode, name, node, 1)
+
+    async def mkdir(self, parent: int, name: bytes, mode: int, caller: Caller = ROOT_CALLER) -> Attr:
+        with self.metadata.transaction():
+            pnode = self._prepare_create(parent, name, caller)
+            node = self._new_inode(pnode, S.S_IFDIR | (mode & 0o7777), caller)
+            return self._link_new(pnode, name, node, 2)
+
+    async def symlink(self, parent: int, name: bytes, target: bytes, caller: Caller = ROOT_CALLER) -> Attr:
+        if not target or b"\0" in target:
+            raise KernelError("ENOENT" if not target else "EINVAL", "invalid symlink target")
+        if len(target) > 4095:
+            raise KernelError("ENAMETOOLONG", "symlink target too long")
+        with self.metadata.transaction():
+            pnode = self._prepare_create(parent, name, caller)
+            node = self._new_inode(pnode, S.S_IFLNK | 0o777, caller, target=target)
+            node.size = len(target)
+            return self._link_new(pnode, name, node, 1)
+
+    async def readlink(self, ino: int, caller: Caller = ROOT_CALLER) -> bytes:
+        node = self._node(ino)
+        if not node.is_symlink:
+            raise KernelError("EINVAL", "not a symbolic link")
+        return self.metadata.read_symlink(ino)
+
+    async def link(self, ino: int, new_parent: int, new_name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
+        with self.metadata.transaction():
+            node = self._node(ino)
+            if node.is_dir:
+                raise KernelError("EPERM", "hard links to directories are not allowed")
+            pnode = self._prepare_create(new_parent, new_name, caller)
+            if node.nlink == 0:
+                raise KernelError("ENOENT", "file was removed")
+            now = _now()
+            self.metadata.create_dentry(new_parent, new_name, ino)
+            self.metadata.update_inode(ino, nlink=node.nlink + 1, ctime_ns=now)
+            self.metadata.update_inode(new_parent, mtime_ns=now, ctime_ns=now)
+            node.nlink += 1
+            node.ctime_ns = now
+            return self._attr(node)
+
+    def _child(self, parent: int, name: bytes) -> InodeRecord:
+        ino = self.metadata.lookup(parent, name)
+        if ino is None:
+            raise KernelError("ENOENT", "no such file or directory")
+        return self._node(ino)
+
+    async def unlink(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
+        with self.metadata.transaction():
+            pnode = self._dir(parent)
+            if caller.uid:
+                self._check(pnode, caller, W_OK | X_OK)
+            node = self._child(parent, name)
+            if node.is_dir:
+                raise KernelError("EISDIR", "is a directory")
+            self._check_sticky(pnode, node, caller)
+            now = _now()
+            self.metadata.remove_dentry(parent, name)
+            self.metadata.update_inode(parent, mtime_ns=now, ctime_ns=now)
+            self._drop_link(node, now)
+
+    def _drop_link(self, node: InodeRecord, now: int) -> None:
+        nlink = node.nlink - 1 if not node.is_dir else 0
+        self.metadata.update_inode(node.ino, nlink=max(nlink, 0), ctime_ns=now)
+        if nlink <= 0 and not self._in_use(node.ino):
+            self._destroy_now(node.ino)
+
+    def _in_use(self, ino: int) -> bool:
+        return bool(self._open_count.get(ino) or self._retained.get(ino))
+
+    def _destroy_now(self, ino: int) -> None:
+        self.buffer.drop_file(ino)
+        self.metadata.delete_inode(ino)
+        self._locks.pop(ino, None)
+
+    async def rmdir(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
+        if name == b".":
+            raise KernelError("EINVAL", "cannot remove '.'")
+        if name == b"..":
+            raise KernelError("ENOTEMPTY", "cannot remove '..'")
+        with self.metadata.transaction():
+            pnode = self._dir(parent)
+            if caller.uid:
+                self._check(pnode, caller, W_OK | X_OK)
+            node = self._child(parent, name)
+            if not node.is_dir:
+                raise KernelError("ENOTDIR", "not a directory")
+            if self.metadata.has_children(node.ino):
+                raise KernelError("ENOTEMPTY", "directory not empty")
+            self._check_sticky(pnode, node, caller)
+            now = _now()
+            self.metadata.remove_dentry(parent, name)
+            self.metadata.update_inode(parent, nlink=pnode.nlink - 1, mtime_ns=now, ctime_ns=now)
+            self._drop_link(node, now)
+
+    def _is_ancestor(self, maybe_ancestor: int, ino: int) -> bool:
+        """True if directory *maybe_ancestor* is *ino* or one of its ancestors."""
+        seen = 0
+        while True:
+            if ino == maybe_ancestor:
+                return True
+            if ino == ROOT_INO or seen > 4096:
+                return False
+            parents = self.metadata.parents_of(ino)
+            if not parents:
+                return False
+            ino = parents[0][0]
+            seen += 1
+
+    async def rename(self, old_parent: int, old_name: bytes, new_parent: int, new_name: bytes,
+                     flags: int = 0, caller: Caller = ROOT_CALLER) -> None:
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
+            raise KernelError("EINVAL", "invalid rename flags")
+        check_name(new_name)
+        if old_name in (b".", b"..") or new_name in (b".", b".."):
+            raise KernelError("EBUSY" if old_name in (b".", b"..") else "EINVAL", "cannot rename . or ..")
+        with self.metadata.transaction():
+            sp = self._dir(old_parent)
+            dp = self._dir(new_parent)
+            if caller.uid:
+                self._check(sp, caller, W_OK | X_OK)
+                self._check(dp, caller, W_OK | X_OK)
+            src = self._child(old_parent, old_name)
+            self._check_sticky(sp, src, caller)
+            dst_ino = self.metadata.lookup(new_parent, new_name)
+            dst = self._node(dst_ino) if dst_ino is not None else None
+            now = _now()
+            if flags & RENAME_EXCHANGE:
+                if dst is None:
+                    raise KernelError("ENOENT", "no such file or directory")
+                self._check_sticky(dp, dst, caller)
+                if src.is_dir and self._is_ancestor(src.ino, new_parent) and src.ino != dst.ino:
+                    raise KernelError("EINVAL", "cannot move a directory into itself")
+                if dst.is_dir and self._is_ancestor(dst.ino, old_parent) and src.ino != dst.ino:
+                    raise KernelError("EINVAL", "cannot move a directory into itself")
+                self.metadata.exchange_dentries(old_parent, old_name, new_parent, new_name)
+                if old_parent != new_parent and src.is_dir != dst.is_dir:
+                    delta = 1 if src.is_dir else -1
+                    self.metadata.update_inode(old_parent, nlink=sp.nlink - delta)
+                    self.metadata.update_inode(new_parent, nlink=dp.nlink + delta)
+                for ino in {old_parent, new_parent}:
+                    self.metadata.update_inode(ino, mtime_ns=now, ctime_ns=now)
+                self.metadata.update_inode(src.ino, ctime_ns=now)
+                self.metadata.update_inode(dst.ino, ctime_ns=now)
+                return
+            if dst is not None:
+                if flags & RENAME_NOREPLACE:
+                    raise KernelError("EEXIST", "file exists")
+                if dst.ino == src.ino:
+                    return  # same file (or hard links to it): POSIX says do nothing
+                self._check_sticky(dp, dst, caller)
+                if src.is_dir and not dst.is_dir:
+                    raise KernelError("ENOTDIR", "not a directory")
+                if not src.is_dir and dst.is_dir:
+                    raise KernelError("EISDIR", "is a directory")
+                if dst.is_dir and self.metadata.has_children(dst.ino):
+                    raise KernelError("ENOTEMPTY", "directory not empty")
+            if src.is_dir and self._is_ancestor(src.ino, new_parent):
+                raise KernelError("EINVAL", "cannot move a directory into itself")
+            delta = {old_parent: 0, new_parent: 0}
+            if dst is not None:
+                self.metadata.remove_dentry(new_parent, new_name)
+                if dst.is_dir:
+                    delta[new_parent] -= 1
+                self._drop_link(dst, now)
+            self.metadata.rename_dentry(old_parent, old_name, new_parent, new_name)
+            if src.is_dir and old_parent != new_parent:
+                delta[old_parent] -= 1
+                delta[new_parent] += 1
+            for p, pnode in ((old_parent, sp), (new_parent, dp)):
+                self.metadata.update_inode(p, nlink=pnode.nlink + delta[p], mtime_ns=now, ctime_ns=now)
+                if old_parent == new_parent:
+                    break
+            self.metadata.update_inode(src.ino, ctime_ns=now)
+
+    # -- open files ------------------------------------------------------------------
+
+    def _new_handle(self, ino: int, flags: int, caller: Caller, is_dir: bool = False) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = Handle(ino, flags, caller, is_dir)
+        self._open_count[ino] = self._open_count.get(ino, 0) + 1
+        return fh
+
+    def _handle(self, fh: int) -> Handle:
+        h = self._handles.get(fh)
+        if h is None:
+            raise KernelError("EBADF", "bad file handle")
+        return h
+
+    async def open(self, ino: int, flags: int, caller: Caller = ROOT_CALLER) -> int:
+        node = self._node(ino)
+        acc = flags & os.O_ACCMODE
+        if node.is_dir and acc != os.O_RDONLY:
+            raise KernelError("EISDIR", "is a directory")
+        if node.is_symlink:
+            raise KernelError("ELOOP", "is a symbolic link")
+        if caller.uid:
+            want = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK}.get(acc, R_OK | W_OK)
+            self._check(node, caller, want)
+        fh = self._new_handle(ino, flags, caller, node.is_dir)
+        if flags & os.O_TRUNC and acc != os.O_RDONLY and node.is_reg and node.size:
+            try:
+                await self._truncate(ino, 0, _now())
+            except BaseException:
+                await self.release(fh)
+                raise
+        return fh
+
+    async def create(self, parent: int, name: bytes, mode: int, flags: int,
+                     caller: Caller = ROOT_CALLER) -> tuple[int, Attr]:
+        existing = self.metadata.lookup(parent, name) if len(name) <= 255 else None
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise KernelError("EEXIST", "file exists")
+            fh = await self.open(existing, flags, caller)
+            return fh, self._attr(self._node(existing))
+        attr = await self.mknod(parent, name, S.S_IFREG | (mode & 0o7777), 0, caller)
+        fh = self._new_handle(attr.ino, flags, caller)
+        return fh, attr
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        h = self._handle(fh)
+        if h.is_dir:
+            raise KernelError("EISDIR", "is a directory")
+        node = self._node(h.ino)
+        self._touch_atime(node)
+        return await self._read(node, offset, size)
+
+    def _touch_atime(self, node: InodeRecord) -> None:
+        """relatime: update atime only if it is older than mtime/ctime or a day old."""
+        a = node.atime_ns
+        if a <= node.mtime_ns or a <= node.ctime_ns:
+            self.metadata.update_inode(node.ino, atime_ns=_now())
+        else:
+            now = _now()
+            if now - a > RELATIME_WINDOW_NS:
+                self.metadata.update_inode(node.ino, atime_ns=now)
+
+    async def _read(self, node: InodeRecord, offset: int, size: int) -> bytes:
+        if offset < 0:
+            raise KernelError("EINVAL", "negative offset")
+        end = min(node.size, offset + size)
+        if offset >= end:
+            return b""
+        if node.storage_mode == INLINE:
+            content = node.inline_content or b""
+            out = content[offset:end]
+            if len(out) < end - offset:  # defensive: size ahead of content
+                out += bytes(end - offset - len(out))
+            return out
+        cs = self.chunk_size
+        first, last = offset // cs, (end - 1) // cs
+        if first == last:
+            return await self._read_in_chunk(node.ino, first, offset - first * cs, end - offset)
+        parts = []
+        pos = offset
+        for idx in range(first, last + 1):
+            base = idx * cs
+            stop = min(end, base + cs)
+            parts.append(await self._read_in_chunk(node.ino, idx, pos - base, stop - pos))
+            pos = stop
+        return b"".join(parts)
+
+    async def _read_in_chunk(self, ino: int, idx: int, start: int, length: int) -> bytes:
+        """*length* bytes of chunk *idx* from *start*, zero-filled past the block's end."""
+        dirty = self.buffer.get(ino, idx)
+        if dirty is not None:
+            data = dirty.data
+        else:
+            key = self.metadata.get_chunk_key(ino, idx)
+            if key is None:
+                return bytes(length)
+            data = await self.bm.read_verified(key)
+        out = bytes(data[start:start + length])
+        if len(out) < length:
+            out += bytes(length - len(out))
+        return out
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        h = self._handle(fh)
+        if h.flags & os.O_ACCMODE == os.O_RDONLY:
+            raise KernelError("EBADF", "file not open for writing")
+        if h.is_dir:
+            raise KernelError("EISDIR", "is a directory")
+        n = len(data)
+        if n == 0:
+            return 0
+        async with self._lock(h.ino):
+            node = self._node(h.ino)
+            if h.flags & os.O_APPEND:
+                offset = node.size
+            if offset < 0:
+                raise KernelError("EINVAL", "negative offset")
+            end = offset + n
+            now = _now()
+            upd: dict = {"mtime_ns": now, "ctime_ns": now}
+            if node.mode & (S.S_ISUID | S.S_ISGID) and h.caller.uid != 0:
+                upd["mode"] = node.mode & ~S.S_ISUID & ~(S.S_ISGID if node.mode & 0o010 else 0)
+            new_size = max(node.size, end)
+            if node.storage_mode == INLINE and new_size <= self.inline_threshold:
+                content = bytearray(node.inline_content or b"")
+                if len(content) < node.size:
+                    content.extend(bytes(node.size - len(content)))
+                if offset > len(content):
+                    content.extend(bytes(offset - len(content)))
+                content[offset:end] = data
+                upd.update(inline_content=bytes(content), size=new_size)
+                self.metadata.update_inode(h.ino, **upd)
+                return n
+            if node.storage_mode == INLINE:
+                self._promote(node)
+            await self._write_chunks(h.ino, offset, memoryview(data))
+            upd["size"] = new_size
+            self.metadata.update_inode(h.ino, **upd)
+        if self.buffer.over_limit:
+            await self._relieve_pressure()
+        return n
+
+    def _promote(self, node: InodeRecord) -> None:
+        """Move inline content into the write-back buffer as chunks (no block I/O yet)."""
+        content = node.inline_content or b""
+        cs = self.chunk_size
+        for idx in range(0, (len(content) + cs - 1) // cs):
+            self.buffer.put(node.ino, idx, bytearray(content[idx * cs:(idx + 1) * cs]))
+        self.metadata.update_inode(node.ino, storage_mode=CHUNKED, inline_content=None)
+        node.storage_mode = CHUNKED
+        node.inline_content = None
+
+    async def _write_chunks(self, ino: int, offset: int, data: memoryview) -> None:
+        cs = self.chunk_size
+        pos = 0
+        while pos < len(data):
+            abs_off = offset + pos
+            idx, start = divmod(abs_off, cs)
+            take = min(cs - start, len(data) - pos)
+            chunk = self.buffer.get(ino, idx)
+            if chunk is None:
+                if start == 0 and take == cs:
+                    base = bytearray()
+                else:
+                    base = await self._chunk_base(ino, idx)
+                chunk = self.buffer.put(ino, idx, base)
+            self.buffer.write_into(chunk, start, data[pos:pos + take])
+            pos += take
+
+    async def _chunk_base(self, ino: int, idx: int) -> bytearray:
+        key = self.metadata.get_chunk_key(ino, idx)
+        if key is None:
+            return bytearray()
+        return bytearray(await self.bm.read_verified(key))
+
+    def _lock(self, ino: int) -> trio.Lock:
+        lock = self._locks.get(ino)
+        if lock is None:
+            lock = self._locks[ino] = trio.Lock()
+        return lock
+
+    # -- flushing --------------------------------------------------------------------
+
+    async def _flush_inode(self, ino: int) -> None:
+        async with self._lock(ino):
+            await self._flush_locked(ino, self.buffer.dirty_indices(ino))
+
+    async def _flush_locked(self, ino: int, indices: list[int]) -> None:
+        cs = self.chunk_size
+        for idx in indices:
+            chunk = self.buffer.get(ino, idx)
+            if chunk is None:
+                continue
+            node = self.metadata.get_inode(ino)
+            if node is None or node.storage_mode != CHUNKED:
+                self.buffer.drop(ino, idx)
+                continue
+            valid = max(0, min(len(chunk.data), node.size - idx * cs))
+            gen = chunk.generation
+            payload = bytes(memoryview(chunk.data)[:valid])
+            if not payload or payload == self._zero_chunk[:valid]:
+                # all zeros: a hole costs nothing
+                self._unmap_chunk(ino, idx)
+                self.buffer.drop(ino, idx, gen)
+                continue
+            key = block_key(payload)
+            self.bm.begin_reference(key)
+            try:
+                await self.bm.ensure_stored(key, payload)
+                if self.metadata.get_inode(ino) is not None:
+                    self.metadata.set_chunk_key(ino, idx, key, len(payload))
+            finally:
+                self.bm.end_reference(key)
+            self.buffer.drop(ino, idx, gen)
+
+    def _unmap_chunk(self, ino: int, idx: int) -> None:
+        if self.metadata.get_chunk_key(ino, idx) is None:
+            return
+        unmap = getattr(self.metadata, "delete_chunk", None)
+        if unmap is not None:
+            unmap(ino, idx)
+            return
+        # Fallback over the base API: remove idx.. and put back the ones after it.
+        later = [c for c in self.metadata.get_all_chunk_keys(ino) if c.chunk_index > idx]
+        lengths = {c.key: self.metadata.block_length(c.key) or 0 for c in later}
+        for c in later:
+            self.bm.begin_reference(c.key)
+        try:
+            self.metadata.delete_chunks_from(ino, idx)
+            for c in later:
+                self.metadata.set_chunk_key(ino, c.chunk_index, c.key, lengths[c.key])
+        finally:
+            for c in later:
+                self.bm.end_reference(c.key)
+
+    async def _relieve_pressure(self) -> None:
+        """Flush the oldest dirty chunks until the buffer is back under 3/4 of its limit."""
+        if self._pressure_lock.locked():
+            if self.buffer.total < self.buffer.limit * 1.25:
+                return
+        async with self._pressure_lock:
+            target = self.buffer.limit * 3 // 4
+            while self.buffer.total > target and self.buffer.files:
+                ino = next(iter(self.buffer.files))
+                idx = next(iter(self.buffer.files[ino].chunks))
+                async with self._lock(ino):
+                    await self._flush_locked(ino, [idx])
+
+    # -- truncate --------------------------------------------------------------------
+
+    async def _truncate(self, ino: int, length: int, now: int) -> None:
+        if length < 0:
+            raise KernelError("EINVAL", "negative length")
+        async with self._lock(ino):
+            node = self._node(ino)
+            if length == node.size:
+                self.metadata.update_inode(ino, mtime_ns=now, ctime_ns=now)
+                return
+            cs = self.chunk_size
+            upd = {"size": length, "mtime_ns": now, "ctime_ns": now}
+            if node.storage_mode == INLINE:
+                if length <= self.inline_threshold:
+                    content = (node.inline_content or b"")[:length]
+                    upd["inline_content"] = content + bytes(length - len(content))
+                else:
+                    self._promote(node)
+                self.metadata.update_inode(ino, **upd)
+                return
+            if length < node.size:
+                last = (length - 1) // cs if length else -1
+                self.buffer.drop_from(ino, last + 1)
+                self.metadata.delete_chunks_from(ino, last + 1)
+                tail = length - last * cs if length else 0
+                if length and tail < cs:
+                    chunk = self.buffer.get(ino, last)
+                    if chunk is None:
+                        key = self.metadata.get_chunk_key(ino, last)
+                        if key is not None and (self.metadata.block_length(key) or 0) > tail:
+                            base = await self._chunk_base(ino, last)
+                            chunk = self.buffer.put(ino, last, base)
+                    if chunk is not None:
+                        self.buffer.truncate_chunk(chunk, tail)
+                if length <= self.inline_threshold:
+                    node.size = length
+                    content = await self._read(node, 0, length)
+                    self.buffer.drop_file(ino)
+                    self.metadata.delete_all_chunks(ino)
+                    upd.update(storage_mode=INLINE, inline_content=content)
+            self.metadata.update_inode(ino, **upd)
+
+    async def flush(self, fh: int) -> None:
+        self._handle(fh)
+
+    async def fsync(self, fh: int, datasync: bool = False) -> None:
+        h = self._handle(fh)
+        await self._flush_inode(h.ino)
+        await self.bm.commit()
+
+    async def release(self, fh: int) -> None:
+        h = self._handles.pop(fh, None)
+        if h is None:
+            return
+        left = self._open_count.get(h.ino, 1) - 1
+        if left:
+            self._open_count[h.ino] = left
+            return
+        del self._open_count[h.ino]
+        node = self.metadata.get_inode(h.ino)
+        if node is None:
+            return
+        if node.nlink == 0 and not self._retained.get(h.ino):
+            async with self._lock(h.ino):
+                self._destroy_now(h.ino)
+        elif self.buffer.files.get(h.ino):
+            await self._flush_inode(h.ino)
+
+    # -- directories -----------------------------------------------------------------
+
+    async def opendir(self, ino: int, caller: Caller = ROOT_CALLER) -> int:
+        node = self._dir(ino)
+        if caller.uid:
+            self._check(node, caller, R_OK)
+        return self._new_handle(ino, os.O_RDONLY, caller, is_dir=True)
+
+    async def readdir(self, fh: int, offset: int) -> list[DirEntry]:
+        h = self._handle(fh)
+        if self._paged_stats_native:
+            rows = self.metadata.list_dir_with_stats(h.ino, after_seq=offset, limit=READDIR_BATCH)
+        else:
+            rows = self._paged_stats(h.ino, offset)
+        return [DirEntry(d.name, self._attr(n), d.seq) for d, n in rows]
+
+    def _paged_stats(self, ino: int, offset: int):
+        out = []
+        for d in self.metadata.list_dir(ino, after_seq=offset, limit=READDIR_BATCH):
+            n = self.metadata.get_inode(d.ino)
+            if n is not None:
+                out.append((d, n))
+        return out
+
+    async def releasedir(self, fh: int) -> None:
+        await self.release(fh)
+
+    async def fsyncdir(self, fh: int, datasync: bool = False) -> None:
+        self._handle(fh)
+        await self.bm.commit()
+
+    async def statfs(self) -> StatFs:
+        stats = self.metadata.stats()
+        if self.statfs_path:
+            st = await trio.to_thread.run_sync(os.statvfs, self.statfs_path)
+            bsize = st.f_frsize or 4096
+            return StatFs(bsize, bsize, st.f_blocks, st.f_bfree, st.f_bavail,
+                          stats.inodes + st.f_ffree, st.f_ffree)
+        total = 1 << 40
+        used = stats.stored_bytes + sum(len(c.data) for f in self.buffer.files.values() for c in f.chunks.values())
+        free = max(0, total - used) // 4096
+        return StatFs(4096, 4096, total // 4096, free, free, stats.inodes + (1 << 32), 1 << 32)
+
+    # -- xattrs ----------------------------------------------------------------------
+
+    async def getxattr(self, ino: int, name: bytes) -> bytes:
+        node = self._node(ino)
+        if name == CHUNKS_XATTR and node.is_reg:
+            return self.chunk_map_text(node).encode()
+        value = self.metadata.get_xattr(ino, name)
+        if value is None:
+            raise KernelError("ENODATA", "no such attribute")
+        return value
+
+    async def setxattr(self, ino: int, name: bytes, value: bytes, flags: int = 0,
+                       caller: Caller = ROOT_CALLER) -> None:
+        node = self._node(ino)
+        if name.startswith(b"user.vfs."):
+            raise KernelError("EPERM", "user.vfs.* attributes are read-only")
+        if not name or len(name) > 255:
+            raise KernelError("ERANGE" if name else "EINVAL", "bad attribute name")
+        if len(value) > 65536:
+            raise KernelError("E2BIG", "attribute value too large")
+        if caller.uid not in (0, node.uid) and name.startswith(b"user.") and not self._may(node, caller, W_OK):
+            raise KernelError("EACCES", "permission denied")
+        exists = self.metadata.get_xattr(ino, name) is not None
+        if flags & XATTR_CREATE and exists:
+            raise KernelError("EEXIST", "attribute exists")
+        if flags & XATTR_REPLACE and not exists:
+            raise KernelError("ENODATA", "no such attribute")
+        self.metadata.set_xattr(ino, name, value)
+        self.metadata.update_inode(ino, ctime_ns=_now())
+
+    async def listxattr(self, ino: int) -> list[bytes]:
+        self._node(ino)
+        return self.metadata.list_xattrs(ino)
+
+    async def removexattr(self, ino: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
+        self._node(ino)
+        if not self.metadata.remove_xattr(ino, name):
+            raise KernelError("ENODATA", "no such attribute")
+        self.metadata.update_inode(ino, ctime_ns=_now())
+
+    # -- lookup references (FUSE forget) ------------------------------------------------
+
+    def retain(self, ino: int) -> None:
+        self._retained[ino] = self._retained.get(ino, 0) + 1
+
+    async def forget(self, ino: int) -> None:
+        left = self._retained.get(ino, 0) - 1
+        if left > 0:
+            self._retained[ino] = left
+            return
+        self._retained.pop(ino, None)
+        node = self.metadata.get_inode(ino)
+        if node is not None and node.nlink == 0 and ino != ROOT_INO and not self._open_count.get(ino):
+            async with self._lock(ino):
+                self._destroy_now(ino)
+
+    # -- inspection --------------------------------------------------------------------
+
+    def chunk_map(self, ino: int) -> list[tuple[int, int, int, str | None]]:
+        """(index, offset, length, key) for each stored chunk; key None = dirty, not yet stored."""
+        node = self._node(ino)
+        cs = self.chunk_size
+        out = []
+        for ref in self.metadata.get_all_chunk_keys(ino):
+            if self.buffer.get(ino, ref.chunk_index) is None:
+                out.append((ref.chunk_index, ref.chunk_index * cs,
+                            self.metadata.block_length(ref.key) or 0, ref.key))
+        for idx in self.buffer.dirty_indices(ino):
+            chunk = self.buffer.get(ino, idx)
+            out.append((idx, idx * cs, min(len(chunk.data), max(0, node.size - idx * cs)), None))
+        out.sort()
+        return out
+
+    def chunk_map_text(self, node: InodeRecord) -> str:
+        lines = [f"ino {node.ino} size {node.size} storage {node.storage_mode} chunk_size {self.chunk_size}"]
+        for idx, off, length, key in self.chunk_map(node.ino):
+            ref = self.metadata.block_refcount(key) if key else 0
+            lines.append(f"{idx} {off} {length} {key or 'dirty'} refs={ref}")
+        return "\n".join(lines) + "\n"
+
+    def stats(self) -> dict:
+        s = self.metadata.stats()
+        return {
+            "inodes": s.inodes, "files": s.files, "directories": s.directories,
+            "logical_bytes": s.logical_bytes, "stored_bytes": s.stored_bytes,
+            "dedup_ratio": (s.logical_bytes / s.stored_bytes) if s.stored_bytes else 1.0,
+            "blocks": s.blocks, "dirty_bytes": self.buffer.total, "versions": s.versions,
+            "chunk_size": self.chunk_size, "inline_threshold": self.inline_threshold,
+        }
+
+    async def gc(self) -> GcReport:
+        """Flush, commit, then delete every block nothing references."""
+        for ino in list(self.buffer.files):
+            await self._flush_inode(ino)
+        n, b = await self.bm.collect_garbage()
+        return GcReport(n, b)
+
+    # -- versions ----------------------------------------------------------------------
+
+    async def create_version(self, ino: int) -> int:
+        async with self._lock(ino):
+            await self._flush_locked(ino, self.buffer.dirty_indices(ino))
+            return self.metadata.create_version(ino, _now())
+
+    async def list_versions(self, ino: int):
+        self._node(ino)
+        return self.metadata.list_versions(ino)
+
+    async def restore_version(self, ino: int, version: int) -> None:
+        async with self._lock(ino):
+            self.buffer.drop_file(ino)
+            self.metadata.restore_version(ino, version, _now())
+
+    async def prune_versions(self, ino: int, policy: dict) -> int:
+        async with self._lock(ino):
+            versions = self.metadata.list_versions(ino)
+            kind = policy.get("type")
+            if kind == "count":
+                doomed = [v.version for v in versions[int(policy["keep"]):]]
+            elif kind == "age":
+                max_age_ns = int(float(policy.get("max_age_s", policy.get("maxAgeMs", 0) / 1000)) * 1e9)
+                cutoff = _now() - max_age_ns
+                doomed = [v.version for v in versions if v.created_at_ns < cutoff]
+            elif kind == "deferred":
+                doomed = [v.version for v in versions]
+            else:
+                raise KernelError("EINVAL", f"unknown retention policy {kind!r}")
+            if doomed:
+                self.metadata.delete_versions(ino, doomed)
+            return len(doomed)
+
+
+def _supports_paged_stats(metadata) -> bool:
+    try:
+        import inspect
+        return "after_seq" in inspect.signature(metadata.list_dir_with_stats).parameters
+    except (TypeError, ValueError):
+        return False
