@@ -120,15 +120,23 @@ class MetadataStore:
       update_inode(ino, **fields)                    (unknown ino: no-op)
       delete_inode(ino)                              drops its chunk rows (decref), its
           symlink target, xattrs, version rows (decref) and the dentries *inside* it.
+          Unknown ino: no-op.  EBUSY for the root or while a dentry still names it
+          (remove those first).
 
     Directory entries (names are bytes)
       lookup(parent, name) -> ino | None
-      create_dentry(parent, name, child)             EEXIST if taken
+      create_dentry(parent, name, child)             EEXIST if taken; ENOENT unknown
+          parent or child; ENOTDIR parent not a directory.  nlink is the caller's job.
       remove_dentry(parent, name)                    missing: no-op
-      rename_dentry(sp, sn, dp, dn)                  moves, replacing dp/dn; new seq
+      rename_dentry(sp, sn, dp, dn) -> replaced ino | None
+          moves, replacing dp/dn (its inode is left alone); new seq.  ENOENT if the
+          source is missing (destination untouched); ENOENT/ENOTDIR for a bad dp.
+          Same parent and name: no-op.
       exchange_dentries(p1, n1, p2, n2)              RENAME_EXCHANGE: swap the targets
-      list_dir(parent, after_seq=0, limit=None) -> [DentryRecord] in seq order
-      list_dir_with_stats(parent) -> [(DentryRecord, InodeRecord)]
+          (names keep their seq); ENOENT unless both exist
+      list_dir(parent, after_seq=0, limit=None) -> [DentryRecord] in seq order,
+          only entries with seq > after_seq (the readdir cookie); unknown parent: []
+      list_dir_with_stats(parent, after_seq=0, limit=None) -> [(DentryRecord, InodeRecord)]
       has_children(parent) -> bool
       parents_of(ino) -> [(parent, name)]            for fsck and /proc-style lookups
 
@@ -138,12 +146,15 @@ class MetadataStore:
     Chunks and blocks
       get_chunk_key(ino, idx) -> str | None
       set_chunk_key(ino, idx, key, length=0)         insert or replace; incref new, decref old
+          (ENOENT unknown ino)
       get_all_chunk_keys(ino) -> [ChunkRef] by index
       delete_all_chunks(ino) -> [key]                removed keys (decref each)
       delete_chunks_from(ino, start) -> [key]
       block_refcount(key) -> int
       block_length(key) -> int | None
       iter_blocks() -> Iterator[(key, refcount, length)]
+      check_refcounts() -> [(key, stored, actual)]  mismatches between the blocks
+          table and the chunk + version rows (empty when consistent; for fsck/tests)
 
     Transactions / durability
       transaction() -> context manager               nested atomic section
@@ -152,7 +163,8 @@ class MetadataStore:
 
     Xattrs
       get_xattr(ino, name) -> bytes | None; set_xattr(ino, name, value);
-      list_xattrs(ino) -> [bytes]; remove_xattr(ino, name) -> bool
+      list_xattrs(ino) -> [bytes] sorted; remove_xattr(ino, name) -> bool (False if absent)
+      set_xattr on an unknown ino: ENOENT
 
     Config (written at mkfs): get_config(key) -> str | None; set_config(key, value)
 
@@ -162,6 +174,8 @@ class MetadataStore:
       list_versions(ino) -> [VersionMeta] newest first
       get_version_chunk_map(ino, n) -> [ChunkRef]
       delete_versions(ino, [n]) -> [orphaned keys]   keys no longer referenced anywhere
+          (they are dead keys like any other: delete the blocks only once commit()
+          has returned them)
       restore_version(ino, n, now_ns)                ENOENT if missing
 
     stats() -> StoreStats
@@ -172,6 +186,16 @@ class MetadataStore:
     # -- shared path resolution (Linux rules: '.', '..', symlinks, ELOOP after 40) -----
 
     def resolve_path(self, path: str | bytes, follow: bool = True) -> int:
+        """Inode of *path*.  A trailing slash (``"/link/"``) follows a final symlink and
+        requires a directory (ENOTDIR otherwise), as on Linux."""
+        if isinstance(path, str):
+            path = path.encode("utf-8", "surrogateescape")
+        if path.endswith(b"/") and path.strip(b"/"):
+            ino, _ = self._walk(path, follow_last=True)
+            node = self.get_inode(ino)
+            if node is not None and not node.is_dir:
+                raise KernelError("ENOTDIR", "not a directory")
+            return ino
         parent, name = self._walk(path, follow_last=follow)
         return parent if name is None else self._final(parent, name)
 

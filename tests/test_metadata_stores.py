@@ -1,0 +1,26 @@
+"""Run the metadata-store conformance suite against every store configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conformance.metadata_suite import *  # noqa: F401,F403  (the suite's test functions)
+from vfsfuse.metadata import MemoryMetadataStore, SqliteMetadataStore
+
+CONFIGS = ["memory", "memory+versioning", "sqlite-memory", "sqlite-memory+versioning",
+           "sqlite-file"]
+
+
+@pytest.fixture(params=CONFIGS)
+def store(request, tmp_path):
+    """A fresh store per test, in each of the five configurations."""
+    kind, _, extra = request.param.partition("+")
+    versioning = extra == "versioning"
+    if kind == "memory":
+        s = MemoryMetadataStore(versioning=versioning)
+    elif kind == "sqlite-memory":
+        s = SqliteMetadataStore(":memory:", versioning=versioning)
+    else:
+        s = SqliteMetadataStore(str(tmp_path / "meta.db"), versioning=versioning)
+    yield s
+    s.close()

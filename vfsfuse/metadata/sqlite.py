@@ -1,0 +1,565 @@
+"""SQLite metadata store (apsw), with group commit.
+
+One write transaction stays open between commits: it starts lazily
+(``BEGIN IMMEDIATE``) at the first write and ends at ``commit()``.  Readers in
+other processes (``sqlite3 -readonly meta.db``) see the last committed state,
+thanks to WAL mode and normal locking.  ``transaction()`` is a SAVEPOINT inside
+the group; on error it rolls back to the savepoint and re-raises the very same
+exception object.
+
+SQL texts are constants so apsw's statement cache reuses the prepared
+statements; every hot call is one or two cached statements on one cursor.
+Foreign-key failures never escape raw: preconditions are checked first and any
+leftover ``apsw.ConstraintError`` becomes a ``KernelError``.
+"""
+
+from __future__ import annotations
+
+import stat as _stat
+from collections import Counter
+from typing import Iterator
+
+import apsw
+
+from kernel.errors import KernelError
+from kernel.fs import ROOT_INO
+
+from . import schema
+from .base import (
+    INODE_FIELDS,
+    ChunkRef,
+    DentryRecord,
+    InodeRecord,
+    MetadataStore,
+    StoreStats,
+    VersionMeta,
+)
+
+_ROOT_MODE = _stat.S_IFDIR | 0o755
+_IFMT = 0o170000
+_INODE_COLS = ("ino, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, "
+               "birthtime_ns, storage_mode, inline_content")
+_INODE_FIELD_SET = frozenset(INODE_FIELDS)
+
+# -- statements (constant texts: apsw caches the prepared statements) -------------------
+_GET_INODE = f"SELECT {_INODE_COLS} FROM inodes WHERE ino = ?"
+_GET_MODE = "SELECT mode FROM inodes WHERE ino = ?"
+_INSERT_INODE = ("INSERT INTO inodes (mode, uid, gid, rdev, atime_ns, mtime_ns, ctime_ns, "
+                 "birthtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, ?5)")
+_INSERT_SYMLINK = "INSERT INTO symlinks (ino, target) VALUES (?, ?)"
+_READ_SYMLINK = "SELECT target FROM symlinks WHERE ino = ?"
+_LOOKUP = "SELECT child_ino FROM dentries WHERE parent_ino = ? AND name = ?"
+# Insert only if the parent is a directory; 0 changes means: find out why.
+_INSERT_DENTRY = ("INSERT INTO dentries (parent_ino, name, child_ino, seq) "
+                  "SELECT ?1, ?2, ?3, ?4 FROM inodes WHERE ino = ?1 AND (mode & 61440) = 16384")
+_DELETE_DENTRY = "DELETE FROM dentries WHERE parent_ino = ? AND name = ? RETURNING child_ino"
+_MOVE_DENTRY = ("UPDATE dentries SET parent_ino = ?, name = ?, seq = ? "
+                "WHERE parent_ino = ? AND name = ?")
+_SET_DENTRY_CHILD = "UPDATE dentries SET child_ino = ? WHERE parent_ino = ? AND name = ?"
+_LIST_DIR = ("SELECT d.name, d.child_ino, d.seq, i.mode FROM dentries d "
+             "JOIN inodes i ON i.ino = d.child_ino "
+             "WHERE d.parent_ino = ? AND d.seq > ? ORDER BY d.seq LIMIT ?")
+_LIST_DIR_STATS = ("SELECT d.name, d.seq, i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, "
+                   "i.atime_ns, i.mtime_ns, i.ctime_ns, i.birthtime_ns, i.storage_mode, "
+                   "i.inline_content FROM dentries d JOIN inodes i ON i.ino = d.child_ino "
+                   "WHERE d.parent_ino = ? AND d.seq > ? ORDER BY d.seq LIMIT ?")
+_HAS_CHILDREN = "SELECT EXISTS (SELECT 1 FROM dentries WHERE parent_ino = ?)"
+_PARENTS_OF = "SELECT parent_ino, name FROM dentries WHERE child_ino = ? ORDER BY seq"
+_IS_LINKED = "SELECT EXISTS (SELECT 1 FROM dentries WHERE child_ino = ?)"
+_GET_CHUNK = "SELECT key FROM chunks WHERE ino = ? AND chunk_index = ?"
+_REPLACE_CHUNK = ("INSERT INTO chunks (ino, chunk_index, key) VALUES (?, ?, ?) "
+                  "ON CONFLICT (ino, chunk_index) DO UPDATE SET key = excluded.key")
+_ALL_CHUNKS = "SELECT chunk_index, key FROM chunks WHERE ino = ? ORDER BY chunk_index"
+_DELETE_ALL_CHUNKS = "DELETE FROM chunks WHERE ino = ? RETURNING key"
+_DELETE_CHUNKS_FROM = "DELETE FROM chunks WHERE ino = ? AND chunk_index >= ? RETURNING key"
+_INCREF = ("INSERT INTO blocks (key, refcount, length) VALUES (?, ?, ?) "
+           "ON CONFLICT (key) DO UPDATE SET refcount = refcount + excluded.refcount, "
+           "length = CASE WHEN length = 0 THEN excluded.length ELSE length END")
+_DECREF = "UPDATE blocks SET refcount = refcount - ? WHERE key = ? RETURNING refcount, length"
+_DROP_BLOCK = "DELETE FROM blocks WHERE key = ?"
+_BLOCK = "SELECT refcount, length FROM blocks WHERE key = ?"
+_BLOCK_EXISTS = "SELECT EXISTS (SELECT 1 FROM blocks WHERE key = ?)"
+_GET_XATTR = "SELECT value FROM xattrs WHERE ino = ? AND name = ?"
+_SET_XATTR = ("INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) "
+              "ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value")
+_LIST_XATTRS = "SELECT name FROM xattrs WHERE ino = ? ORDER BY name"
+_REMOVE_XATTR = "DELETE FROM xattrs WHERE ino = ? AND name = ? RETURNING 1"
+_GET_CONFIG = "SELECT value FROM config WHERE key = ?"
+_SET_CONFIG = ("INSERT INTO config (key, value) VALUES (?, ?) "
+               "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+_SAVE_SEQ = "UPDATE counters SET value = ? WHERE name = 'dentry_seq'"
+_VERSION_ROW = ("SELECT version, size, created_at_ns, storage_mode, inline_content "
+                "FROM versions WHERE ino = ? AND version = ?")
+_VERSION_ROWS = ("SELECT version, size, created_at_ns, storage_mode, inline_content "
+                 "FROM versions WHERE ino = ? ORDER BY version DESC")
+_VERSION_MAP = ("SELECT chunk_index, key FROM version_chunks WHERE ino = ? AND version = ? "
+                "ORDER BY chunk_index")
+
+
+def _constraint(err: apsw.ConstraintError, what: str) -> KernelError:
+    """Map a constraint failure that slipped past the precondition checks."""
+    text = str(err)
+    if "UNIQUE" in text or "PRIMARY KEY" in text:
+        return KernelError("EEXIST", what)
+    if "FOREIGN KEY" in text:
+        return KernelError("ENOENT", f"{what}: referenced inode does not exist")
+    return KernelError("EINVAL", f"{what}: {text}")
+
+
+class _Savepoint:
+    """``transaction()``: a SAVEPOINT inside the open group transaction."""
+
+    __slots__ = ("_store", "_pending")
+
+    def __init__(self, store: "SqliteMetadataStore") -> None:
+        self._store = store
+
+    def __enter__(self) -> "_Savepoint":
+        s = self._store
+        s._write()
+        s._cur.execute("SAVEPOINT sp")
+        s._depth += 1
+        self._pending = dict(s._pending_dead)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        s = self._store
+        s._depth -= 1
+        if exc_type is None:
+            s._cur.execute("RELEASE sp")
+        else:
+            s._cur.execute("ROLLBACK TO sp")
+            s._cur.execute("RELEASE sp")
+            s._pending_dead = self._pending  # deaths/revivals inside were undone too
+        return False  # re-raise the same exception object
+
+
+class SqliteMetadataStore(MetadataStore):
+    """apsw-backed ``MetadataStore`` (see base.py for the method contracts)."""
+
+    def __init__(self, path: str, versioning: bool = False, now_ns: int = 0) -> None:
+        import time
+
+        self.versioning = versioning
+        self.path = path
+        self._conn = apsw.Connection(path)
+        self._conn.set_busy_timeout(10_000)
+        self._cur = self._conn.cursor()
+        self._in_txn = False
+        self._depth = 0
+        self._pending_dead: dict[str, int] = {}
+        self._update_sql: dict[tuple[str, ...], str] = {}
+        cur = self._cur
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA cache_size = -65536")  # 64 MiB
+        cur.execute("PRAGMA temp_store = MEMORY")
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            self._migrate()
+            if cur.execute("SELECT 1 FROM inodes WHERE ino = ?", (ROOT_INO,)).get is None:
+                now = now_ns or time.time_ns()
+                cur.execute(
+                    "INSERT INTO inodes (ino, mode, uid, gid, nlink, atime_ns, mtime_ns, "
+                    "ctime_ns, birthtime_ns) VALUES (?, ?, 0, 0, 2, ?, ?, ?, ?)",
+                    (ROOT_INO, _ROOT_MODE, now, now, now, now))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            self._conn.close()
+            raise
+        self._seq = cur.execute("SELECT value FROM counters WHERE name = 'dentry_seq'").get
+        self._saved_seq = self._seq
+        self._maybe_versions = versioning or bool(
+            cur.execute("SELECT EXISTS (SELECT 1 FROM versions)").get)
+
+    def _migrate(self) -> None:
+        cur = self._cur
+        have = cur.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'").get
+        version = cur.execute("SELECT version FROM schema_version").get if have else 0
+        target = schema.current_version()
+        if version > target:
+            raise KernelError("EINVAL", f"store schema version {version} is newer than "
+                                        f"this program ({target})")
+        for v in range(version, target):
+            schema.MIGRATIONS[v](cur)
+        if version != target:
+            cur.execute("UPDATE schema_version SET version = ?", (target,))
+
+    @property
+    def schema_version(self) -> int:
+        return self._cur.execute("SELECT version FROM schema_version").get
+
+    # -- transaction plumbing ----------------------------------------------------------
+
+    def _write(self) -> None:
+        """Open the group transaction at the first write since the last commit."""
+        if not self._in_txn:
+            self._cur.execute("BEGIN IMMEDIATE")
+            self._in_txn = True
+
+    def transaction(self) -> _Savepoint:
+        return _Savepoint(self)
+
+    def commit(self) -> list[str]:
+        if self._depth:
+            raise KernelError("EBUSY", "commit() inside transaction()")
+        if not self._in_txn:
+            dead = list(self._pending_dead)
+            self._pending_dead = {}
+            return dead
+        cur = self._cur
+        if self._seq != self._saved_seq:
+            cur.execute(_SAVE_SEQ, (self._seq,))
+        # Belt and braces: only keys with no row in the state being committed are dead.
+        dead = [k for k in self._pending_dead if not cur.execute(_BLOCK_EXISTS, (k,)).get]
+        cur.execute("COMMIT")
+        self._in_txn = False
+        self._saved_seq = self._seq
+        self._pending_dead = {}
+        return dead
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self.commit()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    # -- inodes ------------------------------------------------------------------------
+
+    def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
+                     symlink_target: bytes | None = None) -> int:
+        self._write()
+        cur = self._cur
+        cur.execute(_INSERT_INODE, (mode, uid, gid, rdev, now_ns))
+        ino = self._conn.last_insert_rowid()
+        if symlink_target is not None:
+            cur.execute(_INSERT_SYMLINK, (ino, symlink_target))
+        return ino
+
+    def get_inode(self, ino: int) -> InodeRecord | None:
+        row = self._cur.execute(_GET_INODE, (ino,)).get
+        return None if row is None else InodeRecord(*row)
+
+    def update_inode(self, ino: int, **fields) -> None:
+        if not fields:
+            return
+        names = tuple(fields)
+        sql = self._update_sql.get(names)
+        if sql is None:
+            if not _INODE_FIELD_SET.issuperset(names):
+                raise TypeError(f"unknown inode fields: {sorted(set(names) - _INODE_FIELD_SET)}")
+            sets = ", ".join(f"{n} = ?" for n in names)
+            sql = self._update_sql[names] = f"UPDATE inodes SET {sets} WHERE ino = ?"
+        self._write()
+        try:
+            self._cur.execute(sql, (*fields.values(), ino))
+        except apsw.ConstraintError as err:
+            raise _constraint(err, "update_inode") from None
+
+    def delete_inode(self, ino: int) -> None:
+        if ino == ROOT_INO:
+            raise KernelError("EBUSY", "cannot delete the root inode")
+        cur = self._cur
+        if cur.execute(_GET_MODE, (ino,)).get is None:
+            return
+        if cur.execute(_IS_LINKED, (ino,)).get:
+            raise KernelError("EBUSY", f"inode {ino} is still linked")
+        self._write()
+        if self._maybe_versions:
+            self._drop_versions_sql(ino, None)
+        cur.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
+        cur.execute("DELETE FROM symlinks WHERE ino = ?", (ino,))
+        self.delete_all_chunks(ino)
+        cur.execute("DELETE FROM dentries WHERE parent_ino = ?", (ino,))
+        cur.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+
+    # -- directory entries -------------------------------------------------------------
+
+    def lookup(self, parent: int, name: bytes) -> int | None:
+        return self._cur.execute(_LOOKUP, (parent, name)).get
+
+    def _require_dir(self, ino: int) -> None:
+        mode = self._cur.execute(_GET_MODE, (ino,)).get
+        if mode is None:
+            raise KernelError("ENOENT", f"no directory inode {ino}")
+        if mode & _IFMT != _stat.S_IFDIR:
+            raise KernelError("ENOTDIR", f"inode {ino} is not a directory")
+
+    def create_dentry(self, parent: int, name: bytes, child: int) -> None:
+        self._write()
+        self._seq += 1
+        try:
+            self._cur.execute(_INSERT_DENTRY, (parent, name, child, self._seq))
+        except apsw.ConstraintError as err:
+            if self.lookup(parent, name) is not None:
+                raise KernelError("EEXIST", "file exists") from None
+            raise _constraint(err, "create_dentry") from None
+        if not self._conn.changes():
+            self._require_dir(parent)
+            raise KernelError("EINVAL", "create_dentry failed")  # pragma: no cover
+
+    def remove_dentry(self, parent: int, name: bytes) -> None:
+        self._write()
+        self._cur.execute(_DELETE_DENTRY, (parent, name)).fetchall()
+
+    def rename_dentry(self, src_parent: int, src_name: bytes, dst_parent: int,
+                      dst_name: bytes) -> int | None:
+        cur = self._cur
+        if cur.execute(_LOOKUP, (src_parent, src_name)).get is None:
+            raise KernelError("ENOENT", "rename source does not exist")
+        self._require_dir(dst_parent)
+        if src_parent == dst_parent and src_name == dst_name:
+            return None
+        self._write()
+        replaced = cur.execute(_DELETE_DENTRY, (dst_parent, dst_name)).get
+        self._seq += 1
+        cur.execute(_MOVE_DENTRY, (dst_parent, dst_name, self._seq, src_parent, src_name))
+        return replaced
+
+    def exchange_dentries(self, p1: int, n1: bytes, p2: int, n2: bytes) -> None:
+        cur = self._cur
+        c1 = cur.execute(_LOOKUP, (p1, n1)).get
+        c2 = cur.execute(_LOOKUP, (p2, n2)).get
+        if c1 is None or c2 is None:
+            raise KernelError("ENOENT", "exchange: both names must exist")
+        self._write()
+        cur.execute(_SET_DENTRY_CHILD, (c2, p1, n1))
+        cur.execute(_SET_DENTRY_CHILD, (c1, p2, n2))
+
+    def list_dir(self, parent: int, after_seq: int = 0,
+                 limit: int | None = None) -> list[DentryRecord]:
+        rows = self._cur.execute(_LIST_DIR, (parent, after_seq, -1 if limit is None else limit))
+        return [DentryRecord(*row) for row in rows]
+
+    def list_dir_with_stats(self, parent: int, after_seq: int = 0,
+                            limit: int | None = None) -> list[tuple[DentryRecord, InodeRecord]]:
+        rows = self._cur.execute(_LIST_DIR_STATS,
+                                 (parent, after_seq, -1 if limit is None else limit))
+        return [(DentryRecord(r[0], r[2], r[1], r[3]), InodeRecord(*r[2:])) for r in rows]
+
+    def has_children(self, parent: int) -> bool:
+        return bool(self._cur.execute(_HAS_CHILDREN, (parent,)).get)
+
+    def parents_of(self, ino: int) -> list[tuple[int, bytes]]:
+        return list(self._cur.execute(_PARENTS_OF, (ino,)))
+
+    # -- symlinks ----------------------------------------------------------------------
+
+    def read_symlink(self, ino: int) -> bytes:
+        target = self._cur.execute(_READ_SYMLINK, (ino,)).get
+        if target is None:
+            raise KernelError("EINVAL", f"inode {ino} is not a symlink")
+        return target
+
+    # -- chunks and blocks -------------------------------------------------------------
+
+    def _incref(self, key: str, n: int = 1, length: int = 0) -> None:
+        pending = self._pending_dead
+        if pending and key in pending:
+            length = length or pending.pop(key)
+        self._cur.execute(_INCREF, (key, n, length))
+
+    def _decref(self, key: str, n: int = 1) -> bool:
+        """Drop *n* references; True if the key died."""
+        cur = self._cur
+        row = cur.execute(_DECREF, (n, key)).get
+        if row is None or row[0] > 0:
+            return False
+        cur.execute(_DROP_BLOCK, (key,))
+        self._pending_dead[key] = row[1]
+        return True
+
+    def _decref_all(self, keys: list[str]) -> list[str]:
+        if len(keys) == 1:
+            return keys if self._decref(keys[0]) else []
+        return [k for k, n in Counter(keys).items() if self._decref(k, n)]
+
+    def get_chunk_key(self, ino: int, idx: int) -> str | None:
+        return self._cur.execute(_GET_CHUNK, (ino, idx)).get
+
+    def set_chunk_key(self, ino: int, idx: int, key: str, length: int = 0) -> None:
+        cur = self._cur
+        old = cur.execute(_GET_CHUNK, (ino, idx)).get
+        if old == key:
+            if length:
+                self._incref(key, 0, length)  # just record the length
+            return
+        self._write()
+        try:
+            cur.execute(_REPLACE_CHUNK, (ino, idx, key))
+        except apsw.ConstraintError as err:
+            raise _constraint(err, "set_chunk_key") from None
+        self._incref(key, 1, length)
+        if old is not None:
+            self._decref(old)
+
+    def get_all_chunk_keys(self, ino: int) -> list[ChunkRef]:
+        return [ChunkRef(i, k) for i, k in self._cur.execute(_ALL_CHUNKS, (ino,))]
+
+    def delete_all_chunks(self, ino: int) -> list[str]:
+        self._write()
+        keys = [k for (k,) in self._cur.execute(_DELETE_ALL_CHUNKS, (ino,))]
+        if keys:
+            self._decref_all(keys)
+        return keys
+
+    def delete_chunks_from(self, ino: int, start: int) -> list[str]:
+        self._write()
+        keys = [k for (k,) in self._cur.execute(_DELETE_CHUNKS_FROM, (ino, start))]
+        if keys:
+            self._decref_all(keys)
+        return keys
+
+    def block_refcount(self, key: str) -> int:
+        row = self._cur.execute(_BLOCK, (key,)).get
+        return 0 if row is None else row[0]
+
+    def block_length(self, key: str) -> int | None:
+        row = self._cur.execute(_BLOCK, (key,)).get
+        return None if row is None else row[1]
+
+    def iter_blocks(self) -> Iterator[tuple[str, int, int]]:
+        # A private cursor: the caller may call other methods while iterating.
+        return self._conn.cursor().execute("SELECT key, refcount, length FROM blocks ORDER BY key")
+
+    def check_refcounts(self) -> list[tuple[str, int, int]]:
+        return list(self._conn.cursor().execute("""
+            WITH refs (key, n) AS (
+                SELECT key, count(*) FROM (SELECT key FROM chunks
+                                           UNION ALL SELECT key FROM version_chunks)
+                GROUP BY key)
+            SELECT key, stored, actual FROM (
+                SELECT b.key AS key, b.refcount AS stored, coalesce(r.n, 0) AS actual
+                FROM blocks b LEFT JOIN refs r ON r.key = b.key
+                UNION ALL
+                SELECT r.key, 0, r.n FROM refs r
+                WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.key = r.key))
+            WHERE stored != actual ORDER BY key"""))
+
+    # -- xattrs ------------------------------------------------------------------------
+
+    def get_xattr(self, ino: int, name: bytes) -> bytes | None:
+        return self._cur.execute(_GET_XATTR, (ino, name)).get
+
+    def set_xattr(self, ino: int, name: bytes, value: bytes) -> None:
+        self._write()
+        try:
+            self._cur.execute(_SET_XATTR, (ino, name, value))
+        except apsw.ConstraintError as err:
+            raise _constraint(err, "set_xattr") from None
+
+    def list_xattrs(self, ino: int) -> list[bytes]:
+        return [n for (n,) in self._cur.execute(_LIST_XATTRS, (ino,))]
+
+    def remove_xattr(self, ino: int, name: bytes) -> bool:
+        self._write()
+        return self._cur.execute(_REMOVE_XATTR, (ino, name)).get is not None
+
+    # -- config ------------------------------------------------------------------------
+
+    def get_config(self, key: str) -> str | None:
+        return self._cur.execute(_GET_CONFIG, (key,)).get
+
+    def set_config(self, key: str, value: str) -> None:
+        self._write()
+        self._cur.execute(_SET_CONFIG, (key, str(value)))
+
+    # -- versioning --------------------------------------------------------------------
+
+    def create_version(self, ino: int, now_ns: int) -> int:
+        self._require_versioning()
+        cur = self._cur
+        row = cur.execute("SELECT size, storage_mode, inline_content FROM inodes WHERE ino = ?",
+                          (ino,)).get
+        if row is None:
+            raise KernelError("ENOENT", f"no inode {ino}")
+        self._write()
+        n = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM versions WHERE ino = ?",
+                        (ino,)).get
+        cur.execute("INSERT INTO versions (ino, version, size, created_at_ns, storage_mode, "
+                    "inline_content) VALUES (?, ?, ?, ?, ?, ?)", (ino, n, row[0], now_ns, *row[1:]))
+        cur.execute("INSERT INTO version_chunks (ino, version, chunk_index, key) "
+                    "SELECT ino, ?, chunk_index, key FROM chunks WHERE ino = ?", (n, ino))
+        counts = list(cur.execute("SELECT key, count(*) FROM chunks WHERE ino = ? GROUP BY key",
+                                  (ino,)))
+        for key, count in counts:
+            self._incref(key, count)
+        self._maybe_versions = True
+        return n
+
+    def get_version(self, ino: int, n: int) -> VersionMeta | None:
+        self._require_versioning()
+        row = self._cur.execute(_VERSION_ROW, (ino, n)).get
+        return None if row is None else VersionMeta(*row)
+
+    def list_versions(self, ino: int) -> list[VersionMeta]:
+        self._require_versioning()
+        return [VersionMeta(*row) for row in self._cur.execute(_VERSION_ROWS, (ino,))]
+
+    def get_version_chunk_map(self, ino: int, n: int) -> list[ChunkRef]:
+        self._require_versioning()
+        return [ChunkRef(i, k) for i, k in self._cur.execute(_VERSION_MAP, (ino, n))]
+
+    def _drop_versions_sql(self, ino: int, n: int | None) -> list[str]:
+        """Delete version *n* of *ino* (all versions if None); return the keys that died."""
+        cur = self._cur
+        if n is None:
+            keys = [k for (k,) in cur.execute(
+                "DELETE FROM version_chunks WHERE ino = ? RETURNING key", (ino,))]
+            cur.execute("DELETE FROM versions WHERE ino = ?", (ino,))
+        else:
+            keys = [k for (k,) in cur.execute(
+                "DELETE FROM version_chunks WHERE ino = ? AND version = ? RETURNING key",
+                (ino, n))]
+            cur.execute("DELETE FROM versions WHERE ino = ? AND version = ?", (ino, n))
+        return self._decref_all(keys) if keys else []
+
+    def delete_versions(self, ino: int, versions: list[int]) -> list[str]:
+        self._require_versioning()
+        if not versions:
+            return []
+        self._write()
+        dead: list[str] = []
+        for n in versions:
+            dead.extend(self._drop_versions_sql(ino, n))
+        return dead
+
+    def restore_version(self, ino: int, n: int, now_ns: int) -> None:
+        self._require_versioning()
+        cur = self._cur
+        row = cur.execute(_VERSION_ROW, (ino, n)).get
+        if row is None or cur.execute(_GET_MODE, (ino,)).get is None:
+            raise KernelError("ENOENT", f"no version {n} of inode {ino}")
+        self._write()
+        cmap = list(cur.execute(_VERSION_MAP, (ino, n)))
+        for key, count in Counter(k for _i, k in cmap).items():
+            self._incref(key, count)
+        self.delete_all_chunks(ino)
+        if cmap:
+            cur.executemany("INSERT INTO chunks (ino, chunk_index, key) VALUES (?, ?, ?)",
+                            [(ino, i, k) for i, k in cmap])
+        cur.execute("UPDATE inodes SET size = ?, storage_mode = ?, inline_content = ?, "
+                    "mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
+                    (row[1], row[3], row[4], now_ns, now_ns, ino))
+
+    # -- stats -------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        cur = self._cur
+        inodes, files, dirs, logical = cur.execute(
+            "SELECT count(*), "
+            "coalesce(sum((mode & 61440) = 32768), 0), "
+            "coalesce(sum((mode & 61440) = 16384), 0), "
+            "coalesce(sum(CASE WHEN (mode & 61440) = 32768 THEN size ELSE 0 END), 0) "
+            "FROM inodes").get
+        blocks, stored, refs = cur.execute(
+            "SELECT count(*), coalesce(sum(length), 0), coalesce(sum(refcount), 0) "
+            "FROM blocks").get
+        versions = cur.execute("SELECT count(*) FROM versions").get
+        return StoreStats(inodes, files, dirs, logical, blocks, stored, refs, versions)
