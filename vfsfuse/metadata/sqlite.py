@@ -44,8 +44,10 @@ _INODE_FIELD_SET = frozenset(INODE_FIELDS)
 # -- statements (constant texts: apsw caches the prepared statements) -------------------
 _GET_INODE = f"SELECT {_INODE_COLS} FROM inodes WHERE ino = ?"
 _GET_MODE = "SELECT mode FROM inodes WHERE ino = ?"
-_INSERT_INODE = ("INSERT INTO inodes (mode, uid, gid, rdev, atime_ns, mtime_ns, ctime_ns, "
-                 "birthtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, ?5)")
+# The number comes from a Python-side high-water mark, so even a number handed out
+# inside a rolled-back savepoint is never handed out again (AUTOINCREMENT alone would).
+_INSERT_INODE = ("INSERT INTO inodes (ino, mode, uid, gid, rdev, atime_ns, mtime_ns, ctime_ns, "
+                 "birthtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6)")
 _INSERT_SYMLINK = "INSERT INTO symlinks (ino, target) VALUES (?, ?)"
 _READ_SYMLINK = "SELECT target FROM symlinks WHERE ino = ?"
 _LOOKUP = "SELECT child_ino FROM dentries WHERE parent_ino = ? AND name = ?"
@@ -171,6 +173,10 @@ class SqliteMetadataStore(MetadataStore):
             raise
         self._seq = cur.execute("SELECT value FROM counters WHERE name = 'dentry_seq'").get
         self._saved_seq = self._seq
+        self._next_ino = 1 + max(
+            cur.execute("SELECT coalesce(max(ino), 1) FROM inodes").get,
+            cur.execute("SELECT coalesce(max(seq), 1) FROM sqlite_sequence "
+                        "WHERE name = 'inodes'").get)
         self._maybe_versions = versioning or bool(
             cur.execute("SELECT EXISTS (SELECT 1 FROM versions)").get)
 
@@ -236,8 +242,9 @@ class SqliteMetadataStore(MetadataStore):
                      symlink_target: bytes | None = None) -> int:
         self._write()
         cur = self._cur
-        cur.execute(_INSERT_INODE, (mode, uid, gid, rdev, now_ns))
-        ino = self._conn.last_insert_rowid()
+        ino = self._next_ino
+        self._next_ino = ino + 1
+        cur.execute(_INSERT_INODE, (ino, mode, uid, gid, rdev, now_ns))
         if symlink_target is not None:
             cur.execute(_INSERT_SYMLINK, (ino, symlink_target))
         return ino
