@@ -304,10 +304,12 @@ class SqliteMetadataStore(MetadataStore):
         try:
             self._cur.execute(_INSERT_DENTRY, (parent, name, child, self._seq))
         except apsw.ConstraintError as err:
+            self._seq -= 1  # keep the counter dense, like the memory store
             if self.lookup(parent, name) is not None:
                 raise KernelError("EEXIST", "file exists") from None
             raise _constraint(err, "create_dentry") from None
         if not self._conn.changes():
+            self._seq -= 1
             self._require_dir(parent)
             raise KernelError("EINVAL", "create_dentry failed")  # pragma: no cover
 
