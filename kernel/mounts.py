@@ -1,0 +1,500 @@
+"""The mount table: several inode-level filesystems presented as one.
+
+``MountTable`` is itself a ``FileSystem`` (kernel/fs.py), so the FUSE adapter and the
+path walker use it unchanged.  Design:
+
+* **Inode numbers.**  The root mount keeps its own numbers (``ls -i`` shows store
+  inode numbers); mount ``k > 0`` maps local inode ``i`` to ``(k << 48) | i``.  So
+  finding the filesystem of any inode is a shift, never a table search.  File
+  handles are mapped the same way, and mount ids are never reused, so a stale inode
+  of an unmounted filesystem answers ENOENT instead of reaching a newer mount.
+* **Mount points** are ``(parent directory inode, name)`` pairs, resolved once at
+  mount time ("longest prefix" falls out: a lookup that crosses a mount point
+  continues inside the mounted filesystem, whose own mount points are checked in
+  turn).  ``lookup`` of a mount point returns the mounted root's attributes;
+  ``readdir`` of its parent lists it with them (hidden mounts are left out).
+* ``..`` is the path walker's business (a stack of inodes); as a convenience,
+  ``lookup(mounted_root, b"..")`` answers the directory holding the mount point.
+* **Errors.**  EROFS for every mutating operation on a read-only mount, EXDEV for
+  rename/link across mounts (checked first, like Linux), EBUSY for removing or
+  renaming a mount point and for unmounting a filesystem with open handles or
+  nested mounts.
+
+Listeners registered with ``add_listener(cb)`` are called as ``cb(parent_ino, name)``
+after every mount/unmount, so the FUSE adapter can invalidate the host's cached
+dentry for that name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import KernelError
+from .fs import ROOT_CALLER, Attr, Caller, DirEntry, FileSystem, SetAttr, StatFs
+
+SHIFT = 48
+LOCAL_MASK = (1 << SHIFT) - 1
+MAX_MOUNT_ID = (1 << 15) - 1
+EXTRA_COOKIE = 1 << 62  # readdir cookies >= this are mount points appended by the table
+_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
+
+
+def normalize(path: str) -> str:
+    """Lexical normalisation: drop empty parts and ``.``, pop on ``..`` (never above /)."""
+    parts: list[str] = []
+    for p in path.split("/"):
+        if p == "" or p == ".":
+            continue
+        if p == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(p)
+    return "/" + "/".join(parts)
+
+
+def _escape(s: str) -> str:
+    """Octal escapes /proc/mounts uses for characters that would break its fields."""
+    return (s.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+            .replace("\n", "\\012"))
+
+
+@dataclass(slots=True)
+class MountInfo:
+    """Public description of one mount (``mnt_id`` is the id /proc shows)."""
+
+    path: str
+    fstype: str
+    source: str
+    read_only: bool
+    hidden: bool
+    mnt_id: int
+    parent_id: int
+
+
+@dataclass(slots=True, eq=False)
+class _Mount:
+    id: int
+    path: str
+    fs: FileSystem
+    read_only: bool
+    hidden: bool
+    fstype: str
+    source: str
+    parent: "_Mount | None" = None
+    point: tuple[int, bytes] | None = None  # (global parent dir ino, name)
+    base: int = 0
+    fresh: bool = False
+    handles: int = 0
+    children: int = 0
+
+    def info(self) -> MountInfo:
+        return MountInfo(self.path, self.fstype, self.source, self.read_only, self.hidden,
+                         self.id + 1, self.parent.id + 1 if self.parent else 0)
+
+
+@dataclass(slots=True)
+class _DirState:
+    """Readdir bookkeeping for a directory that holds mount points."""
+
+    points: dict[bytes, _Mount]
+    seen: set[bytes] = field(default_factory=set)
+    extras: list[DirEntry] | None = None
+
+
+class MountTable:
+    """A ``FileSystem`` that dispatches to mounted filesystems (see module docstring)."""
+
+    def __init__(self, root_fs: FileSystem, *, fstype: str = "vfsfuse", source: str = "vfsfuse",
+                 read_only: bool = False) -> None:
+        root = _Mount(0, "/", root_fs, read_only, False, fstype, source,
+                      fresh=getattr(root_fs, "fresh_attrs", False))
+        self.root_ino: int = root_fs.root_ino
+        self._root = root
+        self._by_id: dict[int, _Mount] = {0: root}
+        self._order: list[_Mount] = [root]
+        self._points: dict[tuple[int, bytes], _Mount] = {}
+        self._dir_points: dict[int, dict[bytes, _Mount]] = {}
+        self._dir_state: dict[int, _DirState] = {}
+        self._next_id = 1
+        self._listeners: list[Callable[[int, bytes], None]] = []
+
+    # ---- mapping helpers -----------------------------------------------------------------
+    def _split(self, ino: int) -> tuple[_Mount, int]:
+        k = ino >> SHIFT
+        if k == 0:
+            return self._root, ino
+        m = self._by_id.get(k)
+        if m is None:
+            raise KernelError("ENOENT", f"inode {ino} belongs to no mounted filesystem")
+        return m, ino & LOCAL_MASK
+
+    def _split_fh(self, fh: int) -> tuple[_Mount, int]:
+        k = fh >> SHIFT
+        m = self._by_id.get(k)
+        if m is None:
+            raise KernelError("EBADF", "handle of an unmounted filesystem")
+        return m, fh & LOCAL_MASK
+
+    @staticmethod
+    def _out(m: _Mount, a: Attr) -> Attr:
+        if not m.base:
+            return a
+        if m.fresh:
+            a.ino |= m.base
+            return a
+        return Attr(a.ino | m.base, a.mode, a.nlink, a.uid, a.gid, a.size, a.atime_ns, a.mtime_ns,
+                    a.ctime_ns, a.birthtime_ns, a.rdev, a.blksize, a.blocks)
+
+    async def _root_attr(self, m: _Mount) -> Attr:
+        return self._out(m, await m.fs.getattr(m.fs.root_ino))
+
+    @staticmethod
+    def _writable(m: _Mount) -> None:
+        if m.read_only:
+            raise KernelError("EROFS", f"read-only filesystem: {m.path}")
+
+    def fs_of(self, ino: int) -> tuple[FileSystem, int]:
+        """The filesystem an inode belongs to and its local inode number (for the fd
+        layer: e.g. ``devfs.device_for(local)``)."""
+        m, local = self._split(ino)
+        return m.fs, local
+
+    def add_listener(self, cb: Callable[[int, bytes], None]) -> None:
+        self._listeners.append(cb)
+
+    # ---- mount management ----------------------------------------------------------------
+    async def mount(self, path: str, fs: FileSystem, *, read_only: bool = False, hidden: bool = False,
+                    fstype: str = "vfsfuse", source: str = "none") -> MountInfo:
+        """Mount *fs* at *path*, creating the mount-point directory in the parent if missing.
+
+        Mounting over a directory that holds data shadows it until unmount."""
+        path = normalize(path)
+        if path == "/":
+            raise KernelError("EINVAL", "cannot mount over root")
+        if any(m.path == path for m in self._order):
+            raise KernelError("EEXIST", f"already mounted: {path}")
+        if self._next_id > MAX_MOUNT_ID:
+            raise KernelError("ENOSPC", "too many mounts")
+        if fs.root_ino > LOCAL_MASK:
+            raise KernelError("EINVAL", "root inode number too large")
+        parent_ino, name = await self._make_point(path)
+        parent_mount = self._split(parent_ino)[0]
+        k = self._next_id
+        self._next_id += 1
+        m = _Mount(k, path, fs, read_only, hidden, fstype, source, parent_mount, (parent_ino, name),
+                   k << SHIFT, getattr(fs, "fresh_attrs", False))
+        self._by_id[k] = m
+        self._order.append(m)
+        self._points[(parent_ino, name)] = m
+        self._dir_points.setdefault(parent_ino, {})[name] = m
+        parent_mount.children += 1
+        self._notify(parent_ino, name)
+        return m.info()
+
+    async def _make_point(self, path: str) -> tuple[int, bytes]:
+        parts = [p.encode() for p in path.strip("/").split("/")]
+        cur = self.root_ino
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                a = await self.lookup(cur, name)
+            except KernelError as e:
+                if e.code != "ENOENT":
+                    raise
+                try:
+                    a = await self.mkdir(cur, name, 0o755)
+                except KernelError:
+                    if last:  # the point works without a directory under it
+                        return cur, name
+                    raise
+            if not a.is_dir:
+                raise KernelError("ENOTDIR", f"mount point component is not a directory: {path}")
+            if last:
+                return cur, name
+            cur = a.ino
+        raise AssertionError("unreachable")
+
+    async def unmount(self, path: str) -> None:
+        """Remove the mount at *path*; EBUSY while it has open handles or nested mounts."""
+        path = normalize(path)
+        if path == "/":
+            raise KernelError("EINVAL", "cannot unmount root")
+        m = next((m for m in self._order if m.path == path), None)
+        if m is None:
+            raise KernelError("EINVAL", f"not a mount point: {path}")
+        if m.handles or m.children:
+            raise KernelError("EBUSY", f"target is busy: {path}")
+        assert m.point is not None and m.parent is not None
+        del self._by_id[m.id]
+        self._order.remove(m)
+        del self._points[m.point]
+        d = self._dir_points[m.point[0]]
+        del d[m.point[1]]
+        if not d:
+            del self._dir_points[m.point[0]]
+        m.parent.children -= 1
+        self._notify(*m.point)
+
+    def _notify(self, parent_ino: int, name: bytes) -> None:
+        for cb in self._listeners:
+            cb(parent_ino, name)
+
+    def mounts(self) -> list[MountInfo]:
+        """Every mount, root first, in mount order."""
+        return [m.info() for m in self._order]
+
+    def mount_for_path(self, path: str) -> MountInfo:
+        """The mount a (normalised, lexical) sandbox path lives in: longest prefix wins."""
+        path = normalize(path)
+        best = self._root
+        for m in self._order[1:]:
+            if (path == m.path or path.startswith(m.path + "/")) and len(m.path) > len(best.path):
+                best = m
+        return best.info()
+
+    def mounts_text(self, for_pid: int = 0) -> str:
+        """``/proc/mounts``: ``source mountpoint fstype options 0 0`` (hidden mounts omitted)."""
+        out = []
+        for m in self._order:
+            if m.hidden:
+                continue
+            opts = "ro,relatime" if m.read_only else "rw,relatime"
+            out.append(f"{_escape(m.source)} {_escape(m.path)} {_escape(m.fstype)} {opts} 0 0\n")
+        return "".join(out)
+
+    def mountinfo_text(self, for_pid: int = 0) -> str:
+        """``/proc/<pid>/mountinfo``: ``id parent major:minor root mountpoint options -
+        fstype source superoptions`` (see proc(5))."""
+        out = []
+        for m in self._order:
+            if m.hidden:
+                continue
+            i = m.info()
+            opt = "ro" if m.read_only else "rw"
+            out.append(f"{i.mnt_id} {i.parent_id} 0:{20 + m.id} / {_escape(m.path)} {opt},relatime"
+                       f" - {_escape(m.fstype)} {_escape(m.source)} {opt}\n")
+        return "".join(out)
+
+    # ---- lookups and attributes ----------------------------------------------------------
+    async def lookup(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
+        if self._points:
+            m = self._points.get((parent, name))
+            if m is not None:
+                return await self._root_attr(m)
+        pm, local = self._split(parent)
+        if name == b".." and pm.point is not None and local == pm.fs.root_ino:
+            return await self.getattr(pm.point[0])
+        return self._out(pm, await pm.fs.lookup(local, name, caller))
+
+    async def getattr(self, ino: int) -> Attr:
+        m, local = self._split(ino)
+        return self._out(m, await m.fs.getattr(local))
+
+    async def setattr(self, ino: int, changes: SetAttr, caller: Caller = ROOT_CALLER) -> Attr:
+        m, local = self._split(ino)
+        self._writable(m)
+        return self._out(m, await m.fs.setattr(local, changes, caller))
+
+    async def readlink(self, ino: int, caller: Caller = ROOT_CALLER) -> bytes:
+        m, local = self._split(ino)
+        return await m.fs.readlink(local, caller)
+
+    # ---- namespace changes ---------------------------------------------------------------
+    def _new_entry(self, parent: int, name: bytes) -> tuple[_Mount, int]:
+        m, local = self._split(parent)
+        self._writable(m)
+        if (parent, name) in self._points:
+            raise KernelError("EEXIST", "a filesystem is mounted there")
+        return m, local
+
+    async def mknod(self, parent: int, name: bytes, mode: int, rdev: int,
+                    caller: Caller = ROOT_CALLER) -> Attr:
+        m, local = self._new_entry(parent, name)
+        return self._out(m, await m.fs.mknod(local, name, mode, rdev, caller))
+
+    async def mkdir(self, parent: int, name: bytes, mode: int, caller: Caller = ROOT_CALLER) -> Attr:
+        m, local = self._new_entry(parent, name)
+        return self._out(m, await m.fs.mkdir(local, name, mode, caller))
+
+    async def symlink(self, parent: int, name: bytes, target: bytes,
+                      caller: Caller = ROOT_CALLER) -> Attr:
+        m, local = self._new_entry(parent, name)
+        return self._out(m, await m.fs.symlink(local, name, target, caller))
+
+    async def link(self, ino: int, new_parent: int, new_name: bytes,
+                   caller: Caller = ROOT_CALLER) -> Attr:
+        m, local = self._split(ino)
+        pm, plocal = self._split(new_parent)
+        if m is not pm:
+            raise KernelError("EXDEV", f"link across mounts: {m.path} -> {pm.path}")
+        self._writable(m)
+        if (new_parent, new_name) in self._points:
+            raise KernelError("EEXIST", "a filesystem is mounted there")
+        return self._out(m, await m.fs.link(local, plocal, new_name, caller))
+
+    async def unlink(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
+        m, local = self._split(parent)
+        self._writable(m)
+        if (parent, name) in self._points:
+            raise KernelError("EISDIR", "is a mount point (a directory)")
+        await m.fs.unlink(local, name, caller)
+
+    async def rmdir(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
+        m, local = self._split(parent)
+        self._writable(m)
+        if (parent, name) in self._points:
+            raise KernelError("EBUSY", "is a mount point")
+        await m.fs.rmdir(local, name, caller)
+
+    async def rename(self, old_parent: int, old_name: bytes, new_parent: int, new_name: bytes,
+                     flags: int = 0, caller: Caller = ROOT_CALLER) -> None:
+        m, olocal = self._split(old_parent)
+        nm, nlocal = self._split(new_parent)
+        if m is not nm:
+            raise KernelError("EXDEV", f"rename across mounts: {m.path} -> {nm.path}")
+        self._writable(m)
+        if (old_parent, old_name) in self._points or (new_parent, new_name) in self._points:
+            raise KernelError("EBUSY", "is a mount point")
+        await m.fs.rename(olocal, old_name, nlocal, new_name, flags, caller)
+
+    # ---- files ---------------------------------------------------------------------------
+    async def create(self, parent: int, name: bytes, mode: int, flags: int,
+                     caller: Caller = ROOT_CALLER) -> tuple[int, Attr]:
+        m, local = self._new_entry(parent, name)
+        fh, a = await m.fs.create(local, name, mode, flags, caller)
+        m.handles += 1
+        return m.base | fh, self._out(m, a)
+
+    async def open(self, ino: int, flags: int, caller: Caller = ROOT_CALLER) -> int:
+        m, local = self._split(ino)
+        if m.read_only and ((flags & _ACCMODE) != os.O_RDONLY or flags & (os.O_TRUNC | os.O_CREAT)):
+            raise KernelError("EROFS", f"read-only filesystem: {m.path}")
+        fh = await m.fs.open(local, flags, caller)
+        m.handles += 1
+        return m.base | fh
+
+    def wants_direct_io(self, ino: int) -> bool:
+        """Whether the host must read this file until EOF, ignoring st_size (/proc files)."""
+        m, local = self._split(ino)
+        f = getattr(m.fs, "wants_direct_io", None)
+        return bool(f and f(local))
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        m, local = self._split_fh(fh)
+        return await m.fs.read(local, offset, size)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        m, local = self._split_fh(fh)
+        self._writable(m)
+        return await m.fs.write(local, offset, data)
+
+    async def flush(self, fh: int) -> None:
+        m, local = self._split_fh(fh)
+        await m.fs.flush(local)
+
+    async def fsync(self, fh: int, datasync: bool = False) -> None:
+        m, local = self._split_fh(fh)
+        await m.fs.fsync(local, datasync)
+
+    async def release(self, fh: int) -> None:
+        m, local = self._split_fh(fh)
+        try:
+            await m.fs.release(local)
+        finally:
+            m.handles -= 1
+
+    # ---- directories ---------------------------------------------------------------------
+    async def opendir(self, ino: int, caller: Caller = ROOT_CALLER) -> int:
+        m, local = self._split(ino)
+        fh = m.base | await m.fs.opendir(local, caller)
+        m.handles += 1
+        points = self._dir_points.get(ino)
+        if points:
+            self._dir_state[fh] = _DirState(dict(points))
+        return fh
+
+    async def readdir(self, fh: int, offset: int) -> list[DirEntry]:
+        m, local = self._split_fh(fh)
+        st = self._dir_state.get(fh)
+        if st is not None and offset >= EXTRA_COOKIE:
+            return (st.extras or [])[offset - EXTRA_COOKIE:]
+        while True:
+            entries = await m.fs.readdir(local, offset)
+            if m.base:
+                for e in entries:
+                    e.attr = self._out(m, e.attr)
+            if st is None:
+                return entries
+            if not entries:
+                return await self._extras(st)
+            out = []
+            for e in entries:
+                pm = st.points.get(e.name)
+                if pm is not None:
+                    st.seen.add(e.name)
+                    if pm.hidden:
+                        continue
+                    e.attr = await self._root_attr(pm)
+                out.append(e)
+            if out:
+                return out
+            offset = entries[-1].offset  # every entry of this batch was hidden: go on
+
+    async def _extras(self, st: _DirState) -> list[DirEntry]:
+        """Mount points whose directory is missing from the parent's own listing."""
+        if st.extras is None:
+            st.extras = []
+            for name, pm in st.points.items():
+                if name in st.seen or pm.hidden or pm.id not in self._by_id:
+                    continue
+                st.extras.append(DirEntry(name, await self._root_attr(pm),
+                                          EXTRA_COOKIE + len(st.extras) + 1))
+        return st.extras
+
+    async def releasedir(self, fh: int) -> None:
+        m, local = self._split_fh(fh)
+        self._dir_state.pop(fh, None)
+        try:
+            await m.fs.releasedir(local)
+        finally:
+            m.handles -= 1
+
+    async def fsyncdir(self, fh: int, datasync: bool = False) -> None:
+        m, local = self._split_fh(fh)
+        await m.fs.fsyncdir(local, datasync)
+
+    async def statfs(self) -> StatFs:
+        return await self._root.fs.statfs()
+
+    # ---- xattrs and references -----------------------------------------------------------
+    async def getxattr(self, ino: int, name: bytes) -> bytes:
+        m, local = self._split(ino)
+        return await m.fs.getxattr(local, name)
+
+    async def setxattr(self, ino: int, name: bytes, value: bytes, flags: int = 0,
+                       caller: Caller = ROOT_CALLER) -> None:
+        m, local = self._split(ino)
+        self._writable(m)
+        await m.fs.setxattr(local, name, value, flags, caller)
+
+    async def listxattr(self, ino: int) -> list[bytes]:
+        m, local = self._split(ino)
+        return await m.fs.listxattr(local)
+
+    async def removexattr(self, ino: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
+        m, local = self._split(ino)
+        self._writable(m)
+        await m.fs.removexattr(local, name, caller)
+
+    def retain(self, ino: int) -> None:
+        m = self._by_id.get(ino >> SHIFT)
+        if m is not None:
+            m.fs.retain(ino & LOCAL_MASK if m.base else ino)
+
+    async def forget(self, ino: int) -> None:
+        m = self._by_id.get(ino >> SHIFT)
+        if m is not None:
+            await m.fs.forget(ino & LOCAL_MASK if m.base else ino)
