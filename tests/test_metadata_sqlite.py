@@ -277,3 +277,17 @@ def test_newer_schema_refused(db, monkeypatch):
 
 def test_fresh_store_is_at_current_version(store):
     assert store.schema_version == schema.current_version() == len(schema.MIGRATIONS)
+
+
+def test_group_lost_by_sqlite_is_reported(store):
+    f = store.create_inode(REG, 0, 0, NOW)
+    store.create_dentry(1, b"x", f)
+    store._conn.cursor().execute("ROLLBACK")  # what SQLite does itself on e.g. an I/O error
+    with pytest.raises(KernelError) as info:
+        store.commit()
+    assert has_code(info.value, "EIO")
+    assert store.lookup(1, b"x") is None
+    g = store.create_inode(REG, 0, 0, NOW)  # the store keeps working afterwards
+    assert g > f
+    store.create_dentry(1, b"y", g)
+    assert store.commit() == [] and store.lookup(1, b"y") == g

@@ -108,6 +108,19 @@ def _constraint(err: apsw.ConstraintError, what: str) -> KernelError:
     return KernelError("EINVAL", f"{what}: {text}")
 
 
+def _sqlite_error(err: apsw.Error, what: str) -> KernelError:
+    """Map an SQLite failure (disk full, read-only file, I/O error) to a KernelError."""
+    if isinstance(err, apsw.FullError):
+        code = "ENOSPC"
+    elif isinstance(err, (apsw.BusyError, apsw.LockedError)):
+        code = "EBUSY"
+    elif isinstance(err, (apsw.ReadOnlyError, apsw.PermissionsError)):
+        code = "EROFS"
+    else:
+        code = "EIO"
+    return KernelError(code, f"{what}: {err}")
+
+
 class _Savepoint:
     """``transaction()``: a SAVEPOINT inside the open group transaction."""
 
@@ -144,7 +157,7 @@ class SqliteMetadataStore(MetadataStore):
 
         self.versioning = versioning
         self.path = path
-        self._conn = apsw.Connection(path)
+        self._conn = apsw.Connection(path, statementcachesize=256)
         self._conn.set_busy_timeout(10_000)
         self._cur = self._conn.cursor()
         self._in_txn = False
@@ -217,11 +230,20 @@ class SqliteMetadataStore(MetadataStore):
             self._pending_dead = {}
             return dead
         cur = self._cur
-        if self._seq != self._saved_seq:
-            cur.execute(_SAVE_SEQ, (self._seq,))
-        # Belt and braces: only keys with no row in the state being committed are dead.
-        dead = [k for k in self._pending_dead if not cur.execute(_BLOCK_EXISTS, (k,)).get]
-        cur.execute("COMMIT")
+        if not self._conn.in_transaction:
+            # SQLite rolled the whole group back by itself (I/O error, disk full, ...):
+            # the changes are gone, so say so instead of pretending they are durable.
+            self._in_txn = False
+            self._pending_dead = {}
+            raise KernelError("EIO", "metadata transaction was rolled back by SQLite")
+        try:
+            if self._seq != self._saved_seq:
+                cur.execute(_SAVE_SEQ, (self._seq,))
+            # Belt and braces: only keys with no row in the state being committed are dead.
+            dead = [k for k in self._pending_dead if not cur.execute(_BLOCK_EXISTS, (k,)).get]
+            cur.execute("COMMIT")
+        except apsw.Error as err:
+            raise _sqlite_error(err, "commit") from None
         self._in_txn = False
         self._saved_seq = self._seq
         self._pending_dead = {}
