@@ -291,3 +291,11 @@ def test_group_lost_by_sqlite_is_reported(store):
     assert g > f
     store.create_dentry(1, b"y", g)
     assert store.commit() == [] and store.lookup(1, b"y") == g
+
+
+def test_not_a_database_is_a_kernel_error(tmp_path):
+    bad = tmp_path / "junk.db"
+    bad.write_bytes(b"this is not an sqlite file" * 100)
+    with pytest.raises(KernelError) as info:
+        SqliteMetadataStore(str(bad))
+    assert has_code(info.value, "EIO")

@@ -143,8 +143,11 @@ class _Savepoint:
         if exc_type is None:
             s._cur.execute("RELEASE sp")
         else:
-            s._cur.execute("ROLLBACK TO sp")
-            s._cur.execute("RELEASE sp")
+            try:
+                s._cur.execute("ROLLBACK TO sp")
+                s._cur.execute("RELEASE sp")
+            except apsw.SQLError:
+                pass  # SQLite already rolled the whole group back; commit() reports it
             s._pending_dead = self._pending  # deaths/revivals inside were undone too
         return False  # re-raise the same exception object
 
@@ -157,7 +160,13 @@ class SqliteMetadataStore(MetadataStore):
 
         self.versioning = versioning
         self.path = path
-        self._conn = apsw.Connection(path, statementcachesize=256)
+        try:
+            self._conn = apsw.Connection(path, statementcachesize=256)
+            self._open(now_ns or time.time_ns())
+        except apsw.Error as err:
+            raise _sqlite_error(err, "cannot open metadata store") from None
+
+    def _open(self, now: int) -> None:
         self._conn.set_busy_timeout(10_000)
         self._cur = self._conn.cursor()
         self._in_txn = False
@@ -174,14 +183,14 @@ class SqliteMetadataStore(MetadataStore):
         try:
             self._migrate()
             if cur.execute("SELECT 1 FROM inodes WHERE ino = ?", (ROOT_INO,)).get is None:
-                now = now_ns or time.time_ns()
                 cur.execute(
                     "INSERT INTO inodes (ino, mode, uid, gid, nlink, atime_ns, mtime_ns, "
                     "ctime_ns, birthtime_ns) VALUES (?, ?, 0, 0, 2, ?, ?, ?, ?)",
                     (ROOT_INO, _ROOT_MODE, now, now, now, now))
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                cur.execute("ROLLBACK")
             self._conn.close()
             raise
         self._seq = cur.execute("SELECT value FROM counters WHERE name = 'dentry_seq'").get
@@ -190,7 +199,7 @@ class SqliteMetadataStore(MetadataStore):
             cur.execute("SELECT coalesce(max(ino), 1) FROM inodes").get,
             cur.execute("SELECT coalesce(max(seq), 1) FROM sqlite_sequence "
                         "WHERE name = 'inodes'").get)
-        self._maybe_versions = versioning or bool(
+        self._maybe_versions = self.versioning or bool(
             cur.execute("SELECT EXISTS (SELECT 1 FROM versions)").get)
 
     def _migrate(self) -> None:
