@@ -209,7 +209,7 @@ def pid_status(p, cfg: ProcConfig) -> bytes:
         "Seccomp_filters:\t0",
         f"Cpus_allowed:\t{(1 << cfg.ncpu) - 1:x}",
         f"Cpus_allowed_list:\t{'0' if cfg.ncpu == 1 else f'0-{cfg.ncpu - 1}'}",
-        "Mems_allowed:\t1",
+        "Mems_allowed:\t" + ",".join(["00000000"] * 31 + ["00000001"]),
         "Mems_allowed_list:\t0",
         "voluntary_ctxt_switches:\t0",
         "nonvoluntary_ctxt_switches:\t0",

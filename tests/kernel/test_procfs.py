@@ -1,0 +1,409 @@
+"""/proc: Linux formats (parsed with the same parsers as the host's real /proc), process
+entries, access rules, no host leaks, and the cost of one generated read."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import stat
+import time
+
+import pytest
+
+from kernel.errors import KernelError
+from kernel.fs import Caller
+from kernel.pathvfs import PathVFS
+from kernel.procfs import ProcConfig, ProcFS
+
+from .conftest import FakeOFD, as_pid
+
+
+@pytest.fixture
+async def proc(table, procs):
+    fs = ProcFS(procs, table, config=ProcConfig(hostname="sbx-host", mem_total=512 << 20, ncpu=2))
+    await table.mount("/proc", fs, fstype="proc", source="proc")
+    sh = procs.add(42, ppid=1, pgid=42, sid=1, uid=1000, gid=1000, argv=["sh", "-c", "echo hi"],
+                   env={"HOME": "/home/user", "PWD": "/home/user"}, cwd="/home/user", exe="/bin/sh",
+                   tty="/dev/pts/0", start_time_ns=1_500_000_000, state="S")
+    sh.fds.fds[0] = FakeOFD("pty", "/dev/pts/0", flags=os.O_RDWR)
+    sh.fds.fds[1] = FakeOFD("pipe", None, object_id=7, flags=os.O_WRONLY)
+    sh.fds.fds[2] = FakeOFD("socket", None, object_id=9, flags=os.O_RDWR)
+    sh.fds.fds[3] = FakeOFD("file", "/home/user/notes.txt", pos=12, flags=os.O_RDONLY | os.O_APPEND)
+    sh.fds.cloexec.add(3)
+    sh.sig.blocked.add(2)
+    sh.sig.actions[15] = "ignore"
+    return fs
+
+
+async def raises(code, coro):
+    with pytest.raises(KernelError) as ei:
+        await coro
+    assert ei.value.code == code, str(ei.value)
+
+
+def host(path: str) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode()
+
+
+# ---- parsers shared by the host's /proc and ours -----------------------------------------------
+def parse_pid_stat(text: str) -> list:
+    head, _, rest = text.rstrip("\n").rpartition(")")
+    pid, _, comm = head.partition(" (")
+    state, *numbers = rest.split()
+    assert len(state) == 1 and state.isalpha()
+    return [int(pid), comm, state] + [int(v) for v in numbers]
+
+
+def parse_status(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        assert sep and "\t" in line, line
+        out[key] = value.strip()
+    return out
+
+
+def shape(value: str) -> str:
+    """A coarse type of a status value, to compare ours with the host's."""
+    if re.fullmatch(r"\d+ kB", value):
+        return "kB"
+    if re.fullmatch(r"[0-9a-f]{16}", value):
+        return "mask"
+    if re.fullmatch(r"-?\d+", value):
+        return "int"
+    if re.fullmatch(r"(\d+\s+){3}\d+", value):
+        return "4ints"
+    if re.fullmatch(r"\d+/\d+", value):
+        return "ratio"
+    return "text"
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"([\w()]+):\s+(\d+)( kB)?", line)
+        assert m, line
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def parse_uptime(text: str) -> tuple[float, float]:
+    a, b = text.split()
+    return float(a), float(b)
+
+
+def parse_loadavg(text: str) -> tuple:
+    m = re.fullmatch(r"(\d+\.\d\d) (\d+\.\d\d) (\d+\.\d\d) (\d+)/(\d+) (\d+)\n", text)
+    assert m, text
+    return m.groups()
+
+
+def parse_mounts(text: str) -> list[list[str]]:
+    rows = [line.split() for line in text.splitlines()]
+    for r in rows:
+        assert len(r) == 6 and r[1].startswith("/") and r[4:] == ["0", "0"], r
+        assert r[3].split(",")[0] in ("rw", "ro")
+    return rows
+
+
+def parse_mountinfo(text: str) -> list[tuple]:
+    rows = []
+    for line in text.splitlines():
+        left, right = line.split(" - ", 1)
+        f = left.split()
+        int(f[0]), int(f[1])
+        major, minor = f[2].split(":")
+        int(major), int(minor)
+        assert f[3].startswith("/") and f[4].startswith("/")
+        fstype, source, opts = right.split(" ", 2)
+        rows.append((int(f[0]), int(f[1]), f[4], fstype))
+    return rows
+
+
+def parse_fdinfo(text: str) -> dict[str, int]:
+    d = dict(line.split(":\t", 1) for line in text.splitlines())
+    return {"pos": int(d["pos"]), "flags": int(d["flags"], 8), "mnt_id": int(d["mnt_id"])}
+
+
+# ---- differential: same parser on the host and on ours -----------------------------------------
+async def test_pid_stat_like_host(proc, vfs):
+    ours = parse_pid_stat(await vfs.read_text_file("/proc/42/stat"))
+    theirs = parse_pid_stat(host("/proc/self/stat"))
+    assert len(ours) == len(theirs) == 52
+    assert ours[:8] == [42, "sh", "S", 1, 42, 1, (136 << 8) | 0, 42]
+    assert ours[21] == 150  # starttime: 1.5 s after boot, in 100 Hz ticks
+    assert ours[22] > 0 and ours[23] > 0  # vsize bytes, rss pages: not a kernel thread for ps
+    assert ours[31] == 1 << 1  # blocked: SIGINT
+    assert ours[32] == 1 << 14  # ignored: SIGTERM
+
+
+async def test_pid_status_like_host(proc, vfs):
+    ours = parse_status(await vfs.read_text_file("/proc/42/status"))
+    theirs = parse_status(host("/proc/self/status"))
+    required = ["Name", "Umask", "State", "Tgid", "Ngid", "Pid", "PPid", "TracerPid", "Uid", "Gid",
+                "FDSize", "Groups", "VmPeak", "VmSize", "VmRSS", "Threads", "SigQ", "SigPnd",
+                "ShdPnd", "SigBlk", "SigIgn", "SigCgt"]
+    assert set(required) <= set(ours)
+    for key, value in ours.items():
+        assert key in theirs, key
+        assert shape(value) == shape(theirs[key]), (key, value, theirs[key])
+    order = [k for k in theirs if k in ours]
+    assert list(ours) == order  # same order as Linux
+    assert ours["Name"] == "sh" and ours["Pid"] == "42" and ours["PPid"] == "1"
+    assert ours["Uid"].split() == ["1000"] * 4
+    assert ours["State"] == "S (sleeping)" and ours["Umask"] == "0022"
+    assert int(ours["SigBlk"], 16) == 2
+
+
+async def test_statm(proc, vfs):
+    ours = (await vfs.read_text_file("/proc/42/statm")).split()
+    assert len(ours) == len(host("/proc/self/statm").split()) == 7
+    assert all(x.isdigit() for x in ours) and int(ours[1]) == (2 << 20) // 4096
+
+
+async def test_meminfo_like_host(proc, vfs):
+    ours = parse_meminfo(await vfs.read_text_file("/proc/meminfo"))
+    theirs = parse_meminfo(host("/proc/meminfo"))
+    assert set(ours) <= set(theirs)
+    for key in ["MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapTotal",
+                "SwapFree", "Shmem", "SReclaimable"]:
+        assert key in ours
+    assert ours["MemTotal"] == 512 * 1024
+    assert ours["MemFree"] <= ours["MemTotal"]
+    assert list(ours) == [k for k in theirs if k in ours]  # Linux order
+
+
+async def test_uptime_loadavg_like_host(proc, vfs, procs):
+    up, idle = parse_uptime(await vfs.read_text_file("/proc/uptime"))
+    parse_uptime(host("/proc/uptime"))
+    assert 4.9 < up < 60 and idle >= 0
+    ours = parse_loadavg(await vfs.read_text_file("/proc/loadavg"))
+    parse_loadavg(host("/proc/loadavg"))
+    assert ours[4] == "2" and ours[5] == "42"  # 2 processes, last pid 42
+
+
+async def test_mounts_like_host(proc, vfs):
+    ours = parse_mounts(await vfs.read_text_file("/proc/mounts"))
+    parse_mounts(host("/proc/mounts"))
+    assert [r[1] for r in ours] == ["/", "/proc"]
+    assert await vfs.read_file("/proc/42/mounts") == await vfs.read_file("/proc/mounts")
+    mi = parse_mountinfo(await vfs.read_text_file("/proc/42/mountinfo"))
+    parse_mountinfo(host("/proc/self/mountinfo"))
+    by_point = {r[2]: r for r in mi}
+    assert by_point["/proc"][1] == by_point["/"][0] and by_point["/proc"][3] == "proc"
+    assert "//" not in await vfs.read_text_file("/proc/mounts")
+
+
+async def test_stat_cpuinfo_version(proc, vfs, procs):
+    text = await vfs.read_text_file("/proc/stat")
+    lines = dict(line.split(" ", 1) for line in text.splitlines())
+    hostlines = dict(line.split(" ", 1) for line in host("/proc/stat").splitlines())
+    assert set(lines) <= set(hostlines)
+    assert len(lines["cpu"].split()) == len(hostlines["cpu"].split()) == 10
+    assert "cpu0" in lines and "cpu1" in lines and "cpu2" not in lines
+    assert int(lines["btime"]) == procs.boot_time_ns // 10**9
+    cpu = await vfs.read_text_file("/proc/cpuinfo")
+    assert cpu.count("processor\t: ") == 2 and "model name\t: " in cpu
+    hostkeys = {l.split(":")[0].strip() for l in host("/proc/cpuinfo").splitlines() if ":" in l}
+    ourkeys = {l.split(":")[0].strip() for l in cpu.splitlines() if ":" in l}
+    assert ourkeys <= hostkeys
+    ver = await vfs.read_text_file("/proc/version")
+    assert ver.startswith("Linux version 6.") and ver != host("/proc/version")
+
+
+async def test_sys_kernel_and_filesystems(proc, vfs):
+    assert await vfs.read_text_file("/proc/sys/kernel/hostname") == "sbx-host\n"
+    proc.config.hostname = "renamed"
+    assert await vfs.read_text_file("/proc/sys/kernel/hostname") == "renamed\n"
+    assert await vfs.read_text_file("/proc/sys/kernel/ostype") == "Linux\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", await vfs.read_text_file("/proc/sys/kernel/osrelease"))
+    assert int(await vfs.read_text_file("/proc/sys/kernel/pid_max")) >= 32768
+    fss = await vfs.read_text_file("/proc/filesystems")
+    assert "nodev\tproc\n" in fss and all("\t" in l for l in fss.splitlines())
+
+
+@pytest.mark.parametrize("name", ["tcp", "tcp6", "udp", "udp6", "unix"])
+async def test_net_headers_like_host(proc, vfs, name):
+    ours = await vfs.read_text_file(f"/proc/net/{name}")
+    assert ours.count("\n") == 1
+    assert ours.split() == host(f"/proc/net/{name}").splitlines()[0].split()
+
+
+# ---- process entries ---------------------------------------------------------------------------
+async def test_root_listing(proc, vfs):
+    names = await vfs.read_dir("/proc")
+    for n in ["self", "mounts", "uptime", "loadavg", "meminfo", "version", "cpuinfo", "stat",
+              "filesystems", "sys", "net", "1", "42"]:
+        assert n in names
+    assert names.index("1") < names.index("42")
+    st = await vfs.stat("/proc/42")
+    assert st.is_directory and (st.uid, st.gid) == (1000, 1000)
+    assert sorted(await vfs.read_dir("/proc/42")) == sorted(
+        ["cmdline", "comm", "environ", "stat", "statm", "status", "cwd", "exe", "root", "fd",
+         "fdinfo", "mounts", "mountinfo"])
+
+
+async def test_self(proc, vfs):
+    assert await as_pid(vfs, 42, 1000, 1000).readlink("/proc/self") == "42"
+    assert await as_pid(vfs, 42, 1000, 1000).read_file("/proc/self/comm") == b"sh\n"
+    await raises("ENOENT", vfs.readlink("/proc/self"))  # host callers have no pid here
+    await raises("ENOENT", vfs.read_file("/proc/self/status"))
+    assert (await vfs.lstat("/proc/self")).is_symbolic_link
+    await raises("ENOENT", as_pid(vfs, 99).readlink("/proc/self"))  # unknown pid
+
+
+async def test_cmdline_comm_environ(proc, vfs, procs):
+    assert await vfs.read_file("/proc/42/cmdline") == b"sh\0-c\0echo hi\0"
+    assert await vfs.read_file("/proc/42/comm") == b"sh\n"
+    assert await vfs.read_file("/proc/42/environ") == b"HOME=/home/user\0PWD=/home/user\0"
+    procs.add(50, argv=["/usr/bin/a-very-long-command-name"], env={})
+    assert await vfs.read_file("/proc/50/comm") == b"a-very-long-com\n"
+    assert await vfs.read_file("/proc/50/environ") == b""
+
+
+async def test_links(proc, vfs):
+    assert await vfs.readlink("/proc/42/cwd") == "/home/user"
+    assert await vfs.readlink("/proc/42/exe") == "/bin/sh"
+    assert await vfs.readlink("/proc/42/root") == "/"
+    assert await vfs.readlink("/proc/42/fd/0") == "/dev/pts/0"
+    assert await vfs.readlink("/proc/42/fd/1") == "pipe:[7]"
+    assert await vfs.readlink("/proc/42/fd/2") == "socket:[9]"
+    assert await vfs.readlink("/proc/42/fd/3") == "/home/user/notes.txt"
+    assert await vfs.read_dir("/proc/42/fd") == ["0", "1", "2", "3"]
+    modes = {n: stat.S_IMODE((await vfs.lstat(f"/proc/42/fd/{n}")).mode) for n in "0123"}
+    assert modes == {"0": 0o700, "1": 0o300, "2": 0o700, "3": 0o500}  # lrwx, l-wx, lrwx, lr-x
+    await raises("ENOENT", vfs.readlink("/proc/42/fd/9"))
+    await raises("ENOENT", vfs.lstat("/proc/42/fd/01"))
+
+
+async def test_fdinfo_like_host(proc, vfs, table):
+    ours = parse_fdinfo(await vfs.read_text_file("/proc/42/fdinfo/3"))
+    parse_fdinfo(host("/proc/self/fdinfo/0"))
+    assert ours["pos"] == 12
+    assert ours["flags"] == os.O_RDONLY | os.O_APPEND | os.O_CLOEXEC
+    root_id = table.mounts()[0].mnt_id
+    assert ours["mnt_id"] == root_id
+    assert parse_fdinfo(await vfs.read_text_file("/proc/42/fdinfo/1"))["flags"] & os.O_CLOEXEC == 0
+    assert await vfs.read_dir("/proc/42/fdinfo") == ["0", "1", "2", "3"]
+
+
+async def test_other_users_cannot_see_private_entries(proc, vfs):
+    other = as_pid(vfs, 1, uid=2000, gid=2000)
+    await raises("EACCES", other.read_file("/proc/42/environ"))
+    await raises("EACCES", other.readlink("/proc/42/cwd"))
+    await raises("EACCES", other.read_dir("/proc/42/fd"))
+    assert await other.read_file("/proc/42/cmdline") == b"sh\0-c\0echo hi\0"  # public
+    owner = as_pid(vfs, 42, uid=1000, gid=1000)
+    assert await owner.read_file("/proc/42/environ")
+    assert await owner.readlink("/proc/42/cwd") == "/home/user"
+
+
+async def test_zombie_and_reaped(proc, vfs, table, procs):
+    p = procs.get(42)
+    ino = (await vfs.stat("/proc/42/status")).ino
+    fh = await table.open(ino, os.O_RDONLY)  # a snapshot survives the process
+    p.state, p.exit_status = "Z", 3 << 8
+    assert await vfs.read_file("/proc/42/cmdline") == b""
+    st = parse_pid_stat(await vfs.read_text_file("/proc/42/stat"))
+    assert st[2] == "Z" and st[51] == 3 << 8 and st[22] == 0
+    assert "VmRSS" not in parse_status(await vfs.read_text_file("/proc/42/status"))
+    del procs.procs[42]
+    await raises("ENOENT", vfs.stat("/proc/42"))
+    await raises("ENOENT", table.getattr(ino))
+    assert "42" not in await vfs.read_dir("/proc")
+    assert b"Name:\tsh" in await table.read(fh, 0, 4096)
+    await table.release(fh)
+
+
+async def test_snapshot_per_handle(proc, vfs, table, procs):
+    ino = (await vfs.stat("/proc/42/status")).ino
+    fh = await table.open(ino, os.O_RDONLY)
+    first = await table.read(fh, 0, 10)
+    procs.get(42).argv = ["renamed"]
+    rest = await table.read(fh, 10, 1 << 16)
+    assert (first + rest).startswith(b"Name:\tsh\n")
+    await table.release(fh)
+    assert (await vfs.read_file("/proc/42/status")).startswith(b"Name:\trenamed\n")
+    assert (await vfs.stat("/proc/42/status")).size == 0  # like Linux
+    assert table.wants_direct_io(ino)
+    assert not table.wants_direct_io((await vfs.stat("/proc/42")).ino)
+
+
+async def test_mutations_like_linux(proc, vfs, table):
+    await raises("ENOENT", vfs.write_file("/proc/newfile", b""))  # Linux: touch -> ENOENT
+    await raises("ENOENT", vfs.mkdir("/proc/newdir"))
+    await raises("ENOENT", vfs.symlink("x", "/proc/lnk"))
+    await raises("EPERM", vfs.remove_file("/proc/uptime"))
+    await raises("EPERM", vfs.remove_dir("/proc/sys"))
+    ino = (await vfs.stat("/proc/uptime")).ino
+    fh = await table.open(ino, os.O_WRONLY)  # root passes DAC, the file refuses: EIO
+    await raises("EIO", table.write(fh, 0, b"1"))
+    await table.release(fh)
+    await raises("EACCES", table.open(ino, os.O_WRONLY, Caller(uid=1000, pid=42)))
+    await raises("ENOTSUP", table.getxattr(ino, b"user.x"))
+    await raises("ENOTSUP", table.setxattr(ino, b"user.x", b"1"))
+
+
+async def test_no_host_leaks(tmp_path, procs):
+    """Plant canaries (host name, host pid, the store's host path, host user) and grep
+    every file and link of /proc for them."""
+    from kernel.mounts import MountTable
+    from vfsfuse.store import create_store, open_store
+
+    create_store(str(tmp_path))
+    store = open_store(str(tmp_path))
+    try:
+        table = MountTable(store.vfs)
+        await table.mount("/proc", ProcFS(procs, table), fstype="proc", source="proc")
+        p = procs.add(7, argv=["cat"], cwd="/tmp", fds=procs.get(1).fds)
+        p.fds.fds[5] = FakeOFD("file", "/tmp/x", flags=os.O_RDWR)
+        vfs = PathVFS(table, Caller(pid=7))
+        canaries = [socket.gethostname(), str(os.getpid()), str(tmp_path), getpass.getuser(),
+                    os.uname().release, host("/proc/version").strip()]
+        pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(c)}(?![\w.-])" for c in canaries))
+        seen = 0
+
+        async def walk(path: str) -> None:
+            nonlocal seen
+            for e in await vfs.read_dir_with_types(path):
+                child = f"{path}/{e.name}"
+                st = await vfs.lstat(child)
+                if st.is_symbolic_link:
+                    try:
+                        text = await vfs.readlink(child)
+                    except KernelError:
+                        continue
+                elif st.is_directory:
+                    await walk(child)
+                    continue
+                else:
+                    text = (await vfs.read_file(child)).decode(errors="replace")
+                seen += 1
+                m = pattern.search(text)
+                assert m is None, (child, m.group(0))
+
+        await walk("/proc")
+        assert seen > 40
+    finally:
+        await store.vfs.close()
+        store.close()
+
+
+async def test_generated_read_is_cheap(proc, table, vfs):
+    """lookup + getattr + open + read + release of /proc/<pid>/status (FUSE does these)."""
+    root = table.root_ino
+    n = 2000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pa = await table.lookup(root, b"proc")
+        pid = await table.lookup(pa.ino, b"42")
+        st = await table.lookup(pid.ino, b"status")
+        await table.getattr(st.ino)
+        fh = await table.open(st.ino, os.O_RDONLY)
+        assert await table.read(fh, 0, 131072)
+        await table.release(fh)
+    rate = n / (time.perf_counter() - t0)
+    assert rate > 5000, f"{rate:.0f} reads/s"
