@@ -1,0 +1,139 @@
+"""``vfsfuse mount`` and ``vfsfuse umount``: thin click wrappers over ``vfsfuse.daemon``."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from kernel.errors import KernelError
+
+EXIT_FAILED = 8
+
+MOUNT_EPILOG = """\b
+Exit codes:
+  0  the mount is ready (daemon mode) / was unmounted cleanly (--foreground)
+  2  usage error
+  8  the mount failed; one line on stderr says why, "vfsfuse: CODE: message":
+       EBUSY    the store is already mounted (by the pid shown), or MOUNTPOINT
+                already holds a vfsfuse mount
+       ENOENT   STORE is not a store, or MOUNTPOINT does not exist
+       ENOTCONN MOUNTPOINT holds a dead mount (fusermount3 -u -z MOUNTPOINT)
+       EIO      the daemon failed (see STORE/run/daemon.log)
+
+\b
+A lock file STORE/run/lock holds the daemon's pid; a lock left behind by a
+daemon that died (kill -9, power cut) is taken over automatically, and the
+store needs no fsck: everything committed (every fsync, and all changes older
+than about a second) is intact.
+"""
+
+UMOUNT_EPILOG = """\b
+Exit codes:
+  0  flushed, committed and unmounted; the daemon has exited
+  2  usage error
+  8  failed; one line on stderr says why, "vfsfuse: CODE: message":
+       EBUSY     a process still uses the mount (open file, working directory)
+       EINVAL    MOUNTPOINT is not a vfsfuse mount
+       ESRCH     the daemon had died; the dead mount was detached (committed
+                 data is intact, uncommitted changes of its last second are lost)
+       ETIMEDOUT the daemon is still flushing after --timeout seconds
+       EIO       the daemon did not shut down cleanly (see its log)
+"""
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*$")
+
+
+def parse_size(text: str) -> int:
+    """"64M", "1.5G", "4096" -> bytes (binary multiples)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise click.BadParameter(f"not a size: {text!r} (use e.g. 64M, 1G)")
+    factor = 1 << (10 * " KMGT".index((m.group(2) or " ").upper()))
+    return int(float(m.group(1)) * factor)
+
+
+class MountCliError(click.ClickException):
+    """One line on stderr in the CLI's format and exit code 8."""
+
+    exit_code = EXIT_FAILED
+
+    def show(self, file=None) -> None:  # noqa: D102 - click API
+        click.echo(f"vfsfuse: {self.message}", err=True)
+
+
+def _fail(err: KernelError) -> MountCliError:
+    return MountCliError(str(err))
+
+
+@click.command("mount", epilog=MOUNT_EPILOG)
+@click.argument("paths", nargs=-1, required=True, metavar="STORE MOUNTPOINT")
+@click.option("--foreground", "-f", is_flag=True, help="Serve in this process (for systemd and tests).")
+@click.option("--allow-other", is_flag=True,
+              help="Let other users use the mount (needs root or user_allow_other in /etc/fuse.conf).")
+@click.option("--read-only", "--ro", "read_only", is_flag=True, help="Mount read-only.")
+@click.option("--cache-size", default="64M", show_default=True,
+              help="Write-back buffer for dirty chunks (the clean block cache gets up to half of it).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              default="warning", show_default=True, help="Daemon log level (log: STORE/run/daemon.log).")
+@click.option("--memory", is_flag=True, help="Mount an ephemeral in-memory store: 'vfsfuse mount --memory MOUNTPOINT'.")
+@click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
+def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
+                  cache_size: str, log_level: str, memory: bool, no_kernel: bool) -> None:
+    """Mount STORE on MOUNTPOINT with FUSE.
+
+    Runs a daemon in the background and returns once the mount is ready (or
+    fails with the reason). Unmount with 'vfsfuse umount MOUNTPOINT'.
+    """
+    from vfsfuse.daemon import MountConfig, serve_foreground, spawn
+
+    if memory:
+        if len(paths) != 1:
+            raise click.UsageError("with --memory give only MOUNTPOINT")
+        store, mountpoint = None, paths[0]
+    else:
+        if len(paths) != 2:
+            raise click.UsageError("give STORE and MOUNTPOINT")
+        store, mountpoint = paths
+    config = MountConfig(mountpoint=mountpoint, store=store, memory=memory, allow_other=allow_other,
+                         read_only=read_only, cache_bytes=parse_size(cache_size), log_level=log_level.upper(),
+                         use_kernel=not no_kernel)
+    try:
+        if foreground:
+            from vfsfuse.daemon import setup_logging
+
+            setup_logging(config.log_level)
+
+            def ready() -> None:
+                click.echo(f"vfsfuse: mounted {store or 'memory store'} on {config.mountpoint}", err=True)
+
+            serve_foreground(config, ready)
+        else:
+            spawn(config)
+    except KernelError as err:
+        raise _fail(err) from None
+    except BaseExceptionGroup as group:  # trio nurseries wrap errors
+        leaf = _leaf(group)
+        if isinstance(leaf, KernelError):
+            raise _fail(leaf) from None
+        raise
+
+
+@click.command("umount", epilog=UMOUNT_EPILOG)
+@click.argument("mountpoint")
+@click.option("--timeout", default=300.0, show_default=True, type=float,
+              help="Seconds to wait for the daemon to flush and exit.")
+def umount_command(mountpoint: str, timeout: float) -> None:
+    """Flush everything, unmount MOUNTPOINT and wait until the daemon has exited with the store clean."""
+    from vfsfuse.daemon import unmount
+
+    try:
+        unmount(mountpoint, timeout=timeout)
+    except KernelError as err:
+        raise _fail(err) from None
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = next((e for e in exc.exceptions if isinstance(e, KernelError)), exc.exceptions[0])
+    return exc

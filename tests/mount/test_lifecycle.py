@@ -1,0 +1,187 @@
+"""mount / umount through the real CLI: readiness, locking, options, clean shutdown."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .conftest import Mount, cli, mounted_here, sh
+
+
+def _mount_line(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if parts[4] == path:
+                return parts
+    raise AssertionError(f"{path} is not mounted")
+
+
+def test_mount_is_ready_when_command_returns_and_data_survives_remount(new_mount):
+    m = new_mount()
+    # The command returned: the mount must answer at once.
+    with open(os.path.join(m.path, "hello.txt"), "wb") as f:
+        f.write(b"hello\n" * 1000)
+    os.mkdir(os.path.join(m.path, "dir"))
+    os.symlink("hello.txt", os.path.join(m.path, "dir", "link"))
+    p = m.umount()
+    assert p.returncode == 0, p.stderr
+    assert not mounted_here(m.path)
+    m.start()
+    with open(os.path.join(m.path, "hello.txt"), "rb") as f:
+        assert f.read() == b"hello\n" * 1000
+    assert os.readlink(os.path.join(m.path, "dir", "link")) == "hello.txt"
+
+
+def test_mount_options_are_safe(new_mount):
+    m = new_mount()
+    parts = _mount_line(m.path)
+    sep = parts.index("-")
+    assert parts[sep + 1] == "fuse.vfsfuse"
+    assert parts[sep + 2] == "vfsfuse"
+    opts = set(parts[5].split(",")) | set(parts[sep + 3].split(","))
+    assert {"nosuid", "nodev", "default_permissions"} <= opts
+
+
+def test_device_nodes_never_reach_host_devices(new_mount):
+    m = new_mount()
+    # mknod of /dev/zero's numbers works (it is only an entry) but opening it is refused (nodev).
+    os.mknod(os.path.join(m.path, "zero"), 0o666 | 0o020000, os.makedev(1, 5))
+    st = os.stat(os.path.join(m.path, "zero"))
+    assert os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 5
+    with pytest.raises(PermissionError):
+        open(os.path.join(m.path, "zero"), "rb")
+
+
+def test_second_mount_of_a_store_is_refused_with_the_pid(new_mount, world_base):
+    m = new_mount()
+    other = world_base / "other-mnt"
+    other.mkdir()
+    p = cli("mount", m.store, str(other), env=m.env)
+    assert p.returncode == 8
+    assert p.stderr.startswith("vfsfuse: EBUSY:") and str(m.pid) in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not mounted_here(str(other))
+
+
+def test_mount_errors_are_one_line_with_exit_8(new_mount, world_base):
+    m = new_mount(start=False)
+    p = cli("mount", m.store, str(world_base / "does-not-exist"), env=m.env)
+    assert p.returncode == 8 and p.stderr.startswith("vfsfuse: ENOENT:"), p.stderr
+    p = cli("mount", str(world_base / "no-store"), m.path, env=m.env)
+    assert p.returncode == 8 and p.stderr.startswith("vfsfuse: ENOENT:"), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = cli("umount", m.path, env=m.env)
+    assert p.returncode == 8 and p.stderr.startswith("vfsfuse: EINVAL:"), p.stderr
+    p = cli("mount", "--help")
+    assert p.returncode == 0 and "Exit codes" in p.stdout
+    p = cli("umount", "--help")
+    assert p.returncode == 0 and "Exit codes" in p.stdout
+
+
+def test_umount_refuses_a_busy_mount_and_keeps_serving(new_mount):
+    m = new_mount()
+    holder = subprocess.Popen(["sleep", "30"], cwd=m.path)
+    try:
+        p = m.umount()
+        assert p.returncode == 8 and "EBUSY" in p.stderr, p.stderr
+        assert mounted_here(m.path)
+        os.listdir(m.path)  # still served
+    finally:
+        holder.kill()
+        holder.wait()
+    assert m.umount().returncode == 0
+
+
+def test_foreground_mount_stops_cleanly_on_sigterm(new_mount):
+    m = new_mount(foreground=True)
+    with open(os.path.join(m.path, "f"), "wb") as f:
+        f.write(b"x" * 300_000)  # stays in the write-back buffer: no fsync
+    m.proc.send_signal(signal.SIGTERM)
+    assert m.proc.wait(timeout=30) == 0
+    assert not mounted_here(m.path)
+    m.proc = None
+    m.start()
+    with open(os.path.join(m.path, "f"), "rb") as f:
+        assert f.read() == b"x" * 300_000
+
+
+def test_memory_mount(new_mount):
+    m = new_mount(memory=True)
+    r = sh("echo hi > a && cat a && mkdir -p x/y && ls", m.path)
+    assert r.returncode == 0 and r.stdout == "hi\na\nx\n"
+    assert m.umount().returncode == 0
+
+
+def test_read_only_mount(new_mount):
+    m = new_mount()
+    with open(os.path.join(m.path, "f"), "w") as f:
+        f.write("data")
+    assert m.umount().returncode == 0
+    ro = Mount(m.store, m.path, m.env, ("--read-only",)).start()
+    try:
+        with open(os.path.join(ro.path, "f")) as f:
+            assert f.read() == "data"
+        for fn in (lambda: open(os.path.join(ro.path, "g"), "w"),
+                   lambda: os.mkdir(os.path.join(ro.path, "d")),
+                   lambda: os.unlink(os.path.join(ro.path, "f"))):
+            with pytest.raises(OSError) as e:
+                fn()
+            assert e.value.errno == errno.EROFS
+    finally:
+        ro.cleanup()
+
+
+def test_kill9_gives_enotconn_and_remount_takes_over_the_stale_lock(new_mount):
+    m = new_mount()
+    with open(os.path.join(m.path, "kept"), "wb") as f:
+        f.write(b"k" * 100_000)
+        f.flush()
+        os.fsync(f.fileno())
+    m.kill9()
+    t = time.monotonic()
+    with pytest.raises(OSError) as e:
+        os.listdir(m.path)
+    assert e.value.errno == errno.ENOTCONN
+    assert time.monotonic() - t < 5  # an error, not a hang
+    # `vfsfuse umount` reports the dead daemon and detaches its mount.
+    p = m.umount()
+    assert p.returncode == 8 and "ESRCH" in p.stderr
+    assert not mounted_here(m.path)
+    m.start()  # no fsck needed
+    with open(os.path.join(m.path, "kept"), "rb") as f:
+        assert f.read() == b"k" * 100_000
+
+
+def test_remount_on_the_dead_mount_point_itself(new_mount):
+    m = new_mount()
+    m.kill9()
+    m.start()  # the dead mount left at the same place is detached automatically
+    assert os.listdir(m.path) == []
+
+
+def test_open_unlinked_file_keeps_working_until_closed(new_mount):
+    m = new_mount()
+    code = r"""
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b"A" * 200000)
+os.unlink(p)
+assert not os.path.exists(p)
+os.pwrite(fd, b"B" * 10, 100)
+os.fsync(fd)
+data = os.pread(fd, 200000, 0)
+assert data == b"A" * 100 + b"B" * 10 + b"A" * (200000 - 110), "bad data"
+assert os.fstat(fd).st_nlink == 0
+os.close(fd)
+print("ok")
+"""
+    r = subprocess.run(["python3", "-c", code, os.path.join(m.path, "ghost")], capture_output=True, text=True)
+    assert r.stdout == "ok\n", r.stderr
+    assert os.listdir(m.path) == []

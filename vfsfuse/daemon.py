@@ -1,0 +1,618 @@
+"""The mount daemon: one process serving one store at one mount point.
+
+Life of a mount
+---------------
+1. ``mount()`` (daemon mode) forks twice; the grandchild is the daemon and the
+   command waits on a *ready pipe*: ``OK`` once the mount answers requests, or
+   ``ERR <CODE> <message>`` (or EOF if the daemon died), so ``vfsfuse mount``
+   returns only when the mount is usable or fails with the reason.
+2. The daemon takes the store lock (``STORE/run/lock``: ``flock`` + our pid).  The
+   kernel drops a ``flock`` when its holder dies, so a lock left by a daemon
+   killed with ``kill -9`` is simply taken over.
+3. It opens the store, boots the sandbox kernel when that layer exists (so the
+   mount shows ``/dev`` and ``/proc``), mounts FUSE and serves until the kernel
+   unmounts it (``vfsfuse umount`` / ``fusermount3 -u``) or a signal arrives.
+4. Shutdown: drop the host kernel's references, flush every dirty chunk, commit,
+   close the store, record ``clean`` in the runtime record, exit.
+
+Runtime records (``RUNTIME_DIR/<hash of mount point>.json``) let ``vfsfuse
+umount MOUNTPOINT`` find the daemon of a mount point (the kernel's mount table
+cannot tell us a FUSE server's pid) and learn how its shutdown ended.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from kernel.errors import KernelError
+
+log = logging.getLogger("vfsfuse.daemon")
+
+LOCK_NAME = "lock"
+LOG_NAME = "daemon.log"
+STATE_STARTING = "starting"
+STATE_RUNNING = "running"
+STATE_STOPPING = "stopping"
+STATE_CLEAN = "clean"
+STATE_FAILED = "failed"
+
+
+@dataclass
+class MountConfig:
+    """Everything ``vfsfuse mount`` decides; the daemon needs nothing else."""
+
+    mountpoint: str
+    store: str | None = None  # None with memory=True
+    memory: bool = False
+    allow_other: bool = False
+    read_only: bool = False
+    cache_bytes: int = 64 << 20
+    log_level: str = "WARNING"
+    entry_timeout: float = 1.0
+    attr_timeout: float = 1.0
+    read_ahead_kb: int = 1024
+    use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
+
+    def __post_init__(self) -> None:
+        self.mountpoint = os.path.abspath(self.mountpoint)
+        if self.store is not None:
+            self.store = os.path.abspath(self.store)
+
+
+@dataclass
+class DaemonRecord:
+    """What a running (or finished) daemon tells ``vfsfuse umount`` about itself."""
+
+    pid: int
+    mountpoint: str
+    store: str | None
+    state: str = STATE_STARTING
+    error: str = ""
+    log: str = ""
+    started_ns: int = field(default_factory=time.time_ns)
+
+    def save(self) -> None:
+        path = record_path(self.mountpoint)
+        tmp = f"{path}.{self.pid}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(self), f)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(mountpoint: str) -> "DaemonRecord | None":
+        try:
+            with open(record_path(mountpoint)) as f:
+                return DaemonRecord(**json.load(f))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+# ---------------------------------------------------------------------------- paths
+
+def runtime_dir() -> str:
+    """Where runtime records live: $VFSFUSE_RUNTIME_DIR, /run/vfsfuse (root), $XDG_RUNTIME_DIR, /tmp."""
+    d = os.environ.get("VFSFUSE_RUNTIME_DIR")
+    if not d:
+        if os.geteuid() == 0:
+            d = "/run/vfsfuse"
+        elif os.environ.get("XDG_RUNTIME_DIR"):
+            d = os.path.join(os.environ["XDG_RUNTIME_DIR"], "vfsfuse")
+        else:
+            d = f"/tmp/vfsfuse-{os.geteuid()}"
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    return d
+
+
+def record_path(mountpoint: str) -> str:
+    digest = hashlib.sha1(os.path.abspath(mountpoint).encode()).hexdigest()[:20]
+    return os.path.join(runtime_dir(), digest + ".json")
+
+
+def store_run_dir(store: str) -> str:
+    from .store import RUN_NAME
+
+    return os.path.join(store, RUN_NAME)
+
+
+# ------------------------------------------------------------------- mount table
+
+def _unescape(field_: str) -> str:
+    return field_.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def mount_fstype(mountpoint: str) -> str | None:
+    """The filesystem type mounted exactly at *mountpoint* (topmost), or None."""
+    mountpoint = os.path.abspath(mountpoint)
+    found = None
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                sep = parts.index("-")
+                if _unescape(parts[4]) == mountpoint:
+                    found = parts[sep + 1]
+    except OSError:
+        return None
+    return found
+
+
+def is_vfsfuse_mount(mountpoint: str) -> bool:
+    return mount_fstype(mountpoint) == "fuse.vfsfuse"
+
+
+def pid_alive(pid: int) -> bool:
+    """True if *pid* runs (a zombie counts as dead: our daemons are nobody's child)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def fusermount_unmount(mountpoint: str, lazy: bool = False) -> tuple[bool, str]:
+    """Detach a FUSE mount; returns (ok, stderr text)."""
+    args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + ["--", mountpoint]
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return False, str(err)
+    return p.returncode == 0, p.stderr.strip()
+
+
+# -------------------------------------------------------------------- store lock
+
+class StoreLock:
+    """``STORE/run/lock``: an flock held for the daemon's life, holding "pid mountpoint"."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.path = os.path.join(run_dir, LOCK_NAME)
+        self.fd = -1
+        self.previous: tuple[int, str] | None = None  # (pid, mountpoint) of a stale holder
+
+    def acquire(self, mountpoint: str) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise KernelError.from_os_error(err, f"cannot open lock file {self.path}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_lock(fd)
+            os.close(fd)
+            who = f"pid {holder[0]}" if holder else "another process"
+            where = f" on {holder[1]}" if holder and holder[1] else ""
+            raise KernelError("EBUSY", f"store is already mounted by {who}{where}") from None
+        self.previous = _read_lock(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {mountpoint}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.ftruncate(self.fd, 0)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _read_lock(fd: int) -> tuple[int, str] | None:
+    try:
+        text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        pid, _, mnt = text.partition(" ")
+        return int(pid), mnt
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------ the daemon
+
+def check_mountpoint(mountpoint: str) -> None:
+    try:
+        st = os.stat(mountpoint)
+        if is_vfsfuse_mount(mountpoint):
+            os.statvfs(mountpoint)
+    except FileNotFoundError:
+        raise KernelError("ENOENT", f"mount point {mountpoint} does not exist") from None
+    except OSError as err:
+        if err.errno == errno.ENOTCONN:
+            raise KernelError("ENOTCONN", f"{mountpoint} holds a dead FUSE mount; "
+                              f"run 'fusermount3 -u -z {mountpoint}' first") from None
+        raise KernelError.from_os_error(err, f"mount point {mountpoint}") from None
+    import stat as _stat
+
+    if not _stat.S_ISDIR(st.st_mode):
+        raise KernelError("ENOTDIR", f"mount point {mountpoint} is not a directory")
+    if is_vfsfuse_mount(mountpoint):
+        raise KernelError("EBUSY", f"{mountpoint} is already a vfsfuse mount")
+
+
+def fuse_options(config: MountConfig) -> set[str]:
+    opts = {"default_permissions", "nodev", "nosuid", "fsname=vfsfuse", "subtype=vfsfuse"}
+    if config.allow_other:
+        opts.add("allow_other")
+    if config.read_only:
+        opts.add("ro")
+    return opts
+
+
+class Daemon:
+    """Serves one mount; ``run`` blocks until the mount is gone and the store is closed."""
+
+    def __init__(self, config: MountConfig, on_ready: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.on_ready = on_ready
+        self.record = DaemonRecord(os.getpid(), config.mountpoint, config.store)
+        self.lock: StoreLock | None = None
+        self.store = None
+        self.adapter = None
+        self._mounted = False
+        self._stopping = False
+        self._record_owned = False  # never overwrite the record of another daemon
+
+    # -- startup, in order; every failure is a KernelError with a clear message --
+
+    def prepare(self) -> None:
+        """Everything that can fail before FUSE is mounted."""
+        cfg = self.config
+        if cfg.store is not None:
+            from .store import is_store
+
+            if not os.path.isdir(cfg.store):
+                raise KernelError("ENOENT", f"store {cfg.store} does not exist")
+            if not is_store(cfg.store):
+                raise KernelError("ENOENT", f"{cfg.store} is not a vfsfuse store (run 'vfsfuse mkfs {cfg.store}')")
+            run_dir = store_run_dir(cfg.store)
+            os.makedirs(run_dir, mode=0o700, exist_ok=True)
+            self.lock = StoreLock(run_dir)
+            self.lock.acquire(cfg.mountpoint)
+            prev = self.lock.previous
+            if prev and prev[0] != os.getpid():
+                log.warning("took over the stale lock of dead daemon pid %d", prev[0])
+                if prev[1] == cfg.mountpoint and is_vfsfuse_mount(cfg.mountpoint) and _is_dead_mount(cfg.mountpoint):
+                    ok, msg = fusermount_unmount(cfg.mountpoint, lazy=True)
+                    log.warning("detached the dead mount left at %s: %s", cfg.mountpoint, "ok" if ok else msg)
+        check_mountpoint(cfg.mountpoint)
+        self.record.save()
+        self._record_owned = True
+
+    def _open_store(self):
+        from .store import memory_store, open_store
+
+        cfg = self.config
+        if cfg.memory:
+            return memory_store(cache_bytes=cfg.cache_bytes)
+        return open_store(cfg.store, cache_bytes=cfg.cache_bytes)
+
+    def run(self) -> None:
+        import trio
+
+        try:
+            self.prepare()
+            trio.run(self._main)
+        except BaseException as exc:
+            leaf = _leaf(exc)
+            self._set_state(STATE_FAILED, _describe(leaf))
+            if leaf is not exc and isinstance(leaf, KernelError):
+                raise leaf from None
+            raise
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    async def _main(self) -> None:
+        import pyfuse3
+        import trio
+
+        from .fuse_adapter import FuseAdapter
+
+        cfg = self.config
+        self.store = self._open_store()
+        vfs = self.store.vfs
+        try:
+            async with trio.open_nursery() as nursery:
+                async with vfs.running():
+                    fs = await self._build_fs(vfs, nursery)
+                    self.adapter = FuseAdapter(fs, entry_timeout=cfg.entry_timeout,
+                                               attr_timeout=cfg.attr_timeout, read_only=cfg.read_only)
+                    try:
+                        pyfuse3.init(self.adapter, cfg.mountpoint, fuse_options(cfg))
+                    except RuntimeError as err:
+                        raise KernelError("EIO", f"FUSE mount on {cfg.mountpoint} failed: {err}") from None
+                    self._mounted = True
+                    try:
+                        nursery.start_soon(self._signals)
+                        nursery.start_soon(self._after_mount)
+                        await pyfuse3.main()
+                    finally:
+                        with trio.CancelScope(shield=True):
+                            self._stopping = True
+                            self._set_state(STATE_STOPPING)
+                            pyfuse3.close(unmount=True)
+                            self._mounted = False
+                            await self.adapter.forget_all()
+                    nursery.cancel_scope.cancel()
+                # vfs.running() has flushed every dirty chunk and committed.
+        finally:
+            self.store.close()
+        self._set_state(STATE_CLEAN)
+
+    async def _build_fs(self, vfs, nursery):
+        """The filesystem to serve: the kernel's mount table when that layer exists, else the store."""
+        if not self.config.use_kernel:
+            return vfs
+        try:
+            from kernel.kernel import Kernel  # lands with the processes layer
+        except ImportError:
+            return vfs
+        kernel = Kernel(vfs)
+        await kernel.boot(nursery)
+        try:
+            from .inspectfs import InspectFS
+
+            kernel.mount_table.mount("/.vfs", InspectFS(vfs), read_only=True, hidden=True,
+                                     fstype="vfsinspect", source="vfs")
+        except ImportError:
+            pass
+        self.kernel = kernel
+        return kernel.mount_table
+
+    async def _after_mount(self) -> None:
+        """Confirm the mount answers, tune read-ahead, then report ready."""
+        import trio
+
+        cfg = self.config
+        st = await trio.to_thread.run_sync(os.stat, cfg.mountpoint)
+        if cfg.read_ahead_kb:
+            bdi = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+            try:
+                with open(bdi, "w") as f:
+                    f.write(str(cfg.read_ahead_kb))
+            except OSError as err:
+                log.info("could not set %s: %s", bdi, err)
+        self._set_state(STATE_RUNNING)
+        log.info("serving %s on %s (pid %d)", cfg.store or "memory store", cfg.mountpoint, os.getpid())
+        _sd_notify(b"READY=1")
+        if self.on_ready is not None:
+            self.on_ready()
+
+    async def _signals(self) -> None:
+        import pyfuse3
+        import trio
+
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:  # keep receiving: a second signal must not kill a flush
+                log.warning("signal %d: unmounting %s", signum, self.config.mountpoint)
+                if not self._stopping:
+                    self._stopping = True
+                    pyfuse3.terminate()
+
+    def _set_state(self, state: str, error: str = "") -> None:
+        if not self._record_owned:
+            return
+        self.record.state = state
+        self.record.error = error
+        try:
+            self.record.save()
+        except OSError as err:
+            log.error("cannot write runtime record: %s", err)
+
+
+def _is_dead_mount(path: str) -> bool:
+    try:
+        os.statvfs(path)  # always reaches the server (stat may be answered from the attr cache)
+    except OSError as err:
+        return err.errno == errno.ENOTCONN
+    return False
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The KernelError (or first error) inside trio's exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = next((e for e in exc.exceptions if isinstance(e, KernelError)), exc.exceptions[0])
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KernelError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "EINTR: interrupted"
+    return f"EIO: {type(exc).__name__}: {exc}"
+
+
+def _sd_notify(msg: bytes) -> None:
+    """Tell systemd (Type=notify) that we are ready; a no-op elsewhere."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(msg, addr)
+    except OSError:
+        pass
+
+
+def setup_logging(level: str, path: str | None = None) -> None:
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.WARNING))
+
+
+# --------------------------------------------------------------- entry points
+
+def serve_foreground(config: MountConfig, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the daemon in this process until unmounted (``--foreground``)."""
+    Daemon(config, on_ready).run()
+
+
+def spawn(config: MountConfig, timeout: float | None = None) -> int:
+    """Start a background daemon; return its pid once the mount is ready.
+
+    Raises KernelError with the daemon's own reason when it could not start.
+    """
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(read_fd)
+        _daemon_child(config, write_fd)
+    os.close(write_fd)
+    try:
+        os.waitpid(child, 0)  # the intermediate child exits at once
+        buf = b""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in buf:
+            if deadline is not None:
+                import select
+
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                    raise KernelError("ETIMEDOUT", "the daemon did not become ready in time")
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        os.close(read_fd)
+    line = buf.decode(errors="replace").strip()
+    if line.startswith("OK"):
+        return int(line.split()[1])
+    if line.startswith("ERR "):
+        code, _, message = line[4:].partition(" ")
+        raise KernelError(code if hasattr(errno, code) else "EIO", message)
+    raise KernelError("EIO", "the daemon exited during startup"
+                      + (f"; see {config.store}/run/{LOG_NAME}" if config.store else ""))
+
+
+def _daemon_child(config: MountConfig, ready_fd: int) -> None:  # pragma: no cover - child process
+    """Become the daemon (second fork, new session, stdio detached) and run."""
+    code = 1
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.chdir("/")
+        os.umask(0o022)
+        log_path = _log_path(config)
+        null = os.open(os.devnull, os.O_RDWR)
+        out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_path else null
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = os.fdopen(2, "w", buffering=1)
+        setup_logging(config.log_level)
+        os.set_inheritable(ready_fd, False)
+
+        def ready() -> None:
+            os.write(ready_fd, f"OK {os.getpid()}\n".encode())
+            os.close(ready_fd)
+
+        daemon = Daemon(config, ready)
+        daemon.record.log = log_path or ""
+        try:
+            daemon.run()
+            code = 0
+        except KernelError as err:
+            log.error("mount failed: %s", err)
+            _report(ready_fd, err.code, err.message)
+        except BaseException as exc:
+            log.exception("daemon crashed")
+            _report(ready_fd, "EIO", _describe(exc))
+    finally:
+        os._exit(code)
+
+
+def _report(fd: int, code: str, message: str) -> None:
+    try:
+        os.write(fd, f"ERR {code} {message}\n".encode())
+    except OSError:
+        pass  # already reported ready, or the parent is gone
+
+
+def _log_path(config: MountConfig) -> str | None:
+    if config.store:
+        try:
+            run = store_run_dir(config.store)
+            if os.path.isdir(run):
+                return os.path.join(run, LOG_NAME)
+        except OSError:
+            return None
+    return os.path.splitext(record_path(config.mountpoint))[0] + ".log"
+
+
+# ---------------------------------------------------------------------- umount
+
+def unmount(mountpoint: str, *, timeout: float = 300.0) -> DaemonRecord:
+    """Unmount, wait for the daemon to flush, commit and exit; raise if that did not happen cleanly."""
+    mnt = os.path.abspath(mountpoint)
+    rec = DaemonRecord.load(mnt)
+    mounted = is_vfsfuse_mount(mnt)
+    if rec is None or rec.state in (STATE_CLEAN, STATE_FAILED) and not mounted:
+        if not mounted:
+            raise KernelError("EINVAL", f"{mnt} is not a vfsfuse mount")
+        ok, msg = fusermount_unmount(mnt)
+        raise KernelError("ESRCH", f"no daemon is known for {mnt}; "
+                          + ("detached the mount" if ok else f"could not detach it: {msg}"))
+    if not pid_alive(rec.pid):
+        if mounted:
+            ok, msg = fusermount_unmount(mnt)
+            if not ok:
+                ok, msg = fusermount_unmount(mnt, lazy=True)
+            detached = "detached the dead mount" if ok else f"could not detach the mount: {msg}"
+        else:
+            detached = "nothing was mounted"
+        if rec.state == STATE_CLEAN:
+            return rec
+        raise KernelError("ESRCH", f"the daemon (pid {rec.pid}) was not running; {detached}. "
+                          "Changes it had not committed are lost; committed data is intact")
+    if mounted:
+        ok, msg = fusermount_unmount(mnt)
+        if not ok:
+            if "busy" in msg.lower():
+                raise KernelError("EBUSY", f"{mnt} is busy: a process has a file open or its working directory there")
+            if is_vfsfuse_mount(mnt):
+                raise KernelError("EIO", f"could not unmount {mnt}: {msg}")
+    else:  # already detached but the daemon still runs (e.g. lazy unmount): ask it to stop
+        try:
+            os.kill(rec.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while pid_alive(rec.pid):
+        if time.monotonic() > deadline:
+            raise KernelError("ETIMEDOUT", f"the daemon (pid {rec.pid}) is still flushing after {timeout:.0f} s; "
+                              "it keeps running, check again with 'vfsfuse umount' later")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    final = DaemonRecord.load(mnt) or rec
+    if final.state != STATE_CLEAN:
+        why = final.error or f"it stopped in state '{final.state}'"
+        where = f" (log: {final.log})" if final.log else ""
+        raise KernelError("EIO", f"the daemon did not shut down cleanly: {why}{where}")
+    return final

@@ -1,0 +1,488 @@
+"""pyfuse3 operations over any inode-level ``FileSystem`` (ChunkedVFS or the kernel's mount table).
+
+The adapter is deliberately thin: the Linux kernel already walks paths, checks
+permissions (``default_permissions``) and caches entries and attributes; the
+filesystem below owns the semantics.  What lives here is only what FUSE itself
+requires:
+
+* lookup counting (``forget``): the filesystem sees ``retain`` on 0 -> 1 and
+  ``forget`` on -> 0, so open-but-unlinked inodes live exactly as long as the
+  host kernel can still name them;
+* the translation of errors (``KernelError`` -> errno; anything else is logged and
+  becomes EIO so one bug never takes the daemon down);
+* the request context -> ``Caller`` (host pids never reach the sandbox: pid 0);
+* page-cache policy (``keep_cache`` for files unchanged since the previous open,
+  ``direct_io`` for files whose size is not known in advance, e.g. procfs).
+
+Hot paths (lookup, getattr, read, write) avoid helper layers: each is one
+``try`` around one awaited call.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat as _stat
+import time
+from typing import Any, Callable
+
+import pyfuse3
+from pyfuse3 import FUSEError
+
+from kernel.errors import KernelError
+from kernel.fs import ROOT_INO, UTIME_NOW, Attr, Caller, FileSystem, SetAttr
+
+log = logging.getLogger("vfsfuse.fuse")
+
+_EntryAttributes = pyfuse3.EntryAttributes
+_FileInfo = pyfuse3.FileInfo
+_readdir_reply = pyfuse3.readdir_reply
+
+_PRIV_BITS = _stat.S_ISUID | _stat.S_ISGID
+# A time within this window of "now" in a setattr is the kernel's UTIME_NOW
+# (pyfuse3 resolves UTIME_NOW to the current time before calling us).
+_NOW_WINDOW_NS = 50_000_000
+# Supplementary groups of a host pid are read from /proc; remember them briefly.
+_GROUPS_TTL = 2.0
+
+
+def _error(exc: BaseException, op: str) -> FUSEError:
+    """Turn any exception raised below into the errno the caller sees."""
+    if isinstance(exc, KernelError):
+        return FUSEError(exc.errno)
+    if isinstance(exc, FUSEError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno:
+        log.warning("%s: host error %s", op, exc)
+        return FUSEError(exc.errno)
+    log.exception("%s: unexpected error, answering EIO", op)
+    return FUSEError(errno.EIO)
+
+
+class FuseAdapter(pyfuse3.Operations):
+    """Serve ``fs`` (anything implementing ``kernel.fs.FileSystem``) through pyfuse3."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, fs: FileSystem, *, entry_timeout: float = 1.0, attr_timeout: float = 1.0,
+                 read_only: bool = False) -> None:
+        super().__init__()
+        if fs.root_ino != ROOT_INO:
+            raise ValueError(f"root inode must be {ROOT_INO}, not {fs.root_ino}")
+        self.fs = fs
+        self.entry_timeout = entry_timeout
+        self.attr_timeout = attr_timeout
+        self.read_only = read_only
+        self.lookups: dict[int, int] = {}  # ino -> lookup count held by the host kernel
+        self._opened_version: dict[int, tuple[int, int]] = {}  # ino -> (mtime_ns, size) at last open
+        self._dir_ino: dict[int, int] = {}  # dir fh -> ino (for the "." entry)
+        self._parent: dict[int, int] = {}  # dir ino -> parent ino, as last seen (for "..")
+        self._groups: dict[int, tuple[float, tuple[int, ...]]] = {}
+        self._root_caller = Caller(0, 0, 0, 0o022)
+        wants = getattr(fs, "wants_direct_io", None)
+        self._wants_direct_io: Callable[[int], bool] | None = wants if callable(wants) else None
+        self.max_write_seen = 0  # largest write request, for tests of big writes
+
+    # ----------------------------------------------------------------- helpers
+
+    def _entry(self, a: Attr) -> pyfuse3.EntryAttributes:
+        e = _EntryAttributes()
+        e.st_ino = a.ino
+        e.generation = 0
+        e.entry_timeout = self.entry_timeout
+        e.attr_timeout = self.attr_timeout
+        e.st_mode = a.mode
+        e.st_nlink = a.nlink
+        e.st_uid = a.uid
+        e.st_gid = a.gid
+        e.st_rdev = a.rdev
+        e.st_size = a.size
+        e.st_blksize = a.blksize
+        e.st_blocks = a.blocks
+        e.st_atime_ns = a.atime_ns
+        e.st_mtime_ns = a.mtime_ns
+        e.st_ctime_ns = a.ctime_ns
+        return e
+
+    def _ref(self, ino: int) -> None:
+        """The host kernel now holds one more reference to ``ino``."""
+        n = self.lookups.get(ino, 0)
+        if not n:
+            self.fs.retain(ino)
+        self.lookups[ino] = n + 1
+
+    def _caller(self, ctx: Any) -> Caller:
+        uid = ctx.uid
+        if uid == 0 and ctx.gid == 0:
+            if ctx.umask == 0o022:
+                return self._root_caller
+            return Caller(0, 0, 0, ctx.umask)
+        return Caller(uid, ctx.gid, 0, ctx.umask, self._sup_groups(ctx.pid) if uid else ())
+
+    def _sup_groups(self, pid: int) -> tuple[int, ...]:
+        """Supplementary groups of the host process (the host kernel checked permissions with them)."""
+        now = time.monotonic()
+        hit = self._groups.get(pid)
+        if hit is not None and now - hit[0] < _GROUPS_TTL:
+            return hit[1]
+        try:
+            groups = tuple(sorted(pyfuse3.get_sup_groups(pid))) if pid else ()
+        except Exception:  # the process may already be gone
+            groups = ()
+        if len(self._groups) > 4096:
+            self._groups.clear()
+        self._groups[pid] = (now, groups)
+        return groups
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise FUSEError(errno.EROFS)
+
+    # ------------------------------------------------------------------ names
+
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+        try:
+            a = await self.fs.lookup(parent_inode, name, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "lookup") from None
+        self._ref(a.ino)
+        if a.mode & 0o170000 == 0o040000:
+            self._parent[a.ino] = parent_inode
+        return self._entry(a)
+
+    async def forget(self, inode_list: Any) -> None:
+        lookups = self.lookups
+        for ino, n in inode_list:
+            left = lookups.get(ino, 0) - n
+            if left > 0:
+                lookups[ino] = left
+                continue
+            lookups.pop(ino, None)
+            self._opened_version.pop(ino, None)
+            self._parent.pop(ino, None)
+            try:
+                await self.fs.forget(ino)
+            except Exception as exc:  # forget has no reply: log only
+                _error(exc, "forget")
+
+    async def forget_all(self) -> None:
+        """Drop every reference the (now gone) host kernel held; used at unmount."""
+        items = list(self.lookups.items())
+        await self.forget(items)
+
+    async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        try:
+            return self._entry(await self.fs.getattr(inode))
+        except Exception as exc:
+            raise _error(exc, "getattr") from None
+
+    async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
+                      ctx: Any) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        ch = SetAttr()
+        if fields.update_mode:
+            ch.mode = attr.st_mode & 0o7777
+        if fields.update_uid:
+            ch.uid = attr.st_uid
+        if fields.update_gid:
+            ch.gid = attr.st_gid
+        if fields.update_size:
+            ch.size = attr.st_size
+        if fields.update_atime or fields.update_mtime:
+            now = time.time_ns()
+            if fields.update_atime:
+                t = attr.st_atime_ns
+                ch.atime_ns = UTIME_NOW if abs(now - t) < _NOW_WINDOW_NS else t
+            if fields.update_mtime:
+                t = attr.st_mtime_ns
+                ch.mtime_ns = UTIME_NOW if abs(now - t) < _NOW_WINDOW_NS else t
+        if fields.update_ctime:
+            ch.ctime_ns = attr.st_ctime_ns
+        caller = self._caller(ctx)
+        try:
+            if ch.mode is not None and caller.uid != 0 and _only_mode(ch):
+                # The host kernel drops setuid/setgid itself ("kill priv") after a
+                # write or truncate by a non-owner and sends it as a chmod on the
+                # writer's behalf; only that narrow change runs with authority.
+                cur = await self.fs.getattr(inode)
+                if cur.mode & 0o7777 & ~_PRIV_BITS == ch.mode and cur.mode & _PRIV_BITS:
+                    caller = self._root_caller
+            a = await self.fs.setattr(inode, ch, caller)
+        except Exception as exc:
+            raise _error(exc, "setattr") from None
+        return self._entry(a)
+
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        try:
+            return await self.fs.readlink(inode, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "readlink") from None
+
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: Any) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        try:
+            a = await self.fs.mknod(parent_inode, name, mode, rdev, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "mknod") from None
+        self._ref(a.ino)
+        return self._entry(a)
+
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        try:
+            a = await self.fs.mkdir(parent_inode, name, mode, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "mkdir") from None
+        self._ref(a.ino)
+        self._parent[a.ino] = parent_inode
+        return self._entry(a)
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        self._check_writable()
+        try:
+            await self.fs.unlink(parent_inode, name, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "unlink") from None
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        self._check_writable()
+        try:
+            await self.fs.rmdir(parent_inode, name, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "rmdir") from None
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: Any) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        try:
+            a = await self.fs.symlink(parent_inode, name, target, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "symlink") from None
+        self._ref(a.ino)
+        return self._entry(a)
+
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any) -> None:
+        self._check_writable()
+        try:
+            await self.fs.rename(parent_inode_old, name_old, parent_inode_new, name_new,
+                                 flags, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "rename") from None
+
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: Any) -> pyfuse3.EntryAttributes:
+        self._check_writable()
+        try:
+            a = await self.fs.link(inode, new_parent_inode, new_name, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "link") from None
+        self._ref(a.ino)
+        return self._entry(a)
+
+    # ------------------------------------------------------------------ files
+
+    async def _file_info(self, ino: int, fh: int, attr: Attr | None) -> pyfuse3.FileInfo:
+        """Keep the host page cache only when the file is unchanged since it was last opened."""
+        if self._wants_direct_io is not None and self._wants_direct_io(ino):
+            return _FileInfo(fh=fh, direct_io=True)
+        if attr is None:
+            attr = await self.fs.getattr(ino)
+        version = (attr.mtime_ns, attr.size)
+        keep = self._opened_version.get(ino) == version
+        self._opened_version[ino] = version
+        return _FileInfo(fh=fh, keep_cache=keep)
+
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        if self.read_only and flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+            raise FUSEError(errno.EROFS)
+        try:
+            fh = await self.fs.open(inode, flags, self._caller(ctx))
+            try:
+                return await self._file_info(inode, fh, None)
+            except BaseException:
+                await self.fs.release(fh)
+                raise
+        except Exception as exc:
+            raise _error(exc, "open") from None
+
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        self._check_writable()
+        try:
+            fh, a = await self.fs.create(parent_inode, name, mode, flags, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "create") from None
+        self._ref(a.ino)
+        self._opened_version[a.ino] = (a.mtime_ns, a.size)
+        if self._wants_direct_io is not None and self._wants_direct_io(a.ino):
+            return _FileInfo(fh=fh, direct_io=True), self._entry(a)
+        return _FileInfo(fh=fh), self._entry(a)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        try:
+            return await self.fs.read(fh, off, size)
+        except Exception as exc:
+            raise _error(exc, "read") from None
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        n = len(buf)
+        if n > self.max_write_seen:
+            self.max_write_seen = n
+        try:
+            return await self.fs.write(fh, off, buf)
+        except Exception as exc:
+            raise _error(exc, "write") from None
+
+    async def flush(self, fh: int) -> None:
+        try:
+            await self.fs.flush(fh)
+        except Exception as exc:
+            raise _error(exc, "flush") from None
+
+    async def release(self, fh: int) -> None:
+        try:
+            await self.fs.release(fh)
+        except Exception as exc:
+            raise _error(exc, "release") from None
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        try:
+            await self.fs.fsync(fh, bool(datasync))
+        except Exception as exc:
+            raise _error(exc, "fsync") from None
+
+    # ------------------------------------------------------------ directories
+
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        try:
+            fh = await self.fs.opendir(inode, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "opendir") from None
+        self._dir_ino[fh] = inode
+        return fh
+
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        # Cookies: 1 = after ".", 2 = after "..", filesystem cookie c -> c + 2.
+        if start_id < 2:
+            ino = self._dir_ino.get(fh, ROOT_INO)
+            if start_id < 1:
+                if not _readdir_reply(token, b".", _dot_entry(ino), 1):
+                    return
+            if not _readdir_reply(token, b"..", _dot_entry(self._parent.get(ino, ROOT_INO)), 2):
+                return
+            start = 0
+        else:
+            start = start_id - 2
+        try:
+            entries = await self.fs.readdir(fh, start)
+        except Exception as exc:
+            raise _error(exc, "readdir") from None
+        entry = self._entry
+        ref = self._ref
+        for d in entries:
+            a = d.attr
+            if not _readdir_reply(token, d.name, entry(a), d.offset + 2):
+                return
+            ref(a.ino)
+
+    async def releasedir(self, fh: int) -> None:
+        self._dir_ino.pop(fh, None)
+        try:
+            await self.fs.releasedir(fh)
+        except Exception as exc:
+            raise _error(exc, "releasedir") from None
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        try:
+            await self.fs.fsyncdir(fh, bool(datasync))
+        except Exception as exc:
+            raise _error(exc, "fsyncdir") from None
+
+    # ------------------------------------------------------------------ misc
+
+    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+        try:
+            s = await self.fs.statfs()
+        except Exception as exc:
+            raise _error(exc, "statfs") from None
+        d = pyfuse3.StatvfsData()
+        d.f_bsize = s.block_size
+        d.f_frsize = s.fragment_size
+        d.f_blocks = s.blocks
+        d.f_bfree = s.blocks_free
+        d.f_bavail = s.blocks_avail
+        d.f_files = s.files
+        d.f_ffree = s.files_free
+        d.f_favail = s.files_free
+        d.f_namemax = s.namemax
+        return d
+
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        try:
+            return await self.fs.getxattr(inode, name)
+        except Exception as exc:
+            raise _error(exc, "getxattr") from None
+
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        self._check_writable()
+        try:
+            await self.fs.setxattr(inode, name, value, 0, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "setxattr") from None
+
+    async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+        try:
+            return await self.fs.listxattr(inode)
+        except Exception as exc:
+            raise _error(exc, "listxattr") from None
+
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        self._check_writable()
+        try:
+            await self.fs.removexattr(inode, name, self._caller(ctx))
+        except Exception as exc:
+            raise _error(exc, "removexattr") from None
+
+    async def access(self, inode: int, mode: int, ctx: Any) -> bool:
+        """Only reached without ``default_permissions``: the classic owner/group/other check."""
+        try:
+            a = await self.fs.getattr(inode)
+        except Exception as exc:
+            raise _error(exc, "access") from None
+        if mode & os.W_OK and self.read_only:
+            return False
+        caller = self._caller(ctx)
+        return _may(a, caller, mode)
+
+
+def _only_mode(ch: SetAttr) -> bool:
+    return ch.uid is None and ch.gid is None and ch.size is None and ch.atime_ns is None \
+        and ch.mtime_ns is None
+
+
+def _dot_entry(ino: int) -> pyfuse3.EntryAttributes:
+    """Attributes for "." and "..": the kernel uses only the inode number and type."""
+    e = _EntryAttributes()
+    e.st_ino = ino
+    e.st_mode = _stat.S_IFDIR | 0o755
+    return e
+
+
+def _may(a: Attr, caller: Caller, mode: int) -> bool:
+    """POSIX permission bits check for ``access(2)``; root may do all but execute non-executables."""
+    if caller.uid == 0:
+        if mode & os.X_OK and not a.is_dir:
+            return bool(a.mode & 0o111)
+        return True
+    if caller.uid == a.uid:
+        bits = (a.mode >> 6) & 7
+    elif caller.in_group(a.gid):
+        bits = (a.mode >> 3) & 7
+    else:
+        bits = a.mode & 7
+    return (bits & mode) == mode
