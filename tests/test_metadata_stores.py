@@ -24,3 +24,11 @@ def store(request, tmp_path):
         s = SqliteMetadataStore(str(tmp_path / "meta.db"), versioning=versioning)
     yield s
     s.close()
+
+
+def test_suite_has_every_seed_case():
+    """All 51 seed cases M1-M51 (seed-behaviour §10.2) are present in the suite."""
+    from tests.conformance import metadata_suite
+
+    cases = sorted(int(n[6:8]) for n in dir(metadata_suite) if n[:6] == "test_m" and n[6:8].isdigit())
+    assert cases == list(range(1, 52))

@@ -52,8 +52,9 @@ def _frozen(value):
 class _Dir:
     """Entries of one directory.
 
-    ``names`` maps name -> [ino, seq]; ``by_seq`` maps seq -> name and, being a dict,
-    iterates in insertion order, which is seq order because seqs only grow.
+    ``names`` maps name -> entry ``[ino, seq, name]``; ``by_seq`` maps seq -> the same
+    entry and, being a dict, iterates in insertion order, which is seq order because
+    seqs only grow.
     ``seqs`` is the sorted list of seqs ever inserted (with tombstones) so a
     listing can start after a cookie by bisection.
     """
@@ -61,13 +62,14 @@ class _Dir:
     __slots__ = ("names", "by_seq", "seqs")
 
     def __init__(self) -> None:
-        self.names: dict[bytes, list[int]] = {}
-        self.by_seq: dict[int, bytes] = {}
+        self.names: dict[bytes, list] = {}
+        self.by_seq: dict[int, list] = {}
         self.seqs: list[int] = []
 
     def add(self, name: bytes, ino: int, seq: int) -> None:
-        self.names[name] = [ino, seq]
-        self.by_seq[seq] = name
+        entry = [ino, seq, name]
+        self.names[name] = entry
+        self.by_seq[seq] = entry
         self.seqs.append(seq)
 
     def remove(self, name: bytes) -> int | None:
@@ -79,17 +81,17 @@ class _Dir:
             self.seqs = list(self.by_seq)  # drop tombstones
         return entry[0]
 
-    def iter_after(self, after_seq: int) -> Iterator[tuple[int, bytes]]:
+    def iter_after(self, after_seq: int) -> Iterator[list]:
+        """Entries ``[ino, seq, name]`` with seq > after_seq, in seq order."""
         by_seq = self.by_seq
         if after_seq <= 0:
-            yield from by_seq.items()
+            yield from by_seq.values()
             return
         seqs = self.seqs
         for i in range(bisect_right(seqs, after_seq), len(seqs)):
-            seq = seqs[i]
-            name = by_seq.get(seq)
-            if name is not None:
-                yield seq, name
+            entry = by_seq.get(seqs[i])
+            if entry is not None:
+                yield entry
 
 
 class MemoryMetadataStore(MetadataStore):
@@ -163,7 +165,7 @@ class MemoryMetadataStore(MetadataStore):
         self.delete_all_chunks(ino)
         d = self._dirs.pop(ino, None)
         if d is not None:
-            for name, (child, _seq) in d.names.items():
+            for name, (child, _seq, _name) in d.names.items():
                 self._unlink(child, ino, name)
         del self._inodes[ino]
 
@@ -261,13 +263,11 @@ class MemoryMetadataStore(MetadataStore):
         if d is None:
             return []
         out: list[DentryRecord] = []
-        inodes, names = self._inodes, d.names
-        for seq, name in d.iter_after(after_seq):
+        inodes = self._inodes
+        for ino, seq, name in d.iter_after(after_seq):
             if limit is not None and len(out) >= limit:
                 break
-            ino = names[name][0]
-            child = inodes.get(ino)
-            out.append(DentryRecord(name, ino, seq, child.mode if child is not None else 0))
+            out.append(DentryRecord(name, ino, seq, inodes[ino].mode))
         return out
 
     def list_dir_with_stats(self, parent: int, after_seq: int = 0,
