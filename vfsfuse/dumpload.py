@@ -193,7 +193,7 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
             kw["chunk_size"] = int(config["chunk_size"])
         if "inline_threshold" in config:
             kw["inline_threshold"] = int(config["inline_threshold"])
-        create_store(store_path, **kw)
+        _create_around_blocks(store_path, create_store, kw)
     conn = _open_db(store_path, writable=True)
     try:
         _ensure_fresh(conn, store_path)
@@ -209,6 +209,23 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
         conn.close()
     report.loaded = True
     return report
+
+
+def _create_around_blocks(store_path: str, create_store, kw: dict) -> None:
+    """mkfs in a directory that already holds copied blocks (create_store would refuse:
+    it takes a ``blocks/`` directory for a store).  The blocks are set aside meanwhile."""
+    blocks_dir = os.path.join(store_path, "blocks")
+    if not os.path.isdir(blocks_dir):
+        create_store(store_path, **kw)
+        return
+    aside = os.path.join(store_path, f".blocks-being-loaded.{os.getpid()}")
+    os.rename(blocks_dir, aside)
+    try:
+        create_store(store_path, **kw)
+    finally:
+        if os.path.isdir(blocks_dir):
+            os.rmdir(blocks_dir)  # the fresh, empty one
+        os.rename(aside, blocks_dir)
 
 
 def _ensure_fresh(conn: apsw.Connection, store_path: str) -> None:

@@ -347,34 +347,41 @@ def _show(name: bytes) -> str:
 # -- the mount lock ------------------------------------------------------------------------
 
 
-def lock_holder(store_path: str) -> int | None:
-    """The pid of a live daemon holding ``STORE/run/lock``, or None (no lock or a stale one)."""
+def lock_holder(store_path: str) -> tuple[int, str] | None:
+    """``(pid, mountpoint)`` of the daemon holding ``STORE/run/lock``, or None.
+
+    The daemon keeps an ``flock`` on the file for its whole life (the kernel drops
+    it when the holder dies), so the flock, not the pid text, decides; the text
+    only names the holder in the message.
+    """
+    import fcntl
+
+    path = os.path.join(store_path, "run", "lock")
     try:
-        with open(os.path.join(store_path, "run", "lock"), "rb") as f:
-            text = f.read(256)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    fields = text.split()
     try:
-        pid = int(fields[0]) if fields else 0
-    except ValueError:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 4096, 0).decode("utf-8", "replace").split(maxsplit=1)
+            pid = int(text[0]) if text and text[0].isdigit() else 0
+            return pid, text[1].strip() if len(text) > 1 else ""
+        fcntl.flock(fd, fcntl.LOCK_UN)
         return None
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid  # alive, owned by someone else
-    return pid
+    finally:
+        os.close(fd)
 
 
 def require_unmounted(store_path: str) -> None:
     """Refuse a store that a live daemon has mounted (EBUSY)."""
-    pid = lock_holder(store_path)
-    if pid is not None:
-        raise KernelError("EBUSY", f"store is mounted (daemon pid {pid}); unmount it first")
+    holder = lock_holder(store_path)
+    if holder is not None:
+        pid, where = holder
+        on = f" on {where}" if where else ""
+        raise KernelError("EBUSY", f"store is mounted (daemon pid {pid}{on}); unmount it first, "
+                                   "or use a path inside the mount")
 
 
 # -- repair --------------------------------------------------------------------------------
