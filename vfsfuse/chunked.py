@@ -101,6 +101,7 @@ class ChunkedVFS:
         self._locks: dict[int, trio.Lock] = {}
         self._pressure_lock = trio.Lock()
         self._closed = False
+        self._statfs_cache: tuple[float, StatFs] | None = None
         self._paged_stats_native = _supports_paged_stats(metadata)
         self._reap_orphans()
 
@@ -837,7 +838,15 @@ class ChunkedVFS:
         await self.bm.commit()
 
     async def statfs(self) -> StatFs:
-        stats = self.metadata.stats()
+        now = time.monotonic()
+        if self._statfs_cache is not None and now - self._statfs_cache[0] < 1.0:
+            return self._statfs_cache[1]
+        result = await self._statfs()
+        self._statfs_cache = (now, result)
+        return result
+
+    async def _statfs(self) -> StatFs:
+        stats = self.metadata.stats()  # scans every inode: callers cache for a second
         if self.statfs_path:
             st = await trio.to_thread.run_sync(os.statvfs, self.statfs_path)
             bsize = st.f_frsize or 4096
