@@ -42,6 +42,10 @@ class ProcConfig:
     cpu_mhz: float = 2000.0
     pid_max: int = 4194304
     fd_size: int = 1024  # FDSize in status (the per-process fd limit)
+    # What /proc/self means for callers without a sandbox pid (host processes through FUSE,
+    # pid 0): 0 = nothing (ENOENT, the default).  Host tools such as procps ``ps`` refuse to
+    # run without /proc/self; setting e.g. 1 lets them read the sandbox's /proc.
+    host_self_pid: int = 0
 
 
 # ---- helpers ----------------------------------------------------------------------------

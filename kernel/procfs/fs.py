@@ -15,7 +15,8 @@ are dropped the next time ``/proc`` is listed or a lookup misses.
 Ownership and access follow Linux: ``/proc/<pid>`` and its files belong to the
 process's uid; ``environ`` is 0400; ``cwd``/``exe``/``root`` and ``fd/`` are readable
 only by the same uid or root (EACCES otherwise).  ``self`` resolves to the caller's
-pid; host callers (pid 0, from FUSE) get ENOENT when following it.
+pid; host callers (pid 0, from FUSE) get ENOENT when following it, unless
+``ProcConfig.host_self_pid`` names a process for them.
 """
 
 from __future__ import annotations
@@ -127,9 +128,10 @@ class ProcFS(SyntheticFS):
         return gen
 
     def _self_target(self, caller: Caller) -> bytes:
-        if caller.pid <= 0 or self.processes.get(caller.pid) is None:
+        pid = caller.pid if caller.pid > 0 else self.config.host_self_pid
+        if pid <= 0 or self.processes.get(pid) is None:
             raise KernelError("ENOENT", "the caller is not a sandbox process")
-        return str(caller.pid).encode()
+        return str(pid).encode()
 
     # ---- the root directory --------------------------------------------------------------
     def _list_root(self, fs, caller):

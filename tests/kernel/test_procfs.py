@@ -407,3 +407,120 @@ async def test_generated_read_is_cheap(proc, table, vfs):
         await table.release(fh)
     rate = n / (time.perf_counter() - t0)
     assert rate > 5000, f"{rate:.0f} reads/s"
+
+
+# ---- through a real FUSE mount -------------------------------------------------------------------
+SERVER = r'''
+import os, sys, trio, pyfuse3
+from kernel.devfs import DevFS
+from kernel.mounts import MountTable
+from kernel.procfs import ProcConfig, ProcFS
+from vfsfuse.fuse_adapter import FuseAdapter
+from vfsfuse.store import memory_vfs
+from tests.kernel.conftest import FakeOFD, FakeProcessTable
+
+procs = FakeProcessTable()
+procs.add(1, argv=["/sbin/init"], exe="/sbin/init")
+p = procs.add(42, argv=["sh", "-c", "sleep 5"], uid=1000, gid=1000, state="S",
+              start_time_ns=2_000_000_000, env={"A": "b"}, tty="/dev/pts/0")
+p.fds.fds[0] = FakeOFD("pty", "/dev/pts/0", flags=os.O_RDWR)
+
+async def main():
+    table = MountTable(memory_vfs())
+    await table.mount("/dev", DevFS(), fstype="devtmpfs", source="devtmpfs")
+    await table.mount("/proc", ProcFS(procs, table, config=ProcConfig(host_self_pid=1)),
+                      fstype="proc", source="proc")
+    opts = set(pyfuse3.default_options)
+    opts.add("fsname=vfsfuse-proctest")
+    pyfuse3.init(FuseAdapter(table), sys.argv[1], opts)
+    print("ready", flush=True)
+    try:
+        await pyfuse3.main()
+    finally:
+        pyfuse3.close(unmount=True)
+
+trio.run(main)
+'''
+
+
+@pytest.fixture
+def fuse_mnt(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        pytest.skip("needs /dev/fuse and fusermount3")
+    repo = Path(__file__).resolve().parents[2]
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "serve.py"
+    script.write_text(SERVER)
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.Popen([sys.executable, str(script), str(mnt)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=str(repo), text=True)
+    try:
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            proc.kill()
+            pytest.fail(f"FUSE server did not start: {proc.stderr.read()[-2000:]}")
+        yield mnt
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.mount
+def test_fuse_cat_and_rate(fuse_mnt):
+    import subprocess
+    status = fuse_mnt / "proc/42/status"
+    out = subprocess.run(["cat", str(status)], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("Name:\tsh\n") and "\nPPid:\t1\n" in out  # direct_io: cat reads to EOF
+    assert os.stat(status).st_size == 0
+    n = 2000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        with open(status, "rb", buffering=0) as f:
+            while f.read(65536):
+                pass
+    rate = n / (time.perf_counter() - t0)
+    assert rate >= 2000, f"{rate:.0f} opens+reads/s through FUSE"
+
+
+@pytest.mark.mount
+def test_fuse_dev_nodes(fuse_mnt):
+    st = os.stat(fuse_mnt / "dev/null")
+    assert stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
+    assert os.readlink(fuse_mnt / "dev/stdin") == "/proc/self/fd/0"
+    assert set(os.listdir(fuse_mnt)) >= {"dev", "proc"}
+
+
+@pytest.mark.mount
+def test_fuse_procps_tools(fuse_mnt):
+    """The host's own ps/free/uptime, run on our /proc in a private mount+pid namespace
+    (``exec ps`` is pid 1 there, and procps reads /proc/<getpid()>)."""
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ps"):
+        pytest.skip("needs root, unshare and procps")
+    proc = fuse_mnt / "proc"
+
+    def run(cmd: str) -> str:
+        r = subprocess.run(["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+                            "sh", "-c", f"mount --bind {proc} /proc && exec {cmd}"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    rows = [line.split(None, 4) for line in run("ps -eo pid,ppid,stat,comm,args").splitlines()[1:]]
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("1", "0", "init", "/sbin/init"), ("42", "1", "sh", "sh -c sleep 5")]
+    assert rows[1][2].startswith("S")
+    mem = run("free -k").splitlines()[1].split()
+    assert mem[0] == "Mem:" and mem[1] == str(1 << 20)
+    assert "load average: 0.00" in run("uptime")
