@@ -11,10 +11,8 @@ CONFIGS = ["memory", "memory+versioning", "sqlite-memory", "sqlite-memory+versio
            "sqlite-file"]
 
 
-@pytest.fixture(params=CONFIGS)
-def store(request, tmp_path):
-    """A fresh store per test, in each of the five configurations."""
-    kind, _, extra = request.param.partition("+")
+def _make_store(config: str, tmp_path):
+    kind, _, extra = config.partition("+")
     versioning = extra == "versioning"
     if kind == "memory":
         s = MemoryMetadataStore(versioning=versioning)
@@ -22,6 +20,27 @@ def store(request, tmp_path):
         s = SqliteMetadataStore(":memory:", versioning=versioning)
     else:
         s = SqliteMetadataStore(str(tmp_path / "meta.db"), versioning=versioning)
+    return s
+
+
+@pytest.fixture(params=CONFIGS)
+def store(request, tmp_path):
+    """A fresh store per test, in each of the five configurations."""
+    s = _make_store(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=[c for c in CONFIGS if c.endswith("+versioning")])
+def versioned_store(request, tmp_path):
+    s = _make_store(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=[c for c in CONFIGS if not c.endswith("+versioning")])
+def plain_store(request, tmp_path):
+    s = _make_store(request.param, tmp_path)
     yield s
     s.close()
 

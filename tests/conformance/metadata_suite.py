@@ -1,9 +1,9 @@
 """Metadata-store conformance suite: seed cases M1-M51 (seed-behaviour §10.2) plus our additions.
 
-Usage: in a test module, define a ``store`` fixture that returns a fresh store per
-test, then ``from tests.conformance.metadata_suite import *``.  Versioning cases
-(M42-M51 and the version refcount tests) run when ``store.versioning`` is true and
-are skipped otherwise; plug in a versioning and a non-versioning config to run all.
+Usage: in a test module, define three fixtures that return a fresh store per test --
+``store`` (every configuration), ``versioned_store`` (configurations with versioning;
+M42-M51 and the version refcount tests use it) and ``plain_store`` (without) -- then
+``from tests.conformance.metadata_suite import *``.
 
 Adaptations from the seed: names are bytes, chunk keys are short strings ("k0"),
 times are ns, modes carry the type bits, and quirks are decided the Linux way
@@ -51,9 +51,8 @@ def add(store, parent: int, name: bytes, ino: int) -> int:
     return ino
 
 
-def needs_versioning(store) -> None:
-    if not store.versioning:
-        pytest.skip("store has no versioning capability")
+# Versioning cases take the ``versioned_store`` fixture (stores with the capability only) and
+# the "versioning off" case takes ``plain_store``, so nothing is generated only to be skipped.
 
 
 # -- M1-M6 inode lifecycle ----------------------------------------------------------------
@@ -359,15 +358,15 @@ def test_m41_read_symlink_on_file(store):
 # -- M42-M51 versioning -------------------------------------------------------------------
 
 
-def test_m42_version_numbers(store):
-    needs_versioning(store)
+def test_m42_version_numbers(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=100, inline_content=bytes(100))
     assert [store.create_version(ino, NOW) for _ in range(3)] == [1, 2, 3]
 
 
-def test_m43_list_versions_newest_first(store):
-    needs_versioning(store)
+def test_m43_list_versions_newest_first(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     for size in (10, 20, 30):
         store.update_inode(ino, size=size)
@@ -377,8 +376,8 @@ def test_m43_list_versions_newest_first(store):
     assert [v.size for v in vs] == [30, 20, 10]
 
 
-def test_m44_get_version(store):
-    needs_versioning(store)
+def test_m44_get_version(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=5, inline_content=bytes([1, 2, 3, 4, 5]))
     v = store.create_version(ino, NOW)
@@ -388,13 +387,13 @@ def test_m44_get_version(store):
     assert meta.created_at_ns == NOW
 
 
-def test_m45_get_missing_version(store):
-    needs_versioning(store)
+def test_m45_get_missing_version(versioned_store):
+    store = versioned_store
     assert store.get_version(new_file(store), 999) is None
 
 
-def test_m46_version_chunk_map(store):
-    needs_versioning(store)
+def test_m46_version_chunk_map(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=2048, storage_mode=CHUNKED)
     store.set_chunk_key(ino, 1, "ino/1/def")
@@ -404,8 +403,8 @@ def test_m46_version_chunk_map(store):
                                                    ChunkRef(1, "ino/1/def")]
 
 
-def test_m47_restore_version(store):
-    needs_versioning(store)
+def test_m47_restore_version(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=1024, storage_mode=CHUNKED)
     store.set_chunk_key(ino, 0, "ino/0/v1key")
@@ -419,16 +418,16 @@ def test_m47_restore_version(store):
     assert r.size == 1024 and r.mtime_ns == r.ctime_ns == NOW + 5
 
 
-def test_m48_delete_versions(store):
-    needs_versioning(store)
+def test_m48_delete_versions(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     v1, v2, v3 = (store.create_version(ino, NOW) for _ in range(3))
     store.delete_versions(ino, [v1, v2])
     assert [v.version for v in store.list_versions(ino)] == [v3]
 
 
-def test_m49_delete_versions_returns_orphans(store):
-    needs_versioning(store)
+def test_m49_delete_versions_returns_orphans(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=1024, storage_mode=CHUNKED)
     store.set_chunk_key(ino, 0, "ino/0/v1key")
@@ -438,8 +437,8 @@ def test_m49_delete_versions_returns_orphans(store):
     assert "ino/0/v1key" in orphans and "ino/0/v2key" not in orphans
 
 
-def test_m50_shared_key_not_orphaned(store):
-    needs_versioning(store)
+def test_m50_shared_key_not_orphaned(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=1024, storage_mode=CHUNKED)
     store.set_chunk_key(ino, 0, "ino/0/sharedkey")
@@ -450,8 +449,8 @@ def test_m50_shared_key_not_orphaned(store):
     assert store.block_refcount("ino/0/sharedkey") == 1  # v2 still holds it
 
 
-def test_m51_writes_do_not_create_versions(store):
-    needs_versioning(store)
+def test_m51_writes_do_not_create_versions(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, size=10, inline_content=bytes(10))
     v1 = store.create_version(ino, NOW)
@@ -864,8 +863,8 @@ def test_set_chunk_on_unknown_inode(store):
     assert store.block_refcount("k") == 0
 
 
-def test_version_references_keep_blocks_alive(store):
-    needs_versioning(store)
+def test_version_references_keep_blocks_alive(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.update_inode(ino, storage_mode=CHUNKED, size=10)
     store.set_chunk_key(ino, 0, "v1", 10)
@@ -881,8 +880,8 @@ def test_version_references_keep_blocks_alive(store):
     assert store.commit() == ["v1"]
 
 
-def test_restore_version_refcounts(store):
-    needs_versioning(store)
+def test_restore_version_refcounts(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.set_chunk_key(ino, 0, "a")
     v = store.create_version(ino, NOW)
@@ -893,8 +892,8 @@ def test_restore_version_refcounts(store):
     assert store.check_refcounts() == []
 
 
-def test_restore_missing_version(store):
-    needs_versioning(store)
+def test_restore_missing_version(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     with expect_code("ENOENT"):
         store.restore_version(ino, 3, NOW)
@@ -902,8 +901,8 @@ def test_restore_missing_version(store):
         store.create_version(99999, NOW)
 
 
-def test_version_number_after_deleting_newest(store):
-    needs_versioning(store)
+def test_version_number_after_deleting_newest(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.create_version(ino, NOW)
     v2 = store.create_version(ino, NOW)
@@ -912,8 +911,8 @@ def test_version_number_after_deleting_newest(store):
     assert store.delete_versions(ino, []) == []
 
 
-def test_delete_inode_cascades_versions(store):
-    needs_versioning(store)
+def test_delete_inode_cascades_versions(versioned_store):
+    store = versioned_store
     ino = new_file(store)
     store.set_chunk_key(ino, 0, "k")
     store.create_version(ino, NOW)
@@ -924,9 +923,8 @@ def test_delete_inode_cascades_versions(store):
     assert store.commit() == ["k"]
 
 
-def test_versioning_disabled_is_enotsup(store):
-    if store.versioning:
-        pytest.skip("store has versioning")
+def test_versioning_disabled_is_enotsup(plain_store):
+    store = plain_store
     ino = new_file(store)
     for call in (lambda: store.create_version(ino, NOW), lambda: store.get_version(ino, 1),
                  lambda: store.list_versions(ino), lambda: store.get_version_chunk_map(ino, 1),
