@@ -524,3 +524,36 @@ def test_fuse_procps_tools(fuse_mnt):
     mem = run("free -k").splitlines()[1].split()
     assert mem[0] == "Mem:" and mem[1] == str(1 << 20)
     assert "load average: 0.00" in run("uptime")
+
+
+# ---- with the real kernel -------------------------------------------------------------------------
+async def test_real_kernel_processes(nursery):
+    from kernel.kernel import Kernel
+    from vfsfuse.store import memory_vfs
+
+    k = Kernel(memory_vfs(), hostname="box")
+    await k.boot(nursery)
+    try:
+        r = await k.run(["cat", "/proc/self/status"])
+        status = parse_status(r.stdout.decode())
+        assert status["Name"] == "cat" and status["State"][0] in "RS"
+        assert int(status["Pid"]) > 1 and status["Pid"] == status["Tgid"]
+        r = await k.run(["cat", "/proc/self/cmdline", "/proc/sys/kernel/hostname"])
+        assert r.stdout == b"cat\0/proc/self/cmdline\0/proc/sys/kernel/hostname\0box\n"
+        h = await k.spawn(["sleep", "30"])
+        pid = h.pid
+        st = parse_pid_stat(await k.vfs.read_text_file(f"/proc/{pid}/stat"))
+        assert st[0] == pid and st[1] == "sleep" and len(st) == 52
+        assert await k.vfs.read_file(f"/proc/{pid}/cmdline") == b"sleep\x0030\x00"
+        assert await k.vfs.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+        assert re.fullmatch(r"pipe:\[\d+\]", await k.vfs.readlink(f"/proc/{pid}/fd/1"))
+        assert await k.vfs.read_text_file("/proc/1/comm") == "init\n"
+        assert str(pid) in await k.vfs.read_dir("/proc")
+        points = [row[1] for row in parse_mounts(await k.vfs.read_text_file("/proc/mounts"))]
+        assert points[:3] == ["/", "/dev", "/proc"]
+        h.kill()
+        await h.wait()
+        await h.aclose()
+        assert not await k.vfs.exists(f"/proc/{pid}")
+    finally:
+        await k.shutdown()
