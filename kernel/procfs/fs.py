@@ -55,6 +55,7 @@ class ProcFS(SyntheticFS):
         if hostname is not None:
             self.config.hostname = hostname
         self._net = net
+        self._interned_pids: set[int] = set()
         cfg = self.config
         top = StaticDir()
         top.add(b"self", Symlink(self._self_target))
@@ -137,8 +138,10 @@ class ProcFS(SyntheticFS):
     def _list_root(self, fs, caller):
         out = list(self._top.children.items())
         pids = self.processes.pids()
-        live = set(pids)
-        self.drop_keys(lambda k: k[1] not in live)  # forget reaped processes
+        dead = self._interned_pids.difference(pids)
+        if dead:  # forget reaped processes
+            self._interned_pids -= dead
+            self.drop_keys(lambda k: k[1] in dead)
         out += [(str(pid).encode(), self._pid_dir(pid)) for pid in pids]
         return out
 
@@ -151,7 +154,8 @@ class ProcFS(SyntheticFS):
         pid = int(name)
         p = self.processes.get(pid)
         if p is None:
-            if ("pid", pid) in self._keys:
+            if pid in self._interned_pids:
+                self._interned_pids.discard(pid)
                 self.drop_keys(lambda k: k[1] == pid)
             return None
         node = self._pid_dir(pid)
@@ -160,6 +164,7 @@ class ProcFS(SyntheticFS):
 
     # ---- /proc/<pid> ---------------------------------------------------------------------
     def _pid_dir(self, pid: int) -> Node:
+        self._interned_pids.add(pid)
         return self.intern(("pid", pid), lambda: self._make_pid_dir(pid), parent=self.root)  # type: ignore[arg-type]
 
     def _make_pid_dir(self, pid: int) -> StaticDir:

@@ -554,6 +554,34 @@ async def test_real_kernel_processes(nursery):
         h.kill()
         await h.wait()
         await h.aclose()
-        assert not await k.vfs.exists(f"/proc/{pid}")
+        import trio
+        with trio.fail_after(5):  # reaping may be asynchronous (init collects orphans)
+            while await k.vfs.exists(f"/proc/{pid}"):
+                assert parse_pid_stat(await k.vfs.read_text_file(f"/proc/{pid}/stat"))[2] == "Z"
+                await trio.sleep(0.01)
+        assert str(pid) not in await k.vfs.read_dir("/proc")
     finally:
         await k.shutdown()
+
+
+def test_fd_reference():
+    from kernel.procfs import fd_reference
+    assert fd_reference("/dev/fd/3", 7) == (7, 3)
+    assert fd_reference("/dev/stdin", 7) == (7, 0)
+    assert fd_reference("/dev/./stderr", 7) == (7, 2)
+    assert fd_reference("/proc/self/fd/12", 7) == (7, 12)
+    assert fd_reference("/proc/42/fd/1", 7) == (42, 1)
+    for bad in ["/dev/fd/abc", "/dev/fd/-1", "/dev/fd/01", "/dev/fd/", "/dev/fd/1.5",
+                "/proc/self/fdinfo/1", "/proc/x/fd/1", "/dev/null", "/tmp/dev/fd/1"]:
+        assert fd_reference(bad, 7) is None, bad
+
+
+async def test_reaped_nodes_are_forgotten(proc, vfs, procs):
+    for pid in range(100, 150):
+        procs.add(pid)
+        await vfs.read_file(f"/proc/{pid}/status")
+    before = len(proc._nodes)
+    for pid in range(100, 150):
+        del procs.procs[pid]
+    await vfs.read_dir("/proc")
+    assert len(proc._nodes) < before - 50 * 10
