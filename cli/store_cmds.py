@@ -193,14 +193,17 @@ def _read_text(path: str) -> str:
 @click.argument("store", type=click.Path(file_okay=False))
 @click.option("--chunk-size", type=SIZE, default="4M", show_default=True,
               help="Chunk size: a power of two from 4K to 64M (fixed for the store's life).")
-@click.option("--inline-threshold", type=SIZE, default="64K", show_default=True,
-              help="Files up to this size live in the inode row; must be below the chunk size.")
+@click.option("--inline-threshold", type=SIZE, default=None,
+              help="Files up to this size live in the inode row; must be below the chunk size.  "
+                   "[default: 64K, or half the chunk size if that is smaller]")
 @click.option("--force", is_flag=True, help="Overwrite an existing store (its data is lost).")
-def mkfs_command(store: str, chunk_size: int, inline_threshold: int, force: bool) -> None:
+def mkfs_command(store: str, chunk_size: int, inline_threshold: int | None, force: bool) -> None:
     """Create an empty store in directory STORE."""
     from vfsfuse.fsck import require_unmounted
     from vfsfuse.store import create_store, validate_sizes
 
+    if inline_threshold is None:
+        inline_threshold = min(64 << 10, chunk_size // 2)
     validate_sizes(chunk_size, inline_threshold)
     if force:
         require_unmounted(store)
