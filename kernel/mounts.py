@@ -370,7 +370,7 @@ class MountTable:
 
     async def open(self, ino: int, flags: int, caller: Caller = ROOT_CALLER) -> int:
         m, local = self._split(ino)
-        if m.read_only and ((flags & _ACCMODE) != os.O_RDONLY or flags & (os.O_TRUNC | os.O_CREAT)):
+        if m.read_only and ((flags & _ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC):
             raise KernelError("EROFS", f"read-only filesystem: {m.path}")
         fh = await m.fs.open(local, flags, caller)
         m.handles += 1
