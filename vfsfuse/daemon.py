@@ -266,6 +266,7 @@ class Daemon:
         self.lock: StoreLock | None = None
         self.store = None
         self.adapter = None
+        self.kernel = None
         self._mounted = False
         self._stopping = False
         self._record_owned = False  # never overwrite the record of another daemon
@@ -351,6 +352,9 @@ class Daemon:
                             pyfuse3.close(unmount=True)
                             self._mounted = False
                             await self.adapter.forget_all()
+                            if self.kernel is not None:
+                                await self.kernel.shutdown()
+                            log.info("largest write request: %d bytes", self.adapter.max_write_seen)
                     nursery.cancel_scope.cancel()
                 # vfs.running() has flushed every dirty chunk and committed.
         finally:
@@ -369,11 +373,11 @@ class Daemon:
         await kernel.boot(nursery)
         try:
             from .inspectfs import InspectFS
-
-            kernel.mount_table.mount("/.vfs", InspectFS(vfs), read_only=True, hidden=True,
-                                     fstype="vfsinspect", source="vfs")
         except ImportError:
-            pass
+            InspectFS = None
+        if InspectFS is not None:
+            await kernel.mount_table.mount("/.vfs", InspectFS(vfs), read_only=True, hidden=True,
+                                           fstype="vfsinspect", source="vfs")
         self.kernel = kernel
         return kernel.mount_table
 
