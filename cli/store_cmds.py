@@ -116,17 +116,27 @@ def find_mount(path: str) -> tuple[str, str] | None:
 
 
 def resolve_target(arg: str) -> Target:
+    """What *arg* names; a mounted store is reached through its mount (named in the lock)."""
     store, sep, inner = arg.partition(":")
     if sep and store and _is_store(store):
-        return Target(store=store, path=inner or "/")
+        return _via_mount(Target(store=store, path=inner or "/"))
     if _is_store(arg):
-        return Target(store=arg)
+        return _via_mount(Target(store=arg))
     found = find_mount(arg)
     if found is not None:
         return Target(mount=found[0], path=found[1])
     if not os.path.exists(arg if not sep else store):
         raise KernelError("ENOENT", f"no such store or file: {arg}")
     raise KernelError("EINVAL", f"{arg} is not a store, STORE:/path, or a path inside a vfsfuse mount")
+
+
+def _via_mount(target: Target) -> Target:
+    from vfsfuse.fsck import lock_holder
+
+    holder = lock_holder(target.store)
+    if holder is not None and holder[1] and os.path.exists(os.path.join(holder[1], ".vfs", "control")):
+        return Target(mount=holder[1], path=target.path)
+    return target  # unmounted (or the mount is unreachable: with_store says EBUSY)
 
 
 # -- running work on an unmounted store --------------------------------------------------------

@@ -183,3 +183,20 @@ def test_text_report_lists_every_class(store):
     res = script("fsck", store)
     for kind in CLASSES:
         assert kind in res.out
+
+
+def test_directory_cycle_is_reattached(store):
+    # move /d into its own subdirectory: /d and everything below is cut off from the root
+    sql(store, "UPDATE dentries SET parent_ino = (SELECT child_ino FROM dentries "
+               "WHERE name = CAST('sub' AS BLOB)) WHERE name = CAST('d' AS BLOB);")
+    code, rep = fsck(store)
+    assert code == 4 and rep["found"]["counts"]["disconnected"] >= 1
+    code, rep = fsck(store, "--repair")
+    assert code == 1, rep
+    tree = trio.run(read_tree, store)
+    rescued = {p.split("/", 3)[3]: data for p, data in tree.items() if p.startswith("/lost+found/#")}
+    # both directories of the cycle come back under lost+found, with every file intact
+    assert rescued["a.bin"] == TREE["/d/a.bin"] and rescued["shared1"] == TREE["/d/shared1"]
+    assert rescued["shared2"] == TREE["/d/sub/shared2"] and rescued["empty"] == b""
+    assert tree["/hello.txt"] == TREE["/hello.txt"]
+    assert fsck(store)[0] == 0

@@ -123,3 +123,21 @@ def test_shell_control_file(mounted):
 def test_info_on_missing_file_in_mount(mounted):
     res = script("info", os.path.join(mounted, "nope"))
     assert res.code == 8 and res.err.startswith("vfsfuse: ENOENT") and "Traceback" not in res.err
+
+
+def test_store_path_of_a_mounted_store_goes_through_the_mount(mounted, store):
+    import fcntl
+
+    fd = os.open(os.path.join(store, "run", "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what the daemon holds
+        os.write(fd, f"{os.getpid()} {mounted}\n".encode())
+        res = script("stat", store, "--json")
+        assert res.code == 0, res.err
+        assert json.loads(res.out)["files"] == len(TREE)
+        res = script("info", f"{store}:/d/a.bin")
+        assert res.code == 0 and parse_kv(res.out)["path"] == "/d/a.bin"
+        res = script("fsck", store)
+        assert res.code == 8 and res.err.startswith("vfsfuse: EBUSY") and mounted in res.err
+    finally:
+        os.close(fd)
