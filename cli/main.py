@@ -22,6 +22,7 @@ EXIT_PROBLEMS = 4
 EXIT_ERROR = 8
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 EPILOG = """\b
 Exit codes:
@@ -34,6 +35,7 @@ Exit codes:
        "vfsfuse: CODE: message" (e.g. ENOENT, EEXIST, EBUSY for a mounted store)
   70   internal error (a bug; set VFSFUSE_DEBUG=1 to see the traceback)
   130  interrupted
+  141  stdout was closed early (e.g. vfsfuse dump STORE | head)
 
 \b
 Paths: STORE is a store directory (made by mkfs); STORE:/path names a file
@@ -89,6 +91,12 @@ class VfsGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # `vfsfuse dump STORE | head`: the reader left; stop quietly like other tools
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
         except BaseException as exc:  # noqa: BLE001 - the CLI's single error boundary
             mapped = translate(exc)
             if mapped is not None and mapped is not exc:
