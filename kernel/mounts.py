@@ -303,36 +303,42 @@ class MountTable:
         return await m.fs.readlink(local, caller)
 
     # ---- namespace changes ---------------------------------------------------------------
-    def _new_entry(self, parent: int, name: bytes) -> tuple[_Mount, int]:
+    async def _new_entry(self, parent: int, name: bytes, caller: Caller) -> tuple[_Mount, int]:
         m, local = self._split(parent)
-        self._writable(m)
         if (parent, name) in self._points:
             raise KernelError("EEXIST", "a filesystem is mounted there")
+        if m.read_only:  # Linux: an existing name is EEXIST even on a read-only mount
+            try:
+                await m.fs.lookup(local, name, caller)
+            except KernelError:
+                self._writable(m)
+            raise KernelError("EEXIST", "file exists")
         return m, local
 
     async def mknod(self, parent: int, name: bytes, mode: int, rdev: int,
                     caller: Caller = ROOT_CALLER) -> Attr:
-        m, local = self._new_entry(parent, name)
+        m, local = await self._new_entry(parent, name, caller)
         return self._out(m, await m.fs.mknod(local, name, mode, rdev, caller))
 
     async def mkdir(self, parent: int, name: bytes, mode: int, caller: Caller = ROOT_CALLER) -> Attr:
-        m, local = self._new_entry(parent, name)
+        m, local = await self._new_entry(parent, name, caller)
         return self._out(m, await m.fs.mkdir(local, name, mode, caller))
 
     async def symlink(self, parent: int, name: bytes, target: bytes,
                       caller: Caller = ROOT_CALLER) -> Attr:
-        m, local = self._new_entry(parent, name)
+        m, local = await self._new_entry(parent, name, caller)
         return self._out(m, await m.fs.symlink(local, name, target, caller))
 
     async def link(self, ino: int, new_parent: int, new_name: bytes,
                    caller: Caller = ROOT_CALLER) -> Attr:
         m, local = self._split(ino)
-        pm, plocal = self._split(new_parent)
+        pm, plocal = await self._new_entry(new_parent, new_name, caller)  # EEXIST, EROFS first
         if m is not pm:
-            raise KernelError("EXDEV", f"link across mounts: {m.path} -> {pm.path}")
-        self._writable(m)
-        if (new_parent, new_name) in self._points:
-            raise KernelError("EEXIST", "a filesystem is mounted there")
+            try:  # Linux: an existing new name is EEXIST before EXDEV
+                await pm.fs.lookup(plocal, new_name, caller)
+            except KernelError:
+                raise KernelError("EXDEV", f"link across mounts: {m.path} -> {pm.path}") from None
+            raise KernelError("EEXIST", "file exists")
         return self._out(m, await m.fs.link(local, plocal, new_name, caller))
 
     async def unlink(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
@@ -357,13 +363,34 @@ class MountTable:
             raise KernelError("EXDEV", f"rename across mounts: {m.path} -> {nm.path}")
         self._writable(m)
         if (old_parent, old_name) in self._points or (new_parent, new_name) in self._points:
-            raise KernelError("EBUSY", "is a mount point")
+            await self._rename_busy(old_parent, old_name, new_parent, new_name, flags, caller)
         await m.fs.rename(olocal, old_name, nlocal, new_name, flags, caller)
+
+    async def _rename_busy(self, old_parent: int, old_name: bytes, new_parent: int,
+                           new_name: bytes, flags: int, caller: Caller) -> None:
+        """A mount point takes part in a rename: Linux reports type errors first, then EBUSY."""
+        if (old_parent, old_name) == (new_parent, new_name):
+            return  # renaming onto itself does nothing
+        src = await self.lookup(old_parent, old_name, caller)
+        try:
+            dst = await self.lookup(new_parent, new_name, caller)
+        except KernelError as e:
+            if e.code != "ENOENT":
+                raise
+            dst = None
+        if dst is not None:
+            if flags & 1:  # RENAME_NOREPLACE
+                raise KernelError("EEXIST", "file exists")
+            if src.is_dir and not dst.is_dir:
+                raise KernelError("ENOTDIR", "not a directory")
+            if not src.is_dir and dst.is_dir:
+                raise KernelError("EISDIR", "is a directory")
+        raise KernelError("EBUSY", "is a mount point")
 
     # ---- files ---------------------------------------------------------------------------
     async def create(self, parent: int, name: bytes, mode: int, flags: int,
                      caller: Caller = ROOT_CALLER) -> tuple[int, Attr]:
-        m, local = self._new_entry(parent, name)
+        m, local = await self._new_entry(parent, name, caller)
         fh, a = await m.fs.create(local, name, mode, flags, caller)
         m.handles += 1
         return m.base | fh, self._out(m, a)
