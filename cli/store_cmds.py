@@ -144,18 +144,18 @@ def _via_mount(target: Target) -> Target:
 
 def with_store(store_path: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Open the unmounted store, run ``await work(store)``, flush and close it."""
-    from vfsfuse.fsck import require_unmounted
+    from vfsfuse.fsck import exclusive_store
     from vfsfuse.store import open_store
 
     async def main():
-        require_unmounted(store_path)
-        store = open_store(store_path)
-        try:
-            result = await work(store)
-            await store.vfs.close()
-            return result
-        finally:
-            store.close()
+        with exclusive_store(store_path):
+            store = open_store(store_path)
+            try:
+                result = await work(store)
+                await store.vfs.close()
+                return result
+            finally:
+                store.close()
 
     return trio.run(main)
 

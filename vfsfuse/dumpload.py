@@ -163,8 +163,7 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
     Every referenced block must already be in ``STORE/blocks``; if any is missing
     nothing is written (``report.loaded`` is False) unless *allow_missing*.
     """
-    from vfsfuse.fsck import require_unmounted
-    from vfsfuse.store import create_store, is_store
+    from vfsfuse.fsck import exclusive_store
 
     progress = progress or (lambda phase, done, total: None)
     _check_dump(data)
@@ -185,7 +184,17 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
         progress("checking blocks", i, len(refs))
     if report.missing and not allow_missing:
         return report
-    require_unmounted(store_path)
+    os.makedirs(store_path, exist_ok=True)
+    with exclusive_store(store_path):
+        _load_locked(store_path, data, refs, lengths, report, progress)
+    report.loaded = True
+    return report
+
+
+def _load_locked(store_path: str, data: dict, refs: Counter, lengths: dict, report: LoadReport,
+                 progress: ProgressFn) -> None:
+    from vfsfuse.store import create_store, is_store
+
     config = data.get("config", {})
     if not is_store(store_path):
         kw = {}
@@ -207,8 +216,6 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
             raise
     finally:
         conn.close()
-    report.loaded = True
-    return report
 
 
 def _create_around_blocks(store_path: str, create_store, kw: dict) -> None:

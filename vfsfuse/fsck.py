@@ -23,7 +23,8 @@ import stat as _stat
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import apsw
 import trio
@@ -384,6 +385,32 @@ def require_unmounted(store_path: str) -> None:
                                    "or use a path inside the mount")
 
 
+@contextmanager
+def exclusive_store(store_path: str) -> Iterator[None]:
+    """Hold the store lock (the daemon's flock on ``STORE/run/lock``) while working offline,
+    so a daemon cannot mount the store under fsck, load or an offline gc (it gets EBUSY)."""
+    import fcntl
+
+    run = os.path.join(store_path, "run")
+    try:
+        os.makedirs(run, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(run, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise KernelError.from_os_error(err, f"cannot open the lock of {store_path}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            require_unmounted(store_path)  # names the holder
+            raise KernelError("EBUSY", "store is in use by another process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 # -- repair --------------------------------------------------------------------------------
 
 
@@ -537,7 +564,14 @@ async def fsck_store(store_path: str, *, repair: bool = False, verify_data: bool
     """Check the (unmounted) store at *store_path*; with *repair*, fix and re-check."""
     progress = progress or (lambda phase, done, total: None)
     store_path = os.path.abspath(store_path)
-    require_unmounted(store_path)
+    if not os.path.isfile(os.path.join(store_path, "meta.db")):
+        raise KernelError("ENOENT", f"not a store (no meta.db): {store_path}")
+    with exclusive_store(store_path):
+        return await _fsck_locked(store_path, repair, verify_data, progress)
+
+
+async def _fsck_locked(store_path: str, repair: bool, verify_data: bool,
+                       progress: ProgressFn) -> FsckResult:
     conn = _connect(store_path, writable=repair)
     try:
         blocks = HostBlockStore(os.path.join(store_path, "blocks"))

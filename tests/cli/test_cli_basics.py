@@ -132,3 +132,13 @@ def test_demo_runs_and_shows_dedup_and_chunk_map():
     assert "# index offset length hash refcount block_file" in res.out
     assert "\nclean:" in res.out
     assert "Traceback" not in res.err
+
+
+def test_offline_work_holds_the_store_lock(store):
+    """While one offline command works on a store, no daemon (or second fsck) can take it."""
+    from vfsfuse.fsck import exclusive_store
+
+    with exclusive_store(store):
+        assert_one_line_error(script("fsck", store), "EBUSY")
+        assert_one_line_error(script("gc", store), "EBUSY")
+    assert script("gc", store).code == 0
