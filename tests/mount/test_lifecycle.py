@@ -113,7 +113,7 @@ def test_foreground_mount_stops_cleanly_on_sigterm(new_mount):
 
 def test_memory_mount(new_mount):
     m = new_mount(memory=True)
-    r = sh("echo hi > a && cat a && mkdir -p x/y && ls", m.path)
+    r = sh("mkdir w && cd w && echo hi > a && cat a && mkdir -p x/y && ls", m.path)
     assert r.returncode == 0 and r.stdout == "hi\na\nx\n"
     assert m.umount().returncode == 0
 
@@ -144,11 +144,19 @@ def test_kill9_gives_enotconn_and_remount_takes_over_the_stale_lock(new_mount):
         f.flush()
         os.fsync(f.fileno())
     m.kill9()
-    t = time.monotonic()
-    with pytest.raises(OSError) as e:
-        os.listdir(m.path)
-    assert e.value.errno == errno.ENOTCONN
-    assert time.monotonic() - t < 5  # an error, not a hang
+    # A request caught in flight while the kernel aborts the connection may get
+    # ECONNABORTED; after that every access is ENOTCONN, quickly, never a hang.
+    codes = []
+    for _ in range(50):
+        t = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.listdir(m.path)
+        assert time.monotonic() - t < 5
+        codes.append(e.value.errno)
+        if e.value.errno == errno.ENOTCONN:
+            break
+        time.sleep(0.05)
+    assert codes[-1] == errno.ENOTCONN and set(codes) <= {errno.ENOTCONN, errno.ECONNABORTED}, codes
     # `vfsfuse umount` reports the dead daemon and detaches its mount.
     p = m.umount()
     assert p.returncode == 8 and "ESRCH" in p.stderr
@@ -160,9 +168,13 @@ def test_kill9_gives_enotconn_and_remount_takes_over_the_stale_lock(new_mount):
 
 def test_remount_on_the_dead_mount_point_itself(new_mount):
     m = new_mount()
+    os.mkdir(os.path.join(m.path, "before"))
+    fd = os.open(m.path, os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)  # fsyncdir commits
+    os.close(fd)
     m.kill9()
     m.start()  # the dead mount left at the same place is detached automatically
-    assert os.listdir(m.path) == []
+    assert "before" in os.listdir(m.path)
 
 
 def test_open_unlinked_file_keeps_working_until_closed(new_mount):
@@ -184,4 +196,4 @@ print("ok")
 """
     r = subprocess.run(["python3", "-c", code, os.path.join(m.path, "ghost")], capture_output=True, text=True)
     assert r.stdout == "ok\n", r.stderr
-    assert os.listdir(m.path) == []
+    assert "ghost" not in os.listdir(m.path)
