@@ -409,6 +409,12 @@ class MountTable:
         f = getattr(m.fs, "wants_direct_io", None)
         return bool(f and f(local))
 
+    def is_volatile(self, ino: int) -> bool:
+        """Whether the inode's filesystem changes on its own (/proc, /dev/pts), so the FUSE
+        adapter should give its entries and attributes a zero cache timeout."""
+        m = self._by_id.get(ino >> SHIFT)
+        return m is not None and bool(getattr(m.fs, "volatile", False))
+
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         m, local = self._split_fh(fh)
         return await m.fs.read(local, offset, size)

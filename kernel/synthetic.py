@@ -215,6 +215,7 @@ class SyntheticFS:
 
     root_ino = 1
     fresh_attrs = True  # every Attr we return is a new object the caller may modify
+    volatile = True  # entries and attributes change on their own: hosts should not cache them
     create_error = "ENOENT"
     getxattr_error = "ENODATA"  # Linux /proc says ENOTSUP; /.vfs wants ENODATA
 

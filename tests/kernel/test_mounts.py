@@ -391,7 +391,7 @@ def _sh(*argv: str) -> None:
 def test_differential_against_linux_mounts(steps):
     import trio
 
-    base = tempfile.mkdtemp(prefix="vfsfuse-mt-")
+    base = tempfile.mkdtemp(prefix="vfsfuse-mtdiff-")
     mounted: list[str] = []
     try:
         os.makedirs(base + "/a")

@@ -330,6 +330,7 @@ async def test_snapshot_per_handle(proc, vfs, table, procs):
     assert (await vfs.stat("/proc/42/status")).size == 0  # like Linux
     assert table.wants_direct_io(ino)
     assert not table.wants_direct_io((await vfs.stat("/proc/42")).ino)
+    assert table.is_volatile(ino) and not table.is_volatile(table.root_ino)
 
 
 async def test_mutations_like_linux(proc, vfs, table):
