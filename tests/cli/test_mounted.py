@@ -141,3 +141,41 @@ def test_store_path_of_a_mounted_store_goes_through_the_mount(mounted, store):
         assert res.code == 8 and res.err.startswith("vfsfuse: EBUSY") and mounted in res.err
     finally:
         os.close(fd)
+
+
+@pytest.fixture
+def daemon_mount(store, tmp_path):
+    """The real `vfsfuse mount` daemon on the populated store."""
+    mnt = tmp_path / "dmnt"
+    mnt.mkdir()
+    res = script("mount", store, str(mnt))
+    assert res.code == 0, res.err
+    try:
+        yield str(mnt)
+    finally:
+        if script("umount", str(mnt)).code != 0:
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+
+
+def test_with_the_real_daemon(daemon_mount, store):
+    big = os.urandom(3 * 4096 + 5)
+    with open(os.path.join(daemon_mount, "new.bin"), "wb") as f:
+        f.write(big)
+        f.flush()
+        os.fsync(f.fileno())
+    res = script("info", os.path.join(daemon_mount, "new.bin"))
+    assert res.code == 0, res.err
+    rows = [ln.split() for ln in res.out.splitlines() if ln[:1].isdigit()]
+    assert [r[3] for r in rows] == [xxhash.xxh3_128_hexdigest(big[i * 4096:(i + 1) * 4096])
+                                    for i in range(4)]
+    # the store path of a mounted store is read through the mount; offline work is refused
+    res = script("stat", store, "--json")
+    assert res.code == 0, res.err
+    via_store = json.loads(res.out)
+    assert via_store == json.loads(script("stat", daemon_mount, "--json").out)
+    assert via_store["files"] >= len(TREE) + 1  # the kernel's boot may add /etc files
+    res = script("fsck", store)
+    assert res.code == 8 and res.err.startswith("vfsfuse: EBUSY") and daemon_mount in res.err
+    assert script("umount", daemon_mount).code == 0
+    res = script("fsck", store, "--verify-data")
+    assert res.code == 0 and "result: clean" in res.out
