@@ -25,6 +25,8 @@ import shlex
 import stat as _stat
 from importlib import metadata as _pkg_metadata
 
+import trio
+
 from blockstores.keys import check_key
 from kernel.errors import KernelError
 from kernel.fs import ROOT_CALLER, ROOT_INO, Attr, Caller
@@ -217,6 +219,16 @@ def parse_policy(text: str) -> dict:
 # -- the filesystem -----------------------------------------------------------------------------
 
 
+def _sizes(paths: list[str]) -> list[int | None]:
+    out: list[int | None] = []
+    for path in paths:
+        try:
+            out.append(os.stat(path).st_size)
+        except OSError:
+            out.append(None)
+    return out
+
+
 class _ChunksFile(File):
     __slots__ = ("target",)
 
@@ -289,12 +301,13 @@ class InspectFS(SyntheticFS):
 
     # -- blocks/: one read-only file per block, read through the block store ----------------
 
-    async def _block_node(self, key: str) -> Node | None:
-        try:
-            check_key(key)
-            size = await self.vfs.blocks.size(key)
-        except KernelError:
-            return None
+    async def _block_node(self, key: str, size: int | None = None) -> Node | None:
+        if size is None:
+            try:
+                check_key(key)
+                size = await self.vfs.blocks.size(key)
+            except KernelError:
+                return None
 
         def make() -> Node:
             node = _BlockFile(lambda c: b"")
@@ -316,9 +329,17 @@ class InspectFS(SyntheticFS):
     async def opendir(self, ino: int, caller: Caller = ROOT_CALLER) -> int:
         if ino != self._blocks_dir.ino:
             return await super().opendir(ino, caller)
+        keys = [key async for key in self.vfs.blocks.list_keys()]
+        path_for = getattr(self.vfs.blocks, "path_for", None)
+        if path_for is not None:  # host store: stat every block file in one thread hop
+            sizes = await trio.to_thread.run_sync(_sizes, [path_for(k) for k in keys])
+        else:
+            sizes = [None] * len(keys)
         entries = []
-        async for key in self.vfs.blocks.list_keys():
-            node = await self._block_node(key)
+        for key, size in zip(keys, sizes):
+            if path_for is not None and size is None:
+                continue  # deleted while listing
+            node = await self._block_node(key, size)
             if node is not None:
                 entries.append((key.encode(), node))
         entries.sort()
