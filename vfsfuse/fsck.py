@@ -43,7 +43,7 @@ MAX_SAMPLES = 20
 
 # kind -> (severity, human description), in report order
 CLASSES: dict[str, tuple[str, str]] = {
-    "dangling_dentries": ("error", "directory entries naming a missing inode or a non-directory parent"),
+    "dangling_dentries": ("error", "entries naming a missing inode or the root, or in a non-directory"),
     "dir_hardlinks": ("error", "directories with more than one name"),
     "orphan_inodes": ("error", "inodes with nlink > 0 but no name"),
     "disconnected": ("error", "named inodes not reachable from the root (directory cycles)"),
@@ -240,7 +240,7 @@ def _check(scan: _Scan) -> _Findings:
     subdirs: Counter = Counter()
     children: dict[int, list[int]] = defaultdict(list)
     for parent, name, child, seq in scan.dentries:
-        if child not in inodes or not scan.is_dir(parent):
+        if child not in inodes or not scan.is_dir(parent) or child == ROOT_INO:
             rep.add("dangling_dentries", f"{parent}/{_show(name)} -> {child}")
             f.dangling.append((parent, name))
             continue

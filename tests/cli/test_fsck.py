@@ -150,20 +150,22 @@ def test_broken_refcount_and_nlink_are_repaired(store):
 
 def test_dangling_entry_and_orphan_inode(store):
     sql(store, "INSERT INTO dentries (parent_ino, name, child_ino, seq) "
-               "VALUES (1, CAST('ghost' AS BLOB), 99999, 100000);")
+               "VALUES (1, CAST('ghost' AS BLOB), 99999, 100000);"
+               "INSERT INTO dentries (parent_ino, name, child_ino, seq) "
+               "VALUES (1, CAST('loop' AS BLOB), 1, 100001);")
     # give /d/sub/shared2 no name but keep nlink: an orphan with intact data
     sql(store, "DELETE FROM dentries WHERE name = CAST('shared2' AS BLOB);")
     code, rep = fsck(store)
     assert code == 4
     counts = rep["found"]["counts"]
-    assert counts["dangling_dentries"] == 1 and counts["orphan_inodes"] == 1
+    assert counts["dangling_dentries"] == 2 and counts["orphan_inodes"] == 1
     code, rep = fsck(store, "--repair")
     assert code == 1
     assert rep["after_repair"]["errors"] == 0
     tree = trio.run(read_tree, store)
     rescued = [p for p in tree if p.startswith("/lost+found/#")]
     assert len(rescued) == 1 and tree[rescued[0]] == TREE["/d/sub/shared2"]
-    assert "/ghost" not in tree
+    assert "/ghost" not in tree and not any(p.startswith("/loop") for p in tree)
 
 
 def test_chunk_beyond_size_is_dropped(store):
