@@ -176,6 +176,11 @@ def test_with_the_real_daemon(daemon_mount, store):
     assert via_store["files"] >= len(TREE) + 1  # the kernel's boot may add /etc files
     res = script("fsck", store)
     assert res.code == 8 and res.err.startswith("vfsfuse: EBUSY") and daemon_mount in res.err
+    # dump reads one committed snapshot, even while mounted
+    res = script("dump", store)
+    assert res.code == 0, res.err
+    dump = json.loads(res.out)
+    assert any(d[1] == "new.bin" for d in dump["dentries"])
     assert script("umount", daemon_mount).code == 0
     res = script("fsck", store, "--verify-data")
     assert res.code == 0 and "result: clean" in res.out
