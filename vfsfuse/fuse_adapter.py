@@ -84,6 +84,14 @@ class FuseAdapter(pyfuse3.Operations):
         self._root_caller = Caller(0, 0, 0, 0o022)
         wants = getattr(fs, "wants_direct_io", None)
         self._wants_direct_io: Callable[[int], bool] | None = wants if callable(wants) else None
+        # Inodes of filesystems that change on their own (/proc) get no caching at all.
+        vol = getattr(fs, "is_volatile", None)
+        if vol is None and getattr(fs, "volatile", False):
+            vol = _always
+        self._volatile: Callable[[int], bool] | None = vol if callable(vol) else None
+        # A filesystem whose flush does nothing spares every close() a round trip:
+        # answering ENOSYS once makes the host kernel stop sending FLUSH.
+        self._flush_needed = bool(getattr(fs, "needs_flush", False))
         self.max_write_seen = 0  # largest write request, for tests of big writes
 
     # ----------------------------------------------------------------- helpers
@@ -92,8 +100,12 @@ class FuseAdapter(pyfuse3.Operations):
         e = _EntryAttributes()
         e.st_ino = a.ino
         e.generation = 0
-        e.entry_timeout = self.entry_timeout
-        e.attr_timeout = self.attr_timeout
+        if self._volatile is not None and self._volatile(a.ino):
+            e.entry_timeout = 0
+            e.attr_timeout = 0
+        else:
+            e.entry_timeout = self.entry_timeout
+            e.attr_timeout = self.attr_timeout
         e.st_mode = a.mode
         e.st_nlink = a.nlink
         e.st_uid = a.uid
@@ -146,6 +158,16 @@ class FuseAdapter(pyfuse3.Operations):
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
         try:
             a = await self.fs.lookup(parent_inode, name, self._caller(ctx))
+        except KernelError as exc:
+            if exc.errno == errno.ENOENT and self.entry_timeout and not (
+                    self._volatile is not None and self._volatile(parent_inode)):
+                # A negative entry: the host caches "no such name" like a positive one
+                # (git, compilers and shells stat many names that do not exist).
+                e = _EntryAttributes()
+                e.st_ino = 0
+                e.entry_timeout = self.entry_timeout
+                return e
+            raise FUSEError(exc.errno) from None
         except Exception as exc:
             raise _error(exc, "lookup") from None
         self._ref(a.ino)
@@ -339,6 +361,8 @@ class FuseAdapter(pyfuse3.Operations):
             raise _error(exc, "write") from None
 
     async def flush(self, fh: int) -> None:
+        if not self._flush_needed:
+            raise FUSEError(errno.ENOSYS)
         try:
             await self.fs.flush(fh)
         except Exception as exc:
@@ -458,6 +482,10 @@ class FuseAdapter(pyfuse3.Operations):
             return False
         caller = self._caller(ctx)
         return _may(a, caller, mode)
+
+
+def _always(ino: int) -> bool:
+    return True
 
 
 def _only_mode(ch: SetAttr) -> bool:
