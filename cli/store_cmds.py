@@ -8,6 +8,7 @@ opens a store that a daemon has open.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -166,7 +167,13 @@ def with_store(store_path: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
 def control(mount: str, command: str) -> str:
     """Run one ``/.vfs/control`` command in the mount; return the reply text."""
     path = os.path.join(mount, ".vfs", "control")
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise CliError(f"EROFS: {path} is read-only in this mount, so control commands "
+                           "(gc, versions) cannot run; the daemon must mount /.vfs writable") from None
+        raise
     try:
         try:
             os.write(fd, (command + "\n").encode("utf-8", "surrogateescape"))
