@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import click
 import pytest
 
 import cli.store_cmds as store_cmds
