@@ -40,6 +40,7 @@ S_IFDIR = 0o040000
 LOST_FOUND = b"lost+found"
 DEFAULT_CHUNK_SIZE = 4 << 20
 MAX_SAMPLES = 20
+_HASH_BATCH = 64  # block files hashed per worker-thread hop
 
 # kind -> (severity, human description), in report order
 CLASSES: dict[str, tuple[str, str]] = {
@@ -117,8 +118,10 @@ class _Scan:
     on_disk: set[str]
     temp_files: list[str]
     chunk_size: int
+    block_path: Callable[[str], str]
     corrupt: set[str] = field(default_factory=set)
     verified: bool = False
+    refs_after: Counter = field(default_factory=Counter)  # references once repaired
 
     def is_dir(self, ino: int) -> bool:
         row = self.inodes.get(ino)
@@ -190,6 +193,16 @@ def _hash_file(path: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _hash_files(paths: list[str]) -> list[tuple[str, int] | None]:
+    out: list[tuple[str, int] | None] = []
+    for path in paths:
+        try:
+            out.append(_hash_file(path))
+        except FileNotFoundError:
+            out.append(None)
+    return out
+
+
 async def _scan(conn: apsw.Connection, blocks: HostBlockStore, verify: bool,
                 progress: ProgressFn) -> _Scan:
     inodes, dentries, chunks, vrefs, vby, rows, cs = _load(conn)
@@ -197,22 +210,24 @@ async def _scan(conn: apsw.Connection, blocks: HostBlockStore, verify: bool,
     async for key in blocks.list_keys():
         on_disk.add(key)
         if len(on_disk) % 1024 == 0:
-            progress("listing blocks", len(on_disk), len(on_disk) + 1024)
+            progress("listing blocks", len(on_disk), max(len(rows), len(on_disk)))
     temp = await trio.to_thread.run_sync(_list_temp_files, blocks.base_dir)
-    scan = _Scan(inodes, dentries, chunks, vrefs, vby, rows, on_disk, temp, cs)
+    scan = _Scan(inodes, dentries, chunks, vrefs, vby, rows, on_disk, temp, cs, blocks.path_for)
     scan.verified = verify
     if verify:
         keys = sorted(on_disk)
-        for i, key in enumerate(keys, 1):
-            try:
-                digest, size = await trio.to_thread.run_sync(_hash_file, blocks.path_for(key))
-            except FileNotFoundError:
-                scan.on_disk.discard(key)
-                continue
-            row = rows.get(key)
-            if digest != key or (row is not None and row[1] and row[1] != size):
-                scan.corrupt.add(key)
-            progress("verifying blocks", i, len(keys))
+        for start in range(0, len(keys), _HASH_BATCH):  # one thread hop per batch
+            batch = keys[start:start + _HASH_BATCH]
+            hashed = await trio.to_thread.run_sync(_hash_files, [blocks.path_for(k) for k in batch])
+            for key, found in zip(batch, hashed):
+                if found is None:  # vanished since the listing
+                    scan.on_disk.discard(key)
+                    continue
+                digest, size = found
+                row = rows.get(key)
+                if digest != key or (row is not None and row[1] and row[1] != size):
+                    scan.corrupt.add(key)
+            progress("verifying blocks", start + len(batch), len(keys))
     return scan
 
 
@@ -520,24 +535,20 @@ def _recount_refs(cur: apsw.Cursor, scan: _Scan) -> int:
             length = 0
             if key in scan.on_disk:
                 try:
-                    length = os.stat(_block_path(scan, key)).st_size
+                    length = os.stat(scan.block_path(key)).st_size
                 except OSError:
                     pass
             cur.execute("INSERT INTO blocks (key, refcount, length) VALUES (?, ?, ?)",
                         (key, n, length))
             fixed += 1
-    scan.refs_after = wanted  # type: ignore[attr-defined]
+    scan.refs_after = wanted
     return fixed
-
-
-def _block_path(scan: _Scan, key: str) -> str:
-    return scan.block_path(key)  # type: ignore[attr-defined]
 
 
 async def _repair_blocks(store_path: str, blocks: HostBlockStore, scan: _Scan,
                          actions: Counter, progress: ProgressFn) -> None:
     """After the metadata commit: quarantine corrupt blocks, delete unreferenced ones."""
-    wanted: Counter = getattr(scan, "refs_after", Counter())
+    wanted = scan.refs_after
     if scan.corrupt:
         quarantine = os.path.join(store_path, "corrupt")
         os.makedirs(quarantine, exist_ok=True)
@@ -576,7 +587,6 @@ async def _fsck_locked(store_path: str, repair: bool, verify_data: bool,
     try:
         blocks = HostBlockStore(os.path.join(store_path, "blocks"))
         scan = await _scan(conn, blocks, verify_data, progress)
-        scan.block_path = blocks.path_for  # type: ignore[attr-defined]
         found = _check(scan)
         result = FsckResult(found.report)
         if not repair or (found.report.errors == 0 and found.report.notices == 0):
@@ -586,7 +596,6 @@ async def _fsck_locked(store_path: str, repair: bool, verify_data: bool,
         await _repair_blocks(store_path, blocks, scan, actions, progress)
         result.actions = {k: v for k, v in actions.items() if v}
         rescan = await _scan(conn, blocks, False, progress)
-        rescan.block_path = blocks.path_for  # type: ignore[attr-defined]
         result.after = _check(rescan).report
         return result
     finally:
