@@ -225,13 +225,18 @@ class FuseAdapter(pyfuse3.Operations):
             ch.ctime_ns = attr.st_ctime_ns
         caller = self._caller(ctx)
         try:
-            if ch.mode is not None and caller.uid != 0 and _only_mode(ch):
-                # The host kernel drops setuid/setgid itself ("kill priv") after a
-                # write or truncate by a non-owner and sends it as a chmod on the
-                # writer's behalf; only that narrow change runs with authority.
+            if ch.mode is not None and caller.uid != 0:
+                # The host kernel drops setuid/setgid itself ("kill priv") after a write
+                # or truncate by a non-owner and sends that as a chmod on the writer's
+                # behalf (it has checked the permissions): only that narrow change runs
+                # with authority, anything else in the request with the caller's.
                 cur = await self.fs.getattr(inode)
-                if cur.mode & 0o7777 & ~_PRIV_BITS == ch.mode and cur.mode & _PRIV_BITS:
-                    caller = self._root_caller
+                if cur.mode & _PRIV_BITS and cur.mode & 0o7777 & ~_PRIV_BITS == ch.mode & ~_PRIV_BITS \
+                        and not ch.mode & ~cur.mode & _PRIV_BITS:
+                    a = await self.fs.setattr(inode, SetAttr(mode=ch.mode), self._root_caller)
+                    ch.mode = None
+                    if _is_empty(ch):
+                        return self._entry(a)
             a = await self.fs.setattr(inode, ch, caller)
         except Exception as exc:
             raise _error(exc, "setattr") from None
@@ -488,9 +493,9 @@ def _always(ino: int) -> bool:
     return True
 
 
-def _only_mode(ch: SetAttr) -> bool:
-    return ch.uid is None and ch.gid is None and ch.size is None and ch.atime_ns is None \
-        and ch.mtime_ns is None
+def _is_empty(ch: SetAttr) -> bool:
+    return ch.mode is None and ch.uid is None and ch.gid is None and ch.size is None \
+        and ch.atime_ns is None and ch.mtime_ns is None and ch.ctime_ns is None
 
 
 def _dot_entry(ino: int) -> pyfuse3.EntryAttributes:
