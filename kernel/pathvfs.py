@@ -540,11 +540,16 @@ class PathVFS:
             raise _err("EBUSY", "cannot rename", old if okind != NORM else new)
         oparent, nparent = ocur.inos[-1], ncur.inos[-1]
         attr = await self.fs.lookup(oparent, oname, self.caller)
-        if attr.is_dir:
-            if attr.ino in ncur.inos:  # the destination lies inside the source
-                raise _err("EINVAL", "cannot move a directory into itself:", new)
-        elif otrail or ntrail:
+        if not attr.is_dir and (otrail or ntrail):
             raise _err("ENOTDIR", "not a directory:", old if otrail else new)
+        # Linux checks ancestry before types: the source above the destination is EINVAL,
+        # the destination above the source ENOTEMPTY.
+        if attr.is_dir and attr.ino in ncur.inos:
+            raise _err("EINVAL", "cannot move a directory into itself:", new)
+        if len(ocur.inos) > 1:
+            dst = await self._lookup_opt(nparent, nname)
+            if dst is not None and dst.ino in ocur.inos:
+                raise _err("ENOTEMPTY", "directory not empty:", new)
         await self.fs.rename(oparent, oname, nparent, nname, flags, self.caller)
 
     async def symlink(self, target: str | bytes, link_path: str | bytes) -> None:
@@ -563,14 +568,17 @@ class PathVFS:
         """link(2): a new name for *old*.  Like Linux (and unlike the seed) a final symlink in
         *old* is linked itself unless *follow_symlinks* (linkat's AT_SYMLINK_FOLLOW)."""
         _, attr = await self._resolve(old, follow_symlinks)
-        if attr.is_dir:
-            raise _err("EPERM", "cannot hard-link a directory:", old)
         cur, name, kind, trailing = await self._parent(new)
         if kind != NORM:
             raise _err("EEXIST", "file exists:", new)
         parent = cur.inos[-1]
         if trailing:
             await self._refuse_trailing(parent, name, new)
+        # Linux's order: a taken name (EEXIST) is reported before a directory source (EPERM)
+        if attr.is_dir:
+            if await self._lookup_opt(parent, name) is not None:
+                raise _err("EEXIST", "file exists:", new)
+            raise _err("EPERM", "cannot hard-link a directory:", old)
         await self.fs.link(attr.ino, parent, name, self.caller)
 
     async def _refuse_trailing(self, parent: int, name: bytes, path: str | bytes) -> None:
