@@ -337,7 +337,7 @@ def _info_text(target: Target) -> str:
 
     async def work(store):
         ino = store.metadata.resolve_path(target.path)
-        return chunk_map_text(store.vfs, ino, path=target.path)
+        return chunk_map_text(store.vfs, ino, path=target.path, host_paths=True)
 
     return with_store(target.store, work)
 

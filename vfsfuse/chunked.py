@@ -862,7 +862,9 @@ class ChunkedVFS:
     async def getxattr(self, ino: int, name: bytes) -> bytes:
         node = self._node(ino)
         if name == CHUNKS_XATTR and node.is_reg:
-            return self.chunk_map_text(node).encode()
+            from .inspectfs import chunks_xattr  # the same text as `vfsfuse info` and /.vfs/chunks
+
+            return chunks_xattr(self, ino)
         value = self.metadata.get_xattr(ino, name)
         if value is None:
             raise KernelError("ENODATA", "no such attribute")
@@ -929,13 +931,6 @@ class ChunkedVFS:
             out.append((idx, idx * cs, min(len(chunk.data), max(0, node.size - idx * cs)), None))
         out.sort()
         return out
-
-    def chunk_map_text(self, node: InodeRecord) -> str:
-        lines = [f"ino {node.ino} size {node.size} storage {node.storage_mode} chunk_size {self.chunk_size}"]
-        for idx, off, length, key in self.chunk_map(node.ino):
-            ref = self.metadata.block_refcount(key) if key else 0
-            lines.append(f"{idx} {off} {length} {key or 'dirty'} refs={ref}")
-        return "\n".join(lines) + "\n"
 
     def stats(self) -> dict:
         s = self.metadata.stats()

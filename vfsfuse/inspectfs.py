@@ -55,12 +55,21 @@ _STAT_ORDER = ("inodes", "files", "directories", "logical_bytes", "stored_bytes"
 # -- text shared by /.vfs, the xattr and the CLI ----------------------------------------------
 
 
-def _block_path(vfs, key: str) -> str:
+def _block_path(vfs, key: str, host_paths: bool = False) -> str:
+    """Where block *key* lives.  Inside the mount (xattr, /.vfs) the path is relative to the
+    store directory (``blocks/ab/cd/<key>``): sandbox processes can read these files too, and
+    must never learn a host path.  The CLI, on the host, asks for the absolute path."""
     path_for = getattr(vfs.blocks, "path_for", None)
-    return path_for(key) if path_for is not None else "-"
+    if path_for is None:
+        return "-"
+    path = path_for(key)
+    if host_paths:
+        return path
+    return os.path.relpath(path, os.path.dirname(vfs.blocks.base_dir))
 
 
-def chunk_map_text(vfs, ino: int, *, path: str | None = None, with_block_paths: bool = True) -> str:
+def chunk_map_text(vfs, ino: int, *, path: str | None = None, with_block_paths: bool = True,
+                   host_paths: bool = False) -> str:
     """The chunk map of regular file *ino*: a "key value" header, then one line per chunk
     ``index offset length hash refcount block_file`` (hash ``dirty`` = not stored yet;
     missing indexes are holes, read as zeros)."""
@@ -88,7 +97,7 @@ def chunk_map_text(vfs, ino: int, *, path: str | None = None, with_block_paths: 
         else:
             row = f"{idx} {off} {length} {key} {refcount(key)}"
             if with_block_paths:
-                row += " " + _block_path(vfs, key)
+                row += " " + _block_path(vfs, key, host_paths)
         lines.append(row)
     return "\n".join(lines) + "\n"
 

@@ -61,6 +61,11 @@ def test_chunk_maps_with_ordinary_tools(mounted):
     keys = [k for k in hashes.findall(text)]
     assert len(keys) == 4 * 2  # hash column + block file name
     assert list(dict.fromkeys(hashes.findall(out.stdout))) == list(dict.fromkeys(keys))
+    # block files are named relative to the store: no host path is visible inside the mount
+    store_dir = os.path.dirname(mounted)
+    for shown in (text, out.stdout):
+        assert store_dir not in shown
+        assert re.search(r" blocks/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}$", shown, re.M)
 
 
 def test_block_files_hash_to_their_names(mounted):
