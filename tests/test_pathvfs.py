@@ -490,3 +490,21 @@ async def test_caller_owns_what_it_creates_and_is_checked(vfs):
         await user.read_file("/secret")
     with expect_code("EACCES"):
         await user.write_file("/not-mine", "x")
+
+
+# -- the benchmark script runs (figures are printed, never asserted) --------------------------
+
+
+def test_bench_vfs_quick_smoke(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench-vfs"
+    proc = subprocess.run([str(script), "--quick", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for key in ("seq-write", "seq-read", "create", "list+stat", "unlink", "peak-rss"):
+        assert sum(1 for ln in lines if ln.startswith(key + " ")) == 1, (key, proc.stdout)
+    assert all(("ok" in ln or "MISS" in ln) for ln in lines[1:])
+    assert list(tmp_path.iterdir()) == []  # the store was removed
