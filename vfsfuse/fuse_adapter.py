@@ -40,9 +40,7 @@ _FileInfo = pyfuse3.FileInfo
 _readdir_reply = pyfuse3.readdir_reply
 
 _PRIV_BITS = _stat.S_ISUID | _stat.S_ISGID
-# A time within this window of "now" in a setattr is the kernel's UTIME_NOW
-# (pyfuse3 resolves UTIME_NOW to the current time before calling us).
-_NOW_WINDOW_NS = 50_000_000
+_ACL_PREFIX = b"system.posix_acl_"
 # Supplementary groups of a host pid are read from /proc; remember them briefly.
 _GROUPS_TTL = 2.0
 
@@ -213,26 +211,31 @@ class FuseAdapter(pyfuse3.Operations):
             ch.gid = attr.st_gid
         if fields.update_size:
             ch.size = attr.st_size
-        if fields.update_atime or fields.update_mtime:
-            now = time.time_ns()
-            if fields.update_atime:
-                t = attr.st_atime_ns
-                ch.atime_ns = UTIME_NOW if abs(now - t) < _NOW_WINDOW_NS else t
-            if fields.update_mtime:
-                t = attr.st_mtime_ns
-                ch.mtime_ns = UTIME_NOW if abs(now - t) < _NOW_WINDOW_NS else t
+        if fields.update_atime:
+            ch.atime_ns = attr.st_atime_ns
+        if fields.update_mtime:
+            ch.mtime_ns = attr.st_mtime_ns
         if fields.update_ctime:
             ch.ctime_ns = attr.st_ctime_ns
         caller = self._caller(ctx)
         try:
-            if ch.mode is not None and caller.uid != 0:
-                # The host kernel drops setuid/setgid itself ("kill priv") after a write
-                # or truncate by a non-owner and sends that as a chmod on the writer's
-                # behalf (it has checked the permissions): only that narrow change runs
-                # with authority, anything else in the request with the caller's.
+            if caller.uid != 0 and (ch.mode is not None or ch.atime_ns is not None or ch.mtime_ns is not None):
                 cur = await self.fs.getattr(inode)
-                if cur.mode & _PRIV_BITS and cur.mode & 0o7777 & ~_PRIV_BITS == ch.mode & ~_PRIV_BITS \
+                if cur.uid != caller.uid and (ch.atime_ns is not None or ch.mtime_ns is not None):
+                    # pyfuse3 hands us UTIME_NOW already resolved to the current time; the
+                    # host kernel lets a non-owner set times only that way (it checked
+                    # write access), so say so to the filesystem.
+                    if ch.atime_ns is not None:
+                        ch.atime_ns = UTIME_NOW
+                    if ch.mtime_ns is not None:
+                        ch.mtime_ns = UTIME_NOW
+                if ch.mode is not None and cur.mode & _PRIV_BITS \
+                        and cur.mode & 0o7777 & ~_PRIV_BITS == ch.mode & ~_PRIV_BITS \
                         and not ch.mode & ~cur.mode & _PRIV_BITS:
+                    # The host kernel drops setuid/setgid itself ("kill priv") after a
+                    # write or truncate by a non-owner and sends that as a chmod on the
+                    # writer's behalf (it has checked the permissions): only that narrow
+                    # change runs with authority, the rest of the request with the caller's.
                     a = await self.fs.setattr(inode, SetAttr(mode=ch.mode), self._root_caller)
                     ch.mode = None
                     if _is_empty(ch):
@@ -452,12 +455,18 @@ class FuseAdapter(pyfuse3.Operations):
         return d
 
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        if name.startswith(_ACL_PREFIX):
+            raise FUSEError(errno.EOPNOTSUPP)
         try:
             return await self.fs.getxattr(inode, name)
         except Exception as exc:
             raise _error(exc, "getxattr") from None
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        if name.startswith(_ACL_PREFIX):
+            # No POSIX ACLs: storing them as opaque bytes would let "cp -a" believe the
+            # mode was set through an ACL while the inode keeps its creation mode.
+            raise FUSEError(errno.EOPNOTSUPP)
         self._check_writable()
         try:
             await self.fs.setxattr(inode, name, value, 0, self._caller(ctx))
