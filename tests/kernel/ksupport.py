@@ -1,0 +1,47 @@
+"""Helpers for the process/fd/signal tests: a booted kernel and inline test programs.
+
+Tests write a program as a local ``async def prog(ctx)`` and run it with
+``await run_program(kernel, prog)``; results travel back through closures.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import trio
+
+from kernel.kernel import Kernel
+from kernel.limits import Limits
+from kernel.permissions import Permissions
+from vfsfuse.store import memory_vfs
+
+_names = itertools.count(1)
+
+
+async def boot_kernel(nursery: trio.Nursery, *, limits: Limits | None = None,
+                      permissions: Permissions | None = None, **kw: Any) -> Kernel:
+    k = Kernel(memory_vfs(), limits=limits, permissions=permissions, **kw)
+    await k.boot(nursery)
+    return k
+
+
+@pytest.fixture
+async def kernel(nursery):
+    k = await boot_kernel(nursery)
+    yield k
+    await k.shutdown(grace=0.2)
+
+
+def register(kernel: Kernel, prog, name: str | None = None) -> str:
+    name = name or f"t{next(_names)}"
+    kernel.programs.register(name, prog)
+    return name
+
+
+async def run_program(kernel: Kernel, prog, *args: str, input: bytes | None = None,
+                      timeout: float = 10):
+    """Run *prog* as a fresh process from the host; returns ``Completed`` (status, stdout, stderr)."""
+    name = register(kernel, prog)
+    return await kernel.run([name, *args], input=input, timeout=timeout)
