@@ -1,0 +1,19 @@
+"""scripts/bench-mount --quick runs end to end (a smoke test, not a measurement)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_mount_quick_smoke():
+    p = subprocess.run([str(ROOT / "scripts" / "bench-mount"), "--quick"], capture_output=True, text=True,
+                       timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout
+    for label in ("seq write", "cold read", "random 4 KiB", "create", "walk + lstat", "unlink",
+                  "untar stdlib", "md5sum", "git init", "rm -rf", "daemon peak RSS"):
+        assert label in out, out
+    assert "target" in out and "vs tmpfs" in out
