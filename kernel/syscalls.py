@@ -288,6 +288,8 @@ class Ctx:
         if acc == O_ACCMODE:
             raise KernelError("EINVAL", "invalid access mode")
         keep = flags & ~_OPEN_ONLY
+        if flags & O_CREAT and flags & O_DIRECTORY:
+            raise KernelError("EINVAL", "O_CREAT with O_DIRECTORY")  # Linux >= 6.4
         if flags & O_CREAT:
             if apath.endswith("/"):
                 raise KernelError("EISDIR", f"is a directory: {path}")
@@ -299,8 +301,6 @@ class Ctx:
                     raise
                 attr = None
             if attr is None:
-                if flags & O_DIRECTORY:
-                    raise KernelError("EINVAL", "O_CREAT with O_DIRECTORY")
                 fh, attr = await fs.create(parent, name, _stat.S_IFREG | (mode & 0o7777 & ~self.proc.umask),
                                            flags & ~O_CLOEXEC, caller)
                 return OpenFileDescription("file", apath, keep, fs=fs, fh=fh, ino=attr.ino)
@@ -323,7 +323,7 @@ class Ctx:
         if mode_t == _stat.S_IFLNK:
             raise KernelError("ELOOP", f"is a symbolic link: {path}")
         if mode_t == _stat.S_IFDIR:
-            if acc != O_RDONLY or flags & O_CREAT:
+            if acc != O_RDONLY or flags & (O_CREAT | O_TRUNC):
                 raise KernelError("EISDIR", f"is a directory: {path}")
             fh = await fs.opendir(attr.ino, caller)
             return OpenFileDescription("dir", apath, keep, fs=fs, fh=fh, ino=attr.ino)
@@ -332,6 +332,13 @@ class Ctx:
         if mode_t in (_stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
             return await self._open_special(apath, attr, flags, keep)
         fh = await fs.open(attr.ino, flags & ~O_CLOEXEC, caller)
+        if flags & O_TRUNC and acc == O_RDONLY and attr.size:
+            # Linux truncates even for O_RDONLY (POSIX leaves it unspecified)
+            try:
+                await fs.setattr(attr.ino, SetAttr(size=0), caller)
+            except BaseException:
+                await fs.release(fh)
+                raise
         return OpenFileDescription("file", apath, keep, fs=fs, fh=fh, ino=attr.ino)
 
     async def _open_special(self, apath: str, attr: Attr, flags: int, keep: int) -> OpenFileDescription:
@@ -427,9 +434,11 @@ class Ctx:
         if ofd.kind == "dir":
             raise KernelError("EISDIR", "is a directory")
         fs = ofd.fs
+        total = len(data)
+        if not total:
+            return 0  # Linux returns before O_APPEND moves the offset
         if ofd.flags & O_APPEND:
             ofd.pos = (await fs.getattr(ofd.ino)).size
-        total = len(data)
         done = await fs.write(ofd.fh, ofd.pos, data)
         while done < total:
             k = await fs.write(ofd.fh, ofd.pos + done, bytes(memoryview(data)[done:]))
@@ -494,9 +503,9 @@ class Ctx:
 
     async def pread(self, fd: int, n: int, offset: int) -> bytes:
         await self._enter()
-        ofd = self._seekable(fd)
         if offset < 0:
             raise KernelError("EINVAL", "negative offset")
+        ofd = self._seekable(fd)
         if not ofd.readable:
             raise KernelError("EBADF", f"fd {fd} is not open for reading")
         if ofd.kind == "dir":
@@ -506,9 +515,9 @@ class Ctx:
     async def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
         """Positional write; like Linux, O_APPEND makes it append anyway."""
         await self._enter()
-        ofd = self._seekable(fd)
         if offset < 0:
             raise KernelError("EINVAL", "negative offset")
+        ofd = self._seekable(fd)
         if not ofd.writable:
             raise KernelError("EBADF", f"fd {fd} is not open for writing")
         if ofd.kind == "dir":
@@ -551,11 +560,11 @@ class Ctx:
 
     async def ftruncate(self, fd: int, length: int) -> None:
         await self._enter()
-        ofd = self.fds.get(fd)
         if length < 0:
             raise KernelError("EINVAL", "negative length")
+        ofd = self.fds.get(fd)
         if ofd.kind != "file" or not ofd.writable:
-            raise KernelError("EINVAL" if ofd.writable else "EBADF", "fd cannot be truncated")
+            raise KernelError("EINVAL", "fd is not a regular file open for writing")  # as Linux
         await ofd.fs.setattr(ofd.ino, SetAttr(size=length), self._caller)
 
     async def fsync(self, fd: int) -> None:
