@@ -1,0 +1,93 @@
+"""What the FUSE adapter itself guarantees: error containment, readdir cookies, statfs, "." and ".."."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import mounted_here, sh
+
+
+def test_a_bug_below_the_adapter_is_eio_and_the_daemon_keeps_serving(world_base):
+    mnt = world_base / "faulty"
+    mnt.mkdir()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("serve_faulty.py")), str(mnt)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        (mnt / "ok").write_text("fine")
+        for _ in range(3):
+            with pytest.raises(OSError) as e:
+                os.stat(mnt / "boom")
+            assert e.value.errno == errno.EIO
+        assert (mnt / "ok").read_text() == "fine"
+        assert server.poll() is None
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert "ZeroDivisionError" in server.stderr.read()  # logged with its traceback
+    assert not mounted_here(str(mnt))
+
+
+def test_readdir_cookies_survive_concurrent_changes(mdir):
+    n = 1500
+    for i in range(n):
+        (mdir / f"f{i:04d}").write_bytes(b"")
+    seen: list[str] = []
+    removed: set[str] = set()
+    added: set[str] = set()
+    with os.scandir(mdir) as it:
+        for k, entry in enumerate(it):
+            seen.append(entry.name)
+            if k == 200:
+                # remove names not yet listed, add new ones, while the listing is half done
+                for i in range(n - 1, n - 301, -1):
+                    name = f"f{i:04d}"
+                    if name not in seen:
+                        os.unlink(mdir / name)
+                        removed.add(name)
+                for i in range(300):
+                    (mdir / f"new{i:03d}").write_bytes(b"")
+                    added.add(f"new{i:03d}")
+    assert len(seen) == len(set(seen)), "an entry was listed twice"
+    stable = {f"f{i:04d}" for i in range(n)} - removed
+    assert stable <= set(seen), "an entry present throughout was skipped"
+    assert not (removed & set(seen[201:])), "an entry removed before being reached was listed"
+
+
+def test_dot_and_dotdot_are_listed(mdir):
+    (mdir / "sub").mkdir()
+    r = sh("ls -a sub && ls -aid sub/. | cut -d' ' -f1 && stat -c %i sub", mdir)
+    lines = r.stdout.split()
+    assert lines[:2] == [".", ".."]
+    assert lines[2] == lines[3]
+
+
+def test_statfs_is_the_block_store_disk(shared_mount):
+    ours = os.statvfs(shared_mount.path)
+    disk = os.statvfs(os.path.join(shared_mount.store, "blocks"))
+    assert ours.f_namemax == 255
+    assert ours.f_frsize == disk.f_frsize and ours.f_blocks == disk.f_blocks
+    assert abs(ours.f_bavail - disk.f_bavail) * disk.f_frsize < 512 << 20
+    r = sh("df -P . | tail -1", shared_mount.path)
+    assert r.returncode == 0 and r.stdout.startswith("vfsfuse")
+
+
+def test_proc_files_are_read_whole_despite_size_zero(shared_mount):
+    proc = Path(shared_mount.path) / "proc"
+    if not proc.is_dir():
+        pytest.skip("the sandbox kernel is not serving /proc")
+    assert os.stat(proc / "mounts").st_size == 0
+    text = (proc / "mounts").read_text()
+    assert " /proc proc " in text and " /dev " in text
+    assert ".vfs" not in os.listdir(shared_mount.path)  # hidden from readdir
+    assert os.path.isdir(Path(shared_mount.path) / ".vfs")  # but reachable
