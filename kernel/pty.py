@@ -30,7 +30,6 @@ TTY_RDEV = (5, 0)
 
 LF = 0x0A
 CR = 0x0D
-BS = 0x08
 
 
 def _default_cc() -> dict[str, int]:
@@ -173,16 +172,19 @@ class Pty(Waitable):
         if t.isig:
             sig = {cc["VINTR"]: S.SIGINT, cc["VQUIT"]: S.SIGQUIT, cc["VSUSP"]: S.SIGTSTP}.get(b)
             if sig is not None:
+                # like Linux without NOFLSH: flush the line, the input and the output queues
                 self.line.clear()
                 raw.clear()
                 self.in_q.clear()
                 self.in_size = self.in_head = 0
+                self.out_q.clear()
+                self.out_size = 0
                 if t.echo:
                     self._emit(_ctl(b))
                 self._signal_fg(sig)
                 return
         if t.icanon:
-            if b in (cc["VERASE"], BS):
+            if b == cc["VERASE"]:
                 if self.line:
                     self.line.pop()
                     if t.echo and t.echoe:
