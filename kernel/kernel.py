@@ -187,6 +187,7 @@ class Kernel:
         self.permissions.check_spawn(argv[0], tuple(argv[1:]), cwd)
         if parent is not None:
             src = parent.fds
+            placed = {child_fd: src.get(parent_fd) for child_fd, parent_fd in (fd_map or {}).items()}  # EBADF first
             if close_fds:
                 fds = FdTable(src.max_fds)
                 keep = {0, 1, 2} - set(fd_map or ())
@@ -196,10 +197,13 @@ class Kernel:
                         fds.install_at(fd, ofd)
             else:
                 fds = src.fork()
-            for child_fd, parent_fd in (fd_map or {}).items():
-                old = fds.install_at(child_fd, src.get(parent_fd))
-                if old is not None and old.refs == 0:  # cannot happen: parent still holds it
-                    pass
+            try:
+                for child_fd, ofd in placed.items():
+                    fds.install_at(child_fd, ofd)  # what it displaces is still held by the parent
+            except BaseException:
+                for ofd in fds.clear():
+                    _orphan_release(ofd, self)
+                raise
         else:
             fds = FdTable(self.limits.max_fds)
             for fd, ofd in (stdio or {}).items():

@@ -1,0 +1,181 @@
+"""The syscall surface: paths relative to cwd, umask, directory and link calls, env,
+exit semantics, dup2 closing what it displaces, non-blocking pipes."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from kernel import process as P
+from kernel.errors import KernelError
+from kernel.syscalls import O_NONBLOCK, R_OK, W_OK, X_OK
+
+from .ksupport import kernel, register, run_program  # noqa: F401
+
+
+async def test_cwd_relative_paths_and_chdir(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        seen["start"] = ctx.getcwd()
+        await ctx.mkdir("/w")
+        await ctx.mkdir("/w/sub")
+        await ctx.chdir("/w/sub")
+        fd = await ctx.open("f", os.O_CREAT | os.O_WRONLY)
+        await ctx.close(fd)
+        seen["abs"] = (await ctx.stat("/w/sub/f")).is_reg
+        await ctx.chdir("..")
+        seen["after_dotdot"] = (ctx.getcwd(), ctx.getenv("PWD"))
+        await ctx.symlink("/w/sub", "/w/link")
+        await ctx.chdir("link")
+        seen["via_link"] = ctx.getcwd()              # physical path, like chdir + getcwd
+        with pytest.raises(KernelError) as e:
+            await ctx.chdir("/w/sub/f")
+        seen["notdir"] = e.value.code
+        with pytest.raises(KernelError) as e:
+            await ctx.chdir("/nope")
+        seen["noent"] = e.value.code
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.status == 0, r.stderr
+    assert seen == {"start": "/home/user", "abs": True, "after_dotdot": ("/w", "/w"),
+                    "via_link": "/w/sub", "notdir": "ENOTDIR", "noent": "ENOENT"}
+
+
+async def test_umask_modes_links_and_renames(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        old = ctx.umask(0o027)
+        seen["old_umask"] = old
+        fd = await ctx.open("/tmp/m", os.O_CREAT | os.O_WRONLY, 0o666)
+        await ctx.close(fd)
+        await ctx.mkdir("/tmp/d", 0o777)
+        seen["modes"] = (stat.S_IMODE((await ctx.stat("/tmp/m")).mode),
+                         stat.S_IMODE((await ctx.stat("/tmp/d")).mode))
+        await ctx.symlink("m", "/tmp/sl")
+        seen["readlink"] = await ctx.readlink("/tmp/sl")
+        seen["lstat_is_link"] = (await ctx.lstat("/tmp/sl")).is_symlink
+        seen["stat_follows"] = (await ctx.stat("/tmp/sl")).is_reg
+        await ctx.link("/tmp/m", "/tmp/hard")
+        seen["nlink"] = (await ctx.stat("/tmp/m")).nlink
+        await ctx.rename("/tmp/hard", "/tmp/d/moved")
+        seen["listing"] = sorted(await ctx.listdir("/tmp/d"))
+        await ctx.unlink("/tmp/d/moved")
+        with pytest.raises(KernelError) as e:
+            await ctx.rmdir("/tmp/nope")
+        seen["rmdir_noent"] = e.value.code
+        await ctx.rmdir("/tmp/d")
+        await ctx.chmod("/tmp/m", 0o600)
+        await ctx.truncate("/tmp/m", 10)
+        st = await ctx.stat("/tmp/m")
+        seen["chmod_truncate"] = (stat.S_IMODE(st.mode), st.size)
+        await ctx.access("/tmp/m", R_OK | W_OK)
+        with pytest.raises(KernelError) as e:
+            await ctx.access("/tmp/m", X_OK)
+        seen["access_x"] = e.value.code
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.status == 0, r.stderr
+    assert seen == {"old_umask": 0o022, "modes": (0o640, 0o750), "readlink": "m", "lstat_is_link": True,
+                    "stat_follows": True, "nlink": 2, "listing": ["moved"], "rmdir_noent": "ENOENT",
+                    "chmod_truncate": (0o600, 10), "access_x": "EACCES"}
+
+
+async def test_environment_is_per_process(kernel):
+    seen = {}
+
+    async def child(ctx):
+        seen["child"] = (ctx.getenv("A"), ctx.getenv("B"), ctx.getenv("PATH"))
+        ctx.setenv("A", "changed")
+        return 0
+
+    cname = register(kernel, child)
+
+    async def prog(ctx):
+        ctx.setenv("A", "1")
+        ctx.unsetenv("PATH")
+        await ctx.waitpid(await ctx.spawn([cname]))
+        seen["parent_after"] = ctx.getenv("A")
+        await ctx.waitpid(await ctx.spawn([cname], env={"B": "only"}))
+        with pytest.raises(KernelError):
+            ctx.setenv("BAD=NAME", "x")
+        return 0
+
+    await run_program(kernel, prog)
+    assert seen["parent_after"] == "1"
+    assert seen["child"] == (None, "only", None)
+
+
+async def test_exit_is_not_swallowed_by_except_exception(kernel):
+    async def prog(ctx):
+        try:
+            ctx.exit(4)
+        except Exception:
+            return 99
+        return 98
+
+    assert (await run_program(kernel, prog)).status == P.status_exited(4)
+
+
+async def test_dup2_closing_last_write_end_gives_eof(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        r, w = await ctx.pipe()
+        null = await ctx.open("/dev/null", os.O_WRONLY)
+        await ctx.write(w, b"data")
+        await ctx.dup2(null, w)          # displaces the only write end
+        seen["read"] = (await ctx.read(r, 10), await ctx.read(r, 10))
+        seen["same"] = await ctx.dup2(null, null)
+        with pytest.raises(KernelError) as e:
+            await ctx.dup2(77, 5)
+        seen["badf"] = e.value.code
+        return 0
+
+    await run_program(kernel, prog)
+    assert seen["read"] == (b"data", b"")
+    assert seen["badf"] == "EBADF"
+
+
+async def test_nonblocking_pipe_read_and_write(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        r, w = await ctx.pipe(O_NONBLOCK)
+        with pytest.raises(KernelError) as e:
+            await ctx.read(r, 1)
+        seen["read"] = e.value.code
+        seen["partial"] = await ctx.write(w, b"x" * 100_000)
+        with pytest.raises(KernelError) as e:
+            await ctx.write(w, b"y")
+        seen["write"] = e.value.code
+        return 0
+
+    await run_program(kernel, prog)
+    assert seen == {"read": "EAGAIN", "partial": 65536, "write": "EAGAIN"}
+
+
+async def test_spawn_errors(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        for argv in (["no-such-program"], ["/tmp/true"], []):
+            try:
+                await ctx.spawn(argv)
+            except KernelError as e:
+                seen[" ".join(argv) or "empty"] = e.code
+        with pytest.raises(KernelError) as e:
+            await ctx.spawn(["true"], stdout=55)
+        seen["badfd"] = e.value.code
+        seen["bin_path"] = (await ctx.waitpid(await ctx.spawn(["/bin/false"])))[1]
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.status == 0, r.stderr
+    assert seen == {"no-such-program": "ENOENT", "/tmp/true": "ENOENT", "empty": "EINVAL",
+                    "badfd": "EBADF", "bin_path": P.status_exited(1)}
