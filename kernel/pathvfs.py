@@ -596,9 +596,15 @@ class PathVFS:
         await self.fs.setattr(attr.ino, SetAttr(mode=new), self.caller)
 
     async def chown(self, path: str | bytes, uid: int, gid: int) -> None:
-        """chown(2); -1 leaves that id unchanged."""
+        """chown(2); -1 leaves that id unchanged.  Like Linux, any chown of a non-directory
+        clears set-user-ID, and set-group-ID when group-execute is set (even as root)."""
         _, attr = await self._resolve(path, True)
         changes = SetAttr(uid=None if uid == -1 else uid, gid=None if gid == -1 else gid)
+        mode = attr.mode
+        if not attr.is_dir and mode & (_stat.S_ISUID | _stat.S_ISGID):
+            kill = _stat.S_ISUID | (_stat.S_ISGID if mode & 0o010 else 0)
+            if mode & kill:
+                changes.mode = mode & ~kill
         await self.fs.setattr(attr.ino, changes, self.caller)
 
     async def utimes(self, path: str | bytes, atime_s: float | None, mtime_s: float | None) -> None:

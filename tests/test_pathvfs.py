@@ -65,7 +65,7 @@ def snapshot_linux(root: str) -> dict:
             kind = _kind(st.st_mode)
             extra = (os.readlink(full) if kind == "link" else
                      open(full, "rb").read() if kind == "file" else None)
-            out[rel] = (kind, S.S_IMODE(st.st_mode), st.st_nlink if kind == "file" else 0, extra)
+            out[rel] = (kind, S.S_IMODE(st.st_mode), st.st_nlink if kind == "file" else 0, st.st_uid, extra)
     return out
 
 
@@ -77,7 +77,7 @@ async def snapshot_ours(v: PathVFS, base: str = "") -> dict:
         kind = _kind(st.mode)
         extra = (await v.readlink("/" + rel) if kind == "link" else
                  await v.read_file("/" + rel) if kind == "file" else None)
-        out[rel] = (kind, S.S_IMODE(st.mode), st.nlink if kind == "file" else 0, extra)
+        out[rel] = (kind, S.S_IMODE(st.mode), st.nlink if kind == "file" else 0, st.uid, extra)
         if kind == "dir":
             out.update(await snapshot_ours(v, rel))
     return out
@@ -131,6 +131,8 @@ def linux_op(root: str, op: str, args: tuple):
         return None
     if op == "chmod":
         return os.chmod(P(args[0]), args[1])
+    if op == "chown":
+        return os.chown(P(args[0]), args[1], args[2])
     raise AssertionError(op)
 
 
@@ -167,6 +169,8 @@ async def our_op(v: PathVFS, op: str, args: tuple):
         return await v.write_file(p, args[1])
     if op == "chmod":
         return await v.chmod(p, args[1])
+    if op == "chown":
+        return await v.chown(p, args[1], args[2])
     raise AssertionError(op)
 
 
@@ -208,6 +212,7 @@ CASES = [
     ("write", ("f/", b"x")), ("write", ("f/x", b"x")), ("write", ("sf", b"via link")), ("write", ("loop1", b"x")),
     ("write", ("d/up", b"up")), ("write", ("dang", b"x")),
     ("chmod", ("sf", 0o600)), ("chmod", ("d", 0o700)), ("chmod", ("dang", 0o600)),
+    ("chown", ("sf", -1, -1)), ("chown", ("d", 5, -1)), ("chown", ("dang", 1, 1)),
 ]
 
 
@@ -373,6 +378,14 @@ async def test_chmod_ignores_type_bits_and_chown_minus_one_keeps(vfs):
     await vfs.chmod("/m", S.S_IFDIR | 0o4751)
     st = await vfs.stat("/m")
     assert st.mode == S.S_IFREG | 0o4751 and not st.is_directory
+    await vfs.chown("/m", -1, -1)  # Linux: any chown of a file drops set-user-ID, even as root
+    assert (await vfs.stat("/m")).mode == S.S_IFREG | 0o751
+    await vfs.chmod("/m", 0o6751)
+    await vfs.chown("/m", 0, -1)
+    assert (await vfs.stat("/m")).mode == S.S_IFREG | 0o751
+    await vfs.chmod("/m", 0o2741)  # set-group-ID without group-execute marks locking: kept
+    await vfs.chown("/m", -1, 0)
+    assert (await vfs.stat("/m")).mode == S.S_IFREG | 0o2741
     await vfs.chown("/m", 7, 8)
     await vfs.chown("/m", -1, 9)
     await vfs.chown("/m", 10, -1)

@@ -85,9 +85,9 @@ def _kind(mode: int) -> str:
     return {S.S_IFDIR: "dir", S.S_IFREG: "file", S.S_IFLNK: "link"}[S.S_IFMT(mode)]
 
 
-def _view(mode: int, size: int, nlink: int):
+def _view(mode: int, size: int, nlink: int, uid: int, gid: int):
     kind = _kind(mode)
-    return (kind, S.S_IMODE(mode), None if kind == "dir" else size, nlink)
+    return (kind, S.S_IMODE(mode), None if kind == "dir" else size, nlink, uid, gid)
 
 
 class DiffMachine(RuleBasedStateMachine):
@@ -212,6 +212,12 @@ class DiffMachine(RuleBasedStateMachine):
         self.check(_linux(os.chmod, self.L(path), mode),
                    self.ours(self.vfs.chmod, "/" + path, mode), f"chmod {path} {mode:o}")
 
+    @rule(data=st.data(), uid=st.sampled_from([-1, 0, 1000]), gid=st.sampled_from([-1, 0, 2000]))
+    def chown(self, data, uid, gid):
+        path = self.pick(data)
+        self.check(_linux(os.chown, self.L(path), uid, gid),
+                   self.ours(self.vfs.chown, "/" + path, uid, gid), f"chown {path} {uid} {gid}")
+
     # -- observations -------------------------------------------------------------------------
 
     @rule(data=st.data())
@@ -238,11 +244,11 @@ class DiffMachine(RuleBasedStateMachine):
         path = self.pick(data)
         def lx():
             s = os.stat(self.L(path)) if follow else os.lstat(self.L(path))
-            return _view(s.st_mode, s.st_size, s.st_nlink)
+            return _view(s.st_mode, s.st_size, s.st_nlink, s.st_uid, s.st_gid)
 
         async def ours():
             s = await (self.vfs.stat if follow else self.vfs.lstat)("/" + path)
-            return _view(s.mode, s.size, s.nlink)
+            return _view(s.mode, s.size, s.nlink, s.uid, s.gid)
         self.check(_linux(lx), self.ours(ours), f"{'stat' if follow else 'lstat'} {path}")
 
     @rule(data=st.data())
@@ -257,6 +263,17 @@ class DiffMachine(RuleBasedStateMachine):
         path = self.pick(data)
         self.check(_linux(os.readlink, self.L(path)), self.ours(self.vfs.readlink, "/" + path), f"readlink {path}")
 
+    @rule(data=st.data())
+    def exists_and_realpath(self, data):
+        path = self.pick(data)
+        self.check(("ok", os.path.exists(self.L(path))), self.ours(self.vfs.exists, "/" + path), f"exists {path}")
+
+        def lx():
+            os.stat(self.L(path))  # the kernel's errors (os.path.realpath is pure Python)
+            rel = os.path.relpath(os.path.realpath(self.L(path), strict=True), self.root)
+            return "/" if rel == "." else "/" + rel
+        self.check(_linux(lx), self.ours(self.vfs.realpath, "/" + path), f"realpath {path}")
+
     @invariant()
     def same_tree(self):
         want = {}
@@ -264,7 +281,7 @@ class DiffMachine(RuleBasedStateMachine):
             for name in dirnames + filenames:
                 full = os.path.join(dirpath, name)
                 s = os.lstat(full)
-                want[os.path.relpath(full, self.root)] = _view(s.st_mode, s.st_size, s.st_nlink)
+                want[os.path.relpath(full, self.root)] = _view(s.st_mode, s.st_size, s.st_nlink, s.st_uid, s.st_gid)
 
         async def ours():
             out = {}
@@ -273,7 +290,7 @@ class DiffMachine(RuleBasedStateMachine):
                 base = todo.pop()
                 for e in await self.vfs.read_dir_stat("/" + base):
                     rel = f"{base}/{e.name}" if base else e.name
-                    out[rel] = _view(e.stat.mode, e.stat.size, e.stat.nlink)
+                    out[rel] = _view(e.stat.mode, e.stat.size, e.stat.nlink, e.stat.uid, e.stat.gid)
                     if e.is_directory:
                         todo.append(rel)
             return out
