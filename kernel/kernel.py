@@ -178,8 +178,8 @@ class Kernel:
         From a process (*parent*): fds are inherited (minus close-on-exec) and *fd_map*
         ``{child_fd: parent_fd}`` places some.  From the host: *stdio* gives descriptions.
         """
-        if self._nursery is None and program is not _init_main:
-            raise KernelError("EAGAIN", "kernel is not running")
+        if (self._nursery is None and program is not _init_main) or self._done.is_set():
+            raise KernelError("ESHUTDOWN", "kernel is not running")
         if not argv:
             raise KernelError("EINVAL", "empty argv")
         if program is None:
@@ -229,8 +229,7 @@ class Kernel:
         if proc.tty is None and proc.sid == proc.pid:
             self._acquire_tty(proc)
         ctx = Ctx(self, proc)
-        if self._nursery is None:
-            raise KernelError("EAGAIN", "kernel is not running")
+        assert self._nursery is not None
         self._nursery.start_soon(self._run, proc, program, ctx)
         return proc
 

@@ -1,0 +1,148 @@
+"""The kernel facade: boot layout, /dev and /proc wiring, host-side spawn/run/terminal,
+shutdown, logging, and the bench smoke test."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from kernel import process as P
+from kernel import signals as S
+from kernel.errors import KernelError
+from kernel.kernel import PIPE, Kernel
+from vfsfuse.store import memory_vfs
+
+from .ksupport import boot_kernel, kernel, register, run_program  # noqa: F401
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+async def test_boot_layout(kernel):
+    vfs = kernel.vfs
+    for d in ("/tmp", "/home/user", "/bin", "/etc", "/usr/bin", "/var/tmp"):
+        assert (await vfs.stat(d)).is_directory, d
+    assert stat.S_IMODE((await vfs.stat("/tmp")).mode) == 0o1777
+    stub = await vfs.stat("/bin/cat")
+    assert stub.is_file and stat.S_IMODE(stub.mode) == 0o755
+    assert (await vfs.read_file("/bin/cat")).startswith(b"#!/bin/sh")
+    paths = [m.path for m in kernel.mount_table.mounts()]
+    assert paths[:3] == ["/", "/dev", "/proc"]
+    init = kernel.processes.get(1)
+    assert init is not None and init.comm == "init" and init.ppid == 0
+
+
+async def test_boot_twice_is_refused(kernel, nursery):
+    with pytest.raises(KernelError) as e:
+        await kernel.boot(nursery)
+    assert e.value.code == "EBUSY"
+
+
+async def test_proc_shows_live_processes(kernel):
+    h = await kernel.spawn(["sleep", "5", "1"], stdout=PIPE)
+    r = await kernel.run(["cat", f"/proc/{h.pid}/cmdline", f"/proc/{h.pid}/status"])
+    assert r.stdout.startswith(b"sleep\x005\x001\x00")
+    assert b"\nState:\tS (sleeping)" in r.stdout and f"\nPPid:\t1\n".encode() in r.stdout
+    fds = await kernel.vfs.read_dir(f"/proc/{h.pid}/fd")
+    assert sorted(fds) == ["0", "1", "2"]
+    link = await kernel.vfs.readlink(f"/proc/{h.pid}/fd/1")
+    assert link.startswith("pipe:[")
+    h.kill(S.SIGKILL)
+    assert P.WTERMSIG(await h.wait()) == S.SIGKILL
+    await h.aclose()
+
+
+async def test_proc_self_inside_a_program(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        fd = await ctx.open("/proc/self/status")
+        text = (await ctx.read(fd, 8192)).decode()
+        seen["pid_line"] = [ln for ln in text.splitlines() if ln.startswith("Pid:")][0]
+        seen["pid"] = ctx.getpid()
+        seen["self"] = await ctx.readlink("/proc/self")
+        return 0
+
+    await run_program(kernel, prog)
+    assert seen["pid_line"] == f"Pid:\t{seen['pid']}" and seen["self"] == str(seen["pid"])
+
+
+async def test_run_collects_output_and_status(kernel):
+    r = await kernel.run(["cat"], input=b"x" * 200_000)
+    assert r.status == 0 and r.stdout == b"x" * 200_000
+    r = await kernel.run(["cat", "/nope"])
+    assert r.returncode == 1 and b"/nope" in r.stderr
+    with pytest.raises(KernelError) as e:
+        await kernel.run(["nonexistent"])
+    assert e.value.code == "ENOENT"
+    with pytest.raises(KernelError) as e:
+        await kernel.run(["sleep", "5"], timeout=0.05)
+    assert e.value.code == "ETIMEDOUT"
+
+
+async def test_shutdown_terminates_everything(nursery):
+    k = await boot_kernel(nursery)
+
+    async def stubborn(ctx):
+        await ctx.signal(S.SIGTERM, S.SIG_IGN)
+        await ctx.sleep(100)
+
+    name = register(k, stubborn)
+    a = await k.spawn(["sleep", "100"])
+    b = await k.spawn([name])
+    await trio.sleep(0.02)
+    with trio.fail_after(5):
+        await k.shutdown(grace=0.1)
+    assert P.WTERMSIG(a.proc.exit_status) == S.SIGTERM
+    assert P.WTERMSIG(b.proc.exit_status) == S.SIGKILL
+    with pytest.raises(KernelError):
+        await k.run(["true"])
+
+
+async def test_limits_for_generated_files_give_enomem(nursery):
+    from kernel.limits import Limits
+    k = await boot_kernel(nursery, limits=Limits(max_generated_bytes=64))
+    seen = {}
+
+    async def prog(ctx):
+        try:
+            await ctx.open("/proc/1/status")
+        except KernelError as e:
+            seen["code"] = e.code
+        return 0
+
+    await k.run([register(k, prog)])
+    assert seen["code"] == "ENOMEM"
+    assert (await k.run(["echo", "ok"])).stdout == b"ok\n"   # the kernel is fine
+    await k.shutdown(grace=0.1)
+
+
+def test_logging_is_silent_by_default():
+    """No handler of ours prints: the package logger only has a NullHandler."""
+    handlers = logging.getLogger("vfsfuse").handlers
+    assert handlers and all(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+async def test_logging_uses_subsystem_loggers(nursery, caplog):
+    k = await boot_kernel(nursery)
+    with caplog.at_level(logging.DEBUG, logger="vfsfuse.kernel"):
+        await k.run(["true"])
+    names = {r.name for r in caplog.records}
+    assert "vfsfuse.kernel.process" in names
+    await k.shutdown(grace=0.1)
+
+
+def test_bench_kernel_quick_smoke():
+    r = subprocess.run([os.path.join(ROOT, "scripts", "bench-kernel"), "--quick"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("open+read+close 1 KiB:") and "/s" in lines[0]
+    assert lines[1].startswith("spawn+wait no-op:")
+    assert lines[2].startswith("pipe 64 KiB writes:") and "MB/s" in lines[2]
+    assert lines[3].startswith("cat /proc/<pid>/status via FUSE:")
