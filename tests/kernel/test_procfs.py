@@ -8,7 +8,6 @@ import os
 import re
 import socket
 import stat
-import time
 
 import pytest
 
@@ -393,12 +392,11 @@ async def test_no_host_leaks(tmp_path, procs):
         store.close()
 
 
-async def test_generated_read_is_cheap(proc, table, vfs):
-    """lookup + getattr + open + read + release of /proc/<pid>/status (FUSE does these)."""
+async def test_generated_file_survives_repeated_open_cycles(proc, table, vfs):
+    """lookup + getattr + open + read + release of /proc/<pid>/status, as FUSE does them, many
+    times over (speed: scripts/bench-kernel)."""
     root = table.root_ino
-    n = 2000
-    t0 = time.perf_counter()
-    for _ in range(n):
+    for _ in range(200):
         pa = await table.lookup(root, b"proc")
         pid = await table.lookup(pa.ino, b"42")
         st = await table.lookup(pid.ino, b"status")
@@ -406,8 +404,6 @@ async def test_generated_read_is_cheap(proc, table, vfs):
         fh = await table.open(st.ino, os.O_RDONLY)
         assert await table.read(fh, 0, 131072)
         await table.release(fh)
-    rate = n / (time.perf_counter() - t0)
-    assert rate > 5000, f"{rate:.0f} reads/s"
 
 
 # ---- through a real FUSE mount -------------------------------------------------------------------
@@ -477,20 +473,16 @@ def fuse_mnt(tmp_path):
 
 
 @pytest.mark.mount
-def test_fuse_cat_and_rate(fuse_mnt):
+def test_fuse_cat_reads_generated_files_to_eof(fuse_mnt):
+    """Speed is measured by scripts/bench-kernel, not here; this checks repeated opens work."""
     import subprocess
     status = fuse_mnt / "proc/42/status"
     out = subprocess.run(["cat", str(status)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("Name:\tsh\n") and "\nPPid:\t1\n" in out  # direct_io: cat reads to EOF
     assert os.stat(status).st_size == 0
-    n = 2000
-    t0 = time.perf_counter()
-    for _ in range(n):
+    for _ in range(50):
         with open(status, "rb", buffering=0) as f:
-            while f.read(65536):
-                pass
-    rate = n / (time.perf_counter() - t0)
-    assert rate >= 2000, f"{rate:.0f} opens+reads/s through FUSE"
+            assert f.read(65536) == out.encode()
 
 
 @pytest.mark.mount
