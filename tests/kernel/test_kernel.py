@@ -45,6 +45,7 @@ async def test_boot_twice_is_refused(kernel, nursery):
 
 async def test_proc_shows_live_processes(kernel):
     h = await kernel.spawn(["sleep", "5", "1"], stdout=PIPE)
+    await trio.sleep(0.02)  # let it reach its sleep
     r = await kernel.run(["cat", f"/proc/{h.pid}/cmdline", f"/proc/{h.pid}/status"])
     assert r.stdout.startswith(b"sleep\x005\x001\x00")
     assert b"\nState:\tS (sleeping)" in r.stdout and f"\nPPid:\t1\n".encode() in r.stdout
