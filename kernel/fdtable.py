@@ -15,6 +15,7 @@ O_NONBLOCK and signal interruption once for all of them.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import stat as _stat
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ O_CLOEXEC = os.O_CLOEXEC
 SETFL_MASK = O_APPEND | O_NONBLOCK | getattr(os, "O_ASYNC", 0) | getattr(os, "O_DIRECT", 0) | getattr(os, "O_NOATIME", 0)
 
 _ofd_ids = itertools.count(1)
+log = logging.getLogger("vfsfuse.kernel.fd")
 
 
 class Endpoint(Protocol):
@@ -324,5 +326,5 @@ async def close_descriptions(ofds: list[OpenFileDescription]) -> None:
     for ofd in ofds:
         try:
             await ofd.release()
-        except KernelError:
-            pass
+        except Exception as e:  # one bad backend must not keep the others open
+            log.debug("release of %s %s failed: %s", ofd.kind, ofd.path, e)

@@ -179,3 +179,30 @@ async def test_spawn_errors(kernel):
     assert r.status == 0, r.stderr
     assert seen == {"no-such-program": "ENOENT", "/tmp/true": "ENOENT", "empty": "EINVAL",
                     "badfd": "EBADF", "bin_path": P.status_exited(1)}
+
+
+async def test_dev_stdio_and_proc_self_fd_reopen(kernel):
+    seen = {}
+
+    async def prog(ctx):
+        fd = await ctx.open("/dev/stdout", os.O_WRONLY)
+        await ctx.write(fd, b"via /dev/stdout\n")
+        fd = await ctx.open("/dev/fd/2", os.O_WRONLY)
+        await ctx.write(fd, b"via /dev/fd/2\n")
+        data = await ctx.read(await ctx.open("/dev/stdin"), 100)
+        seen["stdin"] = data
+        f = await ctx.open("/tmp/re", os.O_RDWR | os.O_CREAT)
+        await ctx.write(f, b"abcdef")
+        g = await ctx.open(f"/proc/self/fd/{f}")
+        seen["own_offset"] = await ctx.read(g, 3)       # a file is reopened: offset 0
+        h = await ctx.open(f"/proc/{ctx.getpid()}/fd/{f}")
+        seen["pid_path"] = await ctx.read(h, 2)
+        with pytest.raises(KernelError) as e:
+            await ctx.open("/dev/fd/77")
+        seen["bad"] = e.value.code
+        return 0
+
+    r = await run_program(kernel, prog, input=b"from stdin")
+    assert r.status == 0, r.stderr
+    assert r.stdout == b"via /dev/stdout\n" and r.stderr == b"via /dev/fd/2\n"
+    assert seen == {"stdin": b"from stdin", "own_offset": b"abc", "pid_path": b"ab", "bad": "ENOENT"}
