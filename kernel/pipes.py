@@ -40,7 +40,7 @@ class Waitable:
         self.watchers: set[trio.Event] = set()
 
     def changed(self) -> None:
-        if self.lot.statistics().tasks_waiting:
+        if len(self.lot):
             self.lot.unpark_all()
         if self.watchers:
             for ev in self.watchers:

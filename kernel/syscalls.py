@@ -434,6 +434,8 @@ class Ctx:
         if ep is not None:
             if not ofd.readable:
                 raise KernelError("EBADF", f"fd {fd} is not open for reading")
+            if ep.kind == "pty" and not ep.is_master:
+                await self._background_read_check(ep.pty)
             try_read = ep.try_read
             while True:
                 data = try_read(n)
@@ -512,6 +514,18 @@ class Ctx:
                 if e.code == "EINTR" and done:
                     return done
                 raise
+
+    async def _background_read_check(self, pty: "Pty") -> None:
+        """Job control: a background group reading its controlling terminal gets SIGTTIN
+        (stopping it by default); EIO if SIGTTIN is ignored or blocked (as Linux)."""
+        p = self.proc
+        while pty.sid and pty.sid == p.sid and pty.fg_pgid and p.pgid != pty.fg_pgid:
+            if p.sig.action(S.SIGTTIN).handler == S.SIG_IGN or S.SIGTTIN in p.sig.blocked:
+                raise KernelError("EIO", "background read from the terminal")
+            self._table.kill_group(p.pgid, S.SIGTTIN)
+            ran, restart = await self._signals()
+            if ran and not restart:
+                raise KernelError("EINTR", _EINTR_MSG)
 
     async def write_all(self, fd: int, data: bytes | bytearray | memoryview | str) -> int:
         """Write everything (loops over short writes)."""

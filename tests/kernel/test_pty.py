@@ -229,3 +229,32 @@ async def test_openpty_ptmx_and_tty_calls(kernel):
     assert seen["master_read"] == b"typed\r\nout\r\n"   # echo first, then output
     assert seen["tcsetpgrp"] == "EPERM" and seen["notty"] == "ENOTTY"
     assert seen["noecho"] == (False, [], b"secret\n")  # nothing echoed, line still delivered
+
+
+async def test_background_read_from_terminal_gets_sigttin(kernel):
+    seen = {}
+
+    async def reader(ctx):
+        data = await ctx.read(0, 100)
+        seen["child_read"] = data
+        return 0
+
+    rname = register(kernel, reader)
+
+    async def shell(ctx):
+        pid = await ctx.spawn([rname], pgid=0)        # a background job
+        seen["stopped"] = await ctx.waitpid(pid, P.WUNTRACED)
+        await ctx.tcsetpgrp(0, pid)                  # bring it to the foreground...
+        await ctx.kill(pid, S.SIGCONT)               # ...and continue it (like `fg`)
+        seen["done"] = await ctx.waitpid(pid)
+        return 0
+
+    h = await kernel.open_terminal([register(kernel, shell)])
+    await trio.sleep(0.05)
+    await h.write(b"line\n")
+    with trio.fail_after(3):
+        assert await h.wait() == 0
+    pid = seen["stopped"][0]
+    assert seen["stopped"] == (pid, P.status_stopped(S.SIGTTIN))
+    assert seen["done"] == (pid, 0) and seen["child_read"] == b"line\n"
+    await h.close()
