@@ -77,9 +77,14 @@ def _fail(err: KernelError) -> MountCliError:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               default="warning", show_default=True, help="Daemon log level (log: STORE/run/daemon.log).")
 @click.option("--memory", is_flag=True, help="Mount an ephemeral in-memory store: 'vfsfuse mount --memory MOUNTPOINT'.")
+@click.option("--writeback-cache/--no-writeback-cache", default=True, show_default=True,
+              help="Let the host kernel gather small writes in its page cache.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="FUSE requests served concurrently.")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
-                  cache_size: str, log_level: str, memory: bool, no_kernel: bool) -> None:
+                  cache_size: str, log_level: str, memory: bool, writeback_cache: bool, workers: int,
+                  no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
     Runs a daemon in the background and returns once the mount is ready (or
@@ -97,7 +102,7 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
         store, mountpoint = paths
     config = MountConfig(mountpoint=mountpoint, store=store, memory=memory, allow_other=allow_other,
                          read_only=read_only, cache_bytes=parse_size(cache_size), log_level=log_level.upper(),
-                         use_kernel=not no_kernel)
+                         use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers)
     try:
         if foreground:
             from vfsfuse.daemon import setup_logging

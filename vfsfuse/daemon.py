@@ -63,6 +63,8 @@ class MountConfig:
     entry_timeout: float = 1.0
     attr_timeout: float = 1.0
     read_ahead_kb: int = 1024
+    writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
+    workers: int = 2  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
 
     def __post_init__(self) -> None:
@@ -267,6 +269,7 @@ class Daemon:
         self.store = None
         self.adapter = None
         self.kernel = None
+        self.invalidator = None
         self._mounted = False
         self._stopping = False
         self._record_owned = False  # never overwrite the record of another daemon
@@ -335,31 +338,47 @@ class Daemon:
                 async with vfs.running():
                     fs = await self._build_fs(vfs, nursery)
                     self.adapter = FuseAdapter(fs, entry_timeout=cfg.entry_timeout,
-                                               attr_timeout=cfg.attr_timeout, read_only=cfg.read_only)
+                                               attr_timeout=cfg.attr_timeout, read_only=cfg.read_only,
+                                               writeback_cache=cfg.writeback_cache)
                     try:
                         pyfuse3.init(self.adapter, cfg.mountpoint, fuse_options(cfg))
                     except RuntimeError as err:
                         raise KernelError("EIO", f"FUSE mount on {cfg.mountpoint} failed: {err}") from None
                     self._mounted = True
+                    if self.invalidator is not None:
+                        self.invalidator.active = True
+                        nursery.start_soon(self.invalidator.run)
                     try:
                         nursery.start_soon(self._signals)
                         nursery.start_soon(self._after_mount)
-                        await pyfuse3.main()
+                        async with trio.open_nursery() as fuse_nursery:
+                            fuse_nursery.start_soon(self._serve_fuse)
                     finally:
                         with trio.CancelScope(shield=True):
                             self._stopping = True
                             self._set_state(STATE_STOPPING)
+                            if self.invalidator is not None:
+                                self.invalidator.active = False
                             pyfuse3.close(unmount=True)
                             self._mounted = False
                             await self.adapter.forget_all()
+                            log.info("largest write request: %d bytes", self.adapter.max_write_seen)
                             if self.kernel is not None:
                                 await self.kernel.shutdown()
-                            log.info("largest write request: %d bytes", self.adapter.max_write_seen)
                     nursery.cancel_scope.cancel()
                 # vfs.running() has flushed every dirty chunk and committed.
         finally:
             self.store.close()
         self._set_state(STATE_CLEAN)
+
+    async def _serve_fuse(self) -> None:
+        """The FUSE main loop, in a task of its own: its workers inherit FROM_FUSE."""
+        import pyfuse3
+
+        from .fuse_adapter import FROM_FUSE
+
+        FROM_FUSE.set(True)
+        await pyfuse3.main(min_tasks=1, max_tasks=max(1, self.config.workers))
 
     async def _build_fs(self, vfs, nursery):
         """The filesystem to serve: the kernel's mount table when that layer exists, else the store."""
@@ -369,7 +388,11 @@ class Daemon:
             from kernel.kernel import Kernel  # lands with the processes layer
         except ImportError:
             return vfs
-        kernel = Kernel(vfs)
+        from .fuse_adapter import HostCacheInvalidator
+
+        # Sandbox processes change the store around FUSE: tell the host kernel's caches.
+        self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of)
+        kernel = Kernel(self.invalidator)
         await kernel.boot(nursery)
         try:
             from .inspectfs import InspectFS

@@ -20,6 +20,7 @@ Hot paths (lookup, getattr, read, write) avoid helper layers: each is one
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import logging
 import os
@@ -31,7 +32,9 @@ import pyfuse3
 from pyfuse3 import FUSEError
 
 from kernel.errors import KernelError
-from kernel.fs import ROOT_INO, UTIME_NOW, Attr, Caller, FileSystem, SetAttr
+import trio
+
+from kernel.fs import ROOT_CALLER, ROOT_INO, UTIME_NOW, Attr, Caller, FileSystem, SetAttr
 
 log = logging.getLogger("vfsfuse.fuse")
 
@@ -66,8 +69,13 @@ class FuseAdapter(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, fs: FileSystem, *, entry_timeout: float = 1.0, attr_timeout: float = 1.0,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, writeback_cache: bool = False) -> None:
         super().__init__()
+        # Write-back caching: the host kernel gathers small writes in its page cache and
+        # owns size/mtime of open files (pyfuse3 reads this attribute at INIT).
+        self.enable_writeback_cache = writeback_cache
+        # With it the host kernel places O_APPEND writes itself; the filesystem must not.
+        self._flag_mask = ~os.O_APPEND if writeback_cache else -1
         if fs.root_ino != ROOT_INO:
             raise ValueError(f"root inode must be {ROOT_INO}, not {fs.root_ino}")
         self.fs = fs
@@ -331,7 +339,7 @@ class FuseAdapter(pyfuse3.Operations):
         if self.read_only and flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
             raise FUSEError(errno.EROFS)
         try:
-            fh = await self.fs.open(inode, flags, self._caller(ctx))
+            fh = await self.fs.open(inode, flags & self._flag_mask, self._caller(ctx))
             try:
                 return await self._file_info(inode, fh, None)
             except BaseException:
@@ -344,7 +352,7 @@ class FuseAdapter(pyfuse3.Operations):
                      ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         self._check_writable()
         try:
-            fh, a = await self.fs.create(parent_inode, name, mode, flags, self._caller(ctx))
+            fh, a = await self.fs.create(parent_inode, name, mode, flags & self._flag_mask, self._caller(ctx))
         except Exception as exc:
             raise _error(exc, "create") from None
         self._ref(a.ino)
@@ -528,3 +536,151 @@ def _may(a: Attr, caller: Caller, mode: int) -> bool:
     else:
         bits = a.mode & 7
     return (bits & mode) == mode
+
+
+# ------------------------------------------------------------------ host cache coherence
+
+FROM_FUSE: contextvars.ContextVar[bool] = contextvars.ContextVar("vfsfuse_from_fuse", default=False)
+"""True in the tasks that serve FUSE requests (set once where ``pyfuse3.main`` runs; worker
+tasks inherit it), so a filesystem wrapper can tell host requests from sandbox ones for free."""
+
+_PASS_THROUGH = ("lookup", "getattr", "readlink", "read", "flush", "fsync", "opendir", "readdir",
+                 "releasedir", "fsyncdir", "statfs", "getxattr", "listxattr", "setxattr", "removexattr",
+                 "retain", "forget")
+
+
+class HostCacheInvalidator:
+    """Wraps the store's filesystem so changes made *around* FUSE reach the host's caches.
+
+    Host requests keep the host kernel's caches right by themselves.  Sandbox processes
+    running inside the daemon change the same store directly, and the host kernel would
+    keep serving old names, attributes and pages (with write-back caching even old sizes,
+    forever).  Every such change queues the affected names; a background task drops them
+    from the host's dentry cache (so the inode is looked up afresh) and invalidates the
+    inode's pages, batched every ``interval`` seconds.  Reads and host requests cost
+    nothing extra: their methods are the wrapped filesystem's own bound methods.
+    """
+
+    def __init__(self, fs: FileSystem, parents_of: Callable[[int], list[tuple[int, bytes]]],
+                 interval: float = 0.05) -> None:
+        self._fs = fs
+        self.root_ino = fs.root_ino
+        self._parents_of = parents_of
+        self.interval = interval
+        for name in _PASS_THROUGH:
+            setattr(self, name, getattr(fs, name))
+        self._fh_ino: dict[int, int] = {}  # handles opened by the sandbox
+        self._entries: set[tuple[int, bytes]] = set()
+        self._inodes: set[int] = set()
+        self._wakeup = trio.Event()
+        self.active = False  # set once the FUSE mount exists
+
+    def __getattr__(self, name: str) -> Any:  # stats, gc, chunk_map, versions ...
+        return getattr(self._fs, name)
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def _entry(self, parent: int, name: bytes) -> None:
+        if self.active and not FROM_FUSE.get():
+            self._entries.add((parent, name))
+            self._wakeup.set()
+
+    def _inode(self, ino: int) -> None:
+        if self.active and not FROM_FUSE.get():
+            self._inodes.add(ino)
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        """Deliver queued invalidations (runs for the life of the mount)."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            await trio.sleep(self.interval)  # coalesce bursts (a process writing a log)
+            entries, self._entries = self._entries, set()
+            inodes, self._inodes = self._inodes, set()
+            for ino in inodes:
+                try:
+                    entries.update(self._parents_of(ino))
+                except Exception:  # the inode may be gone already
+                    pass
+            for parent, name in entries:
+                pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+            if inodes:
+                # May wait for the host to write back dirty pages (which it sends to us):
+                # never on the event loop.
+                await trio.to_thread.run_sync(_invalidate_inodes, list(inodes))
+
+    # -- wrapped operations ------------------------------------------------------------
+
+    async def setattr(self, ino, changes, caller=ROOT_CALLER):
+        a = await self._fs.setattr(ino, changes, caller)
+        self._inode(ino)
+        return a
+
+    async def mknod(self, parent, name, mode, rdev, caller=ROOT_CALLER):
+        a = await self._fs.mknod(parent, name, mode, rdev, caller)
+        self._entry(parent, name)
+        return a
+
+    async def mkdir(self, parent, name, mode, caller=ROOT_CALLER):
+        a = await self._fs.mkdir(parent, name, mode, caller)
+        self._entry(parent, name)
+        return a
+
+    async def symlink(self, parent, name, target, caller=ROOT_CALLER):
+        a = await self._fs.symlink(parent, name, target, caller)
+        self._entry(parent, name)
+        return a
+
+    async def link(self, ino, new_parent, new_name, caller=ROOT_CALLER):
+        a = await self._fs.link(ino, new_parent, new_name, caller)
+        self._entry(new_parent, new_name)
+        self._inode(ino)
+        return a
+
+    async def unlink(self, parent, name, caller=ROOT_CALLER):
+        await self._fs.unlink(parent, name, caller)
+        self._entry(parent, name)
+
+    async def rmdir(self, parent, name, caller=ROOT_CALLER):
+        await self._fs.rmdir(parent, name, caller)
+        self._entry(parent, name)
+
+    async def rename(self, old_parent, old_name, new_parent, new_name, flags=0, caller=ROOT_CALLER):
+        await self._fs.rename(old_parent, old_name, new_parent, new_name, flags, caller)
+        self._entry(old_parent, old_name)
+        self._entry(new_parent, new_name)
+
+    async def create(self, parent, name, mode, flags, caller=ROOT_CALLER):
+        fh, a = await self._fs.create(parent, name, mode, flags, caller)
+        if not FROM_FUSE.get():
+            self._fh_ino[fh] = a.ino
+            self._entry(parent, name)
+        return fh, a
+
+    async def open(self, ino, flags, caller=ROOT_CALLER):
+        fh = await self._fs.open(ino, flags, caller)
+        if not FROM_FUSE.get():
+            self._fh_ino[fh] = ino
+            if flags & os.O_TRUNC:
+                self._inode(ino)
+        return fh
+
+    async def write(self, fh, offset, data):
+        n = await self._fs.write(fh, offset, data)
+        ino = self._fh_ino.get(fh)
+        if ino is not None:
+            self._inode(ino)
+        return n
+
+    async def release(self, fh):
+        self._fh_ino.pop(fh, None)
+        await self._fs.release(fh)
+
+
+def _invalidate_inodes(inodes: list[int]) -> None:
+    for ino in inodes:
+        try:
+            pyfuse3.invalidate_inode(ino)
+        except OSError:  # ENOENT: the host kernel does not know this inode
+            pass
