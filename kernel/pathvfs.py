@@ -367,10 +367,11 @@ class PathVFS:
 
     # -- creating, writing -----------------------------------------------------------
 
-    async def _open_create(self, path: str | bytes, flags: int, mkdirs: bool,
-                           mode: int = 0o666) -> tuple[int, Attr, bool]:
+    async def open_create(self, path: str | bytes, flags: int, mkdirs: bool = False,
+                          mode: int = 0o666) -> tuple[int, Attr, bool]:
         """open(2) with O_CREAT: returns (fh, attr, created).  Follows a final symlink,
-        creating its target when it dangles (as Linux does without O_EXCL)."""
+        creating its target when it dangles (as Linux does without O_EXCL); O_EXCL refuses
+        any existing name.  *mkdirs* creates missing parent directories first."""
         cur, name, kind, trailing = await self._parent(path, mkdirs=mkdirs)
         if kind != NORM or trailing:
             raise _err("EISDIR", "is a directory:", path)
@@ -411,6 +412,8 @@ class PathVFS:
             fh = await fs.open(attr.ino, flags, caller)
             return fh, attr, False
 
+    _open_create = open_create  # the name kernel/syscalls.py first used
+
     async def _write_all(self, fh: int, offset: int, data: bytes | bytearray | memoryview) -> int:
         write = self.fs.write
         total = len(data)
@@ -428,7 +431,7 @@ class PathVFS:
                          mode: int = 0o666) -> None:
         """Replace a file's content, creating it (and missing parents, like the seed) if needed."""
         data = content.encode("utf-8") if isinstance(content, str) else content
-        fh, _, _ = await self._open_create(path, _O_WRONLY | _O_TRUNC, True, mode)
+        fh, _, _ = await self.open_create(path, _O_WRONLY | _O_TRUNC, True, mode)
         try:
             if len(data):
                 await self._write_all(fh, 0, data)
@@ -488,7 +491,7 @@ class PathVFS:
             raise _err("EISDIR", "is a directory:", src)
         fs = self.fs
         caller = self.caller
-        dfh, dattr, _ = await self._open_create(dst, _O_WRONLY | _O_EXCL, True, sattr.mode & 0o7777)
+        dfh, dattr, _ = await self.open_create(dst, _O_WRONLY | _O_EXCL, True, sattr.mode & 0o7777)
         try:
             sfh = await fs.open(sattr.ino, _O_RDONLY, caller)
             try:

@@ -490,6 +490,30 @@ async def test_resolve_helpers(vfs):
         await vfs.resolve_parent("/missing/new")
 
 
+async def test_open_create_is_open_with_o_creat(vfs):
+    fs = vfs.fs
+    fh, attr, created = await vfs.open_create("/oc", os.O_WRONLY | os.O_CREAT, mode=0o640)
+    assert created and attr.is_reg and S.S_IMODE(attr.mode) == 0o640
+    await fs.write(fh, 0, b"one")
+    await fs.release(fh)
+    fh, attr, created = await vfs.open_create("/oc", os.O_RDWR | os.O_CREAT)
+    assert not created and await fs.read(fh, 0, 10) == b"one"
+    await fs.release(fh)
+    with expect_code("EEXIST"):
+        await vfs.open_create("/oc", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    await vfs.symlink("made-by-open", "/dangling")
+    with expect_code("EEXIST"):  # O_EXCL never follows a symlink
+        await vfs.open_create("/dangling", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    fh, attr, created = await vfs.open_create("/dangling", os.O_WRONLY | os.O_CREAT)
+    await fs.release(fh)
+    assert created and (await vfs.stat("/made-by-open")).ino == attr.ino
+    with expect_code("ENOENT"):
+        await vfs.open_create("/no/parent", os.O_WRONLY | os.O_CREAT)
+    fh, _, created = await vfs.open_create("/no/parent", os.O_WRONLY | os.O_CREAT, mkdirs=True)
+    await fs.release(fh)
+    assert created and (await vfs.stat("/no")).is_directory
+
+
 async def test_caller_owns_what_it_creates_and_is_checked(vfs):
     await vfs.write_file("/secret", "root only")
     await vfs.chmod("/secret", 0o600)
