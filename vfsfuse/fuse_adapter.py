@@ -92,9 +92,16 @@ class FuseAdapter(pyfuse3.Operations):
         self._wants_direct_io: Callable[[int], bool] | None = wants if callable(wants) else None
         # Inodes of filesystems that change on their own (/proc) get no caching at all.
         vol = getattr(fs, "is_volatile", None)
-        if vol is None and getattr(fs, "volatile", False):
+        if callable(vol):
+            # The mount table numbers the root mount's inodes below 1 << 48 (kernel
+            # contract) and that mount is never volatile: skip the call for them.
+            table_vol = vol
+            vol = lambda ino: ino >> 48 != 0 and table_vol(ino)  # noqa: E731
+        elif getattr(fs, "volatile", False):
             vol = _always
-        self._volatile: Callable[[int], bool] | None = vol if callable(vol) else None
+        else:
+            vol = None
+        self._volatile: Callable[[int], bool] | None = vol
         # A filesystem whose flush does nothing spares every close() a round trip:
         # answering ENOSYS once makes the host kernel stop sending FLUSH.
         self._flush_needed = bool(getattr(fs, "needs_flush", False))
@@ -565,6 +572,8 @@ class HostCacheInvalidator:
                  interval: float = 0.05) -> None:
         self._fs = fs
         self.root_ino = fs.root_ino
+        self.volatile = getattr(fs, "volatile", False)
+        self.fresh_attrs = getattr(fs, "fresh_attrs", False)
         self._parents_of = parents_of
         self.interval = interval
         for name in _PASS_THROUGH:
