@@ -38,7 +38,7 @@ from .process import (
     status_signaled,
 )
 from .pty import Pty, PtyRegistry
-from .syscalls import Ctx, ProcessExit
+from .syscalls import Ctx, ExecImage, ProcessExit
 from .testprogs import PROGRAMS as TEST_PROGRAMS
 
 log = logging.getLogger("vfsfuse.kernel")
@@ -87,6 +87,7 @@ class Kernel:
         self._done = trio.Event()
         self._booted = False
         self.init: Process | None = None
+        self._alarms: dict[int, tuple[trio.CancelScope, float]] = {}
 
     # ------------------------------------------------------------------ boot / shutdown
     async def boot(self, nursery: trio.Nursery) -> None:
@@ -256,7 +257,12 @@ class Kernel:
         try:
             with proc.cancel_scope:
                 try:
-                    rc = await program(ctx)
+                    while True:
+                        try:
+                            rc = await program(ctx)
+                            break
+                        except ExecImage as img:
+                            program, ctx = await self._exec(proc, img)
                     status = status_exited(rc if isinstance(rc, int) else 0)
                 except ProcessExit as e:
                     status = status_exited(e.code)
@@ -277,8 +283,54 @@ class Kernel:
                     _try_write(proc, 2, message.encode())
                 if proc.tty is not None and proc.sid == proc.pid:
                     self._drop_ctty(proc)
+                alarm = self._alarms.pop(proc.pid, None)
+                if alarm is not None:
+                    alarm[0].cancel()
                 await close_descriptions(proc.fds.clear())
                 self.processes.mark_exited(proc, status)
+
+    async def _exec(self, proc: Process, img: ExecImage) -> tuple[Program, Ctx]:
+        """execve: close close-on-exec fds, reset caught signals, new argv/env/exe."""
+        fds = proc.fds
+        dead = []
+        for fd, ofd in fds.items():
+            if fds.get_cloexec(fd):
+                fds.remove(fd)
+                if ofd.refs == 0:
+                    dead.append(ofd)
+        await close_descriptions(dead)
+        proc.sig = proc.sig.inherit()
+        proc.argv, proc.env, proc.exe = img.argv, img.env, img.exe
+        return img.program, Ctx(self, proc)
+
+    def set_hostname(self, name: str) -> None:
+        self.hostname = name
+        cfg = getattr(self.procfs, "config", None)
+        if cfg is not None:
+            cfg.hostname = name
+
+    def set_alarm(self, proc: Process, seconds: float) -> int:
+        """Arm (or with 0 cancel) the process's SIGALRM timer; returns whole seconds left of the old one."""
+        old = self._alarms.pop(proc.pid, None)
+        left = 0
+        if old is not None:
+            scope, deadline = old
+            scope.cancel()
+            left = max(0, int(-(-(deadline - trio.current_time()) // 1)))
+        if seconds > 0 and self._nursery is not None:
+            scope = trio.CancelScope()
+            deadline = trio.current_time() + seconds
+            self._alarms[proc.pid] = (scope, deadline)
+
+            async def fire() -> None:
+                with scope:
+                    await trio.sleep_until(deadline)
+                    if self._alarms.get(proc.pid, (None,))[0] is scope:
+                        del self._alarms[proc.pid]
+                    self.processes.send(proc, S.SIGALRM)
+
+            self._nursery.start_soon(fire)
+        return left
 
     def _drop_ctty(self, leader: Process) -> None:
         """The controlling process exits: its terminal's foreground group gets SIGHUP."""

@@ -23,9 +23,10 @@ Calls (all ``async`` unless noted):
 * paths: ``stat``, ``lstat``, ``access``, ``mkdir``, ``rmdir``, ``unlink``, ``rename``,
   ``symlink``, ``readlink``, ``link``, ``chmod``, ``chown``, ``truncate``, ``utimes``,
   ``realpath``, ``listdir``, ``chdir``, ``getcwd`` (sync), ``umask`` (sync);
-* processes: ``spawn(argv, ...)``, ``waitpid(pid, options)``, ``exit(code)`` (raises),
+* processes: ``spawn(argv, ...)``, ``execve(argv, env)``, ``waitpid(pid, options)``, ``exit(code)`` (raises),
   ``kill(pid, sig)``, ``getpid``/``getppid``/``getpgid``/``getsid``/``getuid``/``getgid`` (sync),
-  ``setpgid``, ``setsid``, ``sleep``, ``pause``, ``sched_yield``;
+  ``setpgid``, ``setsid``, ``sleep``, ``pause``, ``sched_yield``, ``alarm``, ``gethostname`` (sync),
+  ``sethostname``;
 * signals: ``signal(sig, handler, flags=SA_RESTART)``, ``sigaction``, ``sigprocmask``;
 * terminals: ``openpty``, ``isatty`` (sync), ``ttyname``, ``tcgetattr``, ``tcsetattr``,
   ``tcgetpgrp``, ``tcsetpgrp``, ``get_winsize``, ``set_winsize``, ``tiocsctty``;
@@ -91,6 +92,14 @@ class ProcessExit(BaseException):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class ExecImage(BaseException):
+    """Raised by ``ctx.execve`` once the new program is resolved; the kernel swaps images."""
+
+    def __init__(self, exe: str, program: Any, argv: list[str], env: dict[str, str]) -> None:
+        super().__init__(exe)
+        self.exe, self.program, self.argv, self.env = exe, program, argv, env
 
 
 class Dirent:
@@ -931,6 +940,30 @@ class Ctx:
             if options & WNOHANG:
                 return 0, 0
             await self._wait(p.wait_lot.park)
+
+    async def execve(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Replace this process's program (same pid, fds minus close-on-exec, caught signals
+        reset to default); only returns by raising (ENOENT, EACCES) when *argv* cannot run."""
+        await self._enter()
+        if not argv:
+            raise KernelError("EINVAL", "empty argv")
+        exe, program = self.kernel.programs.resolve(argv[0])
+        self._perm.check_spawn(argv[0], tuple(argv[1:]), self.proc.cwd)
+        raise ExecImage(exe, program, list(argv), dict(self.proc.env if env is None else env))
+
+    def gethostname(self) -> str:
+        return self.kernel.hostname
+
+    async def sethostname(self, name: str) -> None:
+        if self.proc.uid != 0:
+            raise KernelError("EPERM", "only root may set the hostname")
+        if not name or len(name.encode()) > 64:
+            raise KernelError("EINVAL", "invalid hostname")
+        self.kernel.set_hostname(name)
+
+    async def alarm(self, seconds: float) -> int:
+        """alarm(2): SIGALRM after *seconds* (0 cancels); returns the old alarm's seconds left."""
+        return self.kernel.set_alarm(self.proc, seconds)
 
     async def wait(self) -> tuple[int, int]:
         return await self.waitpid(-1, 0)

@@ -206,3 +206,68 @@ async def test_dev_stdio_and_proc_self_fd_reopen(kernel):
     assert r.status == 0, r.stderr
     assert r.stdout == b"via /dev/stdout\n" and r.stderr == b"via /dev/fd/2\n"
     assert seen == {"stdin": b"from stdin", "own_offset": b"abc", "pid_path": b"ab", "bad": "ENOENT"}
+
+
+async def test_execve_replaces_the_program_in_place(kernel):
+    seen = {}
+
+    async def before(ctx):
+        seen["pid"] = ctx.getpid()
+        keep = await ctx.open("/tmp/kept", os.O_CREAT | os.O_WRONLY)
+        gone = await ctx.open("/tmp/gone", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC)
+        seen["fds"] = (keep, gone)
+        await ctx.signal(15, lambda s: None)
+        with pytest.raises(KernelError) as e:
+            await ctx.execve(["no-such"])
+        seen["enoent"] = e.value.code
+        await ctx.execve(["after", "x"], env={"E": "1"})
+        seen["returned"] = True
+        return 9
+
+    async def after(ctx):
+        seen["after"] = (ctx.getpid(), ctx.argv, ctx.environ, ctx.fds.fds(),
+                         (await ctx.sigaction(15)).handler)
+        return 3
+
+    register(kernel, after, "after")
+    r = await run_program(kernel, before)
+    keep, gone = seen["fds"]
+    assert r.status == P.status_exited(3) and "returned" not in seen
+    pid, argv, env, fds, handler = seen["after"]
+    assert pid == seen["pid"] and argv == ["after", "x"] and env == {"E": "1"}
+    assert keep in fds and gone not in fds and handler == "default"
+    assert seen["enoent"] == "ENOENT"
+
+
+async def test_alarm_and_hostname(kernel):
+    import trio
+    seen = {}
+
+    async def prog(ctx):
+        seen["host"] = ctx.gethostname()
+        await ctx.sethostname("box")
+        fd = await ctx.open("/proc/sys/kernel/hostname")
+        seen["proc_host"] = await ctx.read(fd, 100)
+        await ctx.signal(14, lambda s: seen.setdefault("alarm", trio.current_time()))
+        t = trio.current_time()
+        assert await ctx.alarm(10) == 0
+        seen["left"] = await ctx.alarm(0.05)     # replaces the first: about 10 s were left
+        try:
+            await ctx.sleep(5)
+        except KernelError as e:
+            seen["sleep"] = e.code
+        seen["elapsed"] = seen["alarm"] - t
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.status == 0, r.stderr
+    assert seen["host"] == "sandbox" and seen["proc_host"] == b"box\n"
+    assert seen["left"] == 10 and seen["sleep"] == "EINTR" and 0.04 <= seen["elapsed"] < 1
+
+    async def unhandled(ctx):
+        await ctx.alarm(0.02)
+        await ctx.sleep(5)
+        return 0
+
+    r = await run_program(kernel, unhandled)
+    assert P.WTERMSIG(r.status) == 14
