@@ -13,8 +13,6 @@ output) or ``open_terminal`` (a session on a new PTY, the seed's ``openShell``).
 from __future__ import annotations
 
 import logging
-import os
-import stat as _stat
 from dataclasses import dataclass
 from typing import Any
 

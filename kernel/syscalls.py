@@ -48,7 +48,7 @@ from .fdtable import (
     O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, SETFL_MASK,
     OpenFileDescription, PipeReadEnd, PipeWriteEnd, PtyMasterEnd, PtySlaveEnd,
 )
-from .flock import LOCK_NB, LOCK_UN
+from .flock import LOCK_UN
 from .fs import Attr, Caller, SetAttr
 from .pathvfs import PathVFS
 from .pipes import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Pipe

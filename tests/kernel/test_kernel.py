@@ -7,7 +7,6 @@ import logging
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 import trio
@@ -15,8 +14,7 @@ import trio
 from kernel import process as P
 from kernel import signals as S
 from kernel.errors import KernelError
-from kernel.kernel import PIPE, Kernel
-from vfsfuse.store import memory_vfs
+from kernel.kernel import PIPE
 
 from .ksupport import boot_kernel, kernel, register, run_program  # noqa: F401
 
@@ -48,7 +46,7 @@ async def test_proc_shows_live_processes(kernel):
     await trio.sleep(0.02)  # let it reach its sleep
     r = await kernel.run(["cat", f"/proc/{h.pid}/cmdline", f"/proc/{h.pid}/status"])
     assert r.stdout.startswith(b"sleep\x005\x001\x00")
-    assert b"\nState:\tS (sleeping)" in r.stdout and f"\nPPid:\t1\n".encode() in r.stdout
+    assert b"\nState:\tS (sleeping)" in r.stdout and b"\nPPid:\t1\n" in r.stdout
     fds = await kernel.vfs.read_dir(f"/proc/{h.pid}/fd")
     assert sorted(fds) == ["0", "1", "2"]
     link = await kernel.vfs.readlink(f"/proc/{h.pid}/fd/1")
