@@ -104,6 +104,31 @@ class PipeWriteEnd:
         self.pipe.close_write()
 
 
+class PipeBothEnds:
+    """A FIFO opened O_RDWR: one description that reads and writes (never blocks on open)."""
+
+    __slots__ = ("pipe", "waitable", "try_read", "try_write")
+    kind = "pipe"
+    mode = _stat.S_IFIFO | 0o600
+
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
+        self.waitable = pipe
+        self.try_read = pipe.try_read
+        self.try_write = pipe.try_write
+
+    @property
+    def object_id(self) -> int:
+        return self.pipe.object_id
+
+    def poll(self) -> int:
+        return self.pipe.poll_read_end() | self.pipe.poll_write_end()
+
+    def close(self) -> None:
+        self.pipe.writers -= 1
+        self.pipe.close_read()
+
+
 class PtyMasterEnd:
     __slots__ = ("pty", "waitable")
     kind = "pty"

@@ -30,7 +30,7 @@ from .limits import Limits, MemoryBudget
 from .mounts import MountTable
 from .pathvfs import PathVFS
 from .permissions import Permissions
-from .pipes import Pipe
+from .pipes import FifoTable, Pipe
 from .process import (
     INIT_PID, Process, ProcessTable, Program, ProgramRegistry, shell_code, status_exited,
     status_signaled,
@@ -70,6 +70,7 @@ class Kernel:
         self.root_fs = root_fs
         self.vfs = PathVFS(self.mount_table)
         self.flocks = FlockTable()
+        self.fifos = FifoTable(self.limits.pipe_buffer)
         self.memory_budget = MemoryBudget(self.limits.max_generated_bytes)
         self.ptys = PtyRegistry(self.processes.kill_group, self.limits.pty_buffer, self.limits.max_canon,
                                 session_hangup=self._session_hangup)

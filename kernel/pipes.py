@@ -53,7 +53,8 @@ class Waitable:
 class Pipe(Waitable):
     """One pipe; ``readers``/``writers`` count the open file descriptions of each end."""
 
-    __slots__ = ("capacity", "object_id", "chunks", "size", "head", "readers", "writers")
+    __slots__ = ("capacity", "object_id", "chunks", "size", "head", "readers", "writers",
+                 "r_opens", "w_opens", "on_idle")
 
     def __init__(self, capacity: int = 65536, object_id: int | None = None) -> None:
         super().__init__()
@@ -64,6 +65,9 @@ class Pipe(Waitable):
         self.head = 0          # bytes already consumed from chunks[0]
         self.readers = 1
         self.writers = 1
+        self.r_opens = 0       # FIFO opens so far, so a blocked open notices a brief partner
+        self.w_opens = 0
+        self.on_idle = None    # FIFOs: called when the last end closes
 
     # -- data ------------------------------------------------------------------------
     def try_read(self, n: int) -> bytes | None:
@@ -130,10 +134,16 @@ class Pipe(Waitable):
             self.chunks.clear()
             self.size = self.head = 0
         self.changed()
+        self._idle_check()
 
     def close_write(self) -> None:
         self.writers -= 1
         self.changed()
+        self._idle_check()
+
+    def _idle_check(self) -> None:
+        if self.readers <= 0 and self.writers <= 0 and self.on_idle is not None:
+            self.on_idle(self)
 
     def poll_read_end(self) -> int:
         mask = POLLIN if self.size else 0
@@ -145,3 +155,30 @@ class Pipe(Waitable):
         if self.readers == 0:
             return POLLERR | POLLOUT
         return POLLOUT if self.size < self.capacity else 0
+
+
+class FifoTable:
+    """Named pipes (mkfifo nodes): one ``Pipe`` per inode while any end is open.
+
+    Like Linux, the data lives only while the FIFO is open; the last close drops it.
+    """
+
+    def __init__(self, capacity: int = 65536) -> None:
+        self.capacity = capacity
+        self._pipes: dict[int, Pipe] = {}
+
+    def get(self, key: int) -> Pipe:
+        pipe = self._pipes.get(key)
+        if pipe is None:
+            pipe = Pipe(self.capacity)
+            pipe.readers = pipe.writers = 0
+            pipe.on_idle = lambda p, key=key: self._idle(key, p)
+            self._pipes[key] = pipe
+        return pipe
+
+    def _idle(self, key: int, pipe: Pipe) -> None:
+        if self._pipes.get(key) is pipe:
+            del self._pipes[key]
+
+    def __len__(self) -> int:
+        return len(self._pipes)

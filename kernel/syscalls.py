@@ -20,7 +20,7 @@ Calls (all ``async`` unless noted):
   ``pwrite(fd, data, off)``, ``lseek(fd, off, whence)``, ``dup``, ``dup2``, ``dup3``,
   ``fcntl(fd, cmd, arg)``, ``fstat``, ``ftruncate``, ``fsync``, ``getdents(fd)``, ``flock``,
   ``poll([(fd, events)], timeout)``, ``pipe(flags)``;
-* paths: ``stat``, ``lstat``, ``access``, ``mkdir``, ``rmdir``, ``unlink``, ``rename``,
+* paths: ``stat``, ``lstat``, ``access``, ``mkdir``, ``mknod``, ``mkfifo``, ``rmdir``, ``unlink``, ``rename``,
   ``symlink``, ``readlink``, ``link``, ``chmod``, ``chown``, ``truncate``, ``utimes``,
   ``realpath``, ``listdir``, ``chdir``, ``getcwd`` (sync), ``umask`` (sync);
 * processes: ``spawn(argv, ...)``, ``execve(argv, env)``, ``waitpid(pid, options)``, ``exit(code)`` (raises),
@@ -46,7 +46,7 @@ from . import signals as S
 from .errors import KernelError
 from .fdtable import (
     O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, SETFL_MASK,
-    OpenFileDescription, PipeReadEnd, PipeWriteEnd, PtyMasterEnd, PtySlaveEnd,
+    OpenFileDescription, PipeBothEnds, PipeReadEnd, PipeWriteEnd, PtyMasterEnd, PtySlaveEnd,
 )
 from .flock import LOCK_UN
 from .fs import Attr, Caller, SetAttr
@@ -370,7 +370,9 @@ class Ctx:
             return OpenFileDescription("dir", apath, keep, fs=fs, fh=fh, ino=attr.ino)
         if flags & O_DIRECTORY:
             raise KernelError("ENOTDIR", f"not a directory: {path}")
-        if mode_t in (_stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFIFO, _stat.S_IFSOCK):
+        if mode_t == _stat.S_IFIFO:
+            return await self._open_fifo(apath, attr, flags, keep)
+        if mode_t in (_stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFSOCK):
             return await self._open_special(apath, attr, flags, keep)
         fh = await fs.open(attr.ino, flags & ~O_CLOEXEC, caller)
         if flags & O_TRUNC and acc == O_RDONLY and attr.size:
@@ -381,6 +383,48 @@ class Ctx:
                 await fs.release(fh)
                 raise
         return OpenFileDescription("file", apath, keep, fs=fs, fh=fh, ino=attr.ino)
+
+    async def _open_fifo(self, apath: str, attr: Attr, flags: int, keep: int) -> OpenFileDescription:
+        """fifo(7): a reader's open waits for a writer and vice versa (O_NONBLOCK: a reader
+        returns at once, a writer without reader gets ENXIO); O_RDWR never waits."""
+        pipe = self.kernel.fifos.get(attr.ino)
+        acc = flags & O_ACCMODE
+        nonblock = flags & O_NONBLOCK
+        if acc == O_RDWR:
+            pipe.readers += 1
+            pipe.writers += 1
+            pipe.r_opens += 1
+            pipe.w_opens += 1
+            pipe.changed()
+            ep: Any = PipeBothEnds(pipe)
+        elif acc == O_RDONLY:
+            pipe.readers += 1
+            pipe.r_opens += 1
+            pipe.changed()
+            ep = PipeReadEnd(pipe)
+            await self._fifo_wait(pipe, ep, nonblock, lambda: pipe.w_opens, pipe.writers)
+        else:
+            if pipe.readers == 0 and nonblock:
+                pipe._idle_check()
+                raise KernelError("ENXIO", f"no reader on fifo: {apath}")
+            pipe.writers += 1
+            pipe.w_opens += 1
+            pipe.changed()
+            ep = PipeWriteEnd(pipe)
+            await self._fifo_wait(pipe, ep, nonblock, lambda: pipe.r_opens, pipe.readers)
+        return OpenFileDescription("pipe", apath, keep, object_id=pipe.object_id, endpoint=ep,
+                                   fs=self._fs, ino=attr.ino)
+
+    async def _fifo_wait(self, pipe: Pipe, ep: Any, nonblock: int, partner_opens, partners: int) -> None:
+        if nonblock or partners:
+            return
+        start = partner_opens()
+        try:
+            while partner_opens() == start:
+                await self._wait(pipe.wait)
+        except BaseException:
+            ep.close()
+            raise
 
     async def _open_special(self, apath: str, attr: Attr, flags: int, keep: int) -> OpenFileDescription:
         """Device nodes: only the kernel's devfs serves devices; a node made with mknod in a
@@ -634,7 +678,7 @@ class Ctx:
     async def fstat(self, fd: int) -> Attr:
         ofd = self.fds.get(fd)
         ep = ofd.endpoint
-        if ep is not None:
+        if ep is not None and (ofd.fs is None or not ofd.ino):
             return self._synthetic_attr(ep)
         return await ofd.fs.getattr(ofd.ino)
 
@@ -827,6 +871,20 @@ class Ctx:
         self._check("mkdir", apath)
         parent, name = await self._vfs.resolve_parent(apath)
         await self._fs.mkdir(parent, name, _stat.S_IFDIR | (mode & 0o7777 & ~self.proc.umask), self._caller)
+
+    async def mknod(self, path: str, mode: int, dev: int = 0) -> None:
+        """mknod(2): FIFOs work (named pipes); device nodes can be made but open with ENXIO."""
+        await self._enter()
+        apath = self._abs(path)
+        self._check("write", apath)
+        kind = mode & 0o170000 or _stat.S_IFREG
+        if kind not in (_stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFSOCK):
+            raise KernelError("EINVAL", "invalid file type for mknod")
+        parent, name = await self._vfs.resolve_parent(apath)
+        await self._fs.mknod(parent, name, kind | (mode & 0o7777 & ~self.proc.umask), dev, self._caller)
+
+    async def mkfifo(self, path: str, mode: int = 0o666) -> None:
+        await self.mknod(path, _stat.S_IFIFO | (mode & 0o7777))
 
     async def rmdir(self, path: str) -> None:
         await self._enter()

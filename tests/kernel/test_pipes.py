@@ -259,3 +259,119 @@ async def test_throughput_has_no_per_byte_cost(kernel):
     await run_program(kernel, prog)
     assert seen["b"] == 0
     assert seen["mbps"] > 100
+
+
+async def fifo_story(ops, path) -> list:
+    out = []
+
+    async def attempt(label, coro):
+        try:
+            out.append((label, await coro))
+        except OSError as e:
+            out.append((label, errno.errorcode[e.errno]))
+        except KernelError as e:
+            out.append((label, errno.errorcode[e.errno]))
+
+    await ops.mkfifo(path)
+    await attempt("writer-no-reader", ops.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    r = await ops.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    await attempt("read-no-writer", ops.read(r, 10))
+    w = await ops.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    await attempt("read-empty-with-writer", ops.read(r, 10))
+    await attempt("write", ops.write(w, b"abc"))
+    await attempt("read", ops.read(r, 10))
+    await ops.close(w)
+    await attempt("eof", ops.read(r, 10))
+    await ops.close(r)
+    rw = await ops.open(path, os.O_RDWR)
+    await attempt("rw-write", ops.write(rw, b"self"))
+    await attempt("rw-read", ops.read(rw, 10))
+    await ops.close(rw)
+    await attempt("stat-is-fifo", ops.isfifo(path))
+    return out
+
+
+class HostFifo:
+    async def mkfifo(self, p):
+        os.mkfifo(p)
+
+    async def open(self, p, flags):
+        return os.open(p, flags)
+
+    async def read(self, fd, n):
+        return os.read(fd, n)
+
+    async def write(self, fd, d):
+        return os.write(fd, d)
+
+    async def close(self, fd):
+        os.close(fd)
+
+    async def isfifo(self, p):
+        import stat
+        return stat.S_ISFIFO(os.stat(p).st_mode)
+
+
+class SandboxFifo:
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    async def mkfifo(self, p):
+        await self.ctx.mkfifo(p)
+
+    async def open(self, p, flags):
+        return await self.ctx.open(p, flags)
+
+    async def read(self, fd, n):
+        return await self.ctx.read(fd, n)
+
+    async def write(self, fd, d):
+        return await self.ctx.write(fd, d)
+
+    async def close(self, fd):
+        await self.ctx.close(fd)
+
+    async def isfifo(self, p):
+        import stat
+        return stat.S_ISFIFO((await self.ctx.stat(p)).mode)
+
+
+async def test_named_pipes_match_linux(kernel, tmp_path):
+    expected = await fifo_story(HostFifo(), str(tmp_path / "fifo"))
+    got = {}
+
+    async def prog(ctx):
+        got["r"] = await fifo_story(SandboxFifo(ctx), "/tmp/fifo")
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.status == 0, r.stderr
+    assert got["r"] == expected
+    assert len(kernel.fifos) == 0   # nothing kept once every end is closed
+
+
+async def test_blocking_fifo_open_waits_for_the_other_end(kernel):
+    seen = []
+
+    async def writer(ctx):
+        await ctx.sleep(0.05)
+        fd = await ctx.open("/tmp/f2", os.O_WRONLY)
+        seen.append("writer-open")
+        await ctx.write(fd, b"through the fifo")
+        return 0
+
+    wname = register(kernel, writer)
+
+    async def reader(ctx):
+        await ctx.mkfifo("/tmp/f2")
+        pid = await ctx.spawn([wname])
+        fd = await ctx.open("/tmp/f2")           # blocks until the writer opens
+        seen.append("reader-open")
+        seen.append(await ctx.read_all(fd))
+        await ctx.waitpid(pid)
+        return 0
+
+    with trio.fail_after(5):
+        r = await run_program(kernel, reader)
+    assert r.status == 0, r.stderr
+    assert set(seen[:2]) == {"writer-open", "reader-open"} and seen[2] == b"through the fifo"
