@@ -34,6 +34,8 @@ Exit codes:
   2  usage error
   8  failed; one line on stderr says why, "vfsfuse: CODE: message":
        EBUSY     a process still uses the mount (open file, working directory)
+       ENOSPC    flushing failed (full disk): the mount stays up, nothing
+                 committed is lost; free space and run umount again
        EINVAL    MOUNTPOINT is not a vfsfuse mount
        ESRCH     the daemon had died; the dead mount was detached (committed
                  data is intact, uncommitted changes of its last second are lost)

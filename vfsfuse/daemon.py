@@ -399,7 +399,9 @@ class Daemon:
         except ImportError:
             InspectFS = None
         if InspectFS is not None:
-            await kernel.mount_table.mount("/.vfs", InspectFS(vfs), read_only=True, hidden=True,
+            # InspectFS refuses every change itself except writes to its control file
+            # (issue 3: "echo gc > .vfs/control"), so the mount table must let writes through.
+            await kernel.mount_table.mount("/.vfs", InspectFS(vfs), read_only=False, hidden=True,
                                            fstype="vfsinspect", source="vfs")
         self.kernel = kernel
         return kernel.mount_table
@@ -594,6 +596,56 @@ def _log_path(config: MountConfig) -> str | None:
 
 # ---------------------------------------------------------------------- umount
 
+def _flush_before_unmount(mnt: str, timeout: float) -> None:
+    """Push the host's dirty pages to the daemon, then have it flush and commit everything.
+
+    Done while still mounted so that a failure (a full disk) leaves the mount up, with
+    nothing lost, and the user can free space and try again.
+    """
+    import threading
+
+    result: list[BaseException | None] = []
+
+    def work() -> None:
+        try:
+            fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                _syncfs(fd)
+            finally:
+                os.close(fd)
+            try:
+                with open(os.path.join(mnt, ".vfs", "control"), "w") as f:
+                    f.write("sync\n")
+            except FileNotFoundError:  # no /.vfs (served without the kernel layer)
+                pass
+            result.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            result.append(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout)
+    if not result:
+        raise KernelError("ETIMEDOUT", f"the daemon did not finish flushing {mnt} within {timeout:.0f} s; "
+                          "it stays mounted")
+    exc = result[0]
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0, "EIO")
+        raise KernelError(code, f"could not flush {mnt}: {exc.strerror}; it stays mounted, "
+                          "nothing committed is lost (free space and retry)")
+    if exc is not None:
+        raise KernelError("EIO", f"could not flush {mnt}: {exc}")
+
+
+def _syncfs(fd: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syncfs(fd) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
 def unmount(mountpoint: str, *, timeout: float = 300.0) -> DaemonRecord:
     """Unmount, wait for the daemon to flush, commit and exit; raise if that did not happen cleanly."""
     mnt = os.path.abspath(mountpoint)
@@ -618,6 +670,7 @@ def unmount(mountpoint: str, *, timeout: float = 300.0) -> DaemonRecord:
         raise KernelError("ESRCH", f"the daemon (pid {rec.pid}) was not running; {detached}. "
                           "Changes it had not committed are lost; committed data is intact")
     if mounted:
+        _flush_before_unmount(mnt, timeout)
         ok, msg = fusermount_unmount(mnt)
         if not ok:
             if "busy" in msg.lower():

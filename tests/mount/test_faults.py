@@ -102,6 +102,10 @@ def test_full_block_store_disk_gives_enospc_and_keeps_committed_data(new_mount, 
     assert "No space left on device" in r.stderr
     # the daemon keeps serving and committed data is intact
     assert (Path(m.path) / "kept").read_bytes() == kept
+    # umount cannot flush: it says so and leaves the mount up rather than drop data
+    p = m.umount()
+    assert p.returncode == 8 and "ENOSPC" in p.stderr, p.stderr
+    assert mounted_here(m.path)
     os.unlink(os.path.join(m.path, "big"))  # frees the space and the buffered chunks
     with open(os.path.join(m.path, "after"), "wb") as f:
         f.write(b"a" * 100_000)
