@@ -145,3 +145,53 @@ def test_bench_kernel_quick_smoke():
     assert lines[1].startswith("spawn+wait no-op:")
     assert lines[2].startswith("pipe 64 KiB writes:") and "MB/s" in lines[2]
     assert lines[3].startswith("cat /proc/<pid>/status via FUSE:")
+
+
+async def test_killed_processes_release_their_files(kernel):
+    """A process killed while holding files on a mount leaves no handle behind: unmount works."""
+    from vfsfuse.store import memory_vfs
+    await kernel.mount("/mnt/x", memory_vfs())
+
+    async def holder(ctx):
+        fds = [await ctx.open(f"/mnt/x/f{i}", os.O_CREAT | os.O_RDWR) for i in range(5)]
+        fds.append(await ctx.open("/mnt/x", os.O_RDONLY | os.O_DIRECTORY))
+        await ctx.write(fds[0], b"partial")
+        await ctx.sleep(100)
+
+    h = await kernel.spawn([register(kernel, holder)])
+    await trio.sleep(0.05)
+    with pytest.raises(KernelError) as e:
+        await kernel.unmount("/mnt/x")
+    assert e.value.code == "EBUSY"
+    h.kill(S.SIGKILL)
+    await h.wait()
+    await kernel.unmount("/mnt/x")
+
+
+async def test_stress_pipelines_with_random_kills(kernel):
+    import random
+    rnd = random.Random(7)
+
+    async def pipeline(ctx):
+        r, w = await ctx.pipe(os.O_CLOEXEC)
+        a = await ctx.spawn(["yes"], stdout=w, pgid=0)
+        null = await ctx.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        b = await ctx.spawn(["cat"], stdin=r, stdout=null, pgid=a)
+        await ctx.close(r)
+        await ctx.close(w)
+        await ctx.sleep(rnd.random() * 0.02)
+        await ctx.kill(-a, rnd.choice([S.SIGTERM, S.SIGKILL, S.SIGINT, S.SIGPIPE]))
+        s1 = (await ctx.waitpid(a))[1]
+        s2 = (await ctx.waitpid(b))[1]
+        return 0 if P.WIFSIGNALED(s1) and P.WIFSIGNALED(s2) else 1
+
+    name = register(kernel, pipeline)
+    handles = [await kernel.spawn([name], stdout=None, stderr=None) for _ in range(20)]
+    with trio.fail_after(20):
+        statuses = [await h.wait() for h in handles]
+    assert statuses == [0] * 20
+    with trio.fail_after(5):
+        while len(kernel.processes) > 1:
+            await trio.sleep(0.01)
+    assert kernel.processes.pids() == [1]
+    assert (await kernel.run(["echo", "ok"])).stdout == b"ok\n"
