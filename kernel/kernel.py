@@ -419,6 +419,8 @@ class Kernel:
                 status = await h.wait()
         except trio.TooSlowError:
             h.kill(S.SIGKILL)
+            with trio.CancelScope(shield=True):
+                await h.aclose()
             raise KernelError("ETIMEDOUT", f"{argv[0]} timed out") from None
         return Completed(status, b"".join(out), b"".join(err))
 
@@ -446,6 +448,14 @@ class Kernel:
                 await slave.release()
             raise
         return TerminalHandle(self, proc, HostFile(master), pty)
+
+    async def install_program(self, name: str, program: Program) -> None:
+        """Register a program after boot and give it its ``/bin/<name>`` stub."""
+        self.programs.register(name, program)
+        path = f"/bin/{name}"
+        if not await self.vfs.exists(path):
+            await self.vfs.write_file(path, STUB)
+            await self.vfs.chmod(path, 0o755)
 
     # ------------------------------------------------------------------ convenience
     def kill(self, pid: int, sig: int = S.SIGTERM) -> None:

@@ -195,3 +195,13 @@ async def test_stress_pipelines_with_random_kills(kernel):
             await trio.sleep(0.01)
     assert kernel.processes.pids() == [1]
     assert (await kernel.run(["echo", "ok"])).stdout == b"ok\n"
+
+
+async def test_install_program_after_boot(kernel):
+    async def hello(ctx):
+        await ctx.write_all(1, "hi\n")
+        return 0
+
+    await kernel.install_program("hello", hello)
+    assert (await kernel.vfs.stat("/bin/hello")).mode & 0o777 == 0o755
+    assert (await kernel.run(["/bin/hello"])).stdout == b"hi\n"
