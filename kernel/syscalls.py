@@ -241,7 +241,7 @@ class Ctx:
             if p.state == "R":
                 p.state = "S"
             try:
-                if p.sig.pending and self._needs_attention():
+                if p.state == "T" or (p.sig.pending and self._needs_attention()):
                     cs.cancel()
                 await wait(*args)
             finally:
@@ -524,11 +524,13 @@ class Ctx:
         total = len(data)
         if not total:
             return 0  # Linux returns before O_APPEND moves the offset
+        if type(data) is not bytes:
+            data = bytes(data)  # the inode level takes bytes; the caller may reuse its buffer
         if ofd.flags & O_APPEND:
             ofd.pos = (await fs.getattr(ofd.ino)).size
         done = await fs.write(ofd.fh, ofd.pos, data)
         while done < total:
-            k = await fs.write(ofd.fh, ofd.pos + done, bytes(memoryview(data)[done:]))
+            k = await fs.write(ofd.fh, ofd.pos + done, data[done:])
             if k <= 0:
                 break
             done += k
