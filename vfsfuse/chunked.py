@@ -41,6 +41,7 @@ DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_INLINE_THRESHOLD = 64 << 10
 DIR_SIZE = 4096
 READDIR_BATCH = 512
+FLUSH_PARALLEL = 4  # block writes in flight per flush (page cache and disks like a few)
 RELATIME_WINDOW_NS = 24 * 3600 * 10**9
 CHUNKS_XATTR = b"user.vfs.chunks"
 
@@ -91,7 +92,7 @@ class ChunkedVFS:
         self.versioning = versioning
         self.flush_interval = flush_interval
         self.statfs_path = statfs_path or getattr(blocks, "base_dir", None)
-        self.buffer = WriteBackBuffer(cache_bytes)
+        self.buffer = WriteBackBuffer(cache_bytes, self.chunk_size)
         self.bm = BlockManager(metadata, blocks, clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
         self._zero_chunk = bytes(self.chunk_size)
         self._handles: dict[int, Handle] = {}
@@ -587,7 +588,9 @@ class ChunkedVFS:
             if key is None:
                 return bytes(length)
             data = await self.bm.read_verified(key)
-        out = bytes(data[start:start + length])
+            if start == 0 and length == len(data):
+                return data  # a whole verified block: no copy
+        out = bytes(memoryview(data)[start:start + length])
         if len(out) < length:
             out += bytes(length - len(out))
         return out
@@ -678,32 +681,58 @@ class ChunkedVFS:
             await self._flush_locked(ino, self.buffer.dirty_indices(ino))
 
     async def _flush_locked(self, ino: int, indices: list[int]) -> None:
-        cs = self.chunk_size
-        for idx in indices:
-            chunk = self.buffer.get(ino, idx)
-            if chunk is None:
-                continue
-            node = self.metadata.get_inode(ino)
-            if node is None or node.storage_mode != CHUNKED:
+        """Store dirty chunks *indices* of *ino* as blocks (up to FLUSH_PARALLEL block writes
+        at once) and point the chunk map at them.  Caller holds the inode lock."""
+        node = self.metadata.get_inode(ino)
+        if node is None or node.storage_mode != CHUNKED:
+            for idx in indices:
                 self.buffer.drop(ino, idx)
-                continue
-            valid = max(0, min(len(chunk.data), node.size - idx * cs))
-            gen = chunk.generation
-            payload = bytes(memoryview(chunk.data)[:valid])
-            if not payload or payload == self._zero_chunk[:valid]:
-                # all zeros: a hole costs nothing
-                self._unmap_chunk(ino, idx)
-                self.buffer.drop(ino, idx, gen)
-                continue
-            key = block_key(payload)
-            self.bm.begin_reference(key)
-            try:
-                await self.bm.ensure_stored(key, payload)
-                if self.metadata.get_inode(ino) is not None:
+            return
+        cs = self.chunk_size
+        jobs: list[tuple[int, int, str, memoryview]] = []
+        try:
+            for idx in indices:
+                chunk = self.buffer.get(ino, idx)
+                if chunk is None:
+                    continue
+                valid = max(0, min(chunk.length, node.size - idx * cs))
+                # No copy: writes to this inode wait for its lock, which we hold until the
+                # blocks are stored, so the buffer cannot change under the hash or the write.
+                payload = memoryview(chunk.data)[:valid]
+                if self._all_zero(payload):  # a hole costs nothing
+                    self._unmap_chunk(ino, idx)
+                    self.buffer.drop(ino, idx, chunk.generation)
+                    continue
+                key = block_key(payload)
+                self.bm.begin_reference(key)
+                jobs.append((idx, chunk.generation, key, payload))
+            if len(jobs) == 1:
+                await self.bm.ensure_stored(jobs[0][2], jobs[0][3])
+            elif jobs:
+                limiter = trio.CapacityLimiter(FLUSH_PARALLEL)
+
+                async def store(key: str, payload: memoryview) -> None:
+                    async with limiter:
+                        await self.bm.ensure_stored(key, payload)
+
+                async with trio.open_nursery() as nursery:
+                    for _, _, key, payload in jobs:
+                        nursery.start_soon(store, key, payload)
+            if self.metadata.get_inode(ino) is not None:
+                for idx, gen, key, payload in jobs:
                     self.metadata.set_chunk_key(ino, idx, key, len(payload))
-            finally:
-                self.bm.end_reference(key)
-            self.buffer.drop(ino, idx, gen)
+                    self.buffer.drop(ino, idx, gen)
+        finally:
+            for job in jobs:
+                self.bm.end_reference(job[2])
+
+    def _all_zero(self, data: memoryview) -> bool:
+        n = len(data)
+        if n == 0:
+            return True
+        if data[0] or data[n - 1] or data[n // 2]:
+            return False  # the common case, decided without scanning
+        return bytes(data) == (self._zero_chunk if n == self.chunk_size else self._zero_chunk[:n])
 
     def _unmap_chunk(self, ino: int, idx: int) -> None:
         if self.metadata.get_chunk_key(ino, idx) is None:
@@ -734,9 +763,9 @@ class ChunkedVFS:
             target = self.buffer.limit * 3 // 4
             while self.buffer.total > target and self.buffer.files:
                 ino = next(iter(self.buffer.files))
-                idx = next(iter(self.buffer.files[ino].chunks))
+                oldest = list(self.buffer.files[ino].chunks)[:FLUSH_PARALLEL]
                 async with self._lock(ino):
-                    await self._flush_locked(ino, [idx])
+                    await self._flush_locked(ino, oldest)
 
     # -- truncate --------------------------------------------------------------------
 
@@ -853,7 +882,7 @@ class ChunkedVFS:
             return StatFs(bsize, bsize, st.f_blocks, st.f_bfree, st.f_bavail,
                           stats.inodes + st.f_ffree, st.f_ffree)
         total = 1 << 40
-        used = stats.stored_bytes + sum(len(c.data) for f in self.buffer.files.values() for c in f.chunks.values())
+        used = stats.stored_bytes + self.buffer.total
         free = max(0, total - used) // 4096
         return StatFs(4096, 4096, total // 4096, free, free, stats.inodes + (1 << 32), 1 << 32)
 
@@ -928,7 +957,7 @@ class ChunkedVFS:
                             self.metadata.block_length(ref.key) or 0, ref.key))
         for idx in self.buffer.dirty_indices(ino):
             chunk = self.buffer.get(ino, idx)
-            out.append((idx, idx * cs, min(len(chunk.data), max(0, node.size - idx * cs)), None))
+            out.append((idx, idx * cs, min(chunk.length, max(0, node.size - idx * cs)), None))
         out.sort()
         return out
 
