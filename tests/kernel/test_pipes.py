@@ -7,7 +7,6 @@ import errno
 import fcntl
 import os
 import select
-import time
 
 import pytest
 import trio
@@ -223,8 +222,8 @@ async def test_poll_wakes_on_data_and_times_out(kernel):
     assert seen["nval"] == [(3, POLLIN), (99, 0x20)]  # POLLNVAL for the bad fd
 
 
-async def test_throughput_has_no_per_byte_cost(kernel):
-    """64 KiB blocks through a pipe between two programs: well above 100 MB/s even here."""
+async def test_64_mib_through_a_pipe_between_two_programs(kernel):
+    """64 MiB in 64 KiB blocks arrive whole (speed: scripts/bench-kernel)."""
     block = b"\0" * 65536
     n = 1024
 
@@ -246,19 +245,16 @@ async def test_throughput_has_no_per_byte_cost(kernel):
 
     async def prog(ctx):
         r, w = await ctx.pipe(O_CLOEXEC)
-        t = time.perf_counter()
         a = await ctx.spawn([wname], stdout=w)
         b = await ctx.spawn([rname], stdin=r)
         await ctx.close(r)
         await ctx.close(w)
         await ctx.waitpid(a)
         seen["b"] = (await ctx.waitpid(b))[1]
-        seen["mbps"] = n * len(block) / (time.perf_counter() - t) / 1e6
         return 0
 
     await run_program(kernel, prog)
-    assert seen["b"] == 0
-    assert seen["mbps"] > 100
+    assert seen["b"] == 0  # the reader counted every byte
 
 
 async def fifo_story(ops, path) -> list:
