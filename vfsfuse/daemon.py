@@ -60,8 +60,10 @@ class MountConfig:
     read_only: bool = False
     cache_bytes: int = 64 << 20
     log_level: str = "WARNING"
-    entry_timeout: float = 1.0
-    attr_timeout: float = 1.0
+    # Every change reaches the host's caches (its own requests, or HostCacheInvalidator for
+    # the sandbox's), so names and attributes can be cached long; /proc gets 0 regardless.
+    entry_timeout: float = 10.0
+    attr_timeout: float = 10.0
     read_ahead_kb: int = 1024
     writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
     workers: int = 2  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
@@ -401,7 +403,7 @@ class Daemon:
         if InspectFS is not None:
             # InspectFS refuses every change itself except writes to its control file
             # (issue 3: "echo gc > .vfs/control"), so the mount table must let writes through.
-            await kernel.mount_table.mount("/.vfs", InspectFS(vfs), read_only=False, hidden=True,
+            await kernel.mount_table.mount("/.vfs", InspectFS(self.invalidator), read_only=False, hidden=True,
                                            fstype="vfsinspect", source="vfs")
         self.kernel = kernel
         return kernel.mount_table
@@ -571,7 +573,8 @@ def _daemon_child(config: MountConfig, ready_fd: int) -> None:  # pragma: no cov
             _report(ready_fd, err.code, err.message)
         except BaseException as exc:
             log.exception("daemon crashed")
-            _report(ready_fd, "EIO", _describe(exc))
+            leaf = _leaf(exc)
+            _report(ready_fd, "EIO", f"{type(leaf).__name__}: {leaf}")
     finally:
         os._exit(code)
 

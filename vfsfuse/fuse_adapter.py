@@ -50,6 +50,10 @@ _GROUPS_TTL = 2.0
 
 def _error(exc: BaseException, op: str) -> FUSEError:
     """Turn any exception raised below into the errno the caller sees."""
+    if isinstance(exc, BaseExceptionGroup):  # trio nurseries below wrap their errors
+        leaf = _first_kernel_error(exc)
+        if leaf is not None:
+            return FUSEError(leaf.errno)
     if isinstance(exc, KernelError):
         return FUSEError(exc.errno)
     if isinstance(exc, FUSEError):
@@ -59,6 +63,17 @@ def _error(exc: BaseException, op: str) -> FUSEError:
         return FUSEError(exc.errno)
     log.exception("%s: unexpected error, answering EIO", op)
     return FUSEError(errno.EIO)
+
+
+def _first_kernel_error(group: BaseExceptionGroup) -> KernelError | None:
+    for sub in group.exceptions:
+        if isinstance(sub, KernelError):
+            return sub
+        if isinstance(sub, BaseExceptionGroup):
+            found = _first_kernel_error(sub)
+            if found is not None:
+                return found
+    return None
 
 
 class FuseAdapter(pyfuse3.Operations):
@@ -602,8 +617,8 @@ class HostCacheInvalidator:
             self._entries.add((parent, name))
             self._wakeup.set()
 
-    def _inode(self, ino: int) -> None:
-        if self.active and not FROM_FUSE.get():
+    def _inode(self, ino: int, always: bool = False) -> None:
+        if self.active and (always or not FROM_FUSE.get()):
             self._inodes.add(ino)
             self._wakeup.set()
 
@@ -693,6 +708,11 @@ class HostCacheInvalidator:
     async def release(self, fh):
         self._fh_ino.pop(fh, None)
         await self._fs.release(fh)
+
+    async def restore_version(self, ino, version):
+        """Replaces a file's bytes behind every cache, even when asked through /.vfs/control."""
+        await self._fs.restore_version(ino, version)
+        self._inode(ino, always=True)
 
 
 def _invalidate_inodes(inodes: list[int]) -> None:

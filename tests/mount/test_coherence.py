@@ -92,3 +92,17 @@ def _check_mode(p: Path, mode: int) -> None:
 
 def _check_gone(p: Path) -> None:
     assert not p.exists()
+
+
+def test_version_restore_through_control_is_seen_by_the_host(new_mount):
+    m = new_mount()
+    f = Path(m.path) / "doc.txt"
+    f.write_bytes(b"version one")
+    ctl = Path(m.path) / ".vfs" / "control"
+    ctl.write_text("version create doc.txt\n")
+    assert ctl.read_text().startswith("version ")
+    number = ctl.read_text().split()[1]
+    f.write_bytes(b"version two, longer")
+    assert f.read_bytes() == b"version two, longer"  # now in the host's page cache
+    ctl.write_text(f"version restore doc.txt {number}\n")
+    _eventually(lambda: _check(f, b"version one"))
