@@ -81,7 +81,7 @@ def _fail(err: KernelError) -> MountCliError:
 @click.option("--memory", is_flag=True, help="Mount an ephemeral in-memory store: 'vfsfuse mount --memory MOUNTPOINT'.")
 @click.option("--writeback-cache/--no-writeback-cache", default=True, show_default=True,
               help="Let the host kernel gather small writes in its page cache.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="FUSE requests served concurrently.")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,

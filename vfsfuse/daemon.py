@@ -66,7 +66,7 @@ class MountConfig:
     attr_timeout: float = 10.0
     read_ahead_kb: int = 1024
     writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
-    workers: int = 2  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
+    workers: int = 1  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
 
     def __post_init__(self) -> None:

@@ -197,3 +197,13 @@ print("ok")
     r = subprocess.run(["python3", "-c", code, os.path.join(m.path, "ghost")], capture_output=True, text=True)
     assert r.stdout == "ok\n", r.stderr
     assert "ghost" not in os.listdir(m.path)
+
+
+def test_several_workers_and_no_writeback_cache(new_mount):
+    m = new_mount("--workers", "4", "--no-writeback-cache")
+    procs = [subprocess.Popen(["dd", "if=/dev/urandom", f"of={m.path}/f{i}", "bs=64k", "count=50",
+                               "status=none", "conv=fsync"]) for i in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    r = sh("cat f0 f1 f2 f3 | wc -c && echo x >> f0 && stat -c %s f0", m.path)
+    assert r.stdout.split() == [str(4 * 50 * 65536), str(50 * 65536 + 2)]
+    assert m.umount().returncode == 0
