@@ -26,8 +26,6 @@ import pytest
 VFSFUSE = str(Path(sys.executable).with_name("vfsfuse"))
 NOBODY = 65534
 
-pytestmark = pytest.mark.mount
-
 
 def _have_fuse() -> bool:
     return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None

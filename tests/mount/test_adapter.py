@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import mounted_here, sh
 
+pytestmark = pytest.mark.mount
+
 
 def test_a_bug_below_the_adapter_is_eio_and_the_daemon_keeps_serving(world_base):
     mnt = world_base / "faulty"

@@ -16,6 +16,8 @@ import pytest
 
 from .conftest import make_store, mounted_here
 
+pytestmark = pytest.mark.mount
+
 SERVER = str(Path(__file__).with_name("serve_sandbox.py"))
 
 

@@ -17,6 +17,8 @@ import pytest
 
 from .conftest import NOBODY, sh
 
+pytestmark = pytest.mark.mount
+
 PROBE = str(Path(__file__).with_name("probe.py"))
 
 

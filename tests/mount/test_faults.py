@@ -15,6 +15,8 @@ import pytest
 
 from .conftest import cli, make_store, mounted_here, sh
 
+pytestmark = [pytest.mark.mount, pytest.mark.slow]
+
 # Writes files of varied sizes (inline, multi-chunk), fsyncs each and then reports it on stdout.
 WRITER = r"""
 import os, sys, hashlib

@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import Mount, cli, mounted_here, sh
 
+pytestmark = pytest.mark.mount
+
 
 def _mount_line(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:

@@ -16,6 +16,8 @@ import pytest
 
 from .conftest import sh
 
+pytestmark = pytest.mark.mount
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@x", "GIT_CONFIG_NOSYSTEM": "1"}
 
