@@ -27,7 +27,7 @@ import stat as _stat
 
 from .errors import KernelError
 from .fs import (
-    NAME_MAX, RENAME_NOREPLACE, SYMLOOP_MAX, UTIME_NOW, Attr, Caller, FileSystem, SetAttr,
+    NAME_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, SYMLOOP_MAX, UTIME_NOW, Attr, Caller, FileSystem, SetAttr,
 )
 from .vstat import VirtualDirEntry, VirtualDirStatEntry, VirtualStat
 
@@ -44,10 +44,13 @@ _O_CREAT = os.O_CREAT
 _O_TRUNC = os.O_TRUNC
 _O_EXCL = os.O_EXCL
 
+_TRAIL = b"/"  # marks a trailing slash in a walk (no real component can be "/")
+
 # How the last component of a path looks (Linux: LAST_NORM / LAST_ROOT / LAST_DOT / LAST_DOTDOT).
 NORM, ROOT, DOT, DOTDOT = "norm", "root", "dot", "dotdot"
 
 _MISSING = ("ENOENT", "ELOOP", "ENOTDIR", "ENAMETOOLONG")
+_NOT_VISIBLE = _MISSING + ("EACCES",)  # exists() is False for these, like test -e
 _READ_PIECE = 1 << 20  # read_file growth step when a file is longer than its stat said
 _COPY_PIECE = 4 << 20
 
@@ -90,13 +93,15 @@ class _Cursor:
 class PathVFS:
     """Path-level operations over one inode-level ``FileSystem``, on behalf of ``caller``."""
 
-    def __init__(self, fs: FileSystem, caller: Caller | None = None) -> None:
+    def __init__(self, fs: FileSystem, caller: Caller | None = None, *,
+                 protected_hardlinks: bool = True) -> None:
         self.fs = fs
         self.caller = caller if caller is not None else Caller.root()
+        self.protected_hardlinks = protected_hardlinks
 
     def with_caller(self, caller: Caller) -> "PathVFS":
         """The same filesystem seen by another user (a sandbox process)."""
-        return PathVFS(self.fs, caller)
+        return PathVFS(self.fs, caller, protected_hardlinks=self.protected_hardlinks)
 
     # -- the walker ------------------------------------------------------------------
 
@@ -108,13 +113,16 @@ class PathVFS:
         """
         fs = self.fs
         caller = self.caller
+        search = caller.uid != 0  # root may search any directory
         inos, names, attrs = cur.inos, cur.names, cur.attrs
         while todo:
             comp = todo.pop()
-            if comp == b".":
-                continue
-            if comp == b"..":
-                if len(inos) > 1:
+            if comp == _TRAIL:
+                continue  # the component before it had to be a directory: checked below
+            if comp == b"." or comp == b"..":
+                if search:
+                    await self._search_ok(cur)
+                if comp == b".." and len(inos) > 1:
                     inos.pop()
                     names.pop()
                     attrs.pop()
@@ -138,7 +146,7 @@ class PathVFS:
                     raise KernelError("ENOENT", "empty symbolic link")
                 tcomps, ttrail = _split(target)
                 if ttrail:
-                    todo.append(b".")
+                    todo.append(_TRAIL)
                 todo.extend(tcomps)
                 if target[:1] == b"/":
                     cur.to_root()
@@ -148,6 +156,14 @@ class PathVFS:
             inos.append(attr.ino)
             names.append(comp)
             attrs.append(attr)
+
+    async def _search_ok(self, cur: _Cursor) -> None:
+        """EACCES unless the caller may search the directory the walk stands in."""
+        attr = cur.attrs[-1]
+        if attr is None:
+            attr = cur.attrs[-1] = await self.fs.getattr(cur.inos[-1])
+        if not _may(attr, self.caller, 1):
+            raise KernelError("EACCES", "permission denied")
 
     async def _mkdir_in(self, parent: int, name: bytes) -> Attr:
         try:
@@ -160,7 +176,7 @@ class PathVFS:
     async def _resolve(self, path: str | bytes, follow: bool) -> tuple[_Cursor, Attr]:
         todo, trailing = _split(path)
         if trailing:
-            todo.insert(0, b".")  # "x/" means x must be (or lead to) a directory
+            todo.insert(0, _TRAIL)  # "x/" means x must be (or lead to) a directory
         cur = _Cursor(self.fs.root_ino)
         await self._walk(cur, todo, follow)
         attr = cur.attrs[-1]
@@ -181,6 +197,8 @@ class PathVFS:
         pattr = cur.attrs[-1]
         if pattr is not None and not pattr.is_dir:
             raise KernelError("ENOTDIR", "not a directory")
+        if self.caller.uid:
+            await self._search_ok(cur)  # Linux needs search permission on the parent too
         if last == b".":
             return cur, last, DOT, trailing
         if last == b"..":
@@ -220,7 +238,7 @@ class PathVFS:
     async def read_file(self, path: str | bytes) -> bytes:
         _, attr = await self._resolve(path, True)
         if attr.is_dir:
-            raise _err("EISDIR", "is a directory:", path)
+            raise self._read_dir_error(attr, path)
         fs = self.fs
         fh = await fs.open(attr.ino, _O_RDONLY, self.caller)
         try:
@@ -240,6 +258,13 @@ class PathVFS:
         finally:
             await fs.release(fh)
 
+    def _read_dir_error(self, attr: Attr, path: str | bytes) -> KernelError:
+        """Reading a directory: open(O_RDONLY) checks read permission first (EACCES),
+        then read(2) says EISDIR."""
+        if not _may(attr, self.caller, 4):
+            return _err("EACCES", "permission denied:", path)
+        return _err("EISDIR", "is a directory:", path)
+
     async def read_text_file(self, path: str | bytes) -> str:
         return (await self.read_file(path)).decode("utf-8")
 
@@ -248,7 +273,7 @@ class PathVFS:
             raise KernelError("EINVAL", "negative offset or length")
         _, attr = await self._resolve(path, True)
         if attr.is_dir:
-            raise _err("EISDIR", "is a directory:", path)
+            raise self._read_dir_error(attr, path)
         fs = self.fs
         fh = await fs.open(attr.ino, _O_RDONLY, self.caller)
         try:
@@ -260,7 +285,7 @@ class PathVFS:
         try:
             await self._resolve(path, True)
         except KernelError as e:
-            if e.code in _MISSING:
+            if e.code in _NOT_VISIBLE:
                 return False
             raise
         return True
@@ -344,7 +369,8 @@ class PathVFS:
         parent = cur.inos[-1]
         caller = self.caller
         try:
-            await self.fs.mkdir(parent, name, _S_IFDIR | (mode & 0o7777 & ~caller.umask), caller)
+            await self._creating(parent, name, path, self.fs.mkdir(
+                parent, name, _S_IFDIR | (mode & 0o7777 & ~caller.umask), caller))
         except KernelError as e:
             if not (recursive and e.code == "EEXIST"):
                 raise
@@ -361,9 +387,26 @@ class PathVFS:
             raise _err(code, "cannot remove", path)
         parent = cur.inos[-1]
         attr = await self.fs.lookup(parent, name, self.caller)
-        if not attr.is_dir:
-            raise _err("ENOTDIR", "not a directory:", path)
+        await self._may_delete(cur, attr, True, path)
         await self.fs.rmdir(parent, name, self.caller)
+
+    async def _may_delete(self, cur: _Cursor, victim: Attr, isdir: bool, path: str | bytes) -> None:
+        """Linux's may_delete(), in its order: write+search on the directory (EACCES), the
+        sticky bit (EPERM), then the victim's type (ENOTDIR / EISDIR)."""
+        caller = self.caller
+        if caller.uid:
+            pattr = cur.attrs[-1]
+            if pattr is None:
+                pattr = cur.attrs[-1] = await self.fs.getattr(cur.inos[-1])
+            if not _may(pattr, caller, 3):
+                raise _err("EACCES", "permission denied:", path)
+            if pattr.mode & _stat.S_ISVTX and caller.uid != victim.uid and caller.uid != pattr.uid:
+                raise _err("EPERM", "sticky directory, not the owner:", path)
+        if isdir:
+            if not victim.is_dir:
+                raise _err("ENOTDIR", "not a directory:", path)
+        elif victim.is_dir:
+            raise _err("EISDIR", "is a directory:", path)
 
     # -- creating, writing -----------------------------------------------------------
 
@@ -404,6 +447,8 @@ class PathVFS:
                 pattr = cur.attrs[-1]
                 if pattr is not None and not pattr.is_dir:
                     raise KernelError("ENOTDIR", "not a directory")
+                if caller.uid:
+                    await self._search_ok(cur)
                 if ttrail or name in (b".", b".."):
                     raise _err("EISDIR", "is a directory:", path)
                 continue
@@ -458,6 +503,8 @@ class PathVFS:
         _, attr = await self._resolve(path, True)
         if attr.is_dir:
             raise _err("EISDIR", "is a directory:", path)
+        if not _may(attr, self.caller, 2):  # truncate(2) needs write permission (Linux's VFS checks it)
+            raise _err("EACCES", "permission denied:", path)
         await self.fs.setattr(attr.ino, SetAttr(size=length), self.caller)
 
     async def fsync(self, path: str | bytes) -> None:
@@ -529,31 +576,50 @@ class PathVFS:
             raise _err("EISDIR", "is a directory:", path)
         parent = cur.inos[-1]
         attr = await self.fs.lookup(parent, name, self.caller)
-        if attr.is_dir:
-            raise _err("EISDIR", "is a directory:", path)
         if trailing:
-            raise _err("ENOTDIR", "not a directory:", path)
+            raise _err("EISDIR" if attr.is_dir else "ENOTDIR", "trailing slash:", path)
+        await self._may_delete(cur, attr, False, path)
         await self.fs.unlink(parent, name, self.caller)
 
     async def rename(self, old: str | bytes, new: str | bytes, flags: int = 0) -> None:
-        """rename(2)/renameat2(2); type and emptiness checks are the inode level's."""
+        """rename(2)/renameat2(2), with Linux's checks in Linux's order (do_renameat2 and
+        vfs_rename); the inode level re-checks and does the emptiness test."""
         ocur, oname, okind, otrail = await self._parent(old)
         ncur, nname, nkind, ntrail = await self._parent(new)
         if okind != NORM or nkind != NORM:
             raise _err("EBUSY", "cannot rename", old if okind != NORM else new)
         oparent, nparent = ocur.inos[-1], ncur.inos[-1]
-        attr = await self.fs.lookup(oparent, oname, self.caller)
-        if not attr.is_dir and (otrail or ntrail):
+        caller = self.caller
+        src = await self.fs.lookup(oparent, oname, caller)
+        dst = await self._lookup_opt(nparent, nname)
+        exchange = flags & RENAME_EXCHANGE
+        if exchange and dst is None:
+            raise _err("ENOENT", "no such file or directory:", new)
+        if flags & RENAME_NOREPLACE and dst is not None:
+            raise _err("EEXIST", "file exists:", new)
+        if not exchange and not src.is_dir and (otrail or ntrail):
             raise _err("ENOTDIR", "not a directory:", old if otrail else new)
-        # Linux checks ancestry before types: the source above the destination is EINVAL,
-        # the destination above the source ENOTEMPTY.
-        if attr.is_dir and attr.ino in ncur.inos:
+        # ancestry: the source above the destination is EINVAL, the destination above the
+        # source ENOTEMPTY (both before any type or permission check)
+        if src.is_dir and src.ino in ncur.inos:
             raise _err("EINVAL", "cannot move a directory into itself:", new)
-        if len(ocur.inos) > 1:
-            dst = await self._lookup_opt(nparent, nname)
-            if dst is not None and dst.ino in ocur.inos:
-                raise _err("ENOTEMPTY", "directory not empty:", new)
-        await self.fs.rename(oparent, oname, nparent, nname, flags, self.caller)
+        if dst is not None and dst.ino in ocur.inos:
+            raise _err("ENOTEMPTY", "directory not empty:", new)
+        if dst is not None and dst.ino == src.ino:
+            return  # two names of one file: POSIX says do nothing
+        await self._may_delete(ocur, src, src.is_dir, old)
+        if dst is None:
+            if caller.uid:
+                pattr = ncur.attrs[-1]
+                if pattr is None:
+                    pattr = ncur.attrs[-1] = await self.fs.getattr(nparent)
+                if not _may(pattr, caller, 3):
+                    raise _err("EACCES", "permission denied:", new)
+        else:
+            await self._may_delete(ncur, dst, dst.is_dir if exchange else src.is_dir, new)
+        if caller.uid and oparent != nparent and not _may(src, caller, 2) and src.is_dir:
+            raise _err("EACCES", "permission denied (moving a directory needs write on it):", old)
+        await self.fs.rename(oparent, oname, nparent, nname, flags, caller)
 
     async def symlink(self, target: str | bytes, link_path: str | bytes) -> None:
         cur, name, kind, trailing = await self._parent(link_path)
@@ -565,7 +631,7 @@ class PathVFS:
         raw = target.encode("utf-8", "surrogateescape") if isinstance(target, str) else bytes(target)
         if not raw:
             raise KernelError("ENOENT", "empty symlink target")
-        await self.fs.symlink(parent, name, raw, self.caller)
+        await self._creating(parent, name, link_path, self.fs.symlink(parent, name, raw, self.caller))
 
     async def link(self, old: str | bytes, new: str | bytes, follow_symlinks: bool = False) -> None:
         """link(2): a new name for *old*.  Like Linux (and unlike the seed) a final symlink in
@@ -577,12 +643,44 @@ class PathVFS:
         parent = cur.inos[-1]
         if trailing:
             await self._refuse_trailing(parent, name, new)
-        # Linux's order: a taken name (EEXIST) is reported before a directory source (EPERM)
+        # Linux's order: a taken name (EEXIST), a protected source (EPERM), no write
+        # permission on the directory (EACCES), then a directory source (EPERM)
+        if await self._lookup_opt(parent, name) is not None:
+            raise _err("EEXIST", "file exists:", new)
+        if not self._safe_hardlink_source(attr):
+            raise _err("EPERM", "protected hard link (not the owner):", old)
+        if self.caller.uid:
+            pattr = cur.attrs[-1]
+            if pattr is None:
+                pattr = cur.attrs[-1] = await self.fs.getattr(parent)
+            if not _may(pattr, self.caller, 3):
+                raise _err("EACCES", "permission denied:", new)
         if attr.is_dir:
-            if await self._lookup_opt(parent, name) is not None:
-                raise _err("EEXIST", "file exists:", new)
             raise _err("EPERM", "cannot hard-link a directory:", old)
-        await self.fs.link(attr.ino, parent, name, self.caller)
+        await self._creating(parent, name, new, self.fs.link(attr.ino, parent, name, self.caller))
+
+    def _safe_hardlink_source(self, attr: Attr) -> bool:
+        """fs.protected_hardlinks=1 (every modern distribution): only the owner may link a
+        file it cannot both read and write, or a setuid/setgid-executable/special file."""
+        caller = self.caller
+        if not self.protected_hardlinks or caller.uid == 0 or caller.uid == attr.uid:
+            return True
+        mode = attr.mode
+        if not _stat.S_ISREG(mode) or mode & _stat.S_ISUID:
+            return False
+        if mode & (_stat.S_ISGID | 0o010) == (_stat.S_ISGID | 0o010):
+            return False
+        return _may(attr, caller, 6)
+
+    async def _creating(self, parent: int, name: bytes, path: str | bytes, call):
+        """Await a create-type call; a refusal (EACCES, EPERM, EROFS) for a name that already
+        exists is reported as EEXIST, which Linux checks first."""
+        try:
+            return await call
+        except KernelError as e:
+            if e.code in ("EACCES", "EPERM", "EROFS") and await self._lookup_opt(parent, name) is not None:
+                raise _err("EEXIST", "file exists:", path) from None
+            raise
 
     async def _refuse_trailing(self, parent: int, name: bytes, path: str | bytes) -> None:
         """Creating a non-directory under "name/": EEXIST if taken, else ENOENT (Linux)."""
@@ -614,6 +712,20 @@ class PathVFS:
         """Set access and modification times, in (fractional) seconds; None means now."""
         _, attr = await self._resolve(path, True)
         await self.fs.setattr(attr.ino, SetAttr(atime_ns=_ns(atime_s), mtime_ns=_ns(mtime_s)), self.caller)
+
+
+def _may(attr: Attr, caller: Caller, want: int) -> bool:
+    """Permission bits check (*want*: 4 read, 2 write); root passes (CAP_DAC_OVERRIDE)."""
+    if caller.uid == 0:
+        return True
+    mode = attr.mode
+    if caller.uid == attr.uid:
+        bits = mode >> 6
+    elif caller.in_group(attr.gid):
+        bits = mode >> 3
+    else:
+        bits = mode
+    return bits & want == want
 
 
 def _ns(seconds: float | None) -> int:

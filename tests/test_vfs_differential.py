@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from kernel.errors import KernelError
+from kernel.fs import Caller
 from kernel.pathvfs import PathVFS
 from vfsfuse.store import memory_vfs
 
 CHUNK = 64
+NOBODY = 65534
 INLINE = 16
 
 names = st.sampled_from(["a", "b", "x", "y"])
@@ -98,12 +100,41 @@ class DiffMachine(RuleBasedStateMachine):
         self.tmp = tempfile.mkdtemp(prefix="vfsdiff-", dir=base)
         self.root = self.tmp + "/r"
         os.mkdir(self.root)
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.root, 0o777)
+        self.old_groups = os.getgroups()
+        os.setgroups([])  # root without supplementary groups, like Caller.root()
         self.bridge = _Bridge()
-        self.vfs = self.bridge.vfs
+        self.root_vfs = self.bridge.vfs
+        self.bridge.call(self.root_vfs.chmod, "/", 0o777)
+        self.user_vfs = self.root_vfs.with_caller(Caller(uid=NOBODY, gid=NOBODY))
+        self.uid = 0
 
     def teardown(self) -> None:
         self.bridge.close()
+        os.setgroups(self.old_groups)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @property
+    def v(self) -> PathVFS:
+        """The VFS as the current user."""
+        return self.user_vfs if self.uid else self.root_vfs
+
+    def lx(self, fn, *args, **kw):
+        """Run a host call as the current user (effective ids; supplementary groups are empty)."""
+        if not self.uid:
+            return _linux(fn, *args, **kw)
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+        try:
+            return _linux(fn, *args, **kw)
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+
+    @rule(uid=st.sampled_from([0, NOBODY]))
+    def become(self, uid):
+        self.uid = uid
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -145,7 +176,7 @@ class DiffMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def mkdir(self, data):
         path = self.pick(data)
-        self.check(_linux(os.mkdir, self.L(path)), self.ours(self.vfs.mkdir, "/" + path), f"mkdir {path}")
+        self.check(self.lx(os.mkdir, self.L(path)), self.ours(self.v.mkdir, "/" + path), f"mkdir {path}")
 
     @rule(data=st.data(), payload=payloads)
     def write_file(self, data, payload):
@@ -156,10 +187,10 @@ class DiffMachine(RuleBasedStateMachine):
                 os.write(fd, payload)
             finally:
                 os.close(fd)
-        want = _linux(lx)
+        want = self.lx(lx)
         if want == ("err", "ENOENT"):
             return  # our write_file creates missing parents (the seed's rule); open(2) does not
-        self.check(want, self.ours(self.vfs.write_file, "/" + path, payload), f"write_file {path}")
+        self.check(want, self.ours(self.v.write_file, "/" + path, payload), f"write_file {path}")
 
     @rule(data=st.data(), offset=offsets, payload=payloads)
     def pwrite(self, data, offset, payload):
@@ -170,53 +201,53 @@ class DiffMachine(RuleBasedStateMachine):
                 return os.pwrite(fd, payload, offset)
             finally:
                 os.close(fd)
-        self.check(_linux(lx), self.ours(self.vfs.pwrite, "/" + path, offset, payload), f"pwrite {path}@{offset}")
+        self.check(self.lx(lx), self.ours(self.v.pwrite, "/" + path, offset, payload), f"pwrite {path}@{offset}")
 
     @rule(data=st.data(), length=offsets)
     def truncate(self, data, length):
         path = self.pick(data)
-        self.check(_linux(os.truncate, self.L(path), length),
-                   self.ours(self.vfs.truncate, "/" + path, length), f"truncate {path} {length}")
+        self.check(self.lx(os.truncate, self.L(path), length),
+                   self.ours(self.v.truncate, "/" + path, length), f"truncate {path} {length}")
 
     @rule(data=st.data())
     def rename(self, data):
         src, dst = self.pick(data, "src"), self.pick(data, "dst")
-        self.check(_linux(os.rename, self.L(src), self.L(dst)),
-                   self.ours(self.vfs.rename, "/" + src, "/" + dst), f"rename {src} {dst}")
+        self.check(self.lx(os.rename, self.L(src), self.L(dst)),
+                   self.ours(self.v.rename, "/" + src, "/" + dst), f"rename {src} {dst}")
 
     @rule(data=st.data())
     def unlink(self, data):
         path = self.pick(data)
-        self.check(_linux(os.unlink, self.L(path)), self.ours(self.vfs.remove_file, "/" + path), f"unlink {path}")
+        self.check(self.lx(os.unlink, self.L(path)), self.ours(self.v.remove_file, "/" + path), f"unlink {path}")
 
     @rule(data=st.data())
     def rmdir(self, data):
         path = self.pick(data)
-        self.check(_linux(os.rmdir, self.L(path)), self.ours(self.vfs.remove_dir, "/" + path), f"rmdir {path}")
+        self.check(self.lx(os.rmdir, self.L(path)), self.ours(self.v.remove_dir, "/" + path), f"rmdir {path}")
 
     @rule(dest=link_targets, data=st.data())
     def symlink(self, dest, data):
         path = self.pick(data)
-        self.check(_linux(os.symlink, dest, self.L(path)),
-                   self.ours(self.vfs.symlink, dest, "/" + path), f"symlink {dest} {path}")
+        self.check(self.lx(os.symlink, dest, self.L(path)),
+                   self.ours(self.v.symlink, dest, "/" + path), f"symlink {dest} {path}")
 
     @rule(data=st.data())
     def link(self, data):
         src, dst = self.pick(data, "src"), self.pick(data, "dst")
-        self.check(_linux(os.link, self.L(src), self.L(dst), follow_symlinks=False),
-                   self.ours(self.vfs.link, "/" + src, "/" + dst), f"link {src} {dst}")
+        self.check(self.lx(os.link, self.L(src), self.L(dst), follow_symlinks=False),
+                   self.ours(self.v.link, "/" + src, "/" + dst), f"link {src} {dst}")
 
     @rule(data=st.data(), mode=modes)
     def chmod(self, data, mode):
         path = self.pick(data)
-        self.check(_linux(os.chmod, self.L(path), mode),
-                   self.ours(self.vfs.chmod, "/" + path, mode), f"chmod {path} {mode:o}")
+        self.check(self.lx(os.chmod, self.L(path), mode),
+                   self.ours(self.v.chmod, "/" + path, mode), f"chmod {path} {mode:o}")
 
     @rule(data=st.data(), uid=st.sampled_from([-1, 0, 1000]), gid=st.sampled_from([-1, 0, 2000]))
     def chown(self, data, uid, gid):
         path = self.pick(data)
-        self.check(_linux(os.chown, self.L(path), uid, gid),
-                   self.ours(self.vfs.chown, "/" + path, uid, gid), f"chown {path} {uid} {gid}")
+        self.check(self.lx(os.chown, self.L(path), uid, gid),
+                   self.ours(self.v.chown, "/" + path, uid, gid), f"chown {path} {uid} {gid}")
 
     # -- observations -------------------------------------------------------------------------
 
@@ -226,7 +257,7 @@ class DiffMachine(RuleBasedStateMachine):
         def lx():
             with open(self.L(path), "rb") as fh:
                 return fh.read()
-        self.check(_linux(lx), self.ours(self.vfs.read_file, "/" + path), f"read {path}")
+        self.check(self.lx(lx), self.ours(self.v.read_file, "/" + path), f"read {path}")
 
     @rule(data=st.data(), offset=offsets, length=st.integers(0, 3 * CHUNK))
     def pread(self, data, offset, length):
@@ -237,7 +268,7 @@ class DiffMachine(RuleBasedStateMachine):
                 return os.pread(fd, length, offset)
             finally:
                 os.close(fd)
-        self.check(_linux(lx), self.ours(self.vfs.pread, "/" + path, offset, length), f"pread {path}")
+        self.check(self.lx(lx), self.ours(self.v.pread, "/" + path, offset, length), f"pread {path}")
 
     @rule(data=st.data(), follow=st.booleans())
     def stat(self, data, follow):
@@ -247,32 +278,32 @@ class DiffMachine(RuleBasedStateMachine):
             return _view(s.st_mode, s.st_size, s.st_nlink, s.st_uid, s.st_gid)
 
         async def ours():
-            s = await (self.vfs.stat if follow else self.vfs.lstat)("/" + path)
+            s = await (self.v.stat if follow else self.v.lstat)("/" + path)
             return _view(s.mode, s.size, s.nlink, s.uid, s.gid)
-        self.check(_linux(lx), self.ours(ours), f"{'stat' if follow else 'lstat'} {path}")
+        self.check(self.lx(lx), self.ours(ours), f"{'stat' if follow else 'lstat'} {path}")
 
     @rule(data=st.data())
     def listdir(self, data):
         path = "" if data.draw(st.booleans(), label="root") else self.pick(data)
         async def ours():
-            return sorted(await self.vfs.read_dir("/" + path))
-        self.check(_linux(lambda: sorted(os.listdir(self.L(path)))), self.ours(ours), f"listdir {path}")
+            return sorted(await self.v.read_dir("/" + path))
+        self.check(self.lx(lambda: sorted(os.listdir(self.L(path)))), self.ours(ours), f"listdir {path}")
 
     @rule(data=st.data())
     def readlink(self, data):
         path = self.pick(data)
-        self.check(_linux(os.readlink, self.L(path)), self.ours(self.vfs.readlink, "/" + path), f"readlink {path}")
+        self.check(self.lx(os.readlink, self.L(path)), self.ours(self.v.readlink, "/" + path), f"readlink {path}")
 
     @rule(data=st.data())
     def exists_and_realpath(self, data):
         path = self.pick(data)
-        self.check(("ok", os.path.exists(self.L(path))), self.ours(self.vfs.exists, "/" + path), f"exists {path}")
+        self.check(self.lx(os.path.exists, self.L(path)), self.ours(self.v.exists, "/" + path), f"exists {path}")
 
         def lx():
             os.stat(self.L(path))  # the kernel's errors (os.path.realpath is pure Python)
             rel = os.path.relpath(os.path.realpath(self.L(path), strict=True), self.root)
             return "/" if rel == "." else "/" + rel
-        self.check(_linux(lx), self.ours(self.vfs.realpath, "/" + path), f"realpath {path}")
+        self.check(self.lx(lx), self.ours(self.v.realpath, "/" + path), f"realpath {path}")
 
     @invariant()
     def same_tree(self):
@@ -288,7 +319,7 @@ class DiffMachine(RuleBasedStateMachine):
             todo = [""]
             while todo:
                 base = todo.pop()
-                for e in await self.vfs.read_dir_stat("/" + base):
+                for e in await self.root_vfs.read_dir_stat("/" + base):
                     rel = f"{base}/{e.name}" if base else e.name
                     out[rel] = _view(e.stat.mode, e.stat.size, e.stat.nlink, e.stat.uid, e.stat.gid)
                     if e.is_directory:
