@@ -545,3 +545,87 @@ def test_bench_vfs_quick_smoke(tmp_path):
         assert sum(1 for ln in lines if ln.startswith(key + " ")) == 1, (key, proc.stdout)
     assert all(("ok" in ln or "MISS" in ln) for ln in lines[1:])
     assert list(tmp_path.iterdir()) == []  # the store was removed
+
+
+# -- the same, as an unprivileged user (uid/gid 65534, no supplementary groups) --------------
+
+NOBODY = 65534
+U_DIRS = {"t": 0o1777, "ww": 0o777, "nx": 0o700, "ww/sub": 0o755, "ww/mine": 0o755, "d": 0o755}
+U_FILES = {"t/mine": 0o644, "t/root": 0o644, "ww/rootfile": 0o644, "ww/open": 0o666, "nx/x": 0o644,
+           "f": 0o644}
+U_OWNED = ["t/mine", "ww/mine"]
+USER_CASES = [
+    ("unlink", ("t/root",)), ("unlink", ("t/mine",)), ("unlink", ("ww/rootfile",)), ("unlink", ("d/f2",)),
+    ("rename", ("t/root", "t/x")), ("rename", ("t/mine", "t/y")), ("rename", ("ww/sub", "ww/s2")),
+    ("rename", ("ww/sub", "t/sub")), ("rename", ("ww/mine", "t/mine2")), ("rename", ("t/mine", "t/root")),
+    ("rename", ("ww/open", "ww/open")), ("rename", ("f", "ww/f")),
+    ("stat", ("nx/x",)), ("stat", ("nx",)), ("read", ("nx",)), ("listdir", ("nx",)), ("read", ("d/../nx/x",)),
+    ("exists", ("nx/x",)), ("realpath", ("nx/x",)), ("stat", ("nx/",)), ("stat", ("nx/.",)),
+    ("link", ("f", "ww/l")), ("link", ("ww/open", "ww/l2")), ("link", ("t/mine", "ww/l3")),
+    ("link", ("t/mine", "d/l4")), ("link", ("ww", "t/l5")), ("link", ("f", "t/mine")),
+    ("truncate", ("f", 1)), ("truncate", ("ww/open", 1)), ("truncate", ("nx", 1)),
+    ("write", ("f", b"x")), ("write", ("ww/new", b"x")), ("write", ("ww/open", b"o")), ("write", ("nx/y", b"x")),
+    ("mkdir", ("d/x",)), ("mkdir", ("ww/x",)), ("mkdir", ("nx/..",)), ("mkdir", ("nx/x",)), ("mkdir", ("ww/sub",)),
+    ("rmdir", ("nx/..",)), ("rmdir", ("ww/sub",)), ("rmdir", ("t",)), ("rmdir", ("ww/mine",)),
+    ("chmod", ("f", 0o600)), ("chmod", ("t/mine", 0o600)), ("chown", ("t/mine", -1, NOBODY)),
+    ("chown", ("t/mine", 0, -1)), ("chown", ("f", -1, -1)),
+    ("symlink", ("x", "d/l")), ("symlink", ("x", "ww/l")), ("symlink", ("x", "t/root")),
+]
+
+
+def _build_user_tree_linux(root: str) -> None:
+    for d, mode in U_DIRS.items():
+        os.mkdir(f"{root}/{d}")
+        os.chmod(f"{root}/{d}", mode)
+    for p, mode in U_FILES.items():
+        with open(f"{root}/{p}", "wb") as fh:
+            fh.write(b"data")
+        os.chmod(f"{root}/{p}", mode)
+    for p in U_OWNED:
+        os.chown(f"{root}/{p}", NOBODY, NOBODY)
+
+
+async def _build_user_tree_ours(v: PathVFS) -> None:
+    for d, mode in U_DIRS.items():
+        await v.mkdir("/" + d)
+        await v.chmod("/" + d, mode)
+    for p, mode in U_FILES.items():
+        await v.write_file("/" + p, b"data")
+        await v.chmod("/" + p, mode)
+    for p in U_OWNED:
+        await v.chown("/" + p, NOBODY, NOBODY)
+
+
+@pytest.fixture
+def shm_root():
+    """A Linux directory an unprivileged user can reach (pytest's tmp dirs are 0700)."""
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="pathvfs-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.chmod(base, 0o755)
+    yield base + "/r"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("op,args", USER_CASES, ids=lambda x: repr(x) if isinstance(x, tuple) else x)
+async def test_same_as_linux_as_unprivileged_user(vfs, shm_root, op, args):
+    os.umask(0o022)
+    os.mkdir(shm_root)
+    os.chmod(shm_root, 0o755)
+    _build_user_tree_linux(shm_root)
+    await vfs.chmod("/", 0o755)
+    await _build_user_tree_ours(vfs)
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        want = _outcome_linux(shm_root, op, args)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+    got = await _outcome_ours(vfs.with_caller(Caller(uid=NOBODY, gid=NOBODY)), op, args)
+    assert got == want
+    assert await snapshot_ours(vfs) == snapshot_linux(shm_root)
