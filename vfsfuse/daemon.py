@@ -572,9 +572,12 @@ def _daemon_child(config: MountConfig, ready_fd: int) -> None:  # pragma: no cov
         setup_logging(config.log_level)
         os.set_inheritable(ready_fd, False)
 
+        pipe = [ready_fd]  # emptied once used: the fd number may be reused afterwards
+
         def ready() -> None:
-            os.write(ready_fd, f"OK {os.getpid()}\n".encode())
-            os.close(ready_fd)
+            fd = pipe.pop()
+            os.write(fd, f"OK {os.getpid()}\n".encode())
+            os.close(fd)
 
         daemon = Daemon(config, ready)
         daemon.record.log = log_path or ""
@@ -583,11 +586,13 @@ def _daemon_child(config: MountConfig, ready_fd: int) -> None:  # pragma: no cov
             code = 0
         except KernelError as err:
             log.error("mount failed: %s", err)
-            _report(ready_fd, err.code, err.message)
+            if pipe:
+                _report(pipe[0], err.code, err.message)
         except BaseException as exc:
             log.exception("daemon crashed")
             leaf = _leaf(exc)
-            _report(ready_fd, "EIO", f"{type(leaf).__name__}: {leaf}")
+            if pipe:
+                _report(pipe[0], "EIO", f"{type(leaf).__name__}: {leaf}")
     finally:
         os._exit(code)
 
