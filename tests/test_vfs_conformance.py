@@ -54,6 +54,25 @@ def chunked_config(meta: str, blocks: str, sizes: dict, cache_bytes: int = 64 <<
                      chunk_size=sizes["chunk_size"])
 
 
+def mount_table_config() -> VfsConfig:
+    """The suite through the kernel's mount table (root = ChunkedVFS, another fs at /mnt)."""
+
+    @asynccontextmanager
+    async def factory(tmp_path, versioning: bool = False):
+        from kernel.mounts import MountTable
+
+        metadata = MemoryMetadataStore(versioning=versioning)
+        store = MemoryBlockStore()
+        fs = ChunkedVFS(metadata, store, versioning=versioning, **SMALL)
+        table = MountTable(fs)
+        await table.mount("/mnt", ChunkedVFS(MemoryMetadataStore(), MemoryBlockStore(), **SMALL))
+        async with fs.running():
+            yield VfsEnv(PathVFS(table), None, fs, metadata, store)
+
+    return VfsConfig("mounttable+memory-small", factory, inline_threshold=SMALL["inline_threshold"],
+                     chunk_size=SMALL["chunk_size"])
+
+
 STORE_PAIRS = [(m, b) for m in ("memory", "sqlite-mem", "sqlite-file") for b in ("memory", "host")]
 SMALL_CONFIGS = [chunked_config(m, b, SMALL) for m, b in STORE_PAIRS]
 CONFIGS = SMALL_CONFIGS + [
@@ -61,6 +80,7 @@ CONFIGS = SMALL_CONFIGS + [
     chunked_config("sqlite-file", "host", DEFAULTS),
     chunked_config("memory", "memory", SMALL, cache_bytes=4096, label="-tinycache"),
     chunked_config("sqlite-file", "host", SMALL, cache_bytes=4096, label="-tinycache"),
+    mount_table_config(),
 ]
 
 
@@ -72,7 +92,7 @@ async def vfs_env(request, tmp_path):
         yield env
 
 
-@pytest.fixture(params=SMALL_CONFIGS + CONFIGS[-2:], ids=str)
+@pytest.fixture(params=SMALL_CONFIGS + CONFIGS[-3:-1], ids=str)
 async def store_env(request, tmp_path):
     """A small-threshold ChunkedVFS whose stores the test inspects."""
     config: VfsConfig = request.param
