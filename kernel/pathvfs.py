@@ -690,16 +690,20 @@ class PathVFS:
 
     # -- attributes ------------------------------------------------------------------
 
-    async def chmod(self, path: str | bytes, mode: int) -> None:
-        """chmod(2): only the permission bits change (type bits in *mode* are ignored)."""
-        _, attr = await self._resolve(path, True)
+    async def chmod(self, path: str | bytes, mode: int, follow_symlinks: bool = True) -> None:
+        """chmod(2): only the permission bits change (type bits in *mode* are ignored).
+        Without *follow_symlinks* a symlink's mode cannot change: EOPNOTSUPP, as Linux says."""
+        _, attr = await self._resolve(path, follow_symlinks)
+        if attr.is_symlink:
+            raise _err("EOPNOTSUPP", "cannot change the mode of a symbolic link:", path)
         new = (attr.mode & _S_IFMT) | (mode & 0o7777)
         await self.fs.setattr(attr.ino, SetAttr(mode=new), self.caller)
 
-    async def chown(self, path: str | bytes, uid: int, gid: int) -> None:
-        """chown(2); -1 leaves that id unchanged.  Like Linux, any chown of a non-directory
-        clears set-user-ID, and set-group-ID when group-execute is set (even as root)."""
-        _, attr = await self._resolve(path, True)
+    async def chown(self, path: str | bytes, uid: int, gid: int, follow_symlinks: bool = True) -> None:
+        """chown(2) (lchown(2) without *follow_symlinks*); -1 leaves that id unchanged.  Like
+        Linux, any chown of a non-directory clears set-user-ID, and set-group-ID when
+        group-execute is set (even as root)."""
+        _, attr = await self._resolve(path, follow_symlinks)
         changes = SetAttr(uid=None if uid == -1 else uid, gid=None if gid == -1 else gid)
         mode = attr.mode
         if not attr.is_dir and mode & (_stat.S_ISUID | _stat.S_ISGID):
@@ -712,6 +716,15 @@ class PathVFS:
         """Set access and modification times, in (fractional) seconds; None means now."""
         _, attr = await self._resolve(path, True)
         await self.fs.setattr(attr.ino, SetAttr(atime_ns=_ns(atime_s), mtime_ns=_ns(mtime_s)), self.caller)
+
+    async def utimens(self, path: str | bytes, atime_ns: int | None, mtime_ns: int | None,
+                      follow_symlinks: bool = True) -> None:
+        """utimensat(2) with exact nanoseconds: ``UTIME_NOW`` (kernel.fs) means now, None leaves
+        that time alone (UTIME_OMIT); without *follow_symlinks* a symlink's own times change."""
+        _, attr = await self._resolve(path, follow_symlinks)
+        if atime_ns is None and mtime_ns is None:
+            return  # both omitted: Linux changes nothing, not even ctime
+        await self.fs.setattr(attr.ino, SetAttr(atime_ns=atime_ns, mtime_ns=mtime_ns), self.caller)
 
 
 def _may(attr: Attr, caller: Caller, want: int) -> bool:

@@ -629,3 +629,33 @@ async def test_same_as_linux_as_unprivileged_user(vfs, shm_root, op, args):
     got = await _outcome_ours(vfs.with_caller(Caller(uid=NOBODY, gid=NOBODY)), op, args)
     assert got == want
     assert await snapshot_ours(vfs) == snapshot_linux(shm_root)
+
+
+async def test_nofollow_attribute_changes_match_linux(vfs, tmp_path):
+    from kernel.fs import UTIME_NOW
+
+    root = str(tmp_path)
+    open(f"{root}/t", "wb").close()
+    os.symlink("t", f"{root}/l")
+    await vfs.write_file("/t", b"")
+    await vfs.symlink("t", "/l")
+    os.chown(f"{root}/l", 7, 8, follow_symlinks=False)
+    await vfs.chown("/l", 7, 8, follow_symlinks=False)
+    for p in ("t", "l"):
+        lx, ours = os.lstat(f"{root}/{p}"), await vfs.lstat("/" + p)
+        assert (ours.uid, ours.gid) == (lx.st_uid, lx.st_gid)
+    with expect_code("EOPNOTSUPP"):  # fchmodat(AT_SYMLINK_NOFOLLOW) on a symlink (glibc >= 2.32)
+        await vfs.chmod("/l", 0o600, follow_symlinks=False)
+    await vfs.chmod("/t", 0o600, follow_symlinks=False)
+    assert S.S_IMODE((await vfs.stat("/t")).mode) == 0o600
+    exact = 1_700_000_000_123_456_789
+    os.utime(f"{root}/l", ns=(exact, exact + 1), follow_symlinks=False)
+    await vfs.utimens("/l", exact, exact + 1, follow_symlinks=False)
+    st = await vfs.lstat("/l")
+    assert (st.atime_ns, st.mtime_ns) == (os.lstat(f"{root}/l").st_atime_ns, os.lstat(f"{root}/l").st_mtime_ns)
+    assert (await vfs.stat("/l")).mtime_ns != exact + 1  # the target kept its own times
+    await vfs.utimens("/l", None, 5)  # follows; atime omitted
+    st = await vfs.stat("/t")
+    assert st.mtime_ns == 5 and st.atime_ns != 5
+    await vfs.utimens("/t", UTIME_NOW, None)
+    assert (await vfs.stat("/t")).atime_ns > exact
