@@ -15,6 +15,12 @@ The walker resolves an absolute path component by component with ``lookup``:
 * a trailing ``/`` requires the result to be a directory (following a final symlink);
 * relative paths are taken from ``/`` (this layer has no working directory).
 
+The checks Linux makes in its own VFS (not in filesystems) are made here, in Linux's order,
+because the sandbox kernel reaches filesystems through this layer: search permission while
+walking, may_delete for unlink/rmdir/rename (write+search, sticky bit, then types), rename's
+ancestry rules, write permission for truncate, protected hard links.  Root passes the
+permission-bit checks (CAP_DAC_OVERRIDE).
+
 Each operation then maps onto inode operations (``write_file`` = lookup or create + open with
 O_TRUNC + write + release, ``pread`` = open + read + release, ...).  Where the seed differs
 from Linux (spec §12) we do what Linux does; see docs/DECISIONS.md, "Path-level VFS".
