@@ -104,6 +104,9 @@ class FuseAdapter(pyfuse3.Operations):
         self._groups: dict[int, tuple[float, tuple[int, ...]]] = {}
         self._root_caller = Caller(0, 0, 0, 0o022)
         wants = getattr(fs, "wants_direct_io", None)
+        if callable(wants) and callable(getattr(fs, "is_volatile", None)):
+            table_wants = wants  # the mount table: the root mount (ino < 1 << 48) is a plain store
+            wants = lambda ino: ino >> 48 != 0 and table_wants(ino)  # noqa: E731
         self._wants_direct_io: Callable[[int], bool] | None = wants if callable(wants) else None
         # Inodes of filesystems that change on their own (/proc) get no caching at all.
         vol = getattr(fs, "is_volatile", None)
@@ -597,6 +600,7 @@ class HostCacheInvalidator:
         self.root_ino = fs.root_ino
         self.volatile = getattr(fs, "volatile", False)
         self.fresh_attrs = getattr(fs, "fresh_attrs", False)
+        self.wants_direct_io = getattr(fs, "wants_direct_io", None)
         self._parents_of = parents_of
         self.interval = interval
         for name in _PASS_THROUGH:
