@@ -530,3 +530,15 @@ async def test_kill_9_during_writes_leaves_a_consistent_store(tmp_path, delay):
     await st.vfs.close()
     st.close()
     _check_consistent(store)
+
+
+async def test_orphans_left_by_a_crash_are_reaped_on_open(meta, blocks):
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    fh, ino = await new_file(vfs, data=os.urandom(2 * CS))
+    await vfs.fsync(fh)
+    await vfs.unlink(1, b"f")  # still open: survives, like a crash before the last close
+    assert meta.get_inode(ino) is not None
+    again = ChunkedVFS(meta, blocks)  # "after the crash"
+    assert meta.get_inode(ino) is None
+    await again.sync()
+    assert await stored_keys(blocks) == set()

@@ -118,10 +118,7 @@ class ChunkedVFS:
 
     def _reap_orphans(self) -> None:
         """Destroy inodes left with no name by a crash while they were open."""
-        reaper = getattr(self.metadata, "orphan_inodes", None)
-        if reaper is None:
-            return
-        for ino in reaper():
+        for ino in self.metadata.orphan_inodes():
             self._destroy_now(ino)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -700,7 +697,7 @@ class ChunkedVFS:
                 # blocks are stored, so the buffer cannot change under the hash or the write.
                 payload = memoryview(chunk.data)[:valid]
                 if self._all_zero(payload):  # a hole costs nothing
-                    self._unmap_chunk(ino, idx)
+                    self.metadata.delete_chunk(ino, idx)
                     self.buffer.drop(ino, idx, chunk.generation)
                     continue
                 key = block_key(payload)
@@ -733,26 +730,6 @@ class ChunkedVFS:
         if data[0] or data[n - 1] or data[n // 2]:
             return False  # the common case, decided without scanning
         return bytes(data) == (self._zero_chunk if n == self.chunk_size else self._zero_chunk[:n])
-
-    def _unmap_chunk(self, ino: int, idx: int) -> None:
-        if self.metadata.get_chunk_key(ino, idx) is None:
-            return
-        unmap = getattr(self.metadata, "delete_chunk", None)
-        if unmap is not None:
-            unmap(ino, idx)
-            return
-        # Fallback over the base API: remove idx.. and put back the ones after it.
-        later = [c for c in self.metadata.get_all_chunk_keys(ino) if c.chunk_index > idx]
-        lengths = {c.key: self.metadata.block_length(c.key) or 0 for c in later}
-        for c in later:
-            self.bm.begin_reference(c.key)
-        try:
-            self.metadata.delete_chunks_from(ino, idx)
-            for c in later:
-                self.metadata.set_chunk_key(ino, c.chunk_index, c.key, lengths[c.key])
-        finally:
-            for c in later:
-                self.bm.end_reference(c.key)
 
     async def _relieve_pressure(self) -> None:
         """Flush the oldest dirty chunks until the buffer is back under 3/4 of its limit."""

@@ -991,3 +991,26 @@ def test_stats(store):
         store.create_version(f2, NOW)
         s = store.stats()
         assert s.versions == 1 and s.references == 5
+
+
+# -- single-chunk unmap and orphans (used by ChunkedVFS) -----------------------------------
+
+
+def test_delete_chunk_unmaps_one_index_and_decrefs(store):
+    ino = new_file(store)
+    for i, key in enumerate(["k0", "k1", "k2"]):
+        store.set_chunk_key(ino, i, key, 10)
+    assert store.delete_chunk(ino, 1) == "k1"
+    assert store.delete_chunk(ino, 1) is None
+    assert [(c.chunk_index, c.key) for c in store.get_all_chunk_keys(ino)] == [(0, "k0"), (2, "k2")]
+    assert store.block_refcount("k1") == 0
+    assert store.commit() == ["k1"]
+
+
+def test_orphan_inodes_are_unnamed_with_nlink_zero(store):
+    named = add(store, 1, b"named", new_file(store))
+    store.update_inode(named, nlink=1)
+    orphan = new_file(store)  # nlink 0, no name: what a crash leaves of an open, unlinked file
+    linked_zero = add(store, 1, b"zero", new_file(store))  # a name still points at it: not orphan
+    assert store.orphan_inodes() == [orphan]
+    assert linked_zero not in store.orphan_inodes()

@@ -150,6 +150,8 @@ class MetadataStore:
       get_all_chunk_keys(ino) -> [ChunkRef] by index
       delete_all_chunks(ino) -> [key]                removed keys (decref each)
       delete_chunks_from(ino, start) -> [key]
+      delete_chunk(ino, idx) -> key | None           unmap one chunk (decref); a hole remains
+      orphan_inodes() -> [ino]                       nlink 0 and no name (left by a crash while open)
       block_refcount(key) -> int
       block_length(key) -> int | None
       iter_blocks() -> Iterator[(key, refcount, length)]

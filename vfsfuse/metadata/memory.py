@@ -359,6 +359,17 @@ class MemoryMetadataStore(MetadataStore):
             self._decref(key)
         return keys
 
+    def delete_chunk(self, ino: int, idx: int) -> str | None:
+        m = self._chunks.get(ino)
+        key = m.pop(idx, None) if m else None
+        if key is not None:
+            self._decref(key)
+        return key
+
+    def orphan_inodes(self) -> list[int]:
+        return sorted(ino for ino, r in self._inodes.items()
+                      if r.nlink == 0 and ino != 1 and not self._links.get(ino))
+
     def block_refcount(self, key: str) -> int:
         b = self._blocks.get(key)
         return 0 if b is None else b[0]

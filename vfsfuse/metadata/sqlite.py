@@ -74,6 +74,9 @@ _REPLACE_CHUNK = ("INSERT INTO chunks (ino, chunk_index, key) VALUES (?, ?, ?) "
 _ALL_CHUNKS = "SELECT chunk_index, key FROM chunks WHERE ino = ? ORDER BY chunk_index"
 _DELETE_ALL_CHUNKS = "DELETE FROM chunks WHERE ino = ? RETURNING key"
 _DELETE_CHUNKS_FROM = "DELETE FROM chunks WHERE ino = ? AND chunk_index >= ? RETURNING key"
+_DELETE_CHUNK = "DELETE FROM chunks WHERE ino = ? AND chunk_index = ? RETURNING key"
+_ORPHANS = ("SELECT ino FROM inodes WHERE nlink = 0 AND ino != 1 "
+            "AND NOT EXISTS (SELECT 1 FROM dentries WHERE child_ino = inodes.ino) ORDER BY ino")
 _INCREF = ("INSERT INTO blocks (key, refcount, length) VALUES (?, ?, ?) "
            "ON CONFLICT (key) DO UPDATE SET refcount = refcount + excluded.refcount, "
            "length = CASE WHEN length = 0 THEN excluded.length ELSE length END")
@@ -455,6 +458,17 @@ class SqliteMetadataStore(MetadataStore):
         if keys:
             self._decref_all(keys)
         return keys
+
+    def delete_chunk(self, ino: int, idx: int) -> str | None:
+        self._write()
+        row = self._cur.execute(_DELETE_CHUNK, (ino, idx)).get
+        if row is None:
+            return None
+        self._decref_all([row])
+        return row
+
+    def orphan_inodes(self) -> list[int]:
+        return [ino for (ino,) in self._cur.execute(_ORPHANS)]
 
     def block_refcount(self, key: str) -> int:
         row = self._cur.execute(_BLOCK, (key,)).get
