@@ -393,7 +393,8 @@ class Daemon:
         from .fuse_adapter import HostCacheInvalidator
 
         # Sandbox processes change the store around FUSE: tell the host kernel's caches.
-        self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of)
+        self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of,
+                                                read_only=self.config.read_only)
         kernel = Kernel(self.invalidator)
         await kernel.boot(nursery)
         try:
@@ -639,6 +640,9 @@ def _flush_before_unmount(mnt: str, timeout: float) -> None:
                     f.write("sync\n")
             except FileNotFoundError:  # no /.vfs (served without the kernel layer)
                 pass
+            except OSError as err:
+                if err.errno != errno.EROFS:  # a read-only mount has nothing to flush
+                    raise
             result.append(None)
         except BaseException as exc:  # noqa: BLE001 - reported below
             result.append(exc)

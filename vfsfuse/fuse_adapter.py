@@ -595,7 +595,7 @@ class HostCacheInvalidator:
     """
 
     def __init__(self, fs: FileSystem, parents_of: Callable[[int], list[tuple[int, bytes]]],
-                 interval: float = 0.05) -> None:
+                 interval: float = 0.05, read_only: bool = False) -> None:
         self._fs = fs
         self.root_ino = fs.root_ino
         self.volatile = getattr(fs, "volatile", False)
@@ -610,6 +610,10 @@ class HostCacheInvalidator:
         self._inodes: set[int] = set()
         self._wakeup = trio.Event()
         self.active = False  # set once the FUSE mount exists
+        if read_only:  # --read-only: the sandbox (and the kernel's boot) may not change the store
+            for name in _MUTATING:
+                setattr(self, name, _refuse)
+            self.open = self._open_read_only
 
     def __getattr__(self, name: str) -> Any:  # stats, gc, chunk_map, versions ...
         return getattr(self._fs, name)
@@ -713,10 +717,23 @@ class HostCacheInvalidator:
         self._fh_ino.pop(fh, None)
         await self._fs.release(fh)
 
+    async def _open_read_only(self, ino, flags, caller=ROOT_CALLER):
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            raise KernelError("EROFS", "read-only mount")
+        return await self._fs.open(ino, flags, caller)
+
     async def restore_version(self, ino, version):
         """Replaces a file's bytes behind every cache, even when asked through /.vfs/control."""
         await self._fs.restore_version(ino, version)
         self._inode(ino, always=True)
+
+
+_MUTATING = ("setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "create",
+             "write", "setxattr", "removexattr", "restore_version", "create_version", "prune_versions", "gc")
+
+
+async def _refuse(*args, **kwargs):
+    raise KernelError("EROFS", "read-only mount")
 
 
 def _invalidate_inodes(inodes: list[int]) -> None:

@@ -135,8 +135,24 @@ def test_read_only_mount(new_mount):
             with pytest.raises(OSError) as e:
                 fn()
             assert e.value.errno == errno.EROFS
+        r = sh("echo gc > .vfs/control", ro.path)  # no change through /.vfs either
+        assert r.returncode != 0 and "Read-only" in r.stderr
     finally:
         ro.cleanup()
+
+
+def test_read_only_mount_of_a_fresh_store_writes_nothing(new_mount):
+    m = new_mount("--read-only")
+    names = set(os.listdir(m.path))
+    assert names <= {"dev", "proc"}, names  # no /tmp, /bin stubs ... from the kernel's boot
+    assert m.umount().returncode == 0
+    from vfsfuse.store import open_store
+
+    store = open_store(m.store)
+    try:
+        assert store.metadata.stats().inodes == 1  # just the root
+    finally:
+        store.close()
 
 
 def test_kill9_gives_enotconn_and_remount_takes_over_the_stale_lock(new_mount):
