@@ -542,3 +542,36 @@ async def test_orphans_left_by_a_crash_are_reaped_on_open(meta, blocks):
     assert meta.get_inode(ino) is None
     await again.sync()
     assert await stored_keys(blocks) == set()
+
+
+class FullBlocks(MemoryBlockStore):
+    async def write(self, key, data, *, durable=False):
+        raise KernelError("ENOSPC", "block store is full")
+
+
+async def test_full_block_store_gives_enospc_and_keeps_the_data_buffered(meta):
+    vfs = ChunkedVFS(meta, FullBlocks(), chunk_size=CS, inline_threshold=INLINE)
+    fh, ino = await new_file(vfs, data=os.urandom(4 * CS))  # four chunks: a parallel flush
+    with pytest.raises(KernelError) as err:
+        await vfs.fsync(fh)
+    assert err.value.code == "ENOSPC"
+    assert len(await vfs.read(fh, 0, 4 * CS)) == 4 * CS  # nothing lost: still in the buffer
+    assert vfs.buffer.total >= 4 * CS
+
+
+async def test_st_blocks_counts_stored_bytes_not_holes(vfs):
+    fh, ino = await new_file(vfs, data=b"x" * 1000)
+    await vfs.setattr(ino, SetAttr(size=100 * CS))
+    await vfs.write(fh, 50 * CS, b"y" * 10)
+    await vfs.fsync(fh)
+    attr = await vfs.getattr(ino)
+    assert attr.size == 100 * CS
+    assert attr.blocks * 512 < 2 * CS  # 1000 + 10 bytes stored, not 400 KiB
+
+
+async def test_no_atime_writes_when_disabled(vfs):
+    fh, ino = await new_file(vfs, data=b"x")
+    await vfs.setattr(ino, SetAttr(atime_ns=5, mtime_ns=10))
+    vfs.update_atime = False
+    await vfs.read(fh, 0, 1)
+    assert (await vfs.getattr(ino)).atime_ns == 5

@@ -92,7 +92,7 @@ class ChunkedVFS:
         self.versioning = versioning
         self.flush_interval = flush_interval
         self.statfs_path = statfs_path or getattr(blocks, "base_dir", None)
-        self.buffer = WriteBackBuffer(cache_bytes, self.chunk_size)
+        self.buffer = WriteBackBuffer(cache_bytes)
         self.bm = BlockManager(metadata, blocks, clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
         self._zero_chunk = bytes(self.chunk_size)
         self._handles: dict[int, Handle] = {}
@@ -102,6 +102,7 @@ class ChunkedVFS:
         self._locks: dict[int, trio.Lock] = {}
         self._pressure_lock = trio.Lock()
         self._closed = False
+        self.update_atime = True  # off on read-only mounts: reading must not write
         self._statfs_cache: tuple[float, StatFs] | None = None
         self._paged_stats_native = _supports_paged_stats(metadata)
         self._reap_orphans()
@@ -163,8 +164,18 @@ class ChunkedVFS:
             ino=node.ino, mode=mode, nlink=node.nlink, uid=node.uid, gid=node.gid, size=size,
             atime_ns=node.atime_ns, mtime_ns=node.mtime_ns, ctime_ns=node.ctime_ns,
             birthtime_ns=node.birthtime_ns, rdev=node.rdev, blksize=131072,
-            blocks=(size + 511) // 512,
+            blocks=self._blocks_512(node, size),
         )
+
+    def _blocks_512(self, node: InodeRecord, size: int) -> int:
+        """st_blocks: what the file really occupies, so ``du`` of a sparse file is small."""
+        if node.storage_mode != CHUNKED:
+            return (size + 511) // 512
+        stored = self.metadata.stored_bytes(node.ino)
+        dirty = self.buffer.files.get(node.ino)
+        if dirty is not None:
+            stored += sum(len(c.data) for c in dirty.chunks.values())
+        return (min(stored, size) + 511) // 512
 
     def _node(self, ino: int) -> InodeRecord:
         node = self.metadata.get_inode(ino)
@@ -537,7 +548,8 @@ class ChunkedVFS:
         if h.is_dir:
             raise KernelError("EISDIR", "is a directory")
         node = self._node(h.ino)
-        self._touch_atime(node)
+        if self.update_atime:
+            self._touch_atime(node)
         return await self._read(node, offset, size)
 
     def _touch_atime(self, node: InodeRecord) -> None:
@@ -712,9 +724,12 @@ class ChunkedVFS:
                     async with limiter:
                         await self.bm.ensure_stored(key, payload)
 
-                async with trio.open_nursery() as nursery:
-                    for _, _, key, payload in jobs:
-                        nursery.start_soon(store, key, payload)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for _, _, key, payload in jobs:
+                            nursery.start_soon(store, key, payload)
+                except BaseExceptionGroup as group:  # report ENOSPC as ENOSPC, not a group
+                    raise _first_kernel_error(group) from None
             if self.metadata.get_inode(ino) is not None:
                 for idx, gen, key, payload in jobs:
                     self.metadata.set_chunk_key(ino, idx, key, len(payload))
@@ -988,6 +1003,18 @@ class ChunkedVFS:
             if doomed:
                 self.metadata.delete_versions(ino, doomed)
             return len(doomed)
+
+
+def _first_kernel_error(group: BaseExceptionGroup) -> BaseException:
+    """The first KernelError inside *group* (or the group itself if it holds none)."""
+    for exc in group.exceptions:
+        if isinstance(exc, KernelError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_kernel_error(exc)
+            if isinstance(found, KernelError):
+                return found
+    return group
 
 
 def _supports_paged_stats(metadata) -> bool:

@@ -335,6 +335,7 @@ class Daemon:
         cfg = self.config
         self.store = self._open_store()
         vfs = self.store.vfs
+        vfs.update_atime = not cfg.read_only  # reading a read-only mount must not write atimes
         try:
             async with trio.open_nursery() as nursery:
                 async with vfs.running():

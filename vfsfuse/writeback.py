@@ -12,19 +12,14 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class DirtyChunk:
-    """The current bytes of one chunk.
-
-    ``data`` may be longer than ``length`` (spare capacity, grown geometrically so a
-    chunk filled by sequential writes is not re-copied at every write); bytes past
-    ``length`` are always zero.
-    """
+    """The current bytes of one chunk, up to its furthest written byte."""
 
     data: bytearray
-    length: int
     generation: int = 0  # bumped on every change; lets a flush tell if it raced a write
 
-    def view(self) -> memoryview:
-        return memoryview(self.data)[:self.length]
+    @property
+    def length(self) -> int:
+        return len(self.data)
 
 
 @dataclass(slots=True)
@@ -35,9 +30,8 @@ class DirtyFile:
 class WriteBackBuffer:
     """Dirty chunks of every inode, bounded by ``limit`` bytes in total."""
 
-    def __init__(self, limit: int, chunk_size: int) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.chunk_size = chunk_size
         self.files: dict[int, DirtyFile] = {}
         self.total = 0
         self._gen = 0
@@ -54,28 +48,34 @@ class WriteBackBuffer:
         if old is not None:
             self.total -= len(old.data)
         self._gen += 1
-        chunk = f.chunks[idx] = DirtyChunk(data, len(data), self._gen)
+        chunk = f.chunks[idx] = DirtyChunk(data, self._gen)
         self.total += len(data)
         return chunk
 
     def write_into(self, chunk: DirtyChunk, offset: int, data: memoryview) -> None:
-        """Copy *data* into *chunk* at *offset*, growing it (zero-filled) as needed."""
-        end = offset + len(data)
+        """Copy *data* into *chunk* at *offset*, zero-filling any gap before it.
+
+        Appends (the sequential-write case) go through ``+=``, which copies each byte
+        once and lets the allocator grow the buffer in place."""
         buf = chunk.data
-        if end > len(buf):
-            grow = min(self.chunk_size, max(end, 2 * len(buf), 65536)) - len(buf)
-            buf.extend(bytes(grow))
-            self.total += grow
-        buf[offset:end] = data
-        if end > chunk.length:
-            chunk.length = end
+        size = len(buf)
+        end = offset + len(data)
+        if end <= size:
+            buf[offset:end] = data
+        else:
+            if offset > size:
+                buf += bytes(offset - size)
+            elif offset < size:
+                del buf[offset:]
+            buf += data
+            self.total += len(buf) - size
         self._gen += 1
         chunk.generation = self._gen
 
     def truncate_chunk(self, chunk: DirtyChunk, length: int) -> None:
-        if chunk.length > length:
-            chunk.data[length:chunk.length] = bytes(chunk.length - length)
-            chunk.length = length
+        if len(chunk.data) > length:
+            self.total -= len(chunk.data) - length
+            del chunk.data[length:]
             self._gen += 1
             chunk.generation = self._gen
 

@@ -1014,3 +1014,11 @@ def test_orphan_inodes_are_unnamed_with_nlink_zero(store):
     linked_zero = add(store, 1, b"zero", new_file(store))  # a name still points at it: not orphan
     assert store.orphan_inodes() == [orphan]
     assert linked_zero not in store.orphan_inodes()
+
+
+def test_stored_bytes_sums_mapped_block_lengths(store):
+    ino = new_file(store)
+    assert store.stored_bytes(ino) == 0
+    store.set_chunk_key(ino, 0, "a", 100)
+    store.set_chunk_key(ino, 5, "b", 7)
+    assert store.stored_bytes(ino) == 107

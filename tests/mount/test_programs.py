@@ -158,8 +158,6 @@ def test_dd_find_du(tdir, mdir):
     assert a.stdout.splitlines() == b.stdout.splitlines()
 
 
-@pytest.mark.xfail(strict=True, reason="ChunkedVFS reports st_blocks from the size, not the stored "
-                   "bytes (kernel/fs.py Attr.blocks); reported to the lead")
 def test_du_of_a_sparse_file_counts_only_stored_data(mdir):
     r = sh("dd if=/dev/zero of=holey bs=1 count=1 seek=12345678 status=none && du -s --block-size=1 holey", mdir)
     assert int(r.stdout.split()[0]) < 64 * 1024, r.stdout

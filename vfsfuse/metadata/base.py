@@ -151,6 +151,7 @@ class MetadataStore:
       delete_all_chunks(ino) -> [key]                removed keys (decref each)
       delete_chunks_from(ino, start) -> [key]
       delete_chunk(ino, idx) -> key | None           unmap one chunk (decref); a hole remains
+      stored_bytes(ino) -> int                       sum of the lengths of the blocks it maps
       orphan_inodes() -> [ino]                       nlink 0 and no name (left by a crash while open)
       block_refcount(key) -> int
       block_length(key) -> int | None

@@ -366,6 +366,9 @@ class MemoryMetadataStore(MetadataStore):
             self._decref(key)
         return key
 
+    def stored_bytes(self, ino: int) -> int:
+        return sum(self._blocks[k][1] for k in self._chunks.get(ino, {}).values() if k in self._blocks)
+
     def orphan_inodes(self) -> list[int]:
         return sorted(ino for ino, r in self._inodes.items()
                       if r.nlink == 0 and ino != 1 and not self._links.get(ino))

@@ -74,6 +74,8 @@ _REPLACE_CHUNK = ("INSERT INTO chunks (ino, chunk_index, key) VALUES (?, ?, ?) "
 _ALL_CHUNKS = "SELECT chunk_index, key FROM chunks WHERE ino = ? ORDER BY chunk_index"
 _DELETE_ALL_CHUNKS = "DELETE FROM chunks WHERE ino = ? RETURNING key"
 _DELETE_CHUNKS_FROM = "DELETE FROM chunks WHERE ino = ? AND chunk_index >= ? RETURNING key"
+_STORED_BYTES = ("SELECT COALESCE(SUM(b.length), 0) FROM chunks c JOIN blocks b ON b.key = c.key "
+                 "WHERE c.ino = ?")
 _DELETE_CHUNK = "DELETE FROM chunks WHERE ino = ? AND chunk_index = ? RETURNING key"
 _ORPHANS = ("SELECT ino FROM inodes WHERE nlink = 0 AND ino != 1 "
             "AND NOT EXISTS (SELECT 1 FROM dentries WHERE child_ino = inodes.ino) ORDER BY ino")
@@ -469,6 +471,9 @@ class SqliteMetadataStore(MetadataStore):
 
     def orphan_inodes(self) -> list[int]:
         return [ino for (ino,) in self._cur.execute(_ORPHANS)]
+
+    def stored_bytes(self, ino: int) -> int:
+        return self._cur.execute(_STORED_BYTES, (ino,)).get
 
     def block_refcount(self, key: str) -> int:
         row = self._cur.execute(_BLOCK, (key,)).get
