@@ -46,6 +46,7 @@ class BlockManager:
         self._deleting: dict[str, trio.Event] = {}
         self._unsynced: set[str] = set()  # written since the last durable commit
         self._cache: dict[str, bytes] = {}  # verified clean blocks, insertion = LRU order
+        self._reading: dict[str, trio.Event] = {}  # block reads in flight
         self._cache_bytes = 0
         self._cache_limit = clean_cache_bytes
 
@@ -74,15 +75,32 @@ class BlockManager:
 
     # -- reading -------------------------------------------------------------------
 
-    async def read_verified(self, key: str, expected_len: int | None = None) -> bytes:
+    async def read_verified(self, key: str) -> bytes:
         """The whole block, checked against its content address.
 
         A missing or corrupt block raises EIO (and logs), never returns wrong bytes.
+        Concurrent readers of one key (e.g. a read racing its own read-ahead) share
+        a single block read.
         """
-        data = self._cache.get(key)
-        if data is not None:
-            self._cache[key] = self._cache.pop(key)  # refresh LRU position
-            return data
+        while True:
+            data = self._cache.get(key)
+            if data is not None:
+                self._cache[key] = self._cache.pop(key)  # refresh LRU position
+                return data
+            pending = self._reading.get(key)
+            if pending is None:
+                break
+            await pending.wait()
+            if key not in self._cache:  # the other reader failed: try ourselves
+                break
+        done = self._reading[key] = trio.Event()
+        try:
+            return await self._load(key)
+        finally:
+            del self._reading[key]
+            done.set()
+
+    async def _load(self, key: str) -> bytes:
         try:
             data = await self.blocks.read(key)
         except KernelError as err:
@@ -93,6 +111,18 @@ class BlockManager:
             raise KernelError("EIO", f"block {key} is corrupt")
         self._remember(key, data)
         return data
+
+    def read_ahead(self, nursery: trio.Nursery, key: str) -> None:
+        """Start loading *key* into the clean cache in the background (sequential reads)."""
+        if key in self._cache or key in self._reading:
+            return
+        nursery.start_soon(self._read_ahead, key)
+
+    async def _read_ahead(self, key: str) -> None:
+        try:
+            await self.read_verified(key)
+        except KernelError:
+            pass  # the real read will report it
 
     def _remember(self, key: str, data: bytes) -> None:
         if len(data) > self._cache_limit:

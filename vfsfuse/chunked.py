@@ -102,6 +102,7 @@ class ChunkedVFS:
         self._locks: dict[int, trio.Lock] = {}
         self._pressure_lock = trio.Lock()
         self._closed = False
+        self._nursery: trio.Nursery | None = None  # set while running(): read-ahead tasks
         self.update_atime = True  # off on read-only mounts: reading must not write
         self._statfs_cache: tuple[float, StatFs] | None = None
         self._paged_stats_native = _supports_paged_stats(metadata)
@@ -129,9 +130,11 @@ class ChunkedVFS:
         """Run the background flusher; flush and commit everything on exit."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flusher)
+            self._nursery = nursery
             try:
                 yield self
             finally:
+                self._nursery = None
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
                     await self.sync()
@@ -576,6 +579,8 @@ class ChunkedVFS:
             return out
         cs = self.chunk_size
         first, last = offset // cs, (end - 1) // cs
+        if self._nursery is not None and (end - 1) % cs >= cs // 2 and (last + 1) * cs < node.size:
+            self._read_ahead(node.ino, last + 1)  # a reader in the back half of a chunk: fetch the next
         if first == last:
             return await self._read_in_chunk(node.ino, first, offset - first * cs, end - offset)
         parts = []
@@ -586,6 +591,12 @@ class ChunkedVFS:
             parts.append(await self._read_in_chunk(node.ino, idx, pos - base, stop - pos))
             pos = stop
         return b"".join(parts)
+
+    def _read_ahead(self, ino: int, idx: int) -> None:
+        if self.buffer.get(ino, idx) is None:
+            key = self.metadata.get_chunk_key(ino, idx)
+            if key is not None:
+                self.bm.read_ahead(self._nursery, key)
 
     async def _read_in_chunk(self, ino: int, idx: int, start: int, length: int) -> bytes:
         """*length* bytes of chunk *idx* from *start*, zero-filled past the block's end."""
