@@ -590,6 +590,8 @@ class PathVFS:
     async def rename(self, old: str | bytes, new: str | bytes, flags: int = 0) -> None:
         """rename(2)/renameat2(2), with Linux's checks in Linux's order (do_renameat2 and
         vfs_rename); the inode level re-checks and does the emptiness test."""
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
+            raise KernelError("EINVAL", "invalid rename flags")
         ocur, oname, okind, otrail = await self._parent(old)
         ncur, nname, nkind, ntrail = await self._parent(new)
         if okind != NORM or nkind != NORM:
@@ -599,18 +601,21 @@ class PathVFS:
         src = await self.fs.lookup(oparent, oname, caller)
         dst = await self._lookup_opt(nparent, nname)
         exchange = flags & RENAME_EXCHANGE
-        if exchange and dst is None:
-            raise _err("ENOENT", "no such file or directory:", new)
         if flags & RENAME_NOREPLACE and dst is not None:
             raise _err("EEXIST", "file exists:", new)
-        if not exchange and not src.is_dir and (otrail or ntrail):
+        if exchange:
+            if dst is None:
+                raise _err("ENOENT", "no such file or directory:", new)
+            if ntrail and not dst.is_dir:
+                raise _err("ENOTDIR", "not a directory:", new)
+        if not src.is_dir and (otrail or (ntrail and not exchange)):
             raise _err("ENOTDIR", "not a directory:", old if otrail else new)
         # ancestry: the source above the destination is EINVAL, the destination above the
-        # source ENOTEMPTY (both before any type or permission check)
+        # source ENOTEMPTY (EINVAL when exchanging), before any type or permission check
         if src.is_dir and src.ino in ncur.inos:
             raise _err("EINVAL", "cannot move a directory into itself:", new)
         if dst is not None and dst.ino in ocur.inos:
-            raise _err("ENOTEMPTY", "directory not empty:", new)
+            raise _err("EINVAL" if exchange else "ENOTEMPTY", "destination contains the source:", new)
         if dst is not None and dst.ino == src.ino:
             return  # two names of one file: POSIX says do nothing
         await self._may_delete(ocur, src, src.is_dir, old)
@@ -623,8 +628,11 @@ class PathVFS:
                     raise _err("EACCES", "permission denied:", new)
         else:
             await self._may_delete(ncur, dst, dst.is_dir if exchange else src.is_dir, new)
-        if caller.uid and oparent != nparent and not _may(src, caller, 2) and src.is_dir:
-            raise _err("EACCES", "permission denied (moving a directory needs write on it):", old)
+        if caller.uid and oparent != nparent:  # a moved directory's ".." changes: write on it
+            if src.is_dir and not _may(src, caller, 2):
+                raise _err("EACCES", "permission denied:", old)
+            if exchange and dst.is_dir and not _may(dst, caller, 2):
+                raise _err("EACCES", "permission denied:", new)
         await self.fs.rename(oparent, oname, nparent, nname, flags, caller)
 
     async def symlink(self, target: str | bytes, link_path: str | bytes) -> None:

@@ -11,7 +11,7 @@ import stat as S
 import pytest
 
 from kernel.errors import KernelError
-from kernel.fs import Caller
+from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller
 from kernel.pathvfs import PathVFS
 from tests.conformance.vfs_suite import expect_code
 from vfsfuse.store import memory_vfs
@@ -133,6 +133,9 @@ def linux_op(root: str, op: str, args: tuple):
         return os.chmod(P(args[0]), args[1])
     if op == "chown":
         return os.chown(P(args[0]), args[1], args[2])
+    if op == "rename2":
+        from tests.test_vfs_differential import _renameat2
+        return _renameat2(P(args[0]), P(args[1]), args[2])
     raise AssertionError(op)
 
 
@@ -171,6 +174,8 @@ async def our_op(v: PathVFS, op: str, args: tuple):
         return await v.chmod(p, args[1])
     if op == "chown":
         return await v.chown(p, args[1], args[2])
+    if op == "rename2":
+        return await v.rename(p, "/" + args[1], args[2])
     raise AssertionError(op)
 
 
@@ -213,6 +218,12 @@ CASES = [
     ("write", ("d/up", b"up")), ("write", ("dang", b"x")),
     ("chmod", ("sf", 0o600)), ("chmod", ("d", 0o700)), ("chmod", ("dang", 0o600)),
     ("chown", ("sf", -1, -1)), ("chown", ("d", 5, -1)), ("chown", ("dang", 1, 1)),
+    ("rename2", ("f", "d", RENAME_EXCHANGE)), ("rename2", ("f", "sf", RENAME_EXCHANGE)),
+    ("rename2", ("d", "e", RENAME_EXCHANGE)), ("rename2", ("d/sub", "e", RENAME_EXCHANGE)),
+    ("rename2", ("d", "d/sub", RENAME_EXCHANGE)), ("rename2", ("d/sub", "d", RENAME_EXCHANGE)),
+    ("rename2", ("f", "nope", RENAME_EXCHANGE)), ("rename2", ("f", "e", RENAME_NOREPLACE)),
+    ("rename2", ("f", "new", RENAME_NOREPLACE)), ("rename2", ("f", "new", RENAME_NOREPLACE | RENAME_EXCHANGE)),
+    ("rename2", ("f", "f", RENAME_EXCHANGE)), ("rename2", ("f", "f", RENAME_NOREPLACE)),
 ]
 
 

@@ -9,6 +9,7 @@ thread and each operation is sent to it with ``trio.from_thread.run``.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from kernel.errors import KernelError
-from kernel.fs import Caller
+from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller
 from kernel.pathvfs import PathVFS
 from vfsfuse.store import memory_vfs
 
@@ -81,6 +82,16 @@ def _linux(fn, *args, **kw):
         return ("ok", fn(*args, **kw))
     except OSError as e:
         return ("err", errno.errorcode[e.errno])
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _renameat2(old: str, new: str, flags: int) -> None:
+    """renameat2(2) through libc (Python's os has no flags argument)."""
+    if _libc.renameat2(-100, os.fsencode(old), -100, os.fsencode(new), flags) != 0:  # AT_FDCWD
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def _kind(mode: int) -> str:
@@ -214,6 +225,12 @@ class DiffMachine(RuleBasedStateMachine):
         src, dst = self.pick(data, "src"), self.pick(data, "dst")
         self.check(self.lx(os.rename, self.L(src), self.L(dst)),
                    self.ours(self.v.rename, "/" + src, "/" + dst), f"rename {src} {dst}")
+
+    @rule(data=st.data(), flags=st.sampled_from([RENAME_NOREPLACE, RENAME_EXCHANGE]))
+    def rename2(self, data, flags):
+        src, dst = self.pick(data, "src"), self.pick(data, "dst")
+        self.check(self.lx(_renameat2, self.L(src), self.L(dst), flags),
+                   self.ours(self.v.rename, "/" + src, "/" + dst, flags), f"renameat2 {src} {dst} {flags}")
 
     @rule(data=st.data())
     def unlink(self, data):
