@@ -509,9 +509,17 @@ class PathVFS:
         _, attr = await self._resolve(path, True)
         if attr.is_dir:
             raise _err("EISDIR", "is a directory:", path)
-        if not _may(attr, self.caller, 2):  # truncate(2) needs write permission (Linux's VFS checks it)
+        caller = self.caller
+        if not _may(attr, caller, 2):  # truncate(2) needs write permission (Linux's VFS checks it)
             raise _err("EACCES", "permission denied:", path)
-        await self.fs.setattr(attr.ino, SetAttr(size=length), self.caller)
+        changes = SetAttr(size=length)
+        if caller.uid and caller.uid == attr.uid:
+            # like any write by a user without CAP_FSETID, truncate drops set-user-ID (and a
+            # real set-group-ID); a non-owner cannot express Linux's ATTR_FORCE through setattr
+            kill = _kill_privs(attr.mode)
+            if kill:
+                changes.mode = attr.mode & ~kill
+        await self.fs.setattr(attr.ino, changes, caller)
 
     async def fsync(self, path: str | bytes) -> None:
         """Make a file durable.  A path that does not resolve is silently ignored (seed V67)."""
@@ -719,11 +727,10 @@ class PathVFS:
         group-execute is set (even as root)."""
         _, attr = await self._resolve(path, follow_symlinks)
         changes = SetAttr(uid=None if uid == -1 else uid, gid=None if gid == -1 else gid)
-        mode = attr.mode
-        if not attr.is_dir and mode & (_stat.S_ISUID | _stat.S_ISGID):
-            kill = _stat.S_ISUID | (_stat.S_ISGID if mode & 0o010 else 0)
-            if mode & kill:
-                changes.mode = mode & ~kill
+        if not attr.is_dir:
+            kill = _kill_privs(attr.mode)
+            if kill:
+                changes.mode = attr.mode & ~kill
         await self.fs.setattr(attr.ino, changes, self.caller)
 
     async def utimes(self, path: str | bytes, atime_s: float | None, mtime_s: float | None) -> None:
@@ -739,6 +746,15 @@ class PathVFS:
         if atime_ns is None and mtime_ns is None:
             return  # both omitted: Linux changes nothing, not even ctime
         await self.fs.setattr(attr.ino, SetAttr(atime_ns=atime_ns, mtime_ns=mtime_ns), self.caller)
+
+
+def _kill_privs(mode: int) -> int:
+    """The bits Linux's should_remove_suid() drops: set-user-ID, and set-group-ID when
+    group-execute is set (without it, set-group-ID only marks mandatory locking)."""
+    kill = mode & _stat.S_ISUID
+    if mode & _stat.S_ISGID and mode & 0o010:
+        kill |= _stat.S_ISGID
+    return kill
 
 
 def _may(attr: Attr, caller: Caller, want: int) -> bool:
