@@ -216,10 +216,6 @@ class OpenFileDescription:
     def writable(self) -> bool:
         return self.flags & O_ACCMODE != O_RDONLY
 
-    @property
-    def nonblocking(self) -> bool:
-        return bool(self.flags & O_NONBLOCK)
-
     async def release(self) -> None:
         """Last close: drop flock locks, close the endpoint or release the fs handle."""
         if self.locks is not None:

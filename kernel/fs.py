@@ -22,7 +22,7 @@ Conventions
 from __future__ import annotations
 
 import stat as _stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .errors import KernelError
@@ -138,10 +138,6 @@ def check_name(name: bytes) -> None:
         raise KernelError("EINVAL", f"invalid file name {name!r}")
     if len(name) > NAME_MAX:
         raise KernelError("ENAMETOOLONG", f"file name longer than {NAME_MAX} bytes")
-
-
-def file_type(mode: int) -> int:
-    return _stat.S_IFMT(mode)
 
 
 @runtime_checkable

@@ -13,12 +13,14 @@ output) or ``open_terminal`` (a session on a new PTY, the seed's ``openShell``).
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from . import signals as S
+from .devfs import DevFS
 from .errors import KernelError
 from .fdtable import (
     O_RDONLY, O_RDWR, O_WRONLY, FdTable, OpenFileDescription, PipeReadEnd, PipeWriteEnd,
@@ -31,9 +33,10 @@ from .mounts import MountTable
 from .pathvfs import PathVFS
 from .permissions import Permissions
 from .pipes import FifoTable, Pipe
+from .procfs import ProcFS
 from .process import (
-    INIT_PID, Process, ProcessTable, Program, ProgramRegistry, shell_code, status_exited,
-    status_signaled,
+    INIT_PID, WEXITSTATUS, WIFEXITED, WTERMSIG, Process, ProcessTable, Program, ProgramRegistry,
+    shell_code, status_exited, status_signaled,
 )
 from .pty import Pty, PtyRegistry
 from .syscalls import Ctx, ExecImage, ProcessExit
@@ -79,8 +82,8 @@ class Kernel:
             for name, prog in TEST_PROGRAMS.items():
                 programs.register(name, prog)
         self.programs = programs
-        self.devfs: Any = None
-        self.procfs: Any = None
+        self.devfs: DevFS | None = None
+        self.procfs: ProcFS | None = None
         self._extra_mounts = tuple(mounts)
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
@@ -105,21 +108,11 @@ class Kernel:
         log.debug("booted: hostname=%s", self.hostname)
 
     async def _mount_pseudo(self) -> None:
-        try:
-            from .devfs import DevFS
-        except ImportError:  # pragma: no cover - devfs not available
-            DevFS = None
-        try:
-            from .procfs import ProcFS
-        except ImportError:  # pragma: no cover
-            ProcFS = None
-        if DevFS is not None:
-            self.devfs = DevFS(self.ptys, self.processes)
-            await self.mount_table.mount("/dev", self.devfs, fstype="devtmpfs", source="devtmpfs")
-        if ProcFS is not None:
-            self.procfs = ProcFS(self.processes, self.mount_table, hostname=self.hostname,
-                                 budget=self.memory_budget)
-            await self.mount_table.mount("/proc", self.procfs, fstype="proc", source="proc")
+        self.devfs = DevFS(self.ptys, self.processes)
+        await self.mount_table.mount("/dev", self.devfs, fstype="devtmpfs", source="devtmpfs")
+        self.procfs = ProcFS(self.processes, self.mount_table, hostname=self.hostname,
+                             budget=self.memory_budget)
+        await self.mount_table.mount("/proc", self.procfs, fstype="proc", source="proc")
 
     async def _make_dirs(self) -> None:
         for path in BOOT_DIRS:
@@ -271,7 +264,7 @@ class Kernel:
                 except Exception as e:  # a program bug must not take the kernel down
                     log.debug("pid %d crashed", proc.pid, exc_info=True)
                     status = status_exited(1)
-                    message = f"{proc.comm}: internal error: {type(e).__name__}: {e}\n"
+                    message = f"{proc.comm}: internal error: {_describe(e)}\n"
         finally:
             if proc.term_signal:
                 status = status_signaled(proc.term_signal, proc.core)
@@ -304,9 +297,8 @@ class Kernel:
 
     def set_hostname(self, name: str) -> None:
         self.hostname = name
-        cfg = getattr(self.procfs, "config", None)
-        if cfg is not None:
-            cfg.hostname = name
+        if self.procfs is not None:
+            self.procfs.config.hostname = name
 
     def set_alarm(self, proc: Process, seconds: float) -> int:
         """Arm (or with 0 cancel) the process's SIGALRM timer; returns whole seconds left of the old one."""
@@ -345,7 +337,7 @@ class Kernel:
             pty.fg_pgid = 0
 
     # ------------------------------------------------------------------ host-side API
-    async def _stdio(self, spec: Any, fd: int, keep: list) -> tuple[OpenFileDescription | None, "HostFile | None"]:
+    async def _stdio(self, spec: Any, fd: int) -> tuple[OpenFileDescription | None, "HostFile | None"]:
         if spec is None:
             return None, None
         if isinstance(spec, OpenFileDescription):
@@ -358,8 +350,6 @@ class Kernel:
             host.refs = 1
             return child, HostFile(host)
         if spec == DEVNULL:
-            if self.devfs is None:
-                return None, None
             ino, _ = await self.vfs.resolve("/dev/null")
             fh = await self.mount_table.open(ino, O_RDWR, Caller.root())
             return OpenFileDescription("device", "/dev/null", O_RDWR, fs=self.mount_table, fh=fh, ino=ino), None
@@ -368,11 +358,10 @@ class Kernel:
     async def spawn(self, argv: list[str], *, stdin: Any = DEVNULL, stdout: Any = PIPE, stderr: Any = PIPE,
                     env: dict[str, str] | None = None, cwd: str | None = None) -> "ProcessHandle":
         """Start ``argv`` from the host; ``PIPE`` gives the handle a pipe end for that stream."""
-        keep: list = []
         stdio: dict[int, OpenFileDescription] = {}
         hosts: dict[int, HostFile | None] = {}
         for fd, spec in ((0, stdin), (1, stdout), (2, stderr)):
-            child, host = await self._stdio(spec, fd, keep)
+            child, host = await self._stdio(spec, fd)
             if child is not None:
                 stdio[fd] = child
             hosts[fd] = host
@@ -410,7 +399,7 @@ class Kernel:
             await h.stdin.close()
 
         try:
-            with trio.fail_after(timeout) if timeout else _nullcontext():
+            with trio.fail_after(timeout) if timeout else nullcontext():
                 async with trio.open_nursery() as n:
                     if input is not None:
                         n.start_soon(feed)
@@ -484,7 +473,6 @@ class Completed:
     @property
     def returncode(self) -> int:
         """Like subprocess: the exit code, or minus the signal number."""
-        from .process import WEXITSTATUS, WIFEXITED, WTERMSIG
         return WEXITSTATUS(self.status) if WIFEXITED(self.status) else -WTERMSIG(self.status)
 
     @property
@@ -606,6 +594,13 @@ async def _drain(h: HostFile | None, out: list[bytes]) -> None:
         await h.close()
 
 
+def _describe(exc: Exception) -> str:
+    """A crash report for the sandbox's stderr: a host OSError loses its file names."""
+    if isinstance(exc, OSError):
+        return str(KernelError.from_os_error(exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _try_write(proc: Process, fd: int, data: bytes) -> None:
     ofd = proc.fds.lookup(fd)
     if ofd is None or ofd.endpoint is None:
@@ -624,14 +619,6 @@ def _orphan_release(ofd: OpenFileDescription, kernel: Kernel) -> None:
             ofd.endpoint.close()
         return
     kernel._nursery.start_soon(ofd.release)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 async def _init_main(ctx: Ctx) -> int:

@@ -202,9 +202,6 @@ class ProcessTable:
     def group(self, pgid: int) -> list[Process]:
         return [p for p in self._procs.values() if p.pgid == pgid and p.state != "Z"]
 
-    def has_group(self, pgid: int) -> bool:
-        return any(p.pgid == pgid and p.state != "Z" for p in self._procs.values())
-
     def lookup(self, pid: int) -> Process:
         proc = self._procs.get(pid)
         if proc is None:

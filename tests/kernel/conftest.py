@@ -18,6 +18,8 @@ from kernel.mounts import MountTable
 from kernel.pathvfs import PathVFS
 from vfsfuse.store import memory_vfs
 
+from .ksupport import boot_kernel
+
 
 @dataclass
 class FakeOFD:
@@ -121,3 +123,11 @@ def vfs(table) -> PathVFS:
 def as_pid(vfs: PathVFS, pid: int, uid: int = 0, gid: int = 0) -> PathVFS:
     """The same tree seen by sandbox process *pid*."""
     return vfs.with_caller(Caller(uid=uid, gid=gid, pid=pid))
+
+
+@pytest.fixture
+async def kernel(nursery):
+    """A booted kernel over a memory store, shut down after the test."""
+    k = await boot_kernel(nursery)
+    yield k
+    await k.shutdown(grace=0.2)

@@ -1,4 +1,5 @@
-"""Helpers for the process/fd/signal tests: a booted kernel and inline test programs.
+"""Helpers for the process/fd/signal tests: booting a kernel and running inline test programs
+(the ``kernel`` fixture is in conftest.py).
 
 Tests write a program as a local ``async def prog(ctx)`` and run it with
 ``await run_program(kernel, prog)``; results travel back through closures.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytest
 import trio
 
 from kernel.kernel import Kernel
@@ -25,13 +25,6 @@ async def boot_kernel(nursery: trio.Nursery, *, limits: Limits | None = None,
     k = Kernel(memory_vfs(), limits=limits, permissions=permissions, **kw)
     await k.boot(nursery)
     return k
-
-
-@pytest.fixture
-async def kernel(nursery):
-    k = await boot_kernel(nursery)
-    yield k
-    await k.shutdown(grace=0.2)
 
 
 def register(kernel: Kernel, prog, name: str | None = None) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from kernel.errors import KernelError
 
-from .ksupport import kernel, run_program  # noqa: F401
+from .ksupport import run_program
 
 CANARY = "CANARY-7f3a9c-host-only"
 

@@ -19,7 +19,7 @@ from kernel.syscalls import (
     SEEK_SET,
 )
 
-from .ksupport import boot_kernel, kernel, register, run_program  # noqa: F401
+from .ksupport import boot_kernel, register, run_program
 
 O = os
 FLAG_CHOICES = [

@@ -13,7 +13,7 @@ import trio
 from kernel.errors import KernelError
 from kernel.flock import LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, FlockTable
 
-from .ksupport import kernel, register, run_program  # noqa: F401
+from .ksupport import register, run_program
 
 
 def linux_story(path: str) -> list:

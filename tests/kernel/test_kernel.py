@@ -16,7 +16,7 @@ from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.kernel import PIPE
 
-from .ksupport import boot_kernel, kernel, register, run_program  # noqa: F401
+from .ksupport import boot_kernel, register, run_program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -82,6 +82,23 @@ async def test_run_collects_output_and_status(kernel):
     with pytest.raises(KernelError) as e:
         await kernel.run(["sleep", "5"], timeout=0.05)
     assert e.value.code == "ETIMEDOUT"
+
+
+async def test_a_crashing_program_reports_one_line_without_host_paths(kernel):
+    """A program bug ends the process with status 1 and one line on its stderr; a host
+    OSError loses its file names on the way (nothing host-side reaches the sandbox)."""
+    async def crash(ctx):
+        raise FileNotFoundError(2, "No such file or directory", "/host/secret/dir")
+
+    async def bug(ctx):
+        raise ValueError("bad value")
+
+    r = await run_program(kernel, crash)
+    assert r.returncode == 1 and b"/host/secret" not in r.stderr
+    assert r.stderr.count(b"\n") == 1 and b"internal error: ENOENT" in r.stderr
+    r = await run_program(kernel, bug)
+    assert r.returncode == 1 and r.stderr.endswith(b": internal error: ValueError: bad value\n")
+    assert (await kernel.run(["echo", "ok"])).stdout == b"ok\n"
 
 
 async def test_shutdown_terminates_everything(nursery):

@@ -15,7 +15,7 @@ from kernel.errors import KernelError
 from kernel.pipes import PIPE_BUF, POLLERR, POLLHUP, POLLIN, POLLOUT, Pipe
 from kernel.syscalls import O_CLOEXEC, O_NONBLOCK
 
-from .ksupport import kernel, register, run_program  # noqa: F401
+from .ksupport import register, run_program
 
 
 class HostPipes:

@@ -14,7 +14,7 @@ from kernel import process as P
 from kernel.errors import KernelError
 from kernel.limits import Limits
 
-from .ksupport import boot_kernel, kernel, register, run_program  # noqa: F401
+from .ksupport import boot_kernel, register, run_program
 
 
 # ---------------------------------------------------------------- wait status vs Linux

@@ -17,7 +17,7 @@ from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.pty import PtyRegistry
 
-from .ksupport import kernel, register, run_program  # noqa: F401
+from .ksupport import register, run_program
 
 INPUTS = [b"hello\n", b"abc\x7fd\r", b"x\x15yz\n", b"\x04", b"ab\x04", b"a\x01b\n",
           b"foo bar\x17baz\n", b"abc\x03x\n", b"q\x1c", b"a\x08b\n", b"\x7f\n", b"l1\nl2\n",

@@ -11,7 +11,7 @@ from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.syscalls import O_CLOEXEC
 
-from .ksupport import kernel, register, run_program  # noqa: F401
+from .ksupport import register, run_program
 
 
 def test_names_and_parsing():

@@ -12,7 +12,7 @@ from kernel import process as P
 from kernel.errors import KernelError
 from kernel.syscalls import O_NONBLOCK, R_OK, W_OK, X_OK
 
-from .ksupport import kernel, register, run_program  # noqa: F401
+from .ksupport import register, run_program
 
 
 async def test_cwd_relative_paths_and_chdir(kernel):
