@@ -119,33 +119,12 @@ def vfsfuse() -> None:
 
 def _register() -> None:
     from cli import store_cmds
+    from cli.mount_cmds import mount_command, umount_command
 
     for command in store_cmds.COMMANDS:
         vfsfuse.add_command(command)
-    try:
-        from cli.mount_cmds import mount_command, umount_command
-    except ImportError as exc:
-        if getattr(exc, "name", None) == "cli.mount_cmds":
-            return  # mount support has not landed yet
-        _register_broken(str(exc))
-        return
-    except Exception as exc:  # noqa: BLE001 - keep the rest of the CLI usable
-        _register_broken(f"{type(exc).__name__}: {exc}")
-        return
     vfsfuse.add_command(mount_command, "mount")
     vfsfuse.add_command(umount_command, "umount")
-
-
-def _register_broken(reason: str) -> None:
-    """Stand-ins that explain why mount/umount are unavailable instead of hiding them."""
-    for name in ("mount", "umount"):
-        @click.command(name, context_settings={"ignore_unknown_options": True},
-                       help=f"Unavailable: the mount support failed to load ({reason}).")
-        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-        def broken(args: tuple[str, ...]) -> None:
-            raise CliError(f"ENOSYS: mount support failed to load: {reason}")
-
-        vfsfuse.add_command(broken, name)
 
 
 _register()

@@ -1,14 +1,13 @@
-"""``vfsfuse mount`` and ``vfsfuse umount``: thin click wrappers over ``vfsfuse.daemon``."""
+"""``vfsfuse mount`` and ``vfsfuse umount``: thin click wrappers over ``vfsfuse.daemon``.
+
+Errors need no handling here: the ``vfsfuse`` group (cli/main.py) turns a KernelError,
+even one inside a trio exception group, into one line and exit code 8."""
 
 from __future__ import annotations
 
-import re
-
 import click
 
-from kernel.errors import KernelError
-
-EXIT_FAILED = 8
+from cli.params import SIZE
 
 MOUNT_EPILOG = """\b
 Exit codes:
@@ -43,38 +42,13 @@ Exit codes:
        EIO       the daemon did not shut down cleanly (see its log)
 """
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*$")
-
-
-def parse_size(text: str) -> int:
-    """"64M", "1.5G", "4096" -> bytes (binary multiples)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise click.BadParameter(f"not a size: {text!r} (use e.g. 64M, 1G)")
-    factor = 1 << (10 * " KMGT".index((m.group(2) or " ").upper()))
-    return int(float(m.group(1)) * factor)
-
-
-class MountCliError(click.ClickException):
-    """One line on stderr in the CLI's format and exit code 8."""
-
-    exit_code = EXIT_FAILED
-
-    def show(self, file=None) -> None:  # noqa: D102 - click API
-        click.echo(f"vfsfuse: {self.message}", err=True)
-
-
-def _fail(err: KernelError) -> MountCliError:
-    return MountCliError(str(err))
-
-
 @click.command("mount", epilog=MOUNT_EPILOG)
 @click.argument("paths", nargs=-1, required=True, metavar="STORE MOUNTPOINT")
 @click.option("--foreground", "-f", is_flag=True, help="Serve in this process (for systemd and tests).")
 @click.option("--allow-other", is_flag=True,
               help="Let other users use the mount (needs root or user_allow_other in /etc/fuse.conf).")
 @click.option("--read-only", "--ro", "read_only", is_flag=True, help="Mount read-only.")
-@click.option("--cache-size", default="64M", show_default=True,
+@click.option("--cache-size", type=SIZE, default="64M", show_default=True,
               help="Write-back buffer for dirty chunks (the clean block cache gets up to half of it).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               default="warning", show_default=True, help="Daemon log level (log: STORE/run/daemon.log).")
@@ -85,7 +59,7 @@ def _fail(err: KernelError) -> MountCliError:
               help="FUSE requests served concurrently.")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
-                  cache_size: str, log_level: str, memory: bool, writeback_cache: bool, workers: int,
+                  cache_size: int, log_level: str, memory: bool, writeback_cache: bool, workers: int,
                   no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
@@ -103,27 +77,19 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
             raise click.UsageError("give STORE and MOUNTPOINT")
         store, mountpoint = paths
     config = MountConfig(mountpoint=mountpoint, store=store, memory=memory, allow_other=allow_other,
-                         read_only=read_only, cache_bytes=parse_size(cache_size), log_level=log_level.upper(),
+                         read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers)
-    try:
-        if foreground:
-            from vfsfuse.daemon import setup_logging
+    if foreground:
+        from vfsfuse.daemon import setup_logging
 
-            setup_logging(config.log_level)
+        setup_logging(config.log_level)
 
-            def ready() -> None:
-                click.echo(f"vfsfuse: mounted {store or 'memory store'} on {config.mountpoint}", err=True)
+        def ready() -> None:
+            click.echo(f"vfsfuse: mounted {store or 'memory store'} on {config.mountpoint}", err=True)
 
-            serve_foreground(config, ready)
-        else:
-            spawn(config)
-    except KernelError as err:
-        raise _fail(err) from None
-    except BaseExceptionGroup as group:  # trio nurseries wrap errors
-        leaf = _leaf(group)
-        if isinstance(leaf, KernelError):
-            raise _fail(leaf) from None
-        raise
+        serve_foreground(config, ready)
+    else:
+        spawn(config)
 
 
 @click.command("umount", epilog=UMOUNT_EPILOG)
@@ -134,13 +100,4 @@ def umount_command(mountpoint: str, timeout: float) -> None:
     """Flush everything, unmount MOUNTPOINT and wait until the daemon has exited with the store clean."""
     from vfsfuse.daemon import unmount
 
-    try:
-        unmount(mountpoint, timeout=timeout)
-    except KernelError as err:
-        raise _fail(err) from None
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = next((e for e in exc.exceptions if isinstance(e, KernelError)), exc.exceptions[0])
-    return exc
+    unmount(mountpoint, timeout=timeout)

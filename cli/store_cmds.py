@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,68 +21,9 @@ import click
 import trio
 
 from cli.main import EXIT_OK, EXIT_PROBLEMS, EXIT_REPAIRED, CliError
+from cli.params import DURATION, SIZE, human
 from cli.progress import progress
 from kernel.errors import KernelError
-
-_SIZE_RE = re.compile(r"\s*(\d+)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-# -- parameter types ---------------------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    """``4M`` -> 4194304; K, M, G, T are powers of 1024 (``KiB``/``KB`` accepted too)."""
-    m = _SIZE_RE.fullmatch(text)
-    if not m:
-        raise ValueError(f"not a size: {text!r} (use e.g. 4096, 64K, 4M, 1G)")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
-def parse_duration(text: str) -> float:
-    """``90`` / ``90s`` / ``15m`` / ``2h`` / ``7d`` / ``1w`` -> seconds."""
-    m = _DURATION_RE.fullmatch(text)
-    if not m:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
-    return float(m.group(1)) * _SECONDS[m.group(2).lower()]
-
-
-class SizeType(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class DurationType(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-SIZE = SizeType()
-DURATION = DurationType()
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
 
 
 # -- what a path argument names ------------------------------------------------------------------
@@ -176,7 +117,7 @@ def control(mount: str, command: str) -> str:
     try:
         try:
             os.write(fd, (command + "\n").encode("utf-8", "surrogateescape"))
-        except OSError as exc:
+        except OSError:
             reply = _read_all(fd).strip()
             if reply.startswith("error: "):
                 raise CliError(reply[len("error: "):]) from None
@@ -427,10 +368,12 @@ def versions_group() -> None:
     """
 
 
-def _version_run(path: str, command: str, offline: Callable[[Any, int], Awaitable[Any]]) -> Any:
+def _version_run(path: str, command: str, offline: Callable[[Any, int], Awaitable[Any]],
+                 extra: str = "") -> Any:
+    """``version COMMAND PATH EXTRA`` through the mount's control file, or *offline* on the store."""
     t = resolve_target(path)
     if t.mount is not None:
-        return control(t.mount, f"version {command} {_quote(t.path)}")
+        return control(t.mount, f"version {command} {_quote(t.path)}{extra}")
 
     async def work(store):
         ino = store.metadata.resolve_path(t.path)
@@ -440,8 +383,6 @@ def _version_run(path: str, command: str, offline: Callable[[Any, int], Awaitabl
 
 
 def _quote(path: str) -> str:
-    import shlex
-
     return shlex.quote(path)
 
 
@@ -486,11 +427,7 @@ def versions_restore(path: str, version: int) -> None:
         await store.vfs.restore_version(ino, version)
         return ""
 
-    t = resolve_target(path)
-    if t.mount is not None:
-        control(t.mount, f"version restore {_quote(t.path)} {version}")
-    else:
-        _version_run(path, "restore", offline)
+    _version_run(path, "restore", offline, f" {version}")
     click.echo(f"restored version {version} of {path}")
 
 
@@ -509,11 +446,7 @@ def versions_prune(path: str, keep: int | None, max_age: float | None) -> None:
     async def offline(store, ino):
         return f"pruned {await store.vfs.prune_versions(ino, parse_policy(spec))}\n"
 
-    t = resolve_target(path)
-    if t.mount is not None:
-        reply = control(t.mount, f"version prune {_quote(t.path)} {spec}")
-    else:
-        reply = _version_run(path, "prune", offline)
+    reply = _version_run(path, "prune", offline, f" {spec}")
     click.echo(f"{reply.strip()} versions")
 
 

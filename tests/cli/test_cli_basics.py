@@ -7,7 +7,7 @@ import os
 import pytest
 
 from cli.main import vfsfuse
-from cli.store_cmds import parse_duration, parse_size
+from cli.params import human, parse_duration, parse_size
 
 from .conftest import assert_one_line_error, cli, script
 
@@ -35,15 +35,21 @@ def test_top_level_help_documents_exit_codes():
 
 
 @pytest.mark.parametrize("text,value", [("4096", 4096), ("64K", 65536), ("4M", 4 << 20),
-                                        ("1G", 1 << 30), ("64KiB", 65536), ("2kb", 2048)])
+                                        ("1G", 1 << 30), ("64KiB", 65536), ("2kb", 2048),
+                                        ("1.5M", 3 << 19), ("0.5k", 512)])
 def test_parse_size(text, value):
     assert parse_size(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "4X", "-1", "1.5M", "M"])
+@pytest.mark.parametrize("text", ["", "4X", "-1", "1.5", "0.3K", "M", "1.M"])
 def test_parse_size_rejects(text):
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_human():
+    assert [human(n) for n in (0, 1023, 1536, 5 << 30, 3 << 40)] == [
+        "0 B", "1023 B", "1.5 KiB", "5.0 GiB", "3.0 TiB"]
 
 
 def test_parse_duration():

@@ -9,7 +9,7 @@ import pytest
 import cli.store_cmds as store_cmds
 from cli.progress import progress
 
-from .conftest import cli
+from .conftest import assert_one_line_error, cli
 
 
 def test_unexpected_exception_is_one_line_exit_70(monkeypatch, store):
@@ -69,3 +69,13 @@ def test_progress_draws_on_stderr_when_enabled(monkeypatch):
 def test_no_progress_when_stderr_is_not_a_tty(store):
     res = cli("fsck", store, "--verify-data")
     assert res.code == 0 and res.err == ""
+
+
+def test_mount_and_umount_failures_are_one_line(tmp_path):
+    """mount/umount errors come through the group's error boundary like every command's."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    assert_one_line_error(cli("mount", str(tmp_path / "no-store"), str(mnt)), "ENOENT")
+    assert_one_line_error(cli("umount", str(mnt)), "EINVAL")
+    res = cli("mount", "--cache-size", "1.5", str(tmp_path / "no-store"), str(mnt))
+    assert res.code == 2 and "not a whole number of bytes" in res.err

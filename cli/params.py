@@ -1,0 +1,74 @@
+"""Sizes and durations on the command line: one parser each, shared by every command."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_size(text: str) -> int:
+    """``4M`` -> 4194304, ``1.5G`` -> 1610612736; K, M, G, T are powers of 1024
+    (``KiB``/``KB`` accepted too); the result must be a whole number of bytes."""
+    m = _SIZE_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 4096, 64K, 4M, 1G)")
+    number, factor = m.group(1), _UNITS[m.group(2).lower()]
+    if "." not in number:
+        return int(number) * factor
+    whole, _, frac = number.partition(".")
+    scale = 10 ** len(frac)
+    value, rest = divmod((int(whole) * scale + int(frac)) * factor, scale)
+    if rest:
+        raise ValueError(f"not a whole number of bytes: {text!r}")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """``90`` / ``90s`` / ``15m`` / ``2h`` / ``7d`` / ``1w`` -> seconds."""
+    m = _DURATION_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 7d)")
+    return float(m.group(1)) * _SECONDS[m.group(2).lower()]
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationType(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = SizeType()
+DURATION = DurationType()
+
+
+def human(n: float) -> str:
+    """Bytes for people: ``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
