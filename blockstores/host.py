@@ -15,6 +15,7 @@ thread that does all of its syscalls (open, stat, read, close) in one go.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import os
@@ -36,6 +37,22 @@ _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # link(2) failures that mean "this filesystem cannot hard-link here": copy the bytes instead.
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 _run = trio.to_thread.run_sync
+# From this many blocks on, sync() uses one syncfs(2) instead of an fsync per file and directory.
+SYNCFS_MIN_KEYS = 16
+
+
+def _load_syncfs():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_syncfs = _load_syncfs()
 
 
 def shard_names(key: str) -> tuple[str, str]:
@@ -278,6 +295,9 @@ class HostBlockStore:
             raise KernelError.from_os_error(err, f"stat block {key}") from None
 
     def _sync_sync(self, keys: list[str]) -> None:
+        if len(keys) >= SYNCFS_MIN_KEYS and _syncfs is not None:
+            self._syncfs_all()
+            return
         dirs: set[str] = set()
         with self._new_dirs_lock:
             new_dirs, self._new_dirs = self._new_dirs, set()
@@ -296,6 +316,19 @@ class HostBlockStore:
             with self._new_dirs_lock:
                 self._new_dirs.update(new_dirs)
             raise KernelError.from_os_error(err, "sync blocks") from None
+
+    def _syncfs_all(self) -> None:
+        """One syncfs(2) of the filesystem holding the store: a single journal commit
+        instead of one per block file and directory (much faster for large batches)."""
+        with self._new_dirs_lock:
+            self._new_dirs = set()
+        fd = os.open(self._base, _O_DIR)
+        try:
+            if _syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise KernelError.from_os_error(OSError(err, os.strerror(err)), "sync blocks")
+        finally:
+            os.close(fd)
 
     def _iter_shards(self) -> Iterator[tuple[str, str, str]]:
         """Yield ``(first, second, path)`` for every shard directory, lazily."""

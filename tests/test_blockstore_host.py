@@ -384,3 +384,16 @@ async def test_durable_write_fsyncs_data_before_rename_and_dirs_after(host, base
     fsync_log.clear()
     await host.write("ffee02", b"y", durable=True)  # existing shard: file and its dir only
     assert len(fsync_log) == 2 and fsync_log[1] == str(base / "ff/ee")
+
+
+async def test_sync_of_a_large_batch_uses_one_syncfs(host, base, fsync_log, monkeypatch):
+    calls = []
+    real = host_module._syncfs
+    monkeypatch.setattr(host_module, "_syncfs", lambda fd: calls.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    keys = [f"{i:032x}" for i in range(host_module.SYNCFS_MIN_KEYS)]
+    for k in keys:
+        await host.write(k, k.encode())
+    await host.sync(keys)
+    assert calls == [str(base)] and fsync_log == []
+    await host.sync(keys[:2])  # small batches keep the targeted per-file fsyncs
+    assert calls == [str(base)] and len(fsync_log) >= 2
