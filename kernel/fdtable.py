@@ -56,22 +56,37 @@ class Endpoint(Protocol):
     def close(self) -> None: ...
 
 
-class PipeReadEnd:
-    __slots__ = ("pipe", "waitable", "try_read")
+class _PipeEnd:
+    """Shared part of the pipe ends: the pipe's own methods are bound once, so a read or
+    write through an end costs no extra call; the direction an end lacks fails with EBADF."""
+
+    __slots__ = ("pipe", "waitable", "try_read", "try_write")
     kind = "pipe"
     mode = _stat.S_IFIFO | 0o600
+    reads = writes = True
 
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
         self.waitable = pipe
-        self.try_read = pipe.try_read
+        self.try_read = pipe.try_read if self.reads else _not_open_for_reading
+        self.try_write = pipe.try_write if self.writes else _not_open_for_writing
 
     @property
     def object_id(self) -> int:
         return self.pipe.object_id
 
-    def try_write(self, data) -> int | None:
-        raise KernelError("EBADF", "pipe read end is not open for writing")
+
+def _not_open_for_reading(n: int) -> bytes | None:
+    raise KernelError("EBADF", "pipe write end is not open for reading")
+
+
+def _not_open_for_writing(data) -> int | None:
+    raise KernelError("EBADF", "pipe read end is not open for writing")
+
+
+class PipeReadEnd(_PipeEnd):
+    __slots__ = ()
+    writes = False
 
     def poll(self) -> int:
         return self.pipe.poll_read_end()
@@ -80,22 +95,9 @@ class PipeReadEnd:
         self.pipe.close_read()
 
 
-class PipeWriteEnd:
-    __slots__ = ("pipe", "waitable", "try_write")
-    kind = "pipe"
-    mode = _stat.S_IFIFO | 0o600
-
-    def __init__(self, pipe: Pipe) -> None:
-        self.pipe = pipe
-        self.waitable = pipe
-        self.try_write = pipe.try_write
-
-    @property
-    def object_id(self) -> int:
-        return self.pipe.object_id
-
-    def try_read(self, n: int) -> bytes | None:
-        raise KernelError("EBADF", "pipe write end is not open for reading")
+class PipeWriteEnd(_PipeEnd):
+    __slots__ = ()
+    reads = False
 
     def poll(self) -> int:
         return self.pipe.poll_write_end()
@@ -104,22 +106,10 @@ class PipeWriteEnd:
         self.pipe.close_write()
 
 
-class PipeBothEnds:
+class PipeBothEnds(_PipeEnd):
     """A FIFO opened O_RDWR: one description that reads and writes (never blocks on open)."""
 
-    __slots__ = ("pipe", "waitable", "try_read", "try_write")
-    kind = "pipe"
-    mode = _stat.S_IFIFO | 0o600
-
-    def __init__(self, pipe: Pipe) -> None:
-        self.pipe = pipe
-        self.waitable = pipe
-        self.try_read = pipe.try_read
-        self.try_write = pipe.try_write
-
-    @property
-    def object_id(self) -> int:
-        return self.pipe.object_id
+    __slots__ = ()
 
     def poll(self) -> int:
         return self.pipe.poll_read_end() | self.pipe.poll_write_end()
@@ -129,60 +119,43 @@ class PipeBothEnds:
         self.pipe.close_read()
 
 
-class PtyMasterEnd:
-    __slots__ = ("pty", "waitable")
+class _PtyEnd:
+    """One end of a PTY; the two subclasses differ only in which side of ``Pty`` they use."""
+
+    __slots__ = ("pty", "waitable", "try_read", "try_write", "poll", "close")
     kind = "pty"
     mode = _stat.S_IFCHR | 0o620
+    is_master: bool
+
+    def __init__(self, pty: "Pty") -> None:
+        self.pty = pty
+        self.waitable = pty
+        if self.is_master:
+            pty.masters += 1
+            self.try_read, self.try_write = pty.master_read, pty.master_write
+            self.poll, self.close = pty.poll_master, pty.close_master
+        else:
+            pty.slaves += 1
+            self.try_read, self.try_write = pty.slave_read, pty.slave_write
+            self.poll, self.close = pty.poll_slave, pty.close_slave
+
+    @property
+    def object_id(self) -> int:
+        return self.pty.index
+
+
+class PtyMasterEnd(_PtyEnd):
+    """The terminal emulator's side: writes are keyboard input, reads are screen output."""
+
+    __slots__ = ()
     is_master = True
 
-    def __init__(self, pty: "Pty") -> None:
-        self.pty = pty
-        self.waitable = pty
-        pty.masters += 1
 
-    @property
-    def object_id(self) -> int:
-        return self.pty.index
+class PtySlaveEnd(_PtyEnd):
+    """The program's side (``/dev/pts/N``)."""
 
-    def try_read(self, n: int) -> bytes | None:
-        return self.pty.master_read(n)
-
-    def try_write(self, data) -> int | None:
-        return self.pty.master_write(data)
-
-    def poll(self) -> int:
-        return self.pty.poll_master()
-
-    def close(self) -> None:
-        self.pty.close_master()
-
-
-class PtySlaveEnd:
-    __slots__ = ("pty", "waitable")
-    kind = "pty"
-    mode = _stat.S_IFCHR | 0o620
+    __slots__ = ()
     is_master = False
-
-    def __init__(self, pty: "Pty") -> None:
-        self.pty = pty
-        self.waitable = pty
-        pty.slaves += 1
-
-    @property
-    def object_id(self) -> int:
-        return self.pty.index
-
-    def try_read(self, n: int) -> bytes | None:
-        return self.pty.slave_read(n)
-
-    def try_write(self, data) -> int | None:
-        return self.pty.slave_write(data)
-
-    def poll(self) -> int:
-        return self.pty.poll_slave()
-
-    def close(self) -> None:
-        self.pty.close_slave()
 
 
 @dataclass(eq=False, slots=True)
