@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 import trio
+import trio.testing
 
 from blockstores import HostBlockStore, MemoryBlockStore
 from kernel.errors import KernelError
@@ -575,3 +576,60 @@ async def test_no_atime_writes_when_disabled(vfs):
     vfs.update_atime = False
     await vfs.read(fh, 0, 1)
     assert (await vfs.getattr(ino)).atime_ns == 5
+
+
+# -- read-ahead ----------------------------------------------------------------------
+
+
+class ReadCountingBlocks(MemoryBlockStore):
+    """A memory block store that records which blocks were read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def read(self, key):
+        self.reads.append(key)
+        return await super().read(key)
+
+
+async def _chunks_file(tmp_path, n_chunks: int):
+    blocks = ReadCountingBlocks()
+    vfs = ChunkedVFS(SqliteMetadataStore(str(tmp_path / "m.db")), blocks, chunk_size=CS,
+                     inline_threshold=INLINE, cache_bytes=64 * CS)
+    data = b"".join(bytes([i + 1]) * CS for i in range(n_chunks))
+    fh, ino = await new_file(vfs, data=data)
+    await vfs.release(fh)
+    await vfs.sync()
+    vfs.bm._cache.clear()  # cold: every chunk must come from the block store
+    vfs.bm._cache_bytes = 0
+    keys = [k for _, _, _, k in vfs.chunk_map(ino)]
+    return vfs, blocks, ino, data, keys
+
+
+async def test_sequential_reader_gets_the_next_chunks_read_ahead(tmp_path):
+    vfs, blocks, ino, data, keys = await _chunks_file(tmp_path, 8)
+    async with vfs.running():
+        fh = await vfs.open(ino, os.O_RDONLY)
+        assert await vfs.read(fh, 0, 1024) == data[:1024]
+        await trio.testing.wait_all_tasks_blocked()
+        assert set(blocks.reads) == set(keys[:4])  # this chunk and the next three
+        got = bytearray(data[:1024])
+        off = 1024
+        while off < len(data):
+            got += await vfs.read(fh, off, 1024)
+            off += 1024
+        assert bytes(got) == data
+        assert sorted(blocks.reads) == sorted(keys)  # each block read exactly once
+        await vfs.release(fh)
+
+
+async def test_random_reader_gets_no_read_ahead(tmp_path):
+    vfs, blocks, ino, data, keys = await _chunks_file(tmp_path, 8)
+    async with vfs.running():
+        fh = await vfs.open(ino, os.O_RDONLY)
+        assert await vfs.read(fh, 5 * CS + 100, 50) == data[5 * CS + 100:5 * CS + 150]
+        assert await vfs.read(fh, 2 * CS + 7, 50) == data[2 * CS + 7:2 * CS + 57]
+        await trio.testing.wait_all_tasks_blocked()
+        assert blocks.reads == [keys[5], keys[2]]
+        await vfs.release(fh)

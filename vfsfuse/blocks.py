@@ -133,6 +133,10 @@ class BlockManager:
             old_key = next(iter(self._cache))
             self._cache_bytes -= len(self._cache.pop(old_key))
 
+    @property
+    def cache_limit(self) -> int:
+        return self._cache_limit
+
     def forget_cached(self, key: str) -> None:
         data = self._cache.pop(key, None)
         if data is not None:

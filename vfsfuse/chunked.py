@@ -42,6 +42,7 @@ DEFAULT_INLINE_THRESHOLD = 64 << 10
 DIR_SIZE = 4096
 READDIR_BATCH = 512
 FLUSH_PARALLEL = 4  # block writes in flight per flush (page cache and disks like a few)
+READ_AHEAD_CHUNKS = 3  # chunks loaded ahead of a sequential reader (bounded by the clean cache)
 RELATIME_WINDOW_NS = 24 * 3600 * 10**9
 CHUNKS_XATTR = b"user.vfs.chunks"
 
@@ -54,6 +55,7 @@ class Handle:
     flags: int
     caller: Caller
     is_dir: bool = False
+    next_read: int = 0  # where a sequential reader's next read starts (read-ahead trigger)
 
 
 @dataclass(slots=True)
@@ -553,6 +555,17 @@ class ChunkedVFS:
         node = self._node(h.ino)
         if self.update_atime:
             self._touch_atime(node)
+        if offset == h.next_read and self._nursery is not None and node.storage_mode == CHUNKED:
+            # A sequential reader: keep the next chunks loading while it consumes this one,
+            # so disk reads overlap with serving requests (random readers get none).
+            cs = self.chunk_size
+            end = min(node.size, offset + size)
+            if end > offset and (offset % cs < size or offset == 0):  # once per chunk reached
+                last = (end - 1) // cs
+                ahead = min(READ_AHEAD_CHUNKS, self.bm.cache_limit // cs - 1)
+                for idx in range(last + 1, min(last + 1 + ahead, (node.size + cs - 1) // cs)):
+                    self._read_ahead(node.ino, idx)
+        h.next_read = offset + size
         return await self._read(node, offset, size)
 
     def _touch_atime(self, node: InodeRecord) -> None:
@@ -579,8 +592,6 @@ class ChunkedVFS:
             return out
         cs = self.chunk_size
         first, last = offset // cs, (end - 1) // cs
-        if self._nursery is not None and (end - 1) % cs >= cs // 2 and (last + 1) * cs < node.size:
-            self._read_ahead(node.ino, last + 1)  # a reader in the back half of a chunk: fetch the next
         if first == last:
             return await self._read_in_chunk(node.ino, first, offset - first * cs, end - offset)
         parts = []

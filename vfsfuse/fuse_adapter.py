@@ -539,6 +539,44 @@ class FuseAdapter(pyfuse3.Operations):
         return _may(a, caller, mode)
 
 
+_COUNTED_OPS = ("lookup", "forget", "getattr", "setattr", "readlink", "mknod", "mkdir", "unlink", "rmdir",
+                "symlink", "rename", "link", "open", "create", "read", "write", "flush", "release",
+                "fsync", "opendir", "readdir", "releasedir", "fsyncdir", "statfs", "getxattr",
+                "setxattr", "listxattr", "removexattr", "access")
+
+
+def count_requests(adapter: FuseAdapter) -> dict[str, list[float]]:
+    """Count FUSE requests and the daemon time spent in each (a debugging aid, off by default).
+
+    Wraps the adapter's handlers on the instance; returns the live table
+    ``op -> [requests, seconds, failures]`` (``getxattr:<name>`` per attribute name)."""
+    table: dict[str, list[float]] = {}
+    clock = time.perf_counter
+
+    def wrap(op: str, fn: Callable) -> Callable:
+        async def counted(*args: Any) -> Any:
+            key = op
+            if op == "getxattr":
+                key = "getxattr:" + args[1].decode(errors="replace")
+            row = table.get(key)
+            if row is None:
+                row = table[key] = [0, 0.0, 0]
+            t = clock()
+            try:
+                return await fn(*args)
+            except BaseException:
+                row[2] += 1
+                raise
+            finally:
+                row[0] += 1
+                row[1] += clock() - t
+        return counted
+
+    for op in _COUNTED_OPS:
+        setattr(adapter, op, wrap(op, getattr(adapter, op)))
+    return table
+
+
 def _always(ino: int) -> bool:
     return True
 
