@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import select
+import stat
 
 import pytest
 import trio
@@ -63,17 +64,20 @@ class SandboxPipes:
         return sorted(await self.ctx.poll(fds, 0))
 
 
+async def record(out: list, label: str, coro) -> None:
+    """Append (label, result) or (label, errno name): host and sandbox errors compare equal."""
+    try:
+        out.append((label, await coro))
+    except (OSError, KernelError) as e:
+        out.append((label, errno.errorcode[e.errno]))
+
+
 async def scenario(p) -> list:
     """The same pipe story on Linux and in the sandbox; fds are reported by role, not number."""
     out = []
 
-    async def attempt(label, coro):
-        try:
-            out.append((label, await coro))
-        except OSError as e:
-            out.append((label, errno.errorcode[e.errno]))
-        except KernelError as e:
-            out.append((label, errno.errorcode[e.errno]))
+    def attempt(label, coro):
+        return record(out, label, coro)
 
     r, w = await p.pipe(nonblock=True)
     ev = POLLIN | POLLOUT
@@ -260,13 +264,8 @@ async def test_64_mib_through_a_pipe_between_two_programs(kernel):
 async def fifo_story(ops, path) -> list:
     out = []
 
-    async def attempt(label, coro):
-        try:
-            out.append((label, await coro))
-        except OSError as e:
-            out.append((label, errno.errorcode[e.errno]))
-        except KernelError as e:
-            out.append((label, errno.errorcode[e.errno]))
+    def attempt(label, coro):
+        return record(out, label, coro)
 
     await ops.mkfifo(path)
     await attempt("writer-no-reader", ops.open(path, os.O_WRONLY | os.O_NONBLOCK))
@@ -287,48 +286,25 @@ async def fifo_story(ops, path) -> list:
     return out
 
 
-class HostFifo:
+class HostFifo(HostPipes):
     async def mkfifo(self, p):
         os.mkfifo(p)
 
     async def open(self, p, flags):
         return os.open(p, flags)
 
-    async def read(self, fd, n):
-        return os.read(fd, n)
-
-    async def write(self, fd, d):
-        return os.write(fd, d)
-
-    async def close(self, fd):
-        os.close(fd)
-
     async def isfifo(self, p):
-        import stat
         return stat.S_ISFIFO(os.stat(p).st_mode)
 
 
-class SandboxFifo:
-    def __init__(self, ctx):
-        self.ctx = ctx
-
+class SandboxFifo(SandboxPipes):
     async def mkfifo(self, p):
         await self.ctx.mkfifo(p)
 
     async def open(self, p, flags):
         return await self.ctx.open(p, flags)
 
-    async def read(self, fd, n):
-        return await self.ctx.read(fd, n)
-
-    async def write(self, fd, d):
-        return await self.ctx.write(fd, d)
-
-    async def close(self, fd):
-        await self.ctx.close(fd)
-
     async def isfifo(self, p):
-        import stat
         return stat.S_ISFIFO((await self.ctx.stat(p)).mode)
 
 
