@@ -53,6 +53,7 @@ from .fs import Attr, Caller, SetAttr
 from .pathvfs import PathVFS
 from .pipes import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Pipe
 from .process import WNOHANG, Process
+from .procfs import fd_reference
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -281,10 +282,10 @@ class Ctx:
             self._check("write" if flags & (O_CREAT | O_TRUNC) or flags & O_ACCMODE else "read", apath)
         if len(self.fds) >= self.fds.max_fds:
             raise KernelError("EMFILE", "too many open files")
-        if apath.startswith(("/dev/", "/proc/")):
-            fd = self._own_fd_path(apath)
-            if fd is not None:
-                return await self._reopen_fd(fd, flags, mode)
+        if "/dev/" in apath or "/proc/" in apath:
+            ref = fd_reference(apath, self.proc.pid)
+            if ref is not None and ref[0] == self.proc.pid:
+                return await self._reopen_fd(ref[1], flags, mode)
         ofd = await self._open_description(apath, path, flags, mode)
         try:
             return self.fds.install(ofd, cloexec=bool(flags & O_CLOEXEC))
@@ -292,18 +293,6 @@ class Ctx:
             if ofd.refs == 0:
                 await ofd.release()
             raise
-
-    def _own_fd_path(self, apath: str) -> int | None:
-        """N for ``/dev/fd/N``, ``/dev/std{in,out,err}``, ``/proc/self/fd/N``, ``/proc/<me>/fd/N``."""
-        parts = [x for x in apath.split("/") if x and x != "."]
-        if len(parts) == 2 and parts[0] == "dev" and parts[1] in ("stdin", "stdout", "stderr"):
-            return ("stdin", "stdout", "stderr").index(parts[1])
-        if len(parts) == 3 and parts[:2] == ["dev", "fd"] and parts[2].isdigit():
-            return int(parts[2])
-        if (len(parts) == 4 and parts[0] == "proc" and parts[2] == "fd" and parts[3].isdigit()
-                and parts[1] in ("self", str(self.proc.pid))):
-            return int(parts[3])
-        return None
 
     async def _reopen_fd(self, fd: int, flags: int, mode: int) -> int:
         """Opening one's own fd through /dev/fd or /proc/self/fd: a pipe, PTY or socket is

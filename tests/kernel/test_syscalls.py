@@ -189,6 +189,8 @@ async def test_dev_stdio_and_proc_self_fd_reopen(kernel):
         await ctx.write(fd, b"via /dev/stdout\n")
         fd = await ctx.open("/dev/fd/2", os.O_WRONLY)
         await ctx.write(fd, b"via /dev/fd/2\n")
+        fd = await ctx.open("//dev/./fd/1", os.O_WRONLY)   # a pipe: the path names only the fd
+        await ctx.write(fd, b"via //dev/./fd/1\n")
         data = await ctx.read(await ctx.open("/dev/stdin"), 100)
         seen["stdin"] = data
         f = await ctx.open("/tmp/re", os.O_RDWR | os.O_CREAT)
@@ -204,7 +206,7 @@ async def test_dev_stdio_and_proc_self_fd_reopen(kernel):
 
     r = await run_program(kernel, prog, input=b"from stdin")
     assert r.status == 0, r.stderr
-    assert r.stdout == b"via /dev/stdout\n" and r.stderr == b"via /dev/fd/2\n"
+    assert r.stdout == b"via /dev/stdout\nvia //dev/./fd/1\n" and r.stderr == b"via /dev/fd/2\n"
     assert seen == {"stdin": b"from stdin", "own_offset": b"abc", "pid_path": b"ab", "bad": "ENOENT"}
 
 
