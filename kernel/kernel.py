@@ -1,8 +1,9 @@
 """The kernel facade: boot (mount table, /dev, /proc, init), spawning, host-side handles.
 
 ``Kernel(root_fs)`` wires the parts together; ``await kernel.boot(nursery)`` mounts
-``/dev`` and ``/proc``, creates the standard directories and starts pid 1 (a
-minimal init that reaps orphans).  Processes run as trio tasks in the kernel's own
+``/dev``, ``/proc`` (and ``/dev/shm`` when the host gave a memory filesystem as
+``shm=``), creates the standard directories and starts pid 1 (a minimal init that
+reaps orphans).  Processes run as trio tasks in the kernel's own
 nursery; ``shutdown()`` sends SIGTERM, then SIGKILL, then cancels what is left.
 
 Host code (tests, the daemon, the CLI) starts programs with ``spawn`` (returns a
@@ -61,7 +62,11 @@ class Kernel:
                  permissions: Permissions | None = None, limits: Limits | None = None,
                  env: dict[str, str] | None = None, cwd: str = "/home/user",
                  programs: ProgramRegistry | None = None, uid: int = 0, gid: int = 0,
-                 mounts: tuple = ()) -> None:
+                 mounts: tuple = (), shm: FileSystem | None = None) -> None:
+        """*mounts*: extra ``(path, fs, read_only)`` mounts made at boot.  *shm*: a writable
+        memory filesystem to mount on ``/dev/shm`` (kernel/ never imports vfsfuse, so the
+        host passes one, e.g. ``vfsfuse.store.memory_vfs()``); without it ``/dev/shm`` is
+        devfs's empty directory, where creating files fails with EPERM."""
         self.limits = limits or Limits()
         self.permissions = permissions if permissions is not None else Permissions.default()
         self.hostname = hostname
@@ -85,6 +90,7 @@ class Kernel:
         self.devfs: DevFS | None = None
         self.procfs: ProcFS | None = None
         self._extra_mounts = tuple(mounts)
+        self._shm = shm
         self._nursery: trio.Nursery | None = None
         self._done = trio.Event()
         self._booted = False
@@ -113,6 +119,8 @@ class Kernel:
         self.procfs = ProcFS(self.processes, self.mount_table, hostname=self.hostname,
                              budget=self.memory_budget)
         await self.mount_table.mount("/proc", self.procfs, fstype="proc", source="proc")
+        if self._shm is not None:
+            await self.mount_table.mount("/dev/shm", self._shm, fstype="tmpfs", source="tmpfs")
 
     async def _make_dirs(self) -> None:
         for path in BOOT_DIRS:
@@ -120,10 +128,11 @@ class Kernel:
                 await self.vfs.mkdir(path, recursive=True)
             except KernelError as e:
                 log.debug("boot mkdir %s: %s", path, e)
-        try:
-            await self.vfs.chmod("/tmp", 0o1777)
-        except KernelError:
-            pass
+        for path in ("/tmp", "/dev/shm"):  # sticky and world-writable, as on Linux
+            try:
+                await self.vfs.chmod(path, 0o1777)
+            except KernelError as e:  # a read-only root, or /dev/shm without a memory fs
+                log.debug("boot chmod %s: %s", path, e)
 
     async def _write_stubs(self) -> None:
         for name in self.programs.names():

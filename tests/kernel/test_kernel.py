@@ -15,6 +15,7 @@ from kernel import process as P
 from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.kernel import PIPE
+from kernel.pathvfs import PathVFS
 
 from .ksupport import boot_kernel, register, run_program
 
@@ -33,6 +34,41 @@ async def test_boot_layout(kernel):
     assert paths[:3] == ["/", "/dev", "/proc"]
     init = kernel.processes.get(1)
     assert init is not None and init.comm == "init" and init.ppid == 0
+
+
+async def test_dev_shm_is_a_writable_memory_directory(nursery):
+    """With a memory filesystem from the host, /dev/shm is a sticky world-writable tmpfs
+    where any user may create files; without one, creating there fails cleanly."""
+    from vfsfuse.store import memory_vfs
+
+    root, shm = memory_vfs(), memory_vfs()
+    k = await boot_kernel(nursery, shm=shm, uid=1000, gid=1000)  # host-started programs: uid 1000
+    try:
+        st = await k.vfs.stat("/dev/shm")
+        assert st.is_directory and stat.S_IMODE(st.mode) == 0o1777
+        assert "tmpfs /dev/shm tmpfs rw,relatime 0 0\n" in k.mount_table.mounts_text()
+
+        async def user(ctx):
+            fd = await ctx.open("/dev/shm/seg", os.O_CREAT | os.O_RDWR, 0o600)
+            await ctx.write(fd, b"shared")
+            await ctx.close(fd)
+            return 0
+
+        assert (await k.run([register(k, user)])).status == 0
+        st = await k.vfs.stat("/dev/shm/seg")
+        assert (st.uid, stat.S_IMODE(st.mode)) == (1000, 0o600)
+        assert await k.vfs.read_file("/dev/shm/seg") == b"shared"
+        assert await PathVFS(shm).read_file("/seg") == b"shared"     # in the memory fs
+        assert not await PathVFS(root).exists("/dev/shm/seg")         # not in the store
+    finally:
+        await k.shutdown(grace=0.1)
+    k = await boot_kernel(nursery)
+    try:
+        with pytest.raises(KernelError) as e:
+            await k.vfs.write_file("/dev/shm/seg", b"x")
+        assert e.value.code == "EPERM"
+    finally:
+        await k.shutdown(grace=0.1)
 
 
 async def test_boot_twice_is_refused(kernel, nursery):
