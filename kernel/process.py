@@ -202,6 +202,20 @@ class ProcessTable:
     def group(self, pgid: int) -> list[Process]:
         return [p for p in self._procs.values() if p.pgid == pgid and p.state != "Z"]
 
+    def is_orphaned_pgrp(self, pgid: int) -> bool:
+        """POSIX: no live member has a parent in another group of the same session (init
+        does not count).  Nobody could continue such a group, so job control answers EIO
+        there instead of stopping it."""
+        procs = self._procs
+        for p in procs.values():
+            if p.pgid != pgid or p.state == "Z":
+                continue
+            parent = procs.get(p.ppid)
+            if (parent is not None and parent.pid != INIT_PID and parent.pgid != pgid
+                    and parent.sid == p.sid):
+                return False
+        return True
+
     def lookup(self, pid: int) -> Process:
         proc = self._procs.get(pid)
         if proc is None:

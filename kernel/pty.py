@@ -39,7 +39,7 @@ def _default_cc() -> dict[str, int]:
 
 @dataclass(slots=True)
 class Termios:
-    """The termios flags we implement (all on by default, like a fresh Linux PTY)."""
+    """The termios flags we implement, set as on a fresh Linux PTY (all on but TOSTOP)."""
 
     icrnl: bool = True
     opost: bool = True
@@ -49,11 +49,12 @@ class Termios:
     echoe: bool = True
     echoctl: bool = True
     isig: bool = True
+    tostop: bool = False  # background writes get SIGTTOU (the syscall layer checks it)
     cc: dict[str, int] = field(default_factory=_default_cc)
 
     def copy(self) -> "Termios":
         return Termios(self.icrnl, self.opost, self.onlcr, self.icanon, self.echo, self.echoe,
-                       self.echoctl, self.isig, dict(self.cc))
+                       self.echoctl, self.isig, self.tostop, dict(self.cc))
 
     def make_raw(self) -> None:
         """cfmakeraw(3) for the flags we model."""

@@ -477,7 +477,7 @@ class Ctx:
             if not ofd.readable:
                 raise KernelError("EBADF", f"fd {fd} is not open for reading")
             if ep.kind == "pty" and not ep.is_master:
-                await self._background_read_check(ep.pty)
+                await self._job_control(ep.pty, S.SIGTTIN)
             try_read = ep.try_read
             while True:
                 data = try_read(n)
@@ -506,6 +506,8 @@ class Ctx:
             raise KernelError("EBADF", f"fd {fd} is not open for writing")
         ep = ofd.endpoint
         if ep is not None:
+            if ep.kind == "pty" and not ep.is_master and ep.pty.termios.tostop:
+                await self._job_control(ep.pty, S.SIGTTOU)
             return await self._write_stream(ofd, ep, data)
         if ofd.kind == "dir":
             raise KernelError("EISDIR", "is a directory")
@@ -559,14 +561,21 @@ class Ctx:
                     return done
                 raise
 
-    async def _background_read_check(self, pty: "Pty") -> None:
-        """Job control: a background group reading its controlling terminal gets SIGTTIN
-        (stopping it by default); EIO if SIGTTIN is ignored or blocked (as Linux)."""
+    async def _job_control(self, pty: "Pty", sig: int) -> None:
+        """Linux's tty_check_change: a process of a background group using its controlling
+        terminal sends *sig* to its group (SIGTTIN: read; SIGTTOU: write with TOSTOP,
+        tcsetattr, tcsetpgrp), which stops it by default, and tries again once continued.
+        With *sig* ignored or blocked a read fails with EIO and the rest go ahead; an
+        orphaned group gets EIO instead of a stop nobody could undo."""
         p = self.proc
         while pty.sid and pty.sid == p.sid and pty.fg_pgid and p.pgid != pty.fg_pgid:
-            if p.sig.action(S.SIGTTIN).handler == S.SIG_IGN or S.SIGTTIN in p.sig.blocked:
-                raise KernelError("EIO", "background read from the terminal")
-            self._table.kill_group(p.pgid, S.SIGTTIN)
+            if p.sig.action(sig).handler == S.SIG_IGN or sig in p.sig.blocked:
+                if sig == S.SIGTTIN:
+                    raise KernelError("EIO", "background read from the terminal")
+                return
+            if self._table.is_orphaned_pgrp(p.pgid):
+                raise KernelError("EIO", "orphaned background job used the terminal")
+            self._table.kill_group(p.pgid, sig)
             ran, restart = await self._signals()
             if ran and not restart:
                 raise KernelError("EINTR", _EINTR_MSG)
@@ -1098,13 +1107,18 @@ class Ctx:
         return self._pty(fd)[0].termios.copy()
 
     async def tcsetattr(self, fd: int, termios: "Termios") -> None:
-        self._pty(fd)[0].set_termios(termios)
+        pty, master = self._pty(fd)
+        if not master:
+            await self._job_control(pty, S.SIGTTOU)
+        pty.set_termios(termios)
 
     def tcgetpgrp(self, fd: int) -> int:
         return self._pty(fd)[0].fg_pgid
 
     async def tcsetpgrp(self, fd: int, pgid: int) -> None:
         pty, master = self._pty(fd)
+        if not master:
+            await self._job_control(pty, S.SIGTTOU)  # shells block SIGTTOU around this
         if not master and pty.sid not in (0, self.proc.sid):
             raise KernelError("ENOTTY", "not the controlling terminal of this session")
         if pgid <= 0:

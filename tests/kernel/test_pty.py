@@ -258,3 +258,117 @@ async def test_background_read_from_terminal_gets_sigttin(kernel):
     assert seen["stopped"] == (pid, P.status_stopped(S.SIGTTIN))
     assert seen["done"] == (pid, 0) and seen["child_read"] == b"line\n"
     await h.close()
+
+
+async def _job_on_terminal(kernel, job, *, tostop: bool, fg_after_stop: bool = True) -> dict:
+    """A session leader (the 'shell') starts *job* in a background group on its terminal
+    (TOSTOP as given) and reports what waitpid saw; a stopped job is brought to the
+    foreground and continued, like `fg`."""
+    seen: dict = {}
+    jname = register(kernel, job)
+
+    async def shell(ctx):
+        t = ctx.tcgetattr(0)
+        t.tostop = tostop
+        await ctx.tcsetattr(0, t)
+        pid = await ctx.spawn([jname], pgid=0)
+        seen["first"] = await ctx.waitpid(pid, P.WUNTRACED)
+        if P.WIFSTOPPED(seen["first"][1]) and fg_after_stop:
+            await ctx.tcsetpgrp(0, pid)
+            await ctx.kill(pid, S.SIGCONT)
+            seen["then"] = await ctx.waitpid(pid)
+        return 0
+
+    h = await kernel.open_terminal([register(kernel, shell)])
+    with trio.fail_after(3):
+        assert await h.wait() == 0
+        screen = b""
+        while True:
+            d = await h.read()
+            if not d:
+                break
+            screen += d
+    seen["screen"] = screen
+    await h.close()
+    return seen
+
+
+async def test_background_write_with_tostop_gets_sigttou(kernel):
+    async def writer(ctx):
+        await ctx.write(1, b"from the job\n")
+        return 0
+
+    seen = await _job_on_terminal(kernel, writer, tostop=True)
+    pid = seen["first"][0]
+    assert seen["first"] == (pid, P.status_stopped(S.SIGTTOU))
+    assert seen["then"] == (pid, 0) and b"from the job\r\n" in seen["screen"]
+
+    seen = await _job_on_terminal(kernel, writer, tostop=False)  # the Linux default
+    assert seen["first"][1] == 0 and b"from the job\r\n" in seen["screen"]
+
+
+async def test_sigttou_ignored_lets_background_writes_through(kernel):
+    async def writer(ctx):
+        await ctx.signal(S.SIGTTOU, S.SIG_IGN)
+        await ctx.write(1, b"ignored it\n")
+        return 0
+
+    seen = await _job_on_terminal(kernel, writer, tostop=True)
+    assert seen["first"][1] == 0 and b"ignored it\r\n" in seen["screen"]
+
+
+async def test_background_tcsetattr_and_tcsetpgrp_get_sigttou(kernel):
+    async def setter(ctx):
+        t = ctx.tcgetattr(0)
+        t.echo = False
+        await ctx.tcsetattr(0, t)
+        return 0
+
+    seen = await _job_on_terminal(kernel, setter, tostop=False)
+    assert seen["first"][1] == P.status_stopped(S.SIGTTOU) and seen["then"][1] == 0
+
+    async def grabber(ctx):
+        await ctx.tcsetpgrp(0, ctx.getpgid())
+        return 0
+
+    seen = await _job_on_terminal(kernel, grabber, tostop=False)
+    assert seen["first"][1] == P.status_stopped(S.SIGTTOU) and seen["then"][1] == 0
+
+
+async def test_orphaned_background_job_gets_eio_instead_of_stopping(kernel):
+    """Its parent gone (the job re-parented to init), nobody could continue the job: EIO."""
+    codes: dict = {}
+
+    async def leaf(ctx):
+        while ctx.getppid() != 1:             # wait until its parent has exited
+            await ctx.sleep(0.01)
+        for what, call in (("write", ctx.write(1, b"x\n")), ("read", ctx.read(0, 10))):
+            try:
+                await call
+                codes[what] = "ok"
+            except KernelError as e:
+                codes[what] = e.code
+        return 0
+
+    lname = register(kernel, leaf)
+
+    async def middle(ctx):
+        await ctx.spawn([lname])              # same (background) group as the middle
+        return 0
+
+    mname = register(kernel, middle)
+
+    async def shell(ctx):                     # stays the controlling process meanwhile
+        t = ctx.tcgetattr(0)
+        t.tostop = True
+        await ctx.tcsetattr(0, t)
+        await ctx.waitpid(await ctx.spawn([mname], pgid=0))
+        while len(codes) < 2:
+            await ctx.sleep(0.01)
+        return 0
+
+    h = await kernel.open_terminal([register(kernel, shell)])
+    with trio.fail_after(3):
+        assert await h.wait() == 0
+    assert codes == {"write": "EIO", "read": "EIO"}
+    await h.close()
