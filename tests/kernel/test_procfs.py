@@ -557,6 +557,44 @@ async def test_real_kernel_processes(nursery):
         await k.shutdown()
 
 
+async def test_real_kernel_zombies_have_proc_entries(kernel):
+    """A child that exited but was not waited for keeps /proc/<pid> (State Z, no cmdline,
+    no fds) until its parent reaps it; then the entry is gone."""
+    import trio
+
+    from .ksupport import register
+    state: dict = {}
+    reap = trio.Event()
+
+    async def parent(ctx):
+        state["child"] = await ctx.spawn(["true"])
+        while kernel.processes.get(state["child"]).state != "Z":
+            await ctx.sleep(0.01)
+        state["zombie"] = True
+        while not reap.is_set():
+            await ctx.sleep(0.01)
+        await ctx.waitpid(state["child"])
+        return 0
+
+    h = await kernel.spawn([register(kernel, parent)])
+    with trio.fail_after(5):
+        while "zombie" not in state:
+            await trio.sleep(0.01)
+    pid = state["child"]
+    vfs = kernel.vfs
+    assert str(pid) in await vfs.read_dir("/proc")
+    status = parse_status(await vfs.read_text_file(f"/proc/{pid}/status"))
+    assert status["State"] == "Z (zombie)" and status["PPid"] == str(h.pid)
+    assert parse_pid_stat(await vfs.read_text_file(f"/proc/{pid}/stat"))[2] == "Z"
+    assert await vfs.read_file(f"/proc/{pid}/cmdline") == b""
+    assert await vfs.read_dir(f"/proc/{pid}/fd") == []
+    reap.set()
+    with trio.fail_after(5):
+        assert await h.wait() == 0
+    assert str(pid) not in await vfs.read_dir("/proc")
+    assert not await vfs.exists(f"/proc/{pid}")
+
+
 def test_fd_reference():
     from kernel.procfs import fd_reference
     assert fd_reference("/dev/fd/3", 7) == (7, 3)
