@@ -5,7 +5,7 @@ Namespace (``ls -l /dev`` on Linux looks the same)::
     null 1:3  zero 1:5  full 1:7  random 1:8  urandom 1:9      crw-rw-rw-
     tty 5:0   console 5:1 (crw-------)  ptmx 5:2
     stdin -> /proc/self/fd/0   stdout -> .../1   stderr -> .../2   fd -> /proc/self/fd
-    pts/      one node per open PTY, 136:N, crw--w---- root:tty (from ``kernel_view.pty_names()``)
+    pts/      one node per open PTY, 136:N, crw--w---- root:tty (from ``ptys.pty_names()``)
     shm/      an empty drwxrwxrwt directory: the kernel mounts a memory filesystem over it
 
 Semantics through open/read/write (what the host sees through FUSE, and what the
@@ -53,14 +53,14 @@ DEVICES: tuple[tuple[str, int, int, int], ...] = (
 
 
 class DevFS(SyntheticFS):
-    """The /dev filesystem.  ``kernel_view`` offers ``pty_names() -> list[int]`` and,
-    optionally, ``controlling_tty(pid) -> str | None``; ``processes`` (a ProcessTable)
-    is the fallback for the controlling terminal (``Process.tty``)."""
+    """The /dev filesystem.  *ptys* (a ``PtyRegistry``: ``pty_names()``) fills /dev/pts;
+    *processes* (a ``ProcessTable``: ``get(pid).tty``) says which terminal /dev/tty is
+    for a caller.  Without them there are no PTYs and no controlling terminals."""
 
     create_error = "EPERM"
 
-    def __init__(self, kernel_view=None, processes=None) -> None:
-        self._view = kernel_view
+    def __init__(self, ptys=None, processes=None) -> None:
+        self._ptys = ptys
         self._processes = processes
         root = StaticDir(0o755)
         for name, major, minor, perm in DEVICES:
@@ -75,8 +75,7 @@ class DevFS(SyntheticFS):
 
     # ---- /dev/pts ------------------------------------------------------------------------
     def _pty_names(self) -> list[int]:
-        f = getattr(self._view, "pty_names", None)
-        return list(f()) if f is not None else []
+        return self._ptys.pty_names() if self._ptys is not None else []
 
     def _pts_node(self, n: int) -> Device:
         def make() -> Device:
@@ -101,15 +100,10 @@ class DevFS(SyntheticFS):
         return node.name if isinstance(node, Device) else None
 
     def _controlling_tty(self, pid: int) -> str | None:
-        if pid <= 0:
+        if pid <= 0 or self._processes is None:
             return None
-        f = getattr(self._view, "controlling_tty", None)
-        if f is not None:
-            return f(pid)
-        if self._processes is not None:
-            p = self._processes.get(pid)
-            return p.tty if p is not None else None
-        return None
+        p = self._processes.get(pid)
+        return p.tty if p is not None else None
 
     # ---- device behaviour ----------------------------------------------------------------
     def device_open(self, h: Handle) -> None:

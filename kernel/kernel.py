@@ -468,10 +468,6 @@ class Kernel:
     def pty_names(self) -> list[int]:
         return self.ptys.pty_names()
 
-    def controlling_tty(self, pid: int) -> str | None:
-        p = self.processes.get(pid)
-        return p.tty if p is not None else None
-
 
 @dataclass(slots=True)
 class Completed:

@@ -9,32 +9,32 @@ import pytest
 
 from kernel.devfs import MAX_DEVICE_READ, DevFS
 from kernel.errors import KernelError
+from kernel.fdtable import FdTable
 from kernel.fs import Caller
 from kernel.pathvfs import PathVFS
+from kernel.process import ProcessTable
+from kernel.pty import PtyRegistry
 
 from .conftest import as_pid
 
 HOST_DEVICES = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"]
 
 
-class PtyView:
-    def __init__(self, names=()):
-        self.names = list(names)
-        self.ctty: dict[int, str] = {}
-
-    def pty_names(self):
-        return self.names
-
-    def controlling_tty(self, pid):
-        return self.ctty.get(pid)
+@pytest.fixture
+def ptys() -> PtyRegistry:
+    return PtyRegistry()
 
 
 @pytest.fixture
-async def dev(table):
-    view = PtyView()
-    devfs = DevFS(view)
+def processes() -> ProcessTable:
+    return ProcessTable()
+
+
+@pytest.fixture
+async def dev(table, ptys, processes):
+    devfs = DevFS(ptys, processes)
     await table.mount("/dev", devfs, fstype="devtmpfs", source="devtmpfs")
-    return devfs, view
+    return devfs
 
 
 async def raises(code, coro):
@@ -116,37 +116,46 @@ async def test_random(dev, table, vfs, name):
     await table.release(fh)
 
 
-async def test_tty_needs_controlling_terminal(dev, table, vfs):
-    _, view = dev
+async def test_tty_needs_controlling_terminal(dev, table, vfs, processes):
     await raises("ENXIO", open_dev(table, vfs, "tty"))  # host caller (pid 0)
-    await raises("ENXIO", open_dev(table, vfs, "tty", caller=Caller(pid=7)))
-    view.ctty[7] = "/dev/pts/0"
-    fh = await open_dev(table, vfs, "tty", os.O_RDWR, caller=Caller(pid=7))
+    sh = processes.create(parent=None, argv=["sh"], env={}, cwd="/", exe="/bin/sh", fds=FdTable())
+    await raises("ENXIO", open_dev(table, vfs, "tty", caller=Caller(pid=sh.pid)))
+    sh.tty = "/dev/pts/0"
+    fh = await open_dev(table, vfs, "tty", os.O_RDWR, caller=Caller(pid=sh.pid))
     await table.release(fh)
 
 
-async def test_ptmx_and_pts_are_for_the_pty_layer(dev, table, vfs):
-    _, view = dev
+def open_ptys(ptys: PtyRegistry, indexes: list[int]) -> None:
+    """Make exactly *indexes* the open PTYs (devpts numbers them lowest-free)."""
+    for pty in [ptys.get(i) for i in ptys.pty_names()]:
+        ptys.free(pty)
+    made = [ptys.open_pty() for _ in range(max(indexes) + 1)]
+    for pty in made:
+        if pty.index not in indexes:
+            ptys.free(pty)
+
+
+async def test_ptmx_and_pts_are_for_the_pty_layer(dev, table, vfs, ptys):
     await raises("ENXIO", open_dev(table, vfs, "ptmx", os.O_RDWR))
-    view.names[:] = [0, 3]
+    open_ptys(ptys, [0, 3])
     await raises("ENXIO", open_dev(table, vfs, "pts/3", os.O_RDWR))
 
 
-async def test_pts_follow_open_ptys(dev, vfs, table):
-    devfs, view = dev
-    view.names[:] = [0, 3]
+async def test_pts_follow_open_ptys(dev, vfs, table, ptys):
+    devfs = dev
+    open_ptys(ptys, [0, 3])
     assert await vfs.read_dir("/dev/pts") == ["0", "3"]
     st = await vfs.stat("/dev/pts/3")
     assert stat.S_ISCHR(st.mode) and (os.major(st.rdev), os.minor(st.rdev)) == (136, 3)
     assert devfs.device_for(st.ino) == "pts/3"
-    view.names[:] = [0]
+    open_ptys(ptys, [0])
     assert not await vfs.exists("/dev/pts/3")
     await raises("ENOENT", table.getattr(st.ino))
     assert not await vfs.exists("/dev/pts/03")
 
 
 async def test_device_for(dev, vfs, table):
-    devfs, _ = dev
+    devfs = dev
     for name in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "console"]:
         ino = (await vfs.stat(f"/dev/{name}")).ino
         assert devfs.device_for(ino) == name  # global (shifted) number
@@ -158,7 +167,7 @@ async def test_device_for(dev, vfs, table):
 
 async def test_mknod_elsewhere_is_not_a_device(dev, vfs, table):
     """A node made with mknod in the root fs is only a name: device_for says so."""
-    devfs, _ = dev
+    devfs = dev
     a = await table.mknod(table.root_ino, b"fakenull", stat.S_IFCHR | 0o666, os.makedev(1, 3))
     assert stat.S_ISCHR(a.mode)
     assert table.fs_of(a.ino)[0] is not devfs
