@@ -117,7 +117,7 @@ class Kernel:
         self.devfs = DevFS(self.ptys, self.processes)
         await self.mount_table.mount("/dev", self.devfs, fstype="devtmpfs", source="devtmpfs")
         self.procfs = ProcFS(self.processes, self.mount_table, hostname=self.hostname,
-                             budget=self.memory_budget)
+                             budget=self.memory_budget, ptys=self.ptys)
         await self.mount_table.mount("/proc", self.procfs, fstype="proc", source="proc")
         if self._shm is not None:
             await self.mount_table.mount("/dev/shm", self._shm, fstype="tmpfs", source="tmpfs")

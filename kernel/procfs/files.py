@@ -5,11 +5,9 @@ table, a ``ProcConfig``) and returns bytes.  Nothing here may reveal the host:
 figures are synthetic or derived from the sandbox's own configuration, names come
 from the sandbox (hostname from the kernel config), paths are sandbox paths.
 
-The process fields used are those of the kernel contract (``Process``); optional
-extras are read with ``getattr`` so a process record without them still works:
-``cpu_time_ns`` (user CPU), ``sys_time_ns``, ``children_cpu_ns``, ``threads``,
-``tty_pgid`` (foreground group of the terminal), ``sig`` (a SignalState with
-``pending``/``blocked``/``actions``).
+The process fields used are those of ``kernel.process.Process``.  CPU time, threads
+and supplementary groups are not modelled: processes are trio tasks sharing one host
+thread, so those fields read 0, 1 and nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ import stat as _stat
 import time
 from dataclasses import dataclass
 
+from ..signals import SIG_DFL, SIG_IGN
+
 HZ = 100  # USER_HZ: the unit of every "ticks" field
 PAGE = 4096
 KERNEL_RELEASE = "6.1.0-sandbox"
@@ -26,7 +26,7 @@ KERNEL_VERSION = "#1 SMP PREEMPT_DYNAMIC"
 PTS_MAJOR = 136
 _TASK_STATE = {"R": "R (running)", "S": "S (sleeping)", "D": "D (disk sleep)", "T": "T (stopped)",
                "t": "t (tracing stop)", "Z": "Z (zombie)", "X": "X (dead)", "I": "I (idle)"}
-O_CLOEXEC = getattr(os, "O_CLOEXEC", 0o2000000)
+O_CLOEXEC = os.O_CLOEXEC
 
 
 @dataclass(slots=True)
@@ -75,22 +75,18 @@ def _sigmask(sigs) -> int:
 
 def _signals(p) -> tuple[int, int, int, int]:
     """(pending, blocked, ignored, caught) bitmasks."""
-    st = getattr(p, "sig", None)
-    if st is None:
-        return 0, 0, 0, 0
+    st = p.sig
     ign, cgt = set(), set()
-    for s, a in (getattr(st, "actions", None) or {}).items():
-        h = getattr(a, "handler", a)
-        if h == "ignore":
+    for s, a in st.actions.items():
+        if a.handler == SIG_IGN:
             ign.add(s)
-        elif h != "default":
+        elif a.handler != SIG_DFL:
             cgt.add(s)
-    return (_sigmask(getattr(st, "pending", ())), _sigmask(getattr(st, "blocked", ())),
-            _sigmask(ign), _sigmask(cgt))
+    return _sigmask(st.pending), _sigmask(st.blocked), _sigmask(ign), _sigmask(cgt)
 
 
 def _rss(p) -> int:
-    return max(PAGE, int(getattr(p, "rss_bytes", 0) or 0))
+    return max(PAGE, p.rss_bytes)
 
 
 def _vsize(p) -> int:
@@ -122,17 +118,12 @@ def pid_environ(p) -> bytes:
     return b"".join(f"{k}={v}".encode(errors="surrogateescape") + b"\0" for k, v in p.env.items())
 
 
-def pid_stat(p) -> bytes:
-    """The 52 fields of /proc/<pid>/stat, in proc(5) order."""
+def pid_stat(p, tpgid: int = -1) -> bytes:
+    """The 52 fields of /proc/<pid>/stat, in proc(5) order; *tpgid* is the foreground
+    group of the process's controlling terminal (-1 without one)."""
     zombie = _is_zombie(p)
     pend, blk, ign, cgt = _signals(p)
     tty = tty_nr(p.tty)
-    tpgid = getattr(p, "tty_pgid", None)
-    if tpgid is None:
-        tpgid = p.pgid if tty else -1
-    utime = _ticks(getattr(p, "cpu_time_ns", 0) or 0)
-    stime = _ticks(getattr(p, "sys_time_ns", 0) or 0)
-    cutime = _ticks(getattr(p, "children_cpu_ns", 0) or 0)
     vsize = 0 if zombie else _vsize(p)
     rss = 0 if zombie else _rss(p) // PAGE
     code = 0 if zombie else 0x400000
@@ -141,8 +132,8 @@ def pid_stat(p) -> bytes:
         p.pid, f"({comm(p)})", p.state, p.ppid, p.pgid, p.sid, tty, tpgid,
         0x400000,  # flags: PF_RANDOMIZE, like an ordinary user process
         0, 0, 0, 0,  # minflt cminflt majflt cmajflt
-        utime, stime, cutime, 0,  # utime stime cutime cstime
-        20, 0, int(getattr(p, "threads", 1) or 1), 0,  # priority nice num_threads itrealvalue
+        0, 0, 0, 0,  # utime stime cutime cstime
+        20, 0, 1, 0,  # priority nice num_threads itrealvalue
         _ticks(p.start_time_ns), vsize, rss, 18446744073709551615,  # starttime vsize rss rsslim
         code, code + (1 << 16) if code else 0, 0x7FFC0000 if code else 0, 0, 0,
         pend, blk, ign, cgt,  # signal blocked sigignore sigcatch
@@ -163,7 +154,6 @@ def pid_statm(p) -> bytes:
 def pid_status(p, cfg: ProcConfig) -> bytes:
     zombie = _is_zombie(p)
     pend, blk, ign, cgt = _signals(p)
-    groups = " ".join(str(g) for g in getattr(p, "groups", ()) or ())
     lines = [
         f"Name:\t{comm(p)}",
         f"Umask:\t{p.umask:04o}",
@@ -176,7 +166,7 @@ def pid_status(p, cfg: ProcConfig) -> bytes:
         f"Uid:\t{p.uid}\t{p.uid}\t{p.uid}\t{p.uid}",
         f"Gid:\t{p.gid}\t{p.gid}\t{p.gid}\t{p.gid}",
         f"FDSize:\t{cfg.fd_size}",
-        f"Groups:\t{groups} ",
+        "Groups:\t ",
         f"NStgid:\t{p.pid}",
         f"NSpid:\t{p.pid}",
         f"NSpgid:\t{p.pgid}",
@@ -193,10 +183,10 @@ def pid_status(p, cfg: ProcConfig) -> bytes:
             f"VmLib:\t{0:8d} kB", f"VmPTE:\t{4:8d} kB", f"VmSwap:\t{0:8d} kB",
             f"HugetlbPages:\t{0:8d} kB", "CoreDumping:\t0", "THP_enabled:\t0",
         ]
-    nsig = len(getattr(getattr(p, "sig", None), "pending", ()) or ())
+    nsig = len(p.sig.pending)
     caps = "000001ffffffffff" if p.uid == 0 else "0000000000000000"
     lines += [
-        f"Threads:\t{int(getattr(p, 'threads', 1) or 1)}",
+        "Threads:\t1",
         f"SigQ:\t{nsig}/{cfg.pid_max}",
         f"SigPnd:\t{pend:016x}",
         f"ShdPnd:\t{0:016x}",
@@ -223,12 +213,12 @@ def pid_status(p, cfg: ProcConfig) -> bytes:
 
 def fd_target(ofd) -> str:
     """The /proc/<pid>/fd/<n> link target of an open file description."""
-    kind = getattr(ofd, "kind", "file")
+    kind = ofd.kind
     if kind == "pipe":
         return f"pipe:[{ofd.object_id}]"
     if kind == "socket":
         return f"socket:[{ofd.object_id}]"
-    path = getattr(ofd, "path", None)
+    path = ofd.path
     if path:
         return path
     return f"anon_inode:[{kind}]"
@@ -245,13 +235,9 @@ def fd_link_mode(flags: int) -> int:
     return _stat.S_IFLNK | mode
 
 
-def fdinfo(ofd, cloexec: bool, mnt_id: int, ino: int = 0) -> bytes:
-    flags = int(getattr(ofd, "flags", 0) or 0)
-    if cloexec:
-        flags |= O_CLOEXEC
-    else:
-        flags &= ~O_CLOEXEC
-    return f"pos:\t{int(getattr(ofd, 'pos', 0) or 0)}\nflags:\t0{flags:o}\nmnt_id:\t{mnt_id}\nino:\t{ino}\n".encode()
+def fdinfo(ofd, cloexec: bool, mnt_id: int) -> bytes:
+    flags = ofd.flags | O_CLOEXEC if cloexec else ofd.flags & ~O_CLOEXEC
+    return f"pos:\t{ofd.pos}\nflags:\t0{flags:o}\nmnt_id:\t{mnt_id}\nino:\t{ofd.ino}\n".encode()
 
 
 # ---- machine-wide files -----------------------------------------------------------------
@@ -318,7 +304,7 @@ def cpuinfo(cfg: ProcConfig) -> bytes:
 
 def stat(processes, procs: list, cfg: ProcConfig) -> bytes:
     up = uptime_seconds(processes)
-    busy = sum(_ticks(getattr(p, "cpu_time_ns", 0) or 0) for p in procs)
+    busy = 0  # CPU time is not modelled (see the module docstring)
     idle = max(0, int(up * HZ) * cfg.ncpu - busy)
     out = [f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n"]
     for i in range(cfg.ncpu):

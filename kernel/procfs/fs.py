@@ -42,14 +42,18 @@ class ProcFS(SyntheticFS):
       change ``config.hostname`` at run time).
     * ``net``: optional ``net(name) -> bytes | None`` giving the full content of
       ``net/<name>`` once a socket table exists; None keeps the header-only file.
+    * ``ptys``: the ``PtyRegistry``, for the foreground group of a process's terminal
+      (``tpgid`` in ``stat``, which ``ps`` shows as ``+``).
     """
 
     create_error = "ENOENT"
     getxattr_error = "ENOTSUP"
 
     def __init__(self, processes, mount_table=None, *, config: ProcConfig | None = None,
-                 hostname: str | None = None, net: NetProvider | None = None, budget=None) -> None:
+                 hostname: str | None = None, net: NetProvider | None = None, budget=None,
+                 ptys=None) -> None:
         self.processes = processes
+        self._ptys = ptys
         self.mount_table = mount_table
         self.config = config or ProcConfig()
         if hostname is not None:
@@ -96,6 +100,14 @@ class ProcFS(SyntheticFS):
         if p is None:
             raise KernelError("ENOENT", f"no such process {pid}")
         return p
+
+    def _tpgid(self, p) -> int:
+        """The foreground group of *p*'s controlling terminal: -1 without a terminal,
+        0 when the terminal has no foreground group (as Linux)."""
+        if p.tty is None:
+            return -1
+        pty = self._ptys.get(int(p.tty.rsplit("/", 1)[1])) if self._ptys is not None else None
+        return pty.fg_pgid if pty is not None else 0
 
     def _mounts(self, pid: int) -> bytes:
         if self.mount_table is None:
@@ -189,7 +201,7 @@ class ProcFS(SyntheticFS):
         d.add(b"cmdline", File(lambda c: F.pid_cmdline(proc()), **own))
         d.add(b"comm", File(lambda c: F.pid_comm(proc()), **own))
         d.add(b"environ", File(private(F.pid_environ), 0o400, **own))
-        d.add(b"stat", File(lambda c: F.pid_stat(proc()), **own))
+        d.add(b"stat", File(lambda c: F.pid_stat(q := proc(), self._tpgid(q)), **own))
         d.add(b"statm", File(lambda c: F.pid_statm(proc()), **own))
         d.add(b"status", File(lambda c: F.pid_status(proc(), cfg), **own))
         d.add(b"cwd", Symlink(private(lambda q: q.cwd.encode(errors="surrogateescape")), **own))
@@ -205,8 +217,7 @@ class ProcFS(SyntheticFS):
 
     # ---- /proc/<pid>/fd and fdinfo -------------------------------------------------------
     def _fd_items(self, pid: int) -> list:
-        fds = getattr(self._proc(pid), "fds", None)
-        return list(fds.items()) if fds is not None else []
+        return self._proc(pid).fds.items()
 
     def _ofd(self, pid: int, n: int):
         for fd, ofd in self._fd_items(pid):
@@ -238,7 +249,7 @@ class ProcFS(SyntheticFS):
         if not info:
             ofd = self._ofd(pid, n)
             if ofd is not None:
-                node.mode = F.fd_link_mode(int(getattr(ofd, "flags", 0) or 0))
+                node.mode = F.fd_link_mode(ofd.flags)
         return node
 
     def _fdinfo(self, pid: int, n: int) -> bytes:
@@ -246,10 +257,7 @@ class ProcFS(SyntheticFS):
         ofd = self._ofd(pid, n)
         if ofd is None:
             raise KernelError("ENOENT", f"fd {n} is not open")
-        get_cloexec = getattr(p.fds, "get_cloexec", None)
-        cloexec = bool(get_cloexec(n)) if get_cloexec is not None else False
-        return F.fdinfo(ofd, cloexec, self._mnt_id(getattr(ofd, "path", None)),
-                        int(getattr(ofd, "ino", 0) or 0))
+        return F.fdinfo(ofd, p.fds.get_cloexec(n), self._mnt_id(ofd.path))
 
     def _list_fds(self, pid: int, caller: Caller, info: bool):
         return [(str(fd).encode(), self._fd_node(pid, fd, info)) for fd, _ in self._fd_items(pid)]

@@ -1,108 +1,61 @@
 """Fixtures for the mount table, /dev and /proc tests.
 
-``FakeProcessTable`` is a test double of the *interface* procfs reads (the kernel
-contract's ProcessTable/Process/FdTable fields), so procfs can be tested on its own;
-tests that use the real ProcessTable live next to these.
+procfs is tested on records of the real ``ProcessTable`` that no task runs:
+``add_process`` puts one in with a chosen pid and fields, ``open_fd`` gives it
+open file descriptions, and ``reap`` removes it like the kernel does.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from kernel.fdtable import FdTable, OpenFileDescription
 from kernel.fs import Caller
 from kernel.mounts import MountTable
 from kernel.pathvfs import PathVFS
+from kernel.process import Process, ProcessTable
+from kernel.pty import PtyRegistry
 from vfsfuse.store import memory_vfs
 
 from .ksupport import boot_kernel
 
 
-@dataclass
-class FakeOFD:
-    kind: str = "file"
-    path: str | None = None
-    object_id: int = 0
-    pos: int = 0
-    flags: int = os.O_RDONLY
+def add_process(table: ProcessTable, pid: int, *, parent: int | None = None, argv: list[str] | None = None,
+                env: dict[str, str] | None = None, cwd: str = "/", exe: str = "/bin/sh",
+                **fields: Any) -> Process:
+    """Record process *pid* (fixed, so tests can name it) with *fields* set on it."""
+    table._next_pid = pid
+    proc = table.create(parent=table.get(parent) if parent else None,
+                        argv=["/bin/sh"] if argv is None else argv, env=env or {}, cwd=cwd,
+                        exe=exe, fds=FdTable())
+    for name, value in fields.items():
+        setattr(proc, name, value)
+    return proc
 
 
-class FakeFdTable:
-    def __init__(self) -> None:
-        self.fds: dict[int, FakeOFD] = {}
-        self.cloexec: set[int] = set()
-
-    def items(self) -> list[tuple[int, FakeOFD]]:
-        return sorted(self.fds.items())
-
-    def get_cloexec(self, fd: int) -> bool:
-        return fd in self.cloexec
-
-
-@dataclass
-class FakeSig:
-    pending: set[int] = field(default_factory=set)
-    blocked: set[int] = field(default_factory=set)
-    actions: dict = field(default_factory=dict)
-
-
-@dataclass
-class FakeProcess:
-    pid: int
-    ppid: int = 0
-    pgid: int = 0
-    sid: int = 0
-    uid: int = 0
-    gid: int = 0
-    argv: list[str] = field(default_factory=lambda: ["/bin/sh"])
-    env: dict[str, str] = field(default_factory=dict)
-    cwd: str = "/"
-    exe: str = "/bin/sh"
-    umask: int = 0o022
-    start_time_ns: int = 0
-    state: str = "S"
-    exit_status: int | None = None
-    tty: str | None = None
-    rss_bytes: int = 2 << 20
-    fds: FakeFdTable = field(default_factory=FakeFdTable)
-    sig: FakeSig = field(default_factory=FakeSig)
-
-    @property
-    def comm(self) -> str:
-        name = self.argv[0] if self.argv else self.exe
-        return (name.rsplit("/", 1)[-1] or name).encode()[:15].decode(errors="ignore")
-
-
-class FakeProcessTable:
-    def __init__(self) -> None:
-        self.procs: dict[int, FakeProcess] = {}
-        self.boot_time_ns = time.time_ns() - 5_000_000_000
-        self.monotonic_boot_ns = time.monotonic_ns() - 5_000_000_000
-
-    def add(self, pid: int, **kw) -> FakeProcess:
-        kw.setdefault("ppid", 1 if pid != 1 else 0)
-        kw.setdefault("pgid", pid)
-        kw.setdefault("sid", pid)
-        p = FakeProcess(pid, **kw)
-        self.procs[pid] = p
-        return p
-
-    def get(self, pid: int) -> FakeProcess | None:
-        return self.procs.get(pid)
-
-    def pids(self) -> list[int]:
-        return sorted(self.procs)
+def open_fd(proc: Process, fd: int, kind: str, path: str | None = None, flags: int = os.O_RDONLY,
+            *, object_id: int = 0, pos: int = 0, ino: int = 0, cloexec: bool = False) -> OpenFileDescription:
+    ofd = OpenFileDescription(kind, path, flags, object_id=object_id, pos=pos, ino=ino)
+    proc.fds.install_at(fd, ofd, cloexec=cloexec)
+    return ofd
 
 
 @pytest.fixture
-def procs() -> FakeProcessTable:
-    t = FakeProcessTable()
-    init = t.add(1, argv=["/sbin/init"], exe="/sbin/init")
-    init.fds.fds[0] = FakeOFD("device", "/dev/null", flags=os.O_RDONLY)
+def procs() -> ProcessTable:
+    t = ProcessTable()
+    t.boot_time_ns -= 5_000_000_000  # booted 5 s ago: uptime and start times lie in the past
+    t.monotonic_boot_ns -= 5_000_000_000
+    init = add_process(t, 1, argv=["/sbin/init"], exe="/sbin/init", state="S")
+    open_fd(init, 0, "device", "/dev/null")
     return t
+
+
+@pytest.fixture
+def ptys() -> PtyRegistry:
+    return PtyRegistry()
 
 
 @pytest.fixture

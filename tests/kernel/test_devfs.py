@@ -21,11 +21,6 @@ HOST_DEVICES = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"]
 
 
 @pytest.fixture
-def ptys() -> PtyRegistry:
-    return PtyRegistry()
-
-
-@pytest.fixture
 def processes() -> ProcessTable:
     return ProcessTable()
 

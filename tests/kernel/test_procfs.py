@@ -15,24 +15,28 @@ from kernel.errors import KernelError
 from kernel.fs import Caller
 from kernel.pathvfs import PathVFS
 from kernel.procfs import ProcConfig, ProcFS
+from kernel.signals import SIG_IGN, SigAction
 
-from .conftest import FakeOFD, as_pid
+from .conftest import add_process, as_pid, open_fd
 
 
 @pytest.fixture
-async def proc(table, procs):
-    fs = ProcFS(procs, table, config=ProcConfig(hostname="sbx-host", mem_total=512 << 20, ncpu=2))
+async def proc(table, procs, ptys):
+    fs = ProcFS(procs, table, config=ProcConfig(hostname="sbx-host", mem_total=512 << 20, ncpu=2),
+                ptys=ptys)
     await table.mount("/proc", fs, fstype="proc", source="proc")
-    sh = procs.add(42, ppid=1, pgid=42, sid=1, uid=1000, gid=1000, argv=["sh", "-c", "echo hi"],
-                   env={"HOME": "/home/user", "PWD": "/home/user"}, cwd="/home/user", exe="/bin/sh",
-                   tty="/dev/pts/0", start_time_ns=1_500_000_000, state="S")
-    sh.fds.fds[0] = FakeOFD("pty", "/dev/pts/0", flags=os.O_RDWR)
-    sh.fds.fds[1] = FakeOFD("pipe", None, object_id=7, flags=os.O_WRONLY)
-    sh.fds.fds[2] = FakeOFD("socket", None, object_id=9, flags=os.O_RDWR)
-    sh.fds.fds[3] = FakeOFD("file", "/home/user/notes.txt", pos=12, flags=os.O_RDONLY | os.O_APPEND)
-    sh.fds.cloexec.add(3)
+    sh = add_process(procs, 42, parent=1, pgid=42, sid=1, uid=1000, gid=1000,
+                     argv=["sh", "-c", "echo hi"], env={"HOME": "/home/user", "PWD": "/home/user"},
+                     cwd="/home/user", exe="/bin/sh", tty="/dev/pts/0",
+                     start_time_ns=1_500_000_000, state="S", rss_bytes=2 << 20)
+    terminal = ptys.open_pty()                     # /dev/pts/0, with sh's group in the foreground
+    terminal.sid, terminal.fg_pgid = 1, 42
+    open_fd(sh, 0, "pty", "/dev/pts/0", os.O_RDWR)
+    open_fd(sh, 1, "pipe", None, os.O_WRONLY, object_id=7)
+    open_fd(sh, 2, "socket", None, os.O_RDWR, object_id=9)
+    open_fd(sh, 3, "file", "/home/user/notes.txt", os.O_RDONLY | os.O_APPEND, pos=12, cloexec=True)
     sh.sig.blocked.add(2)
-    sh.sig.actions[15] = "ignore"
+    sh.sig.actions[15] = SigAction(SIG_IGN)
     return fs
 
 
@@ -258,7 +262,7 @@ async def test_cmdline_comm_environ(proc, vfs, procs):
     assert await vfs.read_file("/proc/42/cmdline") == b"sh\0-c\0echo hi\0"
     assert await vfs.read_file("/proc/42/comm") == b"sh\n"
     assert await vfs.read_file("/proc/42/environ") == b"HOME=/home/user\0PWD=/home/user\0"
-    procs.add(50, argv=["/usr/bin/a-very-long-command-name"], env={})
+    add_process(procs, 50, argv=["/usr/bin/a-very-long-command-name"])
     assert await vfs.read_file("/proc/50/comm") == b"a-very-long-com\n"
     assert await vfs.read_file("/proc/50/environ") == b""
 
@@ -309,7 +313,7 @@ async def test_zombie_and_reaped(proc, vfs, table, procs):
     st = parse_pid_stat(await vfs.read_text_file("/proc/42/stat"))
     assert st[2] == "Z" and st[51] == 3 << 8 and st[22] == 0
     assert "VmRSS" not in parse_status(await vfs.read_text_file("/proc/42/status"))
-    del procs.procs[42]
+    procs.reap(p)
     await raises("ENOENT", vfs.stat("/proc/42"))
     await raises("ENOENT", table.getattr(ino))
     assert "42" not in await vfs.read_dir("/proc")
@@ -358,8 +362,9 @@ async def test_no_host_leaks(tmp_path, procs):
     try:
         table = MountTable(store.vfs)
         await table.mount("/proc", ProcFS(procs, table), fstype="proc", source="proc")
-        p = procs.add(7, argv=["cat"], cwd="/tmp", fds=procs.get(1).fds)
-        p.fds.fds[5] = FakeOFD("file", "/tmp/x", flags=os.O_RDWR)
+        p = add_process(procs, 7, argv=["cat"], cwd="/tmp")
+        open_fd(p, 0, "device", "/dev/null")
+        open_fd(p, 5, "file", "/tmp/x", os.O_RDWR)
         vfs = PathVFS(table, Caller(pid=7))
         canaries = [socket.gethostname(), str(os.getpid()), str(tmp_path), getpass.getuser(),
                     os.uname().release, host("/proc/version").strip()]
@@ -414,13 +419,14 @@ from kernel.mounts import MountTable
 from kernel.procfs import ProcConfig, ProcFS
 from vfsfuse.fuse_adapter import FuseAdapter
 from vfsfuse.store import memory_vfs
-from tests.kernel.conftest import FakeOFD, FakeProcessTable
+from kernel.process import ProcessTable
+from tests.kernel.conftest import add_process, open_fd
 
-procs = FakeProcessTable()
-procs.add(1, argv=["/sbin/init"], exe="/sbin/init")
-p = procs.add(42, argv=["sh", "-c", "sleep 5"], uid=1000, gid=1000, state="S",
-              start_time_ns=2_000_000_000, env={"A": "b"}, tty="/dev/pts/0")
-p.fds.fds[0] = FakeOFD("pty", "/dev/pts/0", flags=os.O_RDWR)
+procs = ProcessTable()
+add_process(procs, 1, argv=["/sbin/init"], exe="/sbin/init", state="S")
+p = add_process(procs, 42, parent=1, pgid=42, sid=42, argv=["sh", "-c", "sleep 5"], uid=1000,
+                gid=1000, state="S", start_time_ns=2_000_000_000, env={"A": "b"}, tty="/dev/pts/0")
+open_fd(p, 0, "pty", "/dev/pts/0", os.O_RDWR)
 
 async def main():
     table = MountTable(memory_vfs())
@@ -595,6 +601,36 @@ async def test_real_kernel_zombies_have_proc_entries(kernel):
     assert not await vfs.exists(f"/proc/{pid}")
 
 
+async def test_real_kernel_tpgid_is_the_terminals_foreground_group(kernel):
+    """stat's tpgid (ps shows '+' when it equals the pgid) comes from the terminal."""
+    import trio
+
+    from .ksupport import register
+    pids: dict = {}
+
+    async def shell(ctx):
+        pids["job"] = await ctx.spawn(["sleep", "5"], pgid=0)    # a background job
+        await ctx.sleep(5)
+
+    h = await kernel.open_terminal([register(kernel, shell)])
+    try:
+        with trio.fail_after(5):
+            while "job" not in pids:
+                await trio.sleep(0.01)
+        vfs = kernel.vfs
+        sh = parse_pid_stat(await vfs.read_text_file(f"/proc/{h.pid}/stat"))
+        job = parse_pid_stat(await vfs.read_text_file(f"/proc/{pids['job']}/stat"))
+        assert sh[4] == sh[7] == h.pid                   # pgid == tpgid: foreground
+        assert job[4] == pids["job"] and job[7] == h.pid  # background: tpgid is the shell's
+        init = parse_pid_stat(await vfs.read_text_file("/proc/1/stat"))
+        assert init[6] == 0 and init[7] == -1            # no terminal
+    finally:
+        kernel.kill(-pids.get("job", h.pid), 9)
+        h.kill(9)
+        await h.wait()
+        await h.close()
+
+
 def test_fd_reference():
     from kernel.procfs import fd_reference
     assert fd_reference("/dev/fd/3", 7) == (7, 3)
@@ -609,10 +645,10 @@ def test_fd_reference():
 
 async def test_reaped_nodes_are_forgotten(proc, vfs, procs):
     for pid in range(100, 150):
-        procs.add(pid)
+        add_process(procs, pid)
         await vfs.read_file(f"/proc/{pid}/status")
     before = len(proc._nodes)
     for pid in range(100, 150):
-        del procs.procs[pid]
+        procs.reap(procs.get(pid))
     await vfs.read_dir("/proc")
     assert len(proc._nodes) < before - 50 * 10
