@@ -32,10 +32,10 @@ from __future__ import annotations
 import os
 
 from .errors import KernelError
+from .pty import PTS_MAJOR
 from .synthetic import Device, DynamicDir, Handle, StaticDir, Symlink, SyntheticFS
 
 MAX_DEVICE_READ = 16 << 20
-PTS_MAJOR = 136
 TTY_GID = 5
 _LOCAL_MASK = (1 << 48) - 1
 

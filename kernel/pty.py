@@ -24,9 +24,8 @@ from .pipes import POLLHUP, POLLIN, POLLOUT, Waitable
 
 log = logging.getLogger("vfsfuse.kernel.pty")
 
-PTY_SLAVE_MAJOR = 136
-PTMX_RDEV = (5, 2)
-TTY_RDEV = (5, 0)
+PTS_MAJOR = 136     # /dev/pts/N is 136:N
+PTMX_RDEV = (5, 2)  # /dev/ptmx
 
 LF = 0x0A
 CR = 0x0D

@@ -53,6 +53,7 @@ from .fs import Attr, Caller, SetAttr
 from .pathvfs import PathVFS
 from .pipes import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Pipe
 from .process import WNOHANG, Process
+from .pty import PTMX_RDEV, PTS_MAJOR
 from .procfs import fd_reference
 
 if TYPE_CHECKING:
@@ -419,8 +420,8 @@ class Ctx:
         """Device nodes: only the kernel's devfs serves devices; a node made with mknod in a
         store is inert (ENXIO), like a device file on a ``nodev`` mount."""
         fs = self._fs
-        owner, local = fs.fs_of(attr.ino) if hasattr(fs, "fs_of") else (None, attr.ino)
-        device_for = getattr(owner, "device_for", None)
+        owner, local = fs.fs_of(attr.ino)
+        device_for = getattr(owner, "device_for", None)  # only devfs has devices
         name = device_for(local) if device_for is not None else None
         if name is None:
             raise KernelError("ENXIO", f"no such device or address: {apath}")
@@ -685,9 +686,9 @@ class Ctx:
     def _synthetic_attr(self, ep: Any) -> Attr:
         p = self.proc
         now = self._table.boot_time_ns
-        rdev = os.makedev(136, ep.object_id) if ep.kind == "pty" and not getattr(ep, "is_master", True) else 0
-        if ep.kind == "pty" and getattr(ep, "is_master", False):
-            rdev = os.makedev(5, 2)
+        rdev = 0
+        if ep.kind == "pty":
+            rdev = os.makedev(*PTMX_RDEV) if ep.is_master else os.makedev(PTS_MAJOR, ep.object_id)
         return Attr(ino=ep.object_id, mode=ep.mode, nlink=1, uid=p.uid, gid=p.gid, size=0,
                     atime_ns=now, mtime_ns=now, ctime_ns=now, rdev=rdev, blksize=4096)
 

@@ -17,13 +17,13 @@ import stat as _stat
 import time
 from dataclasses import dataclass
 
+from ..pty import PTS_MAJOR
 from ..signals import SIG_DFL, SIG_IGN
 
 HZ = 100  # USER_HZ: the unit of every "ticks" field
 PAGE = 4096
 KERNEL_RELEASE = "6.1.0-sandbox"
 KERNEL_VERSION = "#1 SMP PREEMPT_DYNAMIC"
-PTS_MAJOR = 136
 _TASK_STATE = {"R": "R (running)", "S": "S (sleeping)", "D": "D (disk sleep)", "T": "T (stopped)",
                "t": "t (tracing stop)", "Z": "Z (zombie)", "X": "X (dead)", "I": "I (idle)"}
 O_CLOEXEC = os.O_CLOEXEC
