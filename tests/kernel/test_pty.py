@@ -372,3 +372,31 @@ async def test_orphaned_background_job_gets_eio_instead_of_stopping(kernel):
         assert await h.wait() == 0
     assert codes == {"write": "EIO", "read": "EIO"}
     await h.close()
+
+
+async def test_fstat_of_pty_ends_like_linux(kernel):
+    """Master: the /dev/ptmx device (5:2); slave: /dev/pts/N (136:N); both character devices."""
+    import stat as _stat
+    m, s = os.openpty()
+    try:
+        host = [os.fstat(m), os.fstat(s)]
+        host_index = int(os.ttyname(s).rsplit("/", 1)[1])
+    finally:
+        os.close(m)
+        os.close(s)
+    seen = {}
+
+    async def prog(ctx):
+        mfd, sfd = await ctx.openpty()
+        seen["attrs"] = [await ctx.fstat(mfd), await ctx.fstat(sfd)]
+        seen["index"] = int(ctx.ttyname(sfd).rsplit("/", 1)[1])
+        return 0
+
+    assert (await run_program(kernel, prog)).status == 0
+    for ours, theirs, index in zip(seen["attrs"], host, (None, seen["index"])):
+        assert _stat.S_ISCHR(ours.mode) and _stat.S_ISCHR(theirs.st_mode)
+        assert os.major(ours.rdev) == os.major(theirs.st_rdev)
+        if index is None:
+            assert os.minor(ours.rdev) == os.minor(theirs.st_rdev)
+        else:
+            assert os.minor(ours.rdev) == index and os.minor(theirs.st_rdev) == host_index
