@@ -83,14 +83,34 @@ def translate(exc: BaseException) -> click.ClickException | None:
     return None
 
 
+# click shows a group's help (exit 2) when it is run without a subcommand: not an error line
+_SHOW_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage(exc: click.UsageError) -> click.ClickException:
+    """A usage error as one line that names the help to read (click prints three)."""
+    if isinstance(exc, _SHOW_HELP):
+        return exc
+    where = exc.ctx.command_path if exc.ctx is not None else "vfsfuse"
+    return CliError(f"usage: {exc.format_message()} (see '{where} --help')", EXIT_USAGE)
+
+
 class VfsGroup(click.Group):
     """A click group that turns expected exceptions into one-line errors."""
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # bad options of the group itself
+            raise _usage(exc) from None
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except click.UsageError as exc:
+            raise _usage(exc) from None
         except BrokenPipeError:
             # `vfsfuse dump STORE | head`: the reader left; stop quietly like other tools
             devnull = os.open(os.devnull, os.O_WRONLY)

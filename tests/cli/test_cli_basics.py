@@ -80,8 +80,8 @@ def test_mkfs_validates_sizes(tmp_path, args):
 
 def test_mkfs_bad_size_syntax_is_a_usage_error(tmp_path):
     res = script("mkfs", str(tmp_path / "s"), "--chunk-size", "lots")
-    assert res.code == 2
-    assert "Traceback" not in res.err and "not a size" in res.err
+    assert_one_line_error(res, "usage", 2)
+    assert "not a size" in res.err and "'vfsfuse mkfs --help'" in res.err
 
 
 def test_mkfs_refuses_existing_store_without_force(store):
@@ -127,8 +127,10 @@ def test_mounted_store_is_refused_offline(store):
 
 def test_unknown_command_is_usage_error():
     res = script("frobnicate")
-    assert res.code == 2
-    assert "Traceback" not in res.err
+    assert_one_line_error(res, "usage", 2)
+    assert_one_line_error(script("--bogus"), "usage", 2)
+    res = script("versions")                   # a group alone shows its help
+    assert res.code == 2 and res.err.startswith("Usage: vfsfuse versions")
 
 
 def test_demo_runs_and_shows_dedup_and_chunk_map():
