@@ -639,9 +639,9 @@ class Ctx:
         elif whence == SEEK_CUR:
             new = ofd.pos + offset
         elif whence in (SEEK_END, SEEK_DATA, SEEK_HOLE):
-            if ofd.kind == "dir" and whence != SEEK_SET:
+            if ofd.kind == "dir":
                 raise KernelError("EINVAL", "invalid whence for a directory")
-            size = (await ofd.fs.getattr(ofd.ino)).size if ofd.fs is not None else 0
+            size = (await ofd.fs.getattr(ofd.ino)).size
             if whence == SEEK_END:
                 new = size + offset
             else:
