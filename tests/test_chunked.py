@@ -633,3 +633,26 @@ async def test_random_reader_gets_no_read_ahead(tmp_path):
         await trio.testing.wait_all_tasks_blocked()
         assert blocks.reads == [keys[5], keys[2]]
         await vfs.release(fh)
+
+
+async def test_linux_check_order_for_create_and_unlink(vfs, open_root):
+    d = await vfs.mkdir(1, b"ro", 0o755, ALICE)
+    await vfs.create(d.ino, b"x", 0o644, RW, ALICE)
+    with pytest.raises(KernelError) as err:  # exists beats "no write permission"
+        await vfs.mkdir(d.ino, b"x", 0o755, BOB)
+    assert err.value.code == "EEXIST"
+    sticky = await vfs.mkdir(1, b"sticky", 0o777)
+    await vfs.setattr(sticky.ino, SetAttr(mode=0o1777))
+    await vfs.mkdir(sticky.ino, b"alices_dir", 0o755, ALICE)
+    with pytest.raises(KernelError) as err:  # sticky beats the type check
+        await vfs.unlink(sticky.ino, b"alices_dir", BOB)
+    assert err.value.code == "EPERM"
+
+
+async def test_truncate_by_non_root_drops_setuid(vfs, open_root):
+    fh, ino = await new_file(vfs, data=b"abc", caller=ALICE)
+    await vfs.setattr(ino, SetAttr(mode=0o6755), ALICE)
+    attr = await vfs.setattr(ino, SetAttr(size=1), ALICE)
+    assert not attr.mode & (S.S_ISUID | S.S_ISGID)
+    await vfs.setattr(ino, SetAttr(mode=0o4755))
+    assert (await vfs.setattr(ino, SetAttr(size=0))).mode & S.S_ISUID  # root keeps it (CAP_FSETID)

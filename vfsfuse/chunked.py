@@ -300,6 +300,11 @@ class ChunkedVFS:
             if not S.S_ISREG(node.mode):
                 raise KernelError("EINVAL", "not a regular file")
             await self._truncate(ino, changes.size, now)
+            if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
+                # like do_truncate(): without CAP_FSETID a truncate drops set-user-ID, and
+                # set-group-ID when the group may execute
+                mode = upd.get("mode", node.mode) & ~S.S_ISUID
+                upd["mode"] = mode & ~S.S_ISGID if mode & 0o010 else mode
         upd["ctime_ns"] = changes.ctime_ns if changes.ctime_ns is not None else now
         self.metadata.update_inode(ino, **upd)
         if changes.size is not None:  # truncate changed size, storage and content: read back
@@ -331,9 +336,11 @@ class ChunkedVFS:
         if pnode.nlink == 0:
             raise KernelError("ENOENT", "directory was removed")
         if caller.uid:
-            self._check(pnode, caller, W_OK | X_OK)
+            self._check(pnode, caller, X_OK)  # search first: without it the name is unknowable
         if not absent and self.metadata.lookup(parent, name) is not None:
-            raise KernelError("EEXIST", "file exists")
+            raise KernelError("EEXIST", "file exists")  # before EACCES for write, as Linux
+        if caller.uid:
+            self._check(pnode, caller, W_OK)
         return pnode
 
     def _link_new(self, pnode: InodeRecord, name: bytes, node: InodeRecord, nlink: int) -> Attr:
@@ -415,9 +422,9 @@ class ChunkedVFS:
             if caller.uid:
                 self._check(pnode, caller, W_OK | X_OK)
             node = self._child(parent, name)
+            self._check_sticky(pnode, node, caller)  # may_delete order: permission, sticky, type
             if node.is_dir:
                 raise KernelError("EISDIR", "is a directory")
-            self._check_sticky(pnode, node, caller)
             now = _now()
             self.metadata.remove_dentry(parent, name)
             self.metadata.update_inode(parent, mtime_ns=now, ctime_ns=now)
@@ -448,11 +455,11 @@ class ChunkedVFS:
             if caller.uid:
                 self._check(pnode, caller, W_OK | X_OK)
             node = self._child(parent, name)
+            self._check_sticky(pnode, node, caller)
             if not node.is_dir:
                 raise KernelError("ENOTDIR", "not a directory")
             if self.metadata.has_children(node.ino):
                 raise KernelError("ENOTEMPTY", "directory not empty")
-            self._check_sticky(pnode, node, caller)
             now = _now()
             self.metadata.remove_dentry(parent, name)
             self.metadata.update_inode(parent, nlink=pnode.nlink - 1, mtime_ns=now, ctime_ns=now)
