@@ -87,6 +87,12 @@ _DT = {_stat.S_IFIFO: DT_FIFO, _stat.S_IFCHR: DT_CHR, _stat.S_IFDIR: DT_DIR, _st
 
 _EINTR_MSG = "interrupted system call"
 
+# Syscalls a process makes before it yields to the other tasks.  trio cannot preempt, and a
+# call that never blocks (a write to /dev/null, fstat, a cached read) need not checkpoint, so
+# without this a busy loop would starve every other process and the FUSE server, and a
+# SIGKILL (a trio cancellation) would never be delivered.
+SLICE = 64
+
 
 class ProcessExit(BaseException):
     """Raised by ``ctx.exit``; a BaseException so ``except Exception`` in programs cannot eat it."""
@@ -129,6 +135,7 @@ class Ctx:
         self._fs = kernel.mount_table
         self._caller = Caller(proc.uid, proc.gid, proc.pid, proc.umask)
         self._vfs = PathVFS(self._fs, self._caller)
+        self._slice = SLICE
 
     # ---------------------------------------------------------------- identity, env
     @property
@@ -181,10 +188,18 @@ class Ctx:
 
     # ---------------------------------------------------------------- signals plumbing
     async def _enter(self) -> None:
-        """Syscall entry: wait while stopped and run handlers of pending signals."""
+        """Syscall entry: wait while stopped, run handlers of pending signals, and let the
+        other tasks run once every ``SLICE`` calls."""
         p = self.proc
         if p.state == "T" or p.sig.pending:
             await self._signals()
+        self._slice -= 1
+        if not self._slice:
+            await self._preempt()
+
+    async def _preempt(self) -> None:
+        self._slice = SLICE
+        await trio.lowlevel.checkpoint()  # where a SIGKILL (cancellation) lands
 
     async def _signals(self) -> tuple[bool, bool]:
         """Deliver what is deliverable; returns (a handler ran, all those handlers restart)."""
@@ -456,6 +471,7 @@ class Ctx:
             p.tty = pty.path
 
     async def close(self, fd: int) -> None:
+        await self._enter()
         ofd = self.fds.remove(fd)
         if ofd.refs == 0:
             await ofd.release()
@@ -470,6 +486,9 @@ class Ctx:
         p = self.proc
         if p.state == "T" or p.sig.pending:
             await self._signals()
+        self._slice -= 1
+        if not self._slice:
+            await self._preempt()
         ofd = self.fds.get(fd)
         if n < 0:
             raise KernelError("EINVAL", "negative read size")
@@ -500,6 +519,9 @@ class Ctx:
         p = self.proc
         if p.state == "T" or p.sig.pending:
             await self._signals()
+        self._slice -= 1
+        if not self._slice:
+            await self._preempt()
         ofd = self.fds.get(fd)
         if isinstance(data, str):
             data = data.encode()
@@ -633,6 +655,7 @@ class Ctx:
         return ofd
 
     async def lseek(self, fd: int, offset: int, whence: int = SEEK_SET) -> int:
+        await self._enter()
         ofd = self._seekable(fd)
         if whence == SEEK_SET:
             new = offset
@@ -668,6 +691,7 @@ class Ctx:
         await ofd.fs.setattr(ofd.ino, SetAttr(size=length), self._caller)
 
     async def fsync(self, fd: int) -> None:
+        await self._enter()
         ofd = self.fds.get(fd)
         if ofd.fh is None:
             raise KernelError("EINVAL", "fd does not support fsync")
@@ -677,6 +701,7 @@ class Ctx:
             await ofd.fs.fsync(ofd.fh)
 
     async def fstat(self, fd: int) -> Attr:
+        await self._enter()
         ofd = self.fds.get(fd)
         ep = ofd.endpoint
         if ep is not None and (ofd.fs is None or not ofd.ino):
@@ -733,10 +758,12 @@ class Ctx:
 
     # ---------------------------------------------------------------- dup / fcntl
     async def dup(self, fd: int) -> int:
+        await self._enter()
         ofd = self.fds.get(fd)
         return self.fds.install(ofd)
 
     async def dup2(self, oldfd: int, newfd: int) -> int:
+        await self._enter()
         ofd = self.fds.get(oldfd)
         if oldfd == newfd:
             return newfd
@@ -744,6 +771,7 @@ class Ctx:
         return newfd
 
     async def dup3(self, oldfd: int, newfd: int, flags: int = 0) -> int:
+        await self._enter()
         if oldfd == newfd:
             raise KernelError("EINVAL", "dup3 with equal fds")
         if flags & ~O_CLOEXEC:
@@ -753,6 +781,7 @@ class Ctx:
         return newfd
 
     async def fcntl(self, fd: int, cmd: int, arg: int = 0) -> int:
+        await self._enter()
         ofd = self.fds.get(fd)
         if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
             return self.fds.install(ofd, cloexec=cmd == F_DUPFD_CLOEXEC, min_fd=arg)
@@ -771,6 +800,7 @@ class Ctx:
     # ---------------------------------------------------------------- pipes, poll, flock
     async def pipe(self, flags: int = 0) -> tuple[int, int]:
         """pipe2(2): (read fd, write fd); flags may hold O_CLOEXEC and O_NONBLOCK."""
+        await self._enter()
         if flags & ~(O_CLOEXEC | O_NONBLOCK):
             raise KernelError("EINVAL", "invalid pipe flags")
         if len(self.fds) + 2 > self.fds.max_fds:
@@ -926,26 +956,31 @@ class Ctx:
         await self._vfs.link(a, b)
 
     async def chmod(self, path: str, mode: int) -> None:
+        await self._enter()
         apath = self._abs(path)
         self._check("chmod", apath)
         await self._vfs.chmod(apath, mode)
 
     async def chown(self, path: str, uid: int, gid: int) -> None:
+        await self._enter()
         apath = self._abs(path)
         self._check("chown", apath)
         await self._vfs.chown(apath, uid, gid)
 
     async def truncate(self, path: str, length: int) -> None:
+        await self._enter()
         apath = self._abs(path)
         self._check("truncate", apath)
         await self._vfs.truncate(apath, length)
 
     async def utimes(self, path: str, atime_s: float | None, mtime_s: float | None) -> None:
+        await self._enter()
         apath = self._abs(path)
         self._check("utimes", apath)
         await self._vfs.utimes(apath, atime_s, mtime_s)
 
     async def realpath(self, path: str) -> str:
+        await self._enter()
         apath = self._abs(path)
         self._check("read", apath)
         return os.fsdecode(await self._vfs.realpath(apath))
@@ -1088,6 +1123,7 @@ class Ctx:
 
     async def openpty(self, flags: int = 0) -> tuple[int, int]:
         """(master fd, slave fd) of a new PTY (the pair /dev/ptmx + /dev/pts/N)."""
+        await self._enter()
         if len(self.fds) + 2 > self.fds.max_fds:
             raise KernelError("EMFILE", "too many open files")
         pty = self.kernel.ptys.open_pty()

@@ -3,6 +3,8 @@ process groups, blocking masks, SIGPIPE."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import trio
 
@@ -309,3 +311,51 @@ async def test_stopped_process_blocks_at_next_syscall(kernel):
     assert len(ticks) > n
     h.kill(S.SIGKILL)
     await h.wait()
+
+
+async def test_every_syscall_honours_a_stop(kernel):
+    """A stopped process makes no progress, even in a loop of non-blocking calls
+    (chmod, fstat, lseek, dup/close): each syscall entry waits while it is stopped."""
+    count = [0]
+
+    async def busy(ctx):
+        fd = await ctx.open("/tmp/busy", os.O_CREAT | os.O_RDWR)
+        while True:
+            await ctx.chmod("/tmp/busy", 0o600)
+            await ctx.fstat(fd)
+            await ctx.lseek(fd, 0)
+            await ctx.close(await ctx.dup(fd))
+            count[0] += 1
+
+    h = await kernel.spawn([register(kernel, busy)])
+    with trio.fail_after(5):
+        while count[0] < 3:
+            await trio.sleep(0.01)
+    h.kill(S.SIGSTOP)
+    await trio.sleep(0.02)
+    stopped_at = count[0]
+    await trio.sleep(0.1)
+    assert count[0] == stopped_at and h.proc.state == "T"
+    h.kill(S.SIGCONT)
+    with trio.fail_after(5):
+        while count[0] < stopped_at + 3:
+            await trio.sleep(0.01)
+    h.kill(S.SIGKILL)
+    assert P.WTERMSIG(await h.wait()) == S.SIGKILL
+    await h.aclose()
+
+
+async def test_a_busy_program_neither_starves_others_nor_escapes_sigkill(kernel):
+    """Writes to /dev/null never block; the kernel still lets other tasks run and the
+    SIGKILL lands (trio cannot preempt: the syscall layer yields every few calls)."""
+    async def busy(ctx):
+        fd = await ctx.open("/dev/null", os.O_WRONLY)
+        while True:
+            await ctx.write(fd, b"y\n")
+
+    h = await kernel.spawn([register(kernel, busy)])
+    with trio.fail_after(5):
+        assert (await kernel.run(["echo", "still here"])).stdout == b"still here\n"
+        h.kill(S.SIGKILL)
+        assert P.WTERMSIG(await h.wait()) == S.SIGKILL
+    await h.aclose()
