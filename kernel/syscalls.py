@@ -624,29 +624,27 @@ class Ctx:
             parts.append(data)
 
     async def pread(self, fd: int, n: int, offset: int) -> bytes:
-        await self._enter()
-        if offset < 0:
-            raise KernelError("EINVAL", "negative offset")
-        ofd = self._seekable(fd)
-        if not ofd.readable:
-            raise KernelError("EBADF", f"fd {fd} is not open for reading")
-        if ofd.kind == "dir":
-            raise KernelError("EISDIR", "is a directory")
+        ofd = await self._positional(fd, offset, writing=False)
         return await ofd.fs.read(ofd.fh, offset, n)
 
     async def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
         """Positional write; like Linux, O_APPEND makes it append anyway."""
+        ofd = await self._positional(fd, offset, writing=True)
+        if ofd.flags & O_APPEND:
+            offset = (await ofd.fs.getattr(ofd.ino)).size
+        return await ofd.fs.write(ofd.fh, offset, bytes(data) if not isinstance(data, bytes) else data)
+
+    async def _positional(self, fd: int, offset: int, *, writing: bool) -> OpenFileDescription:
+        """The checks pread and pwrite share, in Linux's order."""
         await self._enter()
         if offset < 0:
             raise KernelError("EINVAL", "negative offset")
         ofd = self._seekable(fd)
-        if not ofd.writable:
-            raise KernelError("EBADF", f"fd {fd} is not open for writing")
+        if not (ofd.writable if writing else ofd.readable):
+            raise KernelError("EBADF", f"fd {fd} is not open for {'writing' if writing else 'reading'}")
         if ofd.kind == "dir":
             raise KernelError("EISDIR", "is a directory")
-        if ofd.flags & O_APPEND:
-            offset = (await ofd.fs.getattr(ofd.ino)).size
-        return await ofd.fs.write(ofd.fh, offset, bytes(data) if not isinstance(data, bytes) else data)
+        return ofd
 
     def _seekable(self, fd: int) -> OpenFileDescription:
         ofd = self.fds.get(fd)
