@@ -250,18 +250,26 @@ class FdTable:
         else:
             self._cloexec.discard(fd)
 
+    def reserve(self, n: int) -> None:
+        """EMFILE unless *n* more fds fit (checked before making what they will hold)."""
+        if len(self._fds) + n > self.max_fds:
+            raise self._emfile()
+
+    def _emfile(self) -> KernelError:
+        return KernelError("EMFILE", f"too many open files (limit {self.max_fds} per process)")
+
     def install(self, ofd: OpenFileDescription, cloexec: bool = False, min_fd: int = 0) -> int:
         """Put *ofd* at the lowest free fd >= *min_fd* (EMFILE when full, EINVAL out of range)."""
         if min_fd < 0 or min_fd >= self.max_fds:
             raise KernelError("EINVAL", f"fd {min_fd} out of range")
         fds = self._fds
         if len(fds) >= self.max_fds:
-            raise KernelError("EMFILE", "too many open files")
+            raise self._emfile()
         fd = min_fd
         while fd in fds:
             fd += 1
         if fd >= self.max_fds:
-            raise KernelError("EMFILE", "too many open files")
+            raise self._emfile()
         fds[fd] = ofd
         ofd.refs += 1
         if cloexec:

@@ -296,8 +296,7 @@ class Ctx:
         apath = self._abs(path)
         if self._check_fs is not None:
             self._check("write" if flags & (O_CREAT | O_TRUNC) or flags & O_ACCMODE else "read", apath)
-        if len(self.fds) >= self.fds.max_fds:
-            raise KernelError("EMFILE", "too many open files")
+        self.fds.reserve(1)
         if "/dev/" in apath or "/proc/" in apath:
             ref = fd_reference(apath, self.proc.pid)
             if ref is not None and ref[0] == self.proc.pid:
@@ -801,8 +800,7 @@ class Ctx:
         await self._enter()
         if flags & ~(O_CLOEXEC | O_NONBLOCK):
             raise KernelError("EINVAL", "invalid pipe flags")
-        if len(self.fds) + 2 > self.fds.max_fds:
-            raise KernelError("EMFILE", "too many open files")
+        self.fds.reserve(2)
         pipe = Pipe(self.kernel.limits.pipe_buffer)
         nb = flags & O_NONBLOCK
         cloexec = bool(flags & O_CLOEXEC)
@@ -1122,8 +1120,7 @@ class Ctx:
     async def openpty(self, flags: int = 0) -> tuple[int, int]:
         """(master fd, slave fd) of a new PTY (the pair /dev/ptmx + /dev/pts/N)."""
         await self._enter()
-        if len(self.fds) + 2 > self.fds.max_fds:
-            raise KernelError("EMFILE", "too many open files")
+        self.fds.reserve(2)
         pty = self.kernel.ptys.open_pty()
         cloexec = bool(flags & O_CLOEXEC)
         m = OpenFileDescription("pty", "/dev/ptmx", O_RDWR, object_id=pty.index, endpoint=PtyMasterEnd(pty))
