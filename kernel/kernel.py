@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import trio
 
@@ -62,7 +62,8 @@ class Kernel:
                  permissions: Permissions | None = None, limits: Limits | None = None,
                  env: dict[str, str] | None = None, cwd: str = "/home/user",
                  programs: ProgramRegistry | None = None, uid: int = 0, gid: int = 0,
-                 mounts: tuple = (), shm: FileSystem | None = None) -> None:
+                 mounts: Iterable[tuple[str, FileSystem, bool]] = (),
+                 shm: FileSystem | None = None) -> None:
         """*mounts*: extra ``(path, fs, read_only)`` mounts made at boot.  *shm*: a writable
         memory filesystem to mount on ``/dev/shm`` (kernel/ never imports vfsfuse, so the
         host passes one, e.g. ``vfsfuse.store.memory_vfs()``); without it ``/dev/shm`` is
