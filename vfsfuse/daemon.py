@@ -400,7 +400,10 @@ class Daemon:
         # Sandbox processes change the store around FUSE: tell the host kernel's caches.
         self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of,
                                                 read_only=self.config.read_only)
-        kernel = Kernel(self.invalidator)
+        from .store import memory_vfs
+
+        # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
+        kernel = Kernel(self.invalidator, shm=memory_vfs())
         await kernel.boot(nursery)
         try:
             from .inspectfs import InspectFS

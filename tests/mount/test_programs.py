@@ -256,3 +256,17 @@ def test_big_writes_reach_the_daemon_whole(new_mount):
     log = Path(m.store, "run", "daemon.log").read_text()
     size = int(log.rsplit("largest write request: ", 1)[1].split()[0])
     assert size >= 128 * 1024
+
+
+def test_dev_shm_is_a_writable_memory_directory(shared_mount):
+    mounted = shared_mount.path
+    shm = os.path.join(mounted, "dev", "shm")
+    seg = os.path.join(shm, f"seg{os.getpid()}")
+    with open(seg, "wb") as f:
+        f.write(b"shared")
+    with open(seg, "rb") as f:
+        assert f.read() == b"shared"
+    os.unlink(seg)
+    assert oct(os.stat(shm).st_mode & 0o7777) == oct(0o1777)
+    with open(os.path.join(mounted, "proc", "mounts")) as f:
+        assert any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in f)
