@@ -117,10 +117,6 @@ def bench_proc_fuse(n: int) -> str:
     vfsfuse = os.path.join(os.path.dirname(sys.executable), "vfsfuse")
     if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None or not os.path.exists(vfsfuse):
         return "n/a (mount not available)"
-    try:
-        import cli.mount_cmds  # noqa: F401
-    except Exception:
-        return "n/a (mount not available)"
     tmp = tempfile.mkdtemp(prefix="bench-kernel-")
     store, mnt = os.path.join(tmp, "store"), os.path.join(tmp, "mnt")
     os.mkdir(mnt)

@@ -397,7 +397,7 @@ class ChunkedVFS:
     async def link(self, ino: int, new_parent: int, new_name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
         with self.metadata.transaction():
             node = self._node(ino)
-            pnode = self._prepare_create(new_parent, new_name, caller)  # EEXIST before EPERM, as Linux
+            self._prepare_create(new_parent, new_name, caller)  # EEXIST before EPERM, as Linux
             if node.is_dir:
                 raise KernelError("EPERM", "hard links to directories are not allowed")
             if node.nlink == 0:

@@ -45,7 +45,7 @@ def test_root_scenarios_match_tmpfs(scenario, tdir, mdir):
 
 def _prepare_for_nobody(d: Path) -> None:
     """Root-owned fixtures the unprivileged scenarios act on (same on both filesystems)."""
-    r = sh(f"""
+    r = sh("""
         set -e
         chmod 0777 .
         mkdir sg && chown 0:1234 sg && chmod 2777 sg

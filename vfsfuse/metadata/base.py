@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import stat as _stat
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 from kernel.errors import KernelError
