@@ -144,24 +144,30 @@ class PathVFS:
             mode = attr.mode & _S_IFMT
             last = not todo
             if mode == _S_IFLNK and (follow_last or not last):
-                cur.hops += 1
-                if cur.hops > SYMLOOP_MAX:
-                    raise KernelError("ELOOP", "too many levels of symbolic links")
-                target = await fs.readlink(attr.ino, caller)
-                if not target:
-                    raise KernelError("ENOENT", "empty symbolic link")
-                tcomps, ttrail = _split(target)
+                tcomps, ttrail = await self._follow(cur, attr.ino)
                 if ttrail:
                     todo.append(_TRAIL)
                 todo.extend(tcomps)
-                if target[:1] == b"/":
-                    cur.to_root()
                 continue
             if not last and mode != _S_IFDIR:
                 raise KernelError("ENOTDIR", "not a directory")
             inos.append(attr.ino)
             names.append(comp)
             attrs.append(attr)
+
+    async def _follow(self, cur: _Cursor, link_ino: int) -> tuple[list[bytes], bool]:
+        """Count one more followed symlink (ELOOP past 40) and return its target's components
+        (next one last) and trailing-slash flag; an absolute target moves *cur* to ``/``."""
+        cur.hops += 1
+        if cur.hops > SYMLOOP_MAX:
+            raise KernelError("ELOOP", "too many levels of symbolic links")
+        target = await self.fs.readlink(link_ino, self.caller)
+        if not target:
+            raise KernelError("ENOENT", "empty symbolic link")
+        comps, trailing = _split(target)
+        if target[:1] == b"/":
+            cur.to_root()
+        return comps, trailing
 
     async def _search_ok(self, cur: _Cursor) -> None:
         """EACCES unless the caller may search the directory the walk stands in."""
@@ -436,15 +442,7 @@ class PathVFS:
             if flags & _O_EXCL:
                 raise _err("EEXIST", "file exists:", path)
             if attr.is_symlink:
-                cur.hops += 1
-                if cur.hops > SYMLOOP_MAX:
-                    raise KernelError("ELOOP", "too many levels of symbolic links")
-                target = await fs.readlink(attr.ino, caller)
-                if not target:
-                    raise KernelError("ENOENT", "empty symbolic link")
-                todo, ttrail = _split(target)
-                if target[:1] == b"/":
-                    cur.to_root()
+                todo, ttrail = await self._follow(cur, attr.ino)
                 if not todo:
                     raise _err("EISDIR", "is a directory:", path)
                 name = todo[0]
