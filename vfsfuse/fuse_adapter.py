@@ -76,6 +76,12 @@ def _first_kernel_error(group: BaseExceptionGroup) -> KernelError | None:
     return None
 
 
+# Cache lifetime of entries and attributes of generated filesystems (/proc, /dev, /.vfs): short
+# enough that a dead process's /proc/<pid> or a changed /.vfs file is stale for at most this long,
+# long enough that `cat /proc/<pid>/status` in a loop does not pay ~10 FUSE round trips each time.
+VOLATILE_TIMEOUT = 0.1
+
+
 class FuseAdapter(pyfuse3.Operations):
     """Serve ``fs`` (anything implementing ``kernel.fs.FileSystem``) through pyfuse3."""
 
@@ -84,7 +90,8 @@ class FuseAdapter(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, fs: FileSystem, *, entry_timeout: float = 1.0, attr_timeout: float = 1.0,
-                 read_only: bool = False, writeback_cache: bool = False) -> None:
+                 read_only: bool = False, writeback_cache: bool = False,
+                 volatile_timeout: float = VOLATILE_TIMEOUT) -> None:
         super().__init__()
         # Write-back caching: the host kernel gathers small writes in its page cache and
         # owns size/mtime of open files (pyfuse3 reads this attribute at INIT).
@@ -96,6 +103,7 @@ class FuseAdapter(pyfuse3.Operations):
         self.fs = fs
         self.entry_timeout = entry_timeout
         self.attr_timeout = attr_timeout
+        self.volatile_timeout = volatile_timeout
         self.read_only = read_only
         self.lookups: dict[int, int] = {}  # ino -> lookup count held by the host kernel
         self._opened_version: dict[int, tuple[int, int]] = {}  # ino -> (mtime_ns, size) at last open
@@ -132,8 +140,8 @@ class FuseAdapter(pyfuse3.Operations):
         e.st_ino = a.ino
         e.generation = 0
         if self._volatile is not None and self._volatile(a.ino):
-            e.entry_timeout = 0
-            e.attr_timeout = 0
+            e.entry_timeout = self.volatile_timeout
+            e.attr_timeout = self.volatile_timeout
         else:
             e.entry_timeout = self.entry_timeout
             e.attr_timeout = self.attr_timeout
