@@ -147,8 +147,15 @@ class ProcFS(SyntheticFS):
         return str(pid).encode()
 
     # ---- the root directory --------------------------------------------------------------
+    def _has_self(self, caller: Caller) -> bool:
+        """Whether ``self`` exists for *caller*: only sandbox processes (or the configured
+        host pid) have one; host users browsing the mount see no ``self`` at all."""
+        pid = caller.pid if caller.pid > 0 else self.config.host_self_pid
+        return pid > 0 and self.processes.get(pid) is not None
+
     def _list_root(self, fs, caller):
-        out = list(self._top.children.items())
+        out = [(n, node) for n, node in self._top.children.items()
+               if n != b"self" or self._has_self(caller)]
         pids = self.processes.pids()
         dead = self._interned_pids.difference(pids)
         if dead:  # forget reaped processes
@@ -160,7 +167,7 @@ class ProcFS(SyntheticFS):
     def _lookup_root(self, fs, name: bytes, caller):
         node = self._top.children.get(name)
         if node is not None:
-            return node
+            return None if name == b"self" and not self._has_self(caller) else node
         if not name.isdigit() or name[:1] == b"0":
             return None
         pid = int(name)

@@ -238,10 +238,12 @@ async def test_net_headers_like_host(proc, vfs, name):
 # ---- process entries ---------------------------------------------------------------------------
 async def test_root_listing(proc, vfs):
     names = await vfs.read_dir("/proc")
-    for n in ["self", "mounts", "uptime", "loadavg", "meminfo", "version", "cpuinfo", "stat",
+    for n in ["mounts", "uptime", "loadavg", "meminfo", "version", "cpuinfo", "stat",
               "filesystems", "sys", "net", "1", "42"]:
         assert n in names
     assert names.index("1") < names.index("42")
+    assert "self" not in names  # a host caller (pid 0) has no self: it is not listed either
+    assert "self" in await as_pid(vfs, 42, 1000, 1000).read_dir("/proc")
     st = await vfs.stat("/proc/42")
     assert st.is_directory and (st.uid, st.gid) == (1000, 1000)
     assert sorted(await vfs.read_dir("/proc/42")) == sorted(
@@ -253,8 +255,9 @@ async def test_self(proc, vfs):
     assert await as_pid(vfs, 42, 1000, 1000).readlink("/proc/self") == "42"
     assert await as_pid(vfs, 42, 1000, 1000).read_file("/proc/self/comm") == b"sh\n"
     await raises("ENOENT", vfs.readlink("/proc/self"))  # host callers have no pid here
+    await raises("ENOENT", vfs.lstat("/proc/self"))  # not even the link itself
     await raises("ENOENT", vfs.read_file("/proc/self/status"))
-    assert (await vfs.lstat("/proc/self")).is_symbolic_link
+    assert (await as_pid(vfs, 42, 1000, 1000).lstat("/proc/self")).is_symbolic_link
     await raises("ENOENT", as_pid(vfs, 99).readlink("/proc/self"))  # unknown pid
 
 
@@ -486,6 +489,8 @@ def test_fuse_cat_reads_generated_files_to_eof(fuse_mnt):
     out = subprocess.run(["cat", str(status)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("Name:\tsh\n") and "\nPPid:\t1\n" in out  # direct_io: cat reads to EOF
     assert os.stat(status).st_size == 0
+    assert not os.path.lexists(fuse_mnt / "proc/self")  # the host user is no sandbox process
+    assert "self" not in os.listdir(fuse_mnt / "proc")
     for _ in range(50):
         with open(status, "rb", buffering=0) as f:
             assert f.read(65536) == out.encode()
