@@ -489,8 +489,6 @@ def test_fuse_cat_reads_generated_files_to_eof(fuse_mnt):
     out = subprocess.run(["cat", str(status)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("Name:\tsh\n") and "\nPPid:\t1\n" in out  # direct_io: cat reads to EOF
     assert os.stat(status).st_size == 0
-    assert not os.path.lexists(fuse_mnt / "proc/self")  # the host user is no sandbox process
-    assert "self" not in os.listdir(fuse_mnt / "proc")
     for _ in range(50):
         with open(status, "rb", buffering=0) as f:
             assert f.read(65536) == out.encode()

@@ -269,3 +269,9 @@ def test_dev_shm_is_a_writable_memory_directory(shared_mount):
     assert oct(os.stat(shm).st_mode & 0o7777) == oct(0o1777)
     with open(os.path.join(mounted, "proc", "mounts")) as f:
         assert any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in f)
+
+
+def test_host_users_have_no_proc_self(shared_mount):
+    proc = os.path.join(shared_mount.path, "proc")
+    assert not os.path.lexists(os.path.join(proc, "self"))  # a host process is no sandbox process
+    assert "self" not in os.listdir(proc) and "1" in os.listdir(proc)
