@@ -75,13 +75,13 @@ def mount_table_config() -> VfsConfig:
 
 STORE_PAIRS = [(m, b) for m in ("memory", "sqlite-mem", "sqlite-file") for b in ("memory", "host")]
 SMALL_CONFIGS = [chunked_config(m, b, SMALL) for m, b in STORE_PAIRS]
-CONFIGS = SMALL_CONFIGS + [
-    chunked_config("memory", "memory", DEFAULTS),
-    chunked_config("sqlite-file", "host", DEFAULTS),
+# The default sizes (64 KiB inline, 4 MiB chunks) on {memory, SQLite} x {memory, host}.
+DEFAULT_CONFIGS = [chunked_config(m, b, DEFAULTS) for m in ("memory", "sqlite-file") for b in ("memory", "host")]
+TINY_CACHE_CONFIGS = [
     chunked_config("memory", "memory", SMALL, cache_bytes=4096, label="-tinycache"),
     chunked_config("sqlite-file", "host", SMALL, cache_bytes=4096, label="-tinycache"),
-    mount_table_config(),
 ]
+CONFIGS = SMALL_CONFIGS + DEFAULT_CONFIGS + TINY_CACHE_CONFIGS + [mount_table_config()]
 
 
 @pytest.fixture(params=CONFIGS, ids=str)
@@ -92,7 +92,7 @@ async def vfs_env(request, tmp_path):
         yield env
 
 
-@pytest.fixture(params=SMALL_CONFIGS + CONFIGS[-3:-1], ids=str)
+@pytest.fixture(params=SMALL_CONFIGS + TINY_CACHE_CONFIGS, ids=str)
 async def store_env(request, tmp_path):
     """A small-threshold ChunkedVFS whose stores the test inspects."""
     config: VfsConfig = request.param
