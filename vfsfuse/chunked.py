@@ -132,7 +132,6 @@ class ChunkedVFS:
         self._nursery: trio.Nursery | None = None  # set while running(): read-ahead tasks
         self.update_atime = True  # off on read-only mounts: reading must not write
         self._statfs_cache: tuple[float, StatFs] | None = None
-        self._paged_stats_native = _supports_paged_stats(metadata)
         self._reap_orphans()
 
     def _config_int(self, key: str, given: int | None, default: int) -> int:
@@ -902,19 +901,8 @@ class ChunkedVFS:
 
     async def readdir(self, fh: int, offset: int) -> list[DirEntry]:
         h = self._handle(fh)
-        if self._paged_stats_native:
-            rows = self.metadata.list_dir_with_stats(h.ino, after_seq=offset, limit=READDIR_BATCH)
-        else:
-            rows = self._paged_stats(h.ino, offset)
+        rows = self.metadata.list_dir_with_stats(h.ino, after_seq=offset, limit=READDIR_BATCH)
         return [DirEntry(d.name, self._attr(n), d.seq) for d, n in rows]
-
-    def _paged_stats(self, ino: int, offset: int):
-        out = []
-        for d in self.metadata.list_dir(ino, after_seq=offset, limit=READDIR_BATCH):
-            n = self.metadata.get_inode(d.ino)
-            if n is not None:
-                out.append((d, n))
-        return out
 
     async def releasedir(self, fh: int) -> None:
         await self.release(fh)
@@ -1080,11 +1068,3 @@ def _first_kernel_error(group: BaseExceptionGroup) -> BaseException:
             if isinstance(found, KernelError):
                 return found
     return group
-
-
-def _supports_paged_stats(metadata) -> bool:
-    try:
-        import inspect
-        return "after_seq" in inspect.signature(metadata.list_dir_with_stats).parameters
-    except (TypeError, ValueError):
-        return False
