@@ -67,6 +67,7 @@ class MountConfig:
     read_ahead_kb: int = 4096  # with 4 chunk-sized read-aheads in the daemon: cold reads +15%
     writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
     workers: int = 1  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
+    poll_us: int = 50  # poll /dev/fuse this long after a request before sleeping (0: never)
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
 
     def __post_init__(self) -> None:
@@ -331,6 +332,7 @@ class Daemon:
         import trio
 
         from .fuse_adapter import FuseAdapter, count_requests
+        from .request_polling import fuse_device_fds
 
         cfg = self.config
         self.store = self._open_store()
@@ -345,11 +347,13 @@ class Daemon:
                                                writeback_cache=cfg.writeback_cache)
                     stats_path = os.environ.get("VFSFUSE_FUSE_STATS")  # debugging: requests per op
                     op_table = count_requests(self.adapter) if stats_path else None
+                    fds_before = fuse_device_fds()
                     try:
                         pyfuse3.init(self.adapter, cfg.mountpoint, fuse_options(cfg))
                     except RuntimeError as err:
                         raise KernelError("EIO", f"FUSE mount on {cfg.mountpoint} failed: {err}") from None
                     self._mounted = True
+                    poller = self._request_poller(pyfuse3, fuse_device_fds() - fds_before)
                     if self.invalidator is not None:
                         self.invalidator.active = True
                         nursery.start_soon(self.invalidator.run)
@@ -364,12 +368,15 @@ class Daemon:
                             self._set_state(STATE_STOPPING)
                             if self.invalidator is not None:
                                 self.invalidator.active = False
+                            if poller is not None:
+                                poller.uninstall()
                             pyfuse3.close(unmount=True)
                             self._mounted = False
                             await self.adapter.forget_all()
                             log.info("largest write request: %d bytes", self.adapter.max_write_seen)
                             if op_table is not None:
-                                _dump_op_table(stats_path, op_table, self.adapter.max_write_seen)
+                                _dump_op_table(stats_path, op_table, self.adapter.max_write_seen,
+                                               poller.fast_hits if poller is not None else 0)
                             if self.kernel is not None:
                                 await self.kernel.shutdown()
                     nursery.cancel_scope.cancel()
@@ -377,6 +384,17 @@ class Daemon:
         finally:
             self.store.close()
         self._set_state(STATE_CLEAN)
+
+    def _request_poller(self, module, new_fds: set[int]):
+        """Poll the FUSE device briefly between requests (single worker only; see request_polling)."""
+        from .request_polling import RequestPoller
+
+        spin = self.config.poll_us
+        if spin <= 0 or self.config.workers != 1 or len(new_fds) != 1:
+            return None
+        poller = RequestPoller(module, new_fds.pop(), spin)
+        poller.install()
+        return poller
 
     async def _serve_fuse(self) -> None:
         """The FUSE main loop, in a task of its own: its workers inherit FROM_FUSE."""
@@ -459,10 +477,11 @@ class Daemon:
             log.error("cannot write runtime record: %s", err)
 
 
-def _dump_op_table(path: str, table: dict, max_write: int) -> None:
+def _dump_op_table(path: str, table: dict, max_write: int, polled: int) -> None:
     try:
         with open(path, "w") as f:
-            json.dump({"ops": table, "max_write": max_write}, f, indent=1, sort_keys=True)
+            json.dump({"ops": table, "max_write": max_write, "polled_requests": polled}, f, indent=1,
+                      sort_keys=True)
     except OSError as err:
         log.error("cannot write %s: %s", path, err)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,35 @@ def test_proc_files_are_read_whole_despite_size_zero(shared_mount):
     assert " /proc proc " in text and " /dev " in text
     assert ".vfs" not in os.listdir(shared_mount.path)  # hidden from readdir
     assert os.path.isdir(Path(shared_mount.path) / ".vfs")  # but reachable
+
+
+def _hammer_getxattr(path: Path, stop_after: float) -> subprocess.Popen:
+    """A client that sends the daemon back-to-back requests (misses: each one reaches the daemon)."""
+    code = ("import os, sys, time\n"
+            "end = time.monotonic() + float(sys.argv[2]); n = 0\n"
+            "while time.monotonic() < end:\n"
+            "    try: os.getxattr(sys.argv[1], 'user.nope')\n"
+            "    except OSError: n += 1\n"
+            "print(n)\n")
+    return subprocess.Popen([sys.executable, "-c", code, str(path), str(stop_after)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("poll_us", ["50", "0"])
+def test_requests_are_found_by_polling_only_when_enabled(new_mount, world_base, poll_us):
+    m = new_mount("--poll-us", poll_us, start=False)
+    stats = world_base / f"fuse-stats-{poll_us}.json"
+    m.env["VFSFUSE_FUSE_STATS"] = str(stats)
+    m.start()
+    f = Path(m.path) / "f"
+    f.write_bytes(b"x")
+    client = _hammer_getxattr(f, 1.0)
+    sent = int(client.communicate(timeout=60)[0])
+    assert m.umount().returncode == 0
+    table = json.loads(stats.read_text())
+    assert table["ops"]["getxattr:user.nope"][0] == sent > 100
+    if poll_us == "0":
+        assert table["polled_requests"] == 0
+    else:
+        # A caller that asks again right after each answer is nearly always caught by polling.
+        assert table["polled_requests"] > sent // 2
