@@ -359,6 +359,9 @@ class Daemon:
                         nursery.start_soon(self.invalidator.run)
                     try:
                         nursery.start_soon(self._signals)
+                        if op_table is not None:
+                            nursery.start_soon(self._dump_on_usr1, stats_path, op_table,
+                                               lambda: poller.fast_hits if poller is not None else 0)
                         nursery.start_soon(self._after_mount)
                         async with trio.open_nursery() as fuse_nursery:
                             fuse_nursery.start_soon(self._serve_fuse)
@@ -465,6 +468,16 @@ class Daemon:
                 if not self._stopping:
                     self._stopping = True
                     pyfuse3.terminate()
+
+    async def _dump_on_usr1(self, path: str, table: dict, polled) -> None:
+        """Debugging aid (VFSFUSE_FUSE_STATS): SIGUSR1 writes the request table and starts a new one,
+        so one mount can be measured phase by phase."""
+        import trio
+
+        with trio.open_signal_receiver(signal.SIGUSR1) as signals:
+            async for _ in signals:
+                _dump_op_table(path, table, self.adapter.max_write_seen, polled())
+                table.clear()
 
     def _set_state(self, state: str, error: str = "") -> None:
         if not self._record_owned:
