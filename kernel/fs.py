@@ -145,6 +145,10 @@ class FileSystem(Protocol):
     """An inode-level filesystem (ChunkedVFS, devfs, procfs, the mount table itself).
 
     File handles (``fh``) are small integers private to the filesystem.
+
+    Optional: ``async read_buffer(fh, offset, size)`` behaves like ``read`` but may return
+    a read-only ``memoryview`` instead of ``bytes``; the FUSE adapter uses it when present
+    so a large read is not copied once more on its way to the host kernel.
     """
 
     root_ino: int

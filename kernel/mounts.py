@@ -419,6 +419,12 @@ class MountTable:
         m, local = self._split_fh(fh)
         return await m.fs.read(local, offset, size)
 
+    async def read_buffer(self, fh: int, offset: int, size: int) -> bytes | memoryview:
+        """``read`` that may return a view (see ``FileSystem.read_buffer``)."""
+        m, local = self._split_fh(fh)
+        fast = getattr(m.fs, "read_buffer", None)
+        return await (fast(local, offset, size) if fast is not None else m.fs.read(local, offset, size))
+
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         m, local = self._split_fh(fh)
         self._writable(m)

@@ -397,3 +397,31 @@ async def test_sync_of_a_large_batch_uses_one_syncfs(host, base, fsync_log, monk
     assert calls == [str(base)] and fsync_log == []
     await host.sync(keys[:2])  # small batches keep the targeted per-file fsyncs
     assert calls == [str(base)] and len(fsync_log) >= 2
+
+
+def test_big_blocks_start_their_writeback_early_on_linux(tmp_path, monkeypatch):
+    """The early-writeback hint must really reach sync_file_range(2) for big blocks (and only
+    for them): a silent fallback to a no-op would leave all the disk work to the next fsync."""
+    import blockstores.host as host
+
+    assert host._sync_file_range is not None  # found in libc
+    calls: list[int] = []
+    monkeypatch.setattr(host, "_start_writeback", lambda fd: calls.append(fd))
+    store = host.HostBlockStore(str(tmp_path / "blocks"))
+    big = os.urandom(host.EARLY_WRITEBACK_MIN)
+    small = b"small block"
+
+    async def main():
+        from vfsfuse.blocks import block_key
+        await store.write(block_key(big), big)
+        await store.write(block_key(small), small)
+        assert await store.read(block_key(big)) == big
+
+    trio.run(main)
+    assert len(calls) == 1
+    fd = os.open(tmp_path / "probe", os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, b"x" * 8192)
+        assert host._sync_file_range(fd, 0, 0, host._SYNC_FILE_RANGE_WRITE) == 0  # a valid call
+    finally:
+        os.close(fd)

@@ -656,3 +656,24 @@ async def test_truncate_by_non_root_drops_setuid(vfs, open_root):
     assert not attr.mode & (S.S_ISUID | S.S_ISGID)
     await vfs.setattr(ino, SetAttr(mode=0o4755))
     assert (await vfs.setattr(ino, SetAttr(size=0))).mode & S.S_ISUID  # root keeps it (CAP_FSETID)
+
+
+async def test_read_buffer_returns_the_same_bytes_as_read_and_views_only_stored_blocks(vfs):
+    """read_buffer (used by the FUSE adapter) may return views, but never different bytes,
+    and never a view of dirty data that a later write would change under the reader."""
+    data = bytes(range(256)) * (3 * CS // 256) + b"tail"
+    fh, ino = await new_file(vfs, data=data)
+    await vfs.fsync(fh)  # stored blocks from here on
+    ranges = [(0, CS), (10, 100), (CS - 5, 10), (CS, CS), (2 * CS + 1, 50000), (len(data) - 2, 10),
+              (len(data) + 5, 10), (0, len(data))]
+    for off, size in ranges:
+        plain = await vfs.read(fh, off, size)
+        buf = await vfs.read_buffer(fh, off, size)
+        assert bytes(buf) == plain == data[off:off + size]
+    assert isinstance(await vfs.read_buffer(fh, 10, 100), memoryview)  # inside one stored block
+    await vfs.write(fh, 20, b"new!")  # chunk 0 is dirty again
+    dirty = await vfs.read_buffer(fh, 10, 100)
+    assert not isinstance(dirty, memoryview)
+    await vfs.write(fh, 30, b"LATER")
+    assert bytes(dirty) == data[10:20] + b"new!" + data[24:110]  # unchanged by the later write
+    await vfs.release(fh)

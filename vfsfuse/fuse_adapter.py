@@ -101,6 +101,8 @@ class FuseAdapter(pyfuse3.Operations):
         if fs.root_ino != ROOT_INO:
             raise ValueError(f"root inode must be {ROOT_INO}, not {fs.root_ino}")
         self.fs = fs
+        # pyfuse3 replies from any buffer: take views of cached blocks where the filesystem offers them.
+        self._read = getattr(fs, "read_buffer", None) or fs.read
         self.entry_timeout = entry_timeout
         self.attr_timeout = attr_timeout
         self.volatile_timeout = volatile_timeout
@@ -402,9 +404,9 @@ class FuseAdapter(pyfuse3.Operations):
             return _FileInfo(fh=fh, direct_io=True), self._entry(a)
         return _FileInfo(fh=fh), self._entry(a)
 
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         try:
-            return await self.fs.read(fh, off, size)
+            return await self._read(fh, off, size)
         except Exception as exc:
             raise _error(exc, "read") from None
 
@@ -651,6 +653,8 @@ class HostCacheInvalidator:
         self.interval = interval
         for name in _PASS_THROUGH:
             setattr(self, name, getattr(fs, name))
+        if hasattr(fs, "read_buffer"):
+            self.read_buffer = fs.read_buffer
         self._fh_ino: dict[int, int] = {}  # handles opened by the sandbox
         self._entries: set[tuple[int, bytes]] = set()
         self._inodes: set[int] = set()
