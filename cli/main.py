@@ -147,7 +147,10 @@ def _register() -> None:
     vfsfuse.add_command(umount_command, "umount")
 
 
-_register()
+if __name__ != "__main__":
+    # Run as ``python -m cli.main`` this file is ``__main__``, and the command modules import
+    # ``cli.main`` (a second copy): only that importable copy registers the commands.
+    _register()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,5 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     vfsfuse.main(args=argv, prog_name="vfsfuse")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
+if __name__ == "__main__":
+    from cli.main import main as _importable_main
+
+    _importable_main(sys.argv[1:])

@@ -150,3 +150,21 @@ def test_offline_work_holds_the_store_lock(store):
         assert_one_line_error(script("fsck", store), "EBUSY")
         assert_one_line_error(script("gc", store), "EBUSY")
     assert script("gc", store).code == 0
+
+
+@pytest.mark.parametrize("module", ["cli", "cli.main"])
+def test_python_dash_m_runs_the_same_command(module, tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    helped = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                            cwd=root)
+    assert helped.returncode == 0 and "mkfs" in helped.stdout and "mount" in helped.stdout
+    made = subprocess.run([sys.executable, "-m", module, "mkfs", str(tmp_path / "s")], capture_output=True,
+                          text=True, cwd=root)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "s" / "meta.db").exists()
+    missing = subprocess.run([sys.executable, "-m", module, "stat", str(tmp_path / "nope")],
+                             capture_output=True, text=True, cwd=root)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
