@@ -41,18 +41,18 @@ _run = trio.to_thread.run_sync
 SYNCFS_MIN_KEYS = 16
 
 
-def _load_syncfs():
+def _libc_function(name: str, *argtypes):
+    """A libc function Python's ``os`` module does not wrap, or None where libc lacks it."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.syncfs
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int]
+    fn.argtypes = list(argtypes)
     fn.restype = ctypes.c_int
     return fn
 
 
-_syncfs = _load_syncfs()
+_syncfs = _libc_function("syncfs", ctypes.c_int)
 
 
 def shard_names(key: str) -> tuple[str, str]:
@@ -106,18 +106,7 @@ _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do n
 EARLY_WRITEBACK_MIN = 1 << 20
 
 
-def _load_sync_file_range():
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_sync_file_range = _load_sync_file_range()
+_sync_file_range = _libc_function("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 
 
 def _start_writeback(fd: int) -> None:
