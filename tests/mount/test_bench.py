@@ -21,3 +21,12 @@ def test_bench_mount_quick_smoke():
                   "untar stdlib", "md5sum", "git init", "rm -rf", "daemon peak RSS"):
         assert label in out, out
     assert "target" in out and "vs tmpfs" in out
+
+
+def test_bench_handlers_smoke():
+    p = subprocess.run([str(ROOT / "scripts" / "bench-handlers"), "--files", "50"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = {line[:30].strip(): line.split() for line in p.stdout.splitlines()[1:]}
+    for op in ("create", "write 20 KB", "setattr (times)", "unlink", "forget (destroys)"):
+        assert rows[op][-2] == "50" and float(rows[op][-1]) > 0, p.stdout
