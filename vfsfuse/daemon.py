@@ -360,8 +360,7 @@ class Daemon:
                     try:
                         nursery.start_soon(self._signals)
                         if op_table is not None:
-                            nursery.start_soon(self._dump_on_usr1, stats_path, op_table,
-                                               lambda: poller.fast_hits if poller is not None else 0)
+                            nursery.start_soon(self._dump_on_usr1, stats_path, op_table, poller)
                         nursery.start_soon(self._after_mount)
                         async with trio.open_nursery() as fuse_nursery:
                             fuse_nursery.start_soon(self._serve_fuse)
@@ -378,8 +377,7 @@ class Daemon:
                             await self.adapter.forget_all()
                             log.info("largest write request: %d bytes", self.adapter.max_write_seen)
                             if op_table is not None:
-                                _dump_op_table(stats_path, op_table, self.adapter.max_write_seen,
-                                               poller.fast_hits if poller is not None else 0)
+                                self._dump_op_table(stats_path, op_table, poller)
                             if self.kernel is not None:
                                 await self.kernel.shutdown()
                     nursery.cancel_scope.cancel()
@@ -469,15 +467,24 @@ class Daemon:
                     self._stopping = True
                     pyfuse3.terminate()
 
-    async def _dump_on_usr1(self, path: str, table: dict, polled) -> None:
+    async def _dump_on_usr1(self, path: str, table: dict, poller) -> None:
         """Debugging aid (VFSFUSE_FUSE_STATS): SIGUSR1 writes the request table and starts a new one,
         so one mount can be measured phase by phase."""
         import trio
 
         with trio.open_signal_receiver(signal.SIGUSR1) as signals:
             async for _ in signals:
-                _dump_op_table(path, table, self.adapter.max_write_seen, polled())
+                self._dump_op_table(path, table, poller)
                 table.clear()
+
+    def _dump_op_table(self, path: str, table: dict, poller) -> None:
+        record = {"ops": table, "max_write": self.adapter.max_write_seen,
+                  "polled_requests": poller.fast_hits if poller is not None else 0}
+        try:
+            with open(path, "w") as f:
+                json.dump(record, f, indent=1, sort_keys=True)
+        except OSError as err:
+            log.error("cannot write %s: %s", path, err)
 
     def _set_state(self, state: str, error: str = "") -> None:
         if not self._record_owned:
@@ -488,15 +495,6 @@ class Daemon:
             self.record.save()
         except OSError as err:
             log.error("cannot write runtime record: %s", err)
-
-
-def _dump_op_table(path: str, table: dict, max_write: int, polled: int) -> None:
-    try:
-        with open(path, "w") as f:
-            json.dump({"ops": table, "max_write": max_write, "polled_requests": polled}, f, indent=1,
-                      sort_keys=True)
-    except OSError as err:
-        log.error("cannot write %s: %s", path, err)
 
 
 def _tune_gc() -> None:
