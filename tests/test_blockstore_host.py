@@ -399,29 +399,81 @@ async def test_sync_of_a_large_batch_uses_one_syncfs(host, base, fsync_log, monk
     assert calls == [str(base)] and len(fsync_log) >= 2
 
 
-def test_big_blocks_start_their_writeback_early_on_linux(tmp_path, monkeypatch):
-    """The early-writeback hint must really reach sync_file_range(2) for big blocks (and only
-    for them): a silent fallback to a no-op would leave all the disk work to the next fsync."""
+@pytest.mark.parametrize("size", [1 << 20, (4 << 20) - 1, (1 << 20) + 12345])
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_big_blocks_bypass_the_page_cache_where_possible(tmp_path, monkeypatch, size, where):
+    """Big blocks are written with O_DIRECT (padded, then truncated to their real size) where
+    the filesystem allows it; tmpfs refuses O_DIRECT and gets an ordinary write plus the early
+    writeback hint.  Either way the block file holds exactly the bytes, named by their hash."""
+    import blockstores.host as host
+    from vfsfuse.blocks import block_key
+
+    base = tmp_path if where == "disk" else Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        hints: list[int] = []
+        monkeypatch.setattr(host, "_start_writeback", lambda fd: hints.append(fd))
+        direct: list[bool] = []
+        real_direct = host._write_direct
+        monkeypatch.setattr(host, "_write_direct", lambda fd, data: direct.append(real_direct(fd, data))
+                            or direct[-1])
+        store = host.HostBlockStore(str(base / "blocks"))
+        big = os.urandom(size)
+        small = b"small block"
+
+        async def main():
+            await store.write(block_key(big), big)
+            await store.write(block_key(small), small)
+            await store.write(block_key(big + b"!"), big + b"!")  # a second big one
+            assert await store.read(block_key(big)) == big
+            assert await store.read(block_key(big + b"!")) == big + b"!"
+
+        trio.run(main)
+        assert os.path.getsize(store.path_for(block_key(big))) == size
+        if where == "disk" or direct[0]:  # tmpfs accepts O_DIRECT since Linux 6.6
+            assert direct == [True, True] and hints == []
+        else:
+            assert direct == [False] and len(hints) == 2  # refused once, then not tried again
+    finally:
+        if where == "tmpfs":
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_filesystem_without_direct_io_gets_ordinary_writes(tmp_path, monkeypatch):
+    import fcntl
+
+    import blockstores.host as host
+    from vfsfuse.blocks import block_key
+
+    real_fcntl = fcntl.fcntl
+
+    def refusing(fd, cmd, arg=0):
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(22, "Invalid argument")
+        return real_fcntl(fd, cmd, arg)
+
+    monkeypatch.setattr(host.fcntl, "fcntl", refusing)
+    hints: list[int] = []
+    monkeypatch.setattr(host, "_start_writeback", lambda fd: hints.append(fd))
+    store = host.HostBlockStore(str(tmp_path / "blocks"))
+    blocks = [os.urandom((1 << 20) + n) for n in (1, 2)]
+
+    async def main():
+        for b in blocks:
+            await store.write(block_key(b), b)
+        for b in blocks:
+            assert await store.read(block_key(b)) == b
+
+    trio.run(main)
+    assert len(hints) == 2 and store._direct is False
+
+
+def test_the_early_writeback_hint_is_a_valid_call_on_linux(tmp_path):
     import blockstores.host as host
 
     assert host._sync_file_range is not None  # found in libc
-    calls: list[int] = []
-    monkeypatch.setattr(host, "_start_writeback", lambda fd: calls.append(fd))
-    store = host.HostBlockStore(str(tmp_path / "blocks"))
-    big = os.urandom(host.EARLY_WRITEBACK_MIN)
-    small = b"small block"
-
-    async def main():
-        from vfsfuse.blocks import block_key
-        await store.write(block_key(big), big)
-        await store.write(block_key(small), small)
-        assert await store.read(block_key(big)) == big
-
-    trio.run(main)
-    assert len(calls) == 1
     fd = os.open(tmp_path / "probe", os.O_CREAT | os.O_WRONLY, 0o644)
     try:
         os.write(fd, b"x" * 8192)
-        assert host._sync_file_range(fd, 0, 0, host._SYNC_FILE_RANGE_WRITE) == 0  # a valid call
+        assert host._sync_file_range(fd, 0, 0, host._SYNC_FILE_RANGE_WRITE) == 0
     finally:
         os.close(fd)
