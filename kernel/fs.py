@@ -61,8 +61,27 @@ class Caller:
 ROOT_CALLER = Caller()
 
 
+class FileTypeMixin:
+    """``is_dir``/``is_reg``/``is_symlink`` for any record with a ``mode`` (type bits included)."""
+
+    __slots__ = ()
+    mode: int
+
+    @property
+    def is_dir(self) -> bool:
+        return _stat.S_ISDIR(self.mode)
+
+    @property
+    def is_reg(self) -> bool:
+        return _stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return _stat.S_ISLNK(self.mode)
+
+
 @dataclass(slots=True)
-class Attr:
+class Attr(FileTypeMixin):
     """stat(2) fields of one inode, as the FUSE adapter returns them."""
 
     ino: int
@@ -78,18 +97,6 @@ class Attr:
     rdev: int = 0
     blksize: int = 4096
     blocks: int = 0  # 512-byte units actually stored
-
-    @property
-    def is_dir(self) -> bool:
-        return _stat.S_ISDIR(self.mode)
-
-    @property
-    def is_reg(self) -> bool:
-        return _stat.S_ISREG(self.mode)
-
-    @property
-    def is_symlink(self) -> bool:
-        return _stat.S_ISLNK(self.mode)
 
 
 @dataclass(slots=True)

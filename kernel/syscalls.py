@@ -285,6 +285,13 @@ class Ctx:
         cwd = self.proc.cwd
         return (cwd + path) if cwd.endswith("/") else f"{cwd}/{path}"
 
+    async def _enter_path(self, op: str, path: str) -> str:
+        """Syscall entry for a call on one path: the absolute path, checked by the policy."""
+        await self._enter()
+        apath = self._abs(path)
+        self._check(op, apath)
+        return apath
+
     def _check(self, op: str, path: str) -> None:
         if self._check_fs is not None:
             self._check_fs(op, path)
@@ -869,15 +876,11 @@ class Ctx:
 
     # ---------------------------------------------------------------- path syscalls
     async def stat(self, path: str) -> Attr:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("stat", apath)
+        apath = await self._enter_path("stat", path)
         return (await self._vfs.resolve(apath, follow=True))[1]
 
     async def lstat(self, path: str) -> Attr:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("stat", apath)
+        apath = await self._enter_path("stat", path)
         return (await self._vfs.resolve(apath, follow=False))[1]
 
     async def access(self, path: str, mode: int = F_OK) -> None:
@@ -893,17 +896,13 @@ class Ctx:
             raise KernelError("EACCES", f"permission denied: {path}")
 
     async def mkdir(self, path: str, mode: int = 0o777) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("mkdir", apath)
+        apath = await self._enter_path("mkdir", path)
         parent, name = await self._vfs.resolve_parent(apath)
         await self._fs.mkdir(parent, name, _stat.S_IFDIR | (mode & 0o7777 & ~self.proc.umask), self._caller)
 
     async def mknod(self, path: str, mode: int, dev: int = 0) -> None:
         """mknod(2): FIFOs work (named pipes); device nodes can be made but open with ENXIO."""
-        await self._enter()
-        apath = self._abs(path)
-        self._check("write", apath)
+        apath = await self._enter_path("write", path)
         kind = mode & 0o170000 or _stat.S_IFREG
         if kind not in (_stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFCHR, _stat.S_IFBLK, _stat.S_IFSOCK):
             raise KernelError("EINVAL", "invalid file type for mknod")
@@ -914,15 +913,11 @@ class Ctx:
         await self.mknod(path, _stat.S_IFIFO | (mode & 0o7777))
 
     async def rmdir(self, path: str) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("rm", apath)
+        apath = await self._enter_path("rm", path)
         await self._vfs.remove_dir(apath)
 
     async def unlink(self, path: str) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("rm", apath)
+        apath = await self._enter_path("rm", path)
         await self._vfs.remove_file(apath)
 
     async def rename(self, old: str, new: str, flags: int = 0) -> None:
@@ -933,15 +928,11 @@ class Ctx:
         await self._vfs.rename(a, b, flags)
 
     async def symlink(self, target: str, path: str) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("symlink", apath)
+        apath = await self._enter_path("symlink", path)
         await self._vfs.symlink(target, apath)
 
     async def readlink(self, path: str) -> str:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("readlink", apath)
+        apath = await self._enter_path("readlink", path)
         target = await self._vfs.readlink(apath)
         return os.fsdecode(target)
 
@@ -952,39 +943,27 @@ class Ctx:
         await self._vfs.link(a, b)
 
     async def chmod(self, path: str, mode: int) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("chmod", apath)
+        apath = await self._enter_path("chmod", path)
         await self._vfs.chmod(apath, mode)
 
     async def chown(self, path: str, uid: int, gid: int) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("chown", apath)
+        apath = await self._enter_path("chown", path)
         await self._vfs.chown(apath, uid, gid)
 
     async def truncate(self, path: str, length: int) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("truncate", apath)
+        apath = await self._enter_path("truncate", path)
         await self._vfs.truncate(apath, length)
 
     async def utimes(self, path: str, atime_s: float | None, mtime_s: float | None) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("utimes", apath)
+        apath = await self._enter_path("utimes", path)
         await self._vfs.utimes(apath, atime_s, mtime_s)
 
     async def realpath(self, path: str) -> str:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("read", apath)
+        apath = await self._enter_path("read", path)
         return os.fsdecode(await self._vfs.realpath(apath))
 
     async def chdir(self, path: str) -> None:
-        await self._enter()
-        apath = self._abs(path)
-        self._check("stat", apath)
+        apath = await self._enter_path("stat", path)
         _, attr = await self._vfs.resolve(apath, follow=True)
         if not attr.is_dir:
             raise KernelError("ENOTDIR", f"not a directory: {path}")

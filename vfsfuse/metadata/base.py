@@ -20,20 +20,19 @@ again before the commit is revived and not returned.
 
 from __future__ import annotations
 
-import stat as _stat
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Iterator
 
 from kernel.errors import KernelError
-from kernel.fs import ROOT_INO, SYMLOOP_MAX
+from kernel.fs import ROOT_INO, SYMLOOP_MAX, FileTypeMixin
 
 INLINE = "inline"
 CHUNKED = "chunked"
 
 
 @dataclass(slots=True)
-class InodeRecord:
+class InodeRecord(FileTypeMixin):
     """One row of the inode table.  ``mode`` carries the S_IF* type bits."""
 
     ino: int
@@ -49,18 +48,6 @@ class InodeRecord:
     birthtime_ns: int = 0
     storage_mode: str = INLINE
     inline_content: bytes | None = None
-
-    @property
-    def is_dir(self) -> bool:
-        return _stat.S_ISDIR(self.mode)
-
-    @property
-    def is_reg(self) -> bool:
-        return _stat.S_ISREG(self.mode)
-
-    @property
-    def is_symlink(self) -> bool:
-        return _stat.S_ISLNK(self.mode)
 
 
 # Fields update_inode accepts.
