@@ -677,3 +677,21 @@ async def test_read_buffer_returns_the_same_bytes_as_read_and_views_only_stored_
     await vfs.write(fh, 30, b"LATER")
     assert bytes(dirty) == data[10:20] + b"new!" + data[24:110]  # unchanged by the later write
     await vfs.release(fh)
+
+
+async def test_close_flushes_in_the_background_and_inspection_waits_for_it(meta):
+    """While running, close() hands the flush of a chunked file to a background task (the host
+    does not wait for RELEASE, so the requests behind it should not either); the chunk-map
+    xattr waits for that flush, so it always shows stored blocks for a closed file."""
+    blocks = CountingBlocks()
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE, versioning=True)
+    data = os.urandom(3 * CS)
+    async with vfs.running():
+        fh, ino = await new_file(vfs, data=data)
+        await vfs.release(fh)
+        assert blocks.writes == []  # not flushed by release itself
+        text = (await vfs.getxattr(ino, b"user.vfs.chunks")).decode()
+        assert len(blocks.writes) == 3  # the xattr waited for the background flush
+        assert "dirty" not in text and block_key(data[:CS]) in text
+        await vfs.settle()  # nothing left: returns at once
+        assert await read_all(vfs, ino) == data

@@ -19,7 +19,7 @@ import os
 import stat as S
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 import trio
@@ -66,6 +66,14 @@ class GcReport:
 
 def _now() -> int:
     return time.time_ns()
+
+
+@dataclass(slots=True, eq=False)
+class _PendingFlushes:
+    """Background flushes of one inode started by close(); ``done`` fires when none is left."""
+
+    count: int = 0
+    done: trio.Event = field(default_factory=trio.Event)
 
 
 class _InodeLock:
@@ -127,6 +135,7 @@ class ChunkedVFS:
         self._open_count: dict[int, int] = {}
         self._retained: dict[int, int] = {}
         self._locks: dict[int, _InodeLock] = {}
+        self._bg_flushes: dict[int, _PendingFlushes] = {}
         self._pressure_lock = trio.Lock()
         self._closed = False
         self._nursery: trio.Nursery | None = None  # set while running(): read-ahead tasks
@@ -172,6 +181,37 @@ class ChunkedVFS:
                 await self.sync()
             except KernelError as err:  # e.g. ENOSPC: keep data buffered, retry next tick
                 log.error("background flush failed: %s", err)
+
+    def _flush_in_background(self, ino: int) -> None:
+        pending = self._bg_flushes.get(ino)
+        if pending is None:
+            pending = self._bg_flushes[ino] = _PendingFlushes()
+        pending.count += 1
+        self._nursery.start_soon(self._background_flush, ino, pending)
+
+    async def _background_flush(self, ino: int, pending: "_PendingFlushes") -> None:
+        try:
+            await self._flush_inode(ino)
+        except KernelError as err:  # e.g. ENOSPC: the data stays buffered for the next try
+            log.error("flush of inode %d after close failed: %s", ino, err)
+        finally:
+            pending.count -= 1
+            if not pending.count:
+                if self._bg_flushes.get(ino) is pending:
+                    del self._bg_flushes[ino]
+                pending.done.set()
+
+    async def settle(self, ino: int | None = None) -> None:
+        """Wait for the flushes that closing *ino* (None: any file) started in the background,
+        so inspection (chunk maps, /.vfs) shows what a closed file's blocks really are."""
+        while True:
+            if ino is not None:
+                pending = self._bg_flushes.get(ino)
+            else:
+                pending = next(iter(self._bg_flushes.values()), None)
+            if pending is None:
+                return
+            await pending.done.wait()
 
     async def sync(self) -> None:
         """Flush every dirty chunk and make all metadata durable."""
@@ -903,7 +943,11 @@ class ChunkedVFS:
             async with self._lock(h.ino):
                 self._destroy_now(h.ino)
         elif self.buffer.files.get(h.ino):
-            await self._flush_inode(h.ino)
+            if self._nursery is not None:
+                # The host does not wait for RELEASE; neither should the requests behind it.
+                self._flush_in_background(h.ino)
+            else:
+                await self._flush_inode(h.ino)
 
     # -- directories -----------------------------------------------------------------
 
@@ -950,6 +994,7 @@ class ChunkedVFS:
     async def getxattr(self, ino: int, name: bytes) -> bytes:
         node = self._node(ino)
         if name == CHUNKS_XATTR and node.is_reg:
+            await self.settle(ino)
             from .inspectfs import chunks_xattr  # the same text as `vfsfuse info` and /.vfs/chunks
 
             return chunks_xattr(self, ino)

@@ -327,13 +327,24 @@ class InspectFS(SyntheticFS):
         node.size = size
         return node
 
+    async def _settle(self) -> None:
+        """Files closed a moment ago may still be flushing: show their stored blocks."""
+        settle = getattr(self.vfs, "settle", None)
+        if settle is not None:
+            await settle()
+
     async def lookup(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
+        await self._settle()
         if parent == self._blocks_dir.ino and name not in (b".", b".."):
             node = await self._block_node(name.decode("ascii", "replace"))
             if node is None:
                 raise KernelError("ENOENT", f"no such block {name!r}")
             return self.attr_of(node)
         return await super().lookup(parent, name, caller)
+
+    async def open(self, ino: int, flags: int, caller: Caller = ROOT_CALLER) -> int:
+        await self._settle()  # the text is generated at open
+        return await super().open(ino, flags, caller)
 
     async def opendir(self, ino: int, caller: Caller = ROOT_CALLER) -> int:
         if ino != self._blocks_dir.ino:
