@@ -107,7 +107,7 @@ async def test_blocking_lock_waits_for_release_by_other_process(kernel):
         await ctx.waitpid(b)
         return 0
 
-    with trio.fail_after(5):
+    with trio.fail_after(30):
         await run_program(kernel, prog)
     assert events == ["held", "release", "acquired"]
 

@@ -343,7 +343,7 @@ async def test_blocking_fifo_open_waits_for_the_other_end(kernel):
         await ctx.waitpid(pid)
         return 0
 
-    with trio.fail_after(5):
+    with trio.fail_after(30):
         r = await run_program(kernel, reader)
     assert r.status == 0, r.stderr
     assert set(seen[:2]) == {"writer-open", "reader-open"} and seen[2] == b"through the fifo"

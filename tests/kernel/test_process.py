@@ -289,13 +289,13 @@ async def test_fork_bomb_hits_limit_and_kernel_stays_usable(nursery):
 
     k.programs.register("bomb", bomb)
     h = await k.spawn(["bomb"], stdout=None, stderr=None)
-    with trio.fail_after(5):
+    with trio.fail_after(30):
         while len(hits) < 20:
             await trio.sleep(0.01)
     assert set(hits) == {"EAGAIN"}
     assert len(k.processes) <= 41
     k.kill(-h.pid, 9)  # the whole group: every bomb inherited it
-    with trio.fail_after(5):
+    with trio.fail_after(30):
         while len(k.processes) > 1:
             await trio.sleep(0.01)
     r = await k.run(["echo", "alive"])
