@@ -98,7 +98,7 @@ def test_versions_through_control(mounted):
     listing = script("versions", "list", f).out.splitlines()
     assert [ln.split()[0] for ln in listing[1:]] == ["2", "1"]
     assert script("versions", "restore", f, "1").code == 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while open(f, "rb").read() != TREE["/hello.txt"] and time.monotonic() < deadline:
         time.sleep(0.1)  # the host may hold the old attributes for attr_timeout
     assert open(f, "rb").read() == TREE["/hello.txt"]

@@ -210,7 +210,7 @@ def test_fifo_between_two_processes(mdir):
     reader = subprocess.Popen(["cat", str(mdir / "p")], stdout=subprocess.PIPE)
     with open(mdir / "p", "wb") as w:
         w.write(b"through the fifo\n" * 1000)
-    out, _ = reader.communicate(timeout=10)
+    out, _ = reader.communicate(timeout=60)
     assert out == b"through the fifo\n" * 1000
 
 
