@@ -1,6 +1,6 @@
 """Benchmark a real vfsfuse mount against tmpfs with the same workloads, in one run.
 
-Run through ``scripts/bench-mount [--quick] [--keep] [--json FILE]`` (as root: it mounts a tmpfs and
+Run through ``scripts/bench-mount [--quick] [--repeat N] [--keep] [--json FILE]`` (as root: it mounts a tmpfs and
 drops the page cache).  Prints one line per workload: tmpfs figure, vfsfuse figure, relative
 speed (vfsfuse / tmpfs, 1.00 = as fast as tmpfs) and the target from issue 3.
 """
@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -345,9 +346,24 @@ def run(args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def report(results: list[Result], quick: bool) -> None:
+def median_results(runs: list[list[Result]]) -> list[Result]:
+    """One Result per workload: the median tmpfs figure and the median vfsfuse figure (for the
+    daemon's peak RSS, the highest: a peak is a maximum)."""
+    if len(runs) == 1:
+        return runs[0]
+    out = []
+    for rows in zip(*runs):
+        combine = max if rows[0].name.startswith("daemon peak") else statistics.median
+        out.append(Result(rows[0].name, rows[0].unit, rows[0].higher_is_better,
+                          combine(r.tmpfs for r in rows), combine(r.ours for r in rows), rows[0].target))
+    return out
+
+
+def report(results: list[Result], quick: bool, runs: list[list[Result]] | None = None) -> None:
+    if runs:
+        print(f"\nmedians of {len(runs)} runs; 'vfsfuse range' is the lowest and highest run")
     print(f"\n{'workload':48} {'tmpfs':>10} {'vfsfuse':>10} {'unit':8} {'vs tmpfs':>8}  target")
-    for r in results:
+    for i, r in enumerate(results):
         tmp = f"{r.tmpfs:10.2f}" if r.tmpfs else f"{'-':>10}"
         rel = f"{r.relative_speed:7.2f}x" if r.tmpfs else f"{'':>8}"
         if r.target is None:
@@ -356,7 +372,11 @@ def report(results: list[Result], quick: bool) -> None:
             op = ">=" if r.higher_is_better else "<="
             ok = "ok" if r.meets else "MISSED"
             tgt = f"{op} {r.target:g} {r.unit}  {ok}" + (" (quick: not comparable)" if quick else "")
-        print(f"{r.name:48} {tmp} {r.ours:10.2f} {r.unit:8} {rel}  {tgt}")
+        spread = ""
+        if runs:
+            values = [run[i].ours for run in runs]
+            spread = f"  [vfsfuse range {min(values):.2f} - {max(values):.2f}]"
+        print(f"{r.name:48} {tmp} {r.ours:10.2f} {r.unit:8} {rel}  {tgt}{spread}")
     print("\n'vs tmpfs' is vfsfuse speed / tmpfs speed (1.00x = as fast as tmpfs).")
 
 
@@ -367,11 +387,19 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="where the store lives (default: $TMPDIR or /tmp)")
     ap.add_argument("--cache-size", default="64M", help="vfsfuse --cache-size")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run everything N times and report the median of each figure, with the range "
+                         "(figures on a shared virtual machine vary by 10-20%% from run to run)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench-mount: run as root (it mounts a tmpfs and drops the page cache)")
-    results = run(args)
-    report(results, args.quick)
+    runs = []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            print(f"run {i + 1} of {args.repeat}", file=sys.stderr, flush=True)
+        runs.append(run(args))
+    results = median_results(runs)
+    report(results, args.quick, runs if args.repeat > 1 else None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{**r.__dict__, "relative_speed": r.relative_speed, "meets": r.meets} for r in results], f, indent=1)
