@@ -30,3 +30,16 @@ def test_bench_handlers_smoke():
     rows = {line[:30].strip(): line.split() for line in p.stdout.splitlines()[1:]}
     for op in ("create", "write 20 KB", "setattr (times)", "unlink", "forget (destroys)"):
         assert rows[op][-2] == "50" and float(rows[op][-1]) > 0, p.stdout
+
+
+def test_bench_mount_repeat_reports_medians_and_the_peak_rss_maximum():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_mount", ROOT / "scripts" / "bench_mount.py")
+    bm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bm)
+    runs = [[bm.Result("create", "files/s", True, t, o, 2000), bm.Result("daemon peak RSS", "MiB", False, 0, r, 300)]
+            for t, o, r in ((100.0, 1900.0, 150.0), (300.0, 2500.0, 170.0), (200.0, 2100.0, 160.0))]
+    create, rss = bm.median_results(runs)
+    assert (create.tmpfs, create.ours, create.meets) == (200.0, 2100.0, True)
+    assert rss.ours == 170.0
