@@ -104,8 +104,8 @@ def _read_exactly(fd: int, size: int, offset: int | None = None) -> bytes:
 
 
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
-# Blocks at least this big bypass the host page cache (O_DIRECT) where the filesystem allows
-# it, else get their writeback started as soon as they are written.
+# Blocks at least this big get their writeback started as soon as they are written, or with
+# direct_io bypass the host page cache (O_DIRECT) where the filesystem allows it.
 EARLY_WRITEBACK_MIN = 1 << 20
 _DIRECT_ALIGN = 4096  # covers 512- and 4096-byte logical blocks; mmap memory is page aligned
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -195,7 +195,7 @@ def _as_bytes_view(data: bytes | bytearray | memoryview) -> memoryview:
 class HostBlockStore:
     """A ``BlockStore`` over a host directory (created if missing)."""
 
-    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, base_dir: str | os.PathLike[str], *, direct_io: bool = False) -> None:
         self._base = os.path.abspath(os.fspath(base_dir))
         os.makedirs(self._base, exist_ok=True)
         self._tmp_ids = itertools.count()
@@ -203,7 +203,10 @@ class HostBlockStore:
         # directory are not durable yet, so sync() fsyncs those parents too.
         self._new_dirs: set[str] = set()
         self._new_dirs_lock = threading.Lock()
-        self._direct = True  # big blocks go around the page cache until the filesystem refuses
+        # direct_io: blocks >= EARLY_WRITEBACK_MIN go around the page cache (until the filesystem
+        # refuses O_DIRECT).  Off by default: the page cache keeps recently written blocks for
+        # the reads that often follow (see docs/DECISIONS.md for the measured trade-off).
+        self._direct = direct_io
 
     @property
     def base_dir(self) -> str:

@@ -63,12 +63,13 @@ def drop_caches() -> None:
 class OurMount:
     """A vfsfuse mount made with the CLI (daemon mode) that can be remounted cold."""
 
-    def __init__(self, base: Path, cache_size: str) -> None:
+    def __init__(self, base: Path, cache_size: str, extra: tuple[str, ...] = ()) -> None:
         self.store = base / "store"
         self.path = base / "mnt"
         self.path.mkdir()
         self.env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "runtime"))
         self.cache_size = cache_size
+        self.extra = extra  # more `vfsfuse mount` options
         from vfsfuse.store import create_store
 
         self.store.mkdir()
@@ -79,7 +80,8 @@ class OurMount:
         self._stop = threading.Event()
 
     def mount(self) -> None:
-        p = subprocess.run([VFSFUSE, "mount", "--cache-size", self.cache_size, str(self.store), str(self.path)],
+        p = subprocess.run([VFSFUSE, "mount", "--cache-size", self.cache_size, *self.extra, str(self.store),
+                            str(self.path)],
                            env=self.env, capture_output=True, text=True)
         if p.returncode:
             raise SystemExit(f"bench-mount: mount failed: {p.stderr.strip()}")
@@ -276,7 +278,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     tmpfs = base / "tmpfs"
     tmpfs.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", str(tmpfs)], check=True)
-    ours = OurMount(base, args.cache_size)
+    ours = OurMount(base, args.cache_size, ("--direct-io",) if args.direct_io else ())
     results: list[Result] = []
     seq_total = (16 if quick else 256) * MiB
     rand_size = (8 if quick else 64) * MiB
@@ -387,6 +389,7 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="where the store lives (default: $TMPDIR or /tmp)")
     ap.add_argument("--cache-size", default="64M", help="vfsfuse --cache-size")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--direct-io", action="store_true", help="mount with --direct-io (O_DIRECT block writes)")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="run everything N times and report the median of each figure, with the range "
                          "(figures on a shared virtual machine vary by 10-20%% from run to run)")

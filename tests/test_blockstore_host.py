@@ -416,7 +416,7 @@ def test_big_blocks_bypass_the_page_cache_where_possible(tmp_path, monkeypatch, 
         real_direct = host._write_direct
         monkeypatch.setattr(host, "_write_direct", lambda fd, data: direct.append(real_direct(fd, data))
                             or direct[-1])
-        store = host.HostBlockStore(str(base / "blocks"))
+        store = host.HostBlockStore(str(base / "blocks"), direct_io=True)
         big = os.urandom(size)
         small = b"small block"
 
@@ -438,6 +438,25 @@ def test_big_blocks_bypass_the_page_cache_where_possible(tmp_path, monkeypatch, 
             shutil.rmtree(base, ignore_errors=True)
 
 
+def test_big_blocks_are_buffered_with_early_writeback_by_default(tmp_path, monkeypatch):
+    import blockstores.host as host
+    from vfsfuse.blocks import block_key
+
+    hints: list[int] = []
+    monkeypatch.setattr(host, "_start_writeback", lambda fd: hints.append(fd))
+    monkeypatch.setattr(host, "_write_direct", lambda fd, data: pytest.fail("O_DIRECT without direct_io"))
+    store = host.HostBlockStore(str(tmp_path / "blocks"))
+    big, small = os.urandom(1 << 20), b"small"
+
+    async def main():
+        await store.write(block_key(big), big)
+        await store.write(block_key(small), small)
+        assert await store.read(block_key(big)) == big
+
+    trio.run(main)
+    assert len(hints) == 1  # only the big block
+
+
 def test_a_filesystem_without_direct_io_gets_ordinary_writes(tmp_path, monkeypatch):
     import fcntl
 
@@ -454,7 +473,7 @@ def test_a_filesystem_without_direct_io_gets_ordinary_writes(tmp_path, monkeypat
     monkeypatch.setattr(host.fcntl, "fcntl", refusing)
     hints: list[int] = []
     monkeypatch.setattr(host, "_start_writeback", lambda fd: hints.append(fd))
-    store = host.HostBlockStore(str(tmp_path / "blocks"))
+    store = host.HostBlockStore(str(tmp_path / "blocks"), direct_io=True)
     blocks = [os.urandom((1 << 20) + n) for n in (1, 2)]
 
     async def main():

@@ -68,6 +68,7 @@ class MountConfig:
     writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
     workers: int = 1  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
     poll_us: int = 50  # poll /dev/fuse this long after a request before sleeping (0: never)
+    direct_io: bool = False  # write big blocks with O_DIRECT (around the host page cache)
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
 
     def __post_init__(self) -> None:
@@ -309,7 +310,7 @@ class Daemon:
         cfg = self.config
         if cfg.memory:
             return memory_store(cache_bytes=cfg.cache_bytes)
-        return open_store(cfg.store, cache_bytes=cfg.cache_bytes)
+        return open_store(cfg.store, cache_bytes=cfg.cache_bytes, direct_io=cfg.direct_io)
 
     def run(self) -> None:
         import trio
