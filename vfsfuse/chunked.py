@@ -322,8 +322,8 @@ class ChunkedVFS:
                 if mode & 0o010:
                     mode &= ~S.S_ISGID
                 upd["mode"] = mode
-        for field in ("atime_ns", "mtime_ns"):
-            value = getattr(changes, field)
+        for time_field in ("atime_ns", "mtime_ns"):
+            value = getattr(changes, time_field)
             if value is None:
                 continue
             if value == UTIME_NOW:
@@ -332,7 +332,7 @@ class ChunkedVFS:
                 value = now
             elif not owner:
                 raise KernelError("EPERM", "only the owner may set explicit times")
-            upd[field] = value
+            upd[time_field] = value
         if changes.size is not None:
             if node.is_dir:
                 raise KernelError("EISDIR", "is a directory")
@@ -348,8 +348,8 @@ class ChunkedVFS:
         self.metadata.update_inode(ino, **upd)
         if changes.size is not None:  # truncate changed size, storage and content: read back
             return self._attr(self._node(ino))
-        for field, value in upd.items():  # the record as stored, without reading it back
-            setattr(node, field, value)
+        for name, value in upd.items():  # the record as stored, without reading it back
+            setattr(node, name, value)
         return self._attr(node)
 
     # -- names -----------------------------------------------------------------------
