@@ -293,14 +293,12 @@ class HostBlockStore:
             tmp, fd, created = self._open_temp(shard, key)
             try:
                 big = len(data) >= EARLY_WRITEBACK_MIN
-                if not (big and self._direct and _O_DIRECT):
+                direct = big and self._direct and _O_DIRECT
+                if direct and not _write_direct(fd, data):
+                    self._direct = direct = False  # remember: this filesystem has no O_DIRECT
+                if not direct:
                     _write_all(fd, data)
                     if big and not durable:
-                        _start_writeback(fd)
-                elif not _write_direct(fd, data):
-                    self._direct = False  # remember: this filesystem has no O_DIRECT
-                    _write_all(fd, data)
-                    if not durable:
                         _start_writeback(fd)
                 if durable:
                     os.fsync(fd)

@@ -402,9 +402,10 @@ async def test_sync_of_a_large_batch_uses_one_syncfs(host, base, fsync_log, monk
 @pytest.mark.parametrize("size", [1 << 20, (4 << 20) - 1, (1 << 20) + 12345])
 @pytest.mark.parametrize("where", ["disk", "tmpfs"])
 def test_big_blocks_bypass_the_page_cache_where_possible(tmp_path, monkeypatch, size, where):
-    """Big blocks are written with O_DIRECT (padded, then truncated to their real size) where
-    the filesystem allows it; tmpfs refuses O_DIRECT and gets an ordinary write plus the early
-    writeback hint.  Either way the block file holds exactly the bytes, named by their hash."""
+    """With direct_io, big blocks are written with O_DIRECT (padded, then truncated to their
+    real size) where the filesystem allows it (tmpfs does since Linux 6.6; before, it refuses
+    and gets an ordinary write plus the early writeback hint).  Either way the block file holds
+    exactly the bytes, named by their hash."""
     import blockstores.host as host
     from vfsfuse.blocks import block_key
 
