@@ -68,6 +68,7 @@ class MountConfig:
     writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
     workers: int = 1  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
     poll_us: int = 50  # poll /dev/fuse this long after a request before sleeping (0: never)
+    fast_wakeups: bool = True  # PM QoS: idle CPUs poll while many small requests flow (cpu_wake.py)
     direct_io: bool = False  # write big blocks with O_DIRECT (around the host page cache)
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
 
@@ -354,7 +355,10 @@ class Daemon:
                     except RuntimeError as err:
                         raise KernelError("EIO", f"FUSE mount on {cfg.mountpoint} failed: {err}") from None
                     self._mounted = True
-                    poller = self._request_poller(pyfuse3, fuse_device_fds() - fds_before)
+                    cpu_wake = self._cpu_wake_latency()
+                    poller = self._request_poller(pyfuse3, fuse_device_fds() - fds_before, cpu_wake)
+                    if poller is not None and cpu_wake is not None:
+                        nursery.start_soon(cpu_wake.run)
                     if self.invalidator is not None:
                         self.invalidator.active = True
                         nursery.start_soon(self.invalidator.run)
@@ -387,14 +391,22 @@ class Daemon:
             self.store.close()
         self._set_state(STATE_CLEAN)
 
-    def _request_poller(self, module, new_fds: set[int]):
-        """Poll the FUSE device briefly between requests (single worker only; see request_polling)."""
+    def _cpu_wake_latency(self):
+        """Fast CPU wake-ups while requests flow (see cpu_wake), unless turned off."""
+        from .cpu_wake import CpuWakeLatency
+
+        return CpuWakeLatency() if self.config.fast_wakeups else None
+
+    def _request_poller(self, module, new_fds: set[int], cpu_wake=None):
+        """Poll the FUSE device briefly between requests and tell ``cpu_wake`` of each request
+        (single worker only; see request_polling)."""
         from .request_polling import RequestPoller
 
-        spin = self.config.poll_us
-        if spin <= 0 or self.config.workers != 1 or len(new_fds) != 1:
+        spin = max(0, self.config.poll_us)
+        if (spin == 0 and cpu_wake is None) or self.config.workers != 1 or len(new_fds) != 1:
             return None
-        poller = RequestPoller(module, new_fds.pop(), spin)
+        poller = RequestPoller(module, new_fds.pop(), spin,
+                               on_request=cpu_wake.note_request if cpu_wake is not None else None)
         poller.install()
         return poller
 

@@ -43,7 +43,8 @@ def fuse_device_fds() -> set[int]:
 class RequestPoller:
     """Replaces pyfuse3's wait for the next request with "poll briefly, then wait"."""
 
-    def __init__(self, module, fd: int, spin_us: int) -> None:
+    def __init__(self, module, fd: int, spin_us: int,
+                 on_request: Callable[[], None] | None = None) -> None:
         self._module = module
         self._original: Callable[[], Awaitable[bool]] = module._wait_fuse_readable
         self._poll = select.poll()
@@ -51,6 +52,7 @@ class RequestPoller:
         self._spin_ns = spin_us * 1000
         self._last_sleep = time.perf_counter_ns()
         self.fast_hits = 0  # requests found by polling (for tests and benchmarks)
+        self._on_request = on_request or _nothing  # told of every request (CpuWakeLatency)
 
     def install(self) -> None:
         self._module._wait_fuse_readable = self._wait
@@ -62,7 +64,7 @@ class RequestPoller:
     async def _wait(self) -> bool:
         clock = time.perf_counter_ns
         now = clock()
-        if now - self._last_sleep < _YIELD_EVERY_NS:
+        if self._spin_ns and now - self._last_sleep < _YIELD_EVERY_NS:
             poll = self._poll.poll
             deadline = now + self._spin_ns
             while True:
@@ -70,10 +72,16 @@ class RequestPoller:
                 if ready:
                     if ready[0][1] == select.POLLIN:
                         self.fast_hits += 1
+                        self._on_request()
                         return True
                     break  # POLLERR/POLLHUP: let pyfuse3's own path see the end
                 if clock() > deadline:
                     break
         result = await self._original()
         self._last_sleep = clock()
+        self._on_request()
         return result
+
+
+def _nothing() -> None:
+    pass

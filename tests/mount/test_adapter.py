@@ -5,11 +5,15 @@ from __future__ import annotations
 import errno
 import json
 import os
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from vfsfuse.cpu_wake import NO_CONSTRAINT_US
 
 from .conftest import mounted_here, sh
 
@@ -126,3 +130,27 @@ def test_requests_are_found_by_polling_only_when_enabled(new_mount, world_base, 
     else:
         # A caller that asks again right after each answer is nearly always caught by polling.
         assert table["polled_requests"] > sent // 2
+
+
+def _cpu_latency_limit() -> int:
+    """The PM QoS CPU latency every CPU must currently honour (microseconds)."""
+    with open("/dev/cpu_dma_latency", "rb") as f:
+        return struct.unpack("=i", f.read(4))[0]
+
+
+@pytest.mark.parametrize("option", ["--fast-wakeups", "--no-fast-wakeups"])
+def test_fast_wakeups_are_asked_for_only_while_requests_flow(new_mount, option):
+    m = new_mount(option)
+    f = Path(m.path) / "f"
+    f.write_bytes(b"x")
+    time.sleep(0.2)
+    assert _cpu_latency_limit() == NO_CONSTRAINT_US  # a quiet mount keeps no CPU awake
+    client = _hammer_getxattr(f, 1.0)
+    seen = set()
+    while client.poll() is None:
+        seen.add(_cpu_latency_limit())
+        time.sleep(0.02)
+    assert int(client.communicate(timeout=60)[0]) > 1000
+    assert (0 in seen) == (option == "--fast-wakeups")
+    time.sleep(0.2)
+    assert _cpu_latency_limit() == NO_CONSTRAINT_US  # lifted once the pace dropped
