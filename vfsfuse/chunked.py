@@ -32,7 +32,7 @@ from kernel.fs import (
 )
 
 from .blocks import BlockManager, block_key
-from .metadata.base import CHUNKED, INLINE, InodeRecord, MetadataStore
+from .metadata.base import CHUNKED, INLINE, NOT_LOADED, InodeRecord, MetadataStore
 from .writeback import WriteBackBuffer
 
 log = logging.getLogger("vfsfuse.chunked")
@@ -247,10 +247,18 @@ class ChunkedVFS:
         return (min(stored, size) + 511) // 512
 
     def _node(self, ino: int) -> InodeRecord:
-        node = self.metadata.get_inode(ino)
+        """The inode's attributes; its inline bytes are read only where needed (``_inline``)."""
+        node = self.metadata.get_inode_attrs(ino)
         if node is None:
             raise KernelError("ENOENT", f"no inode {ino}")
         return node
+
+    def _inline(self, node: InodeRecord) -> bytes:
+        """The inline bytes of *node*, read from the store if the record came without them."""
+        content = node.inline_content
+        if content is NOT_LOADED:
+            content = node.inline_content = self.metadata.get_inline_content(node.ino)
+        return content or b""
 
     def _dir(self, ino: int) -> InodeRecord:
         node = self._node(ino)
@@ -675,7 +683,7 @@ class ChunkedVFS:
         if offset >= end:
             return b""
         if node.storage_mode == INLINE:
-            content = node.inline_content or b""
+            content = self._inline(node)
             out = content[offset:end]
             if len(out) < end - offset:  # defensive: size ahead of content
                 out += bytes(end - offset - len(out))
@@ -744,7 +752,7 @@ class ChunkedVFS:
                 upd["mode"] = node.mode & ~S.S_ISUID & ~(S.S_ISGID if node.mode & 0o010 else 0)
             new_size = max(node.size, end)
             if node.storage_mode == INLINE and new_size <= self.inline_threshold:
-                content = bytearray(node.inline_content or b"")
+                content = bytearray(self._inline(node))
                 if len(content) < node.size:
                     content.extend(bytes(node.size - len(content)))
                 if offset > len(content):
@@ -764,7 +772,7 @@ class ChunkedVFS:
 
     def _promote(self, node: InodeRecord) -> None:
         """Move inline content into the write-back buffer as chunks (no block I/O yet)."""
-        content = node.inline_content or b""
+        content = self._inline(node)
         cs = self.chunk_size
         for idx in range(0, (len(content) + cs - 1) // cs):
             self.buffer.put(node.ino, idx, bytearray(content[idx * cs:(idx + 1) * cs]))
@@ -810,7 +818,7 @@ class ChunkedVFS:
     async def _flush_locked(self, ino: int, indices: list[int]) -> None:
         """Store dirty chunks *indices* of *ino* as blocks (up to FLUSH_PARALLEL block writes
         at once) and point the chunk map at them.  Caller holds the inode lock."""
-        node = self.metadata.get_inode(ino)
+        node = self.metadata.get_inode_attrs(ino)
         if node is None or node.storage_mode != CHUNKED:
             for idx in indices:
                 self.buffer.drop(ino, idx)
@@ -848,7 +856,7 @@ class ChunkedVFS:
                             nursery.start_soon(store, key, payload)
                 except BaseExceptionGroup as group:  # report ENOSPC as ENOSPC, not a group
                     raise _first_kernel_error(group) from None
-            if self.metadata.get_inode(ino) is not None:
+            if self.metadata.get_inode_attrs(ino) is not None:
                 for idx, gen, key, payload in jobs:
                     self.metadata.set_chunk_key(ino, idx, key, len(payload))
                     self.buffer.drop(ino, idx, gen)
@@ -891,7 +899,7 @@ class ChunkedVFS:
             upd = {"size": length, "mtime_ns": now, "ctime_ns": now}
             if node.storage_mode == INLINE:
                 if length <= self.inline_threshold:
-                    content = (node.inline_content or b"")[:length]
+                    content = self._inline(node)[:length]
                     upd["inline_content"] = content + bytes(length - len(content))
                 else:
                     self._promote(node)
@@ -936,7 +944,7 @@ class ChunkedVFS:
             self._open_count[h.ino] = left
             return
         del self._open_count[h.ino]
-        node = self.metadata.get_inode(h.ino)
+        node = self.metadata.get_inode_attrs(h.ino)
         if node is None:
             return
         if node.nlink == 0 and not self._retained.get(h.ino):
@@ -1043,7 +1051,7 @@ class ChunkedVFS:
             self._retained[ino] = left
             return
         self._retained.pop(ino, None)
-        node = self.metadata.get_inode(ino)
+        node = self.metadata.get_inode_attrs(ino)
         if node is not None and node.nlink == 0 and ino != ROOT_INO and not self._open_count.get(ino):
             async with self._lock(ino):
                 self._destroy_now(ino)

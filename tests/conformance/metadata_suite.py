@@ -19,7 +19,7 @@ import time
 import pytest
 
 from kernel.errors import KernelError, has_code
-from vfsfuse.metadata.base import CHUNKED, INLINE, ChunkRef
+from vfsfuse.metadata.base import CHUNKED, INLINE, NOT_LOADED, ChunkRef
 
 ROOT = 1
 NOW = 1_700_000_000_123_456_789
@@ -512,6 +512,23 @@ def test_inline_content_round_trip(store):
     assert store.get_inode(ino).inline_content == b"hello"
     store.update_inode(ino, inline_content=None)
     assert store.get_inode(ino).inline_content is None
+
+
+def test_attributes_without_the_inline_bytes(store):
+    ino = new_file(store)
+    store.update_inode(ino, inline_content=b"x" * 5000, size=5000, nlink=1)
+    add(store, ROOT, b"f", ino)
+    full = store.get_inode(ino)
+    attrs = store.get_inode_attrs(ino)
+    assert attrs.inline_content is NOT_LOADED
+    assert (attrs.ino, attrs.mode, attrs.size, attrs.nlink, attrs.mtime_ns, attrs.storage_mode) == \
+        (full.ino, full.mode, full.size, full.nlink, full.mtime_ns, full.storage_mode)
+    (_, listed), = store.list_dir_with_stats(ROOT)
+    assert listed == attrs
+    assert store.get_inline_content(ino) == b"x" * 5000
+    with pytest.raises(TypeError):  # using bytes that were never read is a loud bug
+        bool(attrs.inline_content)
+    assert store.get_inode_attrs(99999) is None and store.get_inline_content(99999) is None
 
 
 def test_update_unknown_inode_is_noop(store):

@@ -31,6 +31,25 @@ INLINE = "inline"
 CHUNKED = "chunked"
 
 
+class _NotLoaded:
+    """Stands for inline bytes that ``get_inode_attrs`` did not read.  Any use of it
+    as content fails loudly, so a path that needs the bytes but fetched only the
+    attributes is a crash in the tests, never an empty file."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args):
+        raise TypeError("inline content not loaded: use get_inode or get_inline_content")
+
+    __bool__ = __len__ = __iter__ = __getitem__ = __bytes__ = _refuse
+
+    def __repr__(self) -> str:
+        return "NOT_LOADED"
+
+
+NOT_LOADED = _NotLoaded()
+
+
 @dataclass(slots=True)
 class InodeRecord(FileTypeMixin):
     """One row of the inode table.  ``mode`` carries the S_IF* type bits."""
@@ -104,6 +123,10 @@ class MetadataStore:
           size 0, nlink 0, all four times = now_ns, inline with content None.
           Numbers start at 2 and are never reused.
       get_inode(ino) -> InodeRecord | None           (a copy)
+      get_inode_attrs(ino) -> InodeRecord | None     the same without the inline bytes
+          (inline_content is NOT_LOADED): most requests need attributes only, and
+          reading up to inline_threshold bytes of content each time is a copy per call
+      get_inline_content(ino) -> bytes | None        just the inline bytes
       update_inode(ino, **fields)                    (unknown ino: no-op)
       delete_inode(ino)                              drops its chunk rows (decref), its
           symlink target, xattrs, version rows (decref) and the dentries *inside* it.
@@ -124,6 +147,7 @@ class MetadataStore:
       list_dir(parent, after_seq=0, limit=None) -> [DentryRecord] in seq order,
           only entries with seq > after_seq (the readdir cookie); unknown parent: []
       list_dir_with_stats(parent, after_seq=0, limit=None) -> [(DentryRecord, InodeRecord)]
+          (records as from get_inode_attrs)
       has_children(parent) -> bool
       parents_of(ino) -> [(parent, name)]            for fsck and /proc-style lookups
 
@@ -182,7 +206,7 @@ class MetadataStore:
             path = path.encode("utf-8", "surrogateescape")
         if path.endswith(b"/") and path.strip(b"/"):
             ino, _ = self._walk(path, follow_last=True)
-            node = self.get_inode(ino)
+            node = self.get_inode_attrs(ino)
             if node is not None and not node.is_dir:
                 raise KernelError("ENOTDIR", "not a directory")
             return ino
@@ -212,7 +236,7 @@ class MetadataStore:
         while todo:
             comp = todo.pop()
             cur = stack[-1]
-            node = self.get_inode(cur)
+            node = self.get_inode_attrs(cur)
             if node is None or not node.is_dir:
                 raise KernelError("ENOTDIR" if node else "ENOENT", "not a directory")
             if comp == b".":
@@ -227,7 +251,7 @@ class MetadataStore:
             child = self.lookup(cur, comp)
             if child is None:
                 raise KernelError("ENOENT", "no such file or directory")
-            cnode = self.get_inode(child)
+            cnode = self.get_inode_attrs(child)
             if cnode is not None and cnode.is_symlink and (follow_last or not last):
                 hops += 1
                 if hops > SYMLOOP_MAX:
@@ -252,6 +276,9 @@ class MetadataStore:
         raise NotImplementedError
 
     def get_inode(self, ino: int) -> InodeRecord | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_inode_attrs(self, ino: int) -> InodeRecord | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def lookup(self, parent: int, name: bytes) -> int | None:  # pragma: no cover - abstract

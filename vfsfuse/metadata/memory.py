@@ -22,6 +22,7 @@ from .base import (
     CHUNKED,
     INLINE,
     INODE_FIELDS,
+    NOT_LOADED,
     ChunkRef,
     DentryRecord,
     InodeRecord,
@@ -39,6 +40,13 @@ def _copy(r: InodeRecord) -> InodeRecord:
     return InodeRecord(
         r.ino, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atime_ns, r.mtime_ns,
         r.ctime_ns, r.birthtime_ns, r.storage_mode, r.inline_content,
+    )
+
+
+def _copy_attrs(r: InodeRecord) -> InodeRecord:
+    return InodeRecord(
+        r.ino, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atime_ns, r.mtime_ns,
+        r.ctime_ns, r.birthtime_ns, r.storage_mode, NOT_LOADED,
     )
 
 
@@ -136,6 +144,14 @@ class MemoryMetadataStore(MetadataStore):
     def get_inode(self, ino: int) -> InodeRecord | None:
         r = self._inodes.get(ino)
         return None if r is None else _copy(r)
+
+    def get_inode_attrs(self, ino: int) -> InodeRecord | None:
+        r = self._inodes.get(ino)
+        return None if r is None else _copy_attrs(r)
+
+    def get_inline_content(self, ino: int) -> bytes | None:
+        r = self._inodes.get(ino)
+        return None if r is None else r.inline_content
 
     def update_inode(self, ino: int, **fields) -> None:
         if not _INODE_FIELD_SET.issuperset(fields):
@@ -276,7 +292,7 @@ class MemoryMetadataStore(MetadataStore):
         for entry in self.list_dir(parent, after_seq, limit):
             r = self._inodes.get(entry.ino)
             if r is not None:
-                out.append((entry, _copy(r)))
+                out.append((entry, _copy_attrs(r)))
         return out
 
     def has_children(self, parent: int) -> bool:

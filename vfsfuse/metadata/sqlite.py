@@ -27,6 +27,7 @@ from kernel.fs import ROOT_INO
 from . import schema
 from .base import (
     INODE_FIELDS,
+    NOT_LOADED,
     ChunkRef,
     DentryRecord,
     InodeRecord,
@@ -43,6 +44,10 @@ _INODE_FIELD_SET = frozenset(INODE_FIELDS)
 
 # -- statements (constant texts: apsw caches the prepared statements) -------------------
 _GET_INODE = f"SELECT {_INODE_COLS} FROM inodes WHERE ino = ?"
+# Without inline_content: SQLite then never reads the blob's overflow pages.
+_GET_INODE_ATTRS = ("SELECT ino, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, "
+                    "birthtime_ns, storage_mode FROM inodes WHERE ino = ?")
+_GET_INLINE = "SELECT inline_content FROM inodes WHERE ino = ?"
 _GET_MODE = "SELECT mode FROM inodes WHERE ino = ?"
 # The number comes from a Python-side high-water mark, so even a number handed out
 # inside a rolled-back savepoint is never handed out again (AUTOINCREMENT alone would).
@@ -62,8 +67,8 @@ _LIST_DIR = ("SELECT d.name, d.child_ino, d.seq, i.mode FROM dentries d "
              "JOIN inodes i ON i.ino = d.child_ino "
              "WHERE d.parent_ino = ? AND d.seq > ? ORDER BY d.seq LIMIT ?")
 _LIST_DIR_STATS = ("SELECT d.name, d.seq, i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, "
-                   "i.atime_ns, i.mtime_ns, i.ctime_ns, i.birthtime_ns, i.storage_mode, "
-                   "i.inline_content FROM dentries d JOIN inodes i ON i.ino = d.child_ino "
+                   "i.atime_ns, i.mtime_ns, i.ctime_ns, i.birthtime_ns, i.storage_mode "
+                   "FROM dentries d JOIN inodes i ON i.ino = d.child_ino "
                    "WHERE d.parent_ino = ? AND d.seq > ? ORDER BY d.seq LIMIT ?")
 _HAS_CHILDREN = "SELECT EXISTS (SELECT 1 FROM dentries WHERE parent_ino = ?)"
 _PARENTS_OF = "SELECT parent_ino, name FROM dentries WHERE child_ino = ? ORDER BY seq"
@@ -289,6 +294,13 @@ class SqliteMetadataStore(MetadataStore):
         row = self._cur.execute(_GET_INODE, (ino,)).get
         return None if row is None else InodeRecord(*row)
 
+    def get_inode_attrs(self, ino: int) -> InodeRecord | None:
+        row = self._cur.execute(_GET_INODE_ATTRS, (ino,)).get
+        return None if row is None else InodeRecord(*row, NOT_LOADED)
+
+    def get_inline_content(self, ino: int) -> bytes | None:
+        return self._cur.execute(_GET_INLINE, (ino,)).get
+
     def update_inode(self, ino: int, **fields) -> None:
         if not fields:
             return
@@ -386,7 +398,7 @@ class SqliteMetadataStore(MetadataStore):
                             limit: int | None = None) -> list[tuple[DentryRecord, InodeRecord]]:
         rows = self._cur.execute(_LIST_DIR_STATS,
                                  (parent, after_seq, -1 if limit is None else limit))
-        return [(DentryRecord(r[0], r[2], r[1], r[3]), InodeRecord(*r[2:])) for r in rows]
+        return [(DentryRecord(r[0], r[2], r[1], r[3]), InodeRecord(*r[2:], NOT_LOADED)) for r in rows]
 
     def has_children(self, parent: int) -> bool:
         return bool(self._cur.execute(_HAS_CHILDREN, (parent,)).get)
