@@ -66,9 +66,8 @@ Exit codes:
                    "its caller quickly: about half the time of small-file work on virtual machines. "
                    "Lifted as soon as the pace drops; costs CPU power meanwhile; needs root.")
 @click.option("--direct-io", is_flag=True,
-              help="Write blocks of 1 MiB or more with O_DIRECT, around the host page cache: steadier "
-                   "large writes where fresh memory is costly (virtual machines), but reads of big files "
-                   "written a moment ago then come from disk.")
+              help="Write blocks of 1 MiB or more with O_DIRECT, around the host page cache (by default "
+                   "they are written through it, then dropped from it once on disk).")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
                   cache_size: int, log_level: str, memory: bool, writeback_cache: bool, workers: int,

@@ -497,3 +497,33 @@ def test_the_early_writeback_hint_is_a_valid_call_on_linux(tmp_path):
         assert host._sync_file_range(fd, 0, 0, host._SYNC_FILE_RANGE_WRITE) == 0
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("drop_behind", [True, False])
+def test_drop_behind_writes_big_blocks_out_of_the_page_cache(tmp_path, drop_behind):
+    """With drop_behind (what mounts use) a big block is on disk and out of the host page
+    cache once written; small blocks, and every block without it, stay cached.  The bytes
+    are the same either way."""
+    from tests.pagecache import cached_pages
+    from vfsfuse.blocks import block_key
+
+    store = HostBlockStore(str(tmp_path / "blocks"), drop_behind=drop_behind)
+    big, small = os.urandom(2 << 20), os.urandom(8192)
+
+    async def main():
+        await store.write(block_key(big), big)
+        await store.write(block_key(small), small)
+
+    trio.run(main)
+    big_pages = cached_pages(store.path_for(block_key(big)))
+    if drop_behind:
+        assert big_pages == 0
+    else:
+        assert big_pages > 400  # of 512 (memory pressure could evict a few)
+    assert cached_pages(store.path_for(block_key(small))) == 2
+
+    async def read_back():
+        assert await store.read(block_key(big)) == big
+        assert await store.read(block_key(small)) == small
+
+    trio.run(read_back)

@@ -70,6 +70,8 @@ class MountConfig:
     poll_us: int = 50  # poll /dev/fuse this long after a request before sleeping (0: never)
     fast_wakeups: bool = True  # PM QoS: idle CPUs poll while many small requests flow (cpu_wake.py)
     direct_io: bool = False  # write big blocks with O_DIRECT (around the host page cache)
+    # Big blocks leave the host page cache once on disk: the host caches the file above us.
+    drop_behind: bool = True
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
 
     def __post_init__(self) -> None:
@@ -311,7 +313,8 @@ class Daemon:
         cfg = self.config
         if cfg.memory:
             return memory_store(cache_bytes=cfg.cache_bytes)
-        return open_store(cfg.store, cache_bytes=cfg.cache_bytes, direct_io=cfg.direct_io)
+        return open_store(cfg.store, cache_bytes=cfg.cache_bytes, direct_io=cfg.direct_io,
+                          drop_behind=cfg.drop_behind)
 
     def run(self) -> None:
         import trio

@@ -84,13 +84,13 @@ def create_store(path: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
 
 
 def open_store(path: str, *, cache_bytes: int = 64 << 20, flush_interval: float = 1.0,
-               versioning: bool = True, direct_io: bool = False) -> Store:
+               versioning: bool = True, direct_io: bool = False, drop_behind: bool = False) -> Store:
     """Open an existing store (mkfs first)."""
     if not is_store(path):
         raise KernelError("ENOENT", f"{path} is not a vfsfuse store (run 'vfsfuse mkfs {path}' first)")
     os.makedirs(os.path.join(path, RUN_NAME), mode=0o700, exist_ok=True)
     meta = SqliteMetadataStore(os.path.join(path, META_NAME), versioning=versioning)
-    blocks = HostBlockStore(os.path.join(path, BLOCKS_NAME), direct_io=direct_io)
+    blocks = HostBlockStore(os.path.join(path, BLOCKS_NAME), direct_io=direct_io, drop_behind=drop_behind)
     vfs = ChunkedVFS(meta, blocks, cache_bytes=cache_bytes, flush_interval=flush_interval,
                      versioning=versioning)
     return Store(path, meta, blocks, vfs)
