@@ -19,8 +19,13 @@ def fd_reference(path: str, pid: int) -> tuple[int, int] | None:
     Opening such a path on Linux re-opens what the descriptor refers to (even a pipe or a
     socket, whose link target ``pipe:[id]`` names nothing).  The fd layer calls this
     before walking the path and, on a match, duplicates the descriptor instead (the
-    seed does the same for ``/dev/fd/N``).  The check is lexical, on the normalised path.
+    seed does the same for ``/dev/fd/N``).  The check is lexical, on the normalised path,
+    and only for paths without "..": Linux resolves ".." after following the link
+    (``/dev/fd/3/..`` is the parent of what fd 3 is, ENOTDIR for a file), which the
+    ordinary walk does.
     """
+    if ".." in path.split("/"):
+        return None
     p = normalize(path)
     if p in _STDIO:
         return pid, _STDIO[p]

@@ -642,7 +642,8 @@ def test_fd_reference():
     assert fd_reference("/proc/self/fd/12", 7) == (7, 12)
     assert fd_reference("/proc/42/fd/1", 7) == (42, 1)
     for bad in ["/dev/fd/abc", "/dev/fd/-1", "/dev/fd/01", "/dev/fd/", "/dev/fd/1.5",
-                "/proc/self/fdinfo/1", "/proc/x/fd/1", "/dev/null", "/tmp/dev/fd/1"]:
+                "/proc/self/fdinfo/1", "/proc/x/fd/1", "/dev/null", "/tmp/dev/fd/1",
+                "/proc/self/fd/1/../1", "/dev/fd/3/..", "/dev/x/../fd/3"]:
         assert fd_reference(bad, 7) is None, bad
 
 

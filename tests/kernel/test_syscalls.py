@@ -202,12 +202,16 @@ async def test_dev_stdio_and_proc_self_fd_reopen(kernel):
         with pytest.raises(KernelError) as e:
             await ctx.open("/dev/fd/77")
         seen["bad"] = e.value.code
+        with pytest.raises(KernelError) as e:  # ".." applies to what fd f is: a file, not a dir
+            await ctx.open(f"/proc/self/fd/{f}/../{f}")
+        seen["dotdot"] = e.value.code
         return 0
 
     r = await run_program(kernel, prog, input=b"from stdin")
     assert r.status == 0, r.stderr
     assert r.stdout == b"via /dev/stdout\nvia //dev/./fd/1\n" and r.stderr == b"via /dev/fd/2\n"
-    assert seen == {"stdin": b"from stdin", "own_offset": b"abc", "pid_path": b"ab", "bad": "ENOENT"}
+    assert seen == {"stdin": b"from stdin", "own_offset": b"abc", "pid_path": b"ab", "bad": "ENOENT",
+                    "dotdot": "ENOTDIR"}
 
 
 async def test_execve_replaces_the_program_in_place(kernel):
