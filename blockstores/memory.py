@@ -18,10 +18,30 @@ def _missing(key: str) -> KernelError:
 
 
 class MemoryBlockStore:
-    """A ``BlockStore`` kept in a dict; nothing survives the process."""
+    """A ``BlockStore`` kept in a dict; nothing survives the process.
 
-    def __init__(self) -> None:
+    *capacity* (bytes, None = unbounded) makes it a disk of that size: a write that
+    would store more gives ENOSPC, as tmpfs does at its ``size=``.  Filesystems that
+    untrusted processes can fill (``/dev/shm``) need one, or they fill the daemon's
+    memory instead."""
+
+    def __init__(self, capacity: int | None = None) -> None:
         self._blocks: dict[str, bytes] = {}
+        self.capacity = capacity
+        self.used_bytes = 0
+
+    def _store(self, key: str, data: bytes) -> None:
+        old = self._blocks.get(key)
+        grow = len(data) - (len(old) if old is not None else 0)
+        if self.capacity is not None and grow > 0 and self.used_bytes + grow > self.capacity:
+            raise KernelError("ENOSPC", f"memory block store full ({self.capacity} bytes)")
+        self._blocks[key] = data
+        self.used_bytes += grow
+
+    def _drop(self, key: str) -> None:
+        old = self._blocks.pop(key, None)
+        if old is not None:
+            self.used_bytes -= len(old)
 
     async def read(self, key: str) -> bytes:
         try:
@@ -43,20 +63,20 @@ class MemoryBlockStore:
     async def write(self, key: str, data: bytes, *, durable: bool = False) -> None:
         check_key(key)
         # bytes(x) is a no-op for bytes and a copy for bytearray/memoryview.
-        self._blocks[key] = bytes(data)
+        self._store(key, bytes(data))
 
     async def delete(self, key: str) -> None:
         check_key(key)
-        self._blocks.pop(key, None)
+        self._drop(key)
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         keys = [check_key(k) for k in keys]
         for key in keys:
-            self._blocks.pop(key, None)
+            self._drop(key)
 
     async def copy(self, src: str, dst: str) -> None:
         check_key(dst)
-        self._blocks[dst] = await self.read(src)
+        self._store(dst, await self.read(src))
 
     async def exists(self, key: str) -> bool:
         return check_key(key) in self._blocks

@@ -53,6 +53,9 @@ Exit codes:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               default="warning", show_default=True, help="Daemon log level (log: STORE/run/daemon.log).")
 @click.option("--memory", is_flag=True, help="Mount an ephemeral in-memory store: 'vfsfuse mount --memory MOUNTPOINT'.")
+@click.option("--shm-size", type=SIZE, default="64M", show_default=True,
+              help="Size of the sandbox's /dev/shm, a memory filesystem: past it, writes there give "
+                   "ENOSPC (as with docker run --shm-size).")
 @click.option("--writeback-cache/--no-writeback-cache", default=True, show_default=True,
               help="Let the host kernel gather small writes in its page cache.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -70,7 +73,7 @@ Exit codes:
                    "they are written through it, then dropped from it once on disk).")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
-                  cache_size: int, log_level: str, memory: bool, writeback_cache: bool, workers: int,
+                  cache_size: int, log_level: str, memory: bool, shm_size: int, writeback_cache: bool, workers: int,
                   poll_us: int, fast_wakeups: bool, direct_io: bool, no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
@@ -90,7 +93,8 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
     config = MountConfig(mountpoint=mountpoint, store=store, memory=memory, allow_other=allow_other,
                          read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers,
-                         poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io)
+                         poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io,
+                         shm_bytes=shm_size)
     if foreground:
         from vfsfuse.daemon import setup_logging
 

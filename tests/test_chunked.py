@@ -695,3 +695,52 @@ async def test_close_flushes_in_the_background_and_inspection_waits_for_it(meta)
         assert "dirty" not in text and block_key(data[:CS]) in text
         await vfs.settle()  # nothing left: returns at once
         assert await read_all(vfs, ino) == data
+
+
+async def test_writes_to_a_full_store_fail_without_taking_more_memory(meta):
+    """Once the buffer is over its limit and the store is full, a write gives ENOSPC and
+    changes nothing: dirty data stays bounded however long the writer keeps trying."""
+    vfs = ChunkedVFS(meta, FullBlocks(), chunk_size=CS, inline_threshold=INLINE, cache_bytes=4 * CS)
+    fh, ino = await new_file(vfs)
+    accepted = 0
+    failures = 0
+    for off in range(0, 64 * CS, CS):
+        try:
+            accepted += await vfs.write(fh, off, b"z" * CS)
+        except KernelError as err:
+            assert err.code == "ENOSPC"
+            failures += 1
+    assert failures > 50 and accepted <= 6 * CS
+    assert vfs.buffer.total == accepted  # every accepted byte is still there, nothing more
+    assert (await vfs.getattr(ino)).size == accepted
+    assert await read_all(vfs, ino) == b"z" * accepted
+
+
+async def test_a_sized_memory_filesystem_is_like_tmpfs():
+    """shm_vfs: ENOSPC past its size, df shows the size and the inode limit, and the
+    space comes back when files are removed."""
+    from vfsfuse.store import shm_vfs
+
+    vfs = shm_vfs(1 << 20)
+    async with vfs.running():
+        st = await vfs.statfs()
+        assert st.blocks * st.block_size == 1 << 20 and st.files == 1024
+        fh, ino = await new_file(vfs, name=b"big")
+        written = 0
+        with pytest.raises(KernelError) as err:
+            for _ in range(64):
+                written += await vfs.write(fh, written, os.urandom(64 << 10))
+                await vfs.fsync(fh)
+        assert err.value.code == "ENOSPC"
+        assert written == (1 << 20) + (64 << 10)  # the last write was taken (buffered), its fsync failed
+        vfs._statfs_cache = None  # statfs is cached for a second
+        assert (await vfs.statfs()).blocks_free * 4096 < 64 << 10
+        await vfs.release(fh)
+        await vfs.unlink(1, b"big")
+        await vfs.sync()
+        vfs._statfs_cache = None
+        assert (await vfs.statfs()).blocks_free * 4096 == 1 << 20
+        fh, ino = await new_file(vfs, name=b"again", data=b"x" * (512 << 10))
+        await vfs.fsync(fh)
+        assert await read_all(vfs, ino) == b"x" * (512 << 10)
+        await vfs.release(fh)

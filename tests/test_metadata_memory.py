@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from kernel.errors import KernelError
 from vfsfuse.metadata import MemoryMetadataStore
 
 NOW = 1_700_000_000_000_000_000
@@ -48,3 +49,46 @@ def test_commit_and_close_are_cheap_and_idempotent():
     assert s.commit() == []
     s.close()
     s.close()
+
+
+def test_inode_and_name_limits_give_enospc_and_change_nothing():
+    s = MemoryMetadataStore(max_inodes=3)  # the root is one
+    a = s.create_inode(REG, 0, 0, NOW)
+    s.create_dentry(1, b"a", a)
+    b = s.create_inode(REG, 0, 0, NOW)
+    s.create_dentry(1, b"b", b)
+    with pytest.raises(KernelError) as err:
+        s.create_inode(REG, 0, 0, NOW)
+    assert err.value.code == "ENOSPC"
+    s.create_dentry(1, b"a2", a)  # a hard link costs a name: three names now
+    with pytest.raises(KernelError) as err:
+        s.create_dentry(1, b"a3", a)
+    assert err.value.code == "ENOSPC" and s.lookup(1, b"a3") is None
+    s.rename_dentry(1, b"a2", 1, b"b")  # replacing a name frees one
+    s.delete_inode(b)
+    c = s.create_inode(REG, 0, 0, NOW)
+    s.create_dentry(1, b"c", c)
+    assert s.names == 3
+
+
+def test_inode_data_limit_counts_inline_bytes_symlinks_and_xattrs():
+    s = MemoryMetadataStore(max_bytes=1000)
+    f = s.create_inode(REG, 0, 0, NOW)
+    s.update_inode(f, inline_content=b"x" * 600, size=600)
+    with pytest.raises(KernelError) as err:
+        s.create_inode(stat.S_IFLNK | 0o777, 0, 0, NOW, symlink_target=b"t" * 500)
+    assert err.value.code == "ENOSPC"
+    with pytest.raises(KernelError):
+        s.set_xattr(f, b"user.k", b"v" * 400)
+    assert s.get_xattr(f, b"user.k") is None
+    with pytest.raises(KernelError):
+        s.update_inode(f, inline_content=b"y" * 1001, size=1001)
+    assert s.get_inode(f).inline_content == b"x" * 600 and s.get_inode(f).size == 600  # unchanged
+    s.update_inode(f, inline_content=b"x" * 100, size=100)  # shrinking frees space
+    s.set_xattr(f, b"user.k", b"v" * 400)
+    link = s.create_inode(stat.S_IFLNK | 0o777, 0, 0, NOW, symlink_target=b"t" * 400)
+    assert s.payload_bytes == 100 + 6 + 400 + 400
+    s.remove_xattr(f, b"user.k")
+    s.delete_inode(link)
+    s.delete_inode(f)
+    assert s.payload_bytes == 0

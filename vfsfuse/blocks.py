@@ -70,7 +70,17 @@ class BlockManager:
             await self._deleting[key].wait()
         if self.metadata.block_refcount(key) > 0:
             return  # dedup: somebody already references (so stored) these bytes
-        await self.blocks.write(key, data)
+        try:
+            await self.blocks.write(key, data)
+        except KernelError as err:
+            if err.code != "ENOSPC":
+                raise
+            # Blocks of deleted files are removed only at a commit: make that happen now,
+            # so space freed by rm is there for this write (then give up for real).
+            await self.commit()
+            while key in self._deleting:
+                await self._deleting[key].wait()
+            await self.blocks.write(key, data)
         self._unsynced.add(key)
 
     # -- reading -------------------------------------------------------------------

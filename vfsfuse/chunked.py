@@ -739,6 +739,10 @@ class ChunkedVFS:
         n = len(data)
         if n == 0:
             return 0
+        if self.buffer.over_limit:
+            # Make room first: if the store is full (ENOSPC) this write fails having changed
+            # nothing, and dirty data stays bounded by the buffer's limit plus one write.
+            await self._relieve_pressure()
         async with self._lock(h.ino):
             node = self._node(h.ino)
             if h.flags & os.O_APPEND:
@@ -767,7 +771,10 @@ class ChunkedVFS:
             upd["size"] = new_size
             self.metadata.update_inode(h.ino, **upd)
         if self.buffer.over_limit:
-            await self._relieve_pressure()
+            try:
+                await self._relieve_pressure()
+            except KernelError as err:  # this write is taken (buffered); the next one reports it
+                log.warning("flush under memory pressure failed: %s", err)
         return n
 
     def _promote(self, node: InodeRecord) -> None:
@@ -841,25 +848,35 @@ class ChunkedVFS:
                 key = block_key(payload)
                 self.bm.begin_reference(key)
                 jobs.append((idx, chunk.generation, key, payload))
-            if len(jobs) == 1:
-                await self.bm.ensure_stored(jobs[0][2], jobs[0][3])
-            elif jobs:
-                limiter = trio.CapacityLimiter(FLUSH_PARALLEL)
+            stored: set[str] = set()
 
-                async def store(key: str, payload: memoryview) -> None:
+            async def store(key: str, payload: memoryview, limiter=None) -> None:
+                if limiter is None:
+                    await self.bm.ensure_stored(key, payload)
+                else:
                     async with limiter:
                         await self.bm.ensure_stored(key, payload)
+                stored.add(key)
 
-                try:
-                    async with trio.open_nursery() as nursery:
-                        for _, _, key, payload in jobs:
-                            nursery.start_soon(store, key, payload)
-                except BaseExceptionGroup as group:  # report ENOSPC as ENOSPC, not a group
-                    raise _first_kernel_error(group) from None
-            if self.metadata.get_inode_attrs(ino) is not None:
-                for idx, gen, key, payload in jobs:
-                    self.metadata.set_chunk_key(ino, idx, key, len(payload))
-                    self.buffer.drop(ino, idx, gen)
+            try:
+                if len(jobs) == 1:
+                    await store(jobs[0][2], jobs[0][3])
+                elif jobs:
+                    limiter = trio.CapacityLimiter(FLUSH_PARALLEL)
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            for _, _, key, payload in jobs:
+                                nursery.start_soon(store, key, payload, limiter)
+                    except BaseExceptionGroup as group:  # report ENOSPC as ENOSPC, not a group
+                        raise _first_kernel_error(group) from None
+            finally:
+                # Point the chunk map at every block that made it, even when another failed
+                # (a full disk): stored blocks are then neither orphans nor written twice.
+                if self.metadata.get_inode_attrs(ino) is not None:
+                    for idx, gen, key, payload in jobs:
+                        if key in stored:
+                            self.metadata.set_chunk_key(ino, idx, key, len(payload))
+                            self.buffer.drop(ino, idx, gen)
         finally:
             for job in jobs:
                 self.bm.end_reference(job[2])
@@ -992,9 +1009,13 @@ class ChunkedVFS:
             bsize = st.f_frsize or 4096
             return StatFs(bsize, bsize, st.f_blocks, st.f_bfree, st.f_bavail,
                           stats.inodes + st.f_ffree, st.f_ffree)
-        total = 1 << 40
+        capacity = getattr(self.blocks, "capacity", None)  # a size-limited memory store
+        total = capacity if capacity is not None else 1 << 40
         used = stats.stored_bytes + self.buffer.total
         free = max(0, total - used) // 4096
+        max_inodes = getattr(self.metadata, "max_inodes", None)
+        if max_inodes is not None:
+            return StatFs(4096, 4096, total // 4096, free, free, max_inodes, max(0, max_inodes - stats.inodes))
         return StatFs(4096, 4096, total // 4096, free, free, stats.inodes + (1 << 32), 1 << 32)
 
     # -- xattrs ----------------------------------------------------------------------

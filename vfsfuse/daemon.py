@@ -70,6 +70,7 @@ class MountConfig:
     poll_us: int = 50  # poll /dev/fuse this long after a request before sleeping (0: never)
     fast_wakeups: bool = True  # PM QoS: idle CPUs poll while many small requests flow (cpu_wake.py)
     direct_io: bool = False  # write big blocks with O_DIRECT (around the host page cache)
+    shm_bytes: int = 64 << 20  # size of the sandbox's /dev/shm (a memory filesystem)
     # Big blocks leave the host page cache once on disk: the host caches the file above us.
     drop_behind: bool = True
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
@@ -435,10 +436,10 @@ class Daemon:
         # Sandbox processes change the store around FUSE: tell the host kernel's caches.
         self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of,
                                                 read_only=self.config.read_only)
-        from .store import memory_vfs
+        from .store import shm_vfs
 
         # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
-        kernel = Kernel(self.invalidator, shm=memory_vfs())
+        kernel = Kernel(self.invalidator, shm=shm_vfs(self.config.shm_bytes))
         await kernel.boot(nursery)
         try:
             from .inspectfs import InspectFS
@@ -694,7 +695,16 @@ def _flush_before_unmount(mnt: str, timeout: float) -> None:
         try:
             fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                _syncfs(fd)
+                try:
+                    _syncfs(fd)
+                except OSError as err:
+                    # Linux reports a write-back error once more to the first syncfs after it,
+                    # even when the writer's own fsync already got it; only a second failure
+                    # is about data still waiting.
+                    _syncfs(fd)
+                    print(f"vfsfuse: warning: {mnt} had a write-back error earlier "
+                          f"({errno.errorcode.get(err.errno or 0, 'EIO')}): data a program wrote "
+                          "and did not fsync may be lost", file=sys.stderr)
             finally:
                 os.close(fd)
             try:

@@ -97,17 +97,34 @@ def open_store(path: str, *, cache_bytes: int = 64 << 20, flush_interval: float 
 
 
 def memory_store(*, chunk_size: int = DEFAULT_CHUNK_SIZE, inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
-                 cache_bytes: int = 64 << 20, versioning: bool = True) -> Store:
-    """An ephemeral store entirely in memory (``--memory``)."""
-    meta = MemoryMetadataStore(versioning=versioning)
-    blocks = MemoryBlockStore()
+                 cache_bytes: int = 64 << 20, versioning: bool = True, capacity: int | None = None) -> Store:
+    """An ephemeral store entirely in memory (``--memory``).
+
+    *capacity* bounds it the way tmpfs's ``size=`` does: that many bytes of blocks, one
+    inode (and one name) per KiB of it, and as many bytes again of inode data (inline
+    content, symlinks, xattrs).  Past those, writes and creates give ENOSPC."""
+    limits = {} if capacity is None else {"max_inodes": max(1024, capacity // 1024), "max_bytes": capacity}
+    meta = MemoryMetadataStore(versioning=versioning, **limits)
+    blocks = MemoryBlockStore(capacity)
     vfs = ChunkedVFS(meta, blocks, chunk_size=chunk_size, inline_threshold=inline_threshold,
                      cache_bytes=cache_bytes, versioning=versioning)
     return Store(None, meta, blocks, vfs)
 
 
 def memory_vfs(chunk_size: int = DEFAULT_CHUNK_SIZE, inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
-               versioning: bool = False, cache_bytes: int = 64 << 20) -> ChunkedVFS:
+               versioning: bool = False, cache_bytes: int = 64 << 20, capacity: int | None = None) -> ChunkedVFS:
     """A ChunkedVFS over memory stores (tests, /tmp and /dev/shm mounts)."""
     return memory_store(chunk_size=chunk_size, inline_threshold=inline_threshold,
-                        cache_bytes=cache_bytes, versioning=versioning).vfs
+                        cache_bytes=cache_bytes, versioning=versioning, capacity=capacity).vfs
+
+
+def shm_vfs(size: int) -> ChunkedVFS:
+    """The memory filesystem for the sandbox's ``/dev/shm``: *size* bytes like tmpfs's ``size=``.
+
+    File data is never inline (threshold 0), so all of it is counted against *size* and
+    ``df`` shows it.  Chunks are small (64 KiB): a rewritten chunk is a new block that
+    briefly coexists with the old one, and that must not cost megabytes of a small
+    size.  The write-back buffer is small too, so a full ``/dev/shm`` says ENOSPC to the
+    writer within a few MiB."""
+    return memory_vfs(chunk_size=64 << 10, inline_threshold=0,
+                      cache_bytes=max(1 << 20, min(size // 4, 8 << 20)), capacity=size)

@@ -185,6 +185,19 @@ async def test_stdin_follows_to_proc(dev, table, vfs, procs):
     await raises("ENOENT", vfs.realpath("/dev/stdin"))  # host caller: no /proc/self
 
 
+async def test_a_sized_shm_gives_enospc_to_the_writer_and_keeps_the_rest(dev, table, vfs):
+    from vfsfuse.store import shm_vfs
+    await table.mount("/dev/shm", shm_vfs(256 << 10), fstype="tmpfs", source="tmpfs")
+    await vfs.write_file("/dev/shm/small", os.urandom(100 << 10))
+    await raises("ENOSPC", vfs.write_file("/dev/shm/big", os.urandom(4 << 20)))
+    assert len(await vfs.read_file("/dev/shm/small")) == 100 << 10
+    await vfs.remove_file("/dev/shm/big")
+    await vfs.remove_file("/dev/shm/small")
+    data = os.urandom(200 << 10)
+    await vfs.write_file("/dev/shm/again", data)
+    assert await vfs.read_file("/dev/shm/again") == data
+
+
 async def test_shm_can_hold_a_memory_mount(dev, table, vfs):
     from vfsfuse.store import memory_vfs
     await table.mount("/dev/shm", memory_vfs(), fstype="tmpfs", source="tmpfs")

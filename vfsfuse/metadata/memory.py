@@ -103,11 +103,23 @@ class _Dir:
 
 
 class MemoryMetadataStore(MetadataStore):
-    """Dict-backed ``MetadataStore`` (see base.py for the method contracts)."""
+    """Dict-backed ``MetadataStore`` (see base.py for the method contracts).
 
-    def __init__(self, versioning: bool = False, now_ns: int = 0) -> None:
+    Limits, for memory filesystems that untrusted processes can fill (tmpfs's
+    ``nr_inodes=`` and the space its inodes take): *max_inodes* bounds the inodes and,
+    separately, the names (hard links cost a name each); *max_bytes* bounds the bytes
+    kept per inode (inline content, symlink targets, xattr names and values).  Past
+    either, the call gives ENOSPC and changes nothing.  Version snapshots are not
+    counted (memory filesystems run without versioning)."""
+
+    def __init__(self, versioning: bool = False, now_ns: int = 0, *,
+                 max_inodes: int | None = None, max_bytes: int | None = None) -> None:
         import time
 
+        self.max_inodes = max_inodes
+        self.max_bytes = max_bytes
+        self.names = 0  # directory entries
+        self.payload_bytes = 0  # inline content + symlink targets + xattrs
         self.versioning = versioning
         now = now_ns or time.time_ns()
         self._inodes: dict[int, InodeRecord] = {
@@ -129,8 +141,18 @@ class MemoryMetadataStore(MetadataStore):
 
     # -- inodes ----------------------------------------------------------------------
 
+    def _charge(self, grow: int) -> None:
+        """Account *grow* more payload bytes (negative: fewer); ENOSPC past max_bytes."""
+        if grow > 0 and self.max_bytes is not None and self.payload_bytes + grow > self.max_bytes:
+            raise KernelError("ENOSPC", f"no space left for inode data ({self.max_bytes} bytes)")
+        self.payload_bytes += grow
+
     def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
                      symlink_target: bytes | None = None) -> int:
+        if self.max_inodes is not None and len(self._inodes) >= self.max_inodes:
+            raise KernelError("ENOSPC", f"no free inodes ({self.max_inodes})")
+        if symlink_target is not None:
+            self._charge(len(symlink_target))
         ino = self._next_ino
         self._next_ino = ino + 1
         self._inodes[ino] = InodeRecord(ino, mode, uid, gid, 0, 0, rdev, now_ns, now_ns, now_ns,
@@ -159,9 +181,10 @@ class MemoryMetadataStore(MetadataStore):
         r = self._inodes.get(ino)
         if r is None:
             return
+        if "inline_content" in fields:
+            value = fields["inline_content"] = _frozen(fields["inline_content"])
+            self._charge(len(value or b"") - len(r.inline_content or b""))
         for name, value in fields.items():
-            if name == "inline_content":
-                value = _frozen(value)
             setattr(r, name, value)
         if "mode" in fields and _stat.S_ISDIR(r.mode) and ino not in self._dirs:
             self._dirs[ino] = _Dir()
@@ -176,8 +199,10 @@ class MemoryMetadataStore(MetadataStore):
         for version in list(self._versions.get(ino, ())):
             self._drop_version(ino, version)
         self._versions.pop(ino, None)
-        self._xattrs.pop(ino, None)
-        self._symlinks.pop(ino, None)
+        xattrs = self._xattrs.pop(ino, None)
+        if xattrs:
+            self.payload_bytes -= sum(len(k) + len(v) for k, v in xattrs.items())
+        self.payload_bytes -= len(self._symlinks.pop(ino, b"")) + len(self._inodes[ino].inline_content or b"")
         self.delete_all_chunks(ino)
         d = self._dirs.pop(ino, None)
         if d is not None:
@@ -195,13 +220,17 @@ class MemoryMetadataStore(MetadataStore):
         links = self._links.get(child)
         if links is None:
             self._links[child] = {(parent, name): None}
-        else:
+        elif (parent, name) not in links:
             links[(parent, name)] = None
+        else:
+            return
+        self.names += 1
 
     def _unlink(self, child: int, parent: int, name: bytes) -> None:
         links = self._links.get(child)
-        if links is not None:
-            links.pop((parent, name), None)
+        if links is not None and (parent, name) in links:
+            del links[(parent, name)]
+            self.names -= 1
             if not links:
                 del self._links[child]
 
@@ -226,6 +255,8 @@ class MemoryMetadataStore(MetadataStore):
             raise KernelError("EEXIST", "file exists")
         if child not in self._inodes:
             raise KernelError("ENOENT", f"no inode {child}")
+        if self.max_inodes is not None and self.names >= self.max_inodes:
+            raise KernelError("ENOSPC", f"no room for more names ({self.max_inodes})")
         name = _frozen(name)
         d.add(name, child, self._next_seq())
         self._link(child, parent, name)
@@ -440,6 +471,8 @@ class MemoryMetadataStore(MetadataStore):
         if ino not in self._inodes:
             raise KernelError("ENOENT", f"no inode {ino}")
         x = self._xattrs.get(ino)
+        old = None if x is None else x.get(name)
+        self._charge(len(value) - (len(old) if old is not None else -len(name)))
         if x is None:
             x = self._xattrs[ino] = {}
         x[_frozen(name)] = _frozen(value)
@@ -451,7 +484,7 @@ class MemoryMetadataStore(MetadataStore):
         x = self._xattrs.get(ino)
         if x is None or name not in x:
             return False
-        del x[name]
+        self.payload_bytes -= len(name) + len(x.pop(name))
         return True
 
     # -- config ----------------------------------------------------------------------
@@ -520,6 +553,7 @@ class MemoryMetadataStore(MetadataStore):
         if v is None or r is None:
             raise KernelError("ENOENT", f"no version {n} of inode {ino}")
         meta, cmap = v
+        self._charge(len(meta.inline_content or b"") - len(r.inline_content or b""))
         for key in cmap.values():
             self._incref(key)
         old = self._chunks.pop(ino, {})
