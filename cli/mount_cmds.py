@@ -53,6 +53,9 @@ Exit codes:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               default="warning", show_default=True, help="Daemon log level (log: STORE/run/daemon.log).")
 @click.option("--memory", is_flag=True, help="Mount an ephemeral in-memory store: 'vfsfuse mount --memory MOUNTPOINT'.")
+@click.option("--size", "memory_size", type=SIZE, default=None, metavar="SIZE",
+              help="With --memory: how much it may hold; past it, writes give ENOSPC (like tmpfs's "
+                   "size=). Default: half of the machine's memory, as tmpfs.")
 @click.option("--shm-size", type=SIZE, default="64M", show_default=True,
               help="Size of the sandbox's /dev/shm, a memory filesystem: past it, writes there give "
                    "ENOSPC (as with docker run --shm-size).")
@@ -73,15 +76,17 @@ Exit codes:
                    "they are written through it, then dropped from it once on disk).")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
-                  cache_size: int, log_level: str, memory: bool, shm_size: int, writeback_cache: bool, workers: int,
+                  cache_size: int, log_level: str, memory: bool, memory_size: int | None, shm_size: int, writeback_cache: bool, workers: int,
                   poll_us: int, fast_wakeups: bool, direct_io: bool, no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
     Runs a daemon in the background and returns once the mount is ready (or
     fails with the reason). Unmount with 'vfsfuse umount MOUNTPOINT'.
     """
-    from vfsfuse.daemon import MountConfig, serve_foreground, spawn
+    from vfsfuse.daemon import MountConfig, half_of_memory, serve_foreground, spawn
 
+    if memory_size is not None and not memory:
+        raise click.UsageError("--size is for --memory mounts (a store's size is its disk's)")
     if memory:
         if len(paths) != 1:
             raise click.UsageError("with --memory give only MOUNTPOINT")
@@ -94,7 +99,7 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
                          read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers,
                          poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io,
-                         shm_bytes=shm_size)
+                         shm_bytes=shm_size, memory_bytes=memory_size or half_of_memory())
     if foreground:
         from vfsfuse.daemon import setup_logging
 

@@ -71,6 +71,7 @@ class MountConfig:
     fast_wakeups: bool = True  # PM QoS: idle CPUs poll while many small requests flow (cpu_wake.py)
     direct_io: bool = False  # write big blocks with O_DIRECT (around the host page cache)
     shm_bytes: int = 64 << 20  # size of the sandbox's /dev/shm (a memory filesystem)
+    memory_bytes: int | None = None  # with memory=True: its size (None: unbounded)
     # Big blocks leave the host page cache once on disk: the host caches the file above us.
     drop_behind: bool = True
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
@@ -313,7 +314,7 @@ class Daemon:
 
         cfg = self.config
         if cfg.memory:
-            return memory_store(cache_bytes=cfg.cache_bytes)
+            return memory_store(cache_bytes=cfg.cache_bytes, capacity=cfg.memory_bytes)
         return open_store(cfg.store, cache_bytes=cfg.cache_bytes, direct_io=cfg.direct_io,
                           drop_behind=cfg.drop_behind)
 
@@ -512,6 +513,11 @@ class Daemon:
             self.record.save()
         except OSError as err:
             log.error("cannot write runtime record: %s", err)
+
+
+def half_of_memory() -> int:
+    """tmpfs's default size: half of the machine's physical memory."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
 
 
 def _tune_gc() -> None:

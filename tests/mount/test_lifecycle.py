@@ -122,6 +122,25 @@ def test_memory_mount(new_mount):
     assert m.umount().returncode == 0
 
 
+def test_memory_mount_has_a_size(new_mount, tmp_path):
+    """--memory --size bounds an in-memory mount like tmpfs's size=: df shows it, a bigger
+    write gets ENOSPC at fsync, and the daemon keeps serving."""
+    m = new_mount("--size", "2M", memory=True)
+    st = os.statvfs(m.path)
+    assert st.f_blocks * st.f_frsize == 2 << 20
+    r = subprocess.run(["dd", "if=/dev/urandom", f"of={m.path}/big", "bs=64k", "count=64", "conv=fsync"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "No space left on device" in r.stderr
+    os.unlink(f"{m.path}/big")
+    r = sh("head -c 100000 /dev/urandom > small && wc -c < small", m.path)
+    assert r.returncode == 0 and r.stdout.split() == ["100000"]
+    assert m.umount().returncode == 0
+    store = tmp_path / "s"
+    assert cli("mkfs", str(store)).returncode == 0
+    r = cli("mount", "--size", "1M", str(store), str(tmp_path))
+    assert r.returncode == 2 and "--size is for --memory mounts" in r.stderr
+
+
 def test_read_only_mount(new_mount):
     m = new_mount()
     with open(os.path.join(m.path, "f"), "w") as f:
