@@ -293,6 +293,14 @@ def run(args: argparse.Namespace) -> list[Result]:
         payload = os.urandom(seq_total)
         targets = {"write": 400, "read": 1000, "rand": 15000, "create": 2000, "walk": 12000, "unlink": 2500,
                    "untar": 2.0, "git": 3.5, "rm": 0.9}
+        # The store's own disk with the same pattern, no FUSE: what the two big-file figures can
+        # hope for on this machine today (virtual disks vary from run to run).
+        disk = base / "disk"
+        disk.mkdir()
+        disk_write = seq_write(disk, seq_total, payload)
+        drop_caches()
+        disk_read = seq_read(disk, seq_total)
+        os.unlink(disk / "seq.bin")
         figures: dict[str, dict[str, float]] = {}
         for label, top in (("tmpfs", tmpfs), ("ours", ours.path)):
             f = figures[label] = {}
@@ -340,6 +348,8 @@ def run(args: argparse.Namespace) -> list[Result]:
         ours.umount()
         ours.pid = 0
         results.append(Result("daemon peak RSS", "MiB", False, 0.0, ours.peak_rss / MiB, 300.0))
+        results.append(Result("(store's disk itself, no FUSE) seq write", "MB/s", True, 0.0, disk_write, None))
+        results.append(Result("(store's disk itself, no FUSE) cold read", "MB/s", True, 0.0, disk_read, None))
     finally:
         ours.cleanup()
         subprocess.run(["umount", "-l", str(tmpfs)], capture_output=True)
