@@ -73,6 +73,8 @@ _LIST_DIR_STATS = ("SELECT d.name, d.seq, i.ino, i.mode, i.uid, i.gid, i.size, i
 _HAS_CHILDREN = "SELECT EXISTS (SELECT 1 FROM dentries WHERE parent_ino = ?)"
 _PARENTS_OF = "SELECT parent_ino, name FROM dentries WHERE child_ino = ? ORDER BY seq"
 _IS_LINKED = "SELECT EXISTS (SELECT 1 FROM dentries WHERE child_ino = ?)"
+_MODE_AND_LINKED = ("SELECT mode, EXISTS (SELECT 1 FROM dentries WHERE child_ino = ?1) "
+                    "FROM inodes WHERE ino = ?1")
 _GET_CHUNK = "SELECT key FROM chunks WHERE ino = ? AND chunk_index = ?"
 _REPLACE_CHUNK = ("INSERT INTO chunks (ino, chunk_index, key) VALUES (?, ?, ?) "
                   "ON CONFLICT (ino, chunk_index) DO UPDATE SET key = excluded.key")
@@ -321,17 +323,22 @@ class SqliteMetadataStore(MetadataStore):
         if ino == ROOT_INO:
             raise KernelError("EBUSY", "cannot delete the root inode")
         cur = self._cur
-        if cur.execute(_GET_MODE, (ino,)).get is None:
+        row = cur.execute(_MODE_AND_LINKED, (ino,)).get
+        if row is None:
             return
-        if cur.execute(_IS_LINKED, (ino,)).get:
+        mode, linked = row
+        if linked:
             raise KernelError("EBUSY", f"inode {ino} is still linked")
         self._write()
         if self._maybe_versions:
             self._drop_versions_sql(ino, None)
         cur.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
-        cur.execute("DELETE FROM symlinks WHERE ino = ?", (ino,))
+        # Only the tables this type of inode has rows in (rm -rf destroys thousands).
+        if _stat.S_ISLNK(mode):
+            cur.execute("DELETE FROM symlinks WHERE ino = ?", (ino,))
+        elif _stat.S_ISDIR(mode):
+            cur.execute("DELETE FROM dentries WHERE parent_ino = ?", (ino,))
         self.delete_all_chunks(ino)
-        cur.execute("DELETE FROM dentries WHERE parent_ino = ?", (ino,))
         cur.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
 
     # -- directory entries -------------------------------------------------------------
