@@ -744,3 +744,50 @@ async def test_a_sized_memory_filesystem_is_like_tmpfs():
         await vfs.fsync(fh)
         assert await read_all(vfs, ino) == b"x" * (512 << 10)
         await vfs.release(fh)
+
+
+async def test_forgotten_inodes_are_destroyed_together_a_moment_later(meta, blocks):
+    """While running, forgets of unlinked inodes are gathered and destroyed in one metadata
+    batch (rm -rf sends thousands); sync, settle and shutdown destroy what is pending."""
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    batches: list[list[int]] = []
+    real = meta.delete_inodes
+    meta.delete_inodes = lambda inos: (batches.append(list(inos)), real(inos))[1]
+    async with vfs.running():
+        inos = []
+        for i in range(20):
+            fh, ino = await new_file(vfs, name=b"f%d" % i, data=os.urandom(3 * CS))
+            await vfs.release(fh)
+            vfs.retain(ino)  # what a FUSE lookup does
+            await vfs.unlink(1, b"f%d" % i)
+            inos.append(ino)
+        await vfs.sync()
+        for ino in inos:
+            await vfs.forget(ino)
+        assert all(meta.get_inode(ino) is not None for ino in inos)  # not yet: gathered
+        await trio.sleep(0.1)
+        assert all(meta.get_inode(ino) is None for ino in inos)
+        assert batches == [inos]  # one batch
+        fh, late = await new_file(vfs, name=b"late", data=b"x" * 100)
+        await vfs.release(fh)
+        vfs.retain(late)
+        await vfs.unlink(1, b"late")
+        await vfs.forget(late)
+    assert meta.get_inode(late) is None  # shutdown destroyed the pending one
+    assert await stored_keys(blocks) == set()  # and their blocks went at the final commit
+
+
+async def test_an_inode_referenced_again_before_its_batch_is_kept(meta, blocks):
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    async with vfs.running():
+        fh, ino = await new_file(vfs, data=b"keep me")
+        await vfs.release(fh)
+        vfs.retain(ino)
+        await vfs.unlink(1, b"f")
+        await vfs.forget(ino)  # gathered for destruction...
+        vfs.retain(ino)  # ...and referenced again before the batch ran
+        await trio.sleep(0.1)
+        assert meta.get_inode(ino) is not None
+        await vfs.forget(ino)
+        await vfs.settle()
+        assert meta.get_inode(ino) is None

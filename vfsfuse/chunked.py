@@ -42,6 +42,7 @@ DEFAULT_INLINE_THRESHOLD = 64 << 10
 DIR_SIZE = 4096
 READDIR_BATCH = 512
 FLUSH_PARALLEL = 4  # block writes in flight per flush (page cache and disks like a few)
+DESTROY_BATCH_DELAY = 0.005  # seconds forgotten inodes wait to be destroyed together
 READ_AHEAD_CHUNKS = 3  # chunks loaded ahead of a sequential reader (bounded by the clean cache)
 RELATIME_WINDOW_NS = 24 * 3600 * 10**9
 CHUNKS_XATTR = b"user.vfs.chunks"
@@ -135,6 +136,9 @@ class ChunkedVFS:
         self._open_count: dict[int, int] = {}
         self._retained: dict[int, int] = {}
         self._locks: dict[int, _InodeLock] = {}
+        # Inodes whose last reference went (FUSE forget) while running: destroyed together a
+        # moment later, in one metadata batch, instead of one by one between requests.
+        self._doomed: list[int] = []
         self._bg_flushes: dict[int, _PendingFlushes] = {}
         self._pressure_lock = trio.Lock()
         self._closed = False
@@ -203,7 +207,9 @@ class ChunkedVFS:
 
     async def settle(self, ino: int | None = None) -> None:
         """Wait for the flushes that closing *ino* (None: any file) started in the background,
-        so inspection (chunk maps, /.vfs) shows what a closed file's blocks really are."""
+        so inspection (chunk maps, /.vfs) shows what a closed file's blocks really are.
+        Inodes waiting to be destroyed are destroyed first."""
+        await self._destroy_doomed()
         while True:
             if ino is not None:
                 pending = self._bg_flushes.get(ino)
@@ -215,6 +221,7 @@ class ChunkedVFS:
 
     async def sync(self) -> None:
         """Flush every dirty chunk and make all metadata durable."""
+        await self._destroy_doomed()
         for ino in list(self.buffer.files):
             await self._flush_inode(ino)
         await self.bm.commit()
@@ -1074,8 +1081,42 @@ class ChunkedVFS:
         self._retained.pop(ino, None)
         node = self.metadata.get_inode_attrs(ino)
         if node is not None and node.nlink == 0 and ino != ROOT_INO and not self._open_count.get(ino):
-            async with self._lock(ino):
-                self._destroy_now(ino)
+            if self._nursery is None:
+                async with self._lock(ino):
+                    self._destroy_now(ino)
+                return
+            # `rm -rf` sends one forget per file; destroying each on its own costs half a
+            # dozen statements between the requests the caller waits for.  Gather them.
+            self._doomed.append(ino)
+            if len(self._doomed) == 1:
+                self._nursery.start_soon(self._destroy_doomed_soon)
+
+    async def _destroy_doomed_soon(self) -> None:
+        await trio.sleep(DESTROY_BATCH_DELAY)
+        await self._destroy_doomed()
+
+    async def _destroy_doomed(self) -> None:
+        """Destroy the gathered inodes that are still unreferenced, all in one batch."""
+        doomed, self._doomed = self._doomed, []
+        batch = []
+        for ino in doomed:
+            if ino in self._retained or self._open_count.get(ino):
+                continue  # referenced again meanwhile (the sandbox kernel opened it)
+            lock = self._locks.get(ino)
+            if lock is not None and lock.locked():  # a flush of it is running: wait for it
+                async with lock:
+                    node = self.metadata.get_inode_attrs(ino)
+                    if node is not None and node.nlink == 0 and not self._in_use(ino):
+                        self._destroy_now(ino)
+                continue
+            batch.append(ino)
+        # No await from here on: the checks above and the deletes below are one atomic step.
+        batch = [ino for ino in batch if not self._in_use(ino)]
+        for ino in batch:
+            self.buffer.drop_file(ino)
+            self._locks.pop(ino, None)
+        if batch:
+            self.metadata.delete_inodes(batch)
 
     # -- inspection --------------------------------------------------------------------
 

@@ -107,6 +107,29 @@ def test_m06_delete_inode_cleans_up(store):
         store.read_symlink(sl)
 
 
+def test_delete_inodes_is_delete_inode_for_a_batch(store):
+    a, b = new_file(store), new_file(store)
+    store.set_chunk_key(a, 0, "shared-key")
+    store.set_chunk_key(b, 0, "shared-key")
+    store.set_chunk_key(b, 1, "own-key")
+    store.set_xattr(a, b"user.x", b"1")
+    sl = new_symlink(store, b"/t")
+    d = new_dir(store)
+    named = add(store, ROOT, b"named", new_file(store))
+    with expect_code("EBUSY"):  # one named inode: nothing of the batch goes
+        store.delete_inodes([a, named, b])
+    assert store.get_inode(a) is not None and store.block_refcount("shared-key") == 2
+    with expect_code("EBUSY"):
+        store.delete_inodes([a, ROOT])
+    store.delete_inodes([a, b, sl, d, 99999])  # an unknown inode is skipped, as with delete_inode
+    assert [store.get_inode(i) for i in (a, b, sl, d)] == [None] * 4
+    assert store.block_refcount("shared-key") == 0 and store.block_refcount("own-key") == 0
+    assert store.get_xattr(a, b"user.x") is None and store.get_chunk_key(b, 1) is None
+    assert sorted(store.commit()) == ["own-key", "shared-key"]
+    assert store.get_inode(named) is not None
+    assert store.check_refcounts() == []
+
+
 # -- M7-M17 directory entries -------------------------------------------------------------
 
 

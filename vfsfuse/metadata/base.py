@@ -132,6 +132,8 @@ class MetadataStore:
           symlink target, xattrs, version rows (decref) and the dentries *inside* it.
           Unknown ino: no-op.  EBUSY for the root or while a dentry still names it
           (remove those first).
+      delete_inodes([ino])                           delete_inode of each, as one step: EBUSY
+          (and nothing deleted) if any is the root or still named
 
     Directory entries (names are bytes)
       lookup(parent, name) -> ino | None
@@ -280,6 +282,23 @@ class MetadataStore:
 
     def get_inode_attrs(self, ino: int) -> InodeRecord | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def delete_inode(self, ino: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def delete_inodes(self, inos: list[int]) -> None:
+        """Delete several inodes (see the contract above); stores batch it where that is cheaper."""
+        with self.transaction():
+            self._check_deletable(inos)
+            for ino in inos:
+                self.delete_inode(ino)
+
+    def _check_deletable(self, inos: list[int]) -> None:
+        if ROOT_INO in inos:
+            raise KernelError("EBUSY", "cannot delete the root inode")
+        for ino in inos:
+            if self.parents_of(ino):
+                raise KernelError("EBUSY", f"inode {ino} is still linked")
 
     def lookup(self, parent: int, name: bytes) -> int | None:  # pragma: no cover - abstract
         raise NotImplementedError
