@@ -81,7 +81,21 @@ TINY_CACHE_CONFIGS = [
     chunked_config("memory", "memory", SMALL, cache_bytes=4096, label="-tinycache"),
     chunked_config("sqlite-file", "host", SMALL, cache_bytes=4096, label="-tinycache"),
 ]
-CONFIGS = SMALL_CONFIGS + DEFAULT_CONFIGS + TINY_CACHE_CONFIGS + [mount_table_config()]
+def shm_config() -> VfsConfig:
+    """The suite on the sandbox's /dev/shm filesystem: sized memory stores, nothing inline,
+    64 KiB chunks, a small write-back buffer (store.shm_vfs)."""
+    from vfsfuse.store import shm_vfs
+
+    @asynccontextmanager
+    async def factory(tmp_path, versioning: bool = False):
+        fs = shm_vfs(64 << 20)
+        async with fs.running():
+            yield VfsEnv(PathVFS(fs), None, fs, fs.metadata, fs.blocks)
+
+    return VfsConfig("shm-64M", factory, inline_threshold=0, chunk_size=64 << 10)
+
+
+CONFIGS = SMALL_CONFIGS + DEFAULT_CONFIGS + TINY_CACHE_CONFIGS + [mount_table_config(), shm_config()]
 
 
 @pytest.fixture(params=CONFIGS, ids=str)
