@@ -70,7 +70,8 @@ Exit codes:
               help="While many small requests flow (untar, git, rm -rf), ask Linux to keep idle CPUs "
                    "polling instead of halting (PM QoS, /dev/cpu_dma_latency), so each answer wakes "
                    "its caller quickly: about half the time of small-file work on virtual machines. "
-                   "Lifted as soon as the pace drops; costs CPU power meanwhile; needs root.")
+                   "Lifted as soon as the pace drops; costs CPU power meanwhile; needs root; single "
+                   "worker only.")
 @click.option("--direct-io", is_flag=True,
               help="Write blocks of 1 MiB or more with O_DIRECT, around the host page cache (by default "
                    "they are written through it, then dropped from it once on disk).")
