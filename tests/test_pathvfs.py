@@ -566,7 +566,13 @@ U_DIRS = {"t": 0o1777, "ww": 0o777, "nx": 0o700, "ww/sub": 0o755, "ww/mine": 0o7
 U_FILES = {"t/mine": 0o644, "t/root": 0o644, "ww/rootfile": 0o644, "ww/open": 0o666, "nx/x": 0o644,
            "f": 0o644}
 U_OWNED = ["t/mine", "ww/mine"]
+# Set-ID files of the user's (chmod after the chown, which clears those bits even for root).
+U_SETID = {"ww/suid": 0o4755, "ww/sgid": 0o2775, "ww/sgidnx": 0o2764}
 USER_CASES = [
+    # Writing or truncating without CAP_FSETID clears set-user-ID, and set-group-ID when the
+    # group may execute; an O_TRUNC open does so even when nothing is written.
+    ("write", ("ww/suid", b"")), ("write", ("ww/sgid", b"")), ("write", ("ww/sgidnx", b"")),
+    ("write", ("ww/suid", b"x")), ("truncate", ("ww/suid", 0)), ("truncate", ("ww/sgid", 2)),
     ("unlink", ("t/root",)), ("unlink", ("t/mine",)), ("unlink", ("ww/rootfile",)), ("unlink", ("d/f2",)),
     ("rename", ("t/root", "t/x")), ("rename", ("t/mine", "t/y")), ("rename", ("ww/sub", "ww/s2")),
     ("rename", ("ww/sub", "t/sub")), ("rename", ("ww/mine", "t/mine2")), ("rename", ("t/mine", "t/root")),
@@ -595,6 +601,11 @@ def _build_user_tree_linux(root: str) -> None:
         os.chmod(f"{root}/{p}", mode)
     for p in U_OWNED:
         os.chown(f"{root}/{p}", NOBODY, NOBODY)
+    for p, mode in U_SETID.items():
+        with open(f"{root}/{p}", "wb") as fh:
+            fh.write(b"data")
+        os.chown(f"{root}/{p}", NOBODY, NOBODY)
+        os.chmod(f"{root}/{p}", mode)
 
 
 async def _build_user_tree_ours(v: PathVFS) -> None:
@@ -606,6 +617,10 @@ async def _build_user_tree_ours(v: PathVFS) -> None:
         await v.chmod("/" + p, mode)
     for p in U_OWNED:
         await v.chown("/" + p, NOBODY, NOBODY)
+    for p, mode in U_SETID.items():
+        await v.write_file("/" + p, b"data")
+        await v.chown("/" + p, NOBODY, NOBODY)
+        await v.chmod("/" + p, mode)
 
 
 @pytest.fixture

@@ -625,13 +625,27 @@ class ChunkedVFS:
             want = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK}.get(acc, R_OK | W_OK)
             self._check(node, caller, want)
         fh = self._new_handle(ino, flags, caller, node.is_dir)
-        if flags & os.O_TRUNC and acc != os.O_RDONLY and node.is_reg and node.size:
+        if flags & os.O_TRUNC and acc != os.O_RDONLY and node.is_reg:
             try:
-                await self._truncate(ino, 0, _now())
+                await self._open_truncate(node, caller)
             except BaseException:
                 await self.release(fh)
                 raise
         return fh
+
+    async def _open_truncate(self, node: InodeRecord, caller: Caller) -> None:
+        """O_TRUNC as Linux's handle_truncate(): size 0 and new times even when the file is
+        already empty, and without CAP_FSETID (not root) set-user-ID goes, set-group-ID too
+        when the group may execute.  (Through FUSE the host kernel leaves all of this to OPEN
+        when O_TRUNC is atomic.)"""
+        now = _now()
+        if node.size:
+            await self._truncate(node.ino, 0, now)
+        upd: dict = {"mtime_ns": now, "ctime_ns": now}
+        if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
+            mode = node.mode & ~S.S_ISUID
+            upd["mode"] = mode & ~S.S_ISGID if mode & 0o010 else mode
+        self.metadata.update_inode(node.ino, **upd)
 
     async def create(self, parent: int, name: bytes, mode: int, flags: int,
                      caller: Caller = ROOT_CALLER) -> tuple[int, Attr]:
