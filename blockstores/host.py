@@ -193,6 +193,29 @@ def _write_back_and_drop(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
+_RWF_DONTCACHE = 0x80  # <linux/fs.h>, Linux 6.14+: buffered write, pages dropped once written back
+
+
+def _write_uncached(fd: int, data: memoryview) -> bool:
+    """Write *data* at offset 0 with ``RWF_DONTCACHE``; False if the kernel or filesystem
+    does not know the flag (nothing was written then).
+
+    Why: the kernel's own drop-behind.  Writeback starts at once and the pages leave the
+    cache when it is done, without this thread waiting for the disk as
+    ``_write_back_and_drop`` must (measured here, 128 x 4 MiB from 4 threads: 1.5-1.65 GB/s
+    against 1.24-1.69 waiting)."""
+    done = 0
+    n = len(data)
+    while done < n:
+        try:
+            done += os.pwritev(fd, [data[done:]], done, _RWF_DONTCACHE)
+        except OSError as err:
+            if done == 0 and err.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return False
+            raise
+    return True
+
+
 def _fsync_path(path: str, flags: int = _O_READ) -> None:
     fd = os.open(path, flags)
     try:
@@ -229,6 +252,7 @@ class HostBlockStore:
         # drop_behind: blocks >= EARLY_WRITEBACK_MIN are written to disk at once and dropped
         # from the page cache (for mounts, where the host caches the file above us).
         self._drop_behind = drop_behind
+        self._uncached = True  # drop-behind with RWF_DONTCACHE, until the kernel refuses it
 
     @property
     def base_dir(self) -> str:
@@ -319,12 +343,16 @@ class HostBlockStore:
                 if direct and not _write_direct(fd, data):
                     self._direct = direct = False  # remember: this filesystem has no O_DIRECT
                 if not direct:
-                    _write_all(fd, data)
-                    if big and not durable:
-                        if self._drop_behind:
-                            _write_back_and_drop(fd)
-                        else:
-                            _start_writeback(fd)
+                    uncached = big and not durable and self._drop_behind and self._uncached
+                    if uncached and not _write_uncached(fd, data):
+                        self._uncached = uncached = False  # remember: no RWF_DONTCACHE here
+                    if not uncached:
+                        _write_all(fd, data)
+                        if big and not durable:
+                            if self._drop_behind:
+                                _write_back_and_drop(fd)
+                            else:
+                                _start_writeback(fd)
                 if durable:
                     os.fsync(fd)
             finally:
