@@ -77,8 +77,9 @@ Exit codes:
                    "they are written through it, then dropped from it once on disk).")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
-                  cache_size: int, log_level: str, memory: bool, memory_size: int | None, shm_size: int, writeback_cache: bool, workers: int,
-                  poll_us: int, fast_wakeups: bool, direct_io: bool, no_kernel: bool) -> None:
+                  cache_size: int, log_level: str, memory: bool, memory_size: int | None, shm_size: int,
+                  writeback_cache: bool, workers: int, poll_us: int, fast_wakeups: bool, direct_io: bool,
+                  no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
     Runs a daemon in the background and returns once the mount is ready (or
@@ -100,7 +101,8 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
                          read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers,
                          poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io,
-                         shm_bytes=shm_size, memory_bytes=memory_size or half_of_memory())
+                         shm_bytes=shm_size,
+                         memory_bytes=(memory_size or half_of_memory()) if memory else None)
     if foreground:
         from vfsfuse.daemon import setup_logging
 

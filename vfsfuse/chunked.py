@@ -332,11 +332,7 @@ class ChunkedVFS:
                     raise KernelError("EPERM", "operation not permitted")
             upd["uid"], upd["gid"] = new_uid, new_gid
             if not node.is_dir and (new_uid != node.uid or new_gid != node.gid or caller.uid != 0):
-                mode = upd.get("mode", node.mode)
-                mode &= ~S.S_ISUID
-                if mode & 0o010:
-                    mode &= ~S.S_ISGID
-                upd["mode"] = mode
+                upd["mode"] = _without_setid(upd.get("mode", node.mode))
         for time_field in ("atime_ns", "mtime_ns"):
             value = getattr(changes, time_field)
             if value is None:
@@ -355,10 +351,7 @@ class ChunkedVFS:
                 raise KernelError("EINVAL", "not a regular file")
             await self._truncate(ino, changes.size, now)
             if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
-                # like do_truncate(): without CAP_FSETID a truncate drops set-user-ID, and
-                # set-group-ID when the group may execute
-                mode = upd.get("mode", node.mode) & ~S.S_ISUID
-                upd["mode"] = mode & ~S.S_ISGID if mode & 0o010 else mode
+                upd["mode"] = _without_setid(upd.get("mode", node.mode))  # like do_truncate()
         upd["ctime_ns"] = changes.ctime_ns if changes.ctime_ns is not None else now
         self.metadata.update_inode(ino, **upd)
         if changes.size is not None:  # truncate changed size, storage and content: read back
@@ -643,8 +636,7 @@ class ChunkedVFS:
             await self._truncate(node.ino, 0, now)
         upd: dict = {"mtime_ns": now, "ctime_ns": now}
         if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
-            mode = node.mode & ~S.S_ISUID
-            upd["mode"] = mode & ~S.S_ISGID if mode & 0o010 else mode
+            upd["mode"] = _without_setid(node.mode)
         self.metadata.update_inode(node.ino, **upd)
 
     async def create(self, parent: int, name: bytes, mode: int, flags: int,
@@ -774,7 +766,7 @@ class ChunkedVFS:
             now = _now()
             upd: dict = {"mtime_ns": now, "ctime_ns": now}
             if node.mode & (S.S_ISUID | S.S_ISGID) and h.caller.uid != 0:
-                upd["mode"] = node.mode & ~S.S_ISUID & ~(S.S_ISGID if node.mode & 0o010 else 0)
+                upd["mode"] = _without_setid(node.mode)
             new_size = max(node.size, end)
             if node.storage_mode == INLINE and new_size <= self.inline_threshold:
                 content = bytearray(self._inline(node))
@@ -1199,6 +1191,14 @@ class ChunkedVFS:
             if doomed:
                 self.metadata.delete_versions(ino, doomed)
             return len(doomed)
+
+
+def _without_setid(mode: int) -> int:
+    """*mode* after a change by someone without CAP_FSETID (write, truncate, chown): Linux
+    drops set-user-ID, and set-group-ID when the group may execute (otherwise that bit
+    means mandatory locking and stays)."""
+    mode &= ~S.S_ISUID
+    return mode & ~S.S_ISGID if mode & 0o010 else mode
 
 
 def _first_kernel_error(group: BaseExceptionGroup) -> BaseException:

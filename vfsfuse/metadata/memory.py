@@ -36,17 +36,10 @@ _NULL_CTX = nullcontext()
 _INODE_FIELD_SET = frozenset(INODE_FIELDS)
 
 
-def _copy(r: InodeRecord) -> InodeRecord:
+def _copy(r: InodeRecord, with_content: bool = True) -> InodeRecord:
     return InodeRecord(
         r.ino, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atime_ns, r.mtime_ns,
-        r.ctime_ns, r.birthtime_ns, r.storage_mode, r.inline_content,
-    )
-
-
-def _copy_attrs(r: InodeRecord) -> InodeRecord:
-    return InodeRecord(
-        r.ino, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atime_ns, r.mtime_ns,
-        r.ctime_ns, r.birthtime_ns, r.storage_mode, NOT_LOADED,
+        r.ctime_ns, r.birthtime_ns, r.storage_mode, r.inline_content if with_content else NOT_LOADED,
     )
 
 
@@ -169,7 +162,7 @@ class MemoryMetadataStore(MetadataStore):
 
     def get_inode_attrs(self, ino: int) -> InodeRecord | None:
         r = self._inodes.get(ino)
-        return None if r is None else _copy_attrs(r)
+        return None if r is None else _copy(r, with_content=False)
 
     def get_inline_content(self, ino: int) -> bytes | None:
         r = self._inodes.get(ino)
@@ -323,7 +316,7 @@ class MemoryMetadataStore(MetadataStore):
         for entry in self.list_dir(parent, after_seq, limit):
             r = self._inodes.get(entry.ino)
             if r is not None:
-                out.append((entry, _copy_attrs(r)))
+                out.append((entry, _copy(r, with_content=False)))
         return out
 
     def has_children(self, parent: int) -> bool:

@@ -73,7 +73,6 @@ _LIST_DIR_STATS = ("SELECT d.name, d.seq, i.ino, i.mode, i.uid, i.gid, i.size, i
                    "WHERE d.parent_ino = ? AND d.seq > ? ORDER BY d.seq LIMIT ?")
 _HAS_CHILDREN = "SELECT EXISTS (SELECT 1 FROM dentries WHERE parent_ino = ?)"
 _PARENTS_OF = "SELECT parent_ino, name FROM dentries WHERE child_ino = ? ORDER BY seq"
-_IS_LINKED = "SELECT EXISTS (SELECT 1 FROM dentries WHERE child_ino = ?)"
 _ANY_LINKED = "SELECT EXISTS (SELECT 1 FROM dentries WHERE child_ino IN (SELECT value FROM json_each(?)))"
 _DELETE_CHUNKS_OF_MANY = "DELETE FROM chunks WHERE ino IN (SELECT value FROM json_each(?)) RETURNING key"
 _MODE_AND_LINKED = ("SELECT mode, EXISTS (SELECT 1 FROM dentries WHERE child_ino = ?1) "
