@@ -110,6 +110,10 @@ EARLY_WRITEBACK_MIN = 1 << 20
 _DIRECT_ALIGN = 4096  # covers 512- and 4096-byte logical blocks; mmap memory is page aligned
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _thread_buffers = threading.local()
+# Free space block writes leave for the metadata database on the same filesystem:
+# 2% of it, at least 256 KiB and at most 64 MiB.
+METADATA_RESERVE_MIN = 256 << 10
+METADATA_RESERVE_MAX = 64 << 20
 
 
 def _aligned_copy(data: memoryview, padded: int) -> memoryview:
@@ -252,6 +256,8 @@ class HostBlockStore:
         # drop_behind: blocks >= EARLY_WRITEBACK_MIN are written to disk at once and dropped
         # from the page cache (for mounts, where the host caches the file above us).
         self._drop_behind = drop_behind
+        self._writing = 0  # bytes of blocks being written now (see _check_room)
+        self._writing_lock = threading.Lock()
         self._uncached = True  # drop-behind with RWF_DONTCACHE, until the kernel refuses it
 
     @property
@@ -332,7 +338,31 @@ class HostBlockStore:
         finally:
             os.close(fd)
 
+    def _check_room(self, key: str, size: int) -> None:
+        """ENOSPC if writing *size* bytes would eat into the space kept for metadata.
+
+        Why: the store's SQLite file lives on the same filesystem.  If blocks took the
+        last free bytes, the next metadata commit would fail with SQLITE_FULL, and SQLite
+        may then roll the whole group of changes back: files created since the last commit
+        would vanish.  Like ext4's blocks reserved for root, data stops a little early."""
+        st = os.statvfs(self._base)
+        free = st.f_bavail * st.f_frsize
+        reserve = max(METADATA_RESERVE_MIN, min(METADATA_RESERVE_MAX, st.f_blocks * st.f_frsize // 50))
+        with self._writing_lock:  # blocks being written by other threads are not in f_bavail yet
+            if free - self._writing - size < reserve:
+                raise KernelError("ENOSPC", f"write block {key}: block store disk is full (the last "
+                                  f"{reserve >> 10} KiB are kept for metadata)")
+            self._writing += size
+
     def _write_sync(self, key: str, data: memoryview, durable: bool) -> None:
+        self._check_room(key, len(data))
+        try:
+            self._write_block(key, data, durable)
+        finally:
+            with self._writing_lock:
+                self._writing -= len(data)
+
+    def _write_block(self, key: str, data: memoryview, durable: bool) -> None:
         shard = self._shard_dir(key)
         tmp = None
         try:

@@ -538,3 +538,33 @@ def test_drop_behind_writes_big_blocks_out_of_the_page_cache(tmp_path, monkeypat
         assert [await store.read(k) for k in keys] == [big, big2, small]
 
     trio.run(read_back)
+
+
+def test_block_writes_leave_room_for_metadata(tmp_path):
+    """The metadata database shares the filesystem: block writes stop with ENOSPC while a
+    little space is still free, so a commit can still record what exists."""
+    from kernel.errors import KernelError
+    from vfsfuse.blocks import block_key
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        store = HostBlockStore(str(disk / "blocks"))
+
+        async def fill() -> int:
+            n = 0
+            with pytest.raises(KernelError) as err:
+                while True:
+                    data = os.urandom(256 << 10)
+                    await store.write(block_key(data), data)
+                    n += 1
+            assert err.value.code == "ENOSPC" and "kept for metadata" in str(err.value)
+            return n
+
+        written = trio.run(fill)
+        free = shutil.disk_usage(disk).free
+        assert written >= 24 and host_module.METADATA_RESERVE_MIN <= free < host_module.METADATA_RESERVE_MIN + (512 << 10)
+        assert [p.name for p in disk.rglob("*") if p.name.startswith(".")] == []  # no temp debris
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -791,3 +791,21 @@ async def test_an_inode_referenced_again_before_its_batch_is_kept(meta, blocks):
         await vfs.forget(ino)
         await vfs.settle()
         assert meta.get_inode(ino) is None
+
+
+async def test_a_full_store_destroys_gathered_inodes_before_giving_up(meta):
+    """A forgotten file waits a moment to be destroyed in a batch; a write that finds the
+    store full does not wait for that: it destroys the gathered files, commits, retries."""
+    blocks = MemoryBlockStore(capacity=8 * CS)
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    async with vfs.running():
+        fh, old = await new_file(vfs, name=b"old", data=os.urandom(6 * CS))
+        await vfs.fsync(fh)
+        await vfs.release(fh)
+        vfs.retain(old)
+        await vfs.unlink(1, b"old")
+        await vfs.forget(old)  # gathered, not destroyed yet
+        fh, new = await new_file(vfs, name=b"new", data=os.urandom(6 * CS))
+        await vfs.fsync(fh)  # needs old's space right now
+        assert meta.get_inode(old) is None and blocks.used_bytes == 6 * CS
+        await vfs.release(fh)

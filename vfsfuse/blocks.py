@@ -19,6 +19,7 @@ removing that same key: ``_writing`` and ``_deleting`` make the two exclusive.
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 import trio
 import xxhash
@@ -49,6 +50,8 @@ class BlockManager:
         self._reading: dict[str, trio.Event] = {}  # block reads in flight
         self._cache_bytes = 0
         self._cache_limit = clean_cache_bytes
+        # Set by the VFS: frees what it can (files waiting to be destroyed) before a retry.
+        self.reclaim: Callable[[], Awaitable[None]] | None = None
 
     # -- writing -------------------------------------------------------------------
 
@@ -77,6 +80,8 @@ class BlockManager:
                 raise
             # Blocks of deleted files are removed only at a commit: make that happen now,
             # so space freed by rm is there for this write (then give up for real).
+            if self.reclaim is not None:
+                await self.reclaim()
             await self.commit()
             while key in self._deleting:
                 await self._deleting[key].wait()

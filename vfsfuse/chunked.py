@@ -130,6 +130,8 @@ class ChunkedVFS:
         self.statfs_path = statfs_path or getattr(blocks, "base_dir", None)
         self.buffer = WriteBackBuffer(cache_bytes)
         self.bm = BlockManager(metadata, blocks, clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
+        # A full block store first destroys the files whose last reference went, then commits.
+        self.bm.reclaim = lambda: self._destroy_doomed(wait=False)
         self._zero_chunk = bytes(self.chunk_size)
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1
@@ -1101,8 +1103,10 @@ class ChunkedVFS:
         await trio.sleep(DESTROY_BATCH_DELAY)
         await self._destroy_doomed()
 
-    async def _destroy_doomed(self) -> None:
-        """Destroy the gathered inodes that are still unreferenced, all in one batch."""
+    async def _destroy_doomed(self, wait: bool = True) -> None:
+        """Destroy the gathered inodes that are still unreferenced, all in one batch.
+        Without *wait*, one being flushed stays gathered instead of being waited for
+        (the caller may be that flush: the block store is full and wants space back)."""
         doomed, self._doomed = self._doomed, []
         batch = []
         for ino in doomed:
@@ -1110,6 +1114,9 @@ class ChunkedVFS:
                 continue  # referenced again meanwhile (the sandbox kernel opened it)
             lock = self._locks.get(ino)
             if lock is not None and lock.locked():  # a flush of it is running: wait for it
+                if not wait:
+                    self._doomed.append(ino)
+                    continue
                 async with lock:
                     node = self.metadata.get_inode_attrs(ino)
                     if node is not None and node.nlink == 0 and not self._in_use(ino):
