@@ -687,7 +687,9 @@ async def test_close_flushes_in_the_background_and_inspection_waits_for_it(meta)
     vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE, versioning=True)
     data = os.urandom(3 * CS)
     async with vfs.running():
-        fh, ino = await new_file(vfs, data=data)
+        fh, ino = await new_file(vfs)
+        await vfs.write(fh, CS, data[CS:])  # out of order: no write-behind
+        await vfs.write(fh, 0, data[:CS])
         await vfs.release(fh)
         assert blocks.writes == []  # not flushed by release itself
         text = (await vfs.getxattr(ino, b"user.vfs.chunks")).decode()
@@ -809,3 +811,125 @@ async def test_a_full_store_destroys_gathered_inodes_before_giving_up(meta):
         await vfs.fsync(fh)  # needs old's space right now
         assert meta.get_inode(old) is None and blocks.used_bytes == 6 * CS
         await vfs.release(fh)
+
+
+# -- write-behind ------------------------------------------------------------------
+
+class GatedBlocks(CountingBlocks):
+    """Block writes wait until the test opens the gate (a write-behind caught in flight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = trio.Event()
+
+    async def write(self, key, data, *, durable=False):
+        await self.gate.wait()
+        await super().write(key, data, durable=durable)
+
+
+async def test_sequential_writer_gets_full_chunks_stored_behind_it(meta, blocks):
+    """Chunks a sequential writer has filled are stored while it goes on (no fsync, no
+    close, no memory pressure); the chunk it is still filling stays in the buffer."""
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    data = os.urandom(4 * CS + 100)
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        for off in range(0, len(data), 1000):
+            await vfs.write(fh, off, data[off:off + 1000])
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(blocks.writes) == sorted(block_key(data[i * CS:(i + 1) * CS]) for i in range(4))
+        assert [k for _, _, _, k in vfs.chunk_map(ino)][:4] == [block_key(data[i * CS:(i + 1) * CS]) for i in range(4)]
+        assert vfs.buffer.total == 100  # only the last, partial chunk is dirty
+        assert await read_all(vfs, ino) == data
+        await vfs.release(fh)
+
+
+async def test_out_of_order_writer_gets_no_write_behind(meta, blocks):
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        await vfs.write(fh, 2 * CS, os.urandom(CS))
+        await vfs.write(fh, 0, os.urandom(CS))
+        await trio.testing.wait_all_tasks_blocked()
+        assert blocks.writes == []
+        assert vfs.buffer.total == 2 * CS
+        await vfs.release(fh)
+
+
+async def test_rewrite_while_a_chunk_is_stored_behind_keeps_the_new_bytes(meta):
+    """A write to a chunk whose block is being written copies the chunk first: the block
+    keeps the bytes it is named after, the file gets the new bytes, and the block nobody
+    references in the end is deleted at the next commit."""
+    blocks = GatedBlocks()
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    first = os.urandom(CS)
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        await vfs.write(fh, 0, first)
+        await trio.testing.wait_all_tasks_blocked()  # the write-behind waits at the gate
+        await vfs.write(fh, 10, b"NEW")
+        blocks.gate.set()
+        await trio.testing.wait_all_tasks_blocked()
+        expected = first[:10] + b"NEW" + first[13:]
+        assert blocks.writes[0] == block_key(first)
+        assert await blocks.read(block_key(first)) == first  # the bytes it is named after
+        assert await read_all(vfs, ino) == expected
+        await vfs.fsync(fh)
+        assert [k for _, _, _, k in vfs.chunk_map(ino)] == [block_key(expected)]
+        assert await stored_keys(blocks) == {block_key(expected)}  # the stale block went
+        await vfs.release(fh)
+
+
+async def test_truncate_while_a_chunk_is_stored_behind_does_not_bring_it_back(meta):
+    blocks = GatedBlocks()
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        await vfs.write(fh, 0, os.urandom(2 * CS))
+        await trio.testing.wait_all_tasks_blocked()
+        await vfs.setattr(ino, SetAttr(size=CS // 2))
+        await vfs.setattr(ino, SetAttr(size=3 * CS))  # the old bytes must not show through
+        blocks.gate.set()
+        await vfs.fsync(fh)
+        got = await read_all(vfs, ino)
+        assert len(got) == 3 * CS and got[CS // 2:] == bytes(3 * CS - CS // 2)
+        assert await stored_keys(blocks) == {k for _, _, _, k in vfs.chunk_map(ino)}
+        await vfs.release(fh)
+
+
+async def test_fsync_waits_for_the_write_behind_in_flight(meta):
+    blocks = GatedBlocks()
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    data = os.urandom(CS)
+    done = []
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        await vfs.write(fh, 0, data)
+
+        async def fsync() -> None:
+            await vfs.fsync(fh)
+            done.append(True)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fsync)
+            await trio.testing.wait_all_tasks_blocked()
+            assert done == [] and blocks.writes == []
+            blocks.gate.set()
+        assert done == [True] and blocks.writes == [block_key(data)]  # stored once, not twice
+        assert [k for _, _, _, k in vfs.chunk_map(ino)] == [block_key(data)]
+        await vfs.release(fh)
+
+
+async def test_file_removed_while_stored_behind_leaves_no_block(meta):
+    blocks = GatedBlocks()
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        await vfs.write(fh, 0, os.urandom(2 * CS))
+        await trio.testing.wait_all_tasks_blocked()
+        await vfs.unlink(1, b"f")
+        await vfs.release(fh)  # the last reference: destroyed now
+        blocks.gate.set()
+        await trio.testing.wait_all_tasks_blocked()
+        await vfs.sync()
+        assert len(blocks.writes) == 2 and await stored_keys(blocks) == set()

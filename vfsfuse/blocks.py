@@ -46,6 +46,7 @@ class BlockManager:
         self._writing: dict[str, int] = {}  # key -> writers currently (re)creating it
         self._deleting: dict[str, trio.Event] = {}
         self._unsynced: set[str] = set()  # written since the last durable commit
+        self._unwanted: set[str] = set()  # stored, then not referenced after all (a race)
         self._cache: dict[str, bytes] = {}  # verified clean blocks, insertion = LRU order
         self._reading: dict[str, trio.Event] = {}  # block reads in flight
         self._cache_bytes = 0
@@ -58,6 +59,11 @@ class BlockManager:
     def begin_reference(self, key: str) -> None:
         """Mark *key* as about to be referenced, so no deleter removes it meanwhile."""
         self._writing[key] = self._writing.get(key, 0) + 1
+
+    def discard_if_unused(self, key: str) -> None:
+        """*key* was stored for a chunk that changed meanwhile: delete it at the next commit
+        unless something references it by then."""
+        self._unwanted.add(key)
 
     def end_reference(self, key: str) -> None:
         n = self._writing[key] - 1
@@ -172,7 +178,8 @@ class BlockManager:
         # No await from the last sync to the claim below: the committed metadata only
         # references durable blocks, and refcount 0 now means "dead in committed state".
         dead = self.metadata.commit()
-        claimed = self._claim([*dead, *extra_candidates])
+        unwanted, self._unwanted = self._unwanted, set()
+        claimed = self._claim([*dead, *unwanted, *extra_candidates])
         if not claimed:
             return 0, 0
         return await self._remove(claimed, measure)

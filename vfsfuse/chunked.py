@@ -33,7 +33,7 @@ from kernel.fs import (
 
 from .blocks import BlockManager, block_key
 from .metadata.base import CHUNKED, INLINE, NOT_LOADED, InodeRecord, MetadataStore
-from .writeback import WriteBackBuffer
+from .writeback import DirtyChunk, WriteBackBuffer
 
 log = logging.getLogger("vfsfuse.chunked")
 
@@ -57,6 +57,7 @@ class Handle:
     caller: Caller
     is_dir: bool = False
     next_read: int = 0  # where a sequential reader's next read starts (read-ahead trigger)
+    next_write: int = 0  # where a sequential writer's next write starts (write-behind trigger)
 
 
 @dataclass(slots=True)
@@ -67,6 +68,17 @@ class GcReport:
 
 def _now() -> int:
     return time.time_ns()
+
+
+@dataclass(slots=True)
+class _FlushJob:
+    """One dirty chunk being stored as a block."""
+
+    idx: int
+    chunk: DirtyChunk
+    generation: int  # the chunk's generation when it was frozen
+    key: str
+    payload: memoryview  # a view of the frozen chunk's bytes (its valid part)
 
 
 @dataclass(slots=True, eq=False)
@@ -142,6 +154,8 @@ class ChunkedVFS:
         # moment later, in one metadata batch, instead of one by one between requests.
         self._doomed: list[int] = []
         self._bg_flushes: dict[int, _PendingFlushes] = {}
+        self._behind: dict[int, _PendingFlushes] = {}  # write-behind in flight, per inode
+        self._behind_limiter = trio.CapacityLimiter(FLUSH_PARALLEL)
         self._pressure_lock = trio.Lock()
         self._closed = False
         self._nursery: trio.Nursery | None = None  # set while running(): read-ahead tasks
@@ -785,6 +799,10 @@ class ChunkedVFS:
             await self._write_chunks(h.ino, offset, memoryview(data))
             upd["size"] = new_size
             self.metadata.update_inode(h.ino, **upd)
+            cs = self.chunk_size
+            if offset == h.next_write and end >= (offset // cs + 1) * cs and self._nursery is not None:
+                self._start_write_behind(h.ino, offset // cs, end // cs - 1)
+            h.next_write = end
         if self.buffer.over_limit:
             try:
                 await self._relieve_pressure()
@@ -840,61 +858,122 @@ class ChunkedVFS:
     async def _flush_locked(self, ino: int, indices: list[int]) -> None:
         """Store dirty chunks *indices* of *ino* as blocks (up to FLUSH_PARALLEL block writes
         at once) and point the chunk map at them.  Caller holds the inode lock."""
+        await self._wait_write_behind(ino)
+        jobs = self._begin_flush(ino, indices)
+        stored: set[str] = set()
+        try:
+            await self._store_jobs(jobs, stored)
+        finally:
+            self._end_flush(ino, jobs, stored)
+
+    def _begin_flush(self, ino: int, indices: list[int]) -> list[_FlushJob]:
+        """Name the dirty chunks *indices* of *ino* by their content and freeze them.
+
+        No await: the caller holds the inode lock or is a write holding it.  Frozen chunks
+        are stored from views, without a copy; a write meanwhile copies the chunk first."""
         node = self.metadata.get_inode_attrs(ino)
         if node is None or node.storage_mode != CHUNKED:
             for idx in indices:
                 self.buffer.drop(ino, idx)
-            return
+            return []
         cs = self.chunk_size
-        jobs: list[tuple[int, int, str, memoryview]] = []
-        try:
-            for idx in indices:
-                chunk = self.buffer.get(ino, idx)
-                if chunk is None:
-                    continue
-                valid = max(0, min(chunk.length, node.size - idx * cs))
-                # No copy: writes to this inode wait for its lock, which we hold until the
-                # blocks are stored, so the buffer cannot change under the hash or the write.
-                payload = memoryview(chunk.data)[:valid]
-                if self._all_zero(payload):  # a hole costs nothing
-                    self.metadata.delete_chunk(ino, idx)
-                    self.buffer.drop(ino, idx, chunk.generation)
-                    continue
-                key = block_key(payload)
-                self.bm.begin_reference(key)
-                jobs.append((idx, chunk.generation, key, payload))
-            stored: set[str] = set()
+        jobs: list[_FlushJob] = []
+        for idx in indices:
+            chunk = self.buffer.get(ino, idx)
+            if chunk is None:
+                continue
+            valid = max(0, min(chunk.length, node.size - idx * cs))
+            payload = memoryview(chunk.data)[:valid]
+            if self._all_zero(payload):  # a hole costs nothing
+                self.metadata.delete_chunk(ino, idx)
+                self.buffer.drop(ino, idx, chunk.generation)
+                continue
+            key = block_key(payload)
+            self.bm.begin_reference(key)
+            chunk.frozen = True
+            jobs.append(_FlushJob(idx, chunk, chunk.generation, key, payload))
+        return jobs
 
-            async def store(key: str, payload: memoryview, limiter=None) -> None:
-                if limiter is None:
+    async def _store_jobs(self, jobs: list[_FlushJob], stored: set[str],
+                          limiter: trio.CapacityLimiter | None = None) -> None:
+        """Make sure every job's block is stored; *stored* collects the keys that made it."""
+
+        async def store(key: str, payload: memoryview) -> None:
+            if limiter is None:
+                await self.bm.ensure_stored(key, payload)
+            else:
+                async with limiter:
                     await self.bm.ensure_stored(key, payload)
-                else:
-                    async with limiter:
-                        await self.bm.ensure_stored(key, payload)
-                stored.add(key)
+            stored.add(key)
 
+        if len(jobs) == 1:
+            await store(jobs[0].key, jobs[0].payload)
+        elif jobs:
+            limiter = limiter or trio.CapacityLimiter(FLUSH_PARALLEL)
             try:
-                if len(jobs) == 1:
-                    await store(jobs[0][2], jobs[0][3])
-                elif jobs:
-                    limiter = trio.CapacityLimiter(FLUSH_PARALLEL)
-                    try:
-                        async with trio.open_nursery() as nursery:
-                            for _, _, key, payload in jobs:
-                                nursery.start_soon(store, key, payload, limiter)
-                    except BaseExceptionGroup as group:  # report ENOSPC as ENOSPC, not a group
-                        raise _first_kernel_error(group) from None
-            finally:
-                # Point the chunk map at every block that made it, even when another failed
-                # (a full disk): stored blocks are then neither orphans nor written twice.
-                if self.metadata.get_inode_attrs(ino) is not None:
-                    for idx, gen, key, payload in jobs:
-                        if key in stored:
-                            self.metadata.set_chunk_key(ino, idx, key, len(payload))
-                            self.buffer.drop(ino, idx, gen)
+                async with trio.open_nursery() as nursery:
+                    for job in jobs:
+                        nursery.start_soon(store, job.key, job.payload)
+            except BaseExceptionGroup as group:  # report ENOSPC as ENOSPC, not a group
+                raise _first_kernel_error(group) from None
+
+    def _end_flush(self, ino: int, jobs: list[_FlushJob], stored: set[str]) -> None:
+        """Point the chunk map at every stored block whose chunk did not change meanwhile,
+        even when another failed (a full disk): stored blocks are then neither orphans nor
+        written twice.  No await, so no inode lock is needed."""
+        alive = self.metadata.get_inode_attrs(ino) is not None
+        for job in jobs:
+            chunk = job.chunk
+            current = self.buffer.get(ino, job.idx) is chunk and chunk.generation == job.generation
+            if current:
+                chunk.frozen = False
+            if current and alive and job.key in stored:
+                self.metadata.set_chunk_key(ino, job.idx, job.key, len(job.payload))
+                self.buffer.drop(ino, job.idx, job.generation)
+            elif job.key in stored:
+                # Rewritten, truncated or removed while it was stored: nothing points at
+                # this block; the next commit deletes it unless someone else uses it.
+                self.bm.discard_if_unused(job.key)
+            self.bm.end_reference(job.key)
+
+    # -- write-behind ----------------------------------------------------------------
+
+    def _start_write_behind(self, ino: int, first: int, last: int) -> None:
+        """Store the chunks *first*..*last* that a sequential writer has just filled, in the
+        background: the disk then works while the writer sends the next chunk, instead of
+        the whole buffer waiting for fsync or memory pressure.  Caller holds the inode lock."""
+        cs = self.chunk_size
+        ready = []
+        for idx in range(first, last + 1):
+            chunk = self.buffer.get(ino, idx)
+            if chunk is not None and chunk.length == cs and not chunk.frozen:
+                ready.append(idx)
+        jobs = self._begin_flush(ino, ready)
+        if not jobs:
+            return
+        pending = self._behind.get(ino)
+        if pending is None:
+            pending = self._behind[ino] = _PendingFlushes()
+        pending.count += 1
+        self._nursery.start_soon(self._write_behind, ino, jobs, pending)
+
+    async def _write_behind(self, ino: int, jobs: list[_FlushJob], pending: _PendingFlushes) -> None:
+        stored: set[str] = set()
+        try:
+            await self._store_jobs(jobs, stored, self._behind_limiter)
+        except KernelError as err:  # the chunks stay dirty: fsync or the flusher retries and reports
+            log.debug("write-behind of inode %d: %s", ino, err)
         finally:
-            for job in jobs:
-                self.bm.end_reference(job[2])
+            self._end_flush(ino, jobs, stored)
+            pending.count -= 1
+            if not pending.count:
+                if self._behind.get(ino) is pending:
+                    del self._behind[ino]
+                pending.done.set()
+
+    async def _wait_write_behind(self, ino: int) -> None:
+        while (pending := self._behind.get(ino)) is not None:
+            await pending.done.wait()
 
     def _all_zero(self, data: memoryview) -> bool:
         n = len(data)

@@ -16,6 +16,9 @@ class DirtyChunk:
 
     data: bytearray
     generation: int = 0  # bumped on every change; lets a flush tell if it raced a write
+    # A flush is storing a view of ``data``: the next change copies it first (copy-on-write),
+    # so the bytes being hashed and written never change under the block's name.
+    frozen: bool = False
 
     @property
     def length(self) -> int:
@@ -57,7 +60,7 @@ class WriteBackBuffer:
 
         Appends (the sequential-write case) go through ``+=``, which copies each byte
         once and lets the allocator grow the buffer in place."""
-        buf = chunk.data
+        buf = self._thawed(chunk)
         size = len(buf)
         end = offset + len(data)
         if end <= size:
@@ -75,9 +78,17 @@ class WriteBackBuffer:
     def truncate_chunk(self, chunk: DirtyChunk, length: int) -> None:
         if len(chunk.data) > length:
             self.total -= len(chunk.data) - length
-            del chunk.data[length:]
+            del self._thawed(chunk)[length:]
             self._gen += 1
             chunk.generation = self._gen
+
+    @staticmethod
+    def _thawed(chunk: DirtyChunk) -> bytearray:
+        """The chunk's buffer, copied first if a flush holds a view of it."""
+        if chunk.frozen:
+            chunk.data = bytearray(chunk.data)
+            chunk.frozen = False
+        return chunk.data
 
     def drop(self, ino: int, idx: int, generation: int | None = None) -> None:
         """Forget a chunk (after it was flushed, unless it changed since *generation*)."""
