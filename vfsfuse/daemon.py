@@ -321,6 +321,9 @@ class Daemon:
     def run(self) -> None:
         import trio
 
+        from .malloc_tuning import recycle_big_buffers
+
+        recycle_big_buffers()
         try:
             self.prepare()
             trio.run(self._main)
