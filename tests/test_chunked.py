@@ -827,6 +827,19 @@ class GatedBlocks(CountingBlocks):
         await super().write(key, data, durable=durable)
 
 
+def gated_vfs(meta) -> tuple[ChunkedVFS, GatedBlocks]:
+    blocks = GatedBlocks()
+    return ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE), blocks
+
+
+async def start_storing_behind(vfs, size: int) -> tuple[int, int]:
+    """A new file written sequentially: its full chunks' write-behind waits at the gate."""
+    fh, ino = await new_file(vfs)
+    await vfs.write(fh, 0, os.urandom(size))
+    await trio.testing.wait_all_tasks_blocked()
+    return fh, ino
+
+
 async def test_sequential_writer_gets_full_chunks_stored_behind_it(meta, blocks):
     """Chunks a sequential writer has filled are stored while it goes on (no fsync, no
     close, no memory pressure); the chunk it is still filling stays in the buffer."""
@@ -860,8 +873,7 @@ async def test_rewrite_while_a_chunk_is_stored_behind_keeps_the_new_bytes(meta):
     """A write to a chunk whose block is being written copies the chunk first: the block
     keeps the bytes it is named after, the file gets the new bytes, and the block nobody
     references in the end is deleted at the next commit."""
-    blocks = GatedBlocks()
-    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    vfs, blocks = gated_vfs(meta)
     first = os.urandom(CS)
     async with vfs.running():
         fh, ino = await new_file(vfs)
@@ -881,12 +893,9 @@ async def test_rewrite_while_a_chunk_is_stored_behind_keeps_the_new_bytes(meta):
 
 
 async def test_truncate_while_a_chunk_is_stored_behind_does_not_bring_it_back(meta):
-    blocks = GatedBlocks()
-    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    vfs, blocks = gated_vfs(meta)
     async with vfs.running():
-        fh, ino = await new_file(vfs)
-        await vfs.write(fh, 0, os.urandom(2 * CS))
-        await trio.testing.wait_all_tasks_blocked()
+        fh, ino = await start_storing_behind(vfs, 2 * CS)
         await vfs.setattr(ino, SetAttr(size=CS // 2))
         await vfs.setattr(ino, SetAttr(size=3 * CS))  # the old bytes must not show through
         blocks.gate.set()
@@ -898,8 +907,7 @@ async def test_truncate_while_a_chunk_is_stored_behind_does_not_bring_it_back(me
 
 
 async def test_fsync_waits_for_the_write_behind_in_flight(meta):
-    blocks = GatedBlocks()
-    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    vfs, blocks = gated_vfs(meta)
     data = os.urandom(CS)
     done = []
     async with vfs.running():
@@ -921,12 +929,9 @@ async def test_fsync_waits_for_the_write_behind_in_flight(meta):
 
 
 async def test_file_removed_while_stored_behind_leaves_no_block(meta):
-    blocks = GatedBlocks()
-    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    vfs, blocks = gated_vfs(meta)
     async with vfs.running():
-        fh, ino = await new_file(vfs)
-        await vfs.write(fh, 0, os.urandom(2 * CS))
-        await trio.testing.wait_all_tasks_blocked()
+        fh, ino = await start_storing_behind(vfs, 2 * CS)
         await vfs.unlink(1, b"f")
         await vfs.release(fh)  # the last reference: destroyed now
         blocks.gate.set()
