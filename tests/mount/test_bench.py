@@ -18,8 +18,11 @@ def test_bench_mount_quick_smoke():
     assert p.returncode == 0, p.stderr[-2000:]
     out = p.stdout
     for label in ("seq write", "cold read", "random 4 KiB", "create", "walk + lstat", "unlink",
-                  "untar stdlib", "md5sum", "git init", "rm -rf", "daemon peak RSS"):
+                  "untar stdlib", "md5sum", "git init", "rm -rf", "daemon peak RSS",
+                  "(store's disk itself, no FUSE) cold read", "(the file's block files, 3 at a time"):
         assert label in out, out
+    block_row = next(line for line in out.splitlines() if line.startswith("(the file's block files"))
+    assert float(block_row.split()[-2]) > 0, block_row  # the reference row measured something
     assert "target" in out and "vs tmpfs" in out
 
 
