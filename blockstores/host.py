@@ -116,6 +116,12 @@ METADATA_RESERVE_MIN = 256 << 10
 METADATA_RESERVE_MAX = 64 << 20
 
 
+def metadata_reserve(st: os.statvfs_result) -> int:
+    """Bytes of a filesystem kept free of blocks for the metadata database (2% of it, within
+    METADATA_RESERVE_MIN..METADATA_RESERVE_MAX): see ``HostBlockStore._check_room``."""
+    return max(METADATA_RESERVE_MIN, min(METADATA_RESERVE_MAX, st.f_blocks * st.f_frsize // 50))
+
+
 def _aligned_copy(data: memoryview, padded: int) -> memoryview:
     """*data* copied into this thread's page-aligned buffer, zero-padded to *padded* bytes."""
     buf = getattr(_thread_buffers, "buf", None)
@@ -347,7 +353,7 @@ class HostBlockStore:
         would vanish.  Like ext4's blocks reserved for root, data stops a little early."""
         st = os.statvfs(self._base)
         free = st.f_bavail * st.f_frsize
-        reserve = max(METADATA_RESERVE_MIN, min(METADATA_RESERVE_MAX, st.f_blocks * st.f_frsize // 50))
+        reserve = metadata_reserve(st)
         with self._writing_lock:  # blocks being written by other threads are not in f_bavail yet
             if free - self._writing - size < reserve:
                 raise KernelError("ENOSPC", f"write block {key}: block store disk is full (the last "

@@ -28,6 +28,7 @@ from blockstores.base import BlockStore
 from kernel.errors import KernelError
 
 from .metadata.base import MetadataStore
+from .metadata_room import MetadataRoom
 
 log = logging.getLogger("vfsfuse.blocks")
 
@@ -51,6 +52,8 @@ class BlockManager:
         self._reading: dict[str, trio.Event] = {}  # block reads in flight
         self._cache_bytes = 0
         self._cache_limit = clean_cache_bytes
+        # Set by the VFS: keeps metadata growth out of the disk's last bytes (stores on disk).
+        self.room: MetadataRoom | None = None
         # Set by the VFS: frees what it can (files waiting to be destroyed) before a retry.
         self.reclaim: Callable[[], Awaitable[None]] | None = None
 
@@ -178,6 +181,8 @@ class BlockManager:
         # No await from the last sync to the claim below: the committed metadata only
         # references durable blocks, and refcount 0 now means "dead in committed state".
         dead = self.metadata.commit()
+        if self.room is not None:
+            self.room.committed()
         unwanted, self._unwanted = self._unwanted, set()
         claimed = self._claim([*dead, *unwanted, *extra_candidates])
         if not claimed:

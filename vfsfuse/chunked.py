@@ -33,6 +33,7 @@ from kernel.fs import (
 
 from .blocks import BlockManager, block_key
 from .metadata.base import CHUNKED, INLINE, NOT_LOADED, InodeRecord, MetadataStore
+from .metadata_room import MetadataRoom
 from .writeback import DirtyChunk, WriteBackBuffer
 
 log = logging.getLogger("vfsfuse.chunked")
@@ -144,6 +145,9 @@ class ChunkedVFS:
         self.bm = BlockManager(metadata, blocks, clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
         # A full block store first destroys the files whose last reference went, then commits.
         self.bm.reclaim = lambda: self._destroy_doomed(wait=False)
+        if self.statfs_path:
+            db = getattr(metadata, "path", None)
+            self.bm.room = MetadataRoom(self.statfs_path, f"{db}-wal" if db else None)
         self._zero_chunk = bytes(self.chunk_size)
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1
@@ -404,7 +408,14 @@ class ChunkedVFS:
             raise KernelError("EEXIST", "file exists")  # before EACCES for write, as Linux
         if caller.uid:
             self._check(pnode, caller, W_OK)
+        self._charge_metadata(len(name))
         return pnode
+
+    def _charge_metadata(self, nbytes: int) -> None:
+        """ENOSPC before the metadata database could take the disk's last bytes (see
+        vfsfuse/metadata_room.py); nothing to do for stores not on a host disk."""
+        if self.bm.room is not None:
+            self.bm.room.charge(nbytes)
 
     def _link_new(self, pnode: InodeRecord, name: bytes, node: InodeRecord, nlink: int) -> Attr:
         self.metadata.create_dentry(pnode.ino, name, node.ino)
@@ -447,6 +458,7 @@ class ChunkedVFS:
             raise KernelError("ENAMETOOLONG", "symlink target too long")
         with self.metadata.transaction():
             pnode = self._prepare_create(parent, name, caller)
+            self._charge_metadata(len(target))
             node = self._new_inode(pnode, S.S_IFLNK | 0o777, caller, target=target)
             node.size = len(target)
             return self._link_new(pnode, name, node, 1)
@@ -785,6 +797,8 @@ class ChunkedVFS:
                 upd["mode"] = _without_setid(node.mode)
             new_size = max(node.size, end)
             if node.storage_mode == INLINE and new_size <= self.inline_threshold:
+                if new_size > node.size:
+                    self._charge_metadata(new_size - node.size)
                 content = bytearray(self._inline(node))
                 if len(content) < node.size:
                     content.extend(bytes(node.size - len(content)))
@@ -1142,6 +1156,7 @@ class ChunkedVFS:
             raise KernelError("EEXIST", "attribute exists")
         if flags & XATTR_REPLACE and not exists:
             raise KernelError("ENODATA", "no such attribute")
+        self._charge_metadata(len(name) + len(value))
         self.metadata.set_xattr(ino, name, value)
         self.metadata.update_inode(ino, ctime_ns=_now())
 
