@@ -997,3 +997,23 @@ def test_small_files_filling_the_disk_get_enospc_and_every_accepted_one_survives
         store.close()
 
     trio.run(check)
+
+
+def test_statfs_does_not_offer_what_is_kept_for_metadata(small_disk):
+    """df's "Avail" is what a writer can still use: the disk's free space minus the part
+    block writes leave to the metadata database (ext4 shows its reserved blocks the same way)."""
+    from blockstores.host import metadata_reserve
+
+    store_dir = str(small_disk / "store")
+    create_store(store_dir)
+
+    async def main() -> None:
+        store = open_store(store_dir)
+        ours = await store.vfs.statfs()
+        disk = os.statvfs(small_disk)
+        assert ours.blocks == disk.f_blocks and ours.blocks_free == disk.f_bfree
+        assert ours.blocks_avail == disk.f_bavail - metadata_reserve(disk) // disk.f_frsize
+        await store.vfs.close()
+        store.close()
+
+    trio.run(main)

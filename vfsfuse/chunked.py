@@ -25,6 +25,7 @@ from typing import AsyncIterator
 import trio
 
 from blockstores.base import BlockStore
+from blockstores.host import metadata_reserve
 from kernel.errors import KernelError
 from kernel.fs import (
     RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_CALLER, ROOT_INO, UTIME_NOW, XATTR_CREATE,
@@ -1115,7 +1116,9 @@ class ChunkedVFS:
         if self.statfs_path:
             st = await trio.to_thread.run_sync(os.statvfs, self.statfs_path)
             bsize = st.f_frsize or 4096
-            return StatFs(bsize, bsize, st.f_blocks, st.f_bfree, st.f_bavail,
+            # Like ext4's reserved blocks: what is kept for metadata is free, not available.
+            avail = max(0, st.f_bavail - metadata_reserve(st) // bsize)
+            return StatFs(bsize, bsize, st.f_blocks, st.f_bfree, avail,
                           stats.inodes + st.f_ffree, st.f_ffree)
         capacity = getattr(self.blocks, "capacity", None)  # a size-limited memory store
         total = capacity if capacity is not None else 1 << 40
