@@ -857,6 +857,18 @@ async def test_sequential_writer_gets_full_chunks_stored_behind_it(meta, blocks)
         await vfs.release(fh)
 
 
+async def test_a_file_growing_out_of_inline_storage_gets_write_behind_from_its_first_chunk(meta, blocks):
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    data = os.urandom(2 * CS)
+    async with vfs.running():
+        fh, ino = await new_file(vfs)
+        for off in range(0, len(data), 100):  # starts inline, then moves to chunks
+            await vfs.write(fh, off, data[off:off + 100])
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(blocks.writes) == sorted([block_key(data[:CS]), block_key(data[CS:])])
+        await vfs.release(fh)
+
+
 async def test_out_of_order_writer_gets_no_write_behind(meta, blocks):
     vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
     async with vfs.running():

@@ -808,6 +808,7 @@ class ChunkedVFS:
                 content[offset:end] = data
                 upd.update(inline_content=bytes(content), size=new_size)
                 self.metadata.update_inode(h.ino, **upd)
+                h.next_write = end
                 return n
             if node.storage_mode == INLINE:
                 self._promote(node)
