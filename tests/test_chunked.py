@@ -862,8 +862,9 @@ async def test_a_file_growing_out_of_inline_storage_gets_write_behind_from_its_f
     data = os.urandom(2 * CS)
     async with vfs.running():
         fh, ino = await new_file(vfs)
-        for off in range(0, len(data), 100):  # starts inline, then moves to chunks
-            await vfs.write(fh, off, data[off:off + 100])
+        await vfs.write(fh, 0, data[:100])  # inline
+        await vfs.write(fh, 100, data[100:200])
+        await vfs.write(fh, 200, data[200:])  # moves to chunks and fills both
         await trio.testing.wait_all_tasks_blocked()
         assert sorted(blocks.writes) == sorted([block_key(data[:CS]), block_key(data[CS:])])
         await vfs.release(fh)
