@@ -9,7 +9,9 @@ handlers took 93-172 ms with the defaults and 49-65 ms with the buffers recycled
 
 Raising the mmap threshold above the largest buffer we allocate makes them come from the
 heap, and raising the trim threshold keeps freed ones there for the next request.  The
-cost is memory the daemon keeps after a burst: bounded by the trim threshold per arena.
+cost is memory the daemon keeps after a burst: up to the trim threshold per malloc arena,
+and two arenas at most (the main thread's and one shared by the I/O threads; glibc would
+otherwise give up to 8 per CPU, each keeping its own).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ log = logging.getLogger(__name__)
 # <malloc.h>
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 MMAP_THRESHOLD = 16 << 20  # above a 4 MiB block, a 1 MiB request and chunks of up to 16 MiB
 TRIM_THRESHOLD = 64 << 20  # freed memory a heap keeps before giving it back
+ARENA_MAX = 2  # heaps for the main thread and the block I/O threads: bounds what is kept
 
 
 def recycle_big_buffers() -> bool:
@@ -41,7 +45,8 @@ def recycle_big_buffers() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    done = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    done = all(mallopt(option, value) == 1 for option, value in (
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_ARENA_MAX, ARENA_MAX)))
     if not done:
         log.debug("mallopt refused the thresholds; big buffers stay mmap-backed")
     return done
