@@ -41,3 +41,41 @@ def test_recycled_buffers_stop_the_page_faults():
     # 30 rounds x 12 MiB = 92k pages touched; recycled, only the first round faults.
     assert plain > 30_000
     assert tuned * 10 < plain
+
+
+# Eight I/O threads holding 32 MiB each at once, then freeing it all.
+THREADS = textwrap.dedent("""
+    import os, sys, threading
+    sys.path.insert(0, {root!r})
+    from vfsfuse.malloc_tuning import recycle_big_buffers
+    assert recycle_big_buffers()
+    piece = os.urandom(1 << 20)
+    barrier = threading.Barrier(8)
+
+    def work():
+        buffers = []
+        for _ in range(8):
+            chunk = bytearray()
+            for _ in range(4):
+                chunk += piece
+            buffers.append(chunk)
+        barrier.wait()
+        del buffers
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print([line for line in open("/proc/self/status") if line.startswith("VmRSS")][0].split()[1])
+""").format(root=str(ROOT))
+
+
+def test_memory_kept_after_a_burst_is_bounded_whatever_the_thread_count():
+    """256 MiB held by eight threads at once: afterwards at most two arenas keep up to the
+    trim threshold each (glibc's default would keep up to 8 per CPU, ~270 MiB here)."""
+    from vfsfuse.malloc_tuning import ARENA_MAX, TRIM_THRESHOLD
+
+    out = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, check=True)
+    rss = int(out.stdout) * 1024
+    assert rss < ARENA_MAX * TRIM_THRESHOLD + (48 << 20)
