@@ -24,7 +24,7 @@ from blockstores.host import metadata_reserve
 from kernel.errors import KernelError
 
 REFRESH = 0.1  # seconds an answer from statvfs is trusted while far from the line
-OVERHEAD = 1024  # bytes of rows, index entries and page slack charged per change (a 3000-byte row fills a 4 KiB page)
+OVERHEAD = 1024  # rows, index entries, page slack per change (a 3000-byte row fills a 4 KiB page)
 WAL_FACTOR = 2  # a change is written to the WAL first, then to the database file
 
 
