@@ -23,7 +23,7 @@ import mmap
 import os
 import threading
 import time
-from typing import AsyncIterator, Iterable, Iterator
+from typing import AsyncIterator, Callable, Iterable, Iterator
 
 import trio
 
@@ -265,6 +265,9 @@ class HostBlockStore:
         self._writing = 0  # bytes of blocks being written now (see _check_room)
         self._writing_lock = threading.Lock()
         self._uncached = True  # drop-behind with RWF_DONTCACHE, until the kernel refuses it
+        # Set by the VFS: more bytes to leave free besides the reserve (the metadata WAL's
+        # size: a checkpoint may copy that much into the database file).  Called in threads.
+        self.also_keep_free: Callable[[], int] | None = None
 
     @property
     def base_dir(self) -> str:
@@ -353,7 +356,7 @@ class HostBlockStore:
         would vanish.  Like ext4's blocks reserved for root, data stops a little early."""
         st = os.statvfs(self._base)
         free = st.f_bavail * st.f_frsize
-        reserve = metadata_reserve(st)
+        reserve = metadata_reserve(st) + (self.also_keep_free() if self.also_keep_free else 0)
         with self._writing_lock:  # blocks being written by other threads are not in f_bavail yet
             if free - self._writing - size < reserve:
                 raise KernelError("ENOSPC", f"write block {key}: block store disk is full (the last "

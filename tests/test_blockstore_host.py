@@ -568,3 +568,30 @@ def test_block_writes_leave_room_for_metadata(tmp_path):
         assert [p.name for p in disk.rglob("*") if p.name.startswith(".")] == []  # no temp debris
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_block_writes_also_leave_what_the_vfs_asks_for(tmp_path):
+    """The VFS asks block writes to leave the metadata WAL's size free as well (a checkpoint
+    may copy that much into the database file)."""
+    from kernel.errors import KernelError
+    from vfsfuse.blocks import block_key
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        store = HostBlockStore(str(disk / "blocks"))
+        store.also_keep_free = lambda: 2 << 20
+
+        async def fill() -> None:
+            with pytest.raises(KernelError) as err:
+                while True:
+                    data = os.urandom(256 << 10)
+                    await store.write(block_key(data), data)
+            assert err.value.code == "ENOSPC"
+
+        trio.run(fill)
+        free = shutil.disk_usage(disk).free
+        assert (2 << 20) + host_module.METADATA_RESERVE_MIN <= free < (2 << 20) + host_module.METADATA_RESERVE_MIN + (512 << 10)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -1030,3 +1030,22 @@ def test_statfs_does_not_offer_what_is_kept_for_metadata(small_disk):
         store.close()
 
     trio.run(main)
+
+
+def test_block_writes_of_a_store_leave_its_wal_size_free(small_disk):
+    store_dir = str(small_disk / "store")
+    create_store(store_dir)
+
+    async def main() -> None:
+        store = open_store(store_dir)
+        for i in range(50):
+            fh, _ = await store.vfs.create(1, b"f%d" % i, 0o644, RW | os.O_CREAT)
+            await store.vfs.write(fh, 0, os.urandom(2000))
+            await store.vfs.release(fh)
+        await store.vfs.sync()
+        wal = os.path.getsize(os.path.join(store_dir, "meta.db-wal"))
+        assert wal > 0 and store.blocks.also_keep_free() == wal
+        await store.vfs.close()
+        store.close()
+
+    trio.run(main)

@@ -149,6 +149,8 @@ class ChunkedVFS:
         if self.statfs_path:
             db = getattr(metadata, "path", None)
             self.bm.room = MetadataRoom(self.statfs_path, f"{db}-wal" if db else None)
+            if hasattr(blocks, "also_keep_free"):
+                blocks.also_keep_free = self.bm.room.wal_size
         self._zero_chunk = bytes(self.chunk_size)
         self._handles: dict[int, Handle] = {}
         self._next_fh = 1

@@ -47,7 +47,7 @@ class MetadataRoom:
         left = self._free - self._pending - need
         if now - self._checked_at > REFRESH or left < 2 * self._floor:
             st = os.statvfs(self.path)
-            self._free = st.f_bavail * st.f_frsize - self._wal_size()
+            self._free = st.f_bavail * st.f_frsize - self.wal_size()
             self._floor = metadata_reserve(st) // 2
             self._checked_at = now
             left = self._free - self._pending - need
@@ -60,7 +60,8 @@ class MetadataRoom:
         self._pending = 0
         self._checked_at = float("-inf")
 
-    def _wal_size(self) -> int:
+    def wal_size(self) -> int:
+        """Bytes a checkpoint may add to the database file (thread-safe: one stat)."""
         try:
             return os.stat(self.wal_path).st_size if self.wal_path else 0
         except OSError:
