@@ -1049,3 +1049,39 @@ def test_block_writes_of_a_store_leave_its_wal_size_free(small_disk):
         store.close()
 
     trio.run(main)
+
+
+class FillableBlocks(MemoryBlockStore):
+    """A memory store that is full until the test frees some space."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = True
+
+    async def write(self, key, data, *, durable=False):
+        if self.full:
+            raise KernelError("ENOSPC", "block store is full")
+        await super().write(key, data, durable=durable)
+
+
+async def test_write_behind_on_a_full_store_keeps_the_chunks_for_fsync_to_report(meta):
+    """A write-behind that meets ENOSPC says nothing to the writer (it was not asked);
+    the chunks stay dirty, readable and writable, fsync reports ENOSPC, and once there is
+    room the next fsync stores what the file holds."""
+    blocks = FillableBlocks()
+    vfs = ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE)
+    data = bytearray(os.urandom(3 * CS))
+    async with vfs.running():
+        fh, ino = await new_file(vfs, data=bytes(data))
+        await trio.testing.wait_all_tasks_blocked()  # the write-behind has failed by now
+        assert await vfs.read(fh, 0, 3 * CS) == data
+        with pytest.raises(KernelError) as err:
+            await vfs.fsync(fh)
+        assert err.value.code == "ENOSPC"
+        await vfs.write(fh, 5, b"still writable")
+        data[5:19] = b"still writable"
+        blocks.full = False
+        await vfs.fsync(fh)
+        assert [k for _, _, _, k in vfs.chunk_map(ino)] == [block_key(data[i:i + CS]) for i in range(0, 3 * CS, CS)]
+        assert await read_all(vfs, ino) == data
+        await vfs.release(fh)
