@@ -1028,6 +1028,8 @@ class ChunkedVFS:
             upd = {"size": length, "mtime_ns": now, "ctime_ns": now}
             if node.storage_mode == INLINE:
                 if length <= self.inline_threshold:
+                    if length > node.size:
+                        self._charge_metadata(length - node.size)
                     content = self._inline(node)[:length]
                     upd["inline_content"] = content + bytes(length - len(content))
                 else:
