@@ -85,10 +85,42 @@ class _FlushJob:
 
 @dataclass(slots=True, eq=False)
 class _PendingFlushes:
-    """Background flushes of one inode started by close(); ``done`` fires when none is left."""
+    """Background work on one inode; ``done`` fires when none is left."""
 
     count: int = 0
     done: trio.Event = field(default_factory=trio.Event)
+
+
+class _InFlight:
+    """Background tasks per inode (flushes after close, write-behind), so others can wait."""
+
+    def __init__(self) -> None:
+        self._by_ino: dict[int, _PendingFlushes] = {}
+
+    def begin(self, ino: int) -> _PendingFlushes:
+        pending = self._by_ino.get(ino)
+        if pending is None:
+            pending = self._by_ino[ino] = _PendingFlushes()
+        pending.count += 1
+        return pending
+
+    def end(self, ino: int, pending: _PendingFlushes) -> None:
+        pending.count -= 1
+        if not pending.count:
+            if self._by_ino.get(ino) is pending:
+                del self._by_ino[ino]
+            pending.done.set()
+
+    async def wait(self, ino: int | None = None) -> None:
+        """Until nothing is in flight for *ino* (None: for any inode)."""
+        while True:
+            if ino is not None:
+                pending = self._by_ino.get(ino)
+            else:
+                pending = next(iter(self._by_ino.values()), None)
+            if pending is None:
+                return
+            await pending.done.wait()
 
 
 class _InodeLock:
@@ -160,8 +192,8 @@ class ChunkedVFS:
         # Inodes whose last reference went (FUSE forget) while running: destroyed together a
         # moment later, in one metadata batch, instead of one by one between requests.
         self._doomed: list[int] = []
-        self._bg_flushes: dict[int, _PendingFlushes] = {}
-        self._behind: dict[int, _PendingFlushes] = {}  # write-behind in flight, per inode
+        self._bg_flushes = _InFlight()  # flushes started by close()
+        self._behind = _InFlight()  # write-behind in flight
         self._behind_limiter = trio.CapacityLimiter(FLUSH_PARALLEL)
         self._pressure_lock = trio.Lock()
         self._closed = False
@@ -210,11 +242,7 @@ class ChunkedVFS:
                 log.error("background flush failed: %s", err)
 
     def _flush_in_background(self, ino: int) -> None:
-        pending = self._bg_flushes.get(ino)
-        if pending is None:
-            pending = self._bg_flushes[ino] = _PendingFlushes()
-        pending.count += 1
-        self._nursery.start_soon(self._background_flush, ino, pending)
+        self._nursery.start_soon(self._background_flush, ino, self._bg_flushes.begin(ino))
 
     async def _background_flush(self, ino: int, pending: "_PendingFlushes") -> None:
         try:
@@ -222,25 +250,14 @@ class ChunkedVFS:
         except KernelError as err:  # e.g. ENOSPC: the data stays buffered for the next try
             log.error("flush of inode %d after close failed: %s", ino, err)
         finally:
-            pending.count -= 1
-            if not pending.count:
-                if self._bg_flushes.get(ino) is pending:
-                    del self._bg_flushes[ino]
-                pending.done.set()
+            self._bg_flushes.end(ino, pending)
 
     async def settle(self, ino: int | None = None) -> None:
         """Wait for the flushes that closing *ino* (None: any file) started in the background,
         so inspection (chunk maps, /.vfs) shows what a closed file's blocks really are.
         Inodes waiting to be destroyed are destroyed first."""
         await self._destroy_doomed()
-        while True:
-            if ino is not None:
-                pending = self._bg_flushes.get(ino)
-            else:
-                pending = next(iter(self._bg_flushes.values()), None)
-            if pending is None:
-                return
-            await pending.done.wait()
+        await self._bg_flushes.wait(ino)
 
     async def sync(self) -> None:
         """Flush every dirty chunk and make all metadata durable."""
@@ -876,7 +893,7 @@ class ChunkedVFS:
     async def _flush_locked(self, ino: int, indices: list[int]) -> None:
         """Store dirty chunks *indices* of *ino* as blocks (up to FLUSH_PARALLEL block writes
         at once) and point the chunk map at them.  Caller holds the inode lock."""
-        await self._wait_write_behind(ino)
+        await self._behind.wait(ino)
         jobs = self._begin_flush(ino, indices)
         stored: set[str] = set()
         try:
@@ -969,11 +986,7 @@ class ChunkedVFS:
         jobs = self._begin_flush(ino, ready)
         if not jobs:
             return
-        pending = self._behind.get(ino)
-        if pending is None:
-            pending = self._behind[ino] = _PendingFlushes()
-        pending.count += 1
-        self._nursery.start_soon(self._write_behind, ino, jobs, pending)
+        self._nursery.start_soon(self._write_behind, ino, jobs, self._behind.begin(ino))
 
     async def _write_behind(self, ino: int, jobs: list[_FlushJob], pending: _PendingFlushes) -> None:
         stored: set[str] = set()
@@ -983,15 +996,7 @@ class ChunkedVFS:
             log.debug("write-behind of inode %d: %s", ino, err)
         finally:
             self._end_flush(ino, jobs, stored)
-            pending.count -= 1
-            if not pending.count:
-                if self._behind.get(ino) is pending:
-                    del self._behind[ino]
-                pending.done.set()
-
-    async def _wait_write_behind(self, ino: int) -> None:
-        while (pending := self._behind.get(ino)) is not None:
-            await pending.done.wait()
+            self._behind.end(ino, pending)
 
     def _all_zero(self, data: memoryview) -> bool:
         n = len(data)
