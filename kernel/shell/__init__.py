@@ -1,0 +1,1 @@
+"""The shell: a bash-grade interpreter running inside the userspace kernel."""
