@@ -95,7 +95,7 @@ def run_bash(cases: list[Case]) -> list[Outcome]:
             f"e={shlex.quote(case.expr)}; r=$(($e)); echo \"R:$r\" ) 2>&1; echo '@@END'"
         )
     proc = subprocess.run(
-        ["bash", "-c", "\n".join(parts)], executable=BASH, capture_output=True, text=True, timeout=60
+        ["bash", "-s"], executable=BASH, input="\n".join(parts), capture_output=True, text=True, timeout=60
     )
     outcomes: list[Outcome] = []
     current: list[str] | None = None
@@ -105,7 +105,7 @@ def run_bash(cases: list[Case]) -> list[Outcome]:
         elif line == "@@END":
             assert current is not None
             value = next((x[2:] for x in current if x.startswith("R:")), None)
-            errors = [re.sub(r"^bash: line \d+: ", "", x) for x in current if x.startswith("bash: ")]
+            errors = [re.sub(r"^bash: (line \d+: )?", "", x) for x in current if x.startswith("bash: ")]
             state = sorted(x[2:] for x in current if x.startswith("S:"))
             outcomes.append(Outcome(value, "\n".join(errors), state))
             current = None
