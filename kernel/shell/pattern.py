@@ -102,9 +102,8 @@ def _parse_bracket(pat: str, i: int) -> tuple[tuple, int] | None:
                 name = pat[i + 2 : end]
                 i = end + 2
                 if kind == ":":
-                    if name not in _POSIX_CLASSES:
-                        return None  # bash: an unknown class makes the bracket fail
-                    classes.append(_POSIX_CLASSES[name])
+                    # an unknown class is valid and matches nothing, as in bash
+                    classes.append(_POSIX_CLASSES.get(name, ""))
                 elif name:
                     parts.append("".join(_class_char(x) for x in name))
                 continue
@@ -535,6 +534,10 @@ def _replacement(repl: str, amp: bool) -> Callable[[str], str]:
     return lambda matched: "".join(matched if p is None else p for p in parts)
 
 
+def _odd_trailing_backslashes(pat: str) -> bool:
+    return (len(pat) - len(pat.rstrip("\\"))) % 2 == 1
+
+
 def replace(
     s: str,
     pat: str,
@@ -560,17 +563,25 @@ def replace(
     # starting with "*" (its match_pattern_char); that shows on empty strings
     at_end_ok = pat.startswith("*")
     if mode == "prefix":
+        if _odd_trailing_backslashes(pat) and not compile_pattern(pat + "*", extglob=extglob, nocase=nocase).fullmatch(s):
+            return s
         end = p.prefix(s, True) if (n or at_end_ok) else None
         return s if end is None else rep(s[:end]) + s[end:]
     if mode == "suffix":
         start = p.suffix(s, True)
         # bash first checks "*PAT" against the string, and its "*" never tries
         # an empty rest before an @( !( +( group: the empty suffix alone fails
-        if start == n and n and extglob and pat[:2] in ("@(", "!(", "+("):
+        if start == n and extglob and (pat[:2] in ("@(", "+(") or (n and pat[:2] == "!(")):
             start = None
         return s if start is None else s[:start] + rep(s[start:])
     if not pat:
         return s
+    if _odd_trailing_backslashes(pat):
+        # bash checks "*PAT*" first; the "*" it appends is then escaped by the
+        # lone backslash, so only a string ending in PAT's text plus "*" passes
+        lead = "" if pat[0] == "*" and not (extglob and pat[1:2] == "(") else "*"
+        if not compile_pattern(lead + pat + "*", extglob=extglob, nocase=nocase).fullmatch(s):
+            return s
     if mode == "first":
         span = p.search(s)
         if span is None or (span[0] == n and not at_end_ok):

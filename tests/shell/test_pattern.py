@@ -64,8 +64,8 @@ def bash(script: str) -> str:
 FIELDS = ["case", "[[ ]]", "#", "##", "%", "%%", "/", "//", "/#", "/%"]
 
 
-def bash_results(pairs: list[Pair]) -> list[list[str]]:
-    lines = ["shopt -s extglob"]
+def bash_results(pairs: list[Pair], nocase: bool = False) -> list[list[str]]:
+    lines = ["shopt -s extglob" + (" nocasematch" if nocase else "")]
     for pr in pairs:
         lines.append(
             f"p={shlex.quote(pr.pat)}; s={shlex.quote(pr.s)}; "
@@ -78,16 +78,17 @@ def bash_results(pairs: list[Pair]) -> list[list[str]]:
     return [r.split(FS)[:-1] for r in records]
 
 
-def our_results(pr: Pair) -> list[str]:
+def our_results(pr: Pair, nocase: bool = False) -> list[str]:
+    """What bash prints; nocasematch applies to case, [[ ]] and ${/}, not to # and %."""
     p, s = pr.pat, pr.s
-    kw = {"extglob": True}
+    kw = {"extglob": True, "nocase": nocase}
     return [
         "1" if match(p, s, **kw) else "0",
-        "1" if match(p, s, extglob=True) else "0",
-        remove_prefix(s, p, False, **kw),
-        remove_prefix(s, p, True, **kw),
-        remove_suffix(s, p, False, **kw),
-        remove_suffix(s, p, True, **kw),
+        "1" if match(p, s, **kw) else "0",
+        remove_prefix(s, p, False, extglob=True),
+        remove_prefix(s, p, True, extglob=True),
+        remove_suffix(s, p, False, extglob=True),
+        remove_suffix(s, p, True, extglob=True),
         *(replace(s, p, REPL, mode, patsub_replacement=True, **kw) for mode in ("first", "all", "prefix", "suffix")),
     ]
 
@@ -104,13 +105,34 @@ def test_corpus_is_large_and_matches_happen(corpus):
     assert 100 <= matched <= len(corpus) - 100
 
 
+# An unterminated extglob group is literal for case and [[ ]] in bash, but its
+# ${…} operators half-parse it; we treat it as literal throughout.
+KNOWN_DIFFERENCES = {"@(a", "*(a|b"}
+
+
 def test_differential_against_bash(corpus):
     bad = []
     for pr, want in corpus:
+        if pr.pat in KNOWN_DIFFERENCES:
+            assert want[:2] == our_results(pr)[:2]  # matching itself agrees
+            continue
         got = our_results(pr)
         if got != want:
             diff = {FIELDS[i]: (want[i], got[i]) for i in range(len(FIELDS)) if want[i] != got[i]}
             bad.append(f"line {pr.line}: {pr.pat!r} vs {pr.s!r}: (bash, ours) {diff}")
+    assert not bad, f"{len(bad)} mismatches:\n" + "\n".join(bad[:60])
+
+
+def test_differential_nocasematch_against_bash():
+    pairs = [pr for pr in load_pairs() if pr.pat not in KNOWN_DIFFERENCES]
+    pairs += [Pair(0, pr.pat.upper(), pr.s) for pr in pairs if pr.pat.upper() != pr.pat]
+    bad = []
+    for pr, want in zip(pairs, bash_results(pairs, nocase=True)):
+        got = our_results(pr, nocase=True)
+        if got != want:
+            diff = {FIELDS[i]: (want[i], got[i]) for i in range(len(FIELDS)) if want[i] != got[i]}
+            bad.append(f"{pr.pat!r} vs {pr.s!r}: (bash, ours) {diff}")
+    assert len(pairs) > 1000
     assert not bad, f"{len(bad)} mismatches:\n" + "\n".join(bad[:60])
 
 
