@@ -1,4 +1,4 @@
-"""``vfsfuse mount`` and ``vfsfuse umount``: thin click wrappers over ``vfsfuse.daemon``.
+"""``vfsfuse mount`` and ``vfsfuse umount``: thin click wrappers over ``vfsfuse.daemon.serve``.
 
 Errors need no handling here: the ``vfsfuse`` group (cli/main.py) turns a KernelError,
 even one inside a trio exception group, into one line and exit code 8."""
@@ -85,7 +85,7 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
     Runs a daemon in the background and returns once the mount is ready (or
     fails with the reason). Unmount with 'vfsfuse umount MOUNTPOINT'.
     """
-    from vfsfuse.daemon import MountConfig, half_of_memory, serve_foreground, spawn
+    from vfsfuse.daemon.serve import MountConfig, half_of_memory, serve_foreground, spawn
 
     if memory_size is not None and not memory:
         raise click.UsageError("--size is for --memory mounts (a store's size is its disk's)")
@@ -104,7 +104,7 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
                          shm_bytes=shm_size,
                          memory_bytes=(memory_size or half_of_memory()) if memory else None)
     if foreground:
-        from vfsfuse.daemon import setup_logging
+        from vfsfuse.daemon.serve import setup_logging
 
         setup_logging(config.log_level)
 
@@ -122,6 +122,6 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
               help="Seconds to wait for the daemon to flush and exit.")
 def umount_command(mountpoint: str, timeout: float) -> None:
     """Flush everything, unmount MOUNTPOINT and wait until the daemon has exited with the store clean."""
-    from vfsfuse.daemon import unmount
+    from vfsfuse.daemon.serve import unmount
 
     unmount(mountpoint, timeout=timeout)

@@ -72,7 +72,7 @@ def resolve_target(arg: str) -> Target:
 
 
 def _via_mount(target: Target) -> Target:
-    from vfsfuse.fsck import lock_holder
+    from vfsfuse.storage.fsck import lock_holder
 
     holder = lock_holder(target.store)
     if holder is not None and holder[1] and os.path.exists(os.path.join(holder[1], ".vfs", "control")):
@@ -85,8 +85,8 @@ def _via_mount(target: Target) -> Target:
 
 def with_store(store_path: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Open the unmounted store, run ``await work(store)``, flush and close it."""
-    from vfsfuse.fsck import exclusive_store
-    from vfsfuse.store import open_store
+    from vfsfuse.storage.fsck import exclusive_store
+    from vfsfuse.storage.store import open_store
 
     async def main():
         with exclusive_store(store_path):
@@ -156,8 +156,8 @@ def _read_text(path: str) -> str:
 @click.option("--force", is_flag=True, help="Overwrite an existing store (its data is lost).")
 def mkfs_command(store: str, chunk_size: int, inline_threshold: int | None, force: bool) -> None:
     """Create an empty store in directory STORE."""
-    from vfsfuse.fsck import require_unmounted
-    from vfsfuse.store import create_store, validate_sizes
+    from vfsfuse.storage.fsck import require_unmounted
+    from vfsfuse.storage.store import create_store, validate_sizes
 
     if inline_threshold is None:
         inline_threshold = min(64 << 10, chunk_size // 2)
@@ -192,7 +192,7 @@ def fsck_command(ctx: click.Context, store: str, repair: bool, verify_data: bool
     Unreferenced blocks and leftovers of a crash are notices, not errors.
     Exit status: 0 clean, 1 errors repaired, 4 errors left.
     """
-    from vfsfuse.fsck import fsck_store
+    from vfsfuse.storage.fsck import fsck_store
 
     if not _is_store(store):
         raise KernelError("ENOENT", f"{store} is not a vfsfuse store (no meta.db)")
@@ -210,7 +210,7 @@ def fsck_command(ctx: click.Context, store: str, repair: bool, verify_data: bool
 
 
 def _print_fsck(store: str, result, verify_data: bool) -> None:
-    from vfsfuse.fsck import CLASSES
+    from vfsfuse.storage.fsck import CLASSES
 
     rep = result.before
     s = rep.scanned
@@ -274,7 +274,7 @@ def _info_text(target: Target) -> str:
         st = os.lstat(full)
         return f"path {target.path}\ninode {st.st_ino}\nsize {st.st_size}\n(not a regular file: no chunk map)\n"
 
-    from vfsfuse.inspectfs import chunk_map_text
+    from vfsfuse.inspect.inspectfs import chunk_map_text
 
     async def work(store):
         ino = store.metadata.resolve_path(target.path)
@@ -291,7 +291,7 @@ def _info_text(target: Target) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 def stat_command(target: str, as_json: bool) -> None:
     """Show store totals: inodes, logical and stored bytes, dedup ratio, blocks, versions."""
-    from vfsfuse.inspectfs import parse_kv
+    from vfsfuse.inspect.inspectfs import parse_kv
 
     t = resolve_target(target)
     if t.mount is not None:
@@ -340,7 +340,7 @@ def stats_table(stats: dict) -> str:
 @click.argument("target")
 def gc_command(target: str) -> None:
     """Delete blocks nothing references (STORE, or a mount via MOUNT/.vfs/control)."""
-    from vfsfuse.inspectfs import parse_kv
+    from vfsfuse.inspect.inspectfs import parse_kv
 
     t = resolve_target(target)
     if t.mount is not None:
@@ -437,7 +437,7 @@ def versions_restore(path: str, version: int) -> None:
 @click.option("--max-age", type=DURATION, help="Drop versions older than this (30s, 15m, 2h, 7d).")
 def versions_prune(path: str, keep: int | None, max_age: float | None) -> None:
     """Drop old versions of PATH (give exactly one of --keep / --max-age)."""
-    from vfsfuse.inspectfs import parse_policy
+    from vfsfuse.inspect.inspectfs import parse_policy
 
     if (keep is None) == (max_age is None):
         raise click.UsageError("give exactly one of --keep N or --max-age DURATION")
@@ -460,7 +460,7 @@ def dump_command(store: str, output) -> None:
     """Write the store's metadata as JSON (inodes, entries, symlinks, chunk maps, xattrs,
     versions, config).  Blocks are not included: copy STORE/blocks alongside.
     Works on a mounted store too (it reads one committed snapshot)."""
-    from vfsfuse.dumpload import dump_store
+    from vfsfuse.storage.dumpload import dump_store
 
     data = dump_store(store)
     json.dump(data, output, separators=(",", ":"))
@@ -478,7 +478,7 @@ def load_command(ctx: click.Context, store: str, source, allow_missing: bool) ->
     Put the blocks in STORE/blocks first: every referenced block is checked, and
     the load is refused if any is missing (exit status 4) unless --allow-missing.
     """
-    from vfsfuse.dumpload import load_store
+    from vfsfuse.storage.dumpload import load_store
 
     try:
         data = json.load(source)
@@ -507,9 +507,9 @@ def demo_command(keep: bool) -> None:
     """Make a small store in a temp dir, write a few files (one deduplicated),
     and show its totals and a chunk map."""
     from kernel.pathvfs import PathVFS
-    from vfsfuse.fsck import fsck_store
-    from vfsfuse.inspectfs import chunk_map_text
-    from vfsfuse.store import create_store, open_store
+    from vfsfuse.storage.fsck import fsck_store
+    from vfsfuse.inspect.inspectfs import chunk_map_text
+    from vfsfuse.storage.store import create_store, open_store
 
     tmp = tempfile.mkdtemp(prefix="vfsfuse-demo-")
     store_path = os.path.join(tmp, "store")

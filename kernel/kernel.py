@@ -66,7 +66,7 @@ class Kernel:
                  shm: FileSystem | None = None) -> None:
         """*mounts*: extra ``(path, fs, read_only)`` mounts made at boot.  *shm*: a writable
         memory filesystem to mount on ``/dev/shm`` (kernel/ never imports vfsfuse, so the
-        host passes one, e.g. ``vfsfuse.store.memory_vfs()``); without it ``/dev/shm`` is
+        host passes one, e.g. ``vfsfuse.storage.store.memory_vfs()``); without it ``/dev/shm`` is
         devfs's empty directory, where creating files fails with EPERM."""
         self.limits = limits or Limits()
         self.permissions = permissions if permissions is not None else Permissions.default()

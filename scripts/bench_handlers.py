@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyfuse3  # noqa: E402
 import trio  # noqa: E402
 
-from vfsfuse.daemon import Daemon, MountConfig  # noqa: E402
-from vfsfuse.fuse_adapter import FROM_FUSE, FuseAdapter  # noqa: E402
-from vfsfuse.store import create_store  # noqa: E402
+from vfsfuse.daemon.serve import Daemon, MountConfig  # noqa: E402
+from vfsfuse.daemon.fuse_adapter import FROM_FUSE, FuseAdapter  # noqa: E402
+from vfsfuse.storage.store import create_store  # noqa: E402
 
 
 @dataclass

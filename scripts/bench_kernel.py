@@ -29,7 +29,7 @@ TARGETS = {"open": 20_000, "spawn": 3_000, "pipe": 400, "proc": 2_000}
 
 
 def _root_fs():
-    from vfsfuse.store import memory_vfs
+    from vfsfuse.storage.store import memory_vfs
     return memory_vfs()
 
 

@@ -71,7 +71,7 @@ class OurMount:
         self.env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "runtime"))
         self.cache_size = cache_size
         self.extra = extra  # more `vfsfuse mount` options
-        from vfsfuse.store import create_store
+        from vfsfuse.storage.store import create_store
 
         self.store.mkdir()
         create_store(str(self.store))

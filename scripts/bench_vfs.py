@@ -29,8 +29,8 @@ import trio  # noqa: E402
 from blockstores import HostBlockStore  # noqa: E402
 from kernel.fs import ROOT_INO  # noqa: E402
 from kernel.pathvfs import PathVFS  # noqa: E402
-from vfsfuse.chunked import ChunkedVFS  # noqa: E402
-from vfsfuse.metadata import SqliteMetadataStore  # noqa: E402
+from vfsfuse.storage.chunked import ChunkedVFS  # noqa: E402
+from vfsfuse.storage.metadata import SqliteMetadataStore  # noqa: E402
 
 MiB = 1 << 20
 MB = 1_000_000

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cli.main import vfsfuse
 from kernel.errors import KernelError
 from kernel.pathvfs import PathVFS
-from vfsfuse.store import create_store, open_store
+from vfsfuse.storage.store import create_store, open_store
 
 VENV_BIN = os.path.dirname(sys.executable)
 SCRIPT = os.path.join(VENV_BIN, "vfsfuse")

@@ -14,9 +14,9 @@ import pyfuse3
 import trio
 
 from kernel.mounts import MountTable
-from vfsfuse.fuse_adapter import FuseAdapter
-from vfsfuse.inspectfs import InspectFS
-from vfsfuse.store import open_store
+from vfsfuse.daemon.fuse_adapter import FuseAdapter
+from vfsfuse.inspect.inspectfs import InspectFS
+from vfsfuse.storage.store import open_store
 
 
 async def main(store_path: str, mountpoint: str) -> None:

@@ -144,7 +144,7 @@ def test_demo_runs_and_shows_dedup_and_chunk_map():
 
 def test_offline_work_holds_the_store_lock(store):
     """While one offline command works on a store, no daemon (or second fsck) can take it."""
-    from vfsfuse.fsck import exclusive_store
+    from vfsfuse.storage.fsck import exclusive_store
 
     with exclusive_store(store):
         assert_one_line_error(script("fsck", store), "EBUSY")

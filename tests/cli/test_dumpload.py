@@ -8,7 +8,7 @@ import shutil
 
 import trio
 
-from vfsfuse.dumpload import dec, enc
+from vfsfuse.storage.dumpload import dec, enc
 
 from .conftest import TREE, assert_one_line_error, cli, read_tree, script
 

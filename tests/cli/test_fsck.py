@@ -180,7 +180,7 @@ def test_chunk_beyond_size_is_dropped(store):
 
 
 def test_text_report_lists_every_class(store):
-    from vfsfuse.fsck import CLASSES
+    from vfsfuse.storage.fsck import CLASSES
 
     res = script("fsck", store)
     for kind in CLASSES:

@@ -10,8 +10,8 @@ import xxhash
 from kernel.errors import KernelError
 from kernel.fs import Caller
 from kernel.pathvfs import PathVFS
-from vfsfuse.inspectfs import InspectFS, chunk_map_text, chunks_xattr, parse_kv
-from vfsfuse.store import memory_store
+from vfsfuse.inspect.inspectfs import InspectFS, chunk_map_text, chunks_xattr, parse_kv
+from vfsfuse.storage.store import memory_store
 
 CHUNK = 4096
 

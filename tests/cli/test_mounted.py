@@ -13,7 +13,7 @@ import time
 import pytest
 import xxhash
 
-from vfsfuse.inspectfs import parse_kv
+from vfsfuse.inspect.inspectfs import parse_kv
 
 from .conftest import TREE, script
 

@@ -9,7 +9,7 @@ import os
 import trio
 import xxhash
 
-from vfsfuse.inspectfs import parse_kv
+from vfsfuse.inspect.inspectfs import parse_kv
 
 from .conftest import CHUNK, TREE, cli, read_tree, script
 
@@ -76,7 +76,7 @@ def test_versions_offline(store):
 
     async def change(path):
         from kernel.pathvfs import PathVFS
-        from vfsfuse.store import open_store
+        from vfsfuse.storage.store import open_store
 
         s = open_store(path)
         await PathVFS(s.vfs).write_file("/hello.txt", b"changed\n")

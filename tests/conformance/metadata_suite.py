@@ -19,7 +19,7 @@ import time
 import pytest
 
 from kernel.errors import KernelError, has_code
-from vfsfuse.metadata.base import CHUNKED, INLINE, NOT_LOADED, ChunkRef
+from vfsfuse.storage.metadata.base import CHUNKED, INLINE, NOT_LOADED, ChunkRef
 
 ROOT = 1
 NOW = 1_700_000_000_123_456_789

@@ -18,7 +18,7 @@ from kernel.mounts import MountTable
 from kernel.pathvfs import PathVFS
 from kernel.process import Process, ProcessTable
 from kernel.pty import PtyRegistry
-from vfsfuse.store import memory_vfs
+from vfsfuse.storage.store import memory_vfs
 
 from .ksupport import boot_kernel
 

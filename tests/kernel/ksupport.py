@@ -15,7 +15,7 @@ import trio
 from kernel.kernel import Kernel
 from kernel.limits import Limits
 from kernel.permissions import Permissions
-from vfsfuse.store import memory_vfs
+from vfsfuse.storage.store import memory_vfs
 
 _names = itertools.count(1)
 

@@ -186,7 +186,7 @@ async def test_stdin_follows_to_proc(dev, table, vfs, procs):
 
 
 async def test_a_sized_shm_gives_enospc_to_the_writer_and_keeps_the_rest(dev, table, vfs):
-    from vfsfuse.store import shm_vfs
+    from vfsfuse.storage.store import shm_vfs
     await table.mount("/dev/shm", shm_vfs(256 << 10), fstype="tmpfs", source="tmpfs")
     await vfs.write_file("/dev/shm/small", os.urandom(100 << 10))
     await raises("ENOSPC", vfs.write_file("/dev/shm/big", os.urandom(4 << 20)))
@@ -199,7 +199,7 @@ async def test_a_sized_shm_gives_enospc_to_the_writer_and_keeps_the_rest(dev, ta
 
 
 async def test_shm_can_hold_a_memory_mount(dev, table, vfs):
-    from vfsfuse.store import memory_vfs
+    from vfsfuse.storage.store import memory_vfs
     await table.mount("/dev/shm", memory_vfs(), fstype="tmpfs", source="tmpfs")
     await vfs.write_file("/dev/shm/seg", b"shared")
     assert await vfs.read_file("/dev/shm/seg") == b"shared"

@@ -39,7 +39,7 @@ async def test_boot_layout(kernel):
 async def test_dev_shm_is_a_writable_memory_directory(nursery):
     """With a memory filesystem from the host, /dev/shm is a sticky world-writable tmpfs
     where any user may create files; without one, creating there fails cleanly."""
-    from vfsfuse.store import memory_vfs
+    from vfsfuse.storage.store import memory_vfs
 
     root, shm = memory_vfs(), memory_vfs()
     k = await boot_kernel(nursery, shm=shm, uid=1000, gid=1000)  # host-started programs: uid 1000
@@ -202,7 +202,7 @@ def test_bench_kernel_quick_smoke():
 
 async def test_killed_processes_release_their_files(kernel):
     """A process killed while holding files on a mount leaves no handle behind: unmount works."""
-    from vfsfuse.store import memory_vfs
+    from vfsfuse.storage.store import memory_vfs
     await kernel.mount("/mnt/x", memory_vfs())
 
     async def holder(ctx):

@@ -12,7 +12,7 @@ from kernel.fs import Caller, SetAttr
 from kernel.mounts import SHIFT, normalize
 from kernel.pathvfs import PathVFS
 from kernel.procfs import ProcFS
-from vfsfuse.store import memory_vfs
+from vfsfuse.storage.store import memory_vfs
 
 
 

@@ -358,7 +358,7 @@ async def test_no_host_leaks(tmp_path, procs):
     """Plant canaries (host name, host pid, the store's host path, host user) and grep
     every file and link of /proc for them."""
     from kernel.mounts import MountTable
-    from vfsfuse.store import create_store, open_store
+    from vfsfuse.storage.store import create_store, open_store
 
     create_store(str(tmp_path))
     store = open_store(str(tmp_path))
@@ -420,8 +420,8 @@ import os, sys, trio, pyfuse3
 from kernel.devfs import DevFS
 from kernel.mounts import MountTable
 from kernel.procfs import ProcConfig, ProcFS
-from vfsfuse.fuse_adapter import FuseAdapter
-from vfsfuse.store import memory_vfs
+from vfsfuse.daemon.fuse_adapter import FuseAdapter
+from vfsfuse.storage.store import memory_vfs
 from kernel.process import ProcessTable
 from tests.kernel.conftest import add_process, open_fd
 
@@ -531,7 +531,7 @@ def test_fuse_procps_tools(fuse_mnt):
 # ---- with the real kernel -------------------------------------------------------------------------
 async def test_real_kernel_processes(nursery):
     from kernel.kernel import Kernel
-    from vfsfuse.store import memory_vfs
+    from vfsfuse.storage.store import memory_vfs
 
     k = Kernel(memory_vfs(), hostname="box")
     await k.boot(nursery)

@@ -63,7 +63,7 @@ def sh(script: str, cwd: str | os.PathLike, *, user: int | None = None, umask: i
 
 
 def make_store(path: Path | str, **sizes: int) -> str:
-    from vfsfuse.store import create_store
+    from vfsfuse.storage.store import create_store
 
     os.makedirs(path, exist_ok=True)
     create_store(str(path), **sizes)

@@ -12,8 +12,8 @@ import sys
 import pyfuse3
 import trio
 
-from vfsfuse.fuse_adapter import FuseAdapter
-from vfsfuse.store import memory_store
+from vfsfuse.daemon.fuse_adapter import FuseAdapter
+from vfsfuse.storage.store import memory_store
 
 
 class Faulty:

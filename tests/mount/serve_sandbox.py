@@ -13,7 +13,7 @@ import sys
 import trio
 
 from kernel.errors import KernelError
-from vfsfuse.daemon import Daemon, MountConfig
+from vfsfuse.daemon.serve import Daemon, MountConfig
 
 
 class SandboxDaemon(Daemon):

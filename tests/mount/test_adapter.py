@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vfsfuse.cpu_wake import NO_CONSTRAINT_US
+from vfsfuse.daemon.tuning.cpu_wake import NO_CONSTRAINT_US
 
 from .conftest import mounted_here, sh
 

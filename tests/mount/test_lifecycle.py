@@ -167,7 +167,7 @@ def test_read_only_mount_of_a_fresh_store_writes_nothing(new_mount):
     names = set(os.listdir(m.path))
     assert names <= {"dev", "proc"}, names  # no /tmp, /bin stubs ... from the kernel's boot
     assert m.umount().returncode == 0
-    from vfsfuse.store import open_store
+    from vfsfuse.storage.store import open_store
 
     store = open_store(m.store)
     try:

@@ -18,7 +18,7 @@ def store(request, tmp_path):
 
 async def test_a_memory_store_with_a_capacity_is_a_small_disk():
     from kernel.errors import KernelError
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     store = MemoryBlockStore(capacity=1000)
     a, b = b"a" * 600, b"b" * 500

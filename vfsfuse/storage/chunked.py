@@ -32,12 +32,12 @@ from kernel.fs import (
     XATTR_REPLACE, Attr, Caller, DirEntry, SetAttr, StatFs, check_name,
 )
 
-from .blocks import BlockManager, block_key
-from .metadata.base import CHUNKED, INLINE, NOT_LOADED, InodeRecord, MetadataStore
-from .metadata_room import MetadataRoom
-from .writeback import DirtyChunk, WriteBackBuffer
+from vfsfuse.storage.blocks import BlockManager, block_key
+from vfsfuse.storage.metadata.base import CHUNKED, INLINE, NOT_LOADED, InodeRecord, MetadataStore
+from vfsfuse.storage.metadata_room import MetadataRoom
+from vfsfuse.storage.writeback import DirtyChunk, WriteBackBuffer
 
-log = logging.getLogger("vfsfuse.chunked")
+log = logging.getLogger("vfsfuse.storage.chunked")
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 DEFAULT_INLINE_THRESHOLD = 64 << 10
@@ -1145,7 +1145,7 @@ class ChunkedVFS:
         node = self._node(ino)
         if name == CHUNKS_XATTR and node.is_reg:
             await self.settle(ino)
-            from .inspectfs import chunks_xattr  # the same text as `vfsfuse info` and /.vfs/chunks
+            from vfsfuse.inspect.inspectfs import chunks_xattr  # the same text as `vfsfuse info` and /.vfs/chunks
 
             return chunks_xattr(self, ino)
         value = self.metadata.get_xattr(ino, name)

@@ -14,8 +14,8 @@ from blockstores import HostBlockStore, MemoryBlockStore
 from kernel.pathvfs import PathVFS
 from tests.conformance.vfs_suite import *  # noqa: F401,F403  (the suite's test functions)
 from tests.conformance.vfs_suite import VfsConfig, VfsEnv, expect_code, make_data
-from vfsfuse.chunked import ChunkedVFS
-from vfsfuse.metadata import MemoryMetadataStore, SqliteMetadataStore
+from vfsfuse.storage.chunked import ChunkedVFS
+from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
 
 SMALL = dict(inline_threshold=256, chunk_size=1024)
 DEFAULTS = dict(inline_threshold=64 << 10, chunk_size=4 << 20)
@@ -84,7 +84,7 @@ TINY_CACHE_CONFIGS = [
 def shm_config() -> VfsConfig:
     """The suite on the sandbox's /dev/shm filesystem: sized memory stores, nothing inline,
     64 KiB chunks, a small write-back buffer (store.shm_vfs)."""
-    from vfsfuse.store import shm_vfs
+    from vfsfuse.storage.store import shm_vfs
 
     @asynccontextmanager
     async def factory(tmp_path, versioning: bool = False):

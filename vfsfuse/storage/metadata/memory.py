@@ -18,7 +18,7 @@ from typing import Iterator
 from kernel.errors import KernelError
 from kernel.fs import ROOT_INO
 
-from .base import (
+from vfsfuse.storage.metadata.base import (
     CHUNKED,
     INLINE,
     INODE_FIELDS,

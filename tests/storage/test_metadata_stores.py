@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conformance.metadata_suite import *  # noqa: F401,F403  (the suite's test functions)
-from vfsfuse.metadata import MemoryMetadataStore, SqliteMetadataStore
+from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
 
 CONFIGS = ["memory", "memory+versioning", "sqlite-memory", "sqlite-memory+versioning",
            "sqlite-file"]

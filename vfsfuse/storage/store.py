@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from blockstores import HostBlockStore, MemoryBlockStore
 from kernel.errors import KernelError
 
-from .chunked import DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_THRESHOLD, ChunkedVFS
-from .metadata import MemoryMetadataStore, SqliteMetadataStore
+from vfsfuse.storage.chunked import DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_THRESHOLD, ChunkedVFS
+from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
 
 META_NAME = "meta.db"
 BLOCKS_NAME = "blocks"

@@ -1,6 +1,6 @@
 """Metadata stores: the contract (``base``), an in-memory and a SQLite implementation."""
 
-from .base import (
+from vfsfuse.storage.metadata.base import (
     CHUNKED,
     INLINE,
     INODE_FIELDS,
@@ -12,8 +12,8 @@ from .base import (
     StoreStats,
     VersionMeta,
 )
-from .memory import MemoryMetadataStore
-from .sqlite import SqliteMetadataStore
+from vfsfuse.storage.metadata.memory import MemoryMetadataStore
+from vfsfuse.storage.metadata.sqlite import SqliteMetadataStore
 
 __all__ = [
     "CHUNKED",

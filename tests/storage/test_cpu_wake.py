@@ -7,7 +7,7 @@ import struct
 import trio
 import trio.testing
 
-from vfsfuse.cpu_wake import NO_CONSTRAINT_US, CpuWakeLatency
+from vfsfuse.daemon.tuning.cpu_wake import NO_CONSTRAINT_US, CpuWakeLatency
 
 
 def _written(device) -> list[int]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from kernel.errors import KernelError
-from vfsfuse.metadata import MemoryMetadataStore, SqliteMetadataStore
+from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
 
 NAMES = st.sampled_from([b"a", b"b", b"c", b"d"])
 KEYS = st.sampled_from(["k0", "k1", "k2", "k3"])

@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from kernel.errors import KernelError
 from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller
 from kernel.pathvfs import PathVFS
-from vfsfuse.store import memory_vfs
+from vfsfuse.storage.store import memory_vfs
 
 CHUNK = 64
 NOBODY = 65534

@@ -27,10 +27,10 @@ import xxhash
 from blockstores.base import BlockStore
 from kernel.errors import KernelError
 
-from .metadata.base import MetadataStore
-from .metadata_room import MetadataRoom
+from vfsfuse.storage.metadata.base import MetadataStore
+from vfsfuse.storage.metadata_room import MetadataRoom
 
-log = logging.getLogger("vfsfuse.blocks")
+log = logging.getLogger("vfsfuse.storage.blocks")
 
 
 def block_key(data: bytes | bytearray | memoryview) -> str:

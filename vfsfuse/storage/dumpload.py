@@ -163,7 +163,7 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
     Every referenced block must already be in ``STORE/blocks``; if any is missing
     nothing is written (``report.loaded`` is False) unless *allow_missing*.
     """
-    from vfsfuse.fsck import exclusive_store
+    from vfsfuse.storage.fsck import exclusive_store
 
     progress = progress or (lambda phase, done, total: None)
     _check_dump(data)
@@ -193,7 +193,7 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
 
 def _load_locked(store_path: str, data: dict, refs: Counter, lengths: dict, report: LoadReport,
                  progress: ProgressFn) -> None:
-    from vfsfuse.store import create_store, is_store
+    from vfsfuse.storage.store import create_store, is_store
 
     config = data.get("config", {})
     if not is_store(store_path):

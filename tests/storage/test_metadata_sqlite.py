@@ -11,7 +11,7 @@ import apsw
 import pytest
 
 from kernel.errors import KernelError, has_code
-from vfsfuse.metadata import SqliteMetadataStore, schema
+from vfsfuse.storage.metadata import SqliteMetadataStore, schema
 
 NOW = 1_700_000_000_000_000_000
 REG = stat.S_IFREG | 0o644

@@ -14,7 +14,8 @@ from kernel.errors import KernelError
 from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller
 from kernel.pathvfs import PathVFS
 from tests.conformance.vfs_suite import expect_code
-from vfsfuse.store import memory_vfs
+from vfsfuse.storage.store import memory_vfs
+from tests.paths import REPO
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def linux_op(root: str, op: str, args: tuple):
     if op == "chown":
         return os.chown(P(args[0]), args[1], args[2])
     if op == "rename2":
-        from tests.test_vfs_differential import _renameat2
+        from tests.storage.test_vfs_differential import _renameat2
         return _renameat2(P(args[0]), P(args[1]), args[2])
     raise AssertionError(op)
 
@@ -548,7 +549,7 @@ def test_bench_vfs_quick_smoke(tmp_path):
     import subprocess
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "bench-vfs"
+    script = REPO / "scripts" / "bench-vfs"
     proc = subprocess.run([str(script), "--quick", "--dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

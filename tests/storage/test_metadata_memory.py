@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from kernel.errors import KernelError
-from vfsfuse.metadata import MemoryMetadataStore
+from vfsfuse.storage.metadata import MemoryMetadataStore
 
 NOW = 1_700_000_000_000_000_000
 REG = stat.S_IFREG | 0o644

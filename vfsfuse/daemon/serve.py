@@ -38,7 +38,7 @@ from typing import Callable
 
 from kernel.errors import KernelError
 
-log = logging.getLogger("vfsfuse.daemon")
+log = logging.getLogger("vfsfuse.daemon.serve")
 
 LOCK_NAME = "lock"
 LOG_NAME = "daemon.log"
@@ -132,7 +132,7 @@ def record_path(mountpoint: str) -> str:
 
 
 def store_run_dir(store: str) -> str:
-    from .store import RUN_NAME
+    from vfsfuse.storage.store import RUN_NAME
 
     return os.path.join(store, RUN_NAME)
 
@@ -289,7 +289,7 @@ class Daemon:
         """Everything that can fail before FUSE is mounted."""
         cfg = self.config
         if cfg.store is not None:
-            from .store import is_store
+            from vfsfuse.storage.store import is_store
 
             if not os.path.isdir(cfg.store):
                 raise KernelError("ENOENT", f"store {cfg.store} does not exist")
@@ -310,7 +310,7 @@ class Daemon:
         self._record_owned = True
 
     def _open_store(self):
-        from .store import memory_store, open_store
+        from vfsfuse.storage.store import memory_store, open_store
 
         cfg = self.config
         if cfg.memory:
@@ -321,7 +321,7 @@ class Daemon:
     def run(self) -> None:
         import trio
 
-        from .malloc_tuning import recycle_big_buffers
+        from vfsfuse.daemon.tuning.malloc_tuning import recycle_big_buffers
 
         recycle_big_buffers()
         try:
@@ -341,8 +341,8 @@ class Daemon:
         import pyfuse3
         import trio
 
-        from .fuse_adapter import FuseAdapter, count_requests
-        from .request_polling import fuse_device_fds
+        from vfsfuse.daemon.fuse_adapter import FuseAdapter, count_requests
+        from vfsfuse.daemon.tuning.request_polling import fuse_device_fds
 
         cfg = self.config
         self.store = self._open_store()
@@ -401,14 +401,14 @@ class Daemon:
 
     def _cpu_wake_latency(self):
         """Fast CPU wake-ups while requests flow (see cpu_wake), unless turned off."""
-        from .cpu_wake import CpuWakeLatency
+        from vfsfuse.daemon.tuning.cpu_wake import CpuWakeLatency
 
         return CpuWakeLatency() if self.config.fast_wakeups else None
 
     def _request_poller(self, module, new_fds: set[int], cpu_wake=None):
         """Poll the FUSE device briefly between requests and tell ``cpu_wake`` of each request
         (single worker only; see request_polling)."""
-        from .request_polling import RequestPoller
+        from vfsfuse.daemon.tuning.request_polling import RequestPoller
 
         spin = max(0, self.config.poll_us)
         if (spin == 0 and cpu_wake is None) or self.config.workers != 1 or len(new_fds) != 1:
@@ -422,7 +422,7 @@ class Daemon:
         """The FUSE main loop, in a task of its own: its workers inherit FROM_FUSE."""
         import pyfuse3
 
-        from .fuse_adapter import FROM_FUSE
+        from vfsfuse.daemon.fuse_adapter import FROM_FUSE
 
         FROM_FUSE.set(True)
         await pyfuse3.main(min_tasks=1, max_tasks=max(1, self.config.workers))
@@ -435,18 +435,18 @@ class Daemon:
             from kernel.kernel import Kernel  # lands with the processes layer
         except ImportError:
             return vfs
-        from .fuse_adapter import HostCacheInvalidator
+        from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
 
         # Sandbox processes change the store around FUSE: tell the host kernel's caches.
         self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of,
                                                 read_only=self.config.read_only)
-        from .store import shm_vfs
+        from vfsfuse.storage.store import shm_vfs
 
         # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
         kernel = Kernel(self.invalidator, shm=shm_vfs(self.config.shm_bytes))
         await kernel.boot(nursery)
         try:
-            from .inspectfs import InspectFS
+            from vfsfuse.inspect.inspectfs import InspectFS
         except ImportError:
             InspectFS = None
         if InspectFS is not None:

@@ -30,7 +30,7 @@ import logging
 import os
 import struct
 
-log = logging.getLogger("vfsfuse.cpu_wake")
+log = logging.getLogger("vfsfuse.daemon.tuning.cpu_wake")
 
 DEVICE = "/dev/cpu_dma_latency"
 # PM_QOS_CPU_LATENCY_DEFAULT_VALUE in the kernel: a request of this value constrains nothing.

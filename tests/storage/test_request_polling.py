@@ -7,7 +7,7 @@ import types
 
 import trio
 
-from vfsfuse.request_polling import RequestPoller, fuse_device_fds
+from vfsfuse.daemon.tuning.request_polling import RequestPoller, fuse_device_fds
 
 
 def _fake_pyfuse3(fd: int) -> types.SimpleNamespace:

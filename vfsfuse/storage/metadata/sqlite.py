@@ -25,8 +25,8 @@ import apsw
 from kernel.errors import KernelError
 from kernel.fs import ROOT_INO
 
-from . import schema
-from .base import (
+from vfsfuse.storage.metadata import schema
+from vfsfuse.storage.metadata.base import (
     INODE_FIELDS,
     NOT_LOADED,
     ChunkRef,

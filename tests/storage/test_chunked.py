@@ -18,10 +18,11 @@ import trio.testing
 from blockstores import HostBlockStore, MemoryBlockStore
 from kernel.errors import KernelError
 from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller, SetAttr
-from vfsfuse.blocks import block_key
-from vfsfuse.chunked import ChunkedVFS
-from vfsfuse.metadata import MemoryMetadataStore, SqliteMetadataStore
-from vfsfuse.store import create_store, open_store
+from vfsfuse.storage.blocks import block_key
+from vfsfuse.storage.chunked import ChunkedVFS
+from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
+from vfsfuse.storage.store import create_store, open_store
+from tests.paths import REPO
 
 CS = 4096
 INLINE = 256
@@ -468,7 +469,7 @@ CRASH_WRITER = textwrap.dedent(
     """
     import os, sys, trio
     sys.path.insert(0, {root!r})
-    from vfsfuse.store import open_store
+    from vfsfuse.storage.store import open_store
     async def main():
         st = open_store({store!r})
         vfs = st.vfs
@@ -512,7 +513,7 @@ def _check_consistent(store_path: str) -> tuple[int, set[str]]:
 async def test_kill_9_during_writes_leaves_a_consistent_store(tmp_path, delay):
     store = str(tmp_path / "s")
     create_store(store, chunk_size=4096, inline_threshold=256)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO)
     proc = subprocess.Popen([sys.executable, "-c", CRASH_WRITER.format(root=root, store=store)],
                             stdout=subprocess.PIPE, text=True)
     first = await trio.to_thread.run_sync(proc.stdout.readline)  # the writer is running
@@ -721,7 +722,7 @@ async def test_writes_to_a_full_store_fail_without_taking_more_memory(meta):
 async def test_a_sized_memory_filesystem_is_like_tmpfs():
     """shm_vfs: ENOSPC past its size, df shows the size and the inode limit, and the
     space comes back when files are removed."""
-    from vfsfuse.store import shm_vfs
+    from vfsfuse.storage.store import shm_vfs
 
     vfs = shm_vfs(1 << 20)
     async with vfs.running():

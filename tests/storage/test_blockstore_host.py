@@ -21,8 +21,8 @@ import blockstores.host as host_module
 from blockstores import HostBlockStore
 from kernel.errors import KernelError
 from tests.conformance.block_store_suite import INVALID_KEYS, expect_code, make_data
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
 
@@ -407,7 +407,7 @@ def test_big_blocks_bypass_the_page_cache_where_possible(tmp_path, monkeypatch, 
     and gets an ordinary write plus the early writeback hint).  Either way the block file holds
     exactly the bytes, named by their hash."""
     import blockstores.host as host
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     base = tmp_path if where == "disk" else Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
@@ -441,7 +441,7 @@ def test_big_blocks_bypass_the_page_cache_where_possible(tmp_path, monkeypatch, 
 
 def test_big_blocks_are_buffered_with_early_writeback_by_default(tmp_path, monkeypatch):
     import blockstores.host as host
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     hints: list[int] = []
     monkeypatch.setattr(host, "_start_writeback", lambda fd: hints.append(fd))
@@ -462,7 +462,7 @@ def test_a_filesystem_without_direct_io_gets_ordinary_writes(tmp_path, monkeypat
     import fcntl
 
     import blockstores.host as host
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     real_fcntl = fcntl.fcntl
 
@@ -507,7 +507,7 @@ def test_drop_behind_writes_big_blocks_out_of_the_page_cache(tmp_path, monkeypat
     drop_behind, stay cached.  The bytes are the same either way."""
     import blockstores.host as host
     from tests.pagecache import cached_pages
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     calls: list[bool] = []
     real = host._write_uncached
@@ -544,7 +544,7 @@ def test_block_writes_leave_room_for_metadata(tmp_path):
     """The metadata database shares the filesystem: block writes stop with ENOSPC while a
     little space is still free, so a commit can still record what exists."""
     from kernel.errors import KernelError
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -574,7 +574,7 @@ def test_block_writes_also_leave_what_the_vfs_asks_for(tmp_path):
     """The VFS asks block writes to leave the metadata WAL's size free as well (a checkpoint
     may copy that much into the database file)."""
     from kernel.errors import KernelError
-    from vfsfuse.blocks import block_key
+    from vfsfuse.storage.blocks import block_key
 
     disk = tmp_path / "disk"
     disk.mkdir()

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 # Run in a fresh interpreter: malloc settings are per process.  argv[1] "tuned" applies ours.
 # chunks(n) is what a write-heavy daemon does: n 4 MiB chunks filled from 1 MiB requests.
@@ -17,7 +18,7 @@ PRELUDE = textwrap.dedent("""
     import os, resource, sys, threading
     sys.path.insert(0, {root!r})
     if sys.argv[1] == "tuned":
-        from vfsfuse.malloc_tuning import recycle_big_buffers
+        from vfsfuse.daemon.tuning.malloc_tuning import recycle_big_buffers
         assert recycle_big_buffers()
     piece = os.urandom(1 << 20)
 
