@@ -942,6 +942,8 @@ class PosixRegex:
     group_offset: int = 0
     lines: bool = False
     _raw: Callable[..., object] | None = field(default=None, repr=False)
+    #: Set when the pattern is a plain byte string: searches use bytes.find.
+    literal: bytes | None = None
 
     # The primitive: one leftmost-longest search with optional anchoring.
     def _spans(self, data: bytes, pos: int, endpos: int | None, anchored: int) -> tuple[tuple[int, int], ...] | None:
@@ -952,6 +954,14 @@ class PosixRegex:
             pos = 0
         if pos > endpos:
             return None
+        lit = self.literal
+        if lit is not None:
+            if anchored == 0:
+                s = data.find(lit, pos, endpos)
+                return None if s < 0 else ((s, s + len(lit)),)
+            if not data.startswith(lit, pos, endpos) or (anchored == 2 and pos + len(lit) != endpos):
+                return None
+            return ((pos, pos + len(lit)),)
         off = self.group_offset
         if self.engine == "re2":
             text = data if endpos == n else memoryview(data)[:endpos]
@@ -1000,10 +1010,15 @@ class PosixRegex:
         (``echo abc | sed 's/b*/-/g'`` is ``-a-c-``); after an empty match the
         search resumes one byte later.
         """
+        for spans in self._iter_spans(data, pos, endpos):
+            yield Match(data, spans)
+
+    def _iter_spans(self, data: bytes, pos: int = 0, endpos: int | None = None) -> Iterator[tuple[tuple[int, int], ...]]:
         n = len(data) if endpos is None else min(endpos, len(data))
         prev_end = -1
+        find = self._spans
         while pos <= n:
-            spans = self._spans(data, pos, n, 0)
+            spans = find(data, pos, n, 0)
             if spans is None:
                 return
             s, e = spans[0]
@@ -1011,12 +1026,11 @@ class PosixRegex:
                 if s == prev_end:
                     pos = s + 1
                     continue
-                yield Match(data, spans)
                 pos = e + 1
             else:
-                yield Match(data, spans)
                 pos = e
             prev_end = e
+            yield spans
 
     def count(self, data: bytes) -> int:
         """Number of matches :meth:`finditer` would yield."""
@@ -1037,18 +1051,25 @@ class PosixRegex:
         """
         if isinstance(repl, (bytes, bytearray, str)):
             repl = parse_replacement(bytes(repl) if not isinstance(repl, str) else repl.encode(), self.groups)
+        lit = self.literal
+        if lit and isinstance(repl, Replacement) and all and nth == 1:
+            # Every match is the same bytes, so is every expansion: one bytes.replace.
+            done = data.count(lit)
+            if not done:
+                return data, 0
+            return data.replace(lit, repl.expand(Match(lit, ((0, len(lit)),) + ((-1, -1),) * self.groups))), done
         expand = repl.expand if isinstance(repl, Replacement) else repl
         out: list[bytes] = []
         last = 0
         done = 0
         k = 0
-        for m in self.finditer(data):
+        for spans in self._iter_spans(data):
             k += 1
             if k < nth:
                 continue
-            s, e = m.spans[0]
+            s, e = spans[0]
             out.append(data[last:s])
-            out.append(expand(m))
+            out.append(expand(Match(data, spans)))
             last = e
             done += 1
             if not all:
@@ -1153,6 +1174,9 @@ def _compile(
         parser = _Parser(pattern, extended, syntax, icase)
         tree = parser.parse()
         info = parser.info
+    literal = _literal_of(tree) if not (word or whole) else None
+    if literal and lines and b"\n" in literal:
+        literal = None
     use_re2 = not info.backrefs and info.max_repeat <= _RE2_MAX_REPEAT
     if use_re2:
         em = _Emitter(_Mode(lines, multiline, True))
@@ -1165,8 +1189,8 @@ def _compile(
                 pass  # e.g. too big for re2's memory budget: let the other engine try
             else:
                 return PosixRegex(
-                    pattern, extended, info.groups, "re2", text.encode("latin-1"), rx, timeout,
-                    group_offset=offset, lines=lines, _raw=rx._regexp.Match,
+                    pattern, extended, info.groups, "literal" if literal else "re2", text.encode("latin-1"),
+                    rx, timeout, group_offset=offset, lines=lines, _raw=rx._regexp.Match, literal=literal,
                 )
     em = _Emitter(_Mode(lines, multiline, False))
     body = em.emit(tree)
@@ -1179,6 +1203,17 @@ def _compile(
     except (_regex.error, OverflowError, RecursionError) as exc:
         raise _err(_E_SIZE) from exc
     return PosixRegex(pattern, extended, info.groups, "regex", text.encode("latin-1"), rx2, timeout, 0, lines)
+
+
+def _literal_of(tree: _Node) -> bytes | None:
+    """The bytes a group-free, anchor-free, single-choice pattern stands for, else None."""
+    items = tree.items if isinstance(tree, _Cat) else (tree,)
+    out = bytearray()
+    for it in items:
+        if not isinstance(it, _Set) or not it.mask or it.mask & (it.mask - 1):
+            return None
+        out.append(it.mask.bit_length() - 1)
+    return bytes(out) or None
 
 
 def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool, for_re2: bool) -> tuple[str, int]:

@@ -227,10 +227,10 @@ def test_nested_quantifier_is_linear_time() -> None:
     t0 = time.perf_counter()
     m = rx.search(data)
     elapsed = time.perf_counter() - t0
-    assert m is not None and m.span() == (len(data), len(data)) or m is None
+    assert m is None  # the b at the end: no run of a's reaches $
     assert elapsed < 1.0, f"(a+)+$ took {elapsed:.2f}s"
     t0 = time.perf_counter()
-    assert compile(b"\\(a*\\)*b").search(data).span() == (len(data) - 1, len(data))
+    assert compile(b"\\(a*\\)*b").search(data).span() == (0, len(data))
     assert time.perf_counter() - t0 < 1.0
 
 
@@ -361,7 +361,11 @@ def test_search_lines_bulk_agrees_with_per_line() -> None:
 
 
 def test_engine_choice_and_cache() -> None:
-    assert compile(b"abc").engine == "re2"
+    assert compile(b"abc").engine == "literal" and compile(b"abc").literal == b"abc"
+    assert compile(b"a.c").engine == "re2"
+    assert compile(b"a\\.c").literal == b"a.c"
+    assert compile(b"abc", icase=True).engine == "re2"
+    assert compile(b"abc", word=True).engine == "re2"
     assert compile(b"\\(a\\)\\1").engine == "regex"
     assert compile(b"a\\{1001\\}").engine == "regex"  # beyond re2's repeat limit
     assert compile(b"a.c") is compile(b"a.c")
@@ -406,6 +410,11 @@ def test_throughput_64mib_sed_and_grep(capsys) -> None:
     out, n = rx.sub(b"cat", data, all=True)
     figures["sed s/fox/cat/g (1 hit per line)"] = time.perf_counter() - t0
     assert n == data.count(b"\n") and len(out) == len(data)
+    rx = compile(b"f[aeiou]x", dialect="sed")
+    t0 = time.perf_counter()
+    out2, n = rx.sub(b"cat", data, all=True)
+    figures["sed s/f[aeiou]x/cat/g (1 hit per line)"] = time.perf_counter() - t0
+    assert n == data.count(b"\n") and out2 == out
     rx = compile(b"[[:digit:]]+9$", extended=True, lines=True)
     t0 = time.perf_counter()
     k = sum(1 for _ in rx.search_lines(data))
