@@ -56,7 +56,7 @@ def load_cases() -> list[Case]:
         parts = raw.split(b"\t")
         assert len(parts) in (2, 3), f"line {n}: want FLAGS<TAB>PATTERN<TAB>INPUT, got {raw!r}"
         flags = parts[0].decode()
-        assert flags[:1] in ("B", "E") and set(flags[1:]) <= set("iwxe"), f"line {n}: bad flags {flags!r}"
+        assert flags[:1] in ("B", "E") and set(flags[1:]) <= set("iwxeg"), f"line {n}: bad flags {flags!r}"
         text = parts[2] if len(parts) == 3 else b""
         if "e" in flags:
             text = codecs.escape_decode(text)[0]
@@ -66,6 +66,17 @@ def load_cases() -> list[Case]:
 
 def _q(b: bytes) -> bytes:
     return b"'" + b.replace(b"'", b"'\\''") + b"'"
+
+
+def sed_rhs(c: Case) -> bytes:
+    """``[&]``, or with flag g ``[&|\\1|...|\\N]`` to compare every group's span."""
+    if "g" not in c.flags:
+        return b"[&]"
+    try:
+        n = compile(c.pattern, extended=c.extended, dialect="sed").groups
+    except KernelError:
+        n = 0
+    return b"[&" + b"".join(b"|\\%d" % k for k in range(1, n + 1)) + b"]"
 
 
 def runs_sed(c: Case) -> bool:
@@ -88,7 +99,7 @@ def run_host(cases: list[Case], tmp: Path) -> dict[tuple[str, int], tuple[int, b
         script.append(b"printf '\\000@case grep %d\\n'" % c.line)
         script.append(b"grep %s -e %s < %s 2>&1; printf '\\000@rc %%d\\n' $?" % (opts, _q(c.pattern), _q(str(inp).encode())))
         if runs_sed(c):
-            prog = b"s\x01" + c.pattern + b"\x01[&]\x01g" + (b"I" if "i" in c.flags else b"") + b"p"
+            prog = b"s\x01" + c.pattern + b"\x01" + sed_rhs(c) + b"\x01g" + (b"I" if "i" in c.flags else b"") + b"p"
             script.append(b"printf '\\000@case sed %d\\n'" % c.line)
             script.append(
                 b"sed %s -n %s < %s 2>&1; printf '\\000@rc %%d\\n' $?"
@@ -142,7 +153,7 @@ def ours_sed(c: Case) -> tuple[str, object]:
     except KernelError as e:
         # These two errors make GNU sed read past the s command's delimiter.
         return "error", SED_PARSER_GAVE_UP if e.message in _SED_SWALLOWED else e.message
-    out, n = rx.sub(b"[&]", c.text, all=True)
+    out, n = rx.sub(sed_rhs(c), c.text, all=True)
     return "ok", (out + b"\n" if n else b"")
 
 
