@@ -654,9 +654,7 @@ async def _exists(opts: _GlobOptions, path: str) -> bool:
 
 
 def _join(prefix: str, name: str) -> str:
-    if not prefix:
-        return name
-    return prefix + name if prefix.endswith("/") else prefix + "/" + name
+    return prefix + name if prefix in ("", "/") else prefix + "/" + name
 
 
 def _count(opts: _GlobOptions, n: int = 1) -> None:
@@ -671,6 +669,8 @@ async def _walk(opts: _GlobOptions, prefix: str, parts: list[str], want_dir: boo
         return [prefix]
     comp, rest = parts[0], parts[1:]
     last = not rest
+    if comp == "":  # "a//b": bash keeps the doubled slash
+        return await _walk(opts, _join(prefix, ""), rest, want_dir)
     if opts.globstar and comp == "**":
         return await _globstar(opts, prefix, rest, want_dir)
     if not has_magic(comp, extglob=opts.extglob):
@@ -761,11 +761,14 @@ async def glob_expand(
     pattern after quote removal, or ``[]`` with *nullglob*.
     """
     opts = _GlobOptions(listdir, exists, dotglob, globstar, extglob, nocase, max_results)
-    want_dir = pattern.endswith("/") and not pattern.endswith("\\/")
+    want_dir = pattern.endswith("/")
     body = pattern.rstrip("/") if want_dir else pattern
     absolute = body.startswith("/")
-    parts = [c for c in body.split("/") if c != ""]
-    prefix = "/" if absolute else ""
+    # a quoted "/" still separates components: drop the backslash before it
+    parts = [c[:-1] if _odd_trailing_backslashes(c) else c for c in body.split("/")]
+    prefix = ""
+    if absolute:
+        prefix, parts = "/", parts[1:]
     if not has_magic(pattern, extglob=extglob):
         return [unescape(pattern)]
     results = await _walk(opts, prefix, parts, want_dir)

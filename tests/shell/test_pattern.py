@@ -213,7 +213,8 @@ GLOBS = [
     "*", "*.c", "?.c", "[ab]*", "[!a]*", ".*", "*/", "*/*.c", "d/*", "d/.*", "d/*/*", "*/*/*",
     "\\*", "star\\*", "\\[x\\]", "[[]x[]]", "x\\ y", "nomatch*", "d/nomatch*", "*/e.c", "d/sub",
     "missing/*", "d/sub/*/", "[[:upper:]]*", "a", "*.C", "d/**", "**", "**/", "**/*.c", "d/**/*.c",
-    "@(a|b.c)", "!(*.c)", "+([ab]).c", "*(?).c", "/", ".hd/*", "d/../d/*.txt",
+    "@(a|b.c)", "!(*.c)", "+([ab]).c", "*(?).c", "/", ".hd/*", "d/../d/*.txt", "d//*.c", "./*.c",
+    "d/sub/", "*/sub/*", "d\\/*", "[d]/[e]*", "*/.g", "*/[.]g", "d/*/deep/*",
 ]  # fmt: skip
 
 OPTION_SETS = ["", "dotglob", "nullglob", "globstar", "extglob", "nocaseglob", "dotglob globstar"]
