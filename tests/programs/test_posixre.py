@@ -87,6 +87,10 @@ def runs_expr(c: Case) -> bool:
     return c.flags == "B"
 
 
+def runs_bash(c: Case) -> bool:
+    return c.flags in ("E", "Eg")
+
+
 def run_host(cases: list[Case], tmp: Path) -> dict[tuple[str, int], tuple[int, bytes]]:
     """Run every case through the GNU tools in one bash; {(tool, line): (rc, output)}."""
     script = [b"export LC_ALL=C"]
@@ -108,6 +112,13 @@ def run_host(cases: list[Case], tmp: Path) -> dict[tuple[str, int], tuple[int, b
         if runs_expr(c):
             script.append(b"printf '\\000@case expr %d\\n'" % c.line)
             script.append(b"expr + %s : + %s 2>&1; printf '\\000@rc %%d\\n' $?" % (_q(c.text), _q(c.pattern)))
+    # bash's [[ =~ ]] is regcomp(REG_EXTENDED): the "posix" dialect.  Status 2
+    # means the pattern did not compile; on a match print every group.
+    script.append(b'm() { [[ $1 =~ $2 ]]; r=$?; [ $r = 0 ] && printf "%s|" "${BASH_REMATCH[@]}"; echo; return $r; }')
+    for c in cases:
+        if runs_bash(c):
+            script.append(b"printf '\\000@case bash %d\\n'" % c.line)
+            script.append(b"m %s %s 2>&1; printf '\\000@rc %%d\\n' $?" % (_q(c.text), _q(c.pattern)))
     (tmp / "run.sh").write_bytes(b"\n".join(script) + b"\n")
     out = subprocess.run(["bash", str(tmp / "run.sh")], capture_output=True, timeout=120).stdout
     results: dict[tuple[str, int], tuple[int, bytes]] = {}
@@ -188,6 +199,23 @@ def host_expr(rc: int, body: bytes) -> tuple[str, object]:
     return "ok", body
 
 
+def ours_bash(c: Case) -> tuple[str, object]:
+    try:
+        rx = compile(c.pattern, extended=True, dialect="posix")
+    except KernelError:
+        return "error", None
+    m = rx.search(c.text)
+    if m is None:
+        return "nomatch", None
+    return "match", b"".join((g or b"") + b"|" for g in (m.group(0),) + m.groups())
+
+
+def host_bash(rc: int, body: bytes) -> tuple[str, object]:
+    if rc == 2:
+        return "error", None
+    return ("match", body.removesuffix(b"\n")) if rc == 0 else ("nomatch", None)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Case], dict]:
     cases = load_cases()
@@ -201,15 +229,17 @@ def test_corpus_is_large_and_covers_errors(corpus) -> None:
     assert errors >= 30, "the corpus should exercise invalid patterns too"
     assert sum(1 for c in cases if runs_sed(c)) >= 250
     assert sum(1 for c in cases if runs_expr(c)) >= 150
+    assert sum(1 for c in cases if runs_bash(c)) >= 150
 
 
-@pytest.mark.parametrize("tool", ["grep", "sed", "expr"])
+@pytest.mark.parametrize("tool", ["grep", "sed", "expr", "bash"])
 def test_differential(corpus, tool: str) -> None:
     cases, host = corpus
     ours_fn, host_fn = {
         "grep": (ours_grep, host_grep),
         "sed": (ours_sed, host_sed),
         "expr": (ours_expr, host_expr),
+        "bash": (ours_bash, host_bash),
     }[tool]
     failures = []
     checked = 0
