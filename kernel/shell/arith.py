@@ -26,17 +26,18 @@ x86 does with the C shift bash performs).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Protocol
 
 __all__ = [
+    "MAX_NESTING",
+    "MAX_RECURSION",
     "ArithError",
     "ArithVars",
     "SimpleVars",
     "compile_arith",
     "evaluate",
-    "MAX_NESTING",
-    "MAX_RECURSION",
 ]
 
 _MIN = -(1 << 63)
@@ -347,8 +348,8 @@ class _Parser:
             while p < n and s[p] in _NUMCHARS:
                 p += 1
             value, reason = _strlong(s[start:p])
-            if reason is not None:
-                raise self.fail(reason)
+            if value is None:
+                raise self.fail(reason or "invalid number")
             self.value = value
             self.pos = p
             self.prev, self.kind = self.kind, _NUM
@@ -522,9 +523,9 @@ class _Parser:
             # (a)=1 is no assignment: a parenthesized name is no longer an lvalue
             return ("pos", inner) if inner[0] == "var" else inner
         if kind == _NUM:
-            node = ("num", self.value)
+            num: tuple = ("num", self.value)
             self.advance()
-            return node
+            return num
         if kind == _STR:
             var = self.var_node()
             self.advance()  # bash's peek: a lexing error here comes before the read
@@ -700,11 +701,17 @@ def _subscript(sub: str, ctx: ArithVars, name: str) -> int:
         _depth[0] -= 1
 
 
-def _index_fn(var: tuple) -> Callable[[ArithVars], str | int]:
+def _no_index(ctx: ArithVars) -> None:
+    return None
+
+
+def _index_fn(var: tuple) -> Callable[[ArithVars], Any]:
     """The index for an array element: literal key (assoc) or evaluated number."""
     _, name, sub, _expr, _pos = var
+    if sub is None:
+        return _no_index
 
-    def index(ctx: ArithVars) -> str | int:
+    def index(ctx: ArithVars) -> str | int | None:
         if ctx.is_assoc(name):
             return sub
         return _subscript(sub, ctx, name)
@@ -717,18 +724,18 @@ def _reader(var: tuple) -> tuple[Callable, Callable]:
     _, name, sub, expr, pos = var
     if sub is None:
 
-        def read(ctx: ArithVars, _idx: object) -> int:
+        def read(ctx: ArithVars, idx: Any) -> int:
             return _value_to_int(ctx.get(name), ctx, expr, pos)
 
-        def write(ctx: ArithVars, _idx: object, v: int) -> None:
+        def write(ctx: ArithVars, idx: Any, v: int) -> None:
             ctx.set(name, str(v))
 
     else:
 
-        def read(ctx: ArithVars, idx: object) -> int:
+        def read(ctx: ArithVars, idx: Any) -> int:
             return _value_to_int(ctx.get_index(name, idx), ctx, expr, pos)
 
-        def write(ctx: ArithVars, idx: object, v: int) -> None:
+        def write(ctx: ArithVars, idx: Any, v: int) -> None:
             ctx.set_index(name, idx, str(v))
 
     return read, write
@@ -824,7 +831,7 @@ def _compile(node: tuple) -> _Fn:
     if tag in ("pre", "post"):
         delta, var = node[1], node[2]
         read, write = _reader(var)
-        index = _index_fn(var) if var[2] is not None else (lambda ctx: None)
+        index = _index_fn(var)
         pre = tag == "pre"
 
         def incdec(ctx: ArithVars) -> int:
@@ -916,7 +923,7 @@ def _compile_assign(node: tuple) -> _Fn:
     _, op, var, rhs_node, tok = node
     rhs = _compile(rhs_node)
     read, write = _reader(var)
-    index = _index_fn(var) if var[2] is not None else (lambda ctx: None)
+    index = _index_fn(var)
     if op is None:
 
         def assign(ctx: ArithVars) -> int:

@@ -28,20 +28,21 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Literal
+from typing import Literal
 
 __all__ = [
     "GlobError",
     "Pattern",
     "compile_pattern",
-    "match",
+    "glob_expand",
     "has_magic",
-    "unescape",
+    "match",
     "remove_prefix",
     "remove_suffix",
     "replace",
-    "glob_expand",
+    "unescape",
 ]
 
 
@@ -132,8 +133,7 @@ def _parse_bracket(pat: str, i: int) -> tuple[tuple, int] | None:
 
 
 def _parse(pat: str, extglob: bool) -> list[tuple]:
-    items, i = _parse_seq(pat, 0, extglob, nested=False)
-    return items
+    return _parse_seq(pat, 0, extglob, nested=False)[0]
 
 
 def _parse_seq(pat: str, i: int, extglob: bool, nested: bool) -> tuple[list[tuple], int]:
@@ -372,7 +372,7 @@ class Pattern:
     dotglob: bool
     _longest: re.Pattern | None = field(default=None, repr=False)
     _shortest: re.Pattern | None = field(default=None, repr=False)
-    _reversed: "Pattern | None" = field(default=None, repr=False)
+    _reversed: Pattern | None = field(default=None, repr=False)
     _suffix: re.Pattern | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -395,7 +395,7 @@ class Pattern:
 
     def prefix(self, s: str, longest: bool, start: int = 0) -> int | None:
         """End of the shortest or longest match starting at *start*, or None."""
-        if self._longest is not None:
+        if self._longest is not None and self._shortest is not None:
             m = (self._longest if longest else self._shortest).match(s, start)
             return None if m is None else m.end()
         ends = self._ends(s, start)
@@ -415,7 +415,7 @@ class Pattern:
                 return i, ends.bit_length() - 1
         return None
 
-    def reversed(self) -> "Pattern":
+    def reversed(self) -> Pattern:
         """The pattern matching the reversed strings (for suffix operations)."""
         if self._reversed is None:
             self._reversed = Pattern(self.source, _reverse(self.items), self.nocase, False, True)
@@ -464,12 +464,10 @@ def has_magic(pat: str, *, extglob: bool = False) -> bool:
             continue
         if c in "*?":
             return True
+        if (c == "]" and bracket) or (extglob and c in "+@!" and pat[i + 1 : i + 2] == "("):
+            return True
         if c == "[":
             bracket = True
-        elif c == "]" and bracket:
-            return True
-        elif extglob and c in "+@!" and i + 1 < n and pat[i + 1] == "(":
-            return True
         i += 1
     return False
 
@@ -633,7 +631,7 @@ class _GlobOptions:
 async def _listdir(opts: _GlobOptions, path: str) -> list[str] | None:
     try:
         names = await opts.listdir(path or ".")
-    except Exception:  # the callback's own failure means "not readable" here
+    except Exception:  # noqa: BLE001 - any failure of the callback means "not readable"
         return None
     if names is None:
         return None
@@ -644,7 +642,7 @@ async def _exists(opts: _GlobOptions, path: str) -> bool:
     if opts.exists is not None:
         try:
             return bool(await opts.exists(path))
-        except Exception:
+        except Exception:  # noqa: BLE001 - as for listdir
             return False
     parent, _, name = path.rstrip("/").rpartition("/")
     if path.startswith("/") and not parent:

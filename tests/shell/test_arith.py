@@ -88,8 +88,10 @@ def bash_setup(case: Case) -> str:
 def run_bash(cases: list[Case]) -> list[Outcome]:
     # the dump's own loop variables must not be names the corpus uses
     parts = [
-        "dump() { for _dn in \"$@\"; do eval 'for _dk in \"${!'$_dn'[@]}\"; do "
-        "printf \"S:%s[%s]=%s\\n\" '$_dn' \"$_dk\" \"${'$_dn'[$_dk]}\"; done'; done; }"
+        (
+            "dump() { for _dn in \"$@\"; do eval 'for _dk in \"${!'$_dn'[@]}\"; do "
+            "printf \"S:%s[%s]=%s\\n\" '$_dn' \"$_dk\" \"${'$_dn'[$_dk]}\"; done'; done; }"
+        )
     ]
     for i, case in enumerate(cases):
         names = " ".join(names_of(case))
@@ -99,7 +101,7 @@ def run_bash(cases: list[Case]) -> list[Outcome]:
             f"e={shlex.quote(case.expr)}; r=$(($e)); echo \"R:$r\" ) 2>&1; echo '@@END'"
         )
     proc = subprocess.run(
-        ["bash", "-s"], executable=BASH, input="\n".join(parts), capture_output=True, text=True, timeout=60
+        ["bash", "-s"], check=False, executable=BASH, input="\n".join(parts), capture_output=True, text=True, timeout=60
     )
     outcomes: list[Outcome] = []
     current: list[str] | None = None

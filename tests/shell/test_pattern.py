@@ -55,7 +55,7 @@ def load_pairs() -> list[Pair]:
 
 def bash(script: str) -> str:
     proc = subprocess.run(
-        ["bash", "-s"], executable=BASH, input=script, capture_output=True, text=True, env=ENV, timeout=60
+        ["bash", "-s"], check=False, executable=BASH, input=script, capture_output=True, text=True, env=ENV, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
