@@ -405,15 +405,36 @@ class Pattern:
 
     def search(self, s: str, pos: int = 0) -> tuple[int, int] | None:
         """Leftmost match at or after *pos*, longest at that start (bash's ``${x/p/r}``)."""
+        return self.searcher(s)(pos)
+
+    def searcher(self, s: str) -> Callable[[int], tuple[int, int] | None]:
+        """``search`` on one string for many positions, sharing the work between calls."""
         if self._longest is not None:
-            m = self._longest.search(s, pos)
-            return None if m is None else m.span()
+            rx = self._longest
+
+            def find(pos: int) -> tuple[int, int] | None:
+                m = rx.search(s, pos)
+                return None if m is None else m.span()
+
+            return find
+        # Every start that begins some match, in one pass: run the reversed
+        # pattern from every end at once (sets of positions distribute over
+        # union), then turn reversed positions back into start offsets.
+        n = len(s)
+        rev = self.reversed()
+        back = _BitRun(s[::-1], self.nocase, False, True)
+        reached = back.seq(rev.items, back.all)
+        starts = int(format(reached, f"0{n + 1}b")[::-1], 2) if reached else 0
         run = _BitRun(s, self.nocase, self.pathname, self.dotglob)
-        for i in range(pos, len(s) + 1):
-            ends = run.seq(self.items, 1 << i)
-            if ends:
-                return i, ends.bit_length() - 1
-        return None
+
+        def find_ext(pos: int) -> tuple[int, int] | None:
+            later = starts >> pos
+            if not later:
+                return None
+            i = pos + (later & -later).bit_length() - 1
+            return i, run.seq(self.items, 1 << i).bit_length() - 1
+
+        return find_ext
 
     def reversed(self) -> Pattern:
         """The pattern matching the reversed strings (for suffix operations)."""
@@ -580,8 +601,9 @@ def replace(
         lead = "" if pat[0] == "*" and not (extglob and pat[1:2] == "(") else "*"
         if not compile_pattern(lead + pat + "*", extglob=extglob, nocase=nocase).fullmatch(s):
             return s
+    find = p.searcher(s)
     if mode == "first":
-        span = p.search(s)
+        span = find(0)
         if span is None or (span[0] == n and not at_end_ok):
             return s
         i, j = span
@@ -589,7 +611,7 @@ def replace(
     out: list[str] = []
     pos = 0
     while True:
-        span = p.search(s, pos)
+        span = find(pos)
         if span is None or (span[0] == n and not at_end_ok):
             break
         i, j = span

@@ -330,3 +330,13 @@ async def test_glob_absolute(tree):
 def test_module_exports():
     for name in P.__all__:
         assert hasattr(P, name)
+
+
+def test_extglob_replace_on_long_string_is_linear():
+    s = "a" * 10240
+    t0 = time.perf_counter()
+    assert replace(s, "+(a)b", "x", "all", extglob=True) == s
+    assert replace(s + "b", "+(a)b", "x", "all", extglob=True) == "x"
+    assert replace(s, "@(a)", "x", "all", extglob=True) == "x" * 10240
+    assert remove_suffix(s, "*(a)", False, extglob=True) == s
+    assert time.perf_counter() - t0 < 2.0
