@@ -944,6 +944,23 @@ class PosixRegex:
     _raw: Callable[..., object] | None = field(default=None, repr=False)
     #: Set when the pattern is a plain byte string: searches use bytes.find.
     literal: bytes | None = None
+    _exists: tuple[Callable[..., object], Callable[..., object]] | None = field(default=None, repr=False)
+
+    def _make_exists(self) -> tuple[Callable[..., object], Callable[..., object]]:
+        """Capture-free re2 matchers for :meth:`search_lines`: the pattern, and a run of lines holding it.
+
+        Without captures re2 answers from its DFA alone; the run pattern lets
+        one call cover many consecutive matching lines (dense grep output).
+        """
+        opts = _re2_options()
+        opts.never_capture = True
+        body = self.engine_pattern.decode("latin-1").removeprefix("(?m)")
+        run = "(?m)(?:^[^\\n]*(?:" + body + ")[^\\n]*(?:\\n|\\z))+"
+        self._exists = (
+            re2.compile(self.engine_pattern, opts)._regexp.Match,
+            re2.compile(run.encode("latin-1"), opts)._regexp.Match,
+        )
+        return self._exists
 
     # The primitive: one leftmost-longest search with optional anchoring.
     def _spans(self, data: bytes, pos: int, endpos: int | None, anchored: int) -> tuple[tuple[int, int], ...] | None:
@@ -1089,6 +1106,39 @@ class PosixRegex:
         if not self.lines:
             raise ValueError("search_lines needs a regex compiled with lines=True")
         n = len(data)
+        if self.engine in ("re2", "literal"):
+            # Only where a match starts matters: a capture-free copy lets re2
+            # answer from its DFA alone, and the loop avoids per-call wrappers.
+            raw, run = self._exists or self._make_exists()
+            unanchored, at_start = _ANCHORS[0], _ANCHORS[1]
+            find = data.find
+            rfind = data.rfind
+            after_last = -1  # start of the line after the last one yielded
+            lit = self.literal
+            while pos <= n:
+                s = find(lit, pos) if lit is not None else raw(unanchored, data, pos, n)[0][0]
+                if s < 0 or (s == n and (n == 0 or data[n - 1] == 10)):
+                    return
+                ls = rfind(b"\n", 0, s) + 1
+                if ls == after_last:
+                    # Two matching lines in a row: take the whole run of
+                    # matching lines in one anchored call, then split it.
+                    e = run(at_start, data, ls, n)[0][1]
+                    p = ls
+                    while p < e:
+                        q = find(b"\n", p, e)
+                        if q < 0:
+                            q = e
+                        yield p, q
+                        p = q + 1
+                    pos = after_last = p
+                    continue
+                le = find(b"\n", s)
+                if le < 0:
+                    le = n
+                yield ls, le
+                pos = after_last = le + 1
+            return
         while pos <= n:
             spans = self._spans(data, pos, n, 0)
             if spans is None:

@@ -401,6 +401,29 @@ def test_search_lines_bulk_agrees_with_per_line() -> None:
         list(compile(b"a").search_lines(b"a\n"))
 
 
+def test_search_lines_random_runs() -> None:
+    """The run-of-lines shortcut must pick exactly the lines a per-line search picks."""
+    import random
+
+    rnd = random.Random(7)
+    words = [b"ab", b"ba", b"a", b"", b"b b", b"xx", b"a_b", b"ab ab"]
+    pats = [
+        (b"a", {}), (b"^a", {}), (b"b$", {}), (b"a\\|x", {}), (b"\\<ab\\>", {}), (b"ab", {"word": True}),
+        (b"a", {"whole": True}), (b"^$", {}), (b"[^a]", {}), (b"b*", {}), (b"A", {"icase": True}),
+    ]
+    for trial in range(60):
+        lines = [rnd.choice(words) for _ in range(rnd.randrange(0, 12))]
+        data = b"\n".join(lines) + (b"\n" if lines and rnd.random() < 0.7 else b"")
+        per_line = data.split(b"\n")
+        if data.endswith(b"\n") or not data:
+            per_line = per_line[:-1]
+        for pat, kw in pats:
+            rx = compile(pat, lines=True, **kw)
+            want = [ln for ln in per_line if rx.search(ln) is not None]
+            got = [data[a:b] for a, b in rx.search_lines(data)]
+            assert got == want, (pat, kw, data)
+
+
 def test_engine_choice_and_cache() -> None:
     assert compile(b"abc").engine == "literal" and compile(b"abc").literal == b"abc"
     assert compile(b"a.c").engine == "re2"
