@@ -36,12 +36,12 @@ from .permissions import Permissions
 from .pipes import FifoTable, Pipe
 from .procfs import ProcFS
 from .process import (
-    INIT_PID, WEXITSTATUS, WIFEXITED, WTERMSIG, Process, ProcessTable, Program, ProgramRegistry,
+    INIT_PID, WEXITSTATUS, WIFEXITED, WTERMSIG, Process, ProcessTable,
     shell_code, status_exited, status_signaled,
 )
 from .pty import Pty, PtyRegistry
-from .syscalls import Ctx, ExecImage, ProcessExit
-from .testprogs import PROGRAMS as TEST_PROGRAMS
+from kernel.syscalls import Ctx, ExecImage, ProcessExit
+from .programs.registry import Program, ProgramRegistry
 
 log = logging.getLogger("vfsfuse.kernel")
 logging.getLogger("vfsfuse").addHandler(logging.NullHandler())
@@ -83,11 +83,7 @@ class Kernel:
         self.memory_budget = MemoryBudget(self.limits.max_generated_bytes)
         self.ptys = PtyRegistry(self.processes.kill_group, self.limits.pty_buffer, self.limits.max_canon,
                                 session_hangup=self._session_hangup)
-        if programs is None:
-            programs = ProgramRegistry()
-            for name, prog in TEST_PROGRAMS.items():
-                programs.register(name, prog)
-        self.programs = programs
+        self.programs = programs if programs is not None else ProgramRegistry()
         self.devfs: DevFS | None = None
         self.procfs: ProcFS | None = None
         self._extra_mounts = tuple(mounts)

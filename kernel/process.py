@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -90,39 +90,6 @@ def shell_code(status: int) -> int:
     if WIFSIGNALED(status):
         return 128 + WTERMSIG(status)
     return 128 + WSTOPSIG(status)
-
-
-Program = Callable[[Any], Awaitable[int | None]]
-
-
-class ProgramRegistry:
-    """Programs by name; ``/bin/<name>``, ``/usr/bin/<name>``, ``/sbin/<name>`` map to ``<name>``."""
-
-    SEARCH_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin")
-
-    def __init__(self) -> None:
-        self._programs: dict[str, Program] = {}
-
-    def register(self, name: str, program: Program) -> None:
-        if not name or "/" in name:
-            raise ValueError(f"bad program name {name!r}")
-        self._programs[name] = program
-
-    def names(self) -> list[str]:
-        return sorted(self._programs)
-
-    def resolve(self, command: str) -> tuple[str, Program]:
-        """(exe path, program) for a bare name or a path under a bin directory; ENOENT otherwise."""
-        if "/" not in command:
-            prog = self._programs.get(command)
-            if prog is not None:
-                return f"/bin/{command}", prog
-        else:
-            head, _, base = command.rpartition("/")
-            head = "/" + "/".join(p for p in head.split("/") if p and p != ".")
-            if head in self.SEARCH_DIRS and base in self._programs:
-                return f"{head}/{base}", self._programs[base]
-        raise KernelError("ENOENT", f"command not found: {command}")
 
 
 @dataclass(eq=False)

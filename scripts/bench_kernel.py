@@ -24,6 +24,7 @@ import trio  # noqa: E402
 from kernel.kernel import Kernel  # noqa: E402
 from kernel.process import WEXITSTATUS  # noqa: E402
 from kernel.syscalls import O_CLOEXEC, O_CREAT, O_WRONLY  # noqa: E402
+from kernel.programs.testprogs import test_registry  # noqa: E402
 
 TARGETS = {"open": 20_000, "spawn": 3_000, "pipe": 400, "proc": 2_000}
 
@@ -161,7 +162,7 @@ def bench_proc_fuse(n: int) -> str:
 async def main(quick: bool) -> None:
     scale = 0.05 if quick else 1.0
     async with trio.open_nursery() as nursery:
-        k = Kernel(_root_fs())
+        k = Kernel(_root_fs(), programs=test_registry())
         await k.boot(nursery)
         rate = await bench_open(k, max(200, int(50_000 * scale)))
         print(f"open+read+close 1 KiB: {rate:,.0f}/s (target >= {TARGETS['open']:,})")

@@ -47,8 +47,8 @@ __all__ = [
 class Node:
     """Base of every node: the source position of its first character (1-based)."""
 
-    line: int = field(default=0, kw_only=True, compare=False)
-    col: int = field(default=0, kw_only=True, compare=False)
+    line: int = field(default=0, kw_only=True, compare=False, repr=False)
+    col: int = field(default=0, kw_only=True, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------------------
@@ -60,6 +60,9 @@ class Word(Node):
     """One shell word as a sequence of parts; adjacent parts are concatenated."""
 
     parts: list["WordPart"] = field(default_factory=list)
+    #: For an argument of a declaration builtin (``declare a=(1 2)``,
+    #: ``local x=~/y``): the word parsed as an assignment, as bash does.
+    assign: "Assign | None" = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -129,6 +132,9 @@ class Param(Node):
 
     ``length`` marks ``${#x}``; ``indirect`` marks ``${!x…}`` indirection
     (not set for ``prefix*``/``keys``, which are different operations).
+    * ``bad`` — a ``${…}`` bash rejects when it runs (``${x!}``): ``arg`` is
+      the text between the braces; expanding it is a "bad substitution".
+
     ``braced`` tells ``${x}`` from ``$x`` (no semantic difference; kept for
     error messages and printing).
     """

@@ -15,6 +15,7 @@ import trio
 from kernel.kernel import Kernel
 from kernel.limits import Limits
 from kernel.permissions import Permissions
+from kernel.programs.testprogs import test_registry
 from vfsfuse.storage.store import memory_vfs
 
 _names = itertools.count(1)
@@ -22,6 +23,7 @@ _names = itertools.count(1)
 
 async def boot_kernel(nursery: trio.Nursery, *, limits: Limits | None = None,
                       permissions: Permissions | None = None, **kw: Any) -> Kernel:
+    kw.setdefault("programs", test_registry())
     k = Kernel(memory_vfs(), limits=limits, permissions=permissions, **kw)
     await k.boot(nursery)
     return k

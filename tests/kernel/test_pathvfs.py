@@ -547,7 +547,6 @@ async def test_caller_owns_what_it_creates_and_is_checked(vfs):
 
 def test_bench_vfs_quick_smoke(tmp_path):
     import subprocess
-    from pathlib import Path
 
     script = REPO / "scripts" / "bench-vfs"
     proc = subprocess.run([str(script), "--quick", "--dir", str(tmp_path)],

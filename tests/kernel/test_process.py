@@ -13,6 +13,7 @@ import trio
 from kernel import process as P
 from kernel.errors import KernelError
 from kernel.limits import Limits
+from kernel.programs.registry import ProgramRegistry
 
 from .ksupport import boot_kernel, register, run_program
 
@@ -73,7 +74,7 @@ def test_shell_code_of_signal_death():
 
 
 def test_registry_resolves_names_and_bin_paths():
-    reg = P.ProgramRegistry()
+    reg = ProgramRegistry()
 
     async def prog(ctx):
         return 0

@@ -531,9 +531,10 @@ def test_fuse_procps_tools(fuse_mnt):
 # ---- with the real kernel -------------------------------------------------------------------------
 async def test_real_kernel_processes(nursery):
     from kernel.kernel import Kernel
+    from kernel.programs.testprogs import test_registry
     from vfsfuse.storage.store import memory_vfs
 
-    k = Kernel(memory_vfs(), hostname="box")
+    k = Kernel(memory_vfs(), hostname="box", programs=test_registry())
     await k.boot(nursery)
     try:
         r = await k.run(["cat", "/proc/self/status"])

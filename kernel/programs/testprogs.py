@@ -1,9 +1,12 @@
-"""A handful of tiny programs every kernel has until the shell and its coreutils land:
-``true false echo cat sleep yes``.  They only use the syscall context (``ctx``)."""
+"""Tiny programs for the kernel's own tests and benchmarks: ``true false echo cat sleep yes``.
+
+Not registered in production (``standard_registry`` is); ``test_registry()`` gives them to a
+test kernel.  They only use the syscall context (``ctx``)."""
 
 from __future__ import annotations
 
-from .errors import KernelError
+from kernel.errors import KernelError
+from kernel.programs.registry import ProgramRegistry
 
 
 async def prog_true(ctx) -> int:
@@ -80,3 +83,8 @@ PROGRAMS = {
     "sleep": prog_sleep,
     "yes": prog_yes,
 }
+
+
+def test_registry() -> ProgramRegistry:
+    """A fresh registry holding the test programs (tests add their own inline programs to it)."""
+    return ProgramRegistry(PROGRAMS.items())

@@ -1,0 +1,164 @@
+"""Process calls: identity and environment, spawn, exec, wait, exit, kill, groups, sessions, sleep."""
+
+from __future__ import annotations
+
+import trio
+
+from kernel import signals as S
+from kernel.errors import KernelError
+from kernel.process import WNOHANG
+from kernel.syscalls._base import (
+    CtxBase,
+    ExecImage,
+    ProcessExit,
+)
+
+
+class ProcCalls(CtxBase):
+    """proc system calls (mixed into ``Ctx``)."""
+
+    # ---------------------------------------------------------------- identity, env
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def argv(self) -> list[str]:
+        return self.proc.argv
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return self.proc.env
+
+    def getenv(self, key: str, default: str | None = None) -> str | None:
+        return self.proc.env.get(key, default)
+
+    def setenv(self, key: str, value: str) -> None:
+        if not key or "=" in key:
+            raise KernelError("EINVAL", f"invalid environment name {key!r}")
+        self.proc.env[key] = value
+
+    def unsetenv(self, key: str) -> None:
+        self.proc.env.pop(key, None)
+
+    def getpid(self) -> int:
+        return self.proc.pid
+
+    def getppid(self) -> int:
+        return self.proc.ppid
+
+    def getuid(self) -> int:
+        return self.proc.uid
+
+    def getgid(self) -> int:
+        return self.proc.gid
+
+    def getpgid(self, pid: int = 0) -> int:
+        return (self.proc if pid in (0, self.proc.pid) else self._table.lookup(pid)).pgid
+
+    def getsid(self, pid: int = 0) -> int:
+        return (self.proc if pid in (0, self.proc.pid) else self._table.lookup(pid)).sid
+
+    def umask(self, mask: int | None = None) -> int:
+        old = self.proc.umask
+        if mask is not None:
+            self.proc.umask = mask & 0o777
+            self._caller.umask = self.proc.umask
+        return old
+
+    # ---------------------------------------------------------------- processes
+    async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
+                    stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
+                    fds: dict[int, int] | None = None, close_fds: bool = False,
+                    pgid: int | None = None, setsid: bool = False) -> int:
+        """posix_spawn: run program ``argv[0]`` as a child; returns its pid.
+
+        The child inherits every fd not marked close-on-exec (only 0-2 and *fds* with
+        *close_fds*); ``stdin``/``stdout``/``stderr`` and ``fds={child_fd: parent_fd}``
+        place parent fds in the child.  ``pgid=0`` puts the child in a new group of its
+        own, ``pgid=N`` into group N; ``setsid`` makes it a session leader.
+        """
+        await self._enter()
+        mapping = dict(fds or {})
+        for child_fd, parent_fd in ((0, stdin), (1, stdout), (2, stderr)):
+            if parent_fd is not None:
+                mapping[child_fd] = parent_fd
+        proc = self.kernel.spawn_process(
+            argv, parent=self.proc, env=dict(self.proc.env) if env is None else env,
+            cwd=self._abs(cwd) if cwd is not None else self.proc.cwd,
+            fd_map=mapping, close_fds=close_fds, pgid=pgid, setsid=setsid)
+        return proc.pid
+
+    async def waitpid(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
+        """(pid, wait status); (0, 0) with WNOHANG when nothing changed; ECHILD without children."""
+        await self._enter()
+        table = self._table
+        p = self.proc
+        while True:
+            res = table.try_wait(p, pid, options)
+            if res is not None:
+                return res
+            if options & WNOHANG:
+                return 0, 0
+            await self._wait(p.wait_lot.park)
+
+    async def execve(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Replace this process's program (same pid, fds minus close-on-exec, caught signals
+        reset to default); only returns by raising (ENOENT, EACCES) when *argv* cannot run."""
+        await self._enter()
+        if not argv:
+            raise KernelError("EINVAL", "empty argv")
+        exe, program = self.kernel.programs.resolve(argv[0])
+        self._perm.check_spawn(argv[0], tuple(argv[1:]), self.proc.cwd)
+        raise ExecImage(exe, program, list(argv), dict(self.proc.env if env is None else env))
+
+    def gethostname(self) -> str:
+        return self.kernel.hostname
+
+    async def sethostname(self, name: str) -> None:
+        if self.proc.uid != 0:
+            raise KernelError("EPERM", "only root may set the hostname")
+        if not name or len(name.encode()) > 64:
+            raise KernelError("EINVAL", "invalid hostname")
+        self.kernel.set_hostname(name)
+
+    async def alarm(self, seconds: float) -> int:
+        """alarm(2): SIGALRM after *seconds* (0 cancels); returns the old alarm's seconds left."""
+        return self.kernel.set_alarm(self.proc, seconds)
+
+    async def wait(self) -> tuple[int, int]:
+        return await self.waitpid(-1, 0)
+
+    def exit(self, code: int = 0) -> None:
+        """End the process with *code* (raises ProcessExit, which the kernel catches)."""
+        raise ProcessExit(code & 0xFF)
+
+    async def kill(self, pid: int, sig: int = S.SIGTERM) -> None:
+        self._table.kill(self.proc, pid, sig)
+        if self.proc.sig.pending or self.proc.state == "T" or self.proc.term_signal:
+            await self._enter()
+            if self.proc.term_signal:
+                await trio.lowlevel.checkpoint()
+
+    async def setpgid(self, pid: int = 0, pgid: int = 0) -> None:
+        self._table.setpgid(self.proc, pid, pgid)
+
+    async def setsid(self) -> int:
+        return self._table.setsid(self.proc)
+
+    async def sleep(self, seconds: float) -> None:
+        """nanosleep: EINTR when a handled signal arrives (never restarted)."""
+        await self._enter()
+        deadline = trio.current_time() + seconds
+        while trio.current_time() < deadline:
+            await self._wait(trio.sleep_until, deadline, restartable=False)
+
+    async def pause(self) -> None:
+        """Sleep until a signal handler runs; always ends with EINTR (or termination)."""
+        await self._enter()
+        while True:
+            await self._wait(trio.sleep_forever, restartable=False)
+
+    async def sched_yield(self) -> None:
+        await self._enter()
+        await trio.lowlevel.checkpoint()
