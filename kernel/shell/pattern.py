@@ -370,6 +370,7 @@ class Pattern:
     nocase: bool
     pathname: bool
     dotglob: bool
+    bitset: bool = field(init=False)  # True: extglob groups, matched by _BitRun
     _longest: re.Pattern | None = field(default=None, repr=False)
     _shortest: re.Pattern | None = field(default=None, repr=False)
     _reversed: Pattern | None = field(default=None, repr=False)
@@ -747,7 +748,6 @@ async def _globstar(opts: _GlobOptions, prefix: str, rest: list[str], want_dir: 
                 dirs.append(path)
             else:
                 files.append(path)
-            _count(opts, 0)
     if rest:
         out = []
         for d in dirs:
