@@ -3,7 +3,9 @@
 The text is parsed once into a small tree and compiled to a tree of closures;
 :func:`compile_arith` caches the result by source text because loops evaluate
 the same expression again and again.  Evaluation then costs a handful of Python
-calls (see ``tests/shell/test_arith.py`` for the measured figure).
+calls: ``x+i`` evaluates in about 1 us, and a whole ``x=$((x+i))`` loop step
+with the string conversions around it in about 2 us (measured by
+``tests/shell/test_arith.py::test_speed_of_a_loop_body``).
 
 Bash evaluates *while* it parses, and a few of its observable behaviours come
 from that; they are reproduced here on purpose:
