@@ -85,7 +85,8 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
     Runs a daemon in the background and returns once the mount is ready (or
     fails with the reason). Unmount with 'vfsfuse umount MOUNTPOINT'.
     """
-    from vfsfuse.daemon.serve import MountConfig, half_of_memory, serve_foreground, spawn
+    from vfsfuse.daemon.config import MountConfig
+    from vfsfuse.daemon.serve import half_of_memory, serve_foreground, spawn
 
     if memory_size is not None and not memory:
         raise click.UsageError("--size is for --memory mounts (a store's size is its disk's)")

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyfuse3  # noqa: E402
 import trio  # noqa: E402
 
-from vfsfuse.daemon.serve import Daemon, MountConfig  # noqa: E402
+from vfsfuse.daemon.config import MountConfig  # noqa: E402
+from vfsfuse.daemon.serve import Daemon  # noqa: E402
 from vfsfuse.daemon.fuse_adapter import FROM_FUSE, FuseAdapter  # noqa: E402
 from vfsfuse.storage.store import create_store  # noqa: E402
 

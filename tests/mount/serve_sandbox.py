@@ -13,7 +13,8 @@ import sys
 import trio
 
 from kernel.errors import KernelError
-from vfsfuse.daemon.serve import Daemon, MountConfig
+from vfsfuse.daemon.config import MountConfig
+from vfsfuse.daemon.serve import Daemon
 
 
 class SandboxDaemon(Daemon):

@@ -29,12 +29,19 @@ import time
 from typing import Any, Callable
 
 import pyfuse3
+import trio
 from pyfuse3 import FUSEError
 
 from kernel.errors import KernelError
-import trio
-
-from kernel.fs import ROOT_CALLER, ROOT_INO, UTIME_NOW, Attr, Caller, FileSystem, SetAttr
+from kernel.fs import (
+    ROOT_CALLER,
+    ROOT_INO,
+    UTIME_NOW,
+    Attr,
+    Caller,
+    FileSystem,
+    SetAttr,
+)
 
 log = logging.getLogger("vfsfuse.fuse")
 

@@ -23,240 +23,37 @@ cannot tell us a FUSE server's pid) and learn how its shutdown ended.
 from __future__ import annotations
 
 import errno
-import fcntl
-import hashlib
 import json
 import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from kernel.errors import KernelError
+from vfsfuse.daemon.config import (
+    LOG_NAME,
+    STATE_CLEAN,
+    STATE_FAILED,
+    STATE_RUNNING,
+    STATE_STOPPING,
+    DaemonRecord,
+    MountConfig,
+    record_path,
+    store_run_dir,
+)
+from vfsfuse.daemon.hostmount import (
+    check_mountpoint,
+    fusermount_unmount,
+    is_dead_mount,
+    is_vfsfuse_mount,
+    pid_alive,
+)
+from vfsfuse.daemon.lock import StoreLock
 
-log = logging.getLogger("vfsfuse.daemon.serve")
-
-LOCK_NAME = "lock"
-LOG_NAME = "daemon.log"
-STATE_STARTING = "starting"
-STATE_RUNNING = "running"
-STATE_STOPPING = "stopping"
-STATE_CLEAN = "clean"
-STATE_FAILED = "failed"
-
-
-@dataclass
-class MountConfig:
-    """Everything ``vfsfuse mount`` decides; the daemon needs nothing else."""
-
-    mountpoint: str
-    store: str | None = None  # None with memory=True
-    memory: bool = False
-    allow_other: bool = False
-    read_only: bool = False
-    cache_bytes: int = 64 << 20
-    log_level: str = "WARNING"
-    # Every change reaches the host's caches (its own requests, or HostCacheInvalidator for
-    # the sandbox's), so names and attributes can be cached long; /proc gets 0 regardless.
-    entry_timeout: float = 10.0
-    attr_timeout: float = 10.0
-    read_ahead_kb: int = 4096  # with 4 chunk-sized read-aheads in the daemon: cold reads +15%
-    writeback_cache: bool = True  # host page cache gathers small writes (see fuse_adapter.py)
-    workers: int = 1  # concurrent FUSE requests; each extra worker costs a lock hand-off per request
-    poll_us: int = 50  # poll /dev/fuse this long after a request before sleeping (0: never)
-    fast_wakeups: bool = True  # PM QoS: idle CPUs poll while many small requests flow (cpu_wake.py)
-    direct_io: bool = False  # write big blocks with O_DIRECT (around the host page cache)
-    shm_bytes: int = 64 << 20  # size of the sandbox's /dev/shm (a memory filesystem)
-    memory_bytes: int | None = None  # with memory=True: its size (None: unbounded)
-    # Big blocks leave the host page cache once on disk: the host caches the file above us.
-    drop_behind: bool = True
-    use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
-
-    def __post_init__(self) -> None:
-        self.mountpoint = os.path.abspath(self.mountpoint)
-        if self.store is not None:
-            self.store = os.path.abspath(self.store)
-
-
-@dataclass
-class DaemonRecord:
-    """What a running (or finished) daemon tells ``vfsfuse umount`` about itself."""
-
-    pid: int
-    mountpoint: str
-    store: str | None
-    state: str = STATE_STARTING
-    error: str = ""
-    log: str = ""
-    started_ns: int = field(default_factory=time.time_ns)
-
-    def save(self) -> None:
-        path = record_path(self.mountpoint)
-        tmp = f"{path}.{self.pid}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f)
-        os.replace(tmp, path)
-
-    @staticmethod
-    def load(mountpoint: str) -> "DaemonRecord | None":
-        try:
-            with open(record_path(mountpoint)) as f:
-                return DaemonRecord(**json.load(f))
-        except (OSError, ValueError, TypeError):
-            return None
-
-
-# ---------------------------------------------------------------------------- paths
-
-def runtime_dir() -> str:
-    """Where runtime records live: $VFSFUSE_RUNTIME_DIR, /run/vfsfuse (root), $XDG_RUNTIME_DIR, /tmp."""
-    d = os.environ.get("VFSFUSE_RUNTIME_DIR")
-    if not d:
-        if os.geteuid() == 0:
-            d = "/run/vfsfuse"
-        elif os.environ.get("XDG_RUNTIME_DIR"):
-            d = os.path.join(os.environ["XDG_RUNTIME_DIR"], "vfsfuse")
-        else:
-            d = f"/tmp/vfsfuse-{os.geteuid()}"
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    return d
-
-
-def record_path(mountpoint: str) -> str:
-    digest = hashlib.sha1(os.path.abspath(mountpoint).encode()).hexdigest()[:20]
-    return os.path.join(runtime_dir(), digest + ".json")
-
-
-def store_run_dir(store: str) -> str:
-    from vfsfuse.storage.store import RUN_NAME
-
-    return os.path.join(store, RUN_NAME)
-
-
-# ------------------------------------------------------------------- mount table
-
-def _unescape(field_: str) -> str:
-    return field_.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mount_fstype(mountpoint: str) -> str | None:
-    """The filesystem type mounted exactly at *mountpoint* (topmost), or None."""
-    mountpoint = os.path.abspath(mountpoint)
-    found = None
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                sep = parts.index("-")
-                if _unescape(parts[4]) == mountpoint:
-                    found = parts[sep + 1]
-    except OSError:
-        return None
-    return found
-
-
-def is_vfsfuse_mount(mountpoint: str) -> bool:
-    return mount_fstype(mountpoint) == "fuse.vfsfuse"
-
-
-def pid_alive(pid: int) -> bool:
-    """True if *pid* runs (a zombie counts as dead: our daemons are nobody's child)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def fusermount_unmount(mountpoint: str, lazy: bool = False) -> tuple[bool, str]:
-    """Detach a FUSE mount; returns (ok, stderr text)."""
-    args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + ["--", mountpoint]
-    try:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return False, str(err)
-    return p.returncode == 0, p.stderr.strip()
-
-
-# -------------------------------------------------------------------- store lock
-
-class StoreLock:
-    """``STORE/run/lock``: an flock held for the daemon's life, holding "pid mountpoint"."""
-
-    def __init__(self, run_dir: str) -> None:
-        self.path = os.path.join(run_dir, LOCK_NAME)
-        self.fd = -1
-        self.previous: tuple[int, str] | None = None  # (pid, mountpoint) of a stale holder
-
-    def acquire(self, mountpoint: str) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as err:
-            raise KernelError.from_os_error(err, f"cannot open lock file {self.path}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_lock(fd)
-            os.close(fd)
-            who = f"pid {holder[0]}" if holder else "another process"
-            where = f" on {holder[1]}" if holder and holder[1] else ""
-            raise KernelError("EBUSY", f"store is already mounted by {who}{where}") from None
-        self.previous = _read_lock(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {mountpoint}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            try:
-                os.ftruncate(self.fd, 0)
-            except OSError:
-                pass
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _read_lock(fd: int) -> tuple[int, str] | None:
-    try:
-        text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-        pid, _, mnt = text.partition(" ")
-        return int(pid), mnt
-    except (OSError, ValueError):
-        return None
-
-
-# ------------------------------------------------------------------ the daemon
-
-def check_mountpoint(mountpoint: str) -> None:
-    try:
-        st = os.stat(mountpoint)
-        if is_vfsfuse_mount(mountpoint):
-            os.statvfs(mountpoint)
-    except FileNotFoundError:
-        raise KernelError("ENOENT", f"mount point {mountpoint} does not exist") from None
-    except OSError as err:
-        if err.errno == errno.ENOTCONN:
-            raise KernelError("ENOTCONN", f"{mountpoint} holds a dead FUSE mount; "
-                              f"run 'fusermount3 -u -z {mountpoint}' first") from None
-        raise KernelError.from_os_error(err, f"mount point {mountpoint}") from None
-    import stat as _stat
-
-    if not _stat.S_ISDIR(st.st_mode):
-        raise KernelError("ENOTDIR", f"mount point {mountpoint} is not a directory")
-    if is_vfsfuse_mount(mountpoint):
-        raise KernelError("EBUSY", f"{mountpoint} is already a vfsfuse mount")
-
+log = logging.getLogger("vfsfuse.daemon")
 
 def fuse_options(config: MountConfig) -> set[str]:
     opts = {"default_permissions", "nodev", "nosuid", "fsname=vfsfuse", "subtype=vfsfuse"}
@@ -302,7 +99,7 @@ class Daemon:
             prev = self.lock.previous
             if prev and prev[0] != os.getpid():
                 log.warning("took over the stale lock of dead daemon pid %d", prev[0])
-                if prev[1] == cfg.mountpoint and is_vfsfuse_mount(cfg.mountpoint) and _is_dead_mount(cfg.mountpoint):
+                if prev[1] == cfg.mountpoint and is_vfsfuse_mount(cfg.mountpoint) and is_dead_mount(cfg.mountpoint):
                     ok, msg = fusermount_unmount(cfg.mountpoint, lazy=True)
                     log.warning("detached the dead mount left at %s: %s", cfg.mountpoint, "ok" if ok else msg)
         check_mountpoint(cfg.mountpoint)
@@ -428,34 +225,15 @@ class Daemon:
         await pyfuse3.main(min_tasks=1, max_tasks=max(1, self.config.workers))
 
     async def _build_fs(self, vfs, nursery):
-        """The filesystem to serve: the kernel's mount table when that layer exists, else the store."""
+        """The filesystem to serve: the sandbox kernel's mount table, or the bare store."""
         if not self.config.use_kernel:
             return vfs
-        try:
-            from kernel.kernel import Kernel  # lands with the processes layer
-        except ImportError:
-            return vfs
-        from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
+        from vfsfuse.daemon.sandbox import boot_sandbox
 
-        # Sandbox processes change the store around FUSE: tell the host kernel's caches.
-        self.invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of,
-                                                read_only=self.config.read_only)
-        from vfsfuse.storage.store import shm_vfs
-
-        # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
-        kernel = Kernel(self.invalidator, shm=shm_vfs(self.config.shm_bytes))
-        await kernel.boot(nursery)
-        try:
-            from vfsfuse.inspect.inspectfs import InspectFS
-        except ImportError:
-            InspectFS = None
-        if InspectFS is not None:
-            # InspectFS refuses every change itself except writes to its control file
-            # (issue 3: "echo gc > .vfs/control"), so the mount table must let writes through.
-            await kernel.mount_table.mount("/.vfs", InspectFS(self.invalidator), read_only=False, hidden=True,
-                                           fstype="vfsinspect", source="vfs")
-        self.kernel = kernel
-        return kernel.mount_table
+        sandbox = await boot_sandbox(vfs, nursery, read_only=self.config.read_only,
+                                     shm_bytes=self.config.shm_bytes)
+        self.kernel, self.invalidator = sandbox.kernel, sandbox.invalidator
+        return sandbox.mount_table
 
     async def _after_mount(self) -> None:
         """Confirm the mount answers, tune read-ahead, then report ready."""
@@ -533,14 +311,6 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def _is_dead_mount(path: str) -> bool:
-    try:
-        os.statvfs(path)  # always reaches the server (stat may be answered from the attr cache)
-    except OSError as err:
-        return err.errno == errno.ENOTCONN
-    return False
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -1,0 +1,44 @@
+"""Boots the sandbox kernel for the daemon: the kernel over the store, its `/dev`, `/proc`,
+`/dev/shm`, and the hidden `/.vfs` inspection tree, with the host cache invalidator between the
+kernel and the store (sandbox processes change the store around FUSE, so the host kernel's
+caches must be told).  The control socket for shells will live beside this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from kernel.kernel import Kernel
+from kernel.mounts import MountTable
+from kernel.programs.standard import standard_registry
+from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
+from vfsfuse.inspect.inspectfs import InspectFS
+from vfsfuse.storage.chunked import ChunkedVFS
+from vfsfuse.storage.store import shm_vfs
+
+
+@dataclass
+class Sandbox:
+    """What the daemon serves when the kernel runs: its mount table, and the pieces it must stop."""
+
+    kernel: Kernel
+    invalidator: HostCacheInvalidator
+
+    @property
+    def mount_table(self) -> MountTable:
+        return self.kernel.mount_table
+
+
+async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: bool,
+                       shm_bytes: int) -> Sandbox:
+    """Boot the kernel over *vfs* in *nursery* and mount ``/.vfs``."""
+    invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of, read_only=read_only)
+    # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
+    kernel = Kernel(invalidator, shm=shm_vfs(shm_bytes), programs=standard_registry())
+    await kernel.boot(nursery)
+    # InspectFS refuses every change itself except writes to its control file
+    # ("echo gc > .vfs/control"), so the mount table must let writes through.
+    await kernel.mount_table.mount("/.vfs", InspectFS(invalidator), read_only=False, hidden=True,
+                                   fstype="vfsinspect", source="vfs")
+    return Sandbox(kernel, invalidator)
