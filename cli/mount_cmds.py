@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from cli.app import vfsfuse
 from cli.params import SIZE
 
 MOUNT_EPILOG = """\b
@@ -42,7 +43,7 @@ Exit codes:
        EIO       the daemon did not shut down cleanly (see its log)
 """
 
-@click.command("mount", epilog=MOUNT_EPILOG)
+@vfsfuse.command("mount", epilog=MOUNT_EPILOG)
 @click.argument("paths", nargs=-1, required=True, metavar="STORE MOUNTPOINT")
 @click.option("--foreground", "-f", is_flag=True, help="Serve in this process (for systemd and tests).")
 @click.option("--allow-other", is_flag=True,
@@ -117,7 +118,7 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
         spawn(config)
 
 
-@click.command("umount", epilog=UMOUNT_EPILOG)
+@vfsfuse.command("umount", epilog=UMOUNT_EPILOG)
 @click.argument("mountpoint")
 @click.option("--timeout", default=300.0, show_default=True, type=float,
               help="Seconds to wait for the daemon to flush and exit.")

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 import click
 import trio
 
-from cli.main import EXIT_OK, EXIT_PROBLEMS, EXIT_REPAIRED, CliError
+from cli.app import EXIT_OK, EXIT_PROBLEMS, EXIT_REPAIRED, CliError, vfsfuse
 from cli.params import DURATION, SIZE, human
 from cli.progress import progress
 from kernel.errors import KernelError
@@ -146,7 +146,7 @@ def _read_text(path: str) -> str:
 # -- mkfs ------------------------------------------------------------------------------------------
 
 
-@click.command("mkfs")
+@vfsfuse.command("mkfs")
 @click.argument("store", type=click.Path(file_okay=False))
 @click.option("--chunk-size", type=SIZE, default="4M", show_default=True,
               help="Chunk size: a power of two from 4K to 64M (fixed for the store's life).")
@@ -172,7 +172,7 @@ def mkfs_command(store: str, chunk_size: int, inline_threshold: int | None, forc
 # -- fsck ------------------------------------------------------------------------------------------
 
 
-@click.command("fsck")
+@vfsfuse.command("fsck")
 @click.argument("store", type=click.Path(file_okay=False))
 @click.option("--repair", is_flag=True, help="Fix what can be fixed without losing data.")
 @click.option("--verify-data", is_flag=True, help="Re-hash every block file (xxh3-128 must equal its name).")
@@ -242,7 +242,7 @@ def _print_fsck(store: str, result, verify_data: bool) -> None:
 # -- info ------------------------------------------------------------------------------------------
 
 
-@click.command("info")
+@vfsfuse.command("info")
 @click.argument("paths", nargs=-1, required=True)
 def info_command(paths: tuple[str, ...]) -> None:
     """Show inode, size, storage mode and chunk map of files.
@@ -286,7 +286,7 @@ def _info_text(target: Target) -> str:
 # -- stat ------------------------------------------------------------------------------------------
 
 
-@click.command("stat")
+@vfsfuse.command("stat")
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 def stat_command(target: str, as_json: bool) -> None:
@@ -336,7 +336,7 @@ def stats_table(stats: dict) -> str:
 # -- gc --------------------------------------------------------------------------------------------
 
 
-@click.command("gc")
+@vfsfuse.command("gc")
 @click.argument("target")
 def gc_command(target: str) -> None:
     """Delete blocks nothing references (STORE, or a mount via MOUNT/.vfs/control)."""
@@ -358,7 +358,7 @@ def gc_command(target: str) -> None:
 # -- versions --------------------------------------------------------------------------------------
 
 
-@click.group("versions")
+@vfsfuse.group("versions")
 def versions_group() -> None:
     """Per-file versions: list, create, restore, prune.
 
@@ -453,7 +453,7 @@ def versions_prune(path: str, keep: int | None, max_age: float | None) -> None:
 # -- dump / load -----------------------------------------------------------------------------------
 
 
-@click.command("dump")
+@vfsfuse.command("dump")
 @click.argument("store", type=click.Path(file_okay=False))
 @click.option("-o", "--output", type=click.File("w"), default="-", help="Write here instead of stdout.")
 def dump_command(store: str, output) -> None:
@@ -467,7 +467,7 @@ def dump_command(store: str, output) -> None:
     output.write("\n")
 
 
-@click.command("load")
+@vfsfuse.command("load")
 @click.argument("store", type=click.Path(file_okay=False))
 @click.option("-i", "--input", "source", type=click.File("r"), default="-", help="Read here instead of stdin.")
 @click.option("--allow-missing", is_flag=True, help="Load even if referenced blocks are missing.")
@@ -501,7 +501,7 @@ def load_command(ctx: click.Context, store: str, source, allow_missing: bool) ->
 # -- demo ------------------------------------------------------------------------------------------
 
 
-@click.command("demo")
+@vfsfuse.command("demo")
 @click.option("--keep", is_flag=True, help="Keep the demo store instead of deleting it.")
 def demo_command(keep: bool) -> None:
     """Make a small store in a temp dir, write a few files (one deduplicated),
@@ -557,6 +557,3 @@ def demo_command(keep: bool) -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-
-COMMANDS = [mkfs_command, fsck_command, info_command, stat_command, gc_command, versions_group,
-            dump_command, load_command, demo_command]
