@@ -195,11 +195,14 @@ class _Syntax:
     colon_check: bool
     #: ``[z-a]`` is an error (else an empty range: expr).
     no_empty_ranges: bool = True
+    #: Repetition of nothing (ERE) or of an anchor other than BRE ``^`` follows
+    #: GNU dfa, which decides which lines grep selects.
+    dfa_dups: bool = False
 
 
 _SYNTAX: dict[tuple[str, bool], _Syntax] = {
-    ("grep", False): _Syntax(False, False, True, True, False, True),
-    ("grep", True): _Syntax(False, False, True, True, False, True),
+    ("grep", False): _Syntax(False, False, True, True, False, True, dfa_dups=True),
+    ("grep", True): _Syntax(False, False, True, True, False, True, dfa_dups=True),
     ("expr", False): _Syntax(False, False, True, True, False, False, False),
     ("expr", True): _Syntax(True, False, False, True, False, False, False),
     ("sed", False): _Syntax(True, True, False, False, True, True),
@@ -263,6 +266,9 @@ class _Parser:
         self.depth = 0
         self.at_start = True  # the next token begins a branch (for BRE ``^``)
         self.literal_at = -1  # a ``{`` here is literal (grep's invalid interval)
+        self.literal_at_paren = -1  # a ``)`` here is literal (see glibc_paren_rule)
+        # dfa's "laststart": only anchors so far in this branch (BRE: ``\<*`` has a literal ``*``).
+        self.laststart = True
 
     # -- lexer -------------------------------------------------------------
     def peek(self) -> tuple[int, int, int]:
@@ -272,7 +278,7 @@ class _Parser:
             return (_T_END, 0, 0)
         c = p[i]
         ere = self.ere
-        if i == self.literal_at:
+        if i == self.literal_at or i == self.literal_at_paren:
             return (_T_CHAR, c, 1)
         if c == 0x5C:  # backslash
             if i + 1 >= n:
@@ -344,6 +350,8 @@ class _Parser:
     def advance(self, tok: tuple[int, int, int]) -> None:
         self.i += tok[2]
         self.at_start = tok[0] in (_T_OPEN, _T_ALT)
+        if self.at_start:
+            self.laststart = True
 
     # -- grammar -----------------------------------------------------------
     def parse(self) -> _Node:
@@ -419,14 +427,26 @@ class _Parser:
             tree = _Backref(val)
         elif kind == _T_ANCHOR:
             # glibc: an anchor is never repeated; a following ``*`` starts anew.
+            # grep -E decides which lines match with GNU dfa, which does repeat
+            # it: ``^*`` may match without the anchor.
             self.advance(tok)
+            if self.syn.dfa_dups and (self.ere or not self.laststart):
+                if self.ere and self.peek()[0] in _DUP_TOKENS:
+                    self.glibc_paren_rule()
+                skipped, optional = self.skip_dups()
+                if skipped:
+                    return None if optional else _Anchor(_ANCHOR_NAMES[val])
             return _Anchor(_ANCHOR_NAMES[val])
         elif kind in _DUP_TOKENS:
             # Nothing to repeat.
             if self.ere:
                 if self.syn.invalid_ops:
                     raise _err(_E_BADRPT)
-                self.advance((kind, 0, 1))  # grep skips just this one token
+                if self.syn.dfa_dups:
+                    self.glibc_paren_rule()
+                    self.skip_dups()  # dfa: a repeated empty expression
+                    return None
+                self.advance((kind, 0, 1))  # glibc skips just this one token
                 self.at_start = False
                 return None
             if kind == _T_BRACE and self.syn.invalid_dup:
@@ -463,7 +483,51 @@ class _Parser:
                     raise _err(_E_BADRPT)
             self.info.max_repeat = max(self.info.max_repeat, lo, hi or 0)
             tree = _Repeat(tree, lo, hi)
+        self.laststart = False
         return tree
+
+    def skip_dups(self) -> tuple[bool, bool]:
+        """Consume repetition operators applied to nothing (or to an anchor), as GNU dfa does.
+
+        Returns (any consumed, one of them allows zero repetitions, making
+        what it repeats optional).  A ``{`` that starts no valid interval is
+        left as a literal, as dfa reads it.
+        """
+        optional = skipped = False
+        while True:
+            tok = self.peek()
+            kind = tok[0]
+            if kind not in _DUP_TOKENS:
+                return skipped, optional
+            start = self.i
+            self.advance(tok)
+            self.at_start = False
+            if kind in (_T_STAR, _T_QMARK):
+                optional = True
+            elif kind == _T_BRACE:
+                try:
+                    got = self.interval()
+                except KernelError:
+                    got = None
+                if got is None:
+                    self.i = self.literal_at = start
+                    return skipped, optional
+                optional = optional or got[0] == 0
+            skipped = True
+
+    def glibc_paren_rule(self) -> None:
+        """glibc skips a leading operator one byte at a time and then reads a ``)`` as a literal.
+
+        So ``(*)`` and ``({)`` are "Unmatched ( or \\(" in grep -E, while
+        ``({2})`` is fine.  Called at the operator, before dfa's reading.
+        """
+        if not self.syn.rparen_literal:
+            return
+        j = self.i
+        while j < self.n and self.p[j] in b"*+?{":
+            j += 1
+        if j < self.n and self.p[j] == 0x29:
+            self.literal_at_paren = j
 
     def char(self, c: int) -> _Set:
         m = 1 << c
@@ -944,6 +1008,7 @@ class PosixRegex:
     _raw: Callable[..., object] | None = field(default=None, repr=False)
     #: Set when the pattern is a plain byte string: searches use bytes.find.
     literal: bytes | None = None
+    _after_nonword: Callable[..., object] | None = field(default=None, repr=False)
     _exists: tuple[Callable[..., object], Callable[..., object]] | None = field(default=None, repr=False)
 
     def _make_exists(self) -> tuple[Callable[..., object], Callable[..., object]]:
@@ -982,6 +1047,13 @@ class PosixRegex:
         off = self.group_offset
         if self.engine == "re2":
             text = data if endpos == n else memoryview(data)[:endpos]
+            if off and pos > 0 and anchored == 0:
+                c = data[pos - 1]
+                if not (_WORD >> c) & 1 and not (self.lines and c == 10):
+                    # grep -w: a word may begin right at pos, bounded by the byte before.
+                    spans = self._after_nonword(_ANCHORS[1], text, pos - 1, endpos)  # type: ignore[misc]
+                    if spans[0][0] >= 0:
+                        return (spans[1],) + tuple(spans[2:])
             spans = self._raw(_ANCHORS[anchored], text, pos, endpos)  # type: ignore[misc]
             if spans[0][0] < 0:
                 return None
@@ -1232,19 +1304,21 @@ def _compile(
         em = _Emitter(_Mode(lines, multiline, True))
         body = em.emit(tree)
         if not em.needs_lookaround:
-            text, offset = _wrap(body, lines, multiline, word, whole, True)
+            text, offset, after_nonword = _wrap(body, lines, multiline, word, whole, True)
             try:
                 rx = re2.compile(text.encode("latin-1"), _re2_options())
+                rx_after = after_nonword and re2.compile(after_nonword.encode("latin-1"), _re2_options())
             except re2.error:
                 pass  # e.g. too big for re2's memory budget: let the other engine try
             else:
                 return PosixRegex(
                     pattern, extended, info.groups, "literal" if literal else "re2", text.encode("latin-1"),
                     rx, timeout, group_offset=offset, lines=lines, _raw=rx._regexp.Match, literal=literal,
+                    _after_nonword=rx_after._regexp.Match if rx_after else None,
                 )
     em = _Emitter(_Mode(lines, multiline, False))
     body = em.emit(tree)
-    text, offset = _wrap(body, lines, multiline, word, whole, False)
+    text, offset, _ = _wrap(body, lines, multiline, word, whole, False)
     flags = _regex.POSIX | _regex.V0
     if icase:
         flags |= _regex.IGNORECASE  # only backreferences need it: sets are folded already
@@ -1266,22 +1340,29 @@ def _literal_of(tree: _Node) -> bytes | None:
     return bytes(out) or None
 
 
-def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool, for_re2: bool) -> tuple[str, int]:
-    """Add grep's -x/-w wrappers and the newline flag; returns (pattern, group offset)."""
+def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool, for_re2: bool) -> tuple[str, int, str | None]:
+    """Add grep's -x/-w wrappers and the newline flag.
+
+    Returns (pattern, group offset, re2 -w pattern for a search that starts
+    right after a non-word byte, or None).
+    """
     ml = lines or multiline
+    flag = "(?m)" if ml else ""
     bol = "^" if ml else "\\A"
     eol = "$" if ml else ("\\z" if for_re2 else "\\Z")
     offset = 0
+    after_nonword = None
     if whole:
         body = f"{bol}(?:{body}){eol}"
     elif word:
         nonword = "[^0-9A-Za-z_\\n]" if lines else "[^0-9A-Za-z_]"
         if for_re2:
-            # re2 has no look-around: consume the neighbour and report group 1.
+            # re2 has no look-around: consume the neighbours and report group 1.
+            # The neighbour before a search's start is out of reach, hence the
+            # second pattern, matched anchored one byte before the start.
+            after_nonword = f"{flag}{nonword}({body})(?:{nonword}|{eol})"
             body = f"(?:{bol}|{nonword})({body})(?:{nonword}|{eol})"
             offset = 1
         else:
             body = f"(?<![0-9A-Za-z_])(?:{body})(?![0-9A-Za-z_])"
-    if ml:
-        body = "(?m)" + body
-    return body, offset
+    return flag + body, offset, after_nonword

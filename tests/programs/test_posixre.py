@@ -56,7 +56,7 @@ def load_cases() -> list[Case]:
         parts = raw.split(b"\t")
         assert len(parts) in (2, 3), f"line {n}: want FLAGS<TAB>PATTERN<TAB>INPUT, got {raw!r}"
         flags = parts[0].decode()
-        assert flags[:1] in ("B", "E") and set(flags[1:]) <= set("iwxeg"), f"line {n}: bad flags {flags!r}"
+        assert flags[:1] in ("B", "E") and set(flags[1:]) <= set("iwxegd"), f"line {n}: bad flags {flags!r}"
         text = parts[2] if len(parts) == 3 else b""
         if "e" in flags:
             text = codecs.escape_decode(text)[0]
@@ -140,10 +140,15 @@ def ours_grep(c: Case) -> tuple[str, object]:
         assert e.code == "EINVAL"
         return "error", e.message
     hits = [(m.start(), m.group()) for m in rx.finditer(c.text) if m.end() > m.start()]
+    if "d" in c.flags:
+        hits = GREP_SELF_INCONSISTENT
     return ("match" if rx.search(c.text) else "nomatch"), hits
 
 
-def host_grep(rc: int, body: bytes) -> tuple[str, object]:
+GREP_SELF_INCONSISTENT = "<not compared: grep -o disagrees with grep's own line selection>"
+
+
+def host_grep(rc: int, body: bytes, case: Case | None = None) -> tuple[str, object]:
     lines = [ln for ln in body.split(b"\n")[:-1] if not ln.startswith(b"grep: warning:")]
     if rc == 2:
         return "error", b"\n".join(ln.removeprefix(b"grep: ") for ln in lines).decode()
@@ -151,6 +156,11 @@ def host_grep(rc: int, body: bytes) -> tuple[str, object]:
     for ln in lines:
         off, _, text = ln.partition(b":")
         hits.append((int(off), text))
+    if case is not None and "d" in case.flags:
+        # GNU grep selects lines with its dfa matcher but finds -o spans with
+        # glibc regex, and the two read a repeated anchor or a leading "{2}"
+        # differently.  We follow the line selection.
+        return ("match" if rc == 0 else "nomatch"), GREP_SELF_INCONSISTENT
     return ("match" if rc == 0 else "nomatch"), hits
 
 
@@ -248,7 +258,7 @@ def test_differential(corpus, tool: str) -> None:
         if key not in host:
             continue
         checked += 1
-        want = host_fn(*host[key])
+        want = host_fn(*host[key], c) if tool == "grep" else host_fn(*host[key])
         got = ours_fn(c)
         if got != want:
             failures.append(f"{c.label}\n    GNU {tool}: {want}\n    ours: {got}")
