@@ -1147,6 +1147,14 @@ class PosixRegex:
             if not done:
                 return data, 0
             return data.replace(lit, repl.expand(Match(lit, ((0, len(lit)),) + ((-1, -1),) * self.groups))), done
+        if (
+            self.engine == "re2"
+            and not self.group_offset
+            and isinstance(repl, Replacement)
+            and repl.max_group == 0
+            and not repl.has_case
+        ):
+            return self._sub_whole_matches(repl, data, nth, all)
         expand = repl.expand if isinstance(repl, Replacement) else repl
         out: list[bytes] = []
         last = 0
@@ -1166,6 +1174,52 @@ class PosixRegex:
         if not done:
             return data, 0
         out.append(data[last:])
+        return b"".join(out), done
+
+    def _sub_whole_matches(self, repl: Replacement, data: bytes, nth: int, all: bool) -> tuple[bytes, int]:
+        """:meth:`sub` when the RHS needs only ``&``: no groups, so re2 runs capture-free.
+
+        The loop is :meth:`_iter_spans` inlined; at one match per line this is
+        where sed spends its time.
+        """
+        raw = (self._exists or self._make_exists())[0]
+        unanchored = _ANCHORS[0]
+        pieces = repl.pieces
+        const = b"".join(pieces) if 0 not in pieces else None  # type: ignore[arg-type]
+        n = len(data)
+        out: list[bytes] = []
+        append = out.append
+        pos = last = done = k = 0
+        prev_end = -1
+        while pos <= n:
+            s, e = raw(unanchored, data, pos, n)[0]
+            if s < 0:
+                break
+            if s == e:
+                if s == prev_end:
+                    pos = s + 1
+                    continue
+                pos = e + 1
+            else:
+                pos = e
+            prev_end = e
+            k += 1
+            if k < nth:
+                continue
+            append(data[last:s])
+            if const is not None:
+                append(const)
+            else:
+                whole = data[s:e]
+                for p in pieces:
+                    append(whole if p == 0 else p)  # type: ignore[arg-type]
+            last = e
+            done += 1
+            if not all:
+                break
+        if not done:
+            return data, 0
+        append(data[last:])
         return b"".join(out), done
 
     def search_lines(self, data: bytes, pos: int = 0) -> Iterator[tuple[int, int]]:
