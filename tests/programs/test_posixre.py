@@ -10,7 +10,6 @@ replacement syntax, bulk line search and the caches.
 from __future__ import annotations
 
 import codecs
-import os
 import shutil
 import subprocess
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from kernel.errors import KernelError
-from kernel.programs import posixre
 from kernel.programs.posixre import Match, compile, parse_replacement
 
 CASES_FILE = Path(__file__).with_name("regex_cases.txt")
@@ -432,6 +430,16 @@ def test_search_lines_random_runs() -> None:
             want = [ln for ln in per_line if rx.search(ln) is not None]
             got = [data[a:b] for a, b in rx.search_lines(data)]
             assert got == want, (pat, kw, data)
+
+
+def test_nested_intervals_are_too_big_not_a_hang() -> None:
+    t0 = time.perf_counter()
+    for pat in (b"a\\{30000\\}\\{30000\\}", b"\\(\\(a\\{200\\}\\)\\{200\\}\\)\\{200\\}", b"\\(a*\\)\\{32767\\}\\{100\\}"):
+        with pytest.raises(KernelError) as info:
+            compile(pat)
+        assert info.value.code == "EINVAL" and info.value.message == "Regular expression too big"
+    assert time.perf_counter() - t0 < 1.0
+    assert compile(b"a\\{1000\\}\\{2\\}").search(b"a" * 2000).span() == (0, 2000)
 
 
 def test_engine_choice_and_cache() -> None:
