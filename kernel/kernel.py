@@ -20,12 +20,22 @@ from typing import Any, Iterable
 
 import trio
 
+from kernel.syscalls import Ctx, ExecImage, ProcessExit
+
 from . import signals as S
 from .devfs import DevFS
 from .errors import KernelError
 from .fdtable import (
-    O_RDONLY, O_RDWR, O_WRONLY, FdTable, OpenFileDescription, PipeReadEnd, PipeWriteEnd,
-    PtyMasterEnd, PtySlaveEnd, close_descriptions,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    FdTable,
+    OpenFileDescription,
+    PipeReadEnd,
+    PipeWriteEnd,
+    PtyMasterEnd,
+    PtySlaveEnd,
+    close_descriptions,
 )
 from .flock import FlockTable
 from .fs import Caller, FileSystem
@@ -34,21 +44,26 @@ from .mounts import MountTable
 from .pathvfs import PathVFS
 from .permissions import Permissions
 from .pipes import FifoTable, Pipe
-from .procfs import ProcFS
 from .process import (
-    INIT_PID, WEXITSTATUS, WIFEXITED, WTERMSIG, Process, ProcessTable,
-    shell_code, status_exited, status_signaled,
+    INIT_PID,
+    WEXITSTATUS,
+    WIFEXITED,
+    WTERMSIG,
+    Process,
+    ProcessTable,
+    shell_code,
+    status_exited,
+    status_signaled,
 )
+from .procfs import ProcFS
+from .programs.registry import STUB, Program, ProgramRegistry
 from .pty import Pty, PtyRegistry
-from kernel.syscalls import Ctx, ExecImage, ProcessExit
-from .programs.registry import Program, ProgramRegistry
 
 log = logging.getLogger("vfsfuse.kernel")
 logging.getLogger("vfsfuse").addHandler(logging.NullHandler())
 
 BOOT_DIRS = ("/bin", "/etc", "/home", "/home/user", "/root", "/tmp", "/usr", "/usr/bin",
              "/var", "/var/tmp")
-STUB = b"#!/bin/sh\n# kernel command stub\n"
 DEFAULT_ENV = {"PATH": "/bin:/usr/bin", "HOME": "/home/user", "SHELL": "/bin/sh", "TERM": "xterm"}
 
 PIPE = "pipe"

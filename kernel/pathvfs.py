@@ -33,7 +33,16 @@ import stat as _stat
 
 from .errors import KernelError
 from .fs import (
-    NAME_MAX, RENAME_EXCHANGE, RENAME_NOREPLACE, SYMLOOP_MAX, UTIME_NOW, Attr, Caller, FileSystem, SetAttr,
+    NAME_MAX,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    SYMLOOP_MAX,
+    UTIME_NOW,
+    Attr,
+    Caller,
+    FileSystem,
+    SetAttr,
+    may_access,
 )
 from .vstat import VirtualDirEntry, VirtualDirStatEntry, VirtualStat
 
@@ -756,17 +765,7 @@ def _kill_privs(mode: int) -> int:
 
 
 def _may(attr: Attr, caller: Caller, want: int) -> bool:
-    """Permission bits check (*want*: 4 read, 2 write); root passes (CAP_DAC_OVERRIDE)."""
-    if caller.uid == 0:
-        return True
-    mode = attr.mode
-    if caller.uid == attr.uid:
-        bits = mode >> 6
-    elif caller.in_group(attr.gid):
-        bits = mode >> 3
-    else:
-        bits = mode
-    return bits & want == want
+    return may_access(caller, attr.mode, attr.uid, attr.gid, want)
 
 
 def _ns(seconds: float | None) -> int:

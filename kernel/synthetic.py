@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from .errors import KernelError
 from .fs import ROOT_CALLER, Attr, Caller, DirEntry, SetAttr, StatFs
+from .fs import may_access as _may_access
 
 Gen = Callable[[Caller], bytes]
 
@@ -192,17 +193,8 @@ class DirHandle:
 
 
 def may_access(node: Node, caller: Caller, want: int) -> bool:
-    """Classic owner/group/other permission check; ``want`` is a mask of 4/2/1. Root passes."""
-    if caller.uid == 0:
-        return True
-    mode = node.mode
-    if caller.uid == node.uid:
-        bits = (mode >> 6) & 7
-    elif caller.in_group(node.gid):
-        bits = (mode >> 3) & 7
-    else:
-        bits = mode & 7
-    return bits & want == want
+    """``kernel.fs.may_access`` for a synthetic node."""
+    return _may_access(caller, node.mode, node.uid, node.gid, want)
 
 
 class SyntheticFS:

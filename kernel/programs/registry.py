@@ -13,6 +13,10 @@ from kernel.errors import KernelError
 
 Program = Callable[[Any], Awaitable[int | None]]
 
+# What the kernel writes at /bin/<name> for each registered program: a file that exec finds in
+# the VFS like any other (PATH lookup, permissions, `ls /bin`), naming the program to run.
+STUB = b"#!/bin/sh\n# kernel command stub\n"
+
 
 class ProgramRegistry:
     """Programs by name; ``/bin/<name>``, ``/usr/bin/<name>``, ``/sbin/<name>`` map to ``<name>``."""
@@ -28,6 +32,10 @@ class ProgramRegistry:
         if not name or "/" in name:
             raise ValueError(f"bad program name {name!r}")
         self._programs[name] = program
+
+    def get(self, name: str) -> Program:
+        """The program registered as *name* (KeyError if none)."""
+        return self._programs[name]
 
     def names(self) -> list[str]:
         return sorted(self._programs)

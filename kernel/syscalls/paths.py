@@ -6,10 +6,9 @@ import os
 import stat as _stat
 
 from kernel.errors import KernelError
-from kernel.fs import Attr
+from kernel.fs import Attr, may_access
 from kernel.syscalls._base import (
     F_OK,
-    X_OK,
     CtxBase,
 )
 
@@ -29,13 +28,7 @@ class PathCalls(CtxBase):
     async def access(self, path: str, mode: int = F_OK) -> None:
         """EACCES/ENOENT unless the caller may access *path* with *mode* (R_OK|W_OK|X_OK)."""
         attr = await self.stat(path)
-        p = self.proc
-        if p.uid == 0:
-            if mode & X_OK and not attr.is_dir and not attr.mode & 0o111:
-                raise KernelError("EACCES", f"permission denied: {path}")
-            return
-        bits = attr.mode >> 6 if attr.uid == p.uid else (attr.mode >> 3 if self._caller.in_group(attr.gid) else attr.mode)
-        if mode & ~bits & 7:
+        if not may_access(self._caller, attr.mode, attr.uid, attr.gid, mode & 7):
             raise KernelError("EACCES", f"permission denied: {path}")
 
     async def mkdir(self, path: str, mode: int = 0o777) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, Awaitable, Callable
+
 import trio
 
 from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.process import WNOHANG
+from kernel.programs.registry import STUB, Program
 from kernel.syscalls._base import (
+    X_OK,
     CtxBase,
     ExecImage,
     ProcessExit,
@@ -83,11 +87,72 @@ class ProcCalls(CtxBase):
         for child_fd, parent_fd in ((0, stdin), (1, stdout), (2, stderr)):
             if parent_fd is not None:
                 mapping[child_fd] = parent_fd
+        if not argv:
+            raise KernelError("EINVAL", "empty argv")
+        exe, program, argv = await self._image(list(argv))
         proc = self.kernel.spawn_process(
             argv, parent=self.proc, env=dict(self.proc.env) if env is None else env,
             cwd=self._abs(cwd) if cwd is not None else self.proc.cwd,
-            fd_map=mapping, close_fds=close_fds, pgid=pgid, setsid=setsid)
+            fd_map=mapping, close_fds=close_fds, pgid=pgid, setsid=setsid, program=program, exe=exe)
         return proc.pid
+
+    async def fork(self, child: Callable[[Any], Awaitable[int | None]], *,
+                   argv: list[str] | None = None, stdin: int | None = None, stdout: int | None = None,
+                   stderr: int | None = None, fds: dict[int, int] | None = None,
+                   pgid: int | None = None, setsid: bool = False) -> int:
+        """fork(2) for in-kernel programs: a child process (own pid, a copy of the fd table, the
+        same cwd, environment and umask, caught signals reset and ignored ones kept) that runs
+        *child* with its own context.  A shell forks this way for subshells, pipeline stages and
+        ``&``; *child* is a closure over a copy of the shell's state, as fork copies memory."""
+        await self._enter()
+        mapping = dict(fds or {})
+        for child_fd, parent_fd in ((0, stdin), (1, stdout), (2, stderr)):
+            if parent_fd is not None:
+                mapping[child_fd] = parent_fd
+        p = self.proc
+        proc = self.kernel.spawn_process(
+            list(argv or p.argv), parent=p, env=dict(p.env), cwd=p.cwd, fd_map=mapping,
+            pgid=pgid, setsid=setsid, program=child, exe=p.exe)
+        return proc.pid
+
+    async def _image(self, argv: list[str], depth: int = 0) -> tuple[str, Program, list[str]]:
+        """What ``execve(argv[0])`` runs.  A bare name is a registered program.  A path is looked
+        up in the VFS as Linux does (ENOENT; EACCES without exec permission or for a directory)
+        and its first bytes decide: a kernel command stub runs the registered program of that
+        name; ``#!interpreter [arg]`` runs the interpreter with the script's path (nested up to
+        4 levels, ELOOP beyond); anything else is ENOEXEC (a shell then runs the file as a
+        script itself, as POSIX says)."""
+        command = argv[0]
+        if "/" not in command:
+            exe, program = self.kernel.programs.resolve(command)
+            return exe, program, argv
+        if depth > 4:
+            raise KernelError("ELOOP", f"too many levels of interpreters: {command}")
+        path = self._abs(command)
+        attr = await self.stat(path)
+        if attr.is_dir:
+            raise KernelError("EACCES", f"is a directory: {command}")
+        if not attr.is_reg:
+            raise KernelError("EACCES", f"permission denied: {command}")
+        await self.access(path, X_OK)
+        head = await self._vfs.pread(path, 0, 256)
+        if head.startswith(STUB):
+            name = path.rsplit("/", 1)[1]
+            try:
+                program = self.kernel.programs.get(name)
+            except KeyError:
+                raise KernelError("ENOEXEC", f"{command}: no such kernel program") from None
+            return path, program, argv
+        if head.startswith(b"#!"):
+            line = head[2:].split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+            if not line:
+                raise KernelError("ENOEXEC", f"{command}: empty interpreter line")
+            interp, _, arg = line.partition(" ")
+            arg = arg.strip()
+            new_argv = [interp] + ([arg] if arg else []) + [command] + argv[1:]
+            _, program, resolved = await self._image(new_argv, depth + 1)
+            return path, program, resolved
+        raise KernelError("ENOEXEC", f"exec format error: {command}")
 
     async def waitpid(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
         """(pid, wait status); (0, 0) with WNOHANG when nothing changed; ECHILD without children."""
@@ -108,9 +173,9 @@ class ProcCalls(CtxBase):
         await self._enter()
         if not argv:
             raise KernelError("EINVAL", "empty argv")
-        exe, program = self.kernel.programs.resolve(argv[0])
         self._perm.check_spawn(argv[0], tuple(argv[1:]), self.proc.cwd)
-        raise ExecImage(exe, program, list(argv), dict(self.proc.env if env is None else env))
+        exe, program, argv = await self._image(list(argv))
+        raise ExecImage(exe, program, argv, dict(self.proc.env if env is None else env))
 
     def gethostname(self) -> str:
         return self.kernel.hostname

@@ -33,6 +33,7 @@ import trio
 from pyfuse3 import FUSEError
 
 from kernel.errors import KernelError
+from kernel.fs import may_access
 from kernel.fs import (
     ROOT_CALLER,
     ROOT_INO,
@@ -612,18 +613,8 @@ def _dot_entry(ino: int) -> pyfuse3.EntryAttributes:
 
 
 def _may(a: Attr, caller: Caller, mode: int) -> bool:
-    """POSIX permission bits check for ``access(2)``; root may do all but execute non-executables."""
-    if caller.uid == 0:
-        if mode & os.X_OK and not a.is_dir:
-            return bool(a.mode & 0o111)
-        return True
-    if caller.uid == a.uid:
-        bits = (a.mode >> 6) & 7
-    elif caller.in_group(a.gid):
-        bits = (a.mode >> 3) & 7
-    else:
-        bits = a.mode & 7
-    return (bits & mode) == mode
+    """``access(2)``: the one permission check of ``kernel.fs``."""
+    return may_access(caller, a.mode, a.uid, a.gid, mode)
 
 
 # ------------------------------------------------------------------ host cache coherence

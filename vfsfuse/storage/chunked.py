@@ -27,6 +27,7 @@ import trio
 from blockstores.base import BlockStore
 from blockstores.host import metadata_reserve
 from kernel.errors import KernelError
+from kernel.fs import may_access
 from kernel.fs import (
     RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_CALLER, ROOT_INO, UTIME_NOW, XATTR_CREATE,
     XATTR_REPLACE, Attr, Caller, DirEntry, SetAttr, StatFs, check_name,
@@ -315,15 +316,7 @@ class ChunkedVFS:
 
     @staticmethod
     def _may(node: InodeRecord, caller: Caller, want: int) -> bool:
-        if caller.uid == 0:
-            return not (want & X_OK) or node.is_dir or bool(node.mode & 0o111)
-        if caller.uid == node.uid:
-            bits = (node.mode >> 6) & 7
-        elif caller.in_group(node.gid):
-            bits = (node.mode >> 3) & 7
-        else:
-            bits = node.mode & 7
-        return bits & want == want
+        return may_access(caller, node.mode, node.uid, node.gid, want)
 
     def _check(self, node: InodeRecord, caller: Caller, want: int) -> None:
         if not self._may(node, caller, want):
