@@ -254,13 +254,15 @@ class _Parser:
     hand, because BRE's ``^``/``$``/``*`` meanings depend on their neighbours.
     """
 
-    def __init__(self, pat: bytes, extended: bool, syntax: _Syntax, icase: bool) -> None:
+    def __init__(self, pat: bytes, extended: bool, syntax: _Syntax, icase: bool, hat_nl: bool = False) -> None:
         self.p = pat
         self.n = len(pat)
         self.i = 0
         self.ere = extended
         self.syn = syntax
         self.icase = icase
+        # REG_NEWLINE (sed M): "." and "[^...]" never match a newline.
+        self.hat_mask = _ALL & ~_NL if hat_nl else _ALL
         self.info = _Info()
         self.completed: set[int] = set()
         self.depth = 0
@@ -398,7 +400,7 @@ class _Parser:
             tree = self.char(val)
         elif kind == _T_SET:
             self.advance(tok)
-            tree = _Set(_ALL if val == -1 else val)
+            tree = _Set(self.hat_mask if val == -1 else val)
         elif kind == _T_BRACKET:
             tree = _Set(self.bracket())
             self.at_start = False
@@ -624,7 +626,7 @@ class _Parser:
         self.i = i
         if self.icase:
             mask = _fold(mask)
-        return (_ALL ^ mask) if neg else mask
+        return ((_ALL ^ mask) & self.hat_mask) if neg else mask
 
     def _bracket_elem(self, i: int) -> tuple[int, int, bool]:
         """One element at *i*: (byte or class mask, next index, is a class)."""
@@ -1315,7 +1317,9 @@ def compile(
       pattern matches a newline and ``^``/``$`` match at line ends, so a whole
       buffer can be searched at once.  Without it ``.`` matches a newline
       (POSIX, sed's ``N``) and ``^``/``$`` are the buffer's ends.
-    * *multiline*: sed's ``M``: ``^``/``$`` also match around newlines.
+    * *multiline*: POSIX ``REG_NEWLINE``, sed's ``M``: ``^``/``$`` also match
+      around newlines and ``.`` and ``[^...]`` do not match one (``\\W``,
+      ``[[:space:]]`` and sed's ``\\n`` still do).
     * *word*, *whole*: ``grep -w`` and ``grep -x``.  *fixed*: ``grep -F``.
     * *timeout*: seconds a backtracking search may run before ``ETIME``.
 
@@ -1347,7 +1351,7 @@ def _compile(
         info = _Info()
         tree: _Node = _Cat(tuple(_Set(_fold(1 << c) if icase else 1 << c) for c in pattern))
     else:
-        parser = _Parser(pattern, extended, syntax, icase)
+        parser = _Parser(pattern, extended, syntax, icase, hat_nl=multiline)
         tree = parser.parse()
         info = parser.info
     if _weight(tree) > _MAX_WEIGHT:

@@ -387,14 +387,40 @@ def test_newline_handling() -> None:
     # POSIX / sed: . matches a newline, ^ and $ are the buffer's ends.
     assert compile(b"b.c").search(data).span() == (1, 4)
     assert compile(b"^c").search(data) is None
-    # sed M: anchors at newlines, . still matches a newline.
+    # sed M (REG_NEWLINE): anchors at newlines; ., [^...], \W, \S miss a newline.
     assert compile(b"^c", multiline=True).search(data).span() == (3, 4)
-    assert compile(b"b.c", multiline=True).search(data).span() == (1, 4)
+    for pat in (b"b.c", b"b[^x]c", b"b\\Sc"):
+        assert compile(pat, multiline=True).search(data) is None, pat
+    assert compile(b"b[[:space:]]c", multiline=True).search(data).span() == (1, 4)
+    assert compile(b"b\\Wc", multiline=True).search(data).span() == (1, 4)
+    assert compile(b"b\\nc", multiline=True, dialect="sed").search(data).span() == (1, 4)
     # grep: nothing crosses a line.
     for pat in (b"b.c", b"b[^x]c", b"b[[:space:]]c", b"b\\sc", b"b\\Wc"):
         assert compile(pat, lines=True).search(data) is None, pat
     assert compile(b"^c", lines=True).search(data).span() == (3, 4)
     assert compile(b"b$", lines=True).search(data).span() == (1, 2)
+
+
+def test_sed_newline_in_pattern_space_against_gnu(tmp_path: Path) -> None:
+    """sed N then s///g with and without M: how ^ $ . [^] see an embedded newline."""
+    pats = [b"^", b"$", b"^c", b"b$", b"\\`", b"\\'", b"b.c", b"[^a]", b"^.*$", b"b\\nc", b"b\\Wc", b".*", b"\\(.\\)$"]
+    script = [b"export LC_ALL=C"]
+    for k, p in enumerate(pats):
+        for flag in (b"M", b""):
+            prog = b"N;s\x01" + p + b"\x01[&]\x01g" + flag + b"p"
+            script.append(b"printf '\\000@%d%s\\n'; printf 'ab\\ncd\\n' | sed -n %s" % (k, flag, _q(prog)))
+    (tmp_path / "m.sh").write_bytes(b"\n".join(script) + b"\n")
+    out = subprocess.run(["bash", str(tmp_path / "m.sh")], capture_output=True, timeout=60).stdout
+    host = {}
+    for chunk in out.split(b"\x00@")[1:]:
+        head, _, body = chunk.partition(b"\n")
+        host[head] = body
+    assert len(host) == 2 * len(pats)
+    for k, p in enumerate(pats):
+        for flag in (b"M", b""):
+            rx = compile(p, dialect="sed", multiline=bool(flag))
+            got, n = rx.sub(b"[&]", b"ab\ncd", all=True)
+            assert (got + b"\n" if n else b"") == host[b"%d%s" % (k, flag)], (p, flag)
 
 
 def test_search_lines_bulk_agrees_with_per_line() -> None:
