@@ -11,7 +11,7 @@ import trio
 
 from kernel.kernel import Kernel
 from kernel.mounts import MountTable
-from kernel.programs.standard import standard_registry
+from kernel.userland import standard_registry
 from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
 from vfsfuse.inspect.inspectfs import InspectFS
 from vfsfuse.storage.chunked import ChunkedVFS

@@ -1,0 +1,22 @@
+"""The sandbox's userland: every production program, registered once.
+
+Each program family module of ``kernel.programs`` (``files``, ``text``, ...) and the shell
+(``kernel.shell``) expose ``PROGRAMS``, a ``{name: program}`` dict; adding a family is one import
+and one entry in ``FAMILIES``.  This module sits above both packages (they may import only the
+syscall layer), so the daemon, the CLI and the Python API all get the same set from here.
+"""
+
+from __future__ import annotations
+
+from kernel.programs.registry import Program, ProgramRegistry
+
+FAMILIES: tuple[dict[str, Program], ...] = ()
+
+
+def standard_registry() -> ProgramRegistry:
+    """A fresh registry of every production program."""
+    registry = ProgramRegistry()
+    for family in FAMILIES:
+        for name, program in family.items():
+            registry.register(name, program)
+    return registry

@@ -1,0 +1,174 @@
+"""Differential testing of the sandbox's programs against the host's GNU tools.
+
+A case file is plain text a person can read and extend::
+
+    # comments start with '#'
+    @file words.txt          <- a file every case of this file starts with (until @end)
+    banana
+    apple
+    @end
+
+    ### sort reverse         <- a case: a name ...
+    $ sort -r words.txt      <- ... the command line (shlex-split; no shell) ...
+    < stdin line 1           <- ... optional stdin lines ...
+    < stdin line 2
+
+Each case runs in a fresh directory holding the @file files: on the host with the real tool
+(``LC_ALL=C``, a clean environment) and in a fresh sandbox directory through ``Kernel.run``.
+Compared: stdout bytes, whether stderr is empty, and the exit status.  Programs that print
+their own name in messages print the same text, so stderr could be compared too, but GNU's
+wording of every message is not the goal; its presence is.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from kernel.kernel import Kernel
+from kernel.programs.registry import ProgramRegistry
+from vfsfuse.storage.store import memory_vfs
+
+
+@dataclass
+class Case:
+    """One command line with its stdin, from a case file."""
+
+    name: str
+    argv: list[str]
+    stdin: bytes | None
+    line: int
+
+
+@dataclass
+class CaseFile:
+    """The files every case starts with, and the cases."""
+
+    path: Path
+    files: dict[str, bytes] = field(default_factory=dict)
+    cases: list[Case] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    stdout: bytes
+    stderr: bytes
+    status: int
+
+    def comparable(self) -> tuple[bytes, bool, int]:
+        return self.stdout, bool(self.stderr), self.status
+
+
+def load(path: Path) -> CaseFile:
+    """Parse a case file (format in the module docstring)."""
+    cf = CaseFile(path)
+    lines = path.read_text().split("\n")
+    i = 0
+    current: Case | None = None
+    stdin: list[str] = []
+
+    def finish() -> None:
+        if current is not None:
+            current.stdin = ("\n".join(stdin) + "\n").encode() if stdin else None
+            cf.cases.append(current)
+
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line.startswith("@file "):
+            name = line[6:].strip()
+            body = []
+            while i < len(lines) and lines[i] != "@end":
+                body.append(lines[i])
+                i += 1
+            i += 1
+            cf.files[name] = ("\n".join(body) + "\n").encode() if body else b""
+        elif line.startswith("### "):
+            finish()
+            current = Case(line[4:].strip(), [], None, i)
+            stdin = []
+        elif line.startswith("$ ") and current is not None:
+            current.argv = shlex.split(line[2:])
+        elif line.startswith("< ") and current is not None:
+            stdin.append(line[2:])
+        elif line == "<" and current is not None:
+            stdin.append("")
+    finish()
+    for case in cf.cases:
+        if not case.argv:
+            raise ValueError(f"{path}:{case.line}: case {case.name!r} has no '$ command' line")
+    return cf
+
+
+HOST_ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "TZ": "UTC"}
+
+
+def run_host(cf: CaseFile, case: Case) -> Outcome:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in cf.files.items():
+            p = Path(tmp, name)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        r = subprocess.run(case.argv, cwd=tmp, input=case.stdin if case.stdin is not None else b"",
+                           capture_output=True, env=HOST_ENV, timeout=20)
+        return Outcome(r.stdout, r.stderr, r.returncode)
+
+
+async def run_sandbox(cf: CaseFile, registry: ProgramRegistry) -> list[Outcome]:
+    """Every case of *cf* in one booted kernel, each in a fresh directory."""
+    results: list[Outcome] = []
+    async with trio.open_nursery() as nursery:
+        kernel = Kernel(memory_vfs(), programs=registry, env={"PATH": "/bin:/usr/bin", "HOME": "/root",
+                                                             "LC_ALL": "C", "TZ": "UTC"})
+        await kernel.boot(nursery)
+        try:
+            for n, case in enumerate(cf.cases):
+                cwd = f"/tmp/case{n}"
+                await kernel.vfs.mkdir(cwd, recursive=True)
+                for name, data in cf.files.items():
+                    await kernel.vfs.write_file(f"{cwd}/{name}", data)
+                r = await kernel.run(case.argv, input=case.stdin if case.stdin is not None else b"",
+                                     cwd=cwd, timeout=20)
+                code = r.status >> 8 if r.status & 0x7F == 0 else 128 + (r.status & 0x7F)
+                results.append(Outcome(r.stdout, r.stderr, code))
+        finally:
+            await kernel.shutdown()
+    return results
+
+
+def differences(cf: CaseFile, registry: ProgramRegistry) -> list[str]:
+    """One readable line per case where the sandbox and the host disagree."""
+    ours = trio.run(run_sandbox, cf, registry)
+    out = []
+    for case, mine in zip(cf.cases, ours):
+        host = run_host(cf, case)
+        if host.comparable() != mine.comparable():
+            out.append(f"{cf.path.name}:{case.line} {case.name!r} $ {shlex.join(case.argv)}\n"
+                       f"   host: status={host.status} stdout={host.stdout[:300]!r} stderr={host.stderr[:200]!r}\n"
+                       f"   ours: status={mine.status} stdout={mine.stdout[:300]!r} stderr={mine.stderr[:200]!r}")
+    return out
+
+
+def case_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.txt"))
+
+
+if __name__ == "__main__":  # python -m tests.programs.difftest FILE... : print the disagreements
+    import sys
+
+    from kernel.userland import standard_registry
+
+    bad = 0
+    for arg in sys.argv[1:]:
+        cf = load(Path(arg))
+        diffs = differences(cf, standard_registry())
+        bad += len(diffs)
+        print(f"{arg}: {len(cf.cases)} cases, {len(diffs)} differ")
+        for d in diffs:
+            print(d)
+    sys.exit(1 if bad else 0)
