@@ -2,7 +2,7 @@
 
 A kernel program is ``async def main(ctx) -> int``.  The registry is passed to ``Kernel`` by
 whoever boots it (the daemon, the CLI, the Python API, tests), so each picks its own set: the
-production set from ``kernel.programs.standard_registry()``, tests their own small programs.
+production set from ``kernel.userland.standard_registry()``, tests their own small programs.
 """
 
 from __future__ import annotations
