@@ -1007,10 +1007,12 @@ class PosixRegex:
     timeout: float
     group_offset: int = 0
     lines: bool = False
+    multiline: bool = False
     _raw: Callable[..., object] | None = field(default=None, repr=False)
     #: Set when the pattern is a plain byte string: searches use bytes.find.
     literal: bytes | None = None
-    _after_nonword: Callable[..., object] | None = field(default=None, repr=False)
+    #: grep -w on re2: anchored matchers (after a non-word byte, at a line start, bare).
+    _word_at: tuple[Callable[..., object], ...] | None = field(default=None, repr=False)
     _exists: tuple[Callable[..., object], Callable[..., object]] | None = field(default=None, repr=False)
 
     def _make_exists(self) -> tuple[Callable[..., object], Callable[..., object]]:
@@ -1049,13 +1051,8 @@ class PosixRegex:
         off = self.group_offset
         if self.engine == "re2":
             text = data if endpos == n else memoryview(data)[:endpos]
-            if off and pos > 0 and anchored == 0:
-                c = data[pos - 1]
-                if not (_WORD >> c) & 1 and not (self.lines and c == 10):
-                    # grep -w: a word may begin right at pos, bounded by the byte before.
-                    spans = self._after_nonword(_ANCHORS[1], text, pos - 1, endpos)  # type: ignore[misc]
-                    if spans[0][0] >= 0:
-                        return (spans[1],) + tuple(spans[2:])
+            if off and anchored == 0:
+                return self._word_spans(data, text, pos, endpos)
             spans = self._raw(_ANCHORS[anchored], text, pos, endpos)  # type: ignore[misc]
             if spans[0][0] < 0:
                 return None
@@ -1075,6 +1072,45 @@ class PosixRegex:
         if m is None:
             return None
         return tuple(m.span(g) for g in range(self.groups + 1))
+
+    def _word_spans(self, data: bytes, text: object, pos: int, endpos: int) -> tuple[tuple[int, int], ...] | None:
+        """grep -w on re2, whose search pattern consumes the neighbouring bytes.
+
+        That pattern finds where the first word-bounded match starts, up to
+        two blind spots settled with anchored matches: a word may begin right
+        at *pos* bounded by the byte before it (which the search cannot see),
+        and at a line start the consumed-neighbour form may prefer a later
+        start that gives a longer overall match.  Then, like GNU grep, take
+        the longest match at that start whose end is also a word boundary.
+        """
+        after_nonword, at_bol, plain = self._word_at  # type: ignore[misc]
+        lines = self.lines or self.multiline
+        start = -1
+        if pos > 0:
+            c = data[pos - 1]
+            if not (_WORD >> c) & 1 and not (lines and c == 10):
+                if after_nonword(_ANCHORS[1], text, pos - 1, endpos)[0][0] >= 0:
+                    start = pos
+        if start < 0:
+            spans = self._raw(_ANCHORS[0], text, pos, endpos)  # type: ignore[misc]
+            s0 = spans[0][0]
+            if s0 < 0:
+                return None
+            start = spans[1][0]
+            if start == s0 + 1 and (s0 == 0 or (lines and data[s0 - 1] == 10)):
+                if at_bol(_ANCHORS[1], text, s0, endpos)[0][0] >= 0:
+                    start = s0
+        limit = endpos
+        while True:
+            spans = plain(_ANCHORS[1], text, start, limit)
+            end = spans[0][1]
+            if spans[0][0] < 0 or end < 0:
+                return None  # cannot happen: the wrapped pattern matched here
+            if end == endpos or (lines and data[end] == 10) or not (_WORD >> data[end]) & 1:
+                return tuple(spans)
+            if end == start:
+                return None
+            limit = end - 1
 
     def search(self, data: bytes, pos: int = 0, endpos: int | None = None) -> Match | None:
         """Leftmost-longest match at or after *pos*; text beyond *endpos* is ignored.
@@ -1367,14 +1403,16 @@ def _compile(
             text, offset, after_nonword = _wrap(body, lines, multiline, word, whole, True)
             try:
                 rx = re2.compile(text.encode("latin-1"), _re2_options())
-                rx_after = after_nonword and re2.compile(after_nonword.encode("latin-1"), _re2_options())
+                word_at = after_nonword and tuple(
+                    re2.compile(t.encode("latin-1"), _re2_options())._regexp.Match for t in after_nonword
+                )
             except re2.error:
                 pass  # e.g. too big for re2's memory budget: let the other engine try
             else:
                 return PosixRegex(
                     pattern, extended, info.groups, "literal" if literal else "re2", text.encode("latin-1"),
                     rx, timeout, group_offset=offset, lines=lines, _raw=rx._regexp.Match, literal=literal,
-                    _after_nonword=rx_after._regexp.Match if rx_after else None,
+                    _word_at=word_at or None, multiline=multiline,
                 )
     em = _Emitter(_Mode(lines, multiline, False))
     body = em.emit(tree)
@@ -1386,7 +1424,9 @@ def _compile(
         rx2 = _regex.compile(text.encode("latin-1"), flags)
     except (_regex.error, OverflowError, RecursionError) as exc:
         raise _err(_E_SIZE) from exc
-    return PosixRegex(pattern, extended, info.groups, "regex", text.encode("latin-1"), rx2, timeout, 0, lines)
+    return PosixRegex(
+        pattern, extended, info.groups, "regex", text.encode("latin-1"), rx2, timeout, 0, lines, multiline
+    )
 
 
 #: Bound on a pattern's size with counted repetitions unrolled.  GNU accepts
@@ -1420,8 +1460,8 @@ def _literal_of(tree: _Node) -> bytes | None:
 def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool, for_re2: bool) -> tuple[str, int, str | None]:
     """Add grep's -x/-w wrappers and the newline flag.
 
-    Returns (pattern, group offset, re2 -w pattern for a search that starts
-    right after a non-word byte, or None).
+    Returns (pattern, group offset, None or for re2 -w the patterns to match
+    anchored right after a non-word byte, at a line start, and bare).
     """
     ml = lines or multiline
     flag = "(?m)" if ml else ""
@@ -1438,8 +1478,10 @@ def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool, for_
             # The neighbour before a search's start is out of reach, hence the
             # second pattern, matched anchored one byte before the start.
             after_nonword = f"{flag}{nonword}({body})(?:{nonword}|{eol})"
+            at_bol = f"{flag}({body})(?:{nonword}|{eol})"
+            plain = f"{flag}{body}"
             body = f"(?:{bol}|{nonword})({body})(?:{nonword}|{eol})"
             offset = 1
         else:
             body = f"(?<![0-9A-Za-z_])(?:{body})(?![0-9A-Za-z_])"
-    return flag + body, offset, after_nonword
+    return flag + body, offset, (after_nonword, at_bol, plain) if after_nonword else None
