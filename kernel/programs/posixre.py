@@ -15,9 +15,30 @@ as a pattern for one of two engines:
   a time limit so that a pathological pattern fails with ``ETIME`` instead of
   hanging the sandbox.
 
+A pattern that is a plain byte string skips both and uses ``bytes.find``.
+
 Matching follows the C locale: bytes are characters, ranges are byte ranges,
 case folding is ASCII only.  Brackets and classes are resolved to explicit byte
 sets by the parser, so both engines see the same sets.
+
+Use from the programs::
+
+    rx = compile(pat, extended=False, dialect="sed")      # cached
+    rx.search(buf, pos, endpos) -> Match | None          # leftmost-longest
+    rx.match(...) / rx.fullmatch(...)                    # expr: anchored at pos
+    rx.finditer(buf)                                     # grep -o, s///g rules
+    rx.sub(b"\\U&", buf, nth=2, all=True) -> (bytes, n)  # sed s///2g
+    compile(pat, lines=True).search_lines(buf)           # grep over a whole buffer
+    rx.engine, rx.compiled, rx.engine_pattern            # for bulk work
+
+Where GNU itself is two-faced we pick one face: grep decides which lines
+match with its dfa matcher but reports ``-o`` spans with glibc regex, and the
+two disagree on repeated anchors (``\\<*``) and on leading ``{2}``/``*`` in
+ERE; we follow dfa, i.e. the line selection.  Not modelled: multibyte
+(UTF-8) locales, glibc's results for back references to groups repeated
+while empty (``(){2}*\\1``), and grep ``-w``/``-x`` with an unmatched ``)``
+(GNU splices the text into its wrapper).  awk should pass its regex here as
+``dialect="posix", extended=True`` after its own escape processing.
 """
 
 from __future__ import annotations
