@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from kernel.errors import KernelError
 from kernel.fs import ROOT_INO, SYMLOOP_MAX, FileTypeMixin
@@ -115,8 +115,9 @@ class StoreStats:
     versions: int
 
 
-class MetadataStore:
-    """Abstract base; see ``memory.py`` and ``sqlite.py``.  Method contracts:
+class MetadataStore(Protocol):
+    """The metadata store contract, typed: ``memory.py`` and ``sqlite.py`` implement it (and inherit
+    the shared path resolution written here once).  Method contracts:
 
     Inodes
       create_inode(mode, uid, gid, now_ns, rdev=0, symlink_target=None) -> ino
@@ -268,23 +269,109 @@ class MetadataStore:
             stack.append(child)
         return stack[-1], None
 
+    # -- the contract (implemented by each store) ----------------------------------
+
+    def transaction(self) -> AbstractContextManager: ...
+
+    def commit(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+    def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
+                     symlink_target: bytes | None = None) -> int: ...
+
+    def get_inode(self, ino: int) -> InodeRecord | None: ...
+
+    def get_inode_attrs(self, ino: int) -> InodeRecord | None: ...
+
+    def get_inline_content(self, ino: int) -> bytes | None: ...
+
+    def update_inode(self, ino: int, **fields) -> None: ...
+
+    def delete_inode(self, ino: int) -> None: ...
+
+    def lookup(self, parent: int, name: bytes) -> int | None: ...
+
+    def create_dentry(self, parent: int, name: bytes, child: int) -> None: ...
+
+    def remove_dentry(self, parent: int, name: bytes) -> None: ...
+
+    def rename_dentry(self, src_parent: int, src_name: bytes, dst_parent: int,
+                      dst_name: bytes) -> int | None: ...
+
+    def exchange_dentries(self, p1: int, n1: bytes, p2: int, n2: bytes) -> None: ...
+
+    def list_dir(self, parent: int, after_seq: int = 0,
+                 limit: int | None = None) -> list[DentryRecord]: ...
+
+    def list_dir_with_stats(self, parent: int, after_seq: int = 0,
+                            limit: int | None = None) -> list[tuple[DentryRecord, InodeRecord]]: ...
+
+    def has_children(self, parent: int) -> bool: ...
+
+    def parents_of(self, ino: int) -> list[tuple[int, bytes]]: ...
+
+    def read_symlink(self, ino: int) -> bytes: ...
+
+    def get_chunk_key(self, ino: int, idx: int) -> str | None: ...
+
+    def set_chunk_key(self, ino: int, idx: int, key: str, length: int = 0) -> None: ...
+
+    def get_all_chunk_keys(self, ino: int) -> list[ChunkRef]: ...
+
+    def delete_all_chunks(self, ino: int) -> list[str]: ...
+
+    def delete_chunks_from(self, ino: int, start: int) -> list[str]: ...
+
+    def delete_chunk(self, ino: int, idx: int) -> str | None: ...
+
+    def orphan_inodes(self) -> list[int]: ...
+
+    def stored_bytes(self, ino: int) -> int: ...
+
+    def block_refcount(self, key: str) -> int: ...
+
+    def block_length(self, key: str) -> int | None: ...
+
+    def iter_blocks(self) -> Iterator[tuple[str, int, int]]: ...
+
+    def check_refcounts(self) -> list[tuple[str, int, int]]: ...
+
+    def get_xattr(self, ino: int, name: bytes) -> bytes | None: ...
+
+    def set_xattr(self, ino: int, name: bytes, value: bytes) -> None: ...
+
+    def list_xattrs(self, ino: int) -> list[bytes]: ...
+
+    def remove_xattr(self, ino: int, name: bytes) -> bool: ...
+
+    def get_config(self, key: str) -> str | None: ...
+
+    def set_config(self, key: str, value: str) -> None: ...
+
+    def create_version(self, ino: int, now_ns: int) -> int: ...
+
+    def get_version(self, ino: int, n: int) -> VersionMeta | None: ...
+
+    def list_versions(self, ino: int) -> list[VersionMeta]: ...
+
+    def get_version_chunk_map(self, ino: int, n: int) -> list[ChunkRef]: ...
+
+    def delete_versions(self, ino: int, versions: list[int]) -> list[str]: ...
+
+    def restore_version(self, ino: int, n: int, now_ns: int) -> None: ...
+
+    def stats(self) -> StoreStats: ...
+
     # -- helpers shared by both implementations ------------------------------------
 
     def _require_versioning(self) -> None:
         if not self.versioning:
             raise KernelError("ENOTSUP", "versioning is not enabled")
 
-    def transaction(self) -> AbstractContextManager:  # pragma: no cover - abstract
-        raise NotImplementedError
 
-    def get_inode(self, ino: int) -> InodeRecord | None:  # pragma: no cover - abstract
-        raise NotImplementedError
 
-    def get_inode_attrs(self, ino: int) -> InodeRecord | None:  # pragma: no cover - abstract
-        raise NotImplementedError
 
-    def delete_inode(self, ino: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def delete_inodes(self, inos: list[int]) -> None:
         """Delete several inodes (see the contract above); stores batch it where that is cheaper."""
@@ -300,11 +387,5 @@ class MetadataStore:
             if self.parents_of(ino):
                 raise KernelError("EBUSY", f"inode {ino} is still linked")
 
-    def lookup(self, parent: int, name: bytes) -> int | None:  # pragma: no cover - abstract
-        raise NotImplementedError
 
-    def read_symlink(self, ino: int) -> bytes:  # pragma: no cover - abstract
-        raise NotImplementedError
 
-    def iter_blocks(self) -> Iterator[tuple[str, int, int]]:  # pragma: no cover - abstract
-        raise NotImplementedError
