@@ -154,8 +154,13 @@ class CmdSub(Node):
     """A command substitution ``$(…)`` or ```…``` (``backquote``); the body is
     parsed at parse time (backquote bodies after bash's backslash rules)."""
 
+
     body: "CommandList"
     backquote: bool = False
+    #: Bash parses a backquote body only when it runs, so a syntax error in it
+    #: is not a syntax error of the script: the message is kept here (``body``
+    #: is then empty) for the interpreter to report when the substitution runs.
+    error: "str | None" = None
 
 
 @dataclass(slots=True)

@@ -50,14 +50,31 @@ def _items(parts: list[WordPart]) -> tuple[list[_Item], list[tuple[int, int]]]:
     return items, pos
 
 
+#: Deepest brace nesting recognised (expansion recurses once per level).
+MAX_NESTING = 200
+
+
 def parse_braces(parts: list[WordPart]) -> list[WordPart]:
     """Replace brace expressions in ``parts`` by :class:`BraceExp` /
-    :class:`BraceRange` parts (``parts`` itself when there are none)."""
+    :class:`BraceRange` parts (``parts`` itself when there are none).
+    Raises :class:`BraceError` beyond :data:`MAX_NESTING` levels."""
     if not any(type(p) is Lit and "{" in p.text and "}" in p.text for p in parts):
         return parts
     items, pos = _items(parts)
-    out = _parse(items, pos, 0, len(items))
-    return out
+    # One pass pairs every "{" with its "}" and collects its top-level commas;
+    # that is what counting depth from each "{" would find, in linear time.
+    match: dict[int, int] = {}
+    commas: dict[int, list[int]] = {}
+    stack: list[int] = []
+    for j, it in enumerate(items):
+        if it == "{":
+            stack.append(j)
+        elif it == "}":
+            if stack:
+                match[stack.pop()] = j
+        elif it == "," and stack:
+            commas.setdefault(stack[-1], []).append(j)
+    return _parse(items, pos, 0, len(items), match, commas, 0)
 
 
 def _flush(buf: list[str], bpos: tuple[int, int] | None, out: list[WordPart]) -> None:
@@ -71,9 +88,12 @@ def _flush(buf: list[str], bpos: tuple[int, int] | None, out: list[WordPart]) ->
         buf.clear()
 
 
-def _parse(items: list[_Item], pos: list[tuple[int, int]], lo: int, hi: int) -> list[WordPart]:
+def _parse(items: list[_Item], pos: list[tuple[int, int]], lo: int, hi: int, match: dict[int, int],
+           commas: dict[int, list[int]], depth: int) -> list[WordPart]:
     """Parts for ``items[lo:hi]`` with brace expressions recognised (recursively
-    in alternatives).  Iterative over the sequence; recursion only per nesting."""
+    in alternatives)."""
+    if depth > MAX_NESTING:
+        raise BraceError("maximum nesting depth exceeded")
     out: list[WordPart] = []
     buf: list[str] = []
     bpos: tuple[int, int] | None = None
@@ -81,10 +101,9 @@ def _parse(items: list[_Item], pos: list[tuple[int, int]], lo: int, hi: int) -> 
     while i < hi:
         it = items[i]
         if it == "{":
-            found = _match(items, i, hi)
-            if found is not None:
-                close, commas = found
-                node = _brace_node(items, pos, i, close, commas)
+            close = match.get(i)
+            if close is not None and close < hi:
+                node = _brace_node(items, pos, i, close, commas.get(i, []), match, commas, depth)
                 if node is not None:
                     _flush(buf, bpos, out)
                     out.append(node)
@@ -102,32 +121,14 @@ def _parse(items: list[_Item], pos: list[tuple[int, int]], lo: int, hi: int) -> 
     return out
 
 
-def _match(items: list[_Item], start: int, hi: int) -> tuple[int, list[int]] | None:
-    """The index of the ``}`` matching ``items[start] == "{"`` and the
-    positions of its top-level commas, or None when it is unmatched."""
-    depth = 0
-    commas: list[int] = []
-    for j in range(start + 1, hi):
-        it = items[j]
-        if it == "{":
-            depth += 1
-        elif it == "}":
-            if depth == 0:
-                return j, commas
-            depth -= 1
-        elif it == "," and depth == 0:
-            commas.append(j)
-    return None
-
-
-def _brace_node(items: list[_Item], pos: list[tuple[int, int]], start: int, close: int,
-                commas: list[int]) -> WordPart | None:
+def _brace_node(items: list[_Item], pos: list[tuple[int, int]], start: int, close: int, mine: list[int],
+                match: dict[int, int], commas: dict[int, list[int]], depth: int) -> WordPart | None:
     line, col = pos[start]
-    if commas:
-        bounds = [start] + commas + [close]
+    if mine:
+        bounds = [start] + mine + [close]
         alts = []
         for a, b in zip(bounds, bounds[1:]):
-            sub = _parse(items, pos, a + 1, b)
+            sub = _parse(items, pos, a + 1, b, match, commas, depth + 1)
             wl, wc = pos[a + 1] if a + 1 < b else pos[a]
             alts.append(Word(sub, line=wl, col=wc))
         return BraceExp(alts, line=line, col=col)

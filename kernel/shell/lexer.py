@@ -418,7 +418,10 @@ class Lexer:
                         continue
                 self.pos = start
             parts = self.read_word_parts()
-            word = Word(braces.parse_braces(apply_tilde(parts, False)), line=line, col=col)
+            try:
+                word = Word(braces.parse_braces(apply_tilde(parts, False)), line=line, col=col)
+            except braces.BraceError as e:
+                raise self.error(str(e), start) from None
             elems.append(ArrayElem(word, line=line, col=col))
 
     # -- arithmetic -----------------------------------------------------------
@@ -887,7 +890,13 @@ class Lexer:
             out.append(c)
             i += 1
         self.pos = i + 1
-        body = self.parser._sub_source("".join(out), line, col + 1, self, start)
+        try:
+            body = self.parser._sub_source("".join(out), line, col + 1, self, start)
+        except ShellSyntaxError as e:
+            if e.message == "maximum nesting depth exceeded":
+                raise
+            from kernel.shell.ast import CommandList
+            return CmdSub(CommandList([], line=line, col=col), True, e.message, line=line, col=col)
         return CmdSub(body, True, line=line, col=col)
 
     # -- ${…} -----------------------------------------------------------------
