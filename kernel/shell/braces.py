@@ -58,7 +58,8 @@ def parse_braces(parts: list[WordPart]) -> list[WordPart]:
     """Replace brace expressions in ``parts`` by :class:`BraceExp` /
     :class:`BraceRange` parts (``parts`` itself when there are none).
     Raises :class:`BraceError` beyond :data:`MAX_NESTING` levels."""
-    if not any(type(p) is Lit and "{" in p.text and "}" in p.text for p in parts):
+    if not (any(type(p) is Lit and "{" in p.text for p in parts)
+            and any(type(p) is Lit and "}" in p.text for p in parts)):
         return parts
     items, pos = _items(parts)
     # One pass pairs every "{" with its "}" and collects its top-level commas;

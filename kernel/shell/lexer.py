@@ -536,7 +536,7 @@ class Lexer:
                 buf.append(nxt if nxt in '$`"\\' else "\\" + nxt)
                 self.pos += 2
                 continue
-            part = self._special(c, in_dq=True, arith=True)
+            part = self._double_quoted() if c == '"' else self._special(c, in_dq=True, arith=True)
             if part is None:
                 if not buf:
                     bpos = self.pos

@@ -112,6 +112,7 @@ class Parser:
         """Parse the next complete command (everything up to an unescaped
         newline outside any construct, with its here-documents), or return
         None at the end of the input.  Nothing after that newline is read."""
+        self.lexer.extglob = self.extglob
         with _Deep(self):
             while True:
                 tok = self._peek_cmd()
@@ -672,7 +673,7 @@ class Parser:
         start = tok.start
         name_tok = self._peek()
         if name_tok.kind != "WORD":
-            raise self._unexpected(name_tok)
+            raise self._unexpected(_eof_as_newline(name_tok))
         self._take()
         t = self._peek()
         if t.kind == "OP" and t.text == "(":
@@ -716,6 +717,8 @@ class Parser:
                     nxt.kind == "WORD" and nxt.plain and nxt.text in _COMPOUND_STARTS):
                 self._take()
                 name = t.text
+        if t.kind == "EOF":
+            raise self._unexpected(_eof_as_newline(t))
         body = self._command()
         return Coproc(name, body, line=tok.line, col=tok.col)
 
@@ -728,9 +731,8 @@ class Parser:
         try:
             t = self._cpeek()
             if self._is_word(t, "]]"):
-                self._take()
-                return CondCommand(CondWord(Word([], line=t.line, col=t.col), line=t.line, col=t.col),
-                                   line=tok.line, col=tok.col)
+                # bash rejects an empty [[ ]] without a message; say what it is
+                raise self.lexer.error("syntax error in conditional expression", t.start, "]]")
             expr = self._cond_or()
             t = self._peek(0, cond=True)
             if not self._is_word(t, "]]"):
@@ -813,8 +815,8 @@ class Parser:
         if t.plain and t.text in _COND_UNARY:
             o = self._peek(0, cond=True)
             if o.kind != "WORD" or self._is_word(o, "]]"):
-                raise self.lexer.error(f"unexpected argument `{o.describe()}' to conditional unary operator",
-                                       o.start, o.describe())
+                raise self.lexer.error(f"unexpected argument `{_cond_desc(o)}' to conditional unary operator",
+                                       o.start, _cond_desc(o))
             self._take()
             return CondUnary(t.text, self._word(o, brace=False), line=t.line, col=t.col)
         left = self._word(t, brace=False)
@@ -842,8 +844,8 @@ class Parser:
         else:
             r = self._peek(0, cond=True)
             if r.kind != "WORD" or self._is_word(r, "]]"):
-                raise self.lexer.error(f"unexpected argument `{r.describe()}' to conditional binary operator",
-                                       r.start, r.describe())
+                raise self.lexer.error(f"unexpected argument `{_cond_desc(r)}' to conditional binary operator",
+                                       r.start, _cond_desc(r))
             self._take()
             right = self._word(r, brace=False)
         return CondBinary(o.text, left, right, line=t.line, col=t.col)
@@ -880,6 +882,18 @@ class _Deep:
             self.parser._state.depth = 0
             raise lx.error("maximum nesting depth exceeded", lx.pos) from None
         return False
+
+
+def _eof_as_newline(tok: Token) -> Token:
+    """Where bash would have seen the newline it adds at the end of input."""
+    if tok.kind != "EOF":
+        return tok
+    return Token("NEWLINE", "\n", tok.start, tok.end, tok.line, tok.col)
+
+
+def _cond_desc(tok: Token) -> str:
+    """How bash names a token in ``[[ ]]`` errors (it has seen a newline before the end of input)."""
+    return "newline" if tok.kind == "EOF" else tok.describe()
 
 
 def _is_name(text: str) -> bool:
