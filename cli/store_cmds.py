@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import click
@@ -22,62 +21,12 @@ import trio
 
 from cli.app import EXIT_OK, EXIT_PROBLEMS, EXIT_REPAIRED, CliError, vfsfuse
 from cli.params import DURATION, SIZE, human
+from cli.paths import Inside, MountView, Target, resolve_in_mount, resolve_inside, resolve_target, type_name
+from cli.paths import is_store as _is_store
 from cli.progress import progress
 from kernel.errors import KernelError
 
-
-# -- what a path argument names ------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    """An unmounted store (``store``) or a mount (``mount``), and a path inside it."""
-
-    store: str | None = None
-    mount: str | None = None
-    path: str = "/"
-
-
-def _is_store(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "meta.db"))
-
-
-def find_mount(path: str) -> tuple[str, str] | None:
-    """``(mount_root, path_inside)`` if *path* lies in a vfsfuse mount (it has ``/.vfs``)."""
-    full = os.path.realpath(path) if os.path.exists(path) else os.path.abspath(path)
-    probe = full if os.path.isdir(full) else os.path.dirname(full)
-    while True:
-        if os.path.exists(os.path.join(probe, ".vfs", "control")):
-            rel = os.path.relpath(full, probe)
-            return probe, "/" if rel == "." else "/" + rel
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return None
-        probe = parent
-
-
-def resolve_target(arg: str) -> Target:
-    """What *arg* names; a mounted store is reached through its mount (named in the lock)."""
-    store, sep, inner = arg.partition(":")
-    if sep and store and _is_store(store):
-        return _via_mount(Target(store=store, path=inner or "/"))
-    if _is_store(arg):
-        return _via_mount(Target(store=arg))
-    found = find_mount(arg)
-    if found is not None:
-        return Target(mount=found[0], path=found[1])
-    if not os.path.exists(arg if not sep else store):
-        raise KernelError("ENOENT", f"no such store or file: {arg}")
-    raise KernelError("EINVAL", f"{arg} is not a store, STORE:/path, or a path inside a vfsfuse mount")
-
-
-def _via_mount(target: Target) -> Target:
-    from vfsfuse.storage.fsck import lock_holder
-
-    holder = lock_holder(target.store)
-    if holder is not None and holder[1] and os.path.exists(os.path.join(holder[1], ".vfs", "control")):
-        return Target(mount=holder[1], path=target.path)
-    return target  # unmounted (or the mount is unreachable: with_store says EBUSY)
+# What a path argument names, and how a path inside a store is resolved: cli/paths.py.
 
 
 # -- running work on an unmounted store --------------------------------------------------------
@@ -86,7 +35,9 @@ def _via_mount(target: Target) -> Target:
 def with_store(store_path: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Open the unmounted store, run ``await work(store)``, flush and close it."""
     from vfsfuse.storage.fsck import exclusive_store
-    from vfsfuse.storage.store import open_store
+    from vfsfuse.storage.store import check_store, open_store
+
+    check_store(store_path)  # before the lock file is made: a refused store stays untouched
 
     async def main():
         with exclusive_store(store_path):
@@ -193,9 +144,9 @@ def fsck_command(ctx: click.Context, store: str, repair: bool, verify_data: bool
     Exit status: 0 clean, 1 errors repaired, 4 errors left.
     """
     from vfsfuse.storage.fsck import fsck_store
+    from vfsfuse.storage.store import check_store
 
-    if not _is_store(store):
-        raise KernelError("ENOENT", f"{store} is not a vfsfuse store (no meta.db)")
+    check_store(store)  # missing, empty, damaged or newer meta.db: one line, nothing written
     with progress() as bar:
         result = trio.run(lambda: fsck_store(store, repair=repair, verify_data=verify_data,
                                              progress=bar))
@@ -248,39 +199,64 @@ def info_command(paths: tuple[str, ...]) -> None:
     """Show inode, size, storage mode and chunk map of files.
 
     \b
-    PATH is a file inside a mount (read from MOUNT/.vfs/chunks/<path>) or
-    STORE:/path in an unmounted store.  Chunk lines read
+    PATH is STORE:/path, resolved inside the store ("/.." is "/", absolute
+    symlinks mean the store's "/"), mounted or not, or a file inside a
+    mount (MOUNT/path; refused if the host resolves it outside the mount).
+    A final symlink is followed.  Chunk lines read
     "index offset length hash refcount block_file"; a missing index is a hole.
     """
     first = True
     for arg in paths:
         target = resolve_target(arg)
-        text = _info_text(target)
+        text = _info_text(target, arg)
         if not first:
             click.echo("")
         first = False
         click.echo(text, nl=False)
 
 
-def _info_text(target: Target) -> str:
+def _info_text(target: Target, arg: str) -> str:
     if target.mount is not None:
-        rel = target.path.lstrip("/")
-        path = os.path.join(target.mount, ".vfs", "chunks", rel)
-        if os.path.isfile(path):
-            return f"path {target.path}\n" + _read_text(path)
-        full = os.path.join(target.mount, rel)
-        if not os.path.lexists(full):
-            raise KernelError("ENOENT", f"no such file: {full}")
-        st = os.lstat(full)
-        return f"path {target.path}\ninode {st.st_ino}\nsize {st.st_size}\n(not a regular file: no chunk map)\n"
+        return _mounted_info(target.mount, target.path, arg)
 
     from vfsfuse.inspect.inspectfs import chunk_map_text
 
     async def work(store):
-        ino = store.metadata.resolve_path(target.path)
-        return chunk_map_text(store.vfs, ino, path=target.path, host_paths=True)
+        inside = await resolve_inside(store.vfs, target.path, what=arg)
+        if not inside.attr.is_reg:
+            return _not_regular_text(inside)
+        return chunk_map_text(store.vfs, inside.ino, path=inside.path, host_paths=True)
 
     return with_store(target.store, work)
+
+
+def _mounted_info(mount: str, path: str, arg: str) -> str:
+    """Resolve *path* in the mount (PathVFS over a MountView), then read the chunk map from
+    ``/.vfs/chunks/<canonical path>``, opened beneath the mount one plain name at a time."""
+    from vfsfuse.inspect.inspectfs import parse_kv
+
+    with MountView(mount) as view:
+        inside: Inside = trio.run(lambda: resolve_inside(view, path, what=arg))
+        attr = inside.attr
+        if attr.is_reg:
+            try:
+                fd = view.open_beneath("/.vfs/chunks" + inside.path.rstrip("/"))
+            except FileNotFoundError:
+                raise KernelError("ENOENT", f"{arg}: vanished while reading its chunk map") from None
+            try:
+                text = _read_all(fd)
+            finally:
+                os.close(fd)
+            if parse_kv(text).get("inode") != str(inside.ino):
+                raise KernelError("EAGAIN", f"{arg}: changed while reading its chunk map; try again")
+            return f"path {inside.path}\n" + text
+    return _not_regular_text(inside)
+
+
+def _not_regular_text(inside: Inside) -> str:
+    """What ``info`` says of a directory, device, ...: the same text mounted or not."""
+    return (f"path {inside.path}\ninode {inside.ino}\ntype {type_name(inside.attr.mode)}\n"
+            f"size {inside.attr.size}\n(not a regular file: no chunk map)\n")
 
 
 # -- stat ------------------------------------------------------------------------------------------
@@ -370,14 +346,18 @@ def versions_group() -> None:
 
 def _version_run(path: str, command: str, offline: Callable[[Any, int], Awaitable[Any]],
                  extra: str = "") -> Any:
-    """``version COMMAND PATH EXTRA`` through the mount's control file, or *offline* on the store."""
+    """``version COMMAND PATH EXTRA`` through the mount's control file, or *offline* on the store.
+
+    Mounted, PATH is first resolved in the mount by ``resolve_inside`` and the daemon is sent
+    the canonical path (plain names from "/"), which every walker reads the same way."""
     t = resolve_target(path)
     if t.mount is not None:
-        return control(t.mount, f"version {command} {_quote(t.path)}{extra}")
+        inside = resolve_in_mount(t.mount, t.path, what=path)
+        return control(t.mount, f"version {command} {_quote(inside.path)}{extra}")
 
     async def work(store):
-        ino = store.metadata.resolve_path(t.path)
-        return await offline(store, ino)
+        inside = await resolve_inside(store.vfs, t.path, what=path)
+        return await offline(store, inside.ino)
 
     return with_store(t.store, work)
 
