@@ -35,9 +35,7 @@ from kernel.errors import KernelError
 def with_store(store_path: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Open the unmounted store, run ``await work(store)``, flush and close it."""
     from vfsfuse.storage.fsck import exclusive_store
-    from vfsfuse.storage.store import check_store, open_store
-
-    check_store(store_path)  # before the lock file is made: a refused store stays untouched
+    from vfsfuse.storage.store import open_store
 
     async def main():
         with exclusive_store(store_path):
@@ -144,9 +142,9 @@ def fsck_command(ctx: click.Context, store: str, repair: bool, verify_data: bool
     Exit status: 0 clean, 1 errors repaired, 4 errors left.
     """
     from vfsfuse.storage.fsck import fsck_store
-    from vfsfuse.storage.store import check_store
 
-    check_store(store)  # missing, empty, damaged or newer meta.db: one line, nothing written
+    if not _is_store(store):
+        raise KernelError("ENOENT", f"{store} is not a vfsfuse store (no meta.db)")
     with progress() as bar:
         result = trio.run(lambda: fsck_store(store, repair=repair, verify_data=verify_data,
                                              progress=bar))
