@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Union
 
-from kernel.shell.ast import BraceExp, BraceRange, Lit, Word, WordPart
+from kernel.shell.ast import SQ, BraceExp, BraceRange, Lit, Word, WordPart
 
 __all__ = ["BraceError", "parse_braces", "expand_braces", "count_words", "range_items", "DEFAULT_MAX_WORDS"]
 
@@ -181,6 +181,14 @@ def _range_text(r: BraceRange, value: int, width: int) -> str:
     return str(value)
 
 
+def _range_part(r: BraceRange, value: int, width: int) -> WordPart:
+    if r.kind == "char" and value == 92:
+        # Bash's quote removal later eats the backslash a range like {Z..a}
+        # produces, leaving an empty but quoted argument; SQ("") is exactly that.
+        return SQ("", line=r.line, col=r.col)
+    return Lit(_range_text(r, value, width), line=r.line, col=r.col)
+
+
 def count_words(parts: list[WordPart]) -> int:
     """How many words ``parts`` expands to (computed without generating them)."""
     total = 1
@@ -195,6 +203,8 @@ def count_words(parts: list[WordPart]) -> int:
 def expand_braces(word: Word, max_words: int = DEFAULT_MAX_WORDS) -> list[Word]:
     """The words ``word`` expands to, in bash's order, with no brace parts
     left; the other parts are kept as they are (adjacent literal text merged).
+    An alternative may leave a word with no parts (``{,a}``): like any
+    unquoted empty field the interpreter drops it, as bash does.
     Raises :class:`BraceError` when there would be more than ``max_words``."""
     if not any(type(p) in (BraceExp, BraceRange) for p in word.parts):
         return [word]
@@ -213,8 +223,7 @@ def _gen(parts: list[WordPart]) -> list[list[WordPart]]:
                 options.extend(_gen(alt.parts))
         elif type(p) is BraceRange:
             a, b, step, width = range_items(p)
-            options = [[Lit(_range_text(p, v, width), line=p.line, col=p.col)]
-                       for v in range(a, b + (1 if step > 0 else -1), step)]
+            options = [[_range_part(p, v, width)] for v in range(a, b + (1 if step > 0 else -1), step)]
         else:
             for r in results:
                 r.append(p)
