@@ -83,7 +83,7 @@ def _flush(buf: list[str], bpos: tuple[int, int] | None, out: list[WordPart]) ->
         line, col = bpos or (0, 0)
         if out and type(out[-1]) is Lit:
             prev = out[-1]
-            out[-1] = Lit(prev.text + "".join(buf), line=prev.line, col=prev.col)  # type: ignore[union-attr]
+            out[-1] = Lit(prev.text + "".join(buf), line=prev.line, col=prev.col)
         else:
             out.append(Lit("".join(buf), line=line, col=col))
         buf.clear()
@@ -237,7 +237,7 @@ def _merge_lits(parts: list[WordPart]) -> list[WordPart]:
     for p in parts:
         if type(p) is Lit and out and type(out[-1]) is Lit:
             prev = out[-1]
-            out[-1] = Lit(prev.text + p.text, line=prev.line, col=prev.col)  # type: ignore[union-attr]
+            out[-1] = Lit(prev.text + p.text, line=prev.line, col=prev.col)
         elif type(p) is Lit and not p.text:
             continue
         else:

@@ -24,12 +24,25 @@ from typing import TYPE_CHECKING
 
 from kernel.shell import braces
 from kernel.shell.ast import (
-    ArithSub, ArrayElem, Assign, CmdSub, DollarSQ, DQ, Escaped, ExtGlob, Lit, Param, ProcSub, Redir,
-    SQ, Tilde, Word, WordPart,
+    DQ,
+    SQ,
+    ArithSub,
+    ArrayElem,
+    Assign,
+    CmdSub,
+    DollarSQ,
+    Escaped,
+    ExtGlob,
+    Lit,
+    Param,
+    ProcSub,
+    Redir,
+    Tilde,
+    Word,
+    WordPart,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from kernel.shell.ast import CommandList
     from kernel.shell.parser import Parser
 
 __all__ = ["ShellSyntaxError", "IncompleteInput", "Token", "Lexer", "decode_ansi_c", "apply_tilde"]
@@ -222,7 +235,7 @@ def _merge(parts: list[WordPart]) -> list[WordPart]:
     for p in parts:
         if out and type(p) is Lit and type(out[-1]) is Lit:
             prev = out[-1]
-            out[-1] = Lit(prev.text + p.text, line=prev.line, col=prev.col)  # type: ignore[union-attr]
+            out[-1] = Lit(prev.text + p.text, line=prev.line, col=prev.col)
         else:
             out.append(p)
     return out

@@ -24,10 +24,37 @@ from typing import Callable
 
 from kernel.shell import braces
 from kernel.shell.ast import (
-    AndOr, ArithCommand, ArithFor, Assign, Case, CaseItem, CommandList, CondAnd, CondBinary,
-    CondCommand, CondExpr, CondNot, CondOr, CondUnary, CondWord, Coproc, For, FunctionDef, Group,
-    HereDoc, If, Lit, Pipeline, Program, Redir, Select, SimpleCommand, Subshell, While, Word,
-    WordPart, Command,
+    AndOr,
+    ArithCommand,
+    ArithFor,
+    Case,
+    CaseItem,
+    Command,
+    CommandList,
+    CondAnd,
+    CondBinary,
+    CondCommand,
+    CondExpr,
+    CondNot,
+    CondOr,
+    CondUnary,
+    CondWord,
+    Coproc,
+    For,
+    FunctionDef,
+    Group,
+    HereDoc,
+    If,
+    Lit,
+    Pipeline,
+    Program,
+    Redir,
+    Select,
+    SimpleCommand,
+    Subshell,
+    While,
+    Word,
+    WordPart,
 )
 from kernel.shell.lexer import IncompleteInput, Lexer, ShellSyntaxError, Token, apply_tilde, static_text
 
@@ -407,11 +434,12 @@ class Parser:
         if tok.kind == "OP" and tok.text == "(":
             return self._compound(self._subshell)
         if tok.kind == "WORD" and tok.plain and tok.text in RESERVED_WORDS:
-            handler = {
+            handlers: dict[str, Callable[[], Command]] = {
                 "{": self._group, "if": self._if, "while": self._while, "until": self._while,
                 "for": self._for, "select": self._for, "case": self._case, "[[": self._cond,
                 "function": self._function, "coproc": self._coproc,
-            }.get(tok.text)
+            }
+            handler = handlers.get(tok.text)
             if handler is None:
                 if tok.text == "time":  # after a pipe: the time utility, as in bash
                     return self._simple()
@@ -872,7 +900,7 @@ class _Deep:
         if need > self.old:
             sys.setrecursionlimit(need)
 
-    def __exit__(self, et: type | None, ev: BaseException | None, tb: object) -> bool:
+    def __exit__(self, et: type | None, ev: BaseException | None, tb: object) -> None:
         if sys.getrecursionlimit() != self.old:
             sys.setrecursionlimit(self.old)
         if self.gc_was_enabled:
@@ -881,7 +909,6 @@ class _Deep:
             lx = self.parser.lexer
             self.parser._state.depth = 0
             raise lx.error("maximum nesting depth exceeded", lx.pos) from None
-        return False
 
 
 def _eof_as_newline(tok: Token) -> Token:
