@@ -94,6 +94,10 @@ _RUN_REGEX = re.compile(r"[^ \t\n()\\'\"`$]+")
 _RUN_ARG: dict[str, re.Pattern[str]] = {}
 
 _EXTGLOB_OPS = "?*+@!"
+_OP_START = frozenset(";&|<>()")
+_DIGIT_CHARS = frozenset("0123456789")
+#: Characters that end a word made of one run of ordinary characters.
+_WORD_END = frozenset(" \t\n;&|)<>")
 
 
 @dataclass(slots=True)
@@ -282,6 +286,12 @@ class Lexer:
     def eof_error(self, closer: str) -> ShellSyntaxError:
         return self.error(f"unexpected EOF while looking for matching `{closer}'", self.n, None, True)
 
+    def _continued_at_end(self) -> None:
+        """A backslash-newline ends the input: a script just ends there, an
+        interactive shell asks for the continuation line."""
+        if self.parser.interactive:
+            raise self.error("syntax error: unexpected end of file", self.n, None, True)
+
     # -- tokens ---------------------------------------------------------------
 
     def next_token(self, assign_ok: bool = False, arith_ok: bool = False, arith_for: bool = False,
@@ -290,15 +300,17 @@ class Lexer:
         ``arith_ok``: ``((`` may start an arithmetic command; ``arith_for``:
         after ``for``; ``cond``: inside ``[[ ]]`` (no ``2>`` redirections)."""
         src = self.src
-        while True:
-            m = _BLANKS_RE.match(src, self.pos)
-            if m:
-                self.pos = m.end()
-            if self.pos < self.n and src[self.pos] == "#":
-                end = src.find("\n", self.pos)
-                self.pos = self.n if end < 0 else end
-            break
         pos = self.pos
+        if pos < self.n and src[pos] in " \t\\":
+            m = _BLANKS_RE.match(src, pos)
+            if m:
+                pos = m.end()
+                if pos >= self.n and src.endswith("\\\n"):
+                    self._continued_at_end()
+        if pos < self.n and src[pos] == "#":
+            end = src.find("\n", pos)
+            pos = self.n if end < 0 else end
+        self.pos = pos
         line, col = self.where(pos)
         if pos >= self.n:
             if self.heredocs:
@@ -310,13 +322,14 @@ class Lexer:
             if self.heredocs:
                 self._read_heredocs()
             return Token("NEWLINE", "\n", pos, pos + 1, line, col)
-        if (arith_ok or arith_for) and src.startswith("((", pos) and self._is_arith(pos + 2):
-            return self._arith_token(pos, line, col, arith_for)
-        m = _OPS_RE.match(src, pos)
-        if m and m.group() not in ("<(", ">("):
-            self.pos = m.end()
-            return Token("OP", m.group(), pos, self.pos, line, col)
-        if not cond:
+        if c in _OP_START:
+            if c == "(" and (arith_ok or arith_for) and src.startswith("((", pos) and self._is_arith(pos + 2):
+                return self._arith_token(pos, line, col, arith_for)
+            m = _OPS_RE.match(src, pos)
+            if m and m.group() not in ("<(", ">("):
+                self.pos = m.end()
+                return Token("OP", m.group(), pos, self.pos, line, col)
+        elif not cond and (c in _DIGIT_CHARS or c == "{"):
             m = _IONUM_RE.match(src, pos)
             if m:
                 self.pos = m.end()
@@ -571,6 +584,14 @@ class Lexer:
     def read_word_parts(self) -> list[WordPart]:
         """Parts of an unquoted word from ``self.pos`` to the next metacharacter."""
         src, n = self.src, self.n
+        m = _RUN_WORD.match(src, self.pos)
+        if m:
+            end = m.end()
+            if end >= n or (src[end] in _WORD_END and not (src[end] in "<>" and src.startswith("(", end + 1))):
+                # the common case: one run of ordinary characters
+                line, col = self.where(self.pos)
+                self.pos = end
+                return [Lit(m.group(), line=line, col=col)]
         parts: list[WordPart] = []
         buf: list[str] = []
         bpos = self.pos
@@ -603,6 +624,8 @@ class Lexer:
             elif c == "\\":
                 if src.startswith("\\\n", self.pos):
                     self.pos += 2
+                    if self.pos >= n:
+                        self._continued_at_end()
                     continue
                 line, col = self.where(self.pos)
                 if self.pos + 1 >= n:

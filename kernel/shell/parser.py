@@ -267,8 +267,8 @@ class Parser:
     def _peek_cmd(self, assign_ok: bool = True) -> Token:
         """The token at command position, with aliases expanded."""
         while True:
-            tok = self._peek(0, assign_ok=assign_ok, arith_ok=True)
-            if not self._try_alias(tok):
+            tok = self._buf[0] if self._buf else self._peek(0, assign_ok=assign_ok, arith_ok=True)
+            if self.aliases is None or not self._try_alias(tok):
                 return tok
 
     def _try_alias(self, tok: Token) -> bool:

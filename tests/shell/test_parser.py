@@ -208,6 +208,14 @@ def test_incomplete_input_interactive(src: str) -> None:
         parse(src, interactive=True)
 
 
+def test_line_continuation_at_end_is_incomplete_only_interactively() -> None:
+    for src in ["echo a \\\n", "echo a\\\n"]:
+        assert parse(src).body.items
+        with pytest.raises(IncompleteInput):
+            parse(src, interactive=True)
+    assert parse("echo a # comment \\\n", interactive=True).body.items
+
+
 def test_incomplete_then_complete() -> None:
     src = "if true; then\n"
     with pytest.raises(IncompleteInput):
