@@ -32,12 +32,12 @@ from __future__ import annotations
 import os
 
 from .errors import KernelError
+from .mounts import LOCAL_MASK as _LOCAL_MASK
 from .pty import PTS_MAJOR
 from .synthetic import Device, DynamicDir, Handle, StaticDir, Symlink, SyntheticFS
 
 MAX_DEVICE_READ = 16 << 20
 TTY_GID = 5
-_LOCAL_MASK = (1 << 48) - 1
 
 # name, major, minor, permissions
 DEVICES: tuple[tuple[str, int, int, int], ...] = (

@@ -28,7 +28,7 @@ dentry for that name.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .errors import KernelError
@@ -36,6 +36,7 @@ from .fs import ROOT_CALLER, Attr, Caller, DirEntry, FileSystem, SetAttr, StatFs
 
 SHIFT = 48
 LOCAL_MASK = (1 << SHIFT) - 1
+ROOT_MOUNT_SPAN = 1 << SHIFT  # the root mount's inodes and handles are the numbers below this
 MAX_MOUNT_ID = (1 << 15) - 1
 EXTRA_COOKIE = 1 << 62  # readdir cookies >= this are mount points appended by the table
 _ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
@@ -89,6 +90,16 @@ class _Mount:
     fresh: bool = False
     handles: int = 0
     children: int = 0
+    # optional capabilities, resolved once at mount time rather than probed per request
+    volatile: bool = False
+    direct_io: Callable[[int], bool] | None = None
+    read_buffer: Callable[[int, int, int], Awaitable[bytes | memoryview]] | None = None
+
+    def __post_init__(self) -> None:
+        fs = self.fs
+        self.volatile = bool(getattr(fs, "volatile", False))
+        self.direct_io = getattr(fs, "wants_direct_io", None)
+        self.read_buffer = getattr(fs, "read_buffer", None) or fs.read
 
     def info(self) -> MountInfo:
         return MountInfo(self.path, self.fstype, self.source, self.read_only, self.hidden,
@@ -133,10 +144,30 @@ class MountTable:
 
     def _split_fh(self, fh: int) -> tuple[_Mount, int]:
         k = fh >> SHIFT
-        m = self._by_id.get(k)
+        m = self._root if k == 0 else self._by_id.get(k)
         if m is None:
             raise KernelError("EBADF", "handle of an unmounted filesystem")
         return m, fh & LOCAL_MASK
+
+    def _mount_of(self, ino: int) -> _Mount | None:
+        k = ino >> SHIFT
+        return self._root if k == 0 else self._by_id.get(k)
+
+    def with_root(self, fs: FileSystem) -> "MountTable":
+        """A view of this table (the same mounts, live) whose root mount is served by *fs*.
+
+        The daemon gives the FUSE adapter a view over the bare store while the sandbox's
+        processes use the table whose root is the host cache invalidator: the invalidation
+        work then happens where sandbox-side changes start, and host requests never pass
+        through it."""
+        view = object.__new__(MountTable)
+        for name in ("root_ino", "_by_id", "_order", "_points", "_dir_points", "_dir_state",
+                     "_listeners"):  # not _next_id: mounts are made through the table, never a view
+            setattr(view, name, getattr(self, name))
+        r = self._root
+        view._root = _Mount(r.id, r.path, fs, r.read_only, r.hidden, r.fstype, r.source,
+                            fresh=getattr(fs, "fresh_attrs", False))
+        return view
 
     @staticmethod
     def _out(m: _Mount, a: Attr) -> Attr:
@@ -406,14 +437,14 @@ class MountTable:
     def wants_direct_io(self, ino: int) -> bool:
         """Whether the host must read this file until EOF, ignoring st_size (/proc files)."""
         m, local = self._split(ino)
-        f = getattr(m.fs, "wants_direct_io", None)
+        f = m.direct_io
         return bool(f and f(local))
 
     def is_volatile(self, ino: int) -> bool:
         """Whether the inode's filesystem changes on its own (/proc, /dev/pts), so the FUSE
         adapter should give its entries and attributes a zero cache timeout."""
-        m = self._by_id.get(ino >> SHIFT)
-        return m is not None and bool(getattr(m.fs, "volatile", False))
+        m = self._mount_of(ino)
+        return m is not None and m.volatile
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         m, local = self._split_fh(fh)
@@ -422,8 +453,8 @@ class MountTable:
     async def read_buffer(self, fh: int, offset: int, size: int) -> bytes | memoryview:
         """``read`` that may return a view (see ``FileSystem.read_buffer``)."""
         m, local = self._split_fh(fh)
-        fast = getattr(m.fs, "read_buffer", None)
-        return await (fast(local, offset, size) if fast is not None else m.fs.read(local, offset, size))
+        assert m.read_buffer is not None
+        return await m.read_buffer(local, offset, size)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         m, local = self._split_fh(fh)
@@ -529,11 +560,11 @@ class MountTable:
         await m.fs.removexattr(local, name, caller)
 
     def retain(self, ino: int) -> None:
-        m = self._by_id.get(ino >> SHIFT)
+        m = self._mount_of(ino)
         if m is not None:
             m.fs.retain(ino & LOCAL_MASK if m.base else ino)
 
     async def forget(self, ino: int) -> None:
-        m = self._by_id.get(ino >> SHIFT)
+        m = self._mount_of(ino)
         if m is not None:
             await m.fs.forget(ino & LOCAL_MASK if m.base else ino)

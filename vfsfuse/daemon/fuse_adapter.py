@@ -34,6 +34,7 @@ from pyfuse3 import FUSEError
 
 from kernel.errors import KernelError
 from kernel.fs import may_access
+from kernel.mounts import ROOT_MOUNT_SPAN
 from kernel.fs import (
     ROOT_CALLER,
     ROOT_INO,
@@ -99,7 +100,11 @@ class FuseAdapter(pyfuse3.Operations):
 
     def __init__(self, fs: FileSystem, *, entry_timeout: float = 1.0, attr_timeout: float = 1.0,
                  read_only: bool = False, writeback_cache: bool = False,
-                 volatile_timeout: float = VOLATILE_TIMEOUT) -> None:
+                 volatile_timeout: float = VOLATILE_TIMEOUT, root: FileSystem | None = None) -> None:
+        """*fs* serves every request; *root*, when given, is the filesystem that *fs* (a mount
+        table) mounts at ``/``: inode- and handle-level requests for its inodes (numbered below
+        ``ROOT_MOUNT_SPAN`` by the kernel's contract) go to it directly, skipping the mount
+        table.  Name operations still go through *fs*, which knows the mount points."""
         super().__init__()
         # Write-back caching: the host kernel gathers small writes in its page cache and
         # owns size/mtime of open files (pyfuse3 reads this attribute at INIT).
@@ -109,6 +114,8 @@ class FuseAdapter(pyfuse3.Operations):
         if fs.root_ino != ROOT_INO:
             raise ValueError(f"root inode must be {ROOT_INO}, not {fs.root_ino}")
         self.fs = fs
+        self._root = root if root is not None else fs
+        self._root_read = getattr(self._root, "read_buffer", None) or self._root.read
         # pyfuse3 replies from any buffer: take views of cached blocks where the filesystem offers them.
         self._read = getattr(fs, "read_buffer", None) or fs.read
         self.entry_timeout = entry_timeout
@@ -123,16 +130,16 @@ class FuseAdapter(pyfuse3.Operations):
         self._root_caller = Caller(0, 0, 0, 0o022)
         wants = getattr(fs, "wants_direct_io", None)
         if callable(wants) and callable(getattr(fs, "is_volatile", None)):
-            table_wants = wants  # the mount table: the root mount (ino < 1 << 48) is a plain store
-            wants = lambda ino: ino >> 48 != 0 and table_wants(ino)  # noqa: E731
+            table_wants = wants  # the mount table: the root mount (ino < ROOT_MOUNT_SPAN) is a plain store
+            wants = lambda ino: ino >= _SPAN and table_wants(ino)  # noqa: E731
         self._wants_direct_io: Callable[[int], bool] | None = wants if callable(wants) else None
         # Inodes of filesystems that change on their own (/proc) get no caching at all.
         vol = getattr(fs, "is_volatile", None)
         if callable(vol):
-            # The mount table numbers the root mount's inodes below 1 << 48 (kernel
+            # The mount table numbers the root mount's inodes below ROOT_MOUNT_SPAN (kernel
             # contract) and that mount is never volatile: skip the call for them.
             table_vol = vol
-            vol = lambda ino: ino >> 48 != 0 and table_vol(ino)  # noqa: E731
+            vol = lambda ino: ino >= _SPAN and table_vol(ino)  # noqa: E731
         elif getattr(fs, "volatile", False):
             vol = _always
         else:
@@ -168,11 +175,16 @@ class FuseAdapter(pyfuse3.Operations):
         e.st_ctime_ns = a.ctime_ns
         return e
 
+    def _on(self, ino_or_fh: int) -> FileSystem:
+        """Who serves an inode- or handle-level request: the root filesystem directly for its
+        own inodes and handles (the mount table numbers the root mount's below ROOT_MOUNT_SPAN)."""
+        return self._root if ino_or_fh < _SPAN else self.fs
+
     def _ref(self, ino: int) -> None:
         """The host kernel now holds one more reference to ``ino``."""
         n = self.lookups.get(ino, 0)
         if not n:
-            self.fs.retain(ino)
+            self._on(ino).retain(ino)
         self.lookups[ino] = n + 1
 
     def _caller(self, ctx: Any) -> Caller:
@@ -235,7 +247,7 @@ class FuseAdapter(pyfuse3.Operations):
             self._opened_version.pop(ino, None)
             self._parent.pop(ino, None)
             try:
-                await self.fs.forget(ino)
+                await self._on(ino).forget(ino)
             except Exception as exc:  # forget has no reply: log only
                 _error(exc, "forget")
 
@@ -246,7 +258,7 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
         try:
-            return self._entry(await self.fs.getattr(inode))
+            return self._entry(await self._on(inode).getattr(inode))
         except Exception as exc:
             raise _error(exc, "getattr") from None
 
@@ -273,13 +285,13 @@ class FuseAdapter(pyfuse3.Operations):
             # Only times, on a generated file (/proc, /.vfs/control): with write-back
             # caching the host sends these after every write; they mean nothing here.
             try:
-                return self._entry(await self.fs.getattr(inode))
+                return self._entry(await self._on(inode).getattr(inode))
             except Exception as exc:
                 raise _error(exc, "setattr") from None
         caller = self._caller(ctx)
         try:
             if caller.uid != 0 and (ch.mode is not None or ch.atime_ns is not None or ch.mtime_ns is not None):
-                cur = await self.fs.getattr(inode)
+                cur = await self._on(inode).getattr(inode)
                 if cur.uid != caller.uid and (ch.atime_ns is not None or ch.mtime_ns is not None):
                     # pyfuse3 hands us UTIME_NOW already resolved to the current time; the
                     # host kernel lets a non-owner set times only that way (it checked
@@ -295,18 +307,18 @@ class FuseAdapter(pyfuse3.Operations):
                     # write or truncate by a non-owner and sends that as a chmod on the
                     # writer's behalf (it has checked the permissions): only that narrow
                     # change runs with authority, the rest of the request with the caller's.
-                    a = await self.fs.setattr(inode, SetAttr(mode=ch.mode), self._root_caller)
+                    a = await self._on(inode).setattr(inode, SetAttr(mode=ch.mode), self._root_caller)
                     ch.mode = None
                     if _is_empty(ch):
                         return self._entry(a)
-            a = await self.fs.setattr(inode, ch, caller)
+            a = await self._on(inode).setattr(inode, ch, caller)
         except Exception as exc:
             raise _error(exc, "setattr") from None
         return self._entry(a)
 
     async def readlink(self, inode: int, ctx: Any) -> bytes:
         try:
-            return await self.fs.readlink(inode, self._caller(ctx))
+            return await self._on(inode).readlink(inode, self._caller(ctx))
         except Exception as exc:
             raise _error(exc, "readlink") from None
 
@@ -380,7 +392,7 @@ class FuseAdapter(pyfuse3.Operations):
         if self._wants_direct_io is not None and self._wants_direct_io(ino):
             return _FileInfo(fh=fh, direct_io=True)
         if attr is None:
-            attr = await self.fs.getattr(ino)
+            attr = await self._on(ino).getattr(ino)
         version = (attr.mtime_ns, attr.size)
         keep = self._opened_version.get(ino) == version
         self._opened_version[ino] = version
@@ -390,11 +402,11 @@ class FuseAdapter(pyfuse3.Operations):
         if self.read_only and flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
             raise FUSEError(errno.EROFS)
         try:
-            fh = await self.fs.open(inode, flags & self._flag_mask, self._caller(ctx))
+            fh = await self._on(inode).open(inode, flags & self._flag_mask, self._caller(ctx))
             try:
                 return await self._file_info(inode, fh, None)
             except BaseException:
-                await self.fs.release(fh)
+                await self._on(fh).release(fh)
                 raise
         except Exception as exc:
             raise _error(exc, "open") from None
@@ -414,7 +426,7 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         try:
-            return await self._read(fh, off, size)
+            return await (self._root_read if fh < _SPAN else self._read)(fh, off, size)
         except Exception as exc:
             raise _error(exc, "read") from None
 
@@ -423,7 +435,7 @@ class FuseAdapter(pyfuse3.Operations):
         if n > self.max_write_seen:
             self.max_write_seen = n
         try:
-            return await self.fs.write(fh, off, buf)
+            return await self._on(fh).write(fh, off, buf)
         except Exception as exc:
             raise _error(exc, "write") from None
 
@@ -431,19 +443,19 @@ class FuseAdapter(pyfuse3.Operations):
         if not self._flush_needed:
             raise FUSEError(errno.ENOSYS)
         try:
-            await self.fs.flush(fh)
+            await self._on(fh).flush(fh)
         except Exception as exc:
             raise _error(exc, "flush") from None
 
     async def release(self, fh: int) -> None:
         try:
-            await self.fs.release(fh)
+            await self._on(fh).release(fh)
         except Exception as exc:
             raise _error(exc, "release") from None
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         try:
-            await self.fs.fsync(fh, bool(datasync))
+            await self._on(fh).fsync(fh, bool(datasync))
         except Exception as exc:
             raise _error(exc, "fsync") from None
 
@@ -517,7 +529,7 @@ class FuseAdapter(pyfuse3.Operations):
         if name.startswith(_ACL_PREFIX):
             raise FUSEError(errno.EOPNOTSUPP)
         try:
-            return await self.fs.getxattr(inode, name)
+            return await self._on(inode).getxattr(inode, name)
         except Exception as exc:
             raise _error(exc, "getxattr") from None
 
@@ -528,27 +540,27 @@ class FuseAdapter(pyfuse3.Operations):
             raise FUSEError(errno.EOPNOTSUPP)
         self._check_writable()
         try:
-            await self.fs.setxattr(inode, name, value, 0, self._caller(ctx))
+            await self._on(inode).setxattr(inode, name, value, 0, self._caller(ctx))
         except Exception as exc:
             raise _error(exc, "setxattr") from None
 
     async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
         try:
-            return await self.fs.listxattr(inode)
+            return await self._on(inode).listxattr(inode)
         except Exception as exc:
             raise _error(exc, "listxattr") from None
 
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
         self._check_writable()
         try:
-            await self.fs.removexattr(inode, name, self._caller(ctx))
+            await self._on(inode).removexattr(inode, name, self._caller(ctx))
         except Exception as exc:
             raise _error(exc, "removexattr") from None
 
     async def access(self, inode: int, mode: int, ctx: Any) -> bool:
         """Only reached without ``default_permissions``: the classic owner/group/other check."""
         try:
-            a = await self.fs.getattr(inode)
+            a = await self._on(inode).getattr(inode)
         except Exception as exc:
             raise _error(exc, "access") from None
         if mode & os.W_OK and self.read_only:
@@ -618,6 +630,8 @@ def _may(a: Attr, caller: Caller, mode: int) -> bool:
 
 
 # ------------------------------------------------------------------ host cache coherence
+
+_SPAN = ROOT_MOUNT_SPAN  # inode and handle numbers below this belong to the root mount
 
 FROM_FUSE: contextvars.ContextVar[bool] = contextvars.ContextVar("vfsfuse_from_fuse", default=False)
 """True in the tasks that serve FUSE requests (set once where ``pyfuse3.main`` runs; worker

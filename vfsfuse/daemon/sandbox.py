@@ -20,14 +20,15 @@ from vfsfuse.storage.store import shm_vfs
 
 @dataclass
 class Sandbox:
-    """What the daemon serves when the kernel runs: its mount table, and the pieces it must stop."""
+    """What the daemon serves when the kernel runs, and the pieces it must stop.
+
+    ``fuse_table`` is the kernel's mount table seen with the bare store at ``/``: host requests
+    need no cache invalidation (the host kernel keeps its own caches right), so they skip the
+    invalidator that sandbox processes go through."""
 
     kernel: Kernel
     invalidator: HostCacheInvalidator
-
-    @property
-    def mount_table(self) -> MountTable:
-        return self.kernel.mount_table
+    fuse_table: MountTable
 
 
 async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: bool,
@@ -41,4 +42,4 @@ async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: boo
     # ("echo gc > .vfs/control"), so the mount table must let writes through.
     await kernel.mount_table.mount("/.vfs", InspectFS(invalidator), read_only=False, hidden=True,
                                    fstype="vfsinspect", source="vfs")
-    return Sandbox(kernel, invalidator)
+    return Sandbox(kernel, invalidator, kernel.mount_table.with_root(vfs))

@@ -151,7 +151,7 @@ class Daemon:
                     fs = await self._build_fs(vfs, nursery)
                     self.adapter = FuseAdapter(fs, entry_timeout=cfg.entry_timeout,
                                                attr_timeout=cfg.attr_timeout, read_only=cfg.read_only,
-                                               writeback_cache=cfg.writeback_cache)
+                                               writeback_cache=cfg.writeback_cache, root=vfs)
                     stats_path = os.environ.get("VFSFUSE_FUSE_STATS")  # debugging: requests per op
                     op_table = count_requests(self.adapter) if stats_path else None
                     fds_before = fuse_device_fds()
@@ -233,7 +233,7 @@ class Daemon:
         sandbox = await boot_sandbox(vfs, nursery, read_only=self.config.read_only,
                                      shm_bytes=self.config.shm_bytes)
         self.kernel, self.invalidator = sandbox.kernel, sandbox.invalidator
-        return sandbox.mount_table
+        return sandbox.fuse_table
 
     async def _after_mount(self) -> None:
         """Confirm the mount answers, tune read-ahead, then report ready."""
