@@ -1052,8 +1052,8 @@ class Lexer:
                      braced=True, line=line, col=col)
 
     def _arg_word(self, stops: str, in_dq: bool, pattern: bool, tilde: bool = False) -> Word:
-        """The word inside ``${…}`` after an operator, up to an unbalanced ``}``
-        (or another character of ``stops``).  Inside double quotes single
+        """The word inside ``${…}`` after an operator, up to the first unquoted
+        character of ``stops`` (which always holds ``}``).  Inside double quotes single
         quotes are literal, except in patterns (as bash does)."""
         src, n = self.src, self.n
         rx = _RUN_ARG.get(stops)
@@ -1063,7 +1063,6 @@ class Lexer:
         parts: list[WordPart] = []
         buf: list[str] = []
         bpos = self.pos
-        depth = 0
         while True:
             m = rx.match(src, self.pos)
             if m:
@@ -1075,10 +1074,10 @@ class Lexer:
                 raise self.eof_error("}")
             c = src[self.pos]
             part: WordPart | None = None
-            if c == "}" and depth == 0 or c in stops and c != "}" and depth == 0:
+            if c in stops:
                 break
-            if c in "{}":
-                depth += 1 if c == "{" else -1
+            if c == "{":
+                # bash does not pair braces here: ${x:-{a}} is "{a" then "}"
                 part = None
             elif c == "\\":
                 nxt = src[self.pos + 1:self.pos + 2]

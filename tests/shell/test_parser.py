@@ -510,7 +510,7 @@ PARAM_CASES = [
     ("${a[@]}", A.Param("a", subscript=lit("@"), braced=True)),
     ("${#a[@]}", A.Param("a", subscript=lit("@"), length=True, braced=True)),
     ("${a[@]:1:2}", A.Param("a", ":", lit("1"), lit("2"), subscript=lit("@"), braced=True)),
-    ("${x:-{a}}", A.Param("x", ":-", lit("{a}"), braced=True)),
+    ("${x:-{a}", A.Param("x", ":-", lit("{a"), braced=True)),
     ("${x!}", A.Param("x!", "bad", lit("x!"), braced=True)),
     ("${1}", A.Param("1", braced=True)),
     ("${@}", A.Param("@", braced=True)),
