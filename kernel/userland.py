@@ -8,10 +8,12 @@ syscall layer), so the daemon, the CLI and the Python API all get the same set f
 
 from __future__ import annotations
 
+from kernel.programs import files as files_family
 from kernel.programs import text as text_family
 from kernel.programs.registry import Program, ProgramRegistry
 
 FAMILIES: tuple[dict[str, Program], ...] = (
+    files_family.PROGRAMS,
     text_family.PROGRAMS,
 )
 

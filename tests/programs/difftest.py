@@ -13,6 +13,12 @@ A case file is plain text a person can read and extend::
     < stdin line 1           <- ... optional stdin lines ...
     < stdin line 2
 
+A case may hold several ``$`` lines: they run one after the other in the same directory (the
+first gets the stdin), so a case can make a symlink or an empty directory first, or list what
+a command left behind; their stdouts are concatenated and every exit status is compared.  A
+``#@ sort`` line in a case compares stdout with its lines sorted (directory order differs
+between filesystems, and ``find`` prints in that order).
+
 Each case runs in a fresh directory holding the @file files: on the host with the real tool
 (``LC_ALL=C``, a clean environment) and in a fresh sandbox directory through ``Kernel.run``.
 Compared: stdout bytes, whether stderr is empty, and the exit status.  Programs that print
@@ -43,6 +49,8 @@ class Case:
     argv: list[str]
     stdin: bytes | None
     line: int
+    more: list[list[str]] = field(default_factory=list)  # further command lines, in order
+    sort: bool = False                                    # compare stdout lines sorted
 
 
 @dataclass
@@ -58,10 +66,11 @@ class CaseFile:
 class Outcome:
     stdout: bytes
     stderr: bytes
-    status: int
+    status: int | tuple[int, ...]
 
-    def comparable(self) -> tuple[bytes, bool, int]:
-        return self.stdout, bool(self.stderr), self.status
+    def comparable(self, sort: bool = False) -> tuple[bytes, bool, int | tuple[int, ...]]:
+        out = b"".join(sorted(self.stdout.splitlines(keepends=True))) if sort else self.stdout
+        return out, bool(self.stderr), self.status
 
 
 def load(path: Path) -> CaseFile:
@@ -93,7 +102,12 @@ def load(path: Path) -> CaseFile:
             current = Case(line[4:].strip(), [], None, i)
             stdin = []
         elif line.startswith("$ ") and current is not None:
-            current.argv = shlex.split(line[2:])
+            if current.argv:
+                current.more.append(shlex.split(line[2:]))
+            else:
+                current.argv = shlex.split(line[2:])
+        elif line.strip() == "#@ sort" and current is not None:
+            current.sort = True
         elif line.startswith("< ") and current is not None:
             stdin.append(line[2:])
         elif line == "<" and current is not None:
@@ -114,9 +128,14 @@ def run_host(cf: CaseFile, case: Case) -> Outcome:
             p = Path(tmp, name)
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
-        r = subprocess.run(case.argv, cwd=tmp, input=case.stdin if case.stdin is not None else b"",
-                           capture_output=True, env=HOST_ENV, timeout=20)
-        return Outcome(r.stdout, r.stderr, r.returncode)
+        outs, errs, codes = [], [], []
+        for k, argv in enumerate([case.argv, *case.more]):
+            stdin = case.stdin if case.stdin is not None and k == 0 else b""
+            r = subprocess.run(argv, cwd=tmp, input=stdin, capture_output=True, env=HOST_ENV, timeout=20)
+            outs.append(r.stdout)
+            errs.append(r.stderr)
+            codes.append(r.returncode)
+        return Outcome(b"".join(outs), b"".join(errs), codes[0] if not case.more else tuple(codes))
 
 
 async def run_sandbox(cf: CaseFile, registry: ProgramRegistry) -> list[Outcome]:
@@ -132,10 +151,15 @@ async def run_sandbox(cf: CaseFile, registry: ProgramRegistry) -> list[Outcome]:
                 await kernel.vfs.mkdir(cwd, recursive=True)
                 for name, data in cf.files.items():
                     await kernel.vfs.write_file(f"{cwd}/{name}", data)
-                r = await kernel.run(case.argv, input=case.stdin if case.stdin is not None else b"",
-                                     cwd=cwd, timeout=20)
-                code = r.status >> 8 if r.status & 0x7F == 0 else 128 + (r.status & 0x7F)
-                results.append(Outcome(r.stdout, r.stderr, code))
+                outs, errs, codes = [], [], []
+                for k, argv in enumerate([case.argv, *case.more]):
+                    stdin = case.stdin if case.stdin is not None and k == 0 else b""
+                    r = await kernel.run(argv, input=stdin, cwd=cwd, timeout=20)
+                    outs.append(r.stdout)
+                    errs.append(r.stderr)
+                    codes.append(r.status >> 8 if r.status & 0x7F == 0 else 128 + (r.status & 0x7F))
+                results.append(Outcome(b"".join(outs), b"".join(errs),
+                                       codes[0] if not case.more else tuple(codes)))
         finally:
             await kernel.shutdown()
     return results
@@ -147,8 +171,9 @@ def differences(cf: CaseFile, registry: ProgramRegistry) -> list[str]:
     out = []
     for case, mine in zip(cf.cases, ours):
         host = run_host(cf, case)
-        if host.comparable() != mine.comparable():
-            out.append(f"{cf.path.name}:{case.line} {case.name!r} $ {shlex.join(case.argv)}\n"
+        if host.comparable(case.sort) != mine.comparable(case.sort):
+            shown = " ; ".join(shlex.join(a) for a in [case.argv, *case.more])
+            out.append(f"{cf.path.name}:{case.line} {case.name!r} $ {shown}\n"
                        f"   host: status={host.status} stdout={host.stdout[:300]!r} stderr={host.stderr[:200]!r}\n"
                        f"   ours: status={mine.status} stdout={mine.stdout[:300]!r} stderr={mine.stderr[:200]!r}")
     return out
