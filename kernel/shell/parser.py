@@ -120,6 +120,7 @@ class Parser:
         self._closer: str | None = None  # ")" when parsing the inside of $( … ) / <( … )
         self._alias_next = False
         self._alias_count = 0
+        self._last_end = 0  # end offset of the last token taken
 
     # -- public entry points ---------------------------------------------------
 
@@ -197,6 +198,7 @@ class Parser:
         child._closer = closer
         child._alias_next = False
         child._alias_count = 0
+        child._last_end = 0
         return child
 
     def _nested(self, lexer: Lexer, start: int) -> CommandList:
@@ -262,7 +264,9 @@ class Parser:
         return buf[k]
 
     def _take(self) -> Token:
-        return self._buf.pop(0)
+        tok = self._buf.pop(0)
+        self._last_end = tok.end
+        return tok
 
     def _peek_cmd(self, assign_ok: bool = True) -> Token:
         """The token at command position, with aliases expanded."""
@@ -731,8 +735,7 @@ class Parser:
         redirs = getattr(body, "redirs", [])
         moved = list(redirs)
         redirs.clear()
-        end = self.lexer.pos
-        source = self.lexer.src[start:end] if not tok.alias_blocked else ""
+        source = self.lexer.src[start:self._last_end] if not tok.alias_blocked else ""
         return FunctionDef(name, body, moved, source, line=tok.line, col=tok.col)
 
     def _coproc(self) -> Coproc:

@@ -388,6 +388,14 @@ def test_redirections() -> None:
     assert c.words == [lit("cmd")]
 
 
+def test_export_and_local_arguments_carry_assignments() -> None:
+    c = simple("export A=1 B+=2 plain")
+    assert [w.assign and (w.assign.name, w.assign.append) for w in c.words] == [
+        None, ("A", False), ("B", True), None]
+    c = simple("local -r x[2]=v")
+    assert c.words[2].assign is not None and c.words[2].assign.index == lit("2")
+
+
 def test_redirection_fd_var_and_position() -> None:
     c = simple("exec {fd}>file")
     r = c.redirs[0]
@@ -715,6 +723,14 @@ def test_function_definitions() -> None:
     assert isinstance(c, A.FunctionDef) and c.name == "foo-bar.baz"
 
 
+def test_function_source_text() -> None:
+    prog = parse("f() {\n  cat <<EOF\nx\nEOF\n} 2>&1; f\nfunction g { :; }\n")
+    f = prog.body.items[0][0].first.commands[0]
+    assert isinstance(f, A.FunctionDef) and f.source == "f() {\n  cat <<EOF\nx\nEOF\n} 2>&1"
+    g = prog.body.items[2][0].first.commands[0]
+    assert isinstance(g, A.FunctionDef) and g.source == "function g { :; }"
+
+
 def test_coproc() -> None:
     c = cmd("coproc cat file")
     assert isinstance(c, A.Coproc) and c.name == "COPROC" and isinstance(c.body, A.SimpleCommand)
@@ -899,6 +915,20 @@ def test_alias_after_pipe_and_separator() -> None:
     firsts = [ao.first for ao, _ in prog.body.items]
     assert words_of(firsts[0].commands[1]) == ["ls", "-l"]  # type: ignore[arg-type]
     assert words_of(prog.body.items[1][0].rest[0][1].commands[0]) == ["ls", "-l"]  # type: ignore[arg-type]
+
+
+def test_posix_mode_reserved_words_before_aliases() -> None:
+    table = {"if": "echo IF"}
+    c = parse("if x", aliases=table.get).body.items[0][0].first.commands[0]
+    assert isinstance(c, A.SimpleCommand) and words_of(c) == ["echo", "IF", "x"]
+    with pytest.raises(IncompleteInput):
+        parse("if x", aliases=table.get, posix=True)
+
+
+def test_alias_to_compound_start() -> None:
+    table = {"forever": "while true; do", "stop": "break; done"}
+    c = parse("forever echo; stop", aliases=table.get).body.items[0][0].first.commands[0]
+    assert isinstance(c, A.While) and len(c.body.items) == 2
 
 
 def test_extglob_can_change_between_commands() -> None:
