@@ -20,6 +20,15 @@ class Limits:
     pty_buffer: int = 65536            # bytes buffered per PTY direction
     max_canon: int = 4096              # PTY canonical line length (MAX_CANON)
     max_generated_bytes: int = 64 << 20  # total of generated (/proc-style) file contents (ENOMEM)
+    # the shell (kernel/shell): None is unlimited, 0 means 0; hitting one ends the script
+    sh_function_depth: int | None = 256      # nested shell function calls
+    sh_loop_iterations: int | None = None    # loop iterations per shell process
+    sh_commands: int | None = None           # commands executed per shell process
+    sh_brace_words: int = 1_000_000          # words one brace expansion may produce
+    sh_glob_results: int = 100_000           # pathnames one glob may produce
+    sh_var_bytes: int | None = 256 << 20     # size of one variable, $( ) output or here-doc
+    sh_parse_depth: int = 200                # parser nesting ($( ( { [[ levels)
+    sh_subst_depth: int = 64                 # nested $( ) processes
 
 
 class MemoryBudget:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from kernel.programs import files as files_family
 from kernel.programs import text as text_family
 from kernel.programs.registry import Program, ProgramRegistry
+from kernel.shell import main as shell_family
 
 FAMILIES: tuple[dict[str, Program], ...] = (
     files_family.PROGRAMS,
     text_family.PROGRAMS,
+    shell_family.PROGRAMS,
 )
 
 

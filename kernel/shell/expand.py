@@ -59,7 +59,7 @@ class ArithAdapter:
     def get(self, name: str) -> str | None:
         v = self.st.get(name)
         if v is None and self.st.options.get("nounset") and not self.st.is_set(name):
-            raise FatalExpansion(f"{name}: unbound variable", 1)
+            raise FatalExpansion(f"{name}: unbound variable", 127)
         return v
 
     def set(self, name: str, value: str) -> None:
@@ -189,7 +189,7 @@ class Expander:
                 return str(await self.arith_word(p.expr))
         chunks: list = []
         await self._parts(parts, chunks, False, assign=True)
-        return "".join(c[0] for c in chunks if c is not _BREAK)
+        return "".join(" " if c is _BREAK else c[0] for c in chunks if c is not _FORCE)
 
     async def expand_pattern(self, w: Word) -> str:
         """A pattern in escaped form: quoted parts match literally."""
@@ -253,7 +253,7 @@ class Expander:
         except pattern.GlobError as e:
             raise FatalExpansion(str(e), 1) from None
         if sh.get("failglob") and res == [pattern.unescape(pat)]:
-            raise ExpansionError(f"no match: {pattern.unescape(pat)}")
+            raise FatalExpansion(f"no match: {pattern.unescape(pat)}", 1)
         return res
 
     def glob_limit(self) -> int:
@@ -457,7 +457,7 @@ class Expander:
             name = p.name
             if p.subscript is not None:
                 name = f"{p.name}[{_word_text(p.subscript)}]"
-            raise FatalExpansion(f"{name}: unbound variable", 1)
+            raise FatalExpansion(f"{name}: unbound variable", 127)
 
     async def _param(self, p: Param, out: list, in_dq: bool, assign: bool) -> None:
         op = p.op
@@ -481,7 +481,7 @@ class Expander:
             ref = await self._scalar(name, p.subscript)
             if ref is None:
                 if self.st.options.get("nounset"):
-                    raise FatalExpansion(f"{name}: unbound variable", 1)
+                    raise FatalExpansion(f"{name}: unbound variable", 127)
                 ref = ""
             if not ref:
                 if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,", "@"):
@@ -549,7 +549,7 @@ class Expander:
         if base == "+":
             if not empty:
                 if p.arg is not None:
-                    await self._parts(p.arg.parts, out, in_dq)
+                    await self._arg_parts(p.arg, out, in_dq)
             elif in_dq:
                 out.append(("", True, False))
             return
@@ -560,7 +560,7 @@ class Expander:
             if p.arg is not None:
                 if in_dq and not p.arg.parts:
                     out.append(("", True, False))
-                await self._parts(p.arg.parts, out, in_dq)
+                await self._arg_parts(p.arg, out, in_dq)
             elif in_dq:
                 out.append(("", True, False))
             return
@@ -585,7 +585,20 @@ class Expander:
         msg = await self.expand_str(p.arg) if p.arg is not None else ""
         if not msg:
             msg = "parameter null or not set" if op == ":?" else "parameter not set"
-        raise FatalExpansion(f"{p.name}: {msg}", 127 if not self.st.posix else 2)
+        raise FatalExpansion(f"{p.name}: {msg}", 127)
+
+    async def _arg_parts(self, arg: Word, out: list, in_dq: bool) -> None:
+        """The word of ``${x:-word}``: unquoted, its literal text splits too (bash)."""
+        if in_dq:
+            await self._parts(arg.parts, out, True)
+            return
+        tmp: list = []
+        await self._parts(arg.parts, tmp, False)
+        for c in tmp:
+            if c is _BREAK or c is _FORCE or c[1]:
+                out.append(c)
+            else:
+                out.append((c[0], False, True))
 
     def assign_scalar(self, name: str, value: str) -> None:
         v = self.st.lookup(name)

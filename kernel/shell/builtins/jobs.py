@@ -1,0 +1,234 @@
+"""Job builtins: ``jobs fg bg wait kill disown suspend``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.errors import KernelError
+from kernel.shell.interp import SIGNAL_NAMES, SIGNALS, errno_text, signal_number, wait_status_code
+
+
+async def _wait_one(sh: Any, pid: int) -> int:
+    st = sh.jobs.done_status.pop(pid, None)
+    if st is not None:
+        return st
+    while True:
+        try:
+            _, status = await sh.ctx.waitpid(pid, 0)
+            break
+        except KernelError as e:
+            if e.code == "EINTR":
+                if sh.pending_traps:
+                    return 128 + 2
+                continue
+            return 127
+    sh.jobs.forget_pid(pid)
+    return wait_status_code(status)
+
+
+async def b_wait(sh: Any, argv: list[str]) -> int:
+    args = [a for a in argv[1:] if a not in ("-f",)]
+    jobs = sh.jobs
+    if args and args[0] == "-n":
+        if not jobs.jobs:
+            return 127
+        try:
+            pid, status = await sh.ctx.waitpid(-1, 0)
+        except KernelError:
+            return 127
+        jobs.forget_pid(pid)
+        return wait_status_code(status)
+    if not args:
+        for j in list(jobs.jobs.values()):
+            await _wait_one(sh, j.pid)
+        # reap anything else we started (coprocs, process substitutions)
+        while True:
+            try:
+                pid, _ = await sh.ctx.waitpid(-1, 1)  # WNOHANG
+            except KernelError:
+                break
+            if pid == 0:
+                try:
+                    await sh.ctx.waitpid(-1, 0)
+                except KernelError:
+                    break
+        return 0
+    status = 0
+    for a in args:
+        j = jobs.resolve(a)
+        if j is None and a.isdigit():
+            pid = int(a)
+            status = await _wait_one(sh, pid)
+            continue
+        if j is None:
+            await sh.error(f"wait: {a}: no such job" if a.startswith("%") else f"wait: `{a}': not a pid or valid job spec")
+            status = 127
+            continue
+        status = await _wait_one(sh, j.pid)
+    return status
+
+
+async def b_jobs(sh: Any, argv: list[str]) -> int:
+    pflag = "-p" in argv[1:]
+    lflag = "-l" in argv[1:]
+    jobs = sh.jobs
+    keys = sorted(jobs.jobs)
+    for n in keys:
+        j = jobs.jobs[n]
+        try:
+            pid, status = await sh.ctx.waitpid(j.pid, 1)
+        except KernelError:
+            pid, status = j.pid, 0
+        if pid == j.pid:
+            j.state = "Done" if wait_status_code(status) == 0 else f"Exit {wait_status_code(status)}"
+            jobs.done_status[j.pid] = wait_status_code(status)
+        mark = "+" if n == keys[-1] else ("-" if len(keys) > 1 and n == keys[-2] else " ")
+        if pflag:
+            await sh.out(f"{j.pid}\n")
+        elif lflag:
+            await sh.out(f"[{n}]{mark} {j.pid} {j.state:<24}{j.text}\n")
+        else:
+            await sh.out(f"[{n}]{mark}  {j.state:<24}{j.text}\n")
+        if j.state != "Running" and j.state != "Stopped":
+            del jobs.jobs[n]
+    return 0
+
+
+async def b_fg(sh: Any, argv: list[str]) -> int:
+    jobs = sh.jobs
+    j = jobs.resolve(argv[1] if len(argv) > 1 else "%%")
+    if j is None:
+        await sh.error(f"fg: {argv[1] if len(argv) > 1 else 'current'}: no such job")
+        return 1
+    await sh.out(j.text + "\n")
+    if sh.st.interactive:
+        try:
+            await sh.ctx.tcsetpgrp(0, j.pid)
+        except KernelError:
+            pass
+    try:
+        await sh.ctx.kill(-j.pid if sh.st.interactive else j.pid, SIGNALS["CONT"])
+    except KernelError:
+        pass
+    status = await _wait_one(sh, j.pid)
+    if sh.st.interactive:
+        try:
+            await sh.ctx.tcsetpgrp(0, sh.ctx.getpgid())
+        except KernelError:
+            pass
+    return status
+
+
+async def b_bg(sh: Any, argv: list[str]) -> int:
+    j = sh.jobs.resolve(argv[1] if len(argv) > 1 else "%%")
+    if j is None:
+        await sh.error("bg: no current job")
+        return 1
+    try:
+        await sh.ctx.kill(j.pid, SIGNALS["CONT"])
+    except KernelError:
+        pass
+    j.state = "Running"
+    await sh.out(f"[{j.num}]+ {j.text} &\n")
+    return 0
+
+
+async def b_kill(sh: Any, argv: list[str]) -> int:
+    args = argv[1:]
+    sig = SIGNALS["TERM"]
+    if not args:
+        await sh.error("kill: usage: kill [-s sigspec | -n signum | -sigspec] pid | jobspec ... or kill -l [sigspec]")
+        return 2
+    if args[0] in ("-l", "-L"):
+        if len(args) > 1:
+            for a in args[1:]:
+                if a.isdigit():
+                    n = int(a)
+                    n = n - 128 if n > 128 else n
+                    name = SIGNAL_NAMES.get(n)
+                    if name is None:
+                        await sh.error(f"kill: {a}: invalid signal specification")
+                        return 1
+                    await sh.out(name + "\n")
+                else:
+                    n = signal_number(a)
+                    if n is None:
+                        await sh.error(f"kill: {a}: invalid signal specification")
+                        return 1
+                    await sh.out(f"{n}\n")
+            return 0
+        await sh.out(" ".join(f"{n}) SIG{SIGNAL_NAMES[n]}" for n in sorted(SIGNAL_NAMES)) + "\n")
+        return 0
+    if args[0] in ("-s", "-n"):
+        if len(args) < 2:
+            await sh.error(f"kill: {args[0]}: option requires an argument")
+            return 2
+        n = signal_number(args[1])
+        if n is None:
+            await sh.error(f"kill: {args[1]}: invalid signal specification")
+            return 1
+        sig = n
+        args = args[2:]
+    elif args[0].startswith("-") and args[0] != "--" and len(args[0]) > 1:
+        n = signal_number(args[0][1:])
+        if n is None:
+            await sh.error(f"kill: {args[0][1:]}: invalid signal specification")
+            return 1
+        sig = n
+        args = args[1:]
+    if args and args[0] == "--":
+        args = args[1:]
+    status = 0
+    for a in args:
+        if a.startswith("%"):
+            j = sh.jobs.resolve(a)
+            if j is None:
+                await sh.error(f"kill: {a}: no such job")
+                status = 1
+                continue
+            pid = j.pid
+        else:
+            try:
+                pid = int(a)
+            except ValueError:
+                await sh.error(f"kill: {a}: arguments must be process or job IDs")
+                status = 1
+                continue
+        try:
+            await sh.ctx.kill(pid, sig)
+        except KernelError as e:
+            await sh.error(f"kill: ({pid}) - {errno_text(e) if e.code != 'ESRCH' else 'No such process'}")
+            status = 1
+    return status
+
+
+async def b_disown(sh: Any, argv: list[str]) -> int:
+    jobs = sh.jobs
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    if "-a" in argv[1:] or not args and not jobs.jobs:
+        jobs.jobs.clear()
+        return 0
+    if not args:
+        args = ["%%"]
+    for a in args:
+        j = jobs.resolve(a)
+        if j is None:
+            await sh.error(f"disown: {a}: no such job")
+            return 1
+        del jobs.jobs[j.num]
+    return 0
+
+
+async def b_suspend(sh: Any, argv: list[str]) -> int:
+    if not sh.st.interactive or "-f" in argv:
+        try:
+            await sh.ctx.kill(sh.ctx.getpid(), SIGNALS["STOP"])
+        except KernelError:
+            return 1
+        return 0
+    await sh.error("suspend: cannot suspend a login shell")
+    return 1
+
+
+BUILTINS = {"wait": b_wait, "jobs": b_jobs, "fg": b_fg, "bg": b_bg, "kill": b_kill, "disown": b_disown,
+            "suspend": b_suspend}

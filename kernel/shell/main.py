@@ -1,0 +1,226 @@
+"""The ``sh`` / ``bash`` program: command-line handling, startup, and the top-level catch.
+
+``sh`` runs in POSIX mode (bash's ``--posix`` differences where they matter), ``bash``
+with the extensions.  Startup ignores ``ENV``, ``BASH_ENV``, ``SHELLOPTS``, ``BASHOPTS`` and
+exported functions (``BASH_FUNC_*``): a sandboxed shell must not run code named by its
+environment.  Nothing below ever lets a Python traceback reach the user: every error
+becomes one ``sh: …`` line and an exit status.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from kernel.errors import KernelError
+from kernel.shell.builtins import SPECIAL, all_builtins
+from kernel.shell.expand import FatalExpansion
+from kernel.shell.interp import ExitShell, LimitExceeded, Shell, errno_text
+from kernel.shell.jobs import JobTable
+from kernel.shell.lexer import ShellSyntaxError
+from kernel.shell.state import LONG_OPTIONS, OPTION_LETTERS, ShellState
+from kernel.syscalls import O_CLOEXEC, O_RDONLY
+
+__all__ = ["main", "main_bash", "PROGRAMS", "make_shell"]
+
+log = logging.getLogger("vfsfuse.shell")
+
+_IGNORED_ENV = ("ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "POSIXLY_CORRECT", "CDPATH", "GLOBIGNORE")
+_BUILTINS: dict | None = None
+
+
+def _ensure_stack(sh: Shell) -> None:
+    """Raise Python's recursion limit to what the function-depth limit needs (each shell
+    function level costs about 16 coroutine frames); never lowered, so concurrent shells
+    cannot undercut each other."""
+    depth = sh.limits.function_depth or 0
+    need = min(depth, 1000) * 20 + sh.limits.parse_depth * 16 + 3000
+    if sys.getrecursionlimit() < need:
+        sys.setrecursionlimit(need)
+
+
+def make_shell(ctx: Any, name: str = "sh", posix: bool = False) -> Shell:
+    """A shell over *ctx* with its environment imported (what both entry points share)."""
+    global _BUILTINS
+    if _BUILTINS is None:
+        _BUILTINS = all_builtins()
+    st = ShellState()
+    st.posix = posix
+    st.options["posix"] = posix
+    for k, v in ctx.environ.items():
+        if k in _IGNORED_ENV or k.startswith("BASH_FUNC_") or not _valid_name(k):
+            continue
+        var = st.set(k, v)
+        var.exported = True
+    pid = ctx.getpid()
+    st.shell_pid = st.bash_pid = pid
+    st.ppid = ctx.getppid()
+    st.set("PPID", str(st.ppid)).readonly = True
+    st.set("PS4", "+ ")
+    st.set("OPTIND", "1")
+    st.set("IFS", " \t\n")
+    if not st.is_set("PWD"):
+        st.set("PWD", ctx.getcwd()).exported = True
+    elif st.get("PWD") != ctx.getcwd():
+        st.set("PWD", ctx.getcwd())
+    if not st.is_set("PATH"):
+        st.set("PATH", "/bin:/usr/bin")
+    st.set("BASH_VERSION", "5.2.15(1)-release")
+    sh = Shell(ctx, st, name=name)
+    sh.builtins = _BUILTINS
+    sh.special_builtins = SPECIAL
+    sh.jobs = JobTable()
+    _ensure_stack(sh)
+    return sh
+
+
+def _valid_name(k: str) -> bool:
+    return bool(k) and (k[0].isalpha() or k[0] == "_") and all(c.isalnum() or c == "_" for c in k)
+
+
+async def _run(ctx: Any, name: str, posix: bool) -> int:
+    sh = make_shell(ctx, name, posix)
+    st = sh.st
+    args = list(ctx.argv[1:])
+    command: str | None = None
+    read_stdin = False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--posix",):
+            st.posix = True
+            st.options["posix"] = True
+            i += 1
+            continue
+        if a in ("--norc", "--noprofile", "--login", "-l", "--restricted"):
+            i += 1
+            continue
+        if a == "--":
+            i += 1
+            break
+        if a == "-c":
+            i += 1
+            if i >= len(args):
+                await sh.out(f"{name}: -c: option requires an argument\n", 2)
+                return 2
+            command = args[i]
+            i += 1
+            break
+        if len(a) > 1 and a[0] in "-+" and a[1] != "-":
+            on = a[0] == "-"
+            j = 1
+            while j < len(a):
+                c = a[j]
+                if c == "c" and on:
+                    if i + 1 >= len(args):
+                        await sh.out(f"{name}: -c: option requires an argument\n", 2)
+                        return 2
+                    command = args[i + 1]
+                    i += 1
+                elif c == "s":
+                    read_stdin = True
+                elif c == "i":
+                    st.interactive = True
+                elif c == "o":
+                    i += 1
+                    if i < len(args) and args[i] in LONG_OPTIONS:
+                        st.options[args[i]] = on
+                elif c in OPTION_LETTERS:
+                    st.options[OPTION_LETTERS[c]] = on
+                else:
+                    await sh.out(f"{name}: {a[0]}{c}: invalid option\n", 2)
+                    return 2
+                j += 1
+            i += 1
+            if command is not None:
+                break
+            continue
+        break
+    rest = args[i:]
+    source: str
+    if command is not None:
+        source = command
+        if rest:
+            st.arg0 = rest[0]
+            st.positional = rest[1:]
+        else:
+            st.arg0 = name
+        sh.script_name = st.arg0
+    elif rest and not read_stdin:
+        path = rest[0]
+        st.arg0 = path
+        st.positional = rest[1:]
+        sh.script_name = path
+        try:
+            fd = await ctx.open(path, O_RDONLY | O_CLOEXEC)
+            try:
+                data = await ctx.read_all(fd)
+            finally:
+                await ctx.close(fd)
+        except KernelError as e:
+            await sh.out(f"{name}: {path}: {errno_text(e)}\n", 2)
+            return 127 if e.code == "ENOENT" else 126
+        source = data.decode("utf-8", "surrogateescape")
+        st.sources = [path]
+    else:
+        st.arg0 = name
+        st.positional = rest
+        data = await ctx.read_all(0)
+        source = data.decode("utf-8", "surrogateescape")
+    return await run_toplevel(sh, source)
+
+
+async def run_toplevel(sh: Shell, source: str) -> int:
+    """Run *source* as the shell's script: syntax errors, limits, ``exit`` and the EXIT trap."""
+    st = sh.st
+    status = 0
+    try:
+        try:
+            status = await sh.run_source(source)
+        except ShellSyntaxError as e:
+            await sh.error(str(e), e.line)
+            status = 2
+            st.last_status = 2
+        except LimitExceeded as e:
+            await sh.error(e.message)
+            status = e.status
+        except ExitShell as e:
+            status = e.status
+        except FatalExpansion as e:
+            await sh.error(e.message)
+            status = sh.fatal_status(e)
+        except KernelError as e:
+            if e.code == "EPIPE":
+                status = 141
+            else:
+                await sh.error(errno_text(e))
+                status = 1
+        except RecursionError:
+            await sh.error(f"maximum nesting level exceeded ({sh.limits.function_depth})")
+            status = 2
+        except Exception as e:  # noqa: BLE001 - the shell must never show a traceback
+            log.debug("shell internal error", exc_info=True)
+            await sh.error(f"internal error: {type(e).__name__}: {e}")
+            status = 2
+        st.last_status = status
+        try:
+            status = await sh.run_exit_trap(status)
+        except Exception as e:  # noqa: BLE001
+            await sh.error(f"internal error: {type(e).__name__}: {e}")
+    except KernelError:
+        pass
+    return status & 0xFF
+
+
+async def main(ctx: Any) -> int:
+    """``sh``: POSIX mode."""
+    return await _run(ctx, "sh", True)
+
+
+async def main_bash(ctx: Any) -> int:
+    """``bash``: with the extensions."""
+    return await _run(ctx, "bash", False)
+
+
+PROGRAMS = {"sh": main, "bash": main_bash}
