@@ -553,7 +553,9 @@ class Parser:
                           line=line, col=col)
             self.lexer.add_heredoc(redir, delim, quoted, op == "<<-")
             return redir
-        return Redir(op, self._word(target), fd, fd_var, line=line, col=col)
+        # bash brace-expands file names (then calls several an ambiguous
+        # redirect) but not here-strings
+        return Redir(op, self._word(target, brace=op != "<<<"), fd, fd_var, line=line, col=col)
 
     # -- compound commands --------------------------------------------------------
 

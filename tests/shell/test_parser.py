@@ -404,6 +404,13 @@ def test_redirection_fd_var_and_position() -> None:
     assert c.words == [lit("echo"), lit("a")] and c.redirs[0].op == ">"
 
 
+def test_redirect_targets_braces_and_tilde() -> None:
+    c = simple("cat >{a,b} <<<{c,d} 2>~/e")
+    assert c.redirs[0].target.parts == [A.BraceExp([lit("a"), lit("b")])]
+    assert c.redirs[1].target == lit("{c,d}")
+    assert c.redirs[2].target.parts == [A.Tilde(""), A.Lit("/e")]
+
+
 def test_number_not_touching_redirect_is_a_word() -> None:
     c = simple("echo 2 >f")
     assert c.words == [lit("echo"), lit("2")] and c.redirs[0].fd is None
