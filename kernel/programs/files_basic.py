@@ -536,7 +536,8 @@ async def mkdir_parents(ctx: Any, verbose: Tool | None, name: str, mode: int | N
                 if m & 0o300 != 0o300:
                     await ctx.chmod(path, m | 0o300)
         if verbose is not None:
-            await ctx.write_all(1, fsencode(f"{verbose.prog}: created directory {quote(path)}\n"))
+            verb = "creating" if verbose.prog == "install" else "created"
+            await ctx.write_all(1, fsencode(f"{verbose.prog}: {verb} directory {quote(path)}\n"))
 
 
 def is_dir_or_none(attr: Any) -> bool:

@@ -630,11 +630,6 @@ async def prog_ln(ctx: Any) -> int:
                     continue
             existing = await lstat_or_none(ctx, link)
             if existing is not None:
-                if not symbolic:
-                    ta2 = await lstat_or_none(ctx, target)
-                    if ta2 is not None and ta2.ino == existing.ino and args.get("force"):
-                        await tool.err(f"{quote(target)} and {quote(link)} are the same file")
-                        continue
                 if args.get("interactive") and not await ask(ctx, f"ln: replace {quote(link)}? "):
                     continue
                 if args.get("force") or args.get("interactive"):
@@ -699,7 +694,7 @@ async def prog_install(ctx: Any) -> int:
     mode = 0o755
     if args.get("mode") is not None:
         try:
-            mode = parse_mode(args["mode"], 0o755, False)
+            mode = parse_mode(args["mode"], 0, False)
         except ValueError:
             await tool.err(f"invalid mode {quote(args['mode'])}")
             return 1
