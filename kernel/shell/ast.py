@@ -157,9 +157,10 @@ class CmdSub(Node):
 
     body: "CommandList"
     backquote: bool = False
-    #: Bash parses a backquote body only when it runs, so a syntax error in it
-    #: is not a syntax error of the script: the message is kept here (``body``
-    #: is then empty) for the interpreter to report when the substitution runs.
+    #: Bash parses a backquote body (and a ``$(…)`` inside a here-document)
+    #: only when it runs, so a syntax error in it is not a syntax error of the
+    #: script: the message is kept here (``body`` is then empty) for the
+    #: interpreter to report when the substitution runs.
     error: "str | None" = None
 
 

@@ -262,6 +262,9 @@ class Lexer:
         self._nl = [m.start() for m in re.finditer("\n", src)]
         self.heredocs: list[_PendingHeredoc] = []
         self.extglob = parser.extglob
+        #: Here-document bodies: a syntax error inside $(…) is kept in the
+        #: CmdSub (bash reports it when the body is expanded), not raised.
+        self.defer_errors = False
 
     # -- positions and errors -------------------------------------------------
 
@@ -482,6 +485,31 @@ class Lexer:
                 depth -= 1
             i += 1
         return True
+
+    def _after_balanced(self, i: int) -> int:
+        """The offset after the ``)`` that closes a parenthesis opened just
+        before ``i`` (quotes skipped), or the end of the text."""
+        src, n = self.src, self.n
+        depth = 0
+        while i < n:
+            c = src[i]
+            if c == "\\":
+                i += 2
+                continue
+            if c in "'\"":
+                j = src.find(c, i + 1)
+                if j < 0:
+                    return n
+                i = j + 1
+                continue
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                if depth == 0:
+                    return i + 1
+                depth -= 1
+            i += 1
+        return n
 
     def _arith_token(self, pos: int, line: int, col: int, for_loop: bool) -> Token:
         self.pos = pos + 2
@@ -869,7 +897,18 @@ class Lexer:
                 self.pos += 2
                 return ArithSub(Word(parts, line=line, col=col + 3), line=line, col=col)
             self.pos = pos + 2
-            body = self.parser._nested(self, pos)
+            if not self.defer_errors:
+                body = self.parser._nested(self, pos)
+                return CmdSub(body, False, line=line, col=col)
+            try:
+                body = self.parser._nested(self, pos)
+            except ShellSyntaxError as e:
+                if e.message == "maximum nesting depth exceeded":
+                    raise
+                # bash parses $(…) in a here-document only when expanding it
+                self.pos = self._after_balanced(pos + 2)
+                from kernel.shell.ast import CommandList
+                return CmdSub(CommandList([], line=line, col=col), False, e.message, line=line, col=col)
             return CmdSub(body, False, line=line, col=col)
         if nxt == "[":
             self.pos = pos + 2

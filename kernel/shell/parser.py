@@ -245,6 +245,7 @@ class Parser:
         try:
             child = self._child(None, None)
             child.lexer = Lexer(body, child, line, col)
+            child.lexer.defer_errors = True
             try:
                 parts = child.lexer.read_heredoc_parts()
             except IncompleteInput as e:

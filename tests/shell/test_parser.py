@@ -826,6 +826,14 @@ def test_heredoc_inside_command_substitution() -> None:
     assert r.heredoc.body == A.Word([A.Lit("in "), A.Param("x"), A.Lit("\n")])
 
 
+def test_heredoc_cmdsub_syntax_error_is_deferred_like_bash() -> None:
+    (h,) = heredocs("cat <<EOF\n$(fi) and $(echo ok)\nEOF\n")
+    assert isinstance(h.body, A.Word)
+    bad, _and, good, _nl = h.body.parts
+    assert isinstance(bad, A.CmdSub) and bad.error == "syntax error near unexpected token `fi'"
+    assert isinstance(good, A.CmdSub) and good.error is None and len(good.body.items) == 1
+
+
 def test_heredoc_body_is_not_parsed_as_commands() -> None:
     (h,) = heredocs("cat <<EOF\nfi ) ;; done\nEOF\n")
     assert h.body == lit("fi ) ;; done\n")
