@@ -322,7 +322,7 @@ class Shell(Expander):
         """A command failed outside any condition: the ERR trap, then ``set -e``."""
         st = self.st
         err = st.traps.get("ERR")
-        if err and not self.in_trap:
+        if err and not self.in_trap and (not st.funcnames or st.options.get("errtrace")):
             await self.run_trap(err)
         if st.options.get("errexit"):
             raise ExitShell(status)
@@ -554,7 +554,7 @@ class Shell(Expander):
             saved = await self.apply_redirs(redirs)
         except RedirError as e:
             await self.error(e.message)
-            return 1
+            return self.redir_status()
         try:
             return await body()
         finally:
@@ -1037,9 +1037,13 @@ class Shell(Expander):
                 saved = await self.apply_redirs(node.redirs)
             except RedirError as e:
                 await self.error(e.message)
-                return 1
+                return self.redir_status()
             await self.restore_redirs(saved)
         return status
+
+    def redir_status(self) -> int:
+        """A failed redirection: 1 in bash, 2 in a POSIX shell (dash)."""
+        return 2 if self.st.posix else 1
 
     async def assign(self, a: Any, *, local: bool = False, export: bool | None = None) -> None:
         """Perform one assignment word (``x=v``, ``x+=v``, ``a[i]=v``, ``a=(…)``)."""
@@ -1132,7 +1136,7 @@ class Shell(Expander):
                     saved = await self.apply_redirs(node.redirs)
                 except RedirError as e:
                     await self.error(e.message)
-                    return 1
+                    return self.redir_status()
                 execing = False
                 try:
                     return await run()
@@ -1382,6 +1386,11 @@ class Shell(Expander):
             return
         if op in (">&", "<&"):
             target = await self._redir_target(r)
+            if r.fd_var and target == "-":
+                try:
+                    fd = int(self.st.get(r.fd_var) or "")
+                except ValueError:
+                    raise RedirError(f"{r.fd_var}: ambiguous redirect") from None
             if target == "-":
                 await self._save(fd, saved, permanent)
                 try:

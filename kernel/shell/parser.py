@@ -72,8 +72,9 @@ _DECL_BUILTINS = frozenset({"declare", "typeset", "local", "export", "readonly"}
 _COND_UNARY = frozenset("-" + c for c in "abcdefghknoprstuvwxzGLNORS")
 _COND_BINARY = frozenset({"==", "=", "!=", "=~", "-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-nt", "-ot", "-ef"})
 _LIST_END_OPS = frozenset({")", ";;", ";&", ";;&"})
-#: Tokens after which a bare ``time`` / ``!`` ends its (empty) pipeline.
-_PIPELINE_END_OPS = frozenset({";", "&", "&&", "||", ")", ";;", ";&", ";;&", "|", "|&"})
+#: Operators after which a bare ``time`` / ``!`` is an (empty) pipeline; bash
+#: accepts ``! ;`` and ``time`` at the end of a line but not ``! &`` or ``time |``.
+_PIPELINE_END_OPS = frozenset({";"})
 _COMPOUND_STARTS = frozenset({"{", "if", "while", "until", "for", "case", "select", "[[", "(("})
 _MAX_ALIAS_EXPANSIONS = 10_000
 
@@ -269,10 +270,10 @@ class Parser:
         self._last_end = tok.end
         return tok
 
-    def _peek_cmd(self, assign_ok: bool = True) -> Token:
+    def _peek_cmd(self, assign_ok: bool = True, arith_ok: bool = True) -> Token:
         """The token at command position, with aliases expanded."""
         while True:
-            tok = self._buf[0] if self._buf else self._peek(0, assign_ok=assign_ok, arith_ok=True)
+            tok = self._buf[0] if self._buf else self._peek(0, assign_ok=assign_ok, arith_ok=arith_ok)
             if self.aliases is None or not self._try_alias(tok):
                 return tok
 
@@ -484,7 +485,8 @@ class Parser:
         alias_ok = True
         while True:
             if not cmd.words:
-                tok = self._peek_cmd() if alias_ok else self._peek(0, assign_ok=True)
+                first = not (cmd.assigns or cmd.redirs)
+                tok = self._peek_cmd(arith_ok=first) if alias_ok else self._peek(0, assign_ok=True)
             else:
                 tok = self._peek(0, assign_ok=decl)
                 if self._alias_next and tok.kind == "WORD":
@@ -620,7 +622,7 @@ class Parser:
     def _for(self) -> Command:
         tok = self._take()
         is_select = tok.text == "select"
-        nxt = self._peek(0, arith_for=not is_select)
+        nxt = _eof_as_newline(self._peek(0, arith_for=not is_select))
         if nxt.kind == "ARITHFOR":
             self._take()
             assert nxt.arith is not None
@@ -661,7 +663,7 @@ class Parser:
         tok = self._take()
         wt = self._peek()
         if wt.kind != "WORD":
-            raise self._unexpected(wt)
+            raise self._unexpected(_eof_as_newline(wt))
         self._take()
         word = self._word(wt, brace=False)
         self._skip_newlines()
@@ -710,7 +712,7 @@ class Parser:
         if name_tok.kind != "WORD":
             raise self._unexpected(_eof_as_newline(name_tok))
         self._take()
-        t = self._peek()
+        t = self._peek(0, arith_ok=True)
         if t.kind == "OP" and t.text == "(":
             self._take()
             self._expect_op(")", newline_ok=False)
@@ -771,7 +773,7 @@ class Parser:
             t = self._peek(0, cond=True)
             if not self._is_word(t, "]]"):
                 if t.kind == "EOF":
-                    raise self._unexpected(t)
+                    raise self.lexer.error("unexpected EOF while looking for `]]'", t.start, None, True)
                 raise self._cond_error(t)
             self._take()
         finally:
@@ -841,10 +843,8 @@ class Parser:
             self._take()
             return e
         if t.kind != "WORD" or self._is_word(t, "]]"):
-            if t.kind == "EOF":
-                raise self._unexpected(t)
-            raise self.lexer.error(f"unexpected token `{t.describe()}' in conditional command", t.start,
-                                   t.describe())
+            name = "EOF" if t.kind == "EOF" else t.describe()
+            raise self.lexer.error(f"unexpected token `{name}' in conditional command", t.start, name)
         self._take()
         if t.plain and t.text in _COND_UNARY:
             o = self._peek(0, cond=True)
@@ -860,7 +860,7 @@ class Parser:
         if not is_bin:
             if o.kind == "WORD" and not self._is_word(o, "]]"):
                 raise self.lexer.error("conditional binary operator expected", o.start, o.describe())
-            if o.kind == "NEWLINE":
+            if o.kind in ("NEWLINE", "EOF"):
                 raise self.lexer.error("unexpected token `newline', conditional binary operator expected",
                                        o.start, "newline")
             return CondWord(left, line=t.line, col=t.col)

@@ -312,7 +312,7 @@ async def b_return(sh: Any, argv: list[str]) -> int:
             status = v & 0xFF
     if not sh.st.funcnames and not getattr(sh, "in_source", 0):
         await sh.error("return: can only `return' from a function or sourced script")
-        return 1
+        return 2
     raise ReturnFn(status)
 
 
@@ -940,6 +940,16 @@ async def b_command(sh: Any, argv: list[str]) -> int:
         await sh.error(f"{name}: command not found")
         return 127
     return await sh.spawn_program(path, args, sh.st.env())
+
+
+async def b_builtin(sh: Any, argv: list[str]) -> int:
+    if len(argv) < 2:
+        return 0
+    bi = sh.builtins.get(argv[1])
+    if bi is None:
+        await sh.error(f"builtin: {argv[1]}: not a shell builtin")
+        return 1
+    return await bi(sh, argv[1:])
 
 
 async def describe(sh: Any, name: str, functions: bool = True) -> tuple[str, str] | None:
@@ -1630,7 +1640,7 @@ BUILTINS = {
     "exit": b_exit, "return": b_return, "break": b_break, "continue": b_continue, "shift": b_shift,
     "set": b_set, "unset": b_unset, "export": b_export, "readonly": b_readonly, "local": b_local,
     "declare": b_declare, "typeset": b_declare, "eval": b_eval, "source": b_source, ".": b_source,
-    "exec": b_exec, "command": b_command, "type": b_type, "hash": b_hash, "getopts": b_getopts,
+    "exec": b_exec, "command": b_command, "builtin": b_builtin, "type": b_type, "hash": b_hash, "getopts": b_getopts,
     "read": b_read, "mapfile": b_mapfile, "readarray": b_mapfile, "let": b_let, "test": b_test, "[": b_test,
 }
 
