@@ -481,7 +481,7 @@ class Lexer:
                 depth += 1
             elif c == ")":
                 if depth == 0:
-                    return i + 1 < n and src[i + 1] == ")" or i + 1 >= n
+                    return i + 1 < n and src[i + 1] == ")"
                 depth -= 1
             i += 1
         return True

@@ -315,8 +315,8 @@ class Parser:
         self._buf[0:1] = new
         return True
 
-    def _skip_newlines(self) -> None:
-        while self._peek_cmd().kind == "NEWLINE":
+    def _skip_newlines(self, arith_ok: bool = True) -> None:
+        while self._peek_cmd(arith_ok=arith_ok).kind == "NEWLINE":
             self._take()
 
     def _unexpected(self, tok: Token) -> ShellSyntaxError:
@@ -607,7 +607,7 @@ class Parser:
 
     def _do_group(self) -> CommandList:
         """``do list done`` (or bash's ``{ list }``) after for/select."""
-        self._skip_newlines()
+        self._skip_newlines(arith_ok=False)
         tok = self._peek_cmd()
         if self._is_word(tok, "{"):
             self._take()
@@ -636,10 +636,10 @@ class Parser:
             raise self._unexpected(nxt)
         self._take()
         words: list[Word] | None = None
-        t = self._peek_cmd()
+        t = self._peek_cmd(arith_ok=False)
         while t.kind == "NEWLINE":
             self._take()
-            t = self._peek_cmd()
+            t = self._peek_cmd(arith_ok=False)
         if self._is_word(t, "in"):
             self._take()
             words = []
@@ -666,7 +666,7 @@ class Parser:
             raise self._unexpected(_eof_as_newline(wt))
         self._take()
         word = self._word(wt, brace=False)
-        self._skip_newlines()
+        self._skip_newlines(arith_ok=False)
         self._expect_word("in")
         items: list[CaseItem] = []
         while True:
@@ -713,9 +713,10 @@ class Parser:
             raise self._unexpected(_eof_as_newline(name_tok))
         self._take()
         t = self._peek(0, arith_ok=True)
-        if t.kind == "OP" and t.text == "(":
+        if t.kind == "OP" and t.text == "(" and self._peek(1).kind == "OP" and self._peek(1).text == ")":
+            # "function f ()"; a "(" not followed by ")" starts a subshell body
             self._take()
-            self._expect_op(")", newline_ok=False)
+            self._take()
         return self._function_body(name_tok.text, tok, start)
 
     def _funcdef_posix(self) -> FunctionDef:
@@ -839,7 +840,8 @@ class Parser:
                 self._leave()
             c = self._peek(0, cond=True)
             if not (c.kind == "OP" and c.text == ")"):
-                raise self._cond_error(c)
+                name = "EOF" if c.kind == "EOF" else c.describe()
+                raise self.lexer.error(f"unexpected token `{name}', expected `)'", c.start, name)
             self._take()
             return e
         if t.kind != "WORD" or self._is_word(t, "]]"):
