@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 
+import pytest
 import trio
 import xxhash
 
@@ -61,6 +62,7 @@ def test_clean_store(store):
     assert res.code == 0 and "result: clean" in res.out
 
 
+@pytest.mark.allow_log_warnings  # provokes the errors it checks
 def test_missing_block_detected_and_file_moved_to_lost_found(store):
     key = block_of(store, "/d/a.bin", 1)
     os.unlink(key_path(store, key))
@@ -85,6 +87,7 @@ def test_missing_block_detected_and_file_moved_to_lost_found(store):
     assert "moved_to_lost+found" not in rep["repaired"]
 
 
+@pytest.mark.allow_log_warnings  # provokes the errors it checks
 def test_flipped_byte_needs_verify_data(store):
     key = block_of(store, "/d/shared1", 0)  # SHARED: also used by /d/sub/shared2
     path = key_path(store, key)

@@ -185,6 +185,7 @@ async def test_stdin_follows_to_proc(dev, table, vfs, procs):
     await raises("ENOENT", vfs.realpath("/dev/stdin"))  # host caller: no /proc/self
 
 
+@pytest.mark.allow_log_warnings  # provokes the errors it checks
 async def test_a_sized_shm_gives_enospc_to_the_writer_and_keeps_the_rest(dev, table, vfs):
     from vfsfuse.storage.store import shm_vfs
     await table.mount("/dev/shm", shm_vfs(256 << 10), fstype="tmpfs", source="tmpfs")

@@ -186,6 +186,7 @@ async def test_versions_keep_blocks_alive_until_pruned(vfs, blocks):
     assert await stored_keys(blocks) == {block_key(b"3" * CS)}
 
 
+@pytest.mark.allow_log_warnings  # provokes the errors it checks
 async def test_corrupt_or_missing_block_gives_eio_not_wrong_bytes(tmp_path):
     meta = SqliteMetadataStore(str(tmp_path / "m.db"))
     hb = HostBlockStore(str(tmp_path / "blocks"))
@@ -700,6 +701,7 @@ async def test_close_flushes_in_the_background_and_inspection_waits_for_it(meta)
         assert await read_all(vfs, ino) == data
 
 
+@pytest.mark.allow_log_warnings  # provokes the errors it checks
 async def test_writes_to_a_full_store_fail_without_taking_more_memory(meta):
     """Once the buffer is over its limit and the store is full, a write gives ENOSPC and
     changes nothing: dirty data stays bounded however long the writer keeps trying."""
