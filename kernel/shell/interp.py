@@ -944,6 +944,8 @@ class Shell(Expander):
         last = self.exec_last
         self.exec_last = False
         await self._tick()
+        if st.options.get("noexec") and not st.interactive:
+            return 0
         words = node.words
         self._subst_status = None
         try:
@@ -1024,7 +1026,7 @@ class Shell(Expander):
         except VarError as e:
             await self.error(str(e))
             if not st.interactive:
-                raise ExitShell(1) from None
+                raise ExitShell(2 if st.posix else 1) from None
             return 1
         except ExpansionError as e:
             return await self._expansion_failed(e)

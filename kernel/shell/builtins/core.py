@@ -349,6 +349,9 @@ async def b_shift(sh: Any, argv: list[str]) -> int:
             return 1
         n = v
     if n < 0 or n > len(sh.st.positional):
+        if sh.st.posix:
+            await sh.error("shift: can't shift that many")
+            raise ExitShell(2)
         if n < 0:
             await sh.error(f"shift: {argv[1]}: shift count out of range")
         return 1
@@ -517,8 +520,9 @@ async def b_unset(sh: Any, argv: list[str]) -> int:
                 st.unset(base)
             continue
         if not is_name(name):
-            await sh.error(f"unset: `{name}': not a valid identifier")
-            status = 1
+            if sh.st.posix:
+                await sh.error(f"unset: `{name}': not a valid identifier")
+                status = 1
             continue
         v = st.lookup(name)
         if v is None and mode == "v" and name in st.functions and False:
@@ -530,6 +534,8 @@ async def b_unset(sh: Any, argv: list[str]) -> int:
                 del st.functions[name]
         except VarError as e:
             await sh.error(f"unset: {e}")
+            if sh.st.posix:
+                raise ExitShell(2) from None
             status = 1
     return status
 
@@ -853,7 +859,7 @@ async def b_source(sh: Any, argv: list[str]) -> int:
     except KernelError as e:
         await sh.error(f"{name}: {errno_text(e)}")
         if sh.st.posix:
-            raise ExitShell(1) from None
+            raise ExitShell(2) from None
         return 1
     st = sh.st
     saved_pos = None
@@ -1568,7 +1574,7 @@ class _TestParser:
             return v
         if self.peek(1) in _BINARY and self.peek(2) is not None:
             self.i += 3
-            return await binary(self.sh, self.a[self.i - 2], t, self.a[self.i - 1])
+            return await binary(self.sh, self.a[self.i - 3], self.a[self.i - 2], self.a[self.i - 1])
         if t in _UNARY and self.peek(1) is not None:
             self.i += 2
             return await unary_test(self.sh, t, self.a[self.i - 1])

@@ -94,7 +94,9 @@ async def b_cd(sh: Any, argv: list[str]) -> int:
         return 0
     else:
         target = args[0]
-    return 0 if await chdir(sh, target, physical) is not None else 1
+    if await chdir(sh, target, physical) is None:
+        return 2 if sh.st.posix else 1
+    return 0
 
 
 async def b_pwd(sh: Any, argv: list[str]) -> int:

@@ -172,7 +172,7 @@ async def b_shopt(sh: Any, argv: list[str]) -> int:
     if not args:
         for k in sorted(table):
             if mode is None or table[k] == (mode == "s"):
-                await sh.out(f"{k:<20}\t{'on' if table[k] else 'off'}\n" if not quiet else "")
+                await sh.out(f"{k:<15}\t{'on' if table[k] else 'off'}\n" if not quiet else "")
         return 0
     status = 0
     for name in args:
@@ -183,7 +183,7 @@ async def b_shopt(sh: Any, argv: list[str]) -> int:
         if mode is None:
             on = table.get(name, False)
             if not quiet:
-                await sh.out(f"{name:<20}\t{'on' if on else 'off'}\n")
+                await sh.out(f"{name:<15}\t{'on' if on else 'off'}\n")
             if not on:
                 status = 1
         else:
