@@ -1,0 +1,1208 @@
+"""find and xargs: walking trees with an expression, building command lines from input.
+
+find parses its expression into a tree of closures once (``-o`` below ``-a`` below ``!``, as
+GNU's precedence) and evaluates it per file in pre-order (post-order with ``-depth``/``-delete``);
+``-exec`` and xargs start children with ``ctx.spawn`` and wait for them."""
+
+from __future__ import annotations
+
+import re
+import stat as _stat
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from kernel.errors import KernelError
+from kernel.fs import Attr
+from kernel.programs.common import IdNames, Reader, Writer, fsencode, mode_string, quote, strerror
+from kernel.programs.files_base import Tool, base_name, join, parse_mode
+from kernel.programs.files_ls import strftime_local, unescape
+from kernel.programs.flags import VERSION
+
+# ============================================================================ glob matching
+
+
+def glob_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """fnmatch(3) without FNM_PERIOD (``*`` matches a leading dot, as find's -name):
+    ``*``, ``?``, ``[...]`` with ``!``/``^`` negation and ``[:class:]``, backslash escapes."""
+    classes = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+               "space": r" \t\n\r\f\v", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+               "xdigit": "0-9A-Fa-f", "blank": r" \t", "cntrl": r"\x00-\x1f\x7f", "print": r"\x20-\x7e",
+               "graph": r"\x21-\x7e"}
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif c == "[":
+            j = i
+            negate = False
+            if j < n and pattern[j] in "!^":
+                negate = True
+                j += 1
+            items = []
+            first = True
+            while j < n and (pattern[j] != "]" or first):
+                first = False
+                if pattern.startswith("[:", j):
+                    end = pattern.find(":]", j + 2)
+                    if end > 0 and pattern[j + 2:end] in classes:
+                        items.append(classes[pattern[j + 2:end]])
+                        j = end + 2
+                        continue
+                ch = pattern[j]
+                if ch == "\\" and j + 1 < n:
+                    j += 1
+                    ch = pattern[j]
+                if j + 2 < n and pattern[j + 1] == "-" and pattern[j + 2] != "]":
+                    items.append(re.escape(ch) + "-" + re.escape(pattern[j + 2]))
+                    j += 3
+                    continue
+                items.append(re.escape(ch))
+                j += 1
+            if j >= n:
+                out.append(re.escape("["))
+                continue
+            i = j + 1
+            out.append("[" + ("^" if negate else "") + "".join(items) + "]")
+        else:
+            out.append(re.escape(c))
+    return re.compile("".join(out) + r"\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+# ============================================================================ find
+
+@dataclass
+class Visit:
+    """One file during the walk."""
+
+    path: str
+    start: str
+    depth: int
+    attr: Attr          # lstat, or stat when following
+    link_ok: bool = True
+
+
+class FindError(Exception):
+    """A bad expression: the message and find's exit status."""
+
+
+Pred = Callable[[Visit], Awaitable[bool]]
+
+
+@dataclass
+class FindState:
+    ctx: Any
+    tool: Tool
+    out: Writer
+    names: IdNames
+    now: float
+    follow: str = "P"                  # P never, L always, H command line
+    maxdepth: int | None = None
+    mindepth: int = 0
+    depth_first: bool = False
+    has_action: bool = False
+    pending: list["_ExecPlus"] = field(default_factory=list)
+    quit: bool = False
+    pruned: bool = False
+
+
+def _num_test(text: str, what: str) -> Callable[[int], bool]:
+    """find's numeric arguments: ``+N`` more than, ``-N`` less than, ``N`` exactly."""
+    sign = text[:1]
+    body = text[1:] if sign in "+-" else text
+    if not body.isdigit():
+        raise FindError(f"invalid argument `{text}' to `{what}'")
+    n = int(body)
+    if sign == "+":
+        return lambda v: v > n
+    if sign == "-":
+        return lambda v: v < n
+    return lambda v: v == n
+
+
+_SIZE_UNITS = {"b": 512, "c": 1, "w": 2, "k": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+class _ExecPlus:
+    """``-exec cmd {} +``: paths gathered and run in batches."""
+
+    def __init__(self, st: FindState, argv: list[str]) -> None:
+        self.st, self.argv, self.paths = st, argv, []
+        self.size = 0
+
+    async def add(self, path: str) -> None:
+        self.paths.append(path)
+        self.size += len(path) + 1
+        if len(self.paths) >= 4096 or self.size > 120_000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.paths:
+            return
+        paths, self.paths, self.size = self.paths, [], 0
+        code = await run_command(self.st.ctx, self.st.out, self.argv[:-1] + paths, "find")
+        if code != 0:
+            self.st.tool.status = 1
+
+
+async def run_command(ctx: Any, out: Writer, argv: list[str], prog: str, cwd: str | None = None) -> int:
+    """Run *argv* as a child with our stdio; its exit status (126/127 when it cannot run,
+    128+N when killed by signal N)."""
+    await out.flush()
+    try:
+        pid = await ctx.spawn(argv, cwd=cwd)
+    except KernelError as e:
+        await ctx.write_all(2, fsencode(f"{prog}: {quote(argv[0])}: {strerror(e)}\n"))
+        return 127 if e.code == "ENOENT" else 126
+    _, status = await ctx.waitpid(pid)
+    if status & 0x7F:
+        return 128 + (status & 0x7F)
+    return (status >> 8) & 0xFF
+
+
+class FindParser:
+    """Turns the expression words into one predicate (GNU precedence: ``!`` > ``-a`` > ``-o`` > ``,``)."""
+
+    def __init__(self, st: FindState, words: list[str]) -> None:
+        self.st, self.words, self.i = st, words, 0
+        self.seen_test = False
+        self.last_test = 0
+        self.refs: list[str] = []
+        self.warnings: list[str] = []
+
+    def peek(self) -> str | None:
+        return self.words[self.i] if self.i < len(self.words) else None
+
+    def take(self, opt: str) -> str:
+        if self.i >= len(self.words):
+            raise FindError(f"missing argument to `{opt}'")
+        w = self.words[self.i]
+        self.i += 1
+        return w
+
+    def parse(self) -> Pred | None:
+        if not self.words:
+            return None
+        pred = self.comma()
+        if self.i < len(self.words):
+            w = self.words[self.i]
+            if w == ")":
+                raise FindError("invalid expression; you have too many ')'")
+            raise FindError(f"paths must precede expression: `{w}'")
+        return pred
+
+    def comma(self) -> Pred:
+        left = self.or_()
+        while self.peek() == ",":
+            self.i += 1
+            right = self.or_()
+            left = _seq(left, right)
+        return left
+
+    def or_(self) -> Pred:
+        left = self.and_()
+        while self.peek() in ("-o", "-or"):
+            self.i += 1
+            if self.peek() in (None, ")", ","):
+                raise FindError("invalid expression; you have used a binary operator '-o' with nothing after it.")
+            right = self.and_()
+            left = _or(left, right)
+        return left
+
+    def and_(self) -> Pred:
+        left = self.unary()
+        while True:
+            w = self.peek()
+            if w in ("-a", "-and"):
+                self.i += 1
+                if self.peek() in (None, ")", ",", "-o", "-or"):
+                    raise FindError("invalid expression; you have used a binary operator '-a' with nothing after it.")
+                left = _and(left, self.unary())
+            elif w is not None and w not in ("-o", "-or", ")", ","):
+                left = _and(left, self.unary())
+            else:
+                return left
+
+    def unary(self) -> Pred:
+        w = self.peek()
+        if w is None:
+            raise FindError("invalid expression")
+        if w in ("!", "-not"):
+            self.i += 1
+            if self.peek() in (None, ")", "-o", "-or", "-a", "-and"):
+                raise FindError("invalid expression; you have used a unary operator '!' with nothing after it.")
+            inner = self.unary()
+
+            async def neg(v: Visit) -> bool:
+                return not await inner(v)
+            return neg
+        if w == "(":
+            self.i += 1
+            if self.peek() == ")":
+                raise FindError("invalid expression; empty parentheses are not allowed.")
+            inner = self.comma()
+            if self.peek() != ")":
+                raise FindError("invalid expression; I was expecting to find a ')' somewhere but did not see one.")
+            self.i += 1
+            return inner
+        if w in ("-o", "-or", "-a", "-and"):
+            raise FindError(f"invalid expression; you have used a binary operator '{w}' with nothing before it.")
+        if w == ")":
+            raise FindError("invalid expression; you have too many ')'")
+        self.i += 1
+        return self.primary(w)
+
+    # ------------------------------------------------------------------ primaries
+    def primary(self, w: str) -> Pred:  # noqa: C901 - one table of find's primaries
+        st = self.st
+        ctx = st.ctx
+
+        def const(value: bool) -> Pred:
+            async def p(v: Visit) -> bool:
+                return value
+            return p
+
+        if w in ("-maxdepth", "-mindepth"):
+            arg = self.take(w)
+            if not arg.isdigit():
+                raise FindError(f"Expected a positive decimal integer argument to {w}, but got `{arg}'")
+            self.global_option(w)
+            if w == "-maxdepth":
+                st.maxdepth = int(arg)
+            else:
+                st.mindepth = int(arg)
+            return const(True)
+        if w in ("-depth", "-d"):
+            self.global_option(w)
+            st.depth_first = True
+            return const(True)
+        if w in ("-xdev", "-mount", "-noleaf", "-ignore_readdir_race", "-noignore_readdir_race"):
+            self.global_option(w)
+            return const(True)
+        if w == "-follow":
+            st.follow = "L"
+            return const(True)
+        if w in ("-true", "-false"):
+            self.seen_test = True
+            self.last_test = self.i - 1
+            return const(w == "-true")
+        self.seen_test = True
+        self.last_test = self.i - 1
+        if w in ("-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-lname", "-ilname"):
+            pat = self.take(w)
+            rx = glob_regex(pat, ignore_case=w.startswith("-i"))
+            if w in ("-name", "-iname"):
+                async def p(v: Visit) -> bool:
+                    name = base_name(v.path) if v.path != "/" else "/"
+                    return rx.match(name) is not None
+            elif w in ("-lname", "-ilname"):
+                async def p(v: Visit) -> bool:
+                    try:
+                        a = await ctx.lstat(v.path)
+                        if not a.is_symlink:
+                            return False
+                        return rx.match(await ctx.readlink(v.path)) is not None
+                    except KernelError:
+                        return False
+            else:
+                async def p(v: Visit) -> bool:
+                    return rx.match(v.path) is not None
+            return p
+        if w in ("-regex", "-iregex"):
+            pat = self.take(w)
+            try:
+                rx2 = re.compile(pat, re.DOTALL | (re.IGNORECASE if w == "-iregex" else 0))
+            except re.error:
+                raise FindError(f"Invalid regular expression `{pat}'") from None
+
+            async def p(v: Visit) -> bool:
+                return rx2.fullmatch(v.path) is not None
+            return p
+        if w in ("-type", "-xtype"):
+            arg = self.take(w)
+            kinds = arg.split(",")
+            table = {"f": _stat.S_IFREG, "d": _stat.S_IFDIR, "l": _stat.S_IFLNK, "p": _stat.S_IFIFO,
+                     "s": _stat.S_IFSOCK, "b": _stat.S_IFBLK, "c": _stat.S_IFCHR}
+            for k in kinds:
+                if k not in table:
+                    if len(k) != 1:
+                        raise FindError(f"Must separate multiple arguments to {w} using: ','")
+                    raise FindError(f"Unknown argument to {w}: {k}")
+            wanted = {table[k] for k in kinds}
+            xtype = w == "-xtype"
+
+            async def p(v: Visit) -> bool:
+                a = v.attr
+                if xtype:
+                    try:
+                        a = await (ctx.lstat(v.path) if st.follow == "L" else ctx.stat(v.path))
+                    except KernelError:
+                        a = v.attr
+                return _stat.S_IFMT(a.mode) in wanted
+            return p
+        if w == "-size":
+            arg = self.take(w)
+            unit = 512
+            body = arg
+            if body and body[-1] in _SIZE_UNITS:
+                unit = _SIZE_UNITS[body[-1]]
+                body = body[:-1]
+            test = _num_test(body, w)
+
+            async def p(v: Visit) -> bool:
+                return test(-(-v.attr.size // unit))
+            return p
+        if w in ("-mtime", "-atime", "-ctime", "-mmin", "-amin", "-cmin"):
+            arg = self.take(w)
+            test = _num_test(arg, w)
+            field_name = {"m": "mtime_ns", "a": "atime_ns", "c": "ctime_ns"}[w[1]]
+            per = 86400 if w.endswith("time") else 60
+
+            async def p(v: Visit) -> bool:
+                age = st.now - getattr(v.attr, field_name) / 1e9
+                if per == 60:
+                    # GNU rounds minutes up (a file 30 s old is 1 minute old)
+                    return test(int(-(-age // 60)))
+                return test(int(age // per))
+            return p
+        if w in ("-newer", "-anewer", "-cnewer"):
+            ref = self.take(w)
+            holder: dict[str, int] = {}
+            mine = {"-newer": "mtime_ns", "-anewer": "atime_ns", "-cnewer": "ctime_ns"}[w]
+
+            async def p(v: Visit) -> bool:
+                if "t" not in holder:
+                    holder["t"] = (await ctx.stat(ref)).mtime_ns
+                return getattr(v.attr, mine) > holder["t"]
+            self.refs.append(ref)
+            return p
+        if w == "-empty":
+            async def p(v: Visit) -> bool:
+                a = v.attr
+                if a.is_dir:
+                    try:
+                        return not await ctx.listdir(v.path)
+                    except KernelError:
+                        return False
+                return a.is_reg and a.size == 0
+            return p
+        if w == "-perm":
+            arg = self.take(w)
+            kind = ""
+            body = arg
+            if body[:1] in "-/+":
+                kind, body = body[0], body[1:]
+            try:
+                mode = parse_mode(body, 0, False)
+            except ValueError:
+                raise FindError(f"invalid mode `{arg}'") from None
+
+            async def p(v: Visit) -> bool:
+                m = v.attr.mode & 0o7777
+                if kind == "-":
+                    return m & mode == mode
+                if kind in "/+" and kind:
+                    return mode == 0 or bool(m & mode)
+                return m == mode
+            return p
+        if w in ("-user", "-group", "-uid", "-gid"):
+            arg = self.take(w)
+            if w in ("-uid", "-gid"):
+                test = _num_test(arg, w)
+                fld = "uid" if w == "-uid" else "gid"
+
+                async def p(v: Visit) -> bool:
+                    return test(getattr(v.attr, fld))
+                return p
+            num = st.names.uid_of(arg) if w == "-user" else st.names.gid_of(arg)
+            if num is None:
+                what = "user" if w == "-user" else "group"
+                raise FindError(f"`{arg}' is not the name of a known {what}")
+            fld2 = "uid" if w == "-user" else "gid"
+
+            async def p(v: Visit) -> bool:
+                return getattr(v.attr, fld2) == num
+            return p
+        if w in ("-nouser", "-nogroup"):
+            async def p(v: Visit) -> bool:
+                if w == "-nouser":
+                    return st.names.users is not None and v.attr.uid not in st.names.users
+                return v.attr.gid not in st.names.groups
+            return p
+        if w in ("-links", "-inum"):
+            test = _num_test(self.take(w), w)
+            fld3 = "nlink" if w == "-links" else "ino"
+
+            async def p(v: Visit) -> bool:
+                return test(getattr(v.attr, fld3))
+            return p
+        if w == "-samefile":
+            ref = self.take(w)
+            box: dict[str, int] = {}
+
+            async def p(v: Visit) -> bool:
+                if "ino" not in box:
+                    box["ino"] = (await ctx.stat(ref)).ino
+                return v.attr.ino == box["ino"]
+            self.refs.append(ref)
+            return p
+        if w in ("-readable", "-writable", "-executable"):
+            bit = {"-readable": 4, "-writable": 2, "-executable": 1}[w]
+
+            async def p(v: Visit) -> bool:
+                try:
+                    await ctx.access(v.path, bit)
+                    return True
+                except KernelError:
+                    return False
+            return p
+        # ---------------------------------------------------------- actions
+        if w in ("-print", "-print0", "-printf", "-fprint", "-ls", "-delete", "-exec", "-execdir",
+                 "-ok", "-okdir", "-prune", "-quit"):
+            if w not in ("-prune",):
+                st.has_action = True
+        if w == "-print":
+            async def p(v: Visit) -> bool:
+                await st.out.write(v.path + "\n")
+                return True
+            return p
+        if w == "-print0":
+            async def p(v: Visit) -> bool:
+                await st.out.write(v.path + "\0")
+                return True
+            return p
+        if w == "-printf":
+            fmt = unescape(self.take(w).replace("\\c", "\x00CUT"))
+
+            async def p(v: Visit) -> bool:
+                await st.out.write(await _printf(st, fmt, v))
+                return True
+            return p
+        if w == "-ls":
+            async def p(v: Visit) -> bool:
+                a = v.attr
+                await st.names.load(ctx)
+                when = strftime_local(ctx, "%b %e %H:%M", a.mtime_ns)
+                line = (f"{a.ino:>9} {-(-a.blocks // 2):>6} {mode_string(a.mode)} {a.nlink:>3} "
+                        f"{st.names.user(a.uid):<8} {st.names.group(a.gid):<8} {a.size:>8} {when} {v.path}")
+                if a.is_symlink:
+                    try:
+                        line += " -> " + await ctx.readlink(v.path)
+                    except KernelError:
+                        pass
+                await st.out.write(line + "\n")
+                return True
+            return p
+        if w == "-delete":
+            st.depth_first = True
+
+            async def p(v: Visit) -> bool:
+                if v.path == ".":
+                    return True
+                try:
+                    if v.attr.is_dir:
+                        await ctx.rmdir(v.path)
+                    else:
+                        await ctx.unlink(v.path)
+                    return True
+                except KernelError as e:
+                    await st.out.flush()
+                    await st.tool.err(f"cannot delete {quote(v.path)}: {strerror(e)}")
+                    return False
+            return p
+        if w == "-prune":
+            async def p(v: Visit) -> bool:
+                if not st.depth_first:
+                    st.pruned = True
+                return True
+            return p
+        if w == "-quit":
+            async def p(v: Visit) -> bool:
+                st.quit = True
+                return True
+            return p
+        if w in ("-exec", "-execdir", "-ok", "-okdir"):
+            argv = []
+            while True:
+                if self.i >= len(self.words):
+                    raise FindError(f"missing argument to `{w}'")
+                a = self.words[self.i]
+                self.i += 1
+                if a == ";":
+                    break
+                if a == "+" and argv and argv[-1] == "{}":
+                    if w in ("-ok", "-okdir"):
+                        raise FindError(f"missing argument to `{w}'")
+                    plus = _ExecPlus(st, argv)
+                    st.pending.append(plus)
+                    indir = w == "-execdir"
+
+                    async def p(v: Visit, plus: _ExecPlus = plus, indir: bool = indir) -> bool:
+                        await plus.add(_dir_rel(v) if indir else v.path)
+                        return True
+                    return p
+                argv.append(a)
+            if not argv:
+                raise FindError(f"missing argument to `{w}'")
+            indir = w in ("-execdir", "-okdir")
+            ask = w in ("-ok", "-okdir")
+
+            async def p(v: Visit) -> bool:
+                path = _dir_rel(v) if indir else v.path
+                cmd = [a.replace("{}", path) for a in argv]
+                if ask:
+                    await st.out.flush()
+                    await ctx.write_all(2, fsencode(f"< {' '.join(cmd)} > ? "))
+                    ans = await Reader(ctx, 0, 1).readline()
+                    if ans[:1] not in (b"y", b"Y"):
+                        return False
+                cwd = None
+                if indir:
+                    cwd = (v.path.rsplit("/", 1)[0] or "/") if "/" in v.path else "."
+                return await run_command(ctx, st.out, cmd, "find", cwd) == 0
+            return p
+        if w.startswith("-"):
+            raise FindError(f"unknown predicate `{w}'")
+        raise FindError(f"paths must precede expression: `{w}'")
+
+    def global_option(self, w: str) -> None:
+        """GNU find 4.9 accepts global options anywhere without a warning on this path."""
+
+
+
+def _dir_rel(v: Visit) -> str:
+    return "./" + base_name(v.path) if v.path != "/" else "/"
+
+
+def _seq(a: Pred, b: Pred) -> Pred:
+    async def p(v: Visit) -> bool:
+        await a(v)
+        return await b(v)
+    return p
+
+
+def _and(a: Pred, b: Pred) -> Pred:
+    async def p(v: Visit) -> bool:
+        return await a(v) and await b(v)
+    return p
+
+
+def _or(a: Pred, b: Pred) -> Pred:
+    async def p(v: Visit) -> bool:
+        return await a(v) or await b(v)
+    return p
+
+
+_TYPE_LETTER = {_stat.S_IFREG: "f", _stat.S_IFDIR: "d", _stat.S_IFLNK: "l", _stat.S_IFIFO: "p",
+                _stat.S_IFSOCK: "s", _stat.S_IFBLK: "b", _stat.S_IFCHR: "c"}
+
+
+async def _printf(st: FindState, fmt: str, v: Visit) -> str:
+    ctx = st.ctx
+    a = v.attr
+    out = []
+    i = 0
+    n = len(fmt)
+    while i < n:
+        c = fmt[i]
+        if c == "\x00" and fmt.startswith("\x00CUT", i):
+            st.quit = st.quit
+            break
+        if c != "%":
+            out.append(c)
+            i += 1
+            continue
+        j = i + 1
+        flags = ""
+        while j < n and fmt[j] in "-+ #0":
+            flags += fmt[j]
+            j += 1
+        width = ""
+        while j < n and fmt[j].isdigit():
+            width += fmt[j]
+            j += 1
+        prec = None
+        if j < n and fmt[j] == ".":
+            j += 1
+            p = ""
+            while j < n and fmt[j].isdigit():
+                p += fmt[j]
+                j += 1
+            prec = int(p or 0)
+        if j >= n:
+            out.append("%")
+            break
+        d = fmt[j]
+        i = j + 1
+        numeric = False
+        if d == "%":
+            out.append("%")
+            continue
+        if d == "p":
+            text = v.path
+        elif d == "f":
+            text = base_name(v.path) if v.path not in ("/",) else "/"
+        elif d == "h":
+            if "/" in v.path.rstrip("/"):
+                text = v.path.rstrip("/").rsplit("/", 1)[0] or "/"
+            else:
+                text = "."
+        elif d == "P":
+            text = v.path[len(v.start):].lstrip("/") if v.path != v.start else ""
+        elif d == "H":
+            text = v.start
+        elif d == "s":
+            text, numeric = str(a.size), True
+        elif d == "d":
+            text, numeric = str(v.depth), True
+        elif d == "m":
+            text, numeric = f"{a.mode & 0o7777:o}", True
+        elif d == "M":
+            text = mode_string(a.mode)
+        elif d in "ug":
+            text, numeric = str(a.uid if d == "u" else a.gid), True
+            await st.names.load(ctx)
+            text = st.names.user(a.uid) if d == "u" else st.names.group(a.gid)
+        elif d in "UG":
+            text, numeric = str(a.uid if d == "U" else a.gid), True
+        elif d == "i":
+            text, numeric = str(a.ino), True
+        elif d == "n":
+            text, numeric = str(a.nlink), True
+        elif d == "k":
+            text, numeric = str(-(-a.blocks // 2)), True
+        elif d == "b":
+            text, numeric = str(a.blocks), True
+        elif d == "y":
+            text = _TYPE_LETTER.get(_stat.S_IFMT(a.mode), "U")
+        elif d == "Y":
+            try:
+                text = _TYPE_LETTER.get(_stat.S_IFMT((await ctx.stat(v.path)).mode), "U")
+            except KernelError as e:
+                text = "L" if e.code == "ELOOP" else "N"
+        elif d == "l":
+            text = ""
+            if a.is_symlink:
+                try:
+                    text = await ctx.readlink(v.path)
+                except KernelError:
+                    text = ""
+        elif d in "aAcCtT":
+            ns = {"a": a.atime_ns, "c": a.ctime_ns, "t": a.mtime_ns}[d.lower()]
+            if d in "act":
+                text = strftime_local(ctx, "%a %b %e %H:%M:%S.%N0 %Y", ns)
+            else:
+                if i >= n:
+                    out.append("%" + d)
+                    break
+                k = fmt[i]
+                i += 1
+                if k == "@":
+                    text = f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}0"
+                elif k == "+":
+                    text = strftime_local(ctx, "%Y-%m-%d+%H:%M:%S.%N0", ns)
+                else:
+                    text = strftime_local(ctx, "%" + k, ns)
+        elif d == "D":
+            text, numeric = "0", True
+        elif d == "F":
+            text = "vfsfuse"
+        elif d == "S":
+            text = "1.0"
+        else:
+            text = "%" + d
+        if prec is not None and not numeric:
+            text = text[:prec]
+        w = int(width) if width else 0
+        if "-" in flags:
+            text = text.ljust(w)
+        elif "0" in flags and numeric:
+            text = text.rjust(w, "0")
+        else:
+            text = text.rjust(w)
+        out.append(text)
+    return "".join(out)
+
+
+_FIND_USAGE = "Usage: find [-H] [-L] [-P] [-Olevel] [-D debugopts] [path...] [expression]\n"
+
+
+async def prog_find(ctx: Any) -> int:
+    argv = list(ctx.argv[1:])
+    tool = Tool(ctx, "find")
+    st = FindState(ctx, tool, Writer(ctx), IdNames(), time.time())
+    await st.names.load(ctx)
+    i = 0
+    while i < len(argv) and argv[i] in ("-H", "-L", "-P") or (i < len(argv) and argv[i].startswith("-O")):
+        if argv[i] in ("-H", "-L", "-P"):
+            st.follow = argv[i][1]
+        i += 1
+    if i < len(argv) and argv[i] == "--help":
+        await ctx.write_all(1, _FIND_USAGE)
+        return 0
+    if i < len(argv) and argv[i] == "--version":
+        await ctx.write_all(1, f"find ({VERSION})\n")
+        return 0
+    if i < len(argv) and argv[i] == "--":
+        i += 1
+    paths = []
+    while i < len(argv) and not (argv[i].startswith("-") and argv[i] != "-") and argv[i] not in ("(", "!"):
+        paths.append(argv[i])
+        i += 1
+    words = argv[i:]
+    parser = FindParser(st, words)
+    try:
+        pred = parser.parse()
+        for ref in parser.refs:
+            try:
+                await ctx.stat(ref)
+            except KernelError as e:
+                raise FindError(f"{quote(ref)}: {strerror(e)}") from None
+    except FindError as e:
+        await tool.err(str(e))
+        return 1
+    if pred is None or not st.has_action:
+        inner = pred
+
+        async def with_print(v: Visit) -> bool:
+            if inner is None or await inner(v):
+                await st.out.write(v.path + "\n")
+            return True
+        pred = with_print
+    for start in paths or ["."]:
+        if st.quit:
+            break
+        await _walk_start(st, start, pred)
+    for plus in st.pending:
+        await plus.flush()
+    await st.out.flush()
+    return tool.status
+
+
+async def _walk_start(st: FindState, start: str, pred: Pred) -> None:
+    ctx = st.ctx
+    try:
+        attr = await (ctx.stat(start) if st.follow in ("L", "H") else ctx.lstat(start))
+    except KernelError as e:
+        if st.follow in ("L", "H") and e.code in ("ENOENT", "ELOOP"):
+            try:
+                attr = await ctx.lstat(start)
+            except KernelError:
+                await st.out.flush()
+                await st.tool.err(f"{quote(start)}: {strerror(e)}")
+                return
+        else:
+            await st.out.flush()
+            await st.tool.err(f"{quote(start)}: {strerror(e)}")
+            return
+    await _walk(st, Visit(start, start, 0, attr), pred, set())
+
+
+async def _walk(st: FindState, v: Visit, pred: Pred, ancestors: set[int]) -> None:
+    ctx = st.ctx
+    if st.quit:
+        return
+    in_range = v.depth >= st.mindepth
+    descend = v.attr.is_dir and (st.maxdepth is None or v.depth < st.maxdepth)
+    if not st.depth_first and in_range and (st.maxdepth is None or v.depth <= st.maxdepth):
+        st.pruned = False
+        await pred(v)
+        if st.pruned:
+            descend = False
+            st.pruned = False
+    if descend and not st.quit:
+        if v.attr.ino in ancestors and st.follow == "L":
+            await st.out.flush()
+            await st.tool.err(f"File system loop detected; {quote(v.path)} is part of the same file "
+                              "system loop as an ancestor.")
+        else:
+            try:
+                names = await ctx.listdir(v.path)
+            except KernelError as e:
+                await st.out.flush()
+                await st.tool.err(f"{quote(v.path)}: {strerror(e)}")
+                names = []
+            inner = ancestors | {v.attr.ino}
+            for n in names:
+                if st.quit:
+                    break
+                child = join(v.path, n)
+                try:
+                    a = await ctx.lstat(child)
+                    if st.follow == "L" and a.is_symlink:
+                        try:
+                            a = await ctx.stat(child)
+                        except KernelError:
+                            pass
+                except KernelError as e:
+                    await st.out.flush()
+                    await st.tool.err(f"{quote(child)}: {strerror(e)}")
+                    continue
+                await _walk(st, Visit(child, v.start, v.depth + 1, a), pred, inner)
+    if st.depth_first and in_range and (st.maxdepth is None or v.depth <= st.maxdepth) and not st.quit:
+        await pred(v)
+
+
+# ============================================================================ xargs
+
+XARGS_HELP = ("Usage: xargs [OPTION]... COMMAND [INITIAL-ARGS]...\n"
+              "Run COMMAND with arguments INITIAL-ARGS and more arguments read from input.\n")
+
+
+@dataclass
+class XargsOpts:
+    null: bool = False
+    delim: str | None = None
+    max_args: int | None = None
+    max_lines: int | None = None
+    replace: str | None = None
+    procs: int = 1
+    no_run_empty: bool = False
+    trace: bool = False
+    eof: str | None = None
+    arg_file: str | None = None
+    max_chars: int = 128 * 1024
+    exit_if_large: bool = False
+    interactive: bool = False
+
+
+def _xargs_parse(argv: list[str]) -> tuple[XargsOpts, list[str]]:
+    """xargs stops at the first non-option word (the command); its options take arguments."""
+    o = XargsOpts()
+    i = 0
+    takes = {"n": "max_args", "L": "max_lines", "I": "replace", "P": "procs", "d": "delim",
+             "E": "eof", "a": "arg_file", "s": "max_chars"}
+    longs = {"null": "0", "delimiter": "d", "max-args": "n", "max-lines": "L", "replace": "I",
+             "max-procs": "P", "no-run-if-empty": "r", "verbose": "t", "eof": "E", "arg-file": "a",
+             "max-chars": "s", "exit": "x", "interactive": "p"}
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            i += 1
+            break
+        if a.startswith("--") and len(a) > 2:
+            name, eq, val = a[2:].partition("=")
+            hits = [k for k in longs if k.startswith(name)]
+            if name in longs:
+                hits = [name]
+            if name in ("help", "version"):
+                raise _XargsExit(name)
+            if len(hits) != 1:
+                raise FindError(f"unrecognized option '{a}'")
+            letter = longs[hits[0]]
+            if letter in takes:
+                if not eq:
+                    if hits[0] in ("replace",):
+                        val = "{}"
+                    elif hits[0] == "eof":
+                        val = ""
+                    else:
+                        i += 1
+                        if i >= len(argv):
+                            raise FindError(f"option '--{hits[0]}' requires an argument")
+                        val = argv[i]
+                _xargs_set(o, letter, val)
+            else:
+                _xargs_set(o, letter, None)
+            i += 1
+            continue
+        if not a.startswith("-") or a == "-":
+            break
+        j = 1
+        while j < len(a):
+            ch = a[j]
+            j += 1
+            if ch in takes:
+                if j < len(a):
+                    val = a[j:]
+                elif ch in ("I",) and False:
+                    val = "{}"
+                else:
+                    i += 1
+                    if i >= len(argv):
+                        raise FindError(f"option requires an argument -- '{ch}'")
+                    val = argv[i]
+                _xargs_set(o, ch, val)
+                break
+            if ch == "i":
+                _xargs_set(o, "I", a[j:] or "{}")
+                break
+            if ch == "e":
+                o.eof = a[j:] or None
+                break
+            if ch == "l":
+                _xargs_set(o, "L", a[j:] or "1")
+                break
+            if ch not in "0rtxp":
+                raise FindError(f"invalid option -- '{ch}'")
+            _xargs_set(o, ch, None)
+        i += 1
+    return o, argv[i:]
+
+
+class _XargsExit(Exception):
+    pass
+
+
+def _xargs_set(o: XargsOpts, letter: str, val: str | None) -> None:
+    def number(v: str | None, what: str, minimum: int = 1) -> int:
+        try:
+            n = int(v or "")
+        except ValueError:
+            raise FindError(f"invalid number \"{v}\" for -{what} option") from None
+        if n < minimum:
+            raise FindError(f"value {v} for -{what} option should be >= {minimum}")
+        return n
+
+    if letter == "0":
+        o.null = True
+    elif letter == "r":
+        o.no_run_empty = True
+    elif letter == "t":
+        o.trace = True
+    elif letter == "x":
+        o.exit_if_large = True
+    elif letter == "p":
+        o.interactive = o.trace = True
+    elif letter == "n":
+        o.max_args = number(val, "n")
+        o.max_lines = None
+    elif letter == "L":
+        o.max_lines = number(val, "L")
+        o.max_args = None
+    elif letter == "I":
+        o.replace = val
+        o.max_lines = 1
+    elif letter == "P":
+        o.procs = number(val, "P", 0)
+    elif letter == "d":
+        d = unescape(val or "")
+        if len(d) != 1:
+            raise FindError(f"invalid input delimiter specification {val}: the delimiter must be "
+                            "either a single character or an escape sequence starting with \\.")
+        o.delim = d
+    elif letter == "E":
+        o.eof = val or None
+    elif letter == "a":
+        o.arg_file = val
+    elif letter == "s":
+        o.max_chars = number(val, "s")
+
+
+def _unmatched(quote_ch: str) -> str:
+    kind = "single" if quote_ch == "'" else "double"
+    return f"unmatched {kind} quote; by default quotes are special to xargs unless you use the -0 option"
+
+
+def _split_words(data: str, eof: str | None) -> tuple[list[list[str]], str | None]:
+    """xargs' default input: blanks separate, quotes and backslash protect; one list per line
+    (for -L).  Returns (lines of words, error text)."""
+    lines: list[list[str]] = []
+    words: list[str] = []
+    cur: list[str] = []
+    have = False
+    quote_ch = None
+    i = 0
+    n = len(data)
+    while i < n:
+        c = data[i]
+        i += 1
+        if quote_ch:
+            if c == quote_ch:
+                quote_ch = None
+            elif c == "\n":
+                return lines + ([words] if words else []), _unmatched(quote_ch)
+            else:
+                cur.append(c)
+            continue
+        if c in "'\"":
+            quote_ch = c
+            have = True
+            continue
+        if c == "\\" and i < n:
+            cur.append(data[i])
+            i += 1
+            have = True
+            continue
+        if c in " \t\n":
+            if have:
+                w = "".join(cur)
+                if eof is not None and w == eof:
+                    if words:
+                        lines.append(words)
+                    return lines, None
+                words.append(w)
+                cur, have = [], False
+            if c == "\n":
+                # a line ending in a blank continues (-L's rule)
+                if words and not (i >= 2 and data[i - 2] in " \t"):
+                    lines.append(words)
+                    words = []
+            continue
+        cur.append(c)
+        have = True
+    if quote_ch:
+        return lines + ([words] if words else []), _unmatched(quote_ch)
+    if have:
+        w = "".join(cur)
+        if not (eof is not None and w == eof):
+            words.append(w)
+    if words:
+        lines.append(words)
+    return lines, None
+
+
+async def prog_xargs(ctx: Any) -> int:
+    tool = Tool(ctx, "xargs")
+    try:
+        o, command = _xargs_parse(list(ctx.argv[1:]))
+    except _XargsExit as e:
+        if str(e) == "help":
+            await ctx.write_all(1, XARGS_HELP)
+        else:
+            await ctx.write_all(1, f"xargs ({VERSION})\n")
+        return 0
+    except FindError as e:
+        await tool.err(str(e))
+        if "option" in str(e) and ("invalid option" in str(e) or "unrecognized" in str(e)
+                                   or "requires" in str(e)):
+            await ctx.write_all(2, XARGS_HELP.split("\n")[0] + "\n")
+        return 1
+    if not command:
+        command = ["echo"]
+    src = 0
+    if o.arg_file is not None:
+        try:
+            src = await ctx.open(o.arg_file)
+        except KernelError as e:
+            await tool.err(f"Cannot open input file {quote(o.arg_file)}: {strerror(e)}")
+            return 1
+    raw = b""
+    reader = Reader(ctx, src)
+    parts = []
+    while True:
+        chunk = await reader.read()
+        if not chunk:
+            break
+        parts.append(chunk)
+    raw = b"".join(parts)
+    data = raw.decode("utf-8", "surrogateescape")
+    if o.null or o.delim is not None:
+        sep = "\0" if o.null else o.delim
+        items = data.split(sep)
+        if items and items[-1] == "":
+            items.pop()
+        if o.eof is not None and not o.null and o.delim is None:
+            pass
+        lines = [[x] for x in items]
+    elif o.replace is not None:
+        lines = []
+        for ln in data.split("\n"):
+            s = ln.lstrip(" \t")
+            if s:
+                if o.eof is not None and s == o.eof:
+                    break
+                lines.append([s])
+        err = None
+    else:
+        lines, err = _split_words(data, o.eof)
+        if err:
+            # GNU runs what came before the bad quote, then fails
+            pass
+    if not (o.null or o.delim is not None or o.replace is not None) and err:
+        status = await _xargs_run(ctx, tool, o, command, lines)
+        await tool.err(err)
+        return max(status, 1)
+    return await _xargs_run(ctx, tool, o, command, lines)
+
+
+async def _xargs_run(ctx: Any, tool: Tool, o: XargsOpts, command: list[str],
+                     lines: list[list[str]]) -> int:
+    batches: list[list[str]] = []
+    if o.replace is not None:
+        for line in lines:
+            arg = " ".join(line)
+            batches.append([w.replace(o.replace, arg) for w in command])
+    else:
+        cur: list[str] = []
+        cur_lines = 0
+        base_len = sum(len(w) + 1 for w in command)
+        size = base_len
+        for line in lines:
+            for word in line:
+                if o.max_args is not None and len(cur) >= o.max_args:
+                    batches.append(command + cur)
+                    cur, size = [], base_len
+                if size + len(word) + 1 > o.max_chars and cur:
+                    batches.append(command + cur)
+                    cur, size = [], base_len
+                cur.append(word)
+                size += len(word) + 1
+            cur_lines += 1
+            if o.max_lines is not None and cur_lines >= o.max_lines:
+                batches.append(command + cur)
+                cur, size, cur_lines = [], base_len, 0
+        if cur:
+            batches.append(command + cur)
+        if not batches and not o.no_run_empty and not lines:
+            batches.append(list(command))
+    status = 0
+    running: list[int] = []
+    out = Writer(ctx, 2)
+
+    async def reap(pid: int) -> int:
+        _, st = await ctx.waitpid(pid)
+        if st & 0x7F:
+            return 125
+        return (st >> 8) & 0xFF
+
+    async def note(code: int, argv0: str) -> bool:
+        nonlocal status
+        if code == 255:
+            await tool.err(f"{argv0}: exited with status 255; aborting")
+            status = 124
+            return False
+        if code == 125 and status == 0:
+            status = 125
+        elif 1 <= code <= 125:
+            status = max(status, 123) if status not in (124, 125) else status
+        return True
+
+    for argv in batches:
+        if o.trace:
+            await out.write(" ".join(argv) + ("?..." if o.interactive else "") + "\n")
+            await out.flush()
+            if o.interactive:
+                ans = await Reader(ctx, await ctx.open("/dev/tty"), 1).readline()
+                if ans[:1] not in (b"y", b"Y"):
+                    continue
+        try:
+            pid = await ctx.spawn(argv)
+        except KernelError as e:
+            for p in running:
+                await reap(p)
+            await tool.err(f"{argv[0]}: {strerror(e)}")
+            return 127 if e.code == "ENOENT" else 126
+        running.append(pid)
+        limit = o.procs if o.procs > 0 else len(batches)
+        if len(running) >= limit:
+            pid0 = running.pop(0)
+            if not await note(await reap(pid0), argv[0]):
+                for p in running:
+                    await reap(p)
+                return status
+    for p in running:
+        if not await note(await reap(p), command[0]):
+            break
+    return status
+
+
+PROGRAMS = {"find": prog_find, "xargs": prog_xargs}
