@@ -90,6 +90,7 @@ _RUN_WORD = re.compile(r"[^ \t\n|&;()<>\\'\"`$]+")
 _RUN_DQ = re.compile(r"[^\"\\`$]+")
 _RUN_HEREDOC = re.compile(r"[^\\`$]+")
 _RUN_ARITH = re.compile(r"[^()\[\];\\\"`$]+")
+_RUN_SUBSCRIPT = re.compile(r"[^()\[\];\\\"'`$]+")
 _RUN_REGEX = re.compile(r"[^ \t\n()\\'\"`$]+")
 _RUN_ARG: dict[str, re.Pattern[str]] = {}
 
@@ -353,9 +354,10 @@ class Lexer:
         parts = self.read_word_parts()
         return Token("WORD", self.src[pos:self.pos], pos, self.pos, line, col, parts)
 
-    def _try_assign(self, start: int) -> tuple[Assign, list[WordPart]] | None:
+    def _try_assign(self, start: int) -> tuple[Assign | None, list[WordPart]] | None:
         """Read ``name[=+]…`` or ``name[sub][+]=…`` at ``start``, or return None
-        (leaving nothing consumed) if the word is not an assignment."""
+        (leaving nothing consumed) if the word is not an assignment.  A word
+        ``name[…]`` without ``=`` is read whole: (None, its parts)."""
         src = self.src
         m = _NAME_RE.match(src, start)
         if not m:
@@ -368,19 +370,18 @@ class Lexer:
         index: Word | None = None
         prefix: list[WordPart] = [Lit(name, line=line, col=col)]
         if src[i] == "[":
+            # As bash does, take the subscript up to its "]" whatever it holds
+            # (blanks, newlines); running out of input is incomplete input.
             self.pos = i + 1
-            try:
-                sub = self._read_arith_parts(bracket=True, stop_newline=True)
-            except ShellSyntaxError:
-                self.pos = start
-                return None
-            if self.pos >= self.n or src[self.pos] != "]":
-                self.pos = start
-                return None
+            sub = self._read_arith_parts(bracket=True)
             bl, bc = self.where(i)
             index = Word(sub, line=bl, col=bc)
             prefix += [Lit("[", line=bl, col=bc)] + sub + [Lit("]", line=bl, col=bc)]
             i = self.pos + 1
+            if not (src.startswith("+=", i) or src.startswith("=", i)):
+                # not an assignment, but the bracketed text stays in the word
+                self.pos = i
+                return None, _merge(prefix + self.read_word_parts())
         append = src.startswith("+=", i)
         if not append and not src.startswith("=", i):
             self.pos = start
@@ -488,7 +489,7 @@ class Lexer:
 
     def _after_balanced(self, i: int) -> int:
         """The offset after the ``)`` that closes a parenthesis opened just
-        before ``i`` (quotes skipped), or the end of the text."""
+        before ``i`` (quotes skipped), or -1 when the text ends first."""
         src, n = self.src, self.n
         depth = 0
         while i < n:
@@ -499,7 +500,7 @@ class Lexer:
             if c in "'\"":
                 j = src.find(c, i + 1)
                 if j < 0:
-                    return n
+                    return -1
                 i = j + 1
                 continue
             if c == "(":
@@ -509,7 +510,7 @@ class Lexer:
                     return i + 1
                 depth -= 1
             i += 1
-        return n
+        return -1
 
     def _arith_token(self, pos: int, line: int, col: int, for_loop: bool) -> Token:
         self.pos = pos + 2
@@ -548,7 +549,7 @@ class Lexer:
         bpos = self.pos
         depth = 0
         while True:
-            m = _RUN_ARITH.match(src, self.pos)
+            m = (_RUN_SUBSCRIPT if bracket else _RUN_ARITH).match(src, self.pos)
             if m:
                 if stop_newline and "\n" in m.group():
                     raise self.error("newline in subscript", self.pos)
@@ -559,14 +560,27 @@ class Lexer:
             if self.pos >= n:
                 raise self.eof_error("]" if bracket else ")")
             c = src[self.pos]
-            if c in "()[]":
-                opening = c in "(["
-                if opening:
+            if c in ("[]" if bracket else "()"):
+                # only the kind of bracket that closes the expression nests
+                if c in "([":
                     depth += 1
-                elif depth == 0 and (c == "]" if bracket else c == ")"):
+                elif depth == 0:
                     break
                 else:
                     depth -= 1
+                if not buf:
+                    bpos = self.pos
+                buf.append(c)
+                self.pos += 1
+                continue
+            if c == "'" and bracket:
+                if buf:
+                    line, col = self.where(bpos)
+                    parts.append(Lit("".join(buf), line=line, col=col))
+                    buf = []
+                parts.append(self._single_quoted())
+                continue
+            if c in "()[];" and c != ";":
                 if not buf:
                     bpos = self.pos
                 buf.append(c)
@@ -897,7 +911,10 @@ class Lexer:
                 self.pos += 2
                 return ArithSub(Word(parts, line=line, col=col + 3), line=line, col=col)
             self.pos = pos + 2
-            if not self.defer_errors:
+            # "$((" that is not arithmetic: bash keeps the text and parses it
+            # only when it runs, so its syntax errors wait too.
+            fallback = src.startswith("((", pos + 1)
+            if not (self.defer_errors or fallback):
                 body = self.parser._nested(self, pos)
                 return CmdSub(body, False, line=line, col=col)
             try:
@@ -906,7 +923,10 @@ class Lexer:
                 if e.message == "maximum nesting depth exceeded":
                     raise
                 # bash parses $(…) in a here-document only when expanding it
-                self.pos = self._after_balanced(pos + 2)
+                end = self._after_balanced(pos + 2)
+                if end < 0:
+                    raise self.eof_error(")") from None
+                self.pos = end
                 from kernel.shell.ast import CommandList
                 return CmdSub(CommandList([], line=line, col=col), False, e.message, line=line, col=col)
             return CmdSub(body, False, line=line, col=col)

@@ -29,6 +29,7 @@ from kernel.shell.ast import (
     ArithFor,
     Case,
     CaseItem,
+    CmdSub,
     Command,
     CommandList,
     CondAnd,
@@ -249,8 +250,13 @@ class Parser:
             child.lexer.defer_errors = True
             try:
                 parts = child.lexer.read_heredoc_parts()
-            except IncompleteInput as e:
-                raise ShellSyntaxError(e.message, e.line, e.col, e.token, e.source_line) from None
+            except ShellSyntaxError as e:
+                if e.message == "maximum nesting depth exceeded":
+                    raise
+                # bash expands (and so parses) the body only when the command
+                # runs: the error is reported then, like a bad $(…)
+                err = CmdSub(CommandList([], line=e.line, col=e.col), False, e.message, line=e.line, col=e.col)
+                parts = [err]
             return Word(parts, line=line, col=col)
         finally:
             self._leave()
@@ -764,7 +770,6 @@ class Parser:
     def _cond(self) -> CondCommand:
         tok = self._take()
         saved = self.lexer.extglob
-        self.lexer.extglob = True
         try:
             t = self._cpeek()
             if self._is_word(t, "]]"):
@@ -878,7 +883,15 @@ class Parser:
                                        nxt.start, nxt.describe())
             right = Word(parts, line=line, col=col)
         else:
-            r = self._peek(0, cond=True)
+            # bash turns extglob on for the pattern right of == = != only
+            if self._buf:
+                self.lexer.pos = self._buf[0].start
+                self._buf.clear()
+            self.lexer.extglob = True
+            try:
+                r = self._peek(0, cond=True)
+            finally:
+                self.lexer.extglob = self.extglob
             if r.kind != "WORD" or self._is_word(r, "]]"):
                 raise self.lexer.error(f"unexpected argument `{_cond_desc(r)}' to conditional binary operator",
                                        r.start, _cond_desc(r))

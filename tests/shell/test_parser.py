@@ -355,6 +355,17 @@ def test_subscript_assignment() -> None:
     assert a.index == A.Word([A.Param("k")])
 
 
+def test_subscript_reading_like_bash() -> None:
+    a = simple("a[1 + 2]=3").assigns[0]
+    assert a.index == lit("1 + 2")
+    a = simple("a['k y']=v").assigns[0]
+    assert a.index == A.Word([A.SQ("k y")])
+    # not an assignment: the bracketed text, blanks included, is one word
+    assert words("echo[ a b ]x y") == ["echo[ a b ]x", "y"]
+    with pytest.raises(IncompleteInput):
+        parse("echo[ a b")
+
+
 def test_assignment_value_tilde_and_no_braces() -> None:
     a = simple("P=~/bin:~x/y:$P").assigns[0]
     assert a.value is not None
@@ -599,6 +610,18 @@ def test_arithmetic_substitution() -> None:
     assert isinstance(p, A.ArithSub) and p.expr == lit("1+2")
     (p,) = word('$(( "1" + 2 ))').parts
     assert isinstance(p, A.ArithSub) and p.expr.parts[1] == A.DQ([A.Lit("1")])
+
+
+def test_dollar_paren_paren_fallback_defers_syntax_errors() -> None:
+    (p,) = word("$((;; x )y)").parts
+    assert isinstance(p, A.CmdSub) and p.error == "syntax error near unexpected token `;;'"
+
+
+def test_heredoc_body_lexing_error_is_deferred() -> None:
+    (h,) = heredocs("cat <<EOF\n$((1 +\nEOF\n")
+    assert isinstance(h.body, A.Word)
+    (p,) = h.body.parts
+    assert isinstance(p, A.CmdSub) and p.error == "unexpected EOF while looking for matching `)'"
 
 
 def test_dollar_paren_paren_falls_back_to_subshell() -> None:
