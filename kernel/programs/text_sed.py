@@ -142,7 +142,7 @@ class _Parser:
         while True:
             c = self.getc()
             if c < 0 or c == 10 and delim != 10:
-                raise self.fail(f"unterminated address regex" if self._in_addr else "unterminated `s' command")
+                raise self.fail("unterminated address regex" if self._in_addr else "unterminated `s' command")
             if c == delim:
                 return bytes(out)
             if c == 0x5C:
@@ -276,7 +276,7 @@ class _Parser:
             return
         if c == 0x7D or c == 0x23:
             return
-        raise self.fail(f"extra characters after command")
+        raise self.fail("extra characters after command")
 
     def parse(self) -> list[Cmd]:
         while True:
@@ -358,7 +358,7 @@ class _Parser:
             elif name in "rRwW":
                 cmd.wfile = self.filename()
                 if not cmd.wfile:
-                    raise self.fail(f"missing filename in r/R/w/W commands")
+                    raise self.fail("missing filename in r/R/w/W commands")
                 if self.sandbox:
                     raise self.fail("e/r/w commands disabled in sandbox mode")
             elif name == "s":
@@ -683,7 +683,7 @@ class _Sed:
             if cmd.a2kind in ("plus", "tilde") or a2.kind == "line":
                 if lineno >= cmd.end_line:
                     cmd.active = False
-                    return lineno == cmd.end_line or cmd.a2kind != "addr" or True
+                    return True  # the range's last line (or a line number already passed)
                 return True
             if a2.kind == "last":
                 if last:
@@ -1050,7 +1050,7 @@ async def prog_sed(ctx: Any) -> int:
         if in_place:
             if not operands:
                 await ctx.write_all(2, b"sed: no input files\n")
-                return 1 if False else 4
+                return 4
             for name in files:
                 await _in_place(sed, name, suffix)
         elif not separate and delim == b"\n" and _fast_sub(cmds) and not sed.quiet:

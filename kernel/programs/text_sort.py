@@ -16,7 +16,7 @@ import heapq
 import re
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Callable
 
 from kernel.errors import KernelError
@@ -110,7 +110,7 @@ def _apply_opts(key: Key, letters: str, where: str) -> None:
                 raise SortError(f"options '-{key.kind}{ch}' are incompatible")
             key.kind = ch
         else:
-            raise SortError(f"stray character in field spec")
+            raise SortError("stray character in field spec")
 
 
 _KEYDEF = re.compile(r"(\d+)(?:\.(\d+))?([a-zA-Z]*)(?:,(\d+)(?:\.(\d+))?([a-zA-Z]*))?$")
