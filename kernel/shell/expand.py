@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["ExpansionError", "FatalExpansion", "Expander", "ArithAdapter", "shell_quote"]
 
 _GLOB_CHARS = frozenset("*?[")
+_SPECIAL_FIRST = frozenset("?$!#@*-0123456789")
+_SPLIT_OR_GLOB = re.compile(r"[ \t\n*?\[(]")
 _SPECIAL_ONE = frozenset("?$!#@*-0123456789")
 
 
@@ -163,6 +165,30 @@ class Expander:
                 if t is SQ:
                     out.append(p.text)
                     continue
+                if t is Param and p.op is None and p.subscript is None and not p.length and not p.indirect \
+                        and p.name[0] not in _SPECIAL_FIRST:
+                    # the hot path of loops: a lone unquoted $name
+                    val = self.st.get(p.name)
+                    if val is None:
+                        if self.st.options.get("nounset"):
+                            self._unbound(p)
+                        continue
+                    ifs = self.st.get("IFS")
+                    if ifs == " \t\n" and not _SPLIT_OR_GLOB.search(val):
+                        if val:
+                            out.append(val)
+                        continue
+                elif t is DQ and len(p.parts) == 1:
+                    q = p.parts[0]
+                    if type(q) is Param and q.op is None and q.subscript is None and not q.length \
+                            and not q.indirect and q.name[0] not in _SPECIAL_FIRST:
+                        val = self.st.get(q.name)
+                        if val is not None or not self.st.options.get("nounset"):
+                            out.append(val or "")
+                            continue
+                    elif type(q) is Lit:
+                        out.append(q.text)
+                        continue
             if any(type(p) in (BraceExp, BraceRange) for p in parts) and self.st.options.get("braceexpand", True):
                 try:
                     ws = braces.expand_braces(w, self.limits_brace())

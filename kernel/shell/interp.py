@@ -145,6 +145,10 @@ class Limits:
         self.subst_depth = g(kl, "sh_subst_depth", 64)
 
 
+#: Commands between two real yields to the scheduler (see ``Shell._tick``).
+_YIELD_EVERY = 32
+
+
 class Counters:
     """Work done so far in this shell process (shared by nothing: each fork starts anew)."""
 
@@ -234,12 +238,17 @@ class Shell(Expander):
 
     # ------------------------------------------------------------------ housekeeping
     async def _tick(self) -> None:
+        """Per command: count it, and every ``_YIELD_EVERY`` commands make a real
+        ``sched_yield`` (a trio checkpoint: other processes and the FUSE server run, a
+        SIGKILL lands, pending signals run their handlers).  Yielding on every command
+        would cost more than the command itself."""
         c = self.counters
         c.commands += 1
         lim = self.limits.commands
         if lim is not None and c.commands > lim:
             raise LimitExceeded(f"maximum number of commands exceeded ({lim})")
-        await self.ctx.sched_yield()
+        if not c.commands % _YIELD_EVERY:
+            await self.ctx.sched_yield()
         if self.pending_traps and not self.in_trap:
             await self.run_pending_traps()
 

@@ -80,8 +80,9 @@ class IncompleteInput(ShellSyntaxError):
 _OPS_RE = re.compile(r";;&|;;|;&|;|&&|&>>|&>|&|\|\||\|&|\||<<<|<<-|<<|<&|<>|<\(|<|>>|>&|>\||>\(|>|\(|\)")
 _BLANKS_RE = re.compile(r"(?:[ \t]|\\\n)+")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_IONUM_RE = re.compile(r"[0-9]+(?=[<>])")
-_IOVAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}(?=[<>])")
+# "2>(cat)" is the word 2 and a process substitution, not a redirection.
+_IONUM_RE = re.compile(r"[0-9]+(?=[<>](?!\())")
+_IOVAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}(?=[<>](?!\())")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _SPECIAL = "@*#?$!-0123456789"
 
@@ -1154,6 +1155,8 @@ class Lexer:
                     self.pos += 2
             elif c == "'" and (not in_dq or pattern):
                 part = self._single_quoted()
+            elif c in "<>" and not in_dq and src.startswith("(", self.pos + 1):
+                part = self._procsub(c)
             elif c == '"':
                 part = self._double_quoted()
             else:

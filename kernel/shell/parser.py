@@ -697,7 +697,7 @@ class Parser:
                     t = self._peek()
                     continue
                 break
-            self._expect_op(")")
+            self._expect_op(")", newline_ok=False)
             body = self._list({"esac"}, _LIST_END_OPS, allow_empty=True)
             t = self._peek_cmd()
             if t.kind == "OP" and t.text in (";;", ";&", ";;&"):
