@@ -1118,7 +1118,7 @@ class Lexer:
         src, n = self.src, self.n
         rx = _RUN_ARG.get(stops)
         if rx is None:
-            rx = _RUN_ARG[stops] = re.compile("[^{}\\\\'\"`$" + re.escape(stops) + "]+")
+            rx = _RUN_ARG[stops] = re.compile("[^{}<>\\\\'\"`$" + re.escape(stops) + "]+")
         wl, wc = self.where(self.pos)
         parts: list[WordPart] = []
         buf: list[str] = []

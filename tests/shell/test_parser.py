@@ -638,6 +638,15 @@ def test_process_substitution() -> None:
     assert isinstance(w.parts[0], A.Lit) and isinstance(w.parts[1], A.ProcSub)
 
 
+def test_process_substitution_next_to_digits_and_in_parameter_words() -> None:
+    c = simple("echo 2>(cat)")
+    assert c.redirs == [] and isinstance(c.words[1].parts[1], A.ProcSub)
+    p = word("${x:-<(true)}").parts[0]
+    assert isinstance(p, A.Param) and p.arg is not None and isinstance(p.arg.parts[0], A.ProcSub)
+    (dq,) = word('"${x:-<(true)}"').parts
+    assert dq == A.DQ([A.Param("x", ":-", lit("<(true)"), braced=True)])
+
+
 def test_tilde_only_when_unquoted_prefix() -> None:
     assert word("~").parts == [A.Tilde("")]
     assert word("~user/x").parts == [A.Tilde("user"), A.Lit("/x")]
