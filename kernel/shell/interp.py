@@ -70,6 +70,11 @@ def wait_status_code(status: int) -> int:
     return 128 + low
 
 
+_SIGNAL_TEXT = {1: "Hangup", 3: "Quit", 4: "Illegal instruction", 6: "Aborted", 8: "Floating point exception",
+                9: "Killed", 10: "User defined signal 1", 11: "Segmentation fault", 12: "User defined signal 2",
+                14: "Alarm clock", 15: "Terminated", 24: "CPU time limit exceeded", 25: "File size limit exceeded"}
+
+
 class ControlFlow(Exception):
     """Base of the exceptions that carry ``break``/``continue``/``return``/``exit``."""
 
@@ -414,6 +419,11 @@ class Shell(Expander):
                 raise
         if self.jobs is not None:
             self.jobs.forget_pid(pid)
+        low = status & 0x7F
+        if low and low != 0x7F and low not in (2, 13):
+            # a foreground command killed by a signal: bash reports it
+            desc = _SIGNAL_TEXT.get(low, f"Signal {low}")
+            await self.out(f"{self.script_name}: line {self.st.lineno}: {pid} {desc}\n", 2)
         return wait_status_code(status)
 
     # ------------------------------------------------------------------ processes
