@@ -139,6 +139,17 @@ class Mount:
         if self.proc is not None:
             self.proc.wait(timeout=10)
 
+    def log_problems(self) -> list[str]:
+        """Warning and error lines of the daemon's log (``STORE/run/daemon.log``)."""
+        if self.store is None:
+            return []
+        try:
+            with open(os.path.join(self.store, "run", "daemon.log"), errors="replace") as f:
+                return [line.rstrip() for line in f if " WARNING " in line or " ERROR " in line
+                        or "Traceback" in line]
+        except OSError:
+            return []
+
     def cleanup(self) -> None:
         """Never leave a mount or a daemon behind, whatever state the test left."""
         if mounted_here(self.path):
@@ -198,8 +209,9 @@ _counter = iter(range(1, 1 << 30))
 
 
 @pytest.fixture
-def new_mount(world_base, runtime_env):
-    """Factory: ``new_mount(*options, store=..., memory=False, start=True)``; all are cleaned up."""
+def new_mount(world_base, runtime_env, request):
+    """Factory: ``new_mount(*options, store=..., memory=False, start=True)``; all are cleaned up,
+    and their daemons' logs must hold no warning or error (unless ``allow_log_warnings``)."""
     made: list[Mount] = []
 
     def factory(*options: str, store: str | None = None, memory: bool = False, start: bool = True,
@@ -218,6 +230,9 @@ def new_mount(world_base, runtime_env):
     yield factory
     for m in made:
         m.cleanup()
+    if not request.node.get_closest_marker("allow_log_warnings"):
+        problems = [line for m in made for line in m.log_problems()]
+        assert not problems, "daemon logged warnings/errors:\n  " + "\n  ".join(problems[:20])
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ def _expected(i: int) -> bytes:
     return (hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1))[:size]
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_kill9_under_a_writer_loses_no_fsynced_byte(new_mount):
     m = new_mount()
     rng = random.Random(7)
@@ -139,6 +140,7 @@ def _block_files(store: str) -> dict[str, str]:
     return out
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_missing_or_corrupt_block_gives_eio_for_that_range_only(new_mount, world_base):
     cs = 64 * 1024
     store = make_store(world_base / f"dmg-{time.monotonic_ns()}", chunk_size=cs, inline_threshold=4096)

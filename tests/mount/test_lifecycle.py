@@ -62,6 +62,7 @@ def test_device_nodes_never_reach_host_devices(new_mount):
         open(os.path.join(m.path, "zero"), "rb")
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_second_mount_of_a_store_is_refused_with_the_pid(new_mount, world_base):
     m = new_mount()
     other = world_base / "other-mnt"
@@ -73,6 +74,7 @@ def test_second_mount_of_a_store_is_refused_with_the_pid(new_mount, world_base):
     assert not mounted_here(str(other))
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_mount_errors_are_one_line_with_exit_8(new_mount, world_base):
     m = new_mount(start=False)
     p = cli("mount", m.store, str(world_base / "does-not-exist"), env=m.env)
@@ -176,6 +178,7 @@ def test_read_only_mount_of_a_fresh_store_writes_nothing(new_mount):
         store.close()
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_kill9_gives_enotconn_and_remount_takes_over_the_stale_lock(new_mount):
     m = new_mount()
     with open(os.path.join(m.path, "kept"), "wb") as f:
@@ -205,6 +208,7 @@ def test_kill9_gives_enotconn_and_remount_takes_over_the_stale_lock(new_mount):
         assert f.read() == b"k" * 100_000
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_remount_on_the_dead_mount_point_itself(new_mount):
     m = new_mount()
     os.mkdir(os.path.join(m.path, "before"))

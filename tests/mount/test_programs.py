@@ -271,6 +271,7 @@ def test_dev_shm_is_a_writable_memory_directory(shared_mount):
         assert any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in f)
 
 
+@pytest.mark.allow_log_warnings  # provokes the daemon errors it checks
 def test_a_full_dev_shm_says_enospc_and_the_daemon_keeps_serving(new_mount):
     """--shm-size bounds /dev/shm like tmpfs's size=: dd gets ENOSPC, the daemon keeps
     serving, and removing the file gives the space back."""
