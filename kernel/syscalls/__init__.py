@@ -22,7 +22,7 @@ Calls (all ``async`` unless noted):
   ``poll([(fd, events)], timeout)``, ``pipe(flags)``;
 * paths: ``stat``, ``lstat``, ``access``, ``mkdir``, ``mknod``, ``mkfifo``, ``rmdir``, ``unlink``, ``rename``,
   ``symlink``, ``readlink``, ``link``, ``chmod``, ``chown``, ``truncate``, ``utimes``,
-  ``realpath``, ``listdir``, ``chdir``, ``getcwd`` (sync), ``umask`` (sync);
+  ``realpath``, ``listdir``, ``chdir``, ``getcwd`` (sync), ``umask`` (sync), ``statfs``;
 * processes: ``spawn(argv, ...)``, ``execve(argv, env)``, ``waitpid(pid, options)``, ``exit(code)`` (raises),
   ``kill(pid, sig)``, ``getpid``/``getppid``/``getpgid``/``getsid``/``getuid``/``getgid`` (sync),
   ``setpgid``, ``setsid``, ``sleep``, ``pause``, ``sched_yield``, ``alarm``, ``gethostname`` (sync),

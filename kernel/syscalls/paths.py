@@ -6,7 +6,7 @@ import os
 import stat as _stat
 
 from kernel.errors import KernelError
-from kernel.fs import Attr, may_access
+from kernel.fs import Attr, StatFs, may_access
 from kernel.syscalls._base import (
     F_OK,
     CtxBase,
@@ -109,3 +109,10 @@ class PathCalls(CtxBase):
 
     def getcwd(self) -> str:
         return self.proc.cwd
+
+    async def statfs(self, path: str) -> StatFs:
+        """statfs(2): the figures of the filesystem (mount) that *path* lives on."""
+        apath = await self._enter_path("stat", path)
+        ino, _ = await self._vfs.resolve(apath, follow=True)
+        owner, _ = self._fs.fs_of(ino)
+        return await owner.statfs()
