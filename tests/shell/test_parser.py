@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kernel.shell import ast as A
-from kernel.shell.parser import IncompleteInput, Parser, ShellSyntaxError, parse
+from kernel.shell.parser import IncompleteInput, Parser, ShellSyntaxError, parse, parse_expansion_text
 
 BASH = "/bin/bash"
 CASES_DIR = Path(__file__).parent / "parse_cases"
@@ -926,6 +926,22 @@ def test_parse_next_does_not_read_ahead() -> None:
     assert first is not None and len(first.items) == 1
     with pytest.raises(ShellSyntaxError):
         p.parse_next()
+
+
+def test_last_source_is_the_consumed_text() -> None:
+    p = Parser("echo a; echo b\ncat <<EOF\nbody\nEOF\n\nif x\nthen :; fi")
+    spans = []
+    while p.parse_next() is not None:
+        spans.append(p.last_source)
+    assert spans == ["echo a; echo b\n", "cat <<EOF\nbody\nEOF\n", "\nif x\nthen :; fi"]
+
+
+def test_parse_expansion_text() -> None:
+    w = parse_expansion_text('\\u@$HOST:${PWD##*/} $(date) "q" \\$')
+    assert [type(p).__name__ for p in w.parts] == ["Lit", "Param", "Lit", "Param", "Lit", "CmdSub", "Lit"]
+    assert w.parts[-1] == A.Lit(' "q" $')
+    bad = parse_expansion_text("$(fi)")
+    assert isinstance(bad.parts[0], A.CmdSub) and bad.parts[0].error is not None
 
 
 def test_alias_table_consulted_at_parse_time() -> None:
