@@ -539,8 +539,7 @@ class Lexer:
         return Token("ARITH", self.src[pos:self.pos], pos, self.pos, line, col,
                      word=Word(parts, line=line, col=col + 2))
 
-    def _read_arith_parts(self, semicolon: bool = False, bracket: bool = False,
-                          stop_newline: bool = False) -> list[WordPart]:
+    def _read_arith_parts(self, semicolon: bool = False, bracket: bool = False) -> list[WordPart]:
         """Parts of an arithmetic expression up to the ``)`` (or ``]`` with
         ``bracket``, ``;`` with ``semicolon``) that closes it at depth 0.
         Quotes and backslashes act as inside double quotes."""
@@ -552,8 +551,6 @@ class Lexer:
         while True:
             m = (_RUN_SUBSCRIPT if bracket else _RUN_ARITH).match(src, self.pos)
             if m:
-                if stop_newline and "\n" in m.group():
-                    raise self.error("newline in subscript", self.pos)
                 if not buf:
                     bpos = self.pos
                 buf.append(m.group())

@@ -786,7 +786,7 @@ class Parser:
         tok = self._take()
         t = self._peek_cmd()
         name = "COPROC"
-        if t.kind == "WORD" and not (t.plain and t.text in RESERVED_WORDS):
+        if t.kind == "WORD" and t.assign is None and not (t.plain and t.text in RESERVED_WORDS):
             nxt = self._peek(1, arith_ok=True)
             if nxt.kind == "ARITH" or nxt.kind == "OP" and nxt.text == "(" or (
                     nxt.kind == "WORD" and nxt.plain and nxt.text in RESERVED_WORDS and nxt.text != "time"):
