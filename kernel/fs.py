@@ -120,6 +120,10 @@ class SetAttr:
     """Fields to change in ``setattr``; ``None`` leaves a field alone.
 
     ``atime_ns``/``mtime_ns`` may be ``UTIME_NOW`` to mean "the current time".
+    ``host_times``: ``mtime_ns``/``ctime_ns`` are not a ``utimensat`` but a record of changes
+    that already happened and were permitted (a FUSE host kernel with write-back caching keeps
+    those times itself and flushes them later, on behalf of whoever caused them): store them
+    without judging them as the caller's request.
     """
 
     mode: int | None = None
@@ -129,6 +133,7 @@ class SetAttr:
     atime_ns: int | None = None
     mtime_ns: int | None = None
     ctime_ns: int | None = None
+    host_times: bool = False
 
 
 UTIME_NOW = -1

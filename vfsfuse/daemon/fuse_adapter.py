@@ -280,6 +280,16 @@ class FuseAdapter(pyfuse3.Operations):
             ch.mtime_ns = attr.st_mtime_ns
         if fields.update_ctime:
             ch.ctime_ns = attr.st_ctime_ns
+            if fields.update_mtime and self.enable_writeback_cache:
+                # The host sends ctime only for files whose c/mtime it keeps itself (write-back
+                # cache, regular files); the mtime with it is then the host's own record: the
+                # flush after a write, a truncate (with a "kill priv" mode when the file had
+                # set-user-ID), a rename/link/unlink it permitted (sent with the credentials of
+                # whoever did that, e.g. a non-owner in a writable directory), or a utimensat
+                # it already judged (default_permissions), with "now" resolved by the host.
+                # Judging it as the caller's utimensat made later fsync/syncfs fail (issue 12).
+                # A user's atime, if any, is still judged below.
+                ch.host_times = True
         if ch.mode is None and ch.uid is None and ch.gid is None and ch.size is None \
                 and self._volatile is not None and self._volatile(inode):
             # Only times, on a generated file (/proc, /.vfs/control): with write-back
@@ -290,7 +300,10 @@ class FuseAdapter(pyfuse3.Operations):
                 raise _error(exc, "setattr") from None
         caller = self._caller(ctx)
         try:
-            if caller.uid != 0 and (ch.mode is not None or ch.atime_ns is not None or ch.mtime_ns is not None):
+            if caller.uid != 0 and _is_empty(ch) and self.enable_writeback_cache:
+                return self._entry(await self._kill_sgid(inode, caller))
+            if caller.uid != 0 and (ch.mode is not None or ch.atime_ns is not None
+                                    or (ch.mtime_ns is not None and not ch.host_times)):
                 cur = await self._on(inode).getattr(inode)
                 if cur.uid != caller.uid and (ch.atime_ns is not None or ch.mtime_ns is not None):
                     # pyfuse3 hands us UTIME_NOW already resolved to the current time; the
@@ -298,7 +311,7 @@ class FuseAdapter(pyfuse3.Operations):
                     # write access), so say so to the filesystem.
                     if ch.atime_ns is not None:
                         ch.atime_ns = UTIME_NOW
-                    if ch.mtime_ns is not None:
+                    if ch.mtime_ns is not None and not ch.host_times:
                         ch.mtime_ns = UTIME_NOW
                 if ch.mode is not None and cur.mode & _PRIV_BITS \
                         and cur.mode & 0o7777 & ~_PRIV_BITS == ch.mode & ~_PRIV_BITS \
@@ -315,6 +328,20 @@ class FuseAdapter(pyfuse3.Operations):
         except Exception as exc:
             raise _error(exc, "setattr") from None
         return self._entry(a)
+
+    async def _kill_sgid(self, inode: int, caller: Caller) -> Attr:
+        """A SETATTR with no fields from a non-root caller, on a write-back mount, is what is
+        left of a write's "kill priv" (file_remove_privs) once the host's FUSE client has
+        applied its own, older rule: it clears set-group-ID only with group execute, where
+        Linux (6.2+, tmpfs, ext4) also clears it when the writer is not in the file's group.
+        Apply that rest with authority, as the mode narrowing below; anything else: no-op."""
+        fs = self._on(inode)
+        cur = await fs.getattr(inode)
+        if cur.is_reg and cur.mode & _stat.S_ISGID and not cur.mode & _stat.S_IXGRP \
+                and not caller.in_group(cur.gid):
+            return await fs.setattr(inode, SetAttr(mode=cur.mode & 0o7777 & ~_stat.S_ISGID),
+                                    self._root_caller)
+        return cur
 
     async def readlink(self, inode: int, ctx: Any) -> bytes:
         try:

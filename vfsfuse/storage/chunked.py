@@ -370,7 +370,12 @@ class ChunkedVFS:
             value = getattr(changes, time_field)
             if value is None:
                 continue
-            if value == UTIME_NOW:
+            if changes.host_times and time_field == "mtime_ns":
+                # The host kernel's record of a write, truncate or name change it already
+                # permitted (FUSE write-back cache), not a utimensat: nothing to judge.
+                if value == UTIME_NOW:
+                    value = now
+            elif value == UTIME_NOW:
                 if not owner and not self._may(node, caller, W_OK):
                     raise KernelError("EACCES", "permission denied")
                 value = now
@@ -384,7 +389,7 @@ class ChunkedVFS:
                 raise KernelError("EINVAL", "not a regular file")
             await self._truncate(ino, changes.size, now)
             if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
-                upd["mode"] = _without_setid(upd.get("mode", node.mode))  # like do_truncate()
+                upd["mode"] = _killpriv(upd.get("mode", node.mode), node.gid, caller)  # do_truncate()
         upd["ctime_ns"] = changes.ctime_ns if changes.ctime_ns is not None else now
         self.metadata.update_inode(ino, **upd)
         if changes.size is not None:  # truncate changed size, storage and content: read back
@@ -670,14 +675,14 @@ class ChunkedVFS:
     async def _open_truncate(self, node: InodeRecord, caller: Caller) -> None:
         """O_TRUNC as Linux's handle_truncate(): size 0 and new times even when the file is
         already empty, and without CAP_FSETID (not root) set-user-ID goes, set-group-ID too
-        when the group may execute.  (Through FUSE the host kernel leaves all of this to OPEN
+        as ``_killpriv`` says.  (Through FUSE the host kernel leaves all of this to OPEN
         when O_TRUNC is atomic.)"""
         now = _now()
         if node.size:
             await self._truncate(node.ino, 0, now)
         upd: dict = {"mtime_ns": now, "ctime_ns": now}
         if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
-            upd["mode"] = _without_setid(node.mode)
+            upd["mode"] = _killpriv(node.mode, node.gid, caller)
         self.metadata.update_inode(node.ino, **upd)
 
     async def create(self, parent: int, name: bytes, mode: int, flags: int,
@@ -807,7 +812,7 @@ class ChunkedVFS:
             now = _now()
             upd: dict = {"mtime_ns": now, "ctime_ns": now}
             if node.mode & (S.S_ISUID | S.S_ISGID) and h.caller.uid != 0:
-                upd["mode"] = _without_setid(node.mode)
+                upd["mode"] = _killpriv(node.mode, node.gid, h.caller)
             new_size = max(node.size, end)
             if node.storage_mode == INLINE and new_size <= self.inline_threshold:
                 if new_size > node.size:
@@ -1298,6 +1303,17 @@ class ChunkedVFS:
             if doomed:
                 self.metadata.delete_versions(ino, doomed)
             return len(doomed)
+
+
+def _killpriv(mode: int, gid: int, caller: Caller) -> int:
+    """*mode* after a write or truncate by *caller* without CAP_FSETID (not root), as Linux's
+    setattr_should_drop_suidgid() since 6.2: set-user-ID goes; set-group-ID goes when the
+    group may execute, or when the writer is not in the file's group (tmpfs and ext4 do so;
+    a FUSE host kernel alone would keep it, see the FUSE adapter)."""
+    mode &= ~S.S_ISUID
+    if mode & 0o010 or not caller.in_group(gid):
+        mode &= ~S.S_ISGID
+    return mode
 
 
 def _without_setid(mode: int) -> int:
