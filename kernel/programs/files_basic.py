@@ -854,7 +854,8 @@ MKTEMP = Spec("mktemp", "[OPTION]... [TEMPLATE]", "Create a temporary file or di
     Opt("u", "dry-run", help="do not create anything; merely print a name (unsafe)"),
     Opt("q", "quiet", help="suppress diagnostics about file/dir-creation failure"),
     Opt(None, "suffix", arg="SUFF", help="append SUFF to TEMPLATE"),
-    Opt("p", "tmpdir", arg="DIR", optional_arg=True, help="interpret TEMPLATE relative to DIR"),
+    Opt("p", None, arg="DIR", dest="tmpdir", help="interpret TEMPLATE relative to DIR"),
+    Opt(None, "tmpdir", arg="DIR", optional_arg=True, help="likewise; without DIR, $TMPDIR or /tmp"),
     Opt("t", None, help="interpret TEMPLATE as a single file name component, relative to a directory"),
 ])
 

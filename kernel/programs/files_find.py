@@ -566,7 +566,11 @@ class FindParser:
                         return False
                 cwd = None
                 if indir:
-                    cwd = (v.path.rsplit("/", 1)[0] or "/") if "/" in v.path else "."
+                    parent = (v.path.rsplit("/", 1)[0] or "/") if "/" in v.path else "."
+                    try:
+                        cwd = await ctx.realpath(parent)
+                    except KernelError:
+                        cwd = parent
                 return await run_command(ctx, st.out, cmd, "find", cwd) == 0
             return p
         if w.startswith("-"):

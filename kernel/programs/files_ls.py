@@ -921,7 +921,7 @@ async def prog_stat(ctx: Any) -> int:
         if fmt in (DEFAULT_FORMAT, DEVICE_FORMAT):
             shown = quote(name) if target is not None else name
             text = fmtr.render(fmt.replace("%N", "\x00N"), name, a, target, dev)
-            text = text.replace("\x00N", shown + (f" -> {target}" if target is not None else ""))
+            text = text.replace("\x00N", shown + (f" -> {quote(target)}" if target is not None else ""))
         else:
             text = fmtr.render(fmt, name, a, target, dev)
         if fmt_arg is not None and printf is None:
