@@ -31,6 +31,10 @@ from blockstores.keys import check_key
 from kernel.errors import KernelError
 
 TEMP_PREFIX = ".tmp."
+# Blocks are the files' bytes: private to the store's owner whatever the umask (the store
+# directory is 0700 too, see vfsfuse/storage/store.py).  The owner's xxhsum/cmp still work.
+BLOCK_FILE_MODE = 0o600
+SHARD_DIR_MODE = 0o700
 _LIST_BATCH = 1024  # keys fetched per thread hop while listing
 _DELETE_BATCH = 512  # unlinks per thread hop in delete_many
 _O_READ = os.O_RDONLY | os.O_CLOEXEC
@@ -249,7 +253,7 @@ class HostBlockStore:
     def __init__(self, base_dir: str | os.PathLike[str], *, direct_io: bool = False,
                  drop_behind: bool = False) -> None:
         self._base = os.path.abspath(os.fspath(base_dir))
-        os.makedirs(self._base, exist_ok=True)
+        os.makedirs(self._base, mode=SHARD_DIR_MODE, exist_ok=True)
         self._tmp_ids = itertools.count()
         # Shard dirs created since the last sync(): their entries in the parent
         # directory are not durable yet, so sync() fsyncs those parents too.
@@ -295,7 +299,7 @@ class HostBlockStore:
         created = []
         for path in (os.path.dirname(shard), shard):
             try:
-                os.mkdir(path, 0o755)
+                os.mkdir(path, SHARD_DIR_MODE)
             except FileExistsError:
                 continue
             created.append(path)
@@ -307,10 +311,10 @@ class HostBlockStore:
     def _open_temp(self, shard: str, key: str) -> tuple[str, int, list[str]]:
         tmp = self._temp_path(shard, key)
         try:
-            return tmp, os.open(tmp, _O_NEW, 0o644), []
+            return tmp, os.open(tmp, _O_NEW, BLOCK_FILE_MODE), []
         except FileNotFoundError:
             created = self._make_shard(shard)
-            return tmp, os.open(tmp, _O_NEW, 0o644), created
+            return tmp, os.open(tmp, _O_NEW, BLOCK_FILE_MODE), created
 
     def _publish(self, tmp: str, final: str, shard: str, created: list[str], durable: bool) -> None:
         """Rename *tmp* over *final*; with *durable*, persist the new directory entries."""
@@ -438,10 +442,10 @@ class HostBlockStore:
             raise _missing(src) from None
         try:
             try:
-                out_fd = os.open(tmp, _O_NEW, 0o644)
+                out_fd = os.open(tmp, _O_NEW, BLOCK_FILE_MODE)
             except FileNotFoundError:
                 self._make_shard(os.path.dirname(tmp))
-                out_fd = os.open(tmp, _O_NEW, 0o644)
+                out_fd = os.open(tmp, _O_NEW, BLOCK_FILE_MODE)
             try:
                 left = os.fstat(in_fd).st_size
                 while left > 0:

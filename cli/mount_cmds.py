@@ -17,7 +17,13 @@ Exit codes:
   8  the mount failed; one line on stderr says why, "vfsfuse: CODE: message":
        EBUSY    the store is already mounted (by the pid shown), or MOUNTPOINT
                 already holds a vfsfuse mount
-       ENOENT   STORE is not a store, or MOUNTPOINT does not exist
+       ENOENT   STORE is not a store (or its meta.db is missing), or MOUNTPOINT
+                does not exist
+       EINVAL   STORE/meta.db is empty, not a vfsfuse database, or of a newer
+                schema; EIO: it is truncated or damaged (nothing is written:
+                restore it from a backup, or 'vfsfuse load' a dump)
+       EPERM    other users can read STORE (fsck --repair makes it private;
+                or --allow-shared-store)
        ENOTCONN MOUNTPOINT holds a dead mount (fusermount3 -u -z MOUNTPOINT)
        EIO      the daemon failed (see STORE/run/daemon.log)
 
@@ -76,18 +82,22 @@ Exit codes:
 @click.option("--direct-io", is_flag=True,
               help="Write blocks of 1 MiB or more with O_DIRECT, around the host page cache (by default "
                    "they are written through it, then dropped from it once on disk).")
+@click.option("--allow-shared-store", is_flag=True,
+              help="Mount even if other users can read STORE (its directory, meta.db or blocks "
+                   "have group/other permission bits); by default that is refused, as ssh "
+                   "refuses a readable private key.")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
                   cache_size: int, log_level: str, memory: bool, memory_size: int | None, shm_size: int,
                   writeback_cache: bool, workers: int, poll_us: int, fast_wakeups: bool, direct_io: bool,
-                  no_kernel: bool) -> None:
+                  allow_shared_store: bool, no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
     Runs a daemon in the background and returns once the mount is ready (or
     fails with the reason). Unmount with 'vfsfuse umount MOUNTPOINT'.
     """
     from vfsfuse.daemon.config import MountConfig
-    from vfsfuse.daemon.serve import half_of_memory, serve_foreground, spawn
+    from vfsfuse.daemon.serve import check_store_config, half_of_memory, serve_foreground, spawn
 
     if memory_size is not None and not memory:
         raise click.UsageError("--size is for --memory mounts (a store's size is its disk's)")
@@ -103,8 +113,9 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
                          read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers,
                          poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io,
-                         shm_bytes=shm_size,
+                         shm_bytes=shm_size, allow_shared_store=allow_shared_store,
                          memory_bytes=(memory_size or half_of_memory()) if memory else None)
+    check_store_config(config)  # here too, so a refused store does not even get a daemon log
     if foreground:
         from vfsfuse.daemon.serve import setup_logging
 

@@ -35,7 +35,9 @@ from kernel.errors import KernelError
 def with_store(store_path: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
     """Open the unmounted store, run ``await work(store)``, flush and close it."""
     from vfsfuse.storage.fsck import exclusive_store
-    from vfsfuse.storage.store import open_store
+    from vfsfuse.storage.store import check_store, open_store
+
+    check_store(store_path)  # before the lock file is made: a refused store stays untouched
 
     async def main():
         with exclusive_store(store_path):
@@ -134,7 +136,8 @@ def fsck_command(ctx: click.Context, store: str, repair: bool, verify_data: bool
     Checks: entries <-> inodes (dangling entries, orphan and unlinked inodes,
     directory hard links, reachability), link counts, sizes vs chunk maps,
     block refcounts vs references, referenced blocks missing from the block
-    store, block files nothing references, and with --verify-data the hash of
+    store, block files nothing references, store files other users may read
+    (--repair clears their group/other bits), and with --verify-data the hash of
     every block.  --repair recomputes link counts and refcounts, drops dangling
     entries, moves nameless or damaged files to /lost+found/#<ino>, moves
     corrupt block files to STORE/corrupt/ and deletes unreferenced blocks.
@@ -142,9 +145,9 @@ def fsck_command(ctx: click.Context, store: str, repair: bool, verify_data: bool
     Exit status: 0 clean, 1 errors repaired, 4 errors left.
     """
     from vfsfuse.storage.fsck import fsck_store
+    from vfsfuse.storage.store import check_store
 
-    if not _is_store(store):
-        raise KernelError("ENOENT", f"{store} is not a vfsfuse store (no meta.db)")
+    check_store(store)  # missing, empty, damaged or newer meta.db: one line, nothing written
     with progress() as bar:
         result = trio.run(lambda: fsck_store(store, repair=repair, verify_data=verify_data,
                                              progress=bar))
@@ -534,4 +537,3 @@ def demo_command(keep: bool) -> None:
             click.echo(f"\nkept {store_path}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-

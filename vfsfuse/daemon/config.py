@@ -46,6 +46,7 @@ class MountConfig:
     # Big blocks leave the host page cache once on disk: the host caches the file above us.
     drop_behind: bool = True
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
+    allow_shared_store: bool = False  # mount a store other users can read (see check_private)
 
     def __post_init__(self) -> None:
         self.mountpoint = os.path.abspath(self.mountpoint)

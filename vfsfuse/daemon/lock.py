@@ -20,7 +20,7 @@ class StoreLock:
 
     def acquire(self, mountpoint: str) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as err:
             raise KernelError.from_os_error(err, f"cannot open lock file {self.path}") from None
         try:

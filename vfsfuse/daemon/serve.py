@@ -64,6 +64,20 @@ def fuse_options(config: MountConfig) -> set[str]:
     return opts
 
 
+def check_store_config(cfg: MountConfig) -> None:
+    """Refuse a store that cannot be mounted, before anything is written (the CLI calls this
+    before it starts the daemon, the daemon again in ``prepare``): a missing, empty, damaged,
+    foreign or newer meta.db (``check_store``), and a store other users can read unless
+    ``allow_shared_store``."""
+    from vfsfuse.storage.store import check_private, check_store
+
+    if cfg.store is None:
+        return
+    check_store(cfg.store)
+    if not cfg.allow_shared_store:
+        check_private(cfg.store)
+
+
 class Daemon:
     """Serves one mount; ``run`` blocks until the mount is gone and the store is closed."""
 
@@ -86,12 +100,7 @@ class Daemon:
         """Everything that can fail before FUSE is mounted."""
         cfg = self.config
         if cfg.store is not None:
-            from vfsfuse.storage.store import is_store
-
-            if not os.path.isdir(cfg.store):
-                raise KernelError("ENOENT", f"store {cfg.store} does not exist")
-            if not is_store(cfg.store):
-                raise KernelError("ENOENT", f"{cfg.store} is not a vfsfuse store (run 'vfsfuse mkfs {cfg.store}')")
+            check_store_config(cfg)
             run_dir = store_run_dir(cfg.store)
             os.makedirs(run_dir, mode=0o700, exist_ok=True)
             self.lock = StoreLock(run_dir)

@@ -65,6 +65,9 @@ def _open_db(store_path: str, writable: bool) -> apsw.Connection:
 
 def dump_store(store_path: str) -> dict:
     """The metadata of the store at *store_path* (one committed snapshot; safe while mounted)."""
+    from vfsfuse.storage.store import check_store
+
+    check_store(store_path)
     conn = _open_db(store_path, writable=False)
     try:
         conn.execute("BEGIN")
@@ -164,8 +167,13 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
     nothing is written (``report.loaded`` is False) unless *allow_missing*.
     """
     from vfsfuse.storage.fsck import exclusive_store
+    from vfsfuse.storage.store import META_FILES, check_store
 
     progress = progress or (lambda phase, done, total: None)
+    if any(os.path.lexists(os.path.join(store_path, name)) for name in META_FILES):
+        # a meta.db to load into: it must be a sound (fresh) store; an empty or damaged one
+        # is refused untouched.  Without one, load makes the store around the copied blocks.
+        check_store(store_path)
     _check_dump(data)
     refs = _referenced(data)
     lengths = {k: ln for k, ln in data.get("blocks", [])}

@@ -59,6 +59,7 @@ CLASSES: dict[str, tuple[str, str]] = {
     "unreferenced_blocks": ("notice", "block files nothing references (gc removes them)"),
     "temp_files": ("notice", "temporary block files left by a crash"),
     "unlinked_inodes": ("notice", "inodes with no name and nlink 0 (deleted while open)"),
+    "open_modes": ("notice", "store files other users may read or change (--repair: 0600/0700)"),
 }
 
 
@@ -120,6 +121,7 @@ class _Scan:
     chunk_size: int
     block_path: Callable[[str], str]
     corrupt: set[str] = field(default_factory=set)
+    open_modes: list[tuple[str, int]] = field(default_factory=list)  # (path, st_mode)
     verified: bool = False
     refs_after: Counter = field(default_factory=Counter)  # references once repaired
 
@@ -180,6 +182,40 @@ def _subdirs(path: str) -> list[str]:
         return []
 
 
+def _open_modes(store_path: str) -> list[tuple[str, int]]:
+    """Every directory and file of the store (itself included) with group or other bits:
+    the blocks are the files' bytes and meta.db holds every name, so all stay private."""
+    found = []
+    try:
+        mode = os.lstat(store_path).st_mode
+    except FileNotFoundError:
+        return found
+    if mode & 0o077:
+        found.append((store_path, mode))
+    for top, dirs, files in os.walk(store_path):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            if not _stat.S_ISLNK(mode) and mode & 0o077:
+                found.append((path, mode))
+    return found
+
+
+def _fix_modes(found: list[tuple[str, int]]) -> int:
+    """Drop the group and other bits of every path in *found* (0644 -> 0600, 0755 -> 0700)."""
+    fixed = 0
+    for path, mode in found:
+        try:
+            os.chmod(path, _stat.S_IMODE(mode) & 0o700, follow_symlinks=False)
+            fixed += 1
+        except FileNotFoundError:
+            pass
+    return fixed
+
+
 def _hash_file(path: str) -> tuple[str, int]:
     h = xxhash.xxh3_128()
     size = 0
@@ -214,6 +250,7 @@ async def _scan(conn: apsw.Connection, blocks: HostBlockStore, verify: bool,
     temp = await trio.to_thread.run_sync(_list_temp_files, blocks.base_dir)
     scan = _Scan(inodes, dentries, chunks, vrefs, vby, rows, on_disk, temp, cs, blocks.path_for)
     scan.verified = verify
+    scan.open_modes = await trio.to_thread.run_sync(_open_modes, os.path.dirname(blocks.base_dir))
     if verify:
         keys = sorted(on_disk)
         for start in range(0, len(keys), _HASH_BATCH):  # one thread hop per batch
@@ -345,6 +382,8 @@ def _check(scan: _Scan) -> _Findings:
         rep.add("unreferenced_blocks", key)
     for path in scan.temp_files:
         rep.add("temp_files", os.path.basename(path))
+    for path, mode in scan.open_modes:
+        rep.add("open_modes", f"{path} {_stat.S_IMODE(mode):04o}")
     rep.scanned = {"inodes": len(inodes), "dentries": len(scan.dentries),
                    "chunks": len(scan.chunks), "referenced_blocks": len(refs),
                    "block_files": len(scan.on_disk),
@@ -409,7 +448,7 @@ def exclusive_store(store_path: str) -> Iterator[None]:
     run = os.path.join(store_path, "run")
     try:
         os.makedirs(run, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(run, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(os.path.join(run, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as err:
         raise KernelError.from_os_error(err, f"cannot open the lock of {store_path}") from None
     try:
@@ -551,7 +590,7 @@ async def _repair_blocks(store_path: str, blocks: HostBlockStore, scan: _Scan,
     wanted = scan.refs_after
     if scan.corrupt:
         quarantine = os.path.join(store_path, "corrupt")
-        os.makedirs(quarantine, exist_ok=True)
+        os.makedirs(quarantine, mode=0o700, exist_ok=True)
         for key in sorted(scan.corrupt):
             try:
                 os.replace(blocks.path_for(key), os.path.join(quarantine, key))
@@ -565,6 +604,9 @@ async def _repair_blocks(store_path: str, blocks: HostBlockStore, scan: _Scan,
     actions["unreferenced_blocks_deleted"] += len(dead)
     if scan.temp_files:
         actions["temp_files_deleted"] += await blocks.cleanup_temp_files()
+    # last, so the quarantine dir made above is covered too
+    found = await trio.to_thread.run_sync(_open_modes, store_path)
+    actions["modes_made_private"] += await trio.to_thread.run_sync(_fix_modes, found)
 
 
 # -- entry point ---------------------------------------------------------------------------
@@ -573,10 +615,11 @@ async def _repair_blocks(store_path: str, blocks: HostBlockStore, scan: _Scan,
 async def fsck_store(store_path: str, *, repair: bool = False, verify_data: bool = False,
                      progress: ProgressFn | None = None) -> FsckResult:
     """Check the (unmounted) store at *store_path*; with *repair*, fix and re-check."""
+    from vfsfuse.storage.store import check_store
+
     progress = progress or (lambda phase, done, total: None)
     store_path = os.path.abspath(store_path)
-    if not os.path.isfile(os.path.join(store_path, "meta.db")):
-        raise KernelError("ENOENT", f"not a store (no meta.db): {store_path}")
+    check_store(store_path)  # refuses an empty, damaged, foreign or newer meta.db, writing nothing
     with exclusive_store(store_path):
         return await _fsck_locked(store_path, repair, verify_data, progress)
 

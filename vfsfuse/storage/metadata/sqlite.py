@@ -169,16 +169,36 @@ class _Savepoint:
 class SqliteMetadataStore(MetadataStore):
     """apsw-backed ``MetadataStore`` (see base.py for the method contracts)."""
 
-    def __init__(self, path: str, versioning: bool = False, now_ns: int = 0) -> None:
+    def __init__(self, path: str, versioning: bool = False, now_ns: int = 0, *,
+                 create: bool = True) -> None:
+        """Open *path*; with *create* (mkfs, tests) an empty or missing file gets the schema.
+        Without it (``open_store``) the file must exist and hold a vfsfuse schema already:
+        only mkfs creates one."""
         import time
 
         self.versioning = versioning
         self.path = path
+        self._create = create
+        flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
         try:
-            self._conn = apsw.Connection(path, statementcachesize=256)
+            self._conn = apsw.Connection(path, flags=flags, statementcachesize=256)
+            if not create:
+                self._require_schema()
             self._open(now_ns or time.time_ns())
         except apsw.Error as err:
             raise _sqlite_error(err, "cannot open metadata store") from None
+
+    def _require_schema(self) -> None:
+        """Refuse a file without a schema before anything (even the journal mode) is written."""
+        try:
+            have = self._conn.execute(
+                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'").get
+        except BaseException:
+            self._conn.close()
+            raise
+        if not have:
+            self._conn.close()
+            raise KernelError("EINVAL", f"{self.path} has no vfsfuse schema (only mkfs creates one)")
 
     def _open(self, now: int) -> None:
         self._conn.set_busy_timeout(10_000)
