@@ -31,7 +31,7 @@ import trio
 
 HERE = Path(__file__).parent
 #: The corpus may only grow (issue 13 asks for at least 800 cases).
-MIN_CASES = 760
+MIN_CASES = 800
 CASES = sorted((HERE / "cases").glob("*.txt"))
 
 
