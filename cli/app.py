@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from kernel.errors import KernelError
+from kernel.errors import KernelError, unwrap_group
 
 EXIT_OK = 0
 EXIT_REPAIRED = 1
@@ -60,14 +60,7 @@ class CliError(click.ClickException):
 
 def _leaf(exc: BaseException) -> BaseException:
     """The first interesting exception inside (nested) exception groups from trio nurseries."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        for sub in exc.exceptions:
-            if isinstance(sub, (KernelError, OSError, KeyboardInterrupt, CliError)):
-                exc = sub
-                break
-        else:
-            exc = exc.exceptions[0]
-    return exc
+    return unwrap_group(exc, (KernelError, OSError, KeyboardInterrupt, CliError))
 
 
 def translate(exc: BaseException) -> click.ClickException | None:

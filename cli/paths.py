@@ -40,6 +40,7 @@ import trio
 from kernel.errors import KernelError
 from kernel.fs import ROOT_CALLER, Attr, Caller
 from kernel.pathvfs import PathVFS
+from vfsfuse.storage.store import is_store
 
 _MOUNT_SHIFT = 48  # kernel/mounts.py: the root mount (the store) numbers its inodes below 1 << 48
 _O_LOOKUP = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -202,8 +203,6 @@ class MountView:
 # -- what an argument names ---------------------------------------------------------------------
 
 
-def is_store(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, "meta.db"))
 
 
 def is_mount_root(path: str) -> bool:

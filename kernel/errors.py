@@ -46,3 +46,26 @@ def _default_message(code: str) -> str:
 def has_code(exc: BaseException, code: str) -> bool:
     """True if *exc* carries *code*, as an attribute or as a ``"CODE:"`` prefix."""
     return getattr(exc, "code", None) == code or str(exc).startswith(code + ":")
+
+
+def unwrap_group(exc: BaseException, prefer: type[BaseException] | tuple[type[BaseException], ...] = KernelError
+                 ) -> BaseException:
+    """The error that matters inside trio's (nested) exception groups: the first exception of a
+    *prefer* type found depth-first, else the first leaf; *exc* itself when it is no group.
+
+    Nurseries wrap a child's KernelError in groups; callers want the error, not the wrapping."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    first: BaseException | None = None
+    stack = [exc]
+    while stack:
+        group = stack.pop()
+        for sub in group.exceptions:
+            if isinstance(sub, BaseExceptionGroup):
+                stack.append(sub)
+                continue
+            if isinstance(sub, prefer):
+                return sub
+            if first is None:
+                first = sub
+    return first if first is not None else exc

@@ -32,7 +32,7 @@ import pyfuse3
 import trio
 from pyfuse3 import FUSEError
 
-from kernel.errors import KernelError
+from kernel.errors import KernelError, unwrap_group
 from kernel.fs import may_access
 from kernel.mounts import ROOT_MOUNT_SPAN
 from kernel.fs import (
@@ -75,14 +75,8 @@ def _error(exc: BaseException, op: str) -> FUSEError:
 
 
 def _first_kernel_error(group: BaseExceptionGroup) -> KernelError | None:
-    for sub in group.exceptions:
-        if isinstance(sub, KernelError):
-            return sub
-        if isinstance(sub, BaseExceptionGroup):
-            found = _first_kernel_error(sub)
-            if found is not None:
-                return found
-    return None
+    found = unwrap_group(group)
+    return found if isinstance(found, KernelError) else None
 
 
 # Cache lifetime of entries and attributes of generated filesystems (/proc, /dev, /.vfs): short

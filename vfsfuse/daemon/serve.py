@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Callable
 
-from kernel.errors import KernelError
+from kernel.errors import KernelError, unwrap_group
 from vfsfuse.daemon.config import (
     LOG_NAME,
     STATE_CLEAN,
@@ -322,11 +322,7 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The KernelError (or first error) inside trio's exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = next((e for e in exc.exceptions if isinstance(e, KernelError)), exc.exceptions[0])
-    return exc
+_leaf = unwrap_group  # the KernelError (or first error) inside trio's exception groups
 
 
 def _describe(exc: BaseException) -> str:

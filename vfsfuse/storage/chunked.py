@@ -26,7 +26,7 @@ import trio
 
 from blockstores.base import BlockStore
 from blockstores.host import metadata_reserve
-from kernel.errors import KernelError
+from kernel.errors import KernelError, unwrap_group
 from kernel.fs import may_access
 from kernel.fs import (
     RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_CALLER, ROOT_INO, UTIME_NOW, XATTR_CREATE,
@@ -1326,11 +1326,5 @@ def _without_setid(mode: int) -> int:
 
 def _first_kernel_error(group: BaseExceptionGroup) -> BaseException:
     """The first KernelError inside *group* (or the group itself if it holds none)."""
-    for exc in group.exceptions:
-        if isinstance(exc, KernelError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_kernel_error(exc)
-            if isinstance(found, KernelError):
-                return found
-    return group
+    found = unwrap_group(group)
+    return found if isinstance(found, KernelError) else group
