@@ -3,6 +3,7 @@ with GNU's error reporting, path joins, existence checks, data copying, mode and
 
 from __future__ import annotations
 
+import re
 import stat as _stat
 from dataclasses import dataclass
 from typing import Any
@@ -197,3 +198,60 @@ def parse_size(text: str, *, extra: dict[str, int] | None = None) -> int:
     if len(suffix) == 2 and suffix[1] == "B" and suffix[0].upper() in _SUFFIX:
         return number * 1000 ** list(_SUFFIX).index(suffix[0].upper())
     raise ValueError(text)
+
+
+# ---------------------------------------------------------------------------- globs
+
+def glob_regex(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """fnmatch(3) without FNM_PERIOD (``*`` matches a leading dot, as find's -name):
+    ``*``, ``?``, ``[...]`` with ``!``/``^`` negation and ``[:class:]``, backslash escapes."""
+    classes = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+               "space": r" \t\n\r\f\v", "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+               "xdigit": "0-9A-Fa-f", "blank": r" \t", "cntrl": r"\x00-\x1f\x7f", "print": r"\x20-\x7e",
+               "graph": r"\x21-\x7e"}
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif c == "[":
+            j = i
+            negate = False
+            if j < n and pattern[j] in "!^":
+                negate = True
+                j += 1
+            items = []
+            first = True
+            while j < n and (pattern[j] != "]" or first):
+                first = False
+                if pattern.startswith("[:", j):
+                    end = pattern.find(":]", j + 2)
+                    if end > 0 and pattern[j + 2:end] in classes:
+                        items.append(classes[pattern[j + 2:end]])
+                        j = end + 2
+                        continue
+                ch = pattern[j]
+                if ch == "\\" and j + 1 < n:
+                    j += 1
+                    ch = pattern[j]
+                if j + 2 < n and pattern[j + 1] == "-" and pattern[j + 2] != "]":
+                    items.append(re.escape(ch) + "-" + re.escape(pattern[j + 2]))
+                    j += 3
+                    continue
+                items.append(re.escape(ch))
+                j += 1
+            if j >= n:
+                out.append(re.escape("["))
+                continue
+            i = j + 1
+            out.append("[" + ("^" if negate else "") + "".join(items) + "]")
+        else:
+            out.append(re.escape(c))
+    return re.compile("".join(out) + r"\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))

@@ -10,7 +10,7 @@ from typing import Any
 from kernel.errors import KernelError
 from kernel.fs import Attr
 from kernel.programs.common import IdNames, Writer, fsencode, human_size, mode_string, quote
-from kernel.programs.files_base import Tool, join
+from kernel.programs.files_base import Tool, glob_regex, join
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 
 SIX_MONTHS = 31556952 // 2
@@ -39,6 +39,15 @@ def strftime_local(ctx: Any, fmt: str, ns: int) -> str:
     z = f"{sign}{abs(off) // 3600:02d}{abs(off) % 3600 // 60:02d}"
     fmt = fmt.replace("%N", f"{ns % 1_000_000_000:09d}").replace("%z", z)
     return time.strftime(fmt, tm)
+
+
+def version_key(name: bytes) -> list[tuple[int, bytes | int]]:
+    """``ls -v``/``sort -V`` ordering, simplified: runs of digits compare as numbers."""
+    import re as _re
+    parts: list[tuple[int, bytes | int]] = []
+    for digits, text in _re.findall(rb"(\d+)|(\D+)", name):
+        parts.append((1, int(digits)) if digits else (0, text))
+    return parts
 
 
 # ============================================================================ ls
@@ -82,6 +91,10 @@ LS = Spec("ls", "[OPTION]... [FILE]...", "List information about the FILEs (the 
     Opt("Q", "quote-name", help="enclose entry names in double quotes"),
     Opt("N", "literal", help="print entry names without quoting"),
     Opt(None, "indicator-style", arg="WORD", help="append indicator: none, slash, file-type, classify"),
+    Opt("v", None, dest="sort", action="const", const="version", help="natural sort of (version) numbers within text"),
+    Opt("I", "ignore", arg="PATTERN", action="append", help="do not list implied entries matching shell PATTERN"),
+    Opt(None, "hide", arg="PATTERN", action="append", help="like -I, but overridden by -a or -A"),
+    Opt("B", "ignore-backups", help="do not list implied entries ending with ~"),
     Opt("T", "tabsize", arg="COLS", help="assume tab stops at each COLS instead of 8"),
 ], usage_status=2)
 
@@ -246,6 +259,12 @@ async def prog_ls(ctx: Any) -> int:
             return 2
     ls = _Lister(ctx, tool, opts, Writer(ctx))
     ls.tabsize = tabsize
+    ignore = list(args.get("ignore") or [])
+    if args.get("ignore_backups"):
+        ignore += ["*~", ".*~"]
+    if not (opts.all or opts.almost):
+        ignore += list(args.get("hide") or [])
+    ls.ignore = [glob_regex(p) for p in ignore]
     if opts.color:
         palette = color_palette(ctx)
         if palette is None:
@@ -267,6 +286,7 @@ class _Lister:
         self.first_block = True
         self.colored = False
         self.tabsize = 8
+        self.ignore: list[Any] = []
         self.palette: dict[str, str] = dict(_COLORS)
 
     async def stat_entry(self, name: str, path: str, follow: bool, cmdline: bool) -> Entry | None:
@@ -345,7 +365,7 @@ class _Lister:
                 return (n[i:] if i > 0 else b"", n)
             out = sorted(entries, key=ext)
         else:
-            out = sorted(entries, key=name_key)
+            out = sorted(entries, key=lambda e: version_key(fsencode(e.name)))
         if o.reverse:
             out.reverse()
         if o.dirs_first:
@@ -384,6 +404,8 @@ class _Lister:
             names = [n for n in names if not n.startswith(".")]
         else:
             names = [n for n in names if n not in (".", "..")]
+        if self.ignore:
+            names = [n for n in names if not any(rx.match(n) for rx in self.ignore)]
         entries = []
         for n in names:
             e = await self.stat_entry(n, join(path, n), o.deref, False)
