@@ -981,6 +981,20 @@ class Shell(Expander):
                 argv = []
         except ExpansionError as e:
             return await self._expansion_failed(e)
+        if self._procsub_fds:
+            try:
+                return await self._exec_argv(node, argv, decl, last)
+            finally:
+                fds, self._procsub_fds = self._procsub_fds, []
+                for fd in fds:
+                    try:
+                        await self.ctx.close(fd)
+                    except KernelError:
+                        pass
+        return await self._exec_argv(node, argv, decl, last)
+
+    async def _exec_argv(self, node: SimpleCommand, argv: list[str], decl: dict | None, last: bool) -> int:
+        st = self.st
         if not argv:
             return await self._assign_only(node)
         if st.options.get("xtrace"):
@@ -1135,7 +1149,7 @@ class Shell(Expander):
         st.set(name, value, local=local, export=export)
 
     async def _run_with_assigns(self, node: SimpleCommand, run: Callable[[], Awaitable[int]],
-                                builtin: bool = False) -> int:
+                                builtin: bool = False, special: bool = False) -> int:
         st = self.st
         scope_pushed = False
         if node.assigns:
@@ -1157,6 +1171,8 @@ class Shell(Expander):
                     saved = await self.apply_redirs(node.redirs)
                 except RedirError as e:
                     await self.error(e.message)
+                    if special and st.posix and not st.interactive:
+                        raise ExitShell(2) from None  # POSIX: a special builtin's redirection error
                     return self.redir_status()
                 execing = False
                 try:
@@ -1186,7 +1202,8 @@ class Shell(Expander):
         except VarError as e:
             await self.error(str(e))
             raise ExitShell(1) from None
-        return await self._run_with_assigns(SimpleCommand([], [], node.redirs), lambda: self._call_builtin(bi, argv))
+        return await self._run_with_assigns(SimpleCommand([], [], node.redirs), lambda: self._call_builtin(bi, argv),
+                                            special=True)
 
     async def call_function(self, fn: FunctionDef, argv: list[str]) -> int:
         st = self.st

@@ -166,6 +166,9 @@ async def _run(ctx: Any, name: str, posix: bool) -> int:
     else:
         st.arg0 = name
         st.positional = rest
+        if st.interactive or (ctx.isatty(0) and ctx.isatty(2)):
+            st.interactive = True
+            return await interactive(sh)
         data = await ctx.read_all(0)
         source = data.decode("utf-8", "surrogateescape")
     return await run_toplevel(sh, source)
@@ -211,6 +214,65 @@ async def run_toplevel(sh: Shell, source: str) -> int:
     except KernelError:
         pass
     return status & 0xFF
+
+
+async def interactive(sh: Shell) -> int:
+    """A minimal interactive loop: ``PS1``/``PS2`` prompts on stderr, one complete command at
+    a time (the line editor, completion and job-control niceties are section 3's work)."""
+    from kernel.shell.lexer import IncompleteInput
+    st = sh.st
+    ctx = sh.ctx
+    st.shopts["expand_aliases"] = True
+    for rc in ("~/.bashrc" if not st.posix else "~/.shrc",):
+        path = rc.replace("~", st.get("HOME") or "/home/user", 1)
+        try:
+            await ctx.stat(path)
+        except KernelError:
+            continue
+        try:
+            await sh.builtins["."](sh, [".", path])
+        except ExitShell as e:
+            return e.status
+    buf = ""
+    status = 0
+    while True:
+        prompt = (st.get("PS1") or "$ ") if not buf else (st.get("PS2") or "> ")
+        try:
+            await sh.out(prompt, 2)
+            line = await sh.read_line(0)
+        except KernelError:
+            line = None
+        if line is None:
+            break
+        buf += line
+        try:
+            sh.new_parser(buf).parse_program()
+        except IncompleteInput:
+            continue
+        except ShellSyntaxError as e:
+            await sh.error(str(e), e.line)
+            buf = ""
+            st.last_status = 2
+            continue
+        src, buf = buf, ""
+        try:
+            status = await sh.run_source(src)
+        except ExitShell as e:
+            if isinstance(e, LimitExceeded):
+                await sh.error(e.message)
+                continue
+            status = e.status
+            break
+        except FatalExpansion as e:
+            await sh.error(e.message)
+            st.last_status = 1
+        except ShellSyntaxError as e:
+            await sh.error(str(e), e.line)
+        except KernelError as e:
+            await sh.error(errno_text(e))
+        except Exception as e:  # noqa: BLE001 - the shell must never show a traceback
+            await sh.error(f"internal error: {type(e).__name__}: {e}")
+    return await sh.run_exit_trap(status) & 0xFF
 
 
 async def main(ctx: Any) -> int:
