@@ -17,6 +17,8 @@ command -v sqlite3 >/dev/null 2>&1 || _need_apt+=(sqlite3)
 command -v getfattr >/dev/null 2>&1 || _need_apt+=(attr)
 command -v git >/dev/null 2>&1 || _need_apt+=(git)
 command -v gcc >/dev/null 2>&1 || _need_apt+=(gcc)
+command -v xxhsum >/dev/null 2>&1 || _need_apt+=(xxhash)   # the README's way to check a block
+command -v dash >/dev/null 2>&1 || _need_apt+=(dash)       # the shell corpus runs POSIX cases in dash too
 if ((${#_need_apt[@]})); then
     SUDO=""
     if [ "$(id -u)" != 0 ]; then
