@@ -548,6 +548,30 @@ async def _base_main(ctx: Any, spec: Spec, b32: bool) -> int:
     out = Writer(ctx)
     group = 5 if b32 else 3
     try:
+        if not args.get("decode") and wrap and wrap % 4 == 0:
+            # whole output lines per read: wrap/4*3 input bytes make exactly one line
+            per_line = wrap // 4 * group if not b32 else None
+            if per_line is None and wrap % 8 == 0:
+                per_line = wrap // 8 * 5
+            if per_line:
+                step = per_line * max(1, CHUNK // per_line)
+                rest = b""
+                while True:
+                    data = await ctx.read(fd, CHUNK)
+                    if data:
+                        rest += data
+                        if len(rest) < step:
+                            continue
+                        cut = len(rest) - len(rest) % per_line
+                        data, rest = rest[:cut], rest[cut:]
+                    else:
+                        data, rest = rest, b""
+                    if not data:
+                        break
+                    enc = _b64.b32encode(data) if b32 else binascii.b2a_base64(data, newline=False)
+                    await out.write(b"\n".join([enc[i:i + wrap] for i in range(0, len(enc), wrap)]) + b"\n")
+                await out.flush()
+                return 0
         if not args.get("decode"):
             col = 0
             rest = b""

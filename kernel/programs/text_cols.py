@@ -154,8 +154,18 @@ async def prog_uniq(ctx: Any) -> int:
             await out.write(b"%7d " % n)
         await out.write(prev + delim)
 
+    plain = simple and not (count or repeated or unique or all_rep is not None or group is not None)
     try:
         async for batch in lines_of(ctx, fd, delim[0]):
+            if plain:
+                # the common 'uniq': keep each line that differs from the one before, in one pass
+                texts = [raw if raw.endswith(delim) else raw + delim for raw in batch]
+                kept = [b for a, b in zip([prev_key], texts[:1]) if a != b] + \
+                    [b for a, b in zip(texts, texts[1:]) if a != b]
+                if kept:
+                    await out.write(b"".join(kept))
+                prev_key = texts[-1]
+                continue
             for raw in batch:
                 line = raw[:-1] if raw.endswith(delim) else raw
                 k = line if simple else keyof(line)
@@ -167,7 +177,8 @@ async def prog_uniq(ctx: Any) -> int:
                 await flush_group()
                 prev, prev_key, n = line, k, 1
                 group_lines = [line + delim] if (all_rep is not None or group is not None) else []
-        await flush_group()
+        if not plain:
+            await flush_group()
         if group in ("append", "both") and not first_group:
             await out.write(delim)
     except KernelError as e:
@@ -287,6 +298,20 @@ async def prog_cut(ctx: Any) -> int:
         try:
             async for batch in lines_of(ctx, fd, eol[0]):
                 parts = []
+                if fields and len(ranges) == 1:
+                    # one range of fields: a comprehension over the batch, splitting at most hi times
+                    lo, hi = ranges[0]
+                    od = out_delim if out_delim is not None else d
+                    cap = hi if hi < big else -1
+                    for raw in batch:
+                        line = raw[:-1] if raw.endswith(eol) else raw
+                        p = line.split(d, cap)
+                        if len(p) > 1:
+                            parts.append(od.join(p[lo - 1:hi]) + eol)
+                        elif not only_delim:
+                            parts.append(line + eol)
+                    await out.write(b"".join(parts))
+                    continue
                 for raw in batch:
                     line = raw[:-1] if raw.endswith(eol) else raw
                     if fields:

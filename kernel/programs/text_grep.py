@@ -525,6 +525,11 @@ async def _scan(g: _Grep, fd: int) -> int:
         search = buf.translate(_SWAP) if g.nul_data else buf
         if g.after_left == 0 and not g.before and not g.invert and (quiet_output or (binary and not g.only)):
             # only whether/how many lines match
+            if g.count and limit is None and not stop_at_first:
+                selected += sum(1 for _ in g.rx.search_lines(search))
+                g.lineno += buf.count(sep)
+                g.offset += len(buf)
+                continue
             for _s, _e in g.rx.search_lines(search):
                 selected += 1
                 if stop_at_first or (limit is not None and selected >= limit):

@@ -667,14 +667,24 @@ class _Sorter:
     def _unique(self, lines: list[bytes]):
         if not self.unique:
             return lines
-        out = []
-        prev = None
-        for line in lines:
-            if prev is not None and self.order.compare_keys(prev, line) == 0:
-                continue
-            out.append(line)
-            prev = line
-        return out
+        if not lines:
+            return lines
+        kf = None if self.order.needs_cmp else self.order.keyfunc()
+        if kf is None and not self.order.needs_cmp:
+            keys = lines  # the whole line is the key
+        elif kf is not None:
+            keys = list(map(kf, lines))
+        else:
+            out = []
+            prev = None
+            for line in lines:
+                if prev is not None and self.order.compare_keys(prev, line) == 0:
+                    continue
+                out.append(line)
+                prev = line
+            return out
+        # keep the first of each run of equal keys, comparing neighbours in one pass
+        return [lines[0]] + [ln for ln, a, b in zip(lines[1:], keys, keys[1:]) if a != b]
 
     async def finish(self) -> Any:
         if not self.temps:
