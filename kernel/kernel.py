@@ -64,6 +64,8 @@ logging.getLogger("vfsfuse").addHandler(logging.NullHandler())
 
 BOOT_DIRS = ("/bin", "/etc", "/home", "/home/user", "/root", "/tmp", "/usr", "/usr/bin",
              "/var", "/var/tmp")
+# Modes of boot directories that Linux does not make 0755 (an existing directory keeps its own).
+BOOT_DIR_MODES = {"/root": 0o700}
 DEFAULT_ENV = {"PATH": "/bin:/usr/bin", "HOME": "/home/user", "SHELL": "/bin/sh", "TERM": "xterm"}
 
 PIPE = "pipe"
@@ -137,7 +139,7 @@ class Kernel:
     async def _make_dirs(self) -> None:
         for path in BOOT_DIRS:
             try:
-                await self.vfs.mkdir(path, recursive=True)
+                await self.vfs.mkdir(path, recursive=True, mode=BOOT_DIR_MODES.get(path, 0o777))
             except KernelError as e:
                 log.debug("boot mkdir %s: %s", path, e)
         for path in ("/tmp", "/dev/shm"):  # sticky and world-writable, as on Linux

@@ -8,6 +8,14 @@ Layout (all generated at open, with real ``st_size``)::
     /.vfs/chunks/<path>    the chunk map of every regular file, mirroring the tree
     /.vfs/blocks/<key>     every block file, readable (``xxd``, ``xxhsum -H128``)
 
+Who may read what (the same for host users through FUSE, where ``default_permissions``
+checks these attributes, and for sandbox processes, checked here against their
+``Caller``): ``chunks/`` mirrors the owner, group and read/search bits of every
+directory and file, so a chunk map is readable exactly by whoever may read the file
+(as the ``user.vfs.chunks`` xattr is); ``blocks/`` (0500) and each block (0400)
+belong to the mount's owner, so only the owner and root read raw blocks (see
+docs/DECISIONS.md, "Store safety"); ``stats``, ``version`` stay public.
+
 Why a separate filesystem: the store's own tree stays pure POSIX, and the
 mount table keeps ``/.vfs`` out of ``readdir`` of the root.  The mount must not
 be read-only at the mount-table level, because ``control`` accepts writes;
@@ -30,7 +38,7 @@ import trio
 from blockstores.keys import check_key
 from kernel.errors import KernelError
 from kernel.fs import ROOT_CALLER, ROOT_INO, Attr, Caller
-from kernel.synthetic import DirHandle, DynamicDir, File, Handle, Node, StaticDir, SyntheticFS
+from kernel.synthetic import DirHandle, DynamicDir, File, Handle, Node, StaticDir, SyntheticFS, may_access
 
 XATTR_LIMIT = 65536  # Linux refuses larger xattr values (E2BIG)
 
@@ -242,6 +250,14 @@ class _ChunksFile(File):
     __slots__ = ("target",)
 
 
+def _mirror_perm(node: Node, rec) -> None:
+    """Give a chunks/ node the owner, group and read/search bits of store inode *rec*."""
+    keep = 0o555 if _stat.S_ISDIR(rec.mode) else 0o444
+    node.mode = _stat.S_IFMT(node.mode) | (rec.mode & keep)
+    node.uid = rec.uid
+    node.gid = rec.gid
+
+
 class _BlockFile(File):
     __slots__ = ("key",)
 
@@ -262,8 +278,22 @@ class InspectFS(SyntheticFS):
         root.add(b"control", _ControlFile(lambda c: self.last_reply, perm=0o644,
                                           uid=os.getuid(), gid=os.getgid()))
         self._chunks_root = root.add(b"chunks", self._mirror_dir(ROOT_INO))
-        self._blocks_dir = root.add(b"blocks", StaticDir())
+        # raw blocks: the mount owner's (and root's) only; see the module docstring
+        self._blocks_dir = root.add(b"blocks", StaticDir(perm=0o500, uid=os.getuid(), gid=os.getgid()))
+        self._mirrored: dict[int, int] = {}  # chunks/ node ino -> store ino
         super().__init__(root)
+        self._mirrored[self._chunks_root.ino] = ROOT_INO
+        self._refresh(self._chunks_root)
+
+    def _refresh(self, node: Node) -> None:
+        """Bring a chunks/ node's permissions up to date with its store inode (chmod and
+        chown happen at any time; every lookup, getattr and open asks again)."""
+        ino = self._mirrored.get(node.ino)
+        if ino is None:
+            return
+        rec = self.vfs.metadata.get_inode(ino)
+        if rec is not None:
+            _mirror_perm(node, rec)
 
     # -- chunks/: the tree mirrored, one chunk map per regular file ------------------------
 
@@ -291,7 +321,10 @@ class InspectFS(SyntheticFS):
     def _mirror(self, ino: int, mode: int) -> Node | None:
         meta = self.vfs.metadata
         if _stat.S_ISDIR(mode):
-            return self.intern(("d", ino), lambda: self._mirror_dir(ino))
+            node = self.intern(("d", ino), lambda: self._mirror_dir(ino))
+            self._mirrored[node.ino] = ino
+            self._refresh(node)
+            return node
         if not _stat.S_ISREG(mode):
             return None
 
@@ -302,6 +335,8 @@ class InspectFS(SyntheticFS):
             return node
 
         node = self.intern(("f", ino), make)
+        self._mirrored[node.ino] = ino
+        self._refresh(node)
         try:
             node.size = len(chunk_map_text(self.vfs, ino).encode())  # real st_size at lookup
         except KernelError:
@@ -319,7 +354,8 @@ class InspectFS(SyntheticFS):
                 return None
 
         def make() -> Node:
-            node = _BlockFile(lambda c: b"")
+            node = _BlockFile(lambda c: b"", perm=0o400, uid=self._blocks_dir.uid,
+                              gid=self._blocks_dir.gid)
             node.key = key
             return node
 
@@ -333,9 +369,22 @@ class InspectFS(SyntheticFS):
         if settle is not None:
             await settle()
 
+    def lookup_node(self, parent: int, name: bytes, caller: Caller) -> Node:
+        self._refresh(self.node(parent))  # its search bit decides
+        node = super().lookup_node(parent, name, caller)
+        self._refresh(node)
+        return node
+
+    async def getattr(self, ino: int) -> Attr:
+        node = self.node(ino)
+        self._refresh(node)
+        return self.attr_of(node)
+
     async def lookup(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
         await self._settle()
         if parent == self._blocks_dir.ino and name not in (b".", b".."):
+            if not may_access(self._blocks_dir, caller, 1):
+                raise KernelError("EACCES", "search permission denied")
             node = await self._block_node(name.decode("ascii", "replace"))
             if node is None:
                 raise KernelError("ENOENT", f"no such block {name!r}")
@@ -344,11 +393,15 @@ class InspectFS(SyntheticFS):
 
     async def open(self, ino: int, flags: int, caller: Caller = ROOT_CALLER) -> int:
         await self._settle()  # the text is generated at open
+        self._refresh(self.node(ino))  # permissions as of now, not as of the last lookup
         return await super().open(ino, flags, caller)
 
     async def opendir(self, ino: int, caller: Caller = ROOT_CALLER) -> int:
         if ino != self._blocks_dir.ino:
+            self._refresh(self.node(ino))
             return await super().opendir(ino, caller)
+        if not may_access(self._blocks_dir, caller, 4):
+            raise KernelError("EACCES", "permission denied")
         keys = [key async for key in self.vfs.blocks.list_keys()]
         path_for = getattr(self.vfs.blocks, "path_for", None)
         if path_for is not None:  # host store: stat every block file in one thread hop

@@ -100,12 +100,13 @@ def _human(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _recovery(path: str) -> str:
+def _recovery(path: str, missing: bool = False) -> str:
     """How to get a store with a damaged meta.db back, naming the blocks that are kept."""
     n, size = count_blocks(os.path.join(path, BLOCKS_NAME))
     kept = f"its {n} blocks ({_human(size)}) in {os.path.join(path, BLOCKS_NAME)} are intact" if n \
         else "it holds no blocks"
-    return (f"restore {os.path.join(path, META_NAME)} from a backup, or move it aside and "
+    aside = "" if missing else " move it aside and"
+    return (f"restore {os.path.join(path, META_NAME)} from a backup, or{aside} "
             f"'vfsfuse load {path} < DUMP.json'; {kept}; nothing was changed")
 
 
@@ -125,7 +126,7 @@ def check_store(path: str) -> None:
         st = os.stat(db)
     except FileNotFoundError:
         if os.path.isdir(os.path.join(path, BLOCKS_NAME)):
-            raise KernelError("ENOENT", f"{db} is missing: {_recovery(path)}") from None
+            raise KernelError("ENOENT", f"{db} is missing: {_recovery(path, missing=True)}") from None
         raise KernelError("ENOENT", f"{path} is not a vfsfuse store (no {META_NAME}; create one "
                                     f"with 'vfsfuse mkfs {path}')") from None
     except OSError as err:
