@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernel.errors import KernelError
-from kernel.programs.common import Reader, Writer, quote, strerror
+from kernel.programs.common import Reader, quote, strerror
 from kernel.programs.files_base import Tool
 from kernel.programs.files_ls import unescape
 from kernel.programs.flags import VERSION
@@ -167,9 +167,9 @@ def _unmatched(quote_ch: str) -> str:
     return f"unmatched {kind} quote; by default quotes are special to xargs unless you use the -0 option"
 
 
-def _split_words(data: str, eof: str | None) -> tuple[list[list[str]], str | None]:
+def _split_words(data: str, eof: str | None) -> tuple[list[list[str]], str | None, bool]:
     """xargs' default input: blanks separate, quotes and backslash protect; one list per line
-    (for -L).  Returns (lines of words, error text)."""
+    (for -L).  Returns (lines of words, error text, whether the -E word ended the input)."""
     lines: list[list[str]] = []
     words: list[str] = []
     cur: list[str] = []
@@ -184,7 +184,7 @@ def _split_words(data: str, eof: str | None) -> tuple[list[list[str]], str | Non
             if c == quote_ch:
                 quote_ch = None
             elif c == "\n":
-                return lines + ([words] if words else []), _unmatched(quote_ch)
+                return lines + ([words] if words else []), _unmatched(quote_ch), False
             else:
                 cur.append(c)
             continue
@@ -203,7 +203,7 @@ def _split_words(data: str, eof: str | None) -> tuple[list[list[str]], str | Non
                 if eof is not None and w == eof:
                     if words:
                         lines.append(words)
-                    return lines, None
+                    return lines, None, True
                 words.append(w)
                 cur, have = [], False
             if c == "\n":
@@ -215,14 +215,17 @@ def _split_words(data: str, eof: str | None) -> tuple[list[list[str]], str | Non
         cur.append(c)
         have = True
     if quote_ch:
-        return lines + ([words] if words else []), _unmatched(quote_ch)
+        return lines + ([words] if words else []), _unmatched(quote_ch), False
+    stopped = False
     if have:
         w = "".join(cur)
-        if not (eof is not None and w == eof):
+        if eof is not None and w == eof:
+            stopped = True
+        else:
             words.append(w)
     if words:
         lines.append(words)
-    return lines, None
+    return lines, None, stopped
 
 
 async def prog_xargs(ctx: Any) -> int:
@@ -250,124 +253,176 @@ async def prog_xargs(ctx: Any) -> int:
         except KernelError as e:
             await tool.err(f"Cannot open input file {quote(o.arg_file)}: {strerror(e)}")
             return 1
-    raw = b""
-    reader = Reader(ctx, src)
-    parts = []
-    while True:
-        chunk = await reader.read()
-        if not chunk:
-            break
-        parts.append(chunk)
-    raw = b"".join(parts)
-    data = raw.decode("utf-8", "surrogateescape")
-    if o.null or o.delim is not None:
-        sep = "\0" if o.null else o.delim
-        items = data.split(sep)
-        if items and items[-1] == "":
-            items.pop()
-        if o.eof is not None and not o.null and o.delim is None:
+    runner = _Runner(ctx, tool, o, command)
+    err = None
+    try:
+        async for words in _input_lines(ctx, o, src):
+            if isinstance(words, str):
+                err = words
+                break
+            if not await runner.add(words):
+                return runner.status
+        else:
             pass
-        lines = [[x] for x in items]
-    elif o.replace is not None:
-        lines = []
-        for ln in data.split("\n"):
-            s = ln.lstrip(" \t")
-            if s:
-                if o.eof is not None and s == o.eof:
-                    break
-                lines.append([s])
-        err = None
-    else:
-        lines, err = _split_words(data, o.eof)
-        if err:
-            # GNU runs what came before the bad quote, then fails
-            pass
-    if not (o.null or o.delim is not None or o.replace is not None) and err:
-        status = await _xargs_run(ctx, tool, o, command, lines)
+        await runner.finish()
+    finally:
+        if src != 0:
+            await ctx.close(src)
+    if err:
         await tool.err(err)
-        return max(status, 1)
-    return await _xargs_run(ctx, tool, o, command, lines)
+        return max(runner.status, 1)
+    return runner.status
 
 
-async def _xargs_run(ctx: Any, tool: Tool, o: XargsOpts, command: list[str],
-                     lines: list[list[str]]) -> int:
-    batches: list[list[str]] = []
-    if o.replace is not None:
-        for line in lines:
-            arg = " ".join(line)
-            batches.append([w.replace(o.replace, arg) for w in command])
-    else:
-        cur: list[str] = []
-        cur_lines = 0
-        base_len = sum(len(w) + 1 for w in command)
-        size = base_len
-        for line in lines:
-            for word in line:
-                if o.max_args is not None and len(cur) >= o.max_args:
-                    batches.append(command + cur)
-                    cur, size = [], base_len
-                if size + len(word) + 1 > o.max_chars and cur:
-                    batches.append(command + cur)
-                    cur, size = [], base_len
-                cur.append(word)
-                size += len(word) + 1
-            cur_lines += 1
-            if o.max_lines is not None and cur_lines >= o.max_lines:
-                batches.append(command + cur)
-                cur, size, cur_lines = [], base_len, 0
-        if cur:
-            batches.append(command + cur)
-        if not batches and not o.no_run_empty and not lines:
-            batches.append(list(command))
-    status = 0
-    running: list[int] = []
-    out = Writer(ctx, 2)
+async def _input_lines(ctx: Any, o: XargsOpts, src: int):
+    """The input as lists of words, one list per input line (per item with -0/-d), read in
+    64 KiB blocks so commands start before the input ends; a ``str`` is an error text."""
+    reader = Reader(ctx, src)
+    if o.null or o.delim is not None:
+        sep = b"\0" if o.null else o.delim.encode("utf-8", "surrogateescape")
+        while True:
+            item = await reader.readline(sep)
+            if not item:
+                return
+            if item.endswith(sep):
+                item = item[:-1]
+            yield [item.decode("utf-8", "surrogateescape")]
+    carry: list[str] = []
+    while True:
+        raw = await reader.readline()
+        if not raw:
+            if carry:
+                yield carry
+            return
+        text = raw.decode("utf-8", "surrogateescape")
+        if o.replace is not None:
+            line = text.rstrip("\n").lstrip(" \t")
+            if o.eof is not None and line == o.eof:
+                return
+            if line:
+                yield [line]
+            continue
+        lines, err, stopped = _split_words(text, o.eof)
+        words = carry + [w for ln in lines for w in ln]
+        carry = []
+        if err:
+            if words:
+                yield words
+            yield err
+            return
+        if stopped:
+            if words:
+                yield words
+            return
+        if words and text.rstrip("\n").endswith((" ", "\t")) and o.max_lines is not None:
+            carry = words  # a line ending in a blank continues on the next one (-L)
+            continue
+        if words:
+            yield words
 
-    async def reap(pid: int) -> int:
-        _, st = await ctx.waitpid(pid)
+
+class _Runner:
+    """Builds command lines from input lines and runs them (up to -P at a time)."""
+
+    def __init__(self, ctx: Any, tool: Tool, o: XargsOpts, command: list[str]) -> None:
+        self.ctx, self.tool, self.o, self.command = ctx, tool, o, command
+        self.cur: list[str] = []
+        self.cur_lines = 0
+        self.base = sum(len(w) + 1 for w in command)
+        self.size = self.base
+        self.ran = False
+        self.any_input = False
+        self.status = 0
+        self.running: list[int] = []
+        self.stopped = False
+
+    async def add(self, words: list[str]) -> bool:
+        """Take one input line; False once xargs must stop (a command exited 255, or failed to run)."""
+        o = self.o
+        self.any_input = True
+        if o.replace is not None:
+            arg = " ".join(words)
+            return await self.launch([w.replace(o.replace, arg) for w in self.command])
+        for word in words:
+            if o.max_args is not None and len(self.cur) >= o.max_args:
+                if not await self.flush():
+                    return False
+            if self.size + len(word) + 1 > o.max_chars and self.cur:
+                if not await self.flush():
+                    return False
+            self.cur.append(word)
+            self.size += len(word) + 1
+        self.cur_lines += 1
+        if o.max_lines is not None and self.cur_lines >= o.max_lines:
+            return await self.flush()
+        return True
+
+    async def flush(self) -> bool:
+        argv = self.command + self.cur
+        self.cur, self.size, self.cur_lines = [], self.base, 0
+        return await self.launch(argv)
+
+    async def finish(self) -> None:
+        if self.cur or (not self.ran and not self.any_input and not self.o.no_run_empty):
+            await self.flush()
+        while self.running:
+            pid = self.running.pop(0)
+            if not await self.note(await self.reap(pid)):
+                await self.reap_all()
+                return
+
+    async def reap(self, pid: int) -> int:
+        _, st = await self.ctx.waitpid(pid)
         if st & 0x7F:
             return 125
         return (st >> 8) & 0xFF
 
-    async def note(code: int, argv0: str) -> bool:
-        nonlocal status
+    async def reap_all(self) -> None:
+        while self.running:
+            await self.reap(self.running.pop(0))
+
+    async def note(self, code: int) -> bool:
         if code == 255:
-            await tool.err(f"{argv0}: exited with status 255; aborting")
-            status = 124
+            await self.tool.err(f"{self.command[0]}: exited with status 255; aborting")
+            self.status = 124
             return False
-        if code == 125 and status == 0:
-            status = 125
-        elif 1 <= code <= 125:
-            status = max(status, 123) if status not in (124, 125) else status
+        if code == 125 and self.status == 0:
+            self.status = 125
+        elif 1 <= code <= 125 and self.status not in (124, 125):
+            self.status = 123
         return True
 
-    for argv in batches:
+    async def launch(self, argv: list[str]) -> bool:
+        ctx, o = self.ctx, self.o
+        self.ran = True
         if o.trace:
-            await out.write(" ".join(argv) + ("?..." if o.interactive else "") + "\n")
-            await out.flush()
+            await ctx.write_all(2, (" ".join(argv) + ("?..." if o.interactive else "") + "\n")
+                                .encode("utf-8", "surrogateescape"))
             if o.interactive:
-                ans = await Reader(ctx, await ctx.open("/dev/tty"), 1).readline()
+                tty = await ctx.open("/dev/tty")
+                try:
+                    ans = await Reader(ctx, tty, 1).readline()
+                finally:
+                    await ctx.close(tty)
                 if ans[:1] not in (b"y", b"Y"):
-                    continue
+                    return True
+        null = await ctx.open("/dev/null")  # children do not read xargs' own input
         try:
-            pid = await ctx.spawn(argv)
+            pid = await ctx.spawn(argv, stdin=null)
         except KernelError as e:
-            for p in running:
-                await reap(p)
-            await tool.err(f"{argv[0]}: {strerror(e)}")
-            return 127 if e.code == "ENOENT" else 126
-        running.append(pid)
-        limit = o.procs if o.procs > 0 else len(batches)
-        if len(running) >= limit:
-            pid0 = running.pop(0)
-            if not await note(await reap(pid0), argv[0]):
-                for p in running:
-                    await reap(p)
-                return status
-    for p in running:
-        if not await note(await reap(p), command[0]):
-            break
-    return status
+            await self.reap_all()
+            await self.tool.err(f"{argv[0]}: {strerror(e)}")
+            self.status = 127 if e.code == "ENOENT" else 126
+            return False
+        finally:
+            await ctx.close(null)
+        self.running.append(pid)
+        limit = o.procs if o.procs > 0 else 1 << 30
+        while len(self.running) >= limit:
+            if not await self.note(await self.reap(self.running.pop(0))):
+                await self.reap_all()
+                return False
+        return True
 
 
 PROGRAMS = {"xargs": prog_xargs}

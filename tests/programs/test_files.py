@@ -310,3 +310,19 @@ def test_help_and_version_come_from_the_spec():
     assert r[0].stdout.startswith(b"Usage: ls [OPTION]... [FILE]...\n") and b"--all" in r[0].stdout
     assert r[1].stdout.startswith(b"cp (")
     assert r[2].returncode == 0 and r[3].returncode == 0
+
+
+def test_xargs_children_read_dev_null_not_the_argument_stream():
+    async def step(kernel):
+        return await kernel.run(["xargs", "-n", "1", "cat", "-"], input=b"a.txt\nb.txt\n", cwd="/tmp/w")
+    r = run_all([step], {"a.txt": b"A\n", "b.txt": b"B\n"})[0]
+    assert r.stdout == b"A\nB\n" and r.returncode == 0
+
+
+def test_xargs_streams_many_lines_in_batches():
+    names = b"".join(b"f%d\n" % i for i in range(3000))
+
+    async def step(kernel):
+        return await kernel.run(["xargs", "-n", "1000", "basename", "-a"], input=names, cwd="/tmp/w")
+    r = run_all([step])[0]
+    assert r.stdout == names and r.returncode == 0
