@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import stat as S
+import stat as _stat
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,7 +54,7 @@ R_OK, W_OK, X_OK = 4, 2, 1
 
 
 @dataclass(slots=True)
-class Handle:
+class OpenHandle:
     ino: int
     flags: int
     caller: Caller
@@ -185,7 +185,7 @@ class ChunkedVFS:
             if hasattr(blocks, "also_keep_free"):
                 blocks.also_keep_free = self.bm.room.wal_size
         self._zero_chunk = bytes(self.chunk_size)
-        self._handles: dict[int, Handle] = {}
+        self._handles: dict[int, OpenHandle] = {}
         self._next_fh = 1
         self._open_count: dict[int, int] = {}
         self._retained: dict[int, int] = {}
@@ -276,7 +276,7 @@ class ChunkedVFS:
 
     def _attr(self, node: InodeRecord) -> Attr:
         mode = node.mode
-        size = DIR_SIZE if S.S_ISDIR(mode) else node.size
+        size = DIR_SIZE if _stat.S_ISDIR(mode) else node.size
         return Attr(
             ino=node.ino, mode=mode, nlink=node.nlink, uid=node.uid, gid=node.gid, size=size,
             atime_ns=node.atime_ns, mtime_ns=node.mtime_ns, ctime_ns=node.ctime_ns,
@@ -323,7 +323,7 @@ class ChunkedVFS:
             raise KernelError("EACCES", "permission denied")
 
     def _check_sticky(self, parent: InodeRecord, child: InodeRecord, caller: Caller) -> None:
-        if parent.mode & S.S_ISVTX and caller.uid not in (0, parent.uid, child.uid):
+        if parent.mode & _stat.S_ISVTX and caller.uid not in (0, parent.uid, child.uid):
             raise KernelError("EPERM", "sticky directory: not the owner")
 
     async def getattr(self, ino: int) -> Attr:
@@ -353,9 +353,9 @@ class ChunkedVFS:
         if changes.mode is not None:
             if not owner:
                 raise KernelError("EPERM", "only the owner may change the mode")
-            mode = S.S_IFMT(node.mode) | (changes.mode & 0o7777)
+            mode = _stat.S_IFMT(node.mode) | (changes.mode & 0o7777)
             if caller.uid != 0 and not caller.in_group(node.gid):
-                mode &= ~S.S_ISGID
+                mode &= ~_stat.S_ISGID
             upd["mode"] = mode
         if changes.uid is not None or changes.gid is not None:
             new_uid = node.uid if changes.uid is None else changes.uid
@@ -385,10 +385,10 @@ class ChunkedVFS:
         if changes.size is not None:
             if node.is_dir:
                 raise KernelError("EISDIR", "is a directory")
-            if not S.S_ISREG(node.mode):
+            if not _stat.S_ISREG(node.mode):
                 raise KernelError("EINVAL", "not a regular file")
             await self._truncate(ino, changes.size, now)
-            if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
+            if caller.uid != 0 and node.mode & (_stat.S_ISUID | _stat.S_ISGID):
                 upd["mode"] = _killpriv(upd.get("mode", node.mode), node.gid, caller)  # do_truncate()
         upd["ctime_ns"] = changes.ctime_ns if changes.ctime_ns is not None else now
         self.metadata.update_inode(ino, **upd)
@@ -404,12 +404,12 @@ class ChunkedVFS:
                    target: bytes | None = None) -> InodeRecord:
         now = _now()
         gid = caller.gid
-        if parent.mode & S.S_ISGID:
+        if parent.mode & _stat.S_ISGID:
             gid = parent.gid
-            if S.S_ISDIR(mode):
-                mode |= S.S_ISGID
-        if not S.S_ISLNK(mode):
-            mode = S.S_IFMT(mode) | (mode & 0o7777 & ~caller.umask)
+            if _stat.S_ISDIR(mode):
+                mode |= _stat.S_ISGID
+        if not _stat.S_ISLNK(mode):
+            mode = _stat.S_IFMT(mode) | (mode & 0o7777 & ~caller.umask)
         ino = self.metadata.create_inode(mode, caller.uid, gid, now, rdev=rdev, symlink_target=target)
         # What create_inode stores (both stores: size 0, nlink 0, inline, no content).
         return InodeRecord(ino, mode, caller.uid, gid, 0, 0, rdev, now, now, now, now, INLINE, None)
@@ -448,13 +448,13 @@ class ChunkedVFS:
 
     async def mknod(self, parent: int, name: bytes, mode: int, rdev: int = 0,
                     caller: Caller = ROOT_CALLER) -> Attr:
-        kind = S.S_IFMT(mode) or S.S_IFREG
-        if kind not in (S.S_IFREG, S.S_IFIFO, S.S_IFSOCK, S.S_IFCHR, S.S_IFBLK):
+        kind = _stat.S_IFMT(mode) or _stat.S_IFREG
+        if kind not in (_stat.S_IFREG, _stat.S_IFIFO, _stat.S_IFSOCK, _stat.S_IFCHR, _stat.S_IFBLK):
             raise KernelError("EINVAL", "bad file type for mknod")
-        if kind in (S.S_IFCHR, S.S_IFBLK) and caller.uid != 0:
+        if kind in (_stat.S_IFCHR, _stat.S_IFBLK) and caller.uid != 0:
             raise KernelError("EPERM", "only root may create device nodes")
         return self._mknod_now(parent, name, kind | (mode & 0o7777),
-                               rdev if kind in (S.S_IFCHR, S.S_IFBLK) else 0, caller)
+                               rdev if kind in (_stat.S_IFCHR, _stat.S_IFBLK) else 0, caller)
 
     def _mknod_now(self, parent: int, name: bytes, mode: int, rdev: int, caller: Caller,
                    absent: bool = False) -> Attr:
@@ -466,7 +466,7 @@ class ChunkedVFS:
     async def mkdir(self, parent: int, name: bytes, mode: int, caller: Caller = ROOT_CALLER) -> Attr:
         with self.metadata.transaction():
             pnode = self._prepare_create(parent, name, caller)
-            node = self._new_inode(pnode, S.S_IFDIR | (mode & 0o7777), caller)
+            node = self._new_inode(pnode, _stat.S_IFDIR | (mode & 0o7777), caller)
             return self._link_new(pnode, name, node, 2)
 
     async def symlink(self, parent: int, name: bytes, target: bytes, caller: Caller = ROOT_CALLER) -> Attr:
@@ -477,7 +477,7 @@ class ChunkedVFS:
         with self.metadata.transaction():
             pnode = self._prepare_create(parent, name, caller)
             self._charge_metadata(len(target))
-            node = self._new_inode(pnode, S.S_IFLNK | 0o777, caller, target=target)
+            node = self._new_inode(pnode, _stat.S_IFLNK | 0o777, caller, target=target)
             node.size = len(target)
             return self._link_new(pnode, name, node, 1)
 
@@ -643,11 +643,11 @@ class ChunkedVFS:
     def _new_handle(self, ino: int, flags: int, caller: Caller, is_dir: bool = False) -> int:
         fh = self._next_fh
         self._next_fh += 1
-        self._handles[fh] = Handle(ino, flags, caller, is_dir)
+        self._handles[fh] = OpenHandle(ino, flags, caller, is_dir)
         self._open_count[ino] = self._open_count.get(ino, 0) + 1
         return fh
 
-    def _handle(self, fh: int) -> Handle:
+    def _handle(self, fh: int) -> OpenHandle:
         h = self._handles.get(fh)
         if h is None:
             raise KernelError("EBADF", "bad file handle")
@@ -681,7 +681,7 @@ class ChunkedVFS:
         if node.size:
             await self._truncate(node.ino, 0, now)
         upd: dict = {"mtime_ns": now, "ctime_ns": now}
-        if caller.uid != 0 and node.mode & (S.S_ISUID | S.S_ISGID):
+        if caller.uid != 0 and node.mode & (_stat.S_ISUID | _stat.S_ISGID):
             upd["mode"] = _killpriv(node.mode, node.gid, caller)
         self.metadata.update_inode(node.ino, **upd)
 
@@ -693,7 +693,7 @@ class ChunkedVFS:
                 raise KernelError("EEXIST", "file exists")
             fh = await self.open(existing, flags, caller)
             return fh, self._attr(self._node(existing))
-        attr = self._mknod_now(parent, name, S.S_IFREG | (mode & 0o7777), 0, caller, absent=len(name) <= 255)
+        attr = self._mknod_now(parent, name, _stat.S_IFREG | (mode & 0o7777), 0, caller, absent=len(name) <= 255)
         fh = self._new_handle(attr.ino, flags, caller)
         return fh, attr
 
@@ -811,7 +811,7 @@ class ChunkedVFS:
             end = offset + n
             now = _now()
             upd: dict = {"mtime_ns": now, "ctime_ns": now}
-            if node.mode & (S.S_ISUID | S.S_ISGID) and h.caller.uid != 0:
+            if node.mode & (_stat.S_ISUID | _stat.S_ISGID) and h.caller.uid != 0:
                 upd["mode"] = _killpriv(node.mode, node.gid, h.caller)
             new_size = max(node.size, end)
             if node.storage_mode == INLINE and new_size <= self.inline_threshold:
@@ -1310,9 +1310,9 @@ def _killpriv(mode: int, gid: int, caller: Caller) -> int:
     setattr_should_drop_suidgid() since 6.2: set-user-ID goes; set-group-ID goes when the
     group may execute, or when the writer is not in the file's group (tmpfs and ext4 do so;
     a FUSE host kernel alone would keep it, see the FUSE adapter)."""
-    mode &= ~S.S_ISUID
+    mode &= ~_stat.S_ISUID
     if mode & 0o010 or not caller.in_group(gid):
-        mode &= ~S.S_ISGID
+        mode &= ~_stat.S_ISGID
     return mode
 
 
@@ -1320,8 +1320,8 @@ def _without_setid(mode: int) -> int:
     """*mode* after a change by someone without CAP_FSETID (write, truncate, chown): Linux
     drops set-user-ID, and set-group-ID when the group may execute (otherwise that bit
     means mandatory locking and stays)."""
-    mode &= ~S.S_ISUID
-    return mode & ~S.S_ISGID if mode & 0o010 else mode
+    mode &= ~_stat.S_ISUID
+    return mode & ~_stat.S_ISGID if mode & 0o010 else mode
 
 
 def _first_kernel_error(group: BaseExceptionGroup) -> BaseException:
