@@ -20,16 +20,31 @@ from kernel.syscalls import SEEK_CUR, SEEK_END, SEEK_SET
 
 # ============================================================================ head
 
-HEAD = Spec("head", "[OPTION]... [FILE]...", "Print the first 10 lines of each FILE to standard output.", [
-    Opt("c", "bytes", arg="[-]NUM", help="print the first NUM bytes of each file; with the leading '-', "
-        "print all but the last NUM bytes of each file"),
-    Opt("n", "lines", arg="[-]NUM", help="print the first NUM lines instead of the first 10; with the "
-        "leading '-', print all but the last NUM lines of each file"),
-    Opt("q", "quiet", help="never print headers giving file names", dest="quiet"),
-    Opt(None, "silent", help="same as --quiet", dest="quiet"),
-    Opt("v", "verbose", help="always print headers giving file names"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+HEAD = Spec(
+    "head",
+    "[OPTION]... [FILE]...",
+    "Print the first 10 lines of each FILE to standard output.",
+    [
+        Opt(
+            "c",
+            "bytes",
+            arg="[-]NUM",
+            help="print the first NUM bytes of each file; with the leading '-', "
+            "print all but the last NUM bytes of each file",
+        ),
+        Opt(
+            "n",
+            "lines",
+            arg="[-]NUM",
+            help="print the first NUM lines instead of the first 10; with the "
+            "leading '-', print all but the last NUM lines of each file",
+        ),
+        Opt("q", "quiet", help="never print headers giving file names", dest="quiet"),
+        Opt(None, "silent", help="same as --quiet", dest="quiet"),
+        Opt("v", "verbose", help="always print headers giving file names"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 _OBSOLETE_HEAD = re.compile(r"-(\d+)([bkm]?)([cqlvz]*)$")
 
@@ -136,7 +151,7 @@ async def _head_lines(ctx: Any, fd: int, out: Writer, n: int, delim: int) -> Non
         pos = -1
         for _ in range(n):
             pos = data.find(sep, pos + 1)
-        await out.write(data[:pos + 1])
+        await out.write(data[: pos + 1])
         # a seekable input is left just after what was printed, as GNU head leaves it
         try:
             await ctx.lseek(fd, pos + 1 - len(data), SEEK_CUR)
@@ -171,36 +186,52 @@ async def _head_drop_lines(ctx: Any, fd: int, out: Writer, n: int, delim: int) -
             pos = len(pending)
             for _ in range(n + 1):
                 pos = pending.rfind(sep, 0, pos)
-            await out.write(pending[:pos + 1])
-            pending = pending[pos + 1:]
+            await out.write(pending[: pos + 1])
+            pending = pending[pos + 1 :]
     if n == 0:
         await out.write(pending)
     elif pending and not pending.endswith(sep):
         # the unterminated last line is one of the n dropped: one more complete line survives
         i = pending.find(sep)
         if i >= 0 and pending.count(sep) >= n:
-            await out.write(pending[:i + 1])
+            await out.write(pending[: i + 1])
 
 
 # ============================================================================ tail
 
-TAIL = Spec("tail", "[OPTION]... [FILE]...", "Print the last 10 lines of each FILE to standard output.", [
-    Opt("c", "bytes", arg="[+]NUM", help="output the last NUM bytes; or use -c +NUM to output starting "
-        "with byte NUM of each file"),
-    Opt("f", "follow", arg="{name|descriptor}", optional_arg=True,
-        help="output appended data as the file grows"),
-    Opt("F", None, help="same as --follow=name --retry"),
-    Opt("n", "lines", arg="[+]NUM", help="output the last NUM lines, instead of the last 10; or use "
-        "-n +NUM to skip NUM-1 lines at the start"),
-    Opt(None, "pid", arg="PID", help="with -f, terminate after process ID, PID dies"),
-    Opt("q", "quiet", help="never output headers giving file names", dest="quiet"),
-    Opt(None, "silent", help="same as --quiet", dest="quiet"),
-    Opt(None, "retry", help="keep trying to open a file if it is inaccessible"),
-    Opt("s", "sleep-interval", arg="N", help="with -f, sleep for approximately N seconds (default 1.0) "
-        "between iterations"),
-    Opt("v", "verbose", help="always output headers giving file names"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+TAIL = Spec(
+    "tail",
+    "[OPTION]... [FILE]...",
+    "Print the last 10 lines of each FILE to standard output.",
+    [
+        Opt(
+            "c",
+            "bytes",
+            arg="[+]NUM",
+            help="output the last NUM bytes; or use -c +NUM to output starting with byte NUM of each file",
+        ),
+        Opt("f", "follow", arg="{name|descriptor}", optional_arg=True, help="output appended data as the file grows"),
+        Opt("F", None, help="same as --follow=name --retry"),
+        Opt(
+            "n",
+            "lines",
+            arg="[+]NUM",
+            help="output the last NUM lines, instead of the last 10; or use -n +NUM to skip NUM-1 lines at the start",
+        ),
+        Opt(None, "pid", arg="PID", help="with -f, terminate after process ID, PID dies"),
+        Opt("q", "quiet", help="never output headers giving file names", dest="quiet"),
+        Opt(None, "silent", help="same as --quiet", dest="quiet"),
+        Opt(None, "retry", help="keep trying to open a file if it is inaccessible"),
+        Opt(
+            "s",
+            "sleep-interval",
+            arg="N",
+            help="with -f, sleep for approximately N seconds (default 1.0) between iterations",
+        ),
+        Opt("v", "verbose", help="always output headers giving file names"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 _OBSOLETE_TAIL = re.compile(r"([-+])(\d+)([bcl]?)(f?)$")
 
@@ -320,7 +351,7 @@ async def _tail_from(ctx: Any, fd: int, out: Writer, n: int, use_bytes: bool, de
                 pos = -1
                 for _ in range(skip):
                     pos = data.find(sep, pos + 1)
-                data, skip = data[pos + 1:], 0
+                data, skip = data[pos + 1 :], 0
         await out.write(data)
 
 
@@ -335,11 +366,10 @@ def _last_lines(data: bytes, n: int, sep: bytes) -> bytes:
         pos = data.rfind(sep, 0, pos)
         if pos < 0:
             return data
-    return data[pos + 1:]
+    return data[pos + 1 :]
 
 
-async def _tail_seekable(ctx: Any, fd: int, out: Writer, n: int, use_bytes: bool, delim: int,
-                         size: int) -> None:
+async def _tail_seekable(ctx: Any, fd: int, out: Writer, n: int, use_bytes: bool, delim: int, size: int) -> None:
     """Read backwards from the end in 64 KiB blocks until enough is held."""
     start = await ctx.lseek(fd, 0, SEEK_CUR)
     if use_bytes:
@@ -386,27 +416,28 @@ async def _tail_stream(ctx: Any, fd: int, out: Writer, n: int, use_bytes: bool, 
         pending += data
         if use_bytes:
             if len(pending) > n + CHUNK:
-                pending = pending[len(pending) - n:]
+                pending = pending[len(pending) - n :]
         elif len(pending) > 4 * CHUNK and pending.count(sep) > n + 1:
             pos = len(pending)
             for _ in range(n + 1):
                 pos = pending.rfind(sep, 0, pos)
-            pending = pending[pos + 1:]
+            pending = pending[pos + 1 :]
     if use_bytes:
-        await out.write(pending[len(pending) - n:] if n else b"")
+        await out.write(pending[len(pending) - n :] if n else b"")
     else:
         await out.write(_last_lines(pending, n, sep))
 
 
-async def _follow(ctx: Any, run: Run, out: Writer, files: list[tuple[str, int, int]], interval: float,
-                  pid: int | None, headers: bool) -> None:
+async def _follow(
+    ctx: Any, run: Run, out: Writer, files: list[tuple[str, int, int]], interval: float, pid: int | None, headers: bool
+) -> None:
     """``-f``: poll each file's size and copy what was appended (a shrunk file starts over)."""
     last = files[-1][0]
-    state = [list(f) for f in files]
+    state: list[list[Any]] = [list(f) for f in files]
     while True:
         progressed = False
         for entry in state:
-            name, fd, pos = entry
+            name, fd, pos = str(entry[0]), int(entry[1]), int(entry[2])
             try:
                 st = await ctx.fstat(fd)
             except KernelError:
@@ -440,15 +471,19 @@ async def _follow(ctx: Any, run: Run, out: Writer, files: list[tuple[str, int, i
 
 # ============================================================================ wc
 
-WC = Spec("wc", "[OPTION]... [FILE]...", "Print newline, word, and byte counts for each FILE, and a "
-          "total line if more than one FILE is specified.", [
-    Opt("c", "bytes", help="print the byte counts"),
-    Opt("m", "chars", help="print the character counts"),
-    Opt("l", "lines", help="print the newline counts"),
-    Opt(None, "files0-from", arg="F", help="read input from the files specified by NUL-terminated names in file F"),
-    Opt("L", "max-line-length", help="print the maximum display width"),
-    Opt("w", "words", help="print the word counts"),
-])
+WC = Spec(
+    "wc",
+    "[OPTION]... [FILE]...",
+    "Print newline, word, and byte counts for each FILE, and a total line if more than one FILE is specified.",
+    [
+        Opt("c", "bytes", help="print the byte counts"),
+        Opt("m", "chars", help="print the character counts"),
+        Opt("l", "lines", help="print the newline counts"),
+        Opt(None, "files0-from", arg="F", help="read input from the files specified by NUL-terminated names in file F"),
+        Opt("L", "max-line-length", help="print the maximum display width"),
+        Opt("w", "words", help="print the word counts"),
+    ],
+)
 
 # Bytes that neither make nor end a word in the C locale (wc counts only printable runs).
 _NONPRINT = bytes(c for c in range(256) if not (32 <= c < 127) and c not in b" \t\n\v\f\r")
@@ -512,8 +547,9 @@ async def prog_wc(ctx: Any) -> int:
     files = list(args.operands)
     if args.get("files0_from") is not None:
         if files:
-            return await usage_error(ctx, WC, f"extra operand {quote(files[0])}\nfile operands cannot be "
-                                     "combined with --files0-from")
+            return await usage_error(
+                ctx, WC, f"extra operand {quote(files[0])}\nfile operands cannot be combined with --files0-from"
+            )
         src = args["files0_from"]
         fd = await run.open(src, quoted=True)
         if fd is None:
@@ -599,12 +635,17 @@ def _wc_line(values: list[int], want: list[bool], width: int, name: str | None) 
 
 # ============================================================================ tee
 
-TEE = Spec("tee", "[OPTION]... [FILE]...", "Copy standard input to each FILE, and also to standard output.", [
-    Opt("a", "append", help="append to the given FILEs, do not overwrite"),
-    Opt("i", "ignore-interrupts", help="ignore interrupt signals"),
-    Opt("p", None, help="diagnose errors writing to non pipes", dest="p"),
-    Opt(None, "output-error", arg="MODE", optional_arg=True, help="set behavior on write error"),
-])
+TEE = Spec(
+    "tee",
+    "[OPTION]... [FILE]...",
+    "Copy standard input to each FILE, and also to standard output.",
+    [
+        Opt("a", "append", help="append to the given FILEs, do not overwrite"),
+        Opt("i", "ignore-interrupts", help="ignore interrupt signals"),
+        Opt("p", None, help="diagnose errors writing to non pipes", dest="p"),
+        Opt(None, "output-error", arg="MODE", optional_arg=True, help="set behavior on write error"),
+    ],
+)
 
 
 async def prog_tee(ctx: Any) -> int:
@@ -652,7 +693,7 @@ async def prog_tee(ctx: Any) -> int:
                 outs[i] = (name, -1)
         if all(fd < 0 for _, fd in outs):
             break
-    for name, fd in outs:
+    for _name, fd in outs:
         if fd > 2:
             await ctx.close(fd)
     return run.status
@@ -660,9 +701,14 @@ async def prog_tee(ctx: Any) -> int:
 
 # ============================================================================ rev, tac
 
-REV = Spec("rev", "[options] [file ...]", "Reverse lines characterwise.", [
-    Opt("0", "zero", help="zero termination, use NUL as line separator"),
-])
+REV = Spec(
+    "rev",
+    "[options] [file ...]",
+    "Reverse lines characterwise.",
+    [
+        Opt("0", "zero", help="zero termination, use NUL as line separator"),
+    ],
+)
 
 
 async def prog_rev(ctx: Any) -> int:
@@ -702,11 +748,16 @@ async def prog_rev(ctx: Any) -> int:
     return run.status
 
 
-TAC = Spec("tac", "[OPTION]... [FILE]...", "Write each FILE to standard output, last line first.", [
-    Opt("b", "before", help="attach the separator before instead of after"),
-    Opt("r", "regex", help="interpret the separator as a regular expression"),
-    Opt("s", "separator", arg="STRING", help="use STRING as the separator instead of newline"),
-])
+TAC = Spec(
+    "tac",
+    "[OPTION]... [FILE]...",
+    "Write each FILE to standard output, last line first.",
+    [
+        Opt("b", "before", help="attach the separator before instead of after"),
+        Opt("r", "regex", help="interpret the separator as a regular expression"),
+        Opt("s", "separator", arg="STRING", help="use STRING as the separator instead of newline"),
+    ],
+)
 
 
 async def prog_tac(ctx: Any) -> int:

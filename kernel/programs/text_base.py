@@ -15,8 +15,20 @@ from kernel.errors import KernelError
 from kernel.programs.common import CHUNK, error, fsencode, quote, strerror
 from kernel.programs.flags import Spec, UsageError
 
-__all__ = ["CHUNK", "Run", "fsencode", "quote", "strerror", "parse_count", "chunks", "lines_of",
-           "usage_error", "UsageError", "is_epipe", "unescape_c"]
+__all__ = [
+    "CHUNK",
+    "Run",
+    "fsencode",
+    "quote",
+    "strerror",
+    "parse_count",
+    "chunks",
+    "lines_of",
+    "usage_error",
+    "UsageError",
+    "is_epipe",
+    "unescape_c",
+]
 
 
 @dataclass
@@ -70,10 +82,28 @@ def is_epipe(e: KernelError) -> bool:
     return e.code == "EPIPE"
 
 
-_MULT = {"b": 512, "kB": 1000, "K": 1024, "k": 1024, "KiB": 1024, "MB": 1000 ** 2, "M": 1024 ** 2,
-         "MiB": 1024 ** 2, "GB": 1000 ** 3, "G": 1024 ** 3, "GiB": 1024 ** 3, "TB": 1000 ** 4,
-         "T": 1024 ** 4, "TiB": 1024 ** 4, "PB": 1000 ** 5, "P": 1024 ** 5, "PiB": 1024 ** 5,
-         "EB": 1000 ** 6, "E": 1024 ** 6, "EiB": 1024 ** 6}
+_MULT = {
+    "b": 512,
+    "kB": 1000,
+    "K": 1024,
+    "k": 1024,
+    "KiB": 1024,
+    "MB": 1000**2,
+    "M": 1024**2,
+    "MiB": 1024**2,
+    "GB": 1000**3,
+    "G": 1024**3,
+    "GiB": 1024**3,
+    "TB": 1000**4,
+    "T": 1024**4,
+    "TiB": 1024**4,
+    "PB": 1000**5,
+    "P": 1024**5,
+    "PiB": 1024**5,
+    "EB": 1000**6,
+    "E": 1024**6,
+    "EiB": 1024**6,
+}
 
 
 def parse_count(text: str, *, suffixes: bool = True) -> int:
@@ -120,8 +150,8 @@ async def lines_of(ctx: Any, fd: int, delim: int = 10) -> AsyncIterator[list[byt
         if cut < 0:
             rest = data
             continue
-        rest = data[cut + 1:]
-        parts = data[:cut + 1].split(sep)
+        rest = data[cut + 1 :]
+        parts = data[: cut + 1].split(sep)
         parts.pop()  # the empty piece after the last delimiter
         yield [p + sep for p in parts]
 

@@ -26,8 +26,17 @@ from kernel.programs.text_base import Run, fsencode, quote, strerror
 
 # ============================================================================ echo
 
-_ECHO_ESC = {ord("a"): b"\a", ord("b"): b"\b", ord("e"): b"\x1b", ord("f"): b"\f", ord("n"): b"\n",
-             ord("r"): b"\r", ord("t"): b"\t", ord("v"): b"\v", ord("\\"): b"\\"}
+_ECHO_ESC = {
+    ord("a"): b"\a",
+    ord("b"): b"\b",
+    ord("e"): b"\x1b",
+    ord("f"): b"\f",
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+    ord("v"): b"\v",
+    ord("\\"): b"\\",
+}
 
 
 def _echo_escapes(s: bytes) -> tuple[bytes, bool]:
@@ -72,9 +81,12 @@ async def prog_echo(ctx: Any) -> int:
     argv = list(ctx.argv)[1:]
     if len(argv) == 1 and argv[0] in ("--help", "--version"):
         if argv[0] == "--help":
-            await ctx.write_all(1, b"Usage: echo [SHORT-OPTION]... [STRING]...\nEcho the STRING(s) to standard output.\n"
-                                   b"\n  -n  do not output the trailing newline\n  -e  enable interpretation of "
-                                   b"backslash escapes\n  -E  disable interpretation of backslash escapes (default)\n")
+            await ctx.write_all(
+                1,
+                b"Usage: echo [SHORT-OPTION]... [STRING]...\nEcho the STRING(s) to standard output.\n"
+                b"\n  -n  do not output the trailing newline\n  -e  enable interpretation of "
+                b"backslash escapes\n  -E  disable interpretation of backslash escapes (default)\n",
+            )
         else:
             await ctx.write_all(1, b"echo (vfsfuse 0.1)\n")
         return 0
@@ -156,19 +168,26 @@ def _num_arg(arg: bytes, run_errors: list[str], integer: bool) -> Any:
             if not m:
                 m2 = re.match(rb"[-+]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
                 if m2:
-                    run_errors.append(f"{quote(arg.decode('utf-8', 'surrogateescape'))}: value not completely converted")
+                    run_errors.append(
+                        f"{quote(arg.decode('utf-8', 'surrogateescape'))}: value not completely converted"
+                    )
                     return _num_arg(m2.group(0), [], True)
                 run_errors.append(f"{quote(arg.decode('utf-8', 'surrogateescape'))}: expected a numeric value")
                 return 0
             sign, body = m.groups()
             v = int(body, 16) if body[:2].lower() == b"0x" else (int(body, 8) if body.startswith(b"0") else int(body))
             return -v if sign == b"-" else v
-        m = re.fullmatch(rb"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?0[xX][0-9a-fA-F.]+([pP][-+]?\d+)?|[-+]?(inf|infinity|nan)",
-                         text, re.I)
+        m = re.fullmatch(
+            rb"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?0[xX][0-9a-fA-F.]+([pP][-+]?\d+)?|[-+]?(inf|infinity|nan)",
+            text,
+            re.I,
+        )
         if not m:
             m2 = re.match(rb"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text)
-            run_errors.append(f"{quote(arg.decode('utf-8', 'surrogateescape'))}: "
-                              + ("value not completely converted" if m2 else "expected a numeric value"))
+            run_errors.append(
+                f"{quote(arg.decode('utf-8', 'surrogateescape'))}: "
+                + ("value not completely converted" if m2 else "expected a numeric value")
+            )
             return float(m2.group(0)) if m2 else 0.0
         t = text.decode()
         return float.fromhex(t) if "x" in t.lower() else float(t)
@@ -208,7 +227,7 @@ def _printf_escape(fmt: bytes, i: int) -> tuple[bytes, int, bool]:
         return bytes([v]), j, False
     if d in (ord("u"), ord("U")):
         width = 4 if d == ord("u") else 8
-        digits = fmt[i + 2:i + 2 + width]
+        digits = fmt[i + 2 : i + 2 + width]
         if len(digits) < width or not all(chr(c) in "0123456789abcdefABCDEF" for c in digits):
             raise _PrintfError("missing hexadecimal number in escape")
         code = int(digits, 16)
@@ -258,7 +277,7 @@ def _format_one(spec: re.Match, args: list[bytes], pos: int, errors: list[str]) 
         elif conv_c == "q":
             raw = shell_quote(raw)
         if prec is not None:
-            raw = raw[:int(prec or b"0")]
+            raw = raw[: int(prec or b"0")]
         if w:
             raw = raw.ljust(int(w)) if "-" in pyflags else raw.rjust(int(w))
         return raw, pos, stop
@@ -281,7 +300,7 @@ def _format_one(spec: re.Match, args: list[bytes], pos: int, errors: list[str]) 
             body = f"%{pyflags.replace('#', '')}{w}{p}o" % v
             stripped = body.lstrip(" ")
             if not stripped.startswith("0"):
-                body = (body[:len(body) - len(stripped)] + "0" + stripped)
+                body = body[: len(body) - len(stripped)] + "0" + stripped
                 if w and len(body) > int(w) and body.startswith(" "):
                     body = body[1:]
             return body.encode(), pos, False
@@ -303,8 +322,11 @@ async def prog_printf(ctx: Any) -> int:
     argv = list(ctx.argv)[1:]
     if argv and argv[0] in ("--help", "--version"):
         if argv[0] == "--help":
-            await ctx.write_all(1, b"Usage: printf FORMAT [ARGUMENT]...\n  or:  printf OPTION\nPrint ARGUMENT(s) "
-                                   b"according to FORMAT, or execute according to OPTION:\n")
+            await ctx.write_all(
+                1,
+                b"Usage: printf FORMAT [ARGUMENT]...\n  or:  printf OPTION\nPrint ARGUMENT(s) "
+                b"according to FORMAT, or execute according to OPTION:\n",
+            )
         else:
             await ctx.write_all(1, b"printf (vfsfuse 0.1)\n")
         return 0
@@ -338,9 +360,12 @@ async def prog_printf(ctx: Any) -> int:
                 if c == 0x25:
                     m = _FMT.match(fmt, i)
                     if not m:
-                        bad = fmt[i:i + 2].decode("utf-8", "surrogateescape")
-                        raise _PrintfError(f"{bad}: invalid conversion specification"
-                                           if len(bad) > 1 else "missing conversion specifier")
+                        bad = fmt[i : i + 2].decode("utf-8", "surrogateescape")
+                        raise _PrintfError(
+                            f"{bad}: invalid conversion specification"
+                            if len(bad) > 1
+                            else "missing conversion specifier"
+                        )
                     piece, pos, stop = _format_one(m, args, pos, errors)
                     out += piece
                     i = m.end()
@@ -356,8 +381,8 @@ async def prog_printf(ctx: Any) -> int:
         await run.err(str(e))
         return 1
     await ctx.write_all(1, bytes(out))
-    for e in errors:
-        await run.err(e)
+    for text in errors:
+        await run.err(text)
     if pos < len(args) and pos == 0 and args:
         await run.err(f"warning: ignoring excess arguments, starting with {quote(argv[1])}", 0)
     return 1 if errors else 0
@@ -365,11 +390,15 @@ async def prog_printf(ctx: Any) -> int:
 
 # ============================================================================ yes
 
+
 async def prog_yes(ctx: Any) -> int:
     argv = list(ctx.argv)[1:]
     if argv and argv[0] == "--help":
-        await ctx.write_all(1, b"Usage: yes [STRING]...\n  or:  yes OPTION\nRepeatedly output a line with all "
-                               b"specified STRING(s), or 'y'.\n")
+        await ctx.write_all(
+            1,
+            b"Usage: yes [STRING]...\n  or:  yes OPTION\nRepeatedly output a line with all "
+            b"specified STRING(s), or 'y'.\n",
+        )
         return 0
     if argv and argv[0] == "--version":
         await ctx.write_all(1, b"yes (vfsfuse 0.1)\n")
@@ -384,19 +413,24 @@ async def prog_yes(ctx: Any) -> int:
 
 # ============================================================================ seq
 
-SEQ = Spec("seq", "[OPTION]... LAST\n  or:  seq [OPTION]... FIRST LAST\n  or:  seq [OPTION]... FIRST INCREMENT LAST",
-           "Print numbers from FIRST to LAST, in steps of INCREMENT.", [
-    Opt("f", "format", arg="FORMAT", help="use printf style floating-point FORMAT"),
-    Opt("s", "separator", arg="STRING", help="use STRING to separate numbers (default: \\n)"),
-    Opt("w", "equal-width", help="equalize width by padding with leading zeroes"),
-])
+SEQ = Spec(
+    "seq",
+    "[OPTION]... LAST\n  or:  seq [OPTION]... FIRST LAST\n  or:  seq [OPTION]... FIRST INCREMENT LAST",
+    "Print numbers from FIRST to LAST, in steps of INCREMENT.",
+    [
+        Opt("f", "format", arg="FORMAT", help="use printf style floating-point FORMAT"),
+        Opt("s", "separator", arg="STRING", help="use STRING to separate numbers (default: \\n)"),
+        Opt("w", "equal-width", help="equalize width by padding with leading zeroes"),
+    ],
+)
 
 
 def _seq_num(text: str) -> tuple[Decimal, int, bool]:
     """(value, digits after the point, had an exponent) as GNU seq measures precision."""
     t = text.strip()
-    if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|infinity|nan)", t, re.I) and \
-            not re.fullmatch(r"[-+]?0[xX][0-9a-fA-F]+", t):
+    if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|infinity|nan)", t, re.I) and not re.fullmatch(
+        r"[-+]?0[xX][0-9a-fA-F]+", t
+    ):
         raise ValueError(text)
     if t.lower().lstrip("+-") in ("inf", "infinity", "nan"):
         return Decimal(t), 0, False
@@ -449,7 +483,7 @@ async def prog_seq(ctx: Any) -> int:
     if step[0] == 0:
         return await run.usage(f"invalid Zero increment value: {quote(ops[1])}")
     if step[0].is_nan() or first[0].is_nan() or last[0].is_nan():
-        return await run.usage("invalid 'not-a-number' argument: " + quote([o for o in ops if 'nan' in o.lower()][0]))
+        return await run.usage("invalid 'not-a-number' argument: " + quote([o for o in ops if "nan" in o.lower()][0]))
     sep = fsencode(args.get("separator", "\n"))
     fmt = args.get("format")
     if fmt is not None and args.get("equal_width"):
@@ -457,12 +491,13 @@ async def prog_seq(ctx: Any) -> int:
         return 1
     prec = max(first[1], step[1])
     out = Writer(ctx)
-    v = first[0]
     k = 0
     width = 0
     if args.get("equal_width"):
+
         def plain(x: Decimal) -> str:
             return f"{x:.{prec}f}"
+
         lastv = last[0]
         if not lastv.is_infinite():
             # the widest of first and last as printed
@@ -483,7 +518,7 @@ async def prog_seq(ctx: Any) -> int:
         if (step[0] > 0 and cur > last[0]) or (step[0] < 0 and cur < last[0]):
             break
         if pyfmt is not None:
-            text = (pyfmt % float(cur))
+            text = pyfmt % float(cur)
         elif prec == 0 and cur == cur.to_integral_value() and not first[2] and not step[2]:
             text = str(int(cur))
         elif prec == 0:
@@ -510,13 +545,18 @@ async def prog_seq(ctx: Any) -> int:
 
 # ============================================================================ base64, base32
 
+
 def _base_spec(name: str) -> Spec:
-    return Spec(name, "[OPTION]... [FILE]", f"{name[:4].capitalize()}{name[4:]} encode or decode FILE, or standard "
-                "input, to standard output.", [
-        Opt("d", "decode", help="decode data"),
-        Opt("i", "ignore-garbage", help="when decoding, ignore non-alphabet characters"),
-        Opt("w", "wrap", arg="COLS", help="wrap encoded lines after COLS character (default 76)"),
-    ])
+    return Spec(
+        name,
+        "[OPTION]... [FILE]",
+        f"{name[:4].capitalize()}{name[4:]} encode or decode FILE, or standard input, to standard output.",
+        [
+            Opt("d", "decode", help="decode data"),
+            Opt("i", "ignore-garbage", help="when decoding, ignore non-alphabet characters"),
+            Opt("w", "wrap", arg="COLS", help="wrap encoded lines after COLS character (default 76)"),
+        ],
+    )
 
 
 BASE64 = _base_spec("base64")
@@ -569,7 +609,7 @@ async def _base_main(ctx: Any, spec: Spec, b32: bool) -> int:
                     if not data:
                         break
                     enc = _b64.b32encode(data) if b32 else binascii.b2a_base64(data, newline=False)
-                    await out.write(b"\n".join([enc[i:i + wrap] for i in range(0, len(enc), wrap)]) + b"\n")
+                    await out.write(b"\n".join([enc[i : i + wrap] for i in range(0, len(enc), wrap)]) + b"\n")
                 await out.flush()
                 return 0
         if not args.get("decode"):
@@ -591,7 +631,7 @@ async def _base_main(ctx: Any, spec: Spec, b32: bool) -> int:
                         pos = 0
                         while pos < len(enc):
                             take = min(wrap - col, len(enc) - pos)
-                            pieces.append(enc[pos:pos + take])
+                            pieces.append(enc[pos : pos + take])
                             pos += take
                             col += take
                             if col == wrap:
@@ -646,12 +686,15 @@ def _partial_decode(data: bytes, b32: bool) -> bytes:
     alpha = _B32_ALPHA if b32 else _B64_ALPHA
     good = bytearray()
     for i in range(0, len(data), group):
-        chunk = data[i:i + group]
+        chunk = data[i : i + group]
         if len(chunk) < group:
             # an unpadded tail still decodes as far as it goes
             try:
-                good += (_b64.b32decode(chunk + b"=" * (-len(chunk) % 8)) if b32
-                         else _b64.b64decode(chunk + b"=" * (-len(chunk) % 4)))
+                good += (
+                    _b64.b32decode(chunk + b"=" * (-len(chunk) % 8))
+                    if b32
+                    else _b64.b64decode(chunk + b"=" * (-len(chunk) % 4))
+                )
             except (binascii.Error, ValueError):
                 pass
             break
@@ -674,6 +717,7 @@ async def prog_base32(ctx: Any) -> int:
 
 # ============================================================================ checksums
 
+
 def _sum_spec(name: str, blake: bool = False) -> Spec:
     opts = [
         Opt("b", "binary", help="read in binary mode"),
@@ -688,14 +732,28 @@ def _sum_spec(name: str, blake: bool = False) -> Spec:
         Opt("w", "warn", help="warn about improperly formatted checksum lines"),
     ]
     if blake:
-        opts.insert(1, Opt("l", "length", arg="BITS", help="digest length in bits; must not exceed the max for "
-                           "the blake2 algorithm and must be a multiple of 8"))
+        opts.insert(
+            1,
+            Opt(
+                "l",
+                "length",
+                arg="BITS",
+                help="digest length in bits; must not exceed the max for "
+                "the blake2 algorithm and must be a multiple of 8",
+            ),
+        )
     return Spec(name, "[OPTION]... [FILE]...", f"Print or check {name[:-3].upper()} checksums.", opts)
 
 
-_ALGOS = {"md5sum": ("md5", "MD5"), "sha1sum": ("sha1", "SHA1"), "sha224sum": ("sha224", "SHA224"),
-          "sha256sum": ("sha256", "SHA256"), "sha384sum": ("sha384", "SHA384"), "sha512sum": ("sha512", "SHA512"),
-          "b2sum": ("blake2b", "BLAKE2b")}
+_ALGOS = {
+    "md5sum": ("md5", "MD5"),
+    "sha1sum": ("sha1", "SHA1"),
+    "sha224sum": ("sha224", "SHA224"),
+    "sha256sum": ("sha256", "SHA256"),
+    "sha384sum": ("sha384", "SHA384"),
+    "sha512sum": ("sha512", "SHA512"),
+    "b2sum": ("blake2b", "BLAKE2b"),
+}
 
 
 def _escape_name(name: bytes) -> tuple[bytes, bool]:
@@ -776,8 +834,11 @@ async def _check_sums(ctx: Any, run: Run, files: list[str], algo: str, bits: int
     failed = bad_lines = unreadable = 0
     any_ok = False
     status = 0
-    want_len = (bits or (64 if algo == "blake2b" else hashlib.new(algo).digest_size) * 8) // 4 if algo != "blake2b" \
+    want_len = (
+        (bits or (64 if algo == "blake2b" else hashlib.new(algo).digest_size) * 8) // 4
+        if algo != "blake2b"
         else (bits // 4 if bits else 128)
+    )
     for listname in files:
         fd = await run.open(listname)
         if fd is None:
@@ -853,6 +914,7 @@ async def _check_sums(ctx: Any, run: Run, files: list[str], algo: str, bits: int
 
 # ============================================================================ cksum
 
+
 def _crc_table() -> list[int]:
     table = []
     for i in range(256):
@@ -888,11 +950,16 @@ class _PosixCrc:
         return ~crc & 0xFFFFFFFF
 
 
-CKSUM = Spec("cksum", "[OPTION]... [FILE]...", "Print CRC checksum and byte counts of each FILE.", [
-    Opt("a", "algorithm", arg="TYPE", help="select the digest type to use"),
-    Opt(None, "untagged", help="create a reversed style checksum, without digest type"),
-    Opt("l", "length", arg="BITS", help="digest length in bits"),
-])
+CKSUM = Spec(
+    "cksum",
+    "[OPTION]... [FILE]...",
+    "Print CRC checksum and byte counts of each FILE.",
+    [
+        Opt("a", "algorithm", arg="TYPE", help="select the digest type to use"),
+        Opt(None, "untagged", help="create a reversed style checksum, without digest type"),
+        Opt("l", "length", arg="BITS", help="digest length in bits"),
+    ],
+)
 
 
 async def prog_cksum(ctx: Any) -> int:
@@ -901,8 +968,15 @@ async def prog_cksum(ctx: Any) -> int:
         return args
     run = Run(ctx, "cksum")
     algo = args.get("algorithm", "crc")
-    hashes = {"md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384",
-              "sha512": "sha512", "blake2b": "blake2b"}
+    hashes = {
+        "md5": "md5",
+        "sha1": "sha1",
+        "sha224": "sha224",
+        "sha256": "sha256",
+        "sha384": "sha384",
+        "sha512": "sha512",
+        "blake2b": "blake2b",
+    }
     if algo not in ("crc", "sysv", "bsd") and algo not in hashes:
         await run.err(f"invalid argument {quote(algo)} for '--algorithm'")
         return 1
@@ -955,14 +1029,20 @@ async def prog_cksum(ctx: Any) -> int:
 
 # ============================================================================ cmp
 
-CMP = Spec("cmp", "[OPTION]... FILE1 [FILE2 [SKIP1 [SKIP2]]]", "Compare two files byte by byte.", [
-    Opt("b", "print-bytes", help="print differing bytes"),
-    Opt("i", "ignore-initial", arg="SKIP", help="skip first SKIP bytes of both inputs"),
-    Opt("l", "verbose", help="output byte numbers and differing byte values"),
-    Opt("n", "bytes", arg="LIMIT", help="compare at most LIMIT bytes"),
-    Opt("s", "quiet", help="suppress all normal output", dest="silent"),
-    Opt(None, "silent", help="suppress all normal output", dest="silent"),
-], usage_status=2)
+CMP = Spec(
+    "cmp",
+    "[OPTION]... FILE1 [FILE2 [SKIP1 [SKIP2]]]",
+    "Compare two files byte by byte.",
+    [
+        Opt("b", "print-bytes", help="print differing bytes"),
+        Opt("i", "ignore-initial", arg="SKIP", help="skip first SKIP bytes of both inputs"),
+        Opt("l", "verbose", help="output byte numbers and differing byte values"),
+        Opt("n", "bytes", arg="LIMIT", help="compare at most LIMIT bytes"),
+        Opt("s", "quiet", help="suppress all normal output", dest="silent"),
+        Opt(None, "silent", help="suppress all normal output", dest="silent"),
+    ],
+    usage_status=2,
+)
 
 
 def _cmp_byte(c: int) -> str:
@@ -1000,8 +1080,8 @@ async def prog_cmp(ctx: Any) -> int:
         return 2
     if args.get("verbose") and args.get("silent"):
         return await run.usage("options -l and -s are incompatible", 2)
-    fds = []
-    sizes = []
+    fds: list[int] = []
+    sizes: list[int | None] = []
     for name in names:
         if args.get("silent"):
             try:
@@ -1081,15 +1161,22 @@ async def prog_cmp(ctx: Any) -> int:
                     if not verbose:
                         ln = line + ca.count(b"\n", 0, i)
                         if show_bytes:
-                            await out.write(fsencode(f"{names[0]} {names[1]} differ: byte {pos}, line {ln} is "
-                                                     f"{ca[i]:3o} {_cmp_byte(ca[i])} {cb[i]:3o} {_cmp_byte(cb[i])}\n"))
+                            await out.write(
+                                fsencode(
+                                    f"{names[0]} {names[1]} differ: byte {pos}, line {ln} is "
+                                    f"{ca[i]:3o} {_cmp_byte(ca[i])} {cb[i]:3o} {_cmp_byte(cb[i])}\n"
+                                )
+                            )
                         else:
                             await out.write(fsencode(f"{names[0]} {names[1]} differ: char {pos}, line {ln}\n"))
                         await out.flush()
                         return 1
                     if show_bytes:
-                        await out.write(fsencode(f"{pos:>{off_width}} {ca[i]:3o} {_cmp_byte(ca[i]):<4} {cb[i]:3o} "
-                                                 f"{_cmp_byte(cb[i])}\n"))
+                        await out.write(
+                            fsencode(
+                                f"{pos:>{off_width}} {ca[i]:3o} {_cmp_byte(ca[i]):<4} {cb[i]:3o} {_cmp_byte(cb[i])}\n"
+                            )
+                        )
                     else:
                         await out.write(fsencode(f"{pos:>{off_width}} {ca[i]:3o} {cb[i]:3o}\n"))
                 i += 1
@@ -1107,13 +1194,14 @@ def _cmp_num(text: str) -> int:
     m = re.fullmatch(r"(\d+)([kKMGTPEZY]?)(i?B)?", text)
     if not m:
         raise ValueError(text)
-    mult = {"": 1, "k": 1024, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}.get(m.group(2), 1024 ** 5)
+    mult = {"": 1, "k": 1024, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}.get(m.group(2), 1024**5)
     if m.group(3) == "B":
-        mult = {"": 1, "k": 1000, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3}.get(m.group(2), 1000 ** 4)
+        mult = {"": 1, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3}.get(m.group(2), 1000**4)
     return int(m.group(1)) * mult
 
 
 # ============================================================================ expr
+
 
 class _ExprError(Exception):
     def __init__(self, msg: str, status: int = 2) -> None:
@@ -1135,8 +1223,11 @@ class _Expr:
 
     def take(self) -> bytes:
         if self.i >= len(self.t):
-            raise _ExprError(f"syntax error: missing argument after {quote(self.t[-1].decode('utf-8', 'replace'))}"
-                             if self.t else "syntax error")
+            raise _ExprError(
+                f"syntax error: missing argument after {quote(self.t[-1].decode('utf-8', 'replace'))}"
+                if self.t
+                else "syntax error"
+            )
         self.i += 1
         return self.t[self.i - 1]
 
@@ -1176,8 +1267,7 @@ class _Expr:
                 x, y = a, b
             else:
                 x, y = v, w  # type: ignore[assignment]
-            r = {b"<": x < y, b"<=": x <= y, b"=": x == y, b"==": x == y, b"!=": x != y, b">=": x >= y,
-                 b">": x > y}[op]
+            r = {b"<": x < y, b"<=": x <= y, b"=": x == y, b"==": x == y, b"!=": x != y, b">=": x >= y, b">": x > y}[op]
             v = b"1" if r else b"0"
         return v
 
@@ -1225,9 +1315,8 @@ class _Expr:
             raise _ExprError(e.message) from None
         m = rx.match(s)
         if rx.groups:
-            if m is None or m.group(1) is None:
-                return b""
-            return m.group(1)
+            g1 = m.group(1) if m is not None else None
+            return g1 if g1 is not None else b""
         return str(m.end() if m else 0).encode()
 
     def primary(self) -> bytes:
@@ -1235,8 +1324,9 @@ class _Expr:
         if tok == b"(":
             v = self.or_()
             if self.peek() != b")":
-                raise _ExprError("syntax error: expecting ')' after "
-                                 + quote(self.t[self.i - 1].decode('utf-8', 'replace')))
+                raise _ExprError(
+                    "syntax error: expecting ')' after " + quote(self.t[self.i - 1].decode("utf-8", "replace"))
+                )
             self.take()
             return v
         if tok == b"+":
@@ -1251,7 +1341,7 @@ class _Expr:
             pi, ni = _to_int(p), _to_int(n)
             if pi is None or ni is None or pi < 1 or ni < 1:
                 return b""
-            return s[pi - 1:pi - 1 + ni]
+            return s[pi - 1 : pi - 1 + ni]
         if tok == b"index" and self.peek() is not None:
             s, chars = self.primary(), self.primary()
             for k, c in enumerate(s):
@@ -1266,8 +1356,9 @@ class _Expr:
 async def prog_expr(ctx: Any) -> int:
     argv = [fsencode(a) for a in list(ctx.argv)[1:]]
     if argv and argv[0] == b"--help":
-        await ctx.write_all(1, b"Usage: expr EXPRESSION\n  or:  expr OPTION\nPrint the value of EXPRESSION to "
-                               b"standard output.\n")
+        await ctx.write_all(
+            1, b"Usage: expr EXPRESSION\n  or:  expr OPTION\nPrint the value of EXPRESSION to standard output.\n"
+        )
         return 0
     if argv and argv[0] == b"--version":
         await ctx.write_all(1, b"expr (vfsfuse 0.1)\n")
@@ -1288,28 +1379,65 @@ async def prog_expr(ctx: Any) -> int:
 
 # ============================================================================ od
 
-OD = Spec("od", "[OPTION]... [FILE]...", "Write an unambiguous representation, octal bytes by default, of FILE to "
-          "standard output.", [
-    Opt("A", "address-radix", arg="RADIX", help="output format for file offsets; RADIX is one of [doxn]"),
-    Opt("j", "skip-bytes", arg="BYTES", help="skip BYTES input bytes first"),
-    Opt("N", "read-bytes", arg="BYTES", help="limit dump to BYTES input bytes"),
-    Opt("t", "format", arg="TYPE", help="select output format or formats", action="append"),
-    Opt("v", "output-duplicates", help="do not use * to mark line suppression"),
-    Opt("w", "width", arg="BYTES", optional_arg=True, help="output BYTES bytes per output line"),
-    Opt("a", None, help="same as -t a,  select named characters, ignoring high-order bit", dest="fa"),
-    Opt("b", None, help="same as -t o1, select octal bytes", dest="fb"),
-    Opt("c", None, help="same as -t c,  select printable characters or backslash escapes", dest="fc"),
-    Opt("d", None, help="same as -t u2, select unsigned decimal 2-byte units", dest="fd"),
-    Opt("i", None, help="same as -t dI, select decimal ints", dest="fi"),
-    Opt("l", None, help="same as -t dL, select decimal longs", dest="fl"),
-    Opt("o", None, help="same as -t o2, select octal 2-byte units", dest="fo"),
-    Opt("s", None, help="same as -t d2, select decimal 2-byte units", dest="fs"),
-    Opt("x", None, help="same as -t x2, select hexadecimal 2-byte units", dest="fx"),
-])
+OD = Spec(
+    "od",
+    "[OPTION]... [FILE]...",
+    "Write an unambiguous representation, octal bytes by default, of FILE to standard output.",
+    [
+        Opt("A", "address-radix", arg="RADIX", help="output format for file offsets; RADIX is one of [doxn]"),
+        Opt("j", "skip-bytes", arg="BYTES", help="skip BYTES input bytes first"),
+        Opt("N", "read-bytes", arg="BYTES", help="limit dump to BYTES input bytes"),
+        Opt("t", "format", arg="TYPE", help="select output format or formats", action="append"),
+        Opt("v", "output-duplicates", help="do not use * to mark line suppression"),
+        Opt("w", "width", arg="BYTES", optional_arg=True, help="output BYTES bytes per output line"),
+        Opt("a", None, help="same as -t a,  select named characters, ignoring high-order bit", dest="fa"),
+        Opt("b", None, help="same as -t o1, select octal bytes", dest="fb"),
+        Opt("c", None, help="same as -t c,  select printable characters or backslash escapes", dest="fc"),
+        Opt("d", None, help="same as -t u2, select unsigned decimal 2-byte units", dest="fd"),
+        Opt("i", None, help="same as -t dI, select decimal ints", dest="fi"),
+        Opt("l", None, help="same as -t dL, select decimal longs", dest="fl"),
+        Opt("o", None, help="same as -t o2, select octal 2-byte units", dest="fo"),
+        Opt("s", None, help="same as -t d2, select decimal 2-byte units", dest="fs"),
+        Opt("x", None, help="same as -t x2, select hexadecimal 2-byte units", dest="fx"),
+    ],
+)
 
 _OD_SHORT = {"fa": "a", "fb": "o1", "fc": "c", "fd": "u2", "fi": "d4", "fl": "d8", "fo": "o2", "fs": "d2", "fx": "x2"}
-_NAMED = ["nul", "soh", "stx", "etx", "eot", "enq", "ack", "bel", "bs", "ht", "nl", "vt", "ff", "cr", "so", "si",
-          "dle", "dc1", "dc2", "dc3", "dc4", "nak", "syn", "etb", "can", "em", "sub", "esc", "fs", "gs", "rs", "us", "sp"]
+_NAMED = [
+    "nul",
+    "soh",
+    "stx",
+    "etx",
+    "eot",
+    "enq",
+    "ack",
+    "bel",
+    "bs",
+    "ht",
+    "nl",
+    "vt",
+    "ff",
+    "cr",
+    "so",
+    "si",
+    "dle",
+    "dc1",
+    "dc2",
+    "dc3",
+    "dc4",
+    "nak",
+    "syn",
+    "etb",
+    "can",
+    "em",
+    "sub",
+    "esc",
+    "fs",
+    "gs",
+    "rs",
+    "us",
+    "sp",
+]
 _OD_C = {0: "\\0", 7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}
 
 
@@ -1332,7 +1460,7 @@ def _od_types(spec: str) -> list[tuple[str, int]]:
             size = {"C": 1, "S": 2, "I": 4, "L": 8, "F": 4, "D": 8}.get(tok) or int(tok)
             if size not in (1, 2, 4, 8) or (c == "f" and size not in (4, 8)):
                 raise ValueError(spec)
-        if spec[i:i + 1] == "z":
+        if spec[i : i + 1] == "z":
             i += 1
         out.append((c, size))
     return out
@@ -1427,9 +1555,10 @@ async def prog_od(ctx: Any) -> int:
     if skip > len(data):
         await run.err("cannot skip past end of combined input")
         return 1
-    data = bytes(data[skip:])
+    view = bytes(data[skip:])
     if limit is not None:
-        data = data[:limit]
+        view = view[:limit]
+    data = bytearray(view)
     col_w = {}
     # every type's cells line up: a cell gets the widest type's columns per byte, times its size
     per_byte = max((_od_width(k, s) + 1) / s for k, s in types)
@@ -1446,7 +1575,7 @@ async def prog_od(ctx: Any) -> int:
     starred = False
     total = len(data)
     for off in range(0, total, width):
-        block = data[off:off + width]
+        block = data[off : off + width]
         if prev == block and not args.get("output_duplicates") and len(block) == width:
             if not starred:
                 await out.write(b"*\n")
@@ -1458,7 +1587,7 @@ async def prog_od(ctx: Any) -> int:
             cells = []
             padded = block + b"\0" * ((-len(block)) % s)
             for j in range(0, len(block), s):
-                cells.append(_od_cell(k, s, padded[j:j + s]).rjust(col_w[(k, s)]))
+                cells.append(_od_cell(k, s, bytes(padded[j : j + s])).rjust(col_w[(k, s)]))
             prefix = addr(off + skip) if t_i == 0 else (" " * len(addr(off + skip)))
             await out.write(fsencode(prefix + "".join(cells) + "\n"))
     if radix != "n":
@@ -1469,21 +1598,27 @@ async def prog_od(ctx: Any) -> int:
 
 # ============================================================================ xxd
 
-XXD = Spec("xxd", "[options] [infile [outfile]]", "Make a hex dump or do the reverse.", [
-    Opt("a", "autoskip", help="toggle autoskip: A single '*' replaces nul-lines"),
-    Opt("b", "bits", help="binary digit dump"),
-    Opt("c", "cols", arg="cols", help="format <cols> octets per line"),
-    Opt("E", "EBCDIC", help="show characters in EBCDIC"),
-    Opt("e", None, help="little-endian dump", dest="little"),
-    Opt("g", "groupsize", arg="bytes", help="number of octets per group in normal output"),
-    Opt("i", "include", help="output in C include file style"),
-    Opt("l", "len", arg="len", help="stop after <len> octets"),
-    Opt("o", None, arg="off", help="add <off> to the displayed file position", dest="offset"),
-    Opt("p", "ps", help="output in postscript plain hexdump style", dest="plain"),
-    Opt("r", "revert", help="reverse operation: convert (or patch) hexdump into binary"),
-    Opt("s", "seek", arg="[+][-]seek", help="start at <seek> bytes abs. infile offset"),
-    Opt("u", None, help="use upper case hex letters", dest="upper"),
-], help_option=True)
+XXD = Spec(
+    "xxd",
+    "[options] [infile [outfile]]",
+    "Make a hex dump or do the reverse.",
+    [
+        Opt("a", "autoskip", help="toggle autoskip: A single '*' replaces nul-lines"),
+        Opt("b", "bits", help="binary digit dump"),
+        Opt("c", "cols", arg="cols", help="format <cols> octets per line"),
+        Opt("E", "EBCDIC", help="show characters in EBCDIC"),
+        Opt("e", None, help="little-endian dump", dest="little"),
+        Opt("g", "groupsize", arg="bytes", help="number of octets per group in normal output"),
+        Opt("i", "include", help="output in C include file style"),
+        Opt("l", "len", arg="len", help="stop after <len> octets"),
+        Opt("o", None, arg="off", help="add <off> to the displayed file position", dest="offset"),
+        Opt("p", "ps", help="output in postscript plain hexdump style", dest="plain"),
+        Opt("r", "revert", help="reverse operation: convert (or patch) hexdump into binary"),
+        Opt("s", "seek", arg="[+][-]seek", help="start at <seek> bytes abs. infile offset"),
+        Opt("u", None, help="use upper case hex letters", dest="upper"),
+    ],
+    help_option=True,
+)
 
 
 def _xxd_num(text: str) -> int:
@@ -1497,8 +1632,20 @@ def _xxd_num(text: str) -> int:
 async def prog_xxd(ctx: Any) -> int:
     argv = list(ctx.argv)
     # xxd spells long options with one dash (-cols, -ps ...): map the common ones
-    longs = {"-ps": "-p", "-plain": "-p", "-postscript": "-p", "-cols": "-c", "-len": "-l", "-seek": "-s",
-             "-revert": "-r", "-include": "-i", "-groupsize": "-g", "-bits": "-b", "-autoskip": "-a", "-upper": "-u"}
+    longs = {
+        "-ps": "-p",
+        "-plain": "-p",
+        "-postscript": "-p",
+        "-cols": "-c",
+        "-len": "-l",
+        "-seek": "-s",
+        "-revert": "-r",
+        "-include": "-i",
+        "-groupsize": "-g",
+        "-bits": "-b",
+        "-autoskip": "-a",
+        "-upper": "-u",
+    }
     argv = [argv[0]] + [longs.get(a, a) for a in argv[1:]]
     args = await parse_or_exit(ctx, XXD, argv)
     if isinstance(args, int):
@@ -1545,10 +1692,10 @@ async def prog_xxd(ctx: Any) -> int:
                 pos = int(m.group(1), 16) + seek
                 hexpart = m.group(2).split(b"  ")[0]
                 digits = re.sub(rb"[^0-9a-fA-F]", b"", hexpart)
-                chunk = binascii.unhexlify(digits[:len(digits) // 2 * 2])
+                chunk = binascii.unhexlify(digits[: len(digits) // 2 * 2])
                 if len(buf) < pos:
                     buf += b"\0" * (pos - len(buf))
-                buf[pos:pos + len(chunk)] = chunk
+                buf[pos : pos + len(chunk)] = chunk
             await out.write(bytes(buf))
         await out.flush()
         return 0
@@ -1567,7 +1714,7 @@ async def prog_xxd(ctx: Any) -> int:
         if upper:
             hx = hx.upper()
         for i in range(0, len(hx), cols * 2):
-            await out.write(hx[i:i + cols * 2].encode() + b"\n")
+            await out.write(hx[i : i + cols * 2].encode() + b"\n")
         await out.flush()
         return 0
     if args.get("include"):
@@ -1579,7 +1726,7 @@ async def prog_xxd(ctx: Any) -> int:
                 var = "__" + var
             await out.write(f"unsigned char {var}[] = {{\n".encode())
         items = [("0x" + hexfmt.format(b)) for b in data]
-        lines = [", ".join(items[i:i + cols]) for i in range(0, len(items), cols)]
+        lines = [", ".join(items[i : i + cols]) for i in range(0, len(items), cols)]
         if lines:
             await out.write(("  " + ",\n  ".join(lines) + "\n").encode())
         if var is not None:
@@ -1594,7 +1741,7 @@ async def prog_xxd(ctx: Any) -> int:
         group = cols
     prev_zero = starred = False
     for off in range(0, len(data), cols):
-        chunk = data[off:off + cols]
+        chunk = data[off : off + cols]
         if args.get("autoskip") and chunk == b"\0" * cols and off + cols < len(data):
             if prev_zero:
                 if not starred:
@@ -1606,7 +1753,7 @@ async def prog_xxd(ctx: Any) -> int:
             prev_zero = starred = False
         groups = []
         for g in range(0, cols, group):
-            part = chunk[g:g + group]
+            part = chunk[g : g + group]
             if bits:
                 groups.append("".join(f"{b:08b}" for b in part))
                 continue
@@ -1627,17 +1774,22 @@ async def prog_xxd(ctx: Any) -> int:
 
 # ============================================================================ hexdump
 
-HEXDUMP = Spec("hexdump", "[options] <file>...", "Display file contents in hexadecimal, decimal, octal, or ascii.", [
-    Opt("b", "one-byte-octal", help="one-byte octal display"),
-    Opt("c", "one-byte-char", help="one-byte character display"),
-    Opt("C", "canonical", help="canonical hex+ASCII display"),
-    Opt("d", "two-bytes-decimal", help="two-byte decimal display"),
-    Opt("o", "two-bytes-octal", help="two-byte octal display"),
-    Opt("x", "two-bytes-hex", help="two-byte hexadecimal display"),
-    Opt("n", "length", arg="length", help="interpret only length bytes of input"),
-    Opt("s", "skip", arg="offset", help="skip offset bytes from the beginning"),
-    Opt("v", "no-squeezing", help="output identical lines"),
-])
+HEXDUMP = Spec(
+    "hexdump",
+    "[options] <file>...",
+    "Display file contents in hexadecimal, decimal, octal, or ascii.",
+    [
+        Opt("b", "one-byte-octal", help="one-byte octal display"),
+        Opt("c", "one-byte-char", help="one-byte character display"),
+        Opt("C", "canonical", help="canonical hex+ASCII display"),
+        Opt("d", "two-bytes-decimal", help="two-byte decimal display"),
+        Opt("o", "two-bytes-octal", help="two-byte octal display"),
+        Opt("x", "two-bytes-hex", help="two-byte hexadecimal display"),
+        Opt("n", "length", arg="length", help="interpret only length bytes of input"),
+        Opt("s", "skip", arg="offset", help="skip offset bytes from the beginning"),
+        Opt("v", "no-squeezing", help="output identical lines"),
+    ],
+)
 
 
 async def prog_hexdump(ctx: Any) -> int:
@@ -1653,18 +1805,22 @@ async def prog_hexdump(ctx: Any) -> int:
         data += await ctx.read_all(fd)
         await run.close(fd)
     skip = int(args["skip"], 0) if args.get("skip") is not None else 0
-    data = bytes(data[skip:])
+    data = data[skip:]
     if args.get("length") is not None:
-        data = data[:int(args["length"], 0)]
+        data = data[: int(args["length"], 0)]
     out = Writer(ctx)
     squeeze = not args.get("no_squeezing")
-    modes = [k for k, _ in args.order if k in ("one_byte_octal", "one_byte_char", "canonical", "two_bytes_decimal",
-                                              "two_bytes_octal", "two_bytes_hex")]
+    modes = [
+        k
+        for k, _ in args.order
+        if k
+        in ("one_byte_octal", "one_byte_char", "canonical", "two_bytes_decimal", "two_bytes_octal", "two_bytes_hex")
+    ]
     prev = None
     starred = False
     n = len(data)
     for off in range(0, n, 16):
-        chunk = data[off:off + 16]
+        chunk = data[off : off + 16]
         if squeeze and chunk == prev and len(chunk) == 16:
             if not starred:
                 await out.write(b"*\n")
@@ -1676,7 +1832,7 @@ async def prog_hexdump(ctx: Any) -> int:
             words = []
             padded = chunk + b"\0" * (len(chunk) % 2)
             for j in range(0, len(chunk), 2):
-                words.append(f"{int.from_bytes(padded[j:j + 2], 'little'):04x}")
+                words.append(f"{int.from_bytes(padded[j : j + 2], 'little'):04x}")
             line = f"{off + skip:07x} " + " ".join(words)
             line = line.ljust(7 + 1 + 8 * 5 - 1) if len(chunk) < 16 else line
             await out.write(line.encode() + b"\n")
@@ -1691,15 +1847,20 @@ async def prog_hexdump(ctx: Any) -> int:
             elif mode == "one_byte_char":
                 cells = []
                 for b in chunk:
-                    cells.append({0: "\\0", 7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t",
-                                  11: "\\v"}.get(b, chr(b) if 32 <= b < 127 else f"{b:03o}").rjust(4))
+                    cells.append(
+                        {0: "\\0", 7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v"}.get(
+                            b, chr(b) if 32 <= b < 127 else f"{b:03o}"
+                        ).rjust(4)
+                    )
                 await out.write((f"{off + skip:07x}" + "".join(cells).ljust(64)).encode("latin-1") + b"\n")
             elif mode == "one_byte_octal":
                 await out.write((f"{off + skip:07x}" + "".join(f" {b:03o}" for b in chunk).ljust(64)).encode() + b"\n")
             else:
                 padded = chunk + b"\0" * (len(chunk) % 2)
-                vals = [int.from_bytes(padded[j:j + 2], "little") for j in range(0, len(chunk), 2)]
-                fmt = {"two_bytes_decimal": "   {:05d}", "two_bytes_octal": "  {:06o}", "two_bytes_hex": "    {:04x}"}[mode]
+                vals = [int.from_bytes(padded[j : j + 2], "little") for j in range(0, len(chunk), 2)]
+                fmt = {"two_bytes_decimal": "   {:05d}", "two_bytes_octal": "  {:06o}", "two_bytes_hex": "    {:04x}"}[
+                    mode
+                ]
                 await out.write((f"{off + skip:07x}" + "".join(fmt.format(v) for v in vals).ljust(64)).encode() + b"\n")
     if n:
         width = 8 if "canonical" in modes else 7
@@ -1710,14 +1871,19 @@ async def prog_hexdump(ctx: Any) -> int:
 
 # ============================================================================ strings
 
-STRINGS = Spec("strings", "[option(s)] [file(s)]", "Display printable strings in [file(s)] (stdin by default)", [
-    Opt("a", "all", help="Scan the entire file, not just the data section [default]"),
-    Opt("n", "bytes", arg="number", help="Locate & print any sequence of at least [number] characters (default 4)"),
-    Opt("t", "radix", arg="{o,d,x}", help="Print the location of the string in base 8, 10 or 16"),
-    Opt("f", "print-file-name", help="Print the name of the file before each string"),
-    Opt("w", "include-all-whitespace", help="Include all whitespace as valid string characters"),
-    Opt("o", None, help="An alias for --radix=o", dest="octal"),
-])
+STRINGS = Spec(
+    "strings",
+    "[option(s)] [file(s)]",
+    "Display printable strings in [file(s)] (stdin by default)",
+    [
+        Opt("a", "all", help="Scan the entire file, not just the data section [default]"),
+        Opt("n", "bytes", arg="number", help="Locate & print any sequence of at least [number] characters (default 4)"),
+        Opt("t", "radix", arg="{o,d,x}", help="Print the location of the string in base 8, 10 or 16"),
+        Opt("f", "print-file-name", help="Print the name of the file before each string"),
+        Opt("w", "include-all-whitespace", help="Include all whitespace as valid string characters"),
+        Opt("o", None, help="An alias for --radix=o", dest="octal"),
+    ],
+)
 
 
 async def prog_strings(ctx: Any) -> int:
@@ -1759,23 +1925,38 @@ async def prog_strings(ctx: Any) -> int:
 
 # ============================================================================ iconv
 
-ICONV = Spec("iconv", "[OPTION...] [FILE...]", "Convert encoding of given files from one encoding to another.", [
-    Opt("f", "from-code", arg="NAME", help="encoding of original text"),
-    Opt("t", "to-code", arg="NAME", help="encoding for output"),
-    Opt("l", "list", help="list all known coded character sets"),
-    Opt("c", None, help="omit invalid characters from output", dest="omit"),
-    Opt("o", "output", arg="FILE", help="output file"),
-    Opt("s", "silent", help="suppress warnings"),
-])
+ICONV = Spec(
+    "iconv",
+    "[OPTION...] [FILE...]",
+    "Convert encoding of given files from one encoding to another.",
+    [
+        Opt("f", "from-code", arg="NAME", help="encoding of original text"),
+        Opt("t", "to-code", arg="NAME", help="encoding for output"),
+        Opt("l", "list", help="list all known coded character sets"),
+        Opt("c", None, help="omit invalid characters from output", dest="omit"),
+        Opt("o", "output", arg="FILE", help="output file"),
+        Opt("s", "silent", help="suppress warnings"),
+    ],
+)
 
 
 def _codec(name: str) -> tuple[str, str]:
     """(python codec, error mode suffix) for an iconv name like ``UTF-8//TRANSLIT``."""
     base, _, suffix = name.partition("//")
     base = base.strip() or "UTF-8"
-    alias = {"UTF8": "utf-8", "LATIN1": "latin-1", "ISO-8859-1": "latin-1", "ASCII": "ascii", "US-ASCII": "ascii",
-             "UTF-16": "utf-16", "UTF16": "utf-16", "UCS-2": "utf-16-le", "WINDOWS-1252": "cp1252", "CP1252": "cp1252",
-             "UTF-32": "utf-32"}
+    alias = {
+        "UTF8": "utf-8",
+        "LATIN1": "latin-1",
+        "ISO-8859-1": "latin-1",
+        "ASCII": "ascii",
+        "US-ASCII": "ascii",
+        "UTF-16": "utf-16",
+        "UTF16": "utf-16",
+        "UCS-2": "utf-16-le",
+        "WINDOWS-1252": "cp1252",
+        "CP1252": "cp1252",
+        "UTF-32": "utf-32",
+    }
     py = alias.get(base.upper(), base)
     codecs.lookup(py)
     return py, suffix.upper()
@@ -1814,7 +1995,7 @@ async def prog_iconv(ctx: Any) -> int:
         try:
             text = data.decode(src)
         except UnicodeDecodeError as e:
-            good = data[:e.start].decode(src)
+            good = data[: e.start].decode(src)
             if omit:
                 text = data.decode(src, "ignore")
             else:
@@ -1830,8 +2011,8 @@ async def prog_iconv(ctx: Any) -> int:
                     await ctx.write_all(out_fd, res)
                     continue
             else:
-                await ctx.write_all(out_fd, text[:e.start].encode(dst))
-                pos = len(text[:e.start].encode(src))
+                await ctx.write_all(out_fd, text[: e.start].encode(dst))
+                pos = len(text[: e.start].encode(src))
                 await run.err(f"illegal input sequence at position {pos}")
                 return 1
         await ctx.write_all(out_fd, res)
@@ -1840,16 +2021,20 @@ async def prog_iconv(ctx: Any) -> int:
 
 # ============================================================================ shuf
 
-SHUF = Spec("shuf", "[OPTION]... [FILE]\n  or:  shuf -e [OPTION]... [ARG]...\n  or:  shuf -i LO-HI [OPTION]...",
-            "Write a random permutation of the input lines to standard output.", [
-    Opt("e", "echo", help="treat each ARG as an input line"),
-    Opt("i", "input-range", arg="LO-HI", help="treat each number LO through HI as an input line"),
-    Opt("n", "head-count", arg="COUNT", help="output at most COUNT lines"),
-    Opt("o", "output", arg="FILE", help="write result to FILE instead of standard output"),
-    Opt(None, "random-source", arg="FILE", help="get random bytes from FILE"),
-    Opt("r", "repeat", help="output lines can be repeated"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+SHUF = Spec(
+    "shuf",
+    "[OPTION]... [FILE]\n  or:  shuf -e [OPTION]... [ARG]...\n  or:  shuf -i LO-HI [OPTION]...",
+    "Write a random permutation of the input lines to standard output.",
+    [
+        Opt("e", "echo", help="treat each ARG as an input line"),
+        Opt("i", "input-range", arg="LO-HI", help="treat each number LO through HI as an input line"),
+        Opt("n", "head-count", arg="COUNT", help="output at most COUNT lines"),
+        Opt("o", "output", arg="FILE", help="write result to FILE instead of standard output"),
+        Opt(None, "random-source", arg="FILE", help="get random bytes from FILE"),
+        Opt("r", "repeat", help="output lines can be repeated"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 
 async def prog_shuf(ctx: Any) -> int:

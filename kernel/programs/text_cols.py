@@ -19,20 +19,32 @@ from kernel.syscalls import O_CREAT, O_TRUNC, O_WRONLY
 
 # ============================================================================ uniq
 
-UNIQ = Spec("uniq", "[OPTION]... [INPUT [OUTPUT]]", "Filter adjacent matching lines from INPUT (or standard "
-            "input), writing to OUTPUT (or standard output).", [
-    Opt("c", "count", help="prefix lines by the number of occurrences"),
-    Opt("d", "repeated", help="only print duplicate lines, one for each group"),
-    Opt("D", None, help="print all duplicate lines", dest="all_repeated", action="const", const="none"),
-    Opt(None, "all-repeated", arg="METHOD", optional_arg=True, help="like -D, but allow separating groups with an empty line"),
-    Opt("f", "skip-fields", arg="N", help="avoid comparing the first N fields"),
-    Opt(None, "group", arg="METHOD", optional_arg=True, help="show all items, separating groups with an empty line"),
-    Opt("i", "ignore-case", help="ignore differences in case when comparing"),
-    Opt("s", "skip-chars", arg="N", help="avoid comparing the first N characters"),
-    Opt("u", "unique", help="only print unique lines"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-    Opt("w", "check-chars", arg="N", help="compare no more than N characters in lines"),
-])
+UNIQ = Spec(
+    "uniq",
+    "[OPTION]... [INPUT [OUTPUT]]",
+    "Filter adjacent matching lines from INPUT (or standard input), writing to OUTPUT (or standard output).",
+    [
+        Opt("c", "count", help="prefix lines by the number of occurrences"),
+        Opt("d", "repeated", help="only print duplicate lines, one for each group"),
+        Opt("D", None, help="print all duplicate lines", dest="all_repeated", action="const", const="none"),
+        Opt(
+            None,
+            "all-repeated",
+            arg="METHOD",
+            optional_arg=True,
+            help="like -D, but allow separating groups with an empty line",
+        ),
+        Opt("f", "skip-fields", arg="N", help="avoid comparing the first N fields"),
+        Opt(
+            None, "group", arg="METHOD", optional_arg=True, help="show all items, separating groups with an empty line"
+        ),
+        Opt("i", "ignore-case", help="ignore differences in case when comparing"),
+        Opt("s", "skip-chars", arg="N", help="avoid comparing the first N characters"),
+        Opt("u", "unique", help="only print unique lines"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+        Opt("w", "check-chars", arg="N", help="compare no more than N characters in lines"),
+    ],
+)
 
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -56,8 +68,11 @@ async def prog_uniq(ctx: Any) -> int:
         return args
     run = Run(ctx, "uniq")
     nums = {}
-    for key, what in (("skip_fields", "number of fields to skip"), ("skip_chars", "number of bytes to skip"),
-                      ("check_chars", "number of bytes to compare")):
+    for key, what in (
+        ("skip_fields", "number of fields to skip"),
+        ("skip_chars", "number of bytes to skip"),
+        ("check_chars", "number of bytes to compare"),
+    ):
         if args.get(key) is not None:
             try:
                 nums[key] = int(args[key])
@@ -160,8 +175,9 @@ async def prog_uniq(ctx: Any) -> int:
             if plain:
                 # the common 'uniq': keep each line that differs from the one before, in one pass
                 texts = [raw if raw.endswith(delim) else raw + delim for raw in batch]
-                kept = [b for a, b in zip([prev_key], texts[:1]) if a != b] + \
-                    [b for a, b in zip(texts, texts[1:]) if a != b]
+                kept = [b for a, b in zip([prev_key], texts[:1]) if a != b] + [
+                    b for a, b in zip(texts, texts[1:]) if a != b
+                ]
                 if kept:
                     await out.write(b"".join(kept))
                 prev_key = texts[-1]
@@ -195,17 +211,22 @@ async def prog_uniq(ctx: Any) -> int:
 
 # ============================================================================ cut
 
-CUT = Spec("cut", "OPTION... [FILE]...", "Print selected parts of lines from each FILE to standard output.", [
-    Opt("b", "bytes", arg="LIST", help="select only these bytes"),
-    Opt("c", "characters", arg="LIST", help="select only these characters"),
-    Opt("d", "delimiter", arg="DELIM", help="use DELIM instead of TAB for field delimiter"),
-    Opt("f", "fields", arg="LIST", help="select only these fields"),
-    Opt("n", None, help="(ignored)"),
-    Opt(None, "complement", help="complement the set of selected bytes, characters or fields"),
-    Opt("s", "only-delimited", help="do not print lines not containing delimiters"),
-    Opt(None, "output-delimiter", arg="STRING", help="use STRING as the output delimiter"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+CUT = Spec(
+    "cut",
+    "OPTION... [FILE]...",
+    "Print selected parts of lines from each FILE to standard output.",
+    [
+        Opt("b", "bytes", arg="LIST", help="select only these bytes"),
+        Opt("c", "characters", arg="LIST", help="select only these characters"),
+        Opt("d", "delimiter", arg="DELIM", help="use DELIM instead of TAB for field delimiter"),
+        Opt("f", "fields", arg="LIST", help="select only these fields"),
+        Opt("n", None, help="(ignored)"),
+        Opt(None, "complement", help="complement the set of selected bytes, characters or fields"),
+        Opt("s", "only-delimited", help="do not print lines not containing delimiters"),
+        Opt(None, "output-delimiter", arg="STRING", help="use STRING as the output delimiter"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 
 def parse_list(text: str, what: str) -> list[tuple[int, int]]:
@@ -219,17 +240,22 @@ def parse_list(text: str, what: str) -> list[tuple[int, int]]:
             raise ValueError("invalid range with no endpoint: -")
         m = re.fullmatch(r"(\d*)-(\d*)|(\d+)", part)
         if not m:
-            raise ValueError(f"invalid {what} value {quote(part)}" if what != "field" else
-                             f"invalid field value {quote(part)}")
+            raise ValueError(
+                f"invalid {what} value {quote(part)}" if what != "field" else f"invalid field value {quote(part)}"
+            )
         if m.group(3) is not None:
             lo = hi = int(m.group(3))
             if lo == 0:
-                raise ValueError(f"{what}s are numbered from 1" if what != "byte" else "byte/character positions are numbered from 1")
+                raise ValueError(
+                    f"{what}s are numbered from 1" if what != "byte" else "byte/character positions are numbered from 1"
+                )
         else:
             lo = int(m.group(1)) if m.group(1) else 1
             hi = int(m.group(2)) if m.group(2) else big
             if m.group(1) and lo == 0:
-                raise ValueError(f"{what}s are numbered from 1" if what != "byte" else "byte/character positions are numbered from 1")
+                raise ValueError(
+                    f"{what}s are numbered from 1" if what != "byte" else "byte/character positions are numbered from 1"
+                )
             if m.group(2) and hi == 0 and not m.group(1):
                 raise ValueError("invalid range with no endpoint: -")
             if hi < lo:
@@ -307,7 +333,7 @@ async def prog_cut(ctx: Any) -> int:
                         line = raw[:-1] if raw.endswith(eol) else raw
                         p = line.split(d, cap)
                         if len(p) > 1:
-                            parts.append(od.join(p[lo - 1:hi]) + eol)
+                            parts.append(od.join(p[lo - 1 : hi]) + eol)
                         elif not only_delim:
                             parts.append(line + eol)
                     await out.write(b"".join(parts))
@@ -325,7 +351,7 @@ async def prog_cut(ctx: Any) -> int:
                         for lo, hi in ranges:
                             if lo > n:
                                 break
-                            sel.extend(cols[lo - 1:min(hi, n)])
+                            sel.extend(cols[lo - 1 : min(hi, n)])
                         parts.append((out_delim if out_delim is not None else d).join(sel) + eol)
                     else:
                         n = len(line)
@@ -333,7 +359,7 @@ async def prog_cut(ctx: Any) -> int:
                         for lo, hi in ranges:
                             if lo > n:
                                 break
-                            pieces.append(line[lo - 1:min(hi, n) if hi < big else n])
+                            pieces.append(line[lo - 1 : min(hi, n) if hi < big else n])
                         if out_delim is not None:
                             parts.append(out_delim.join(pieces) + eol)
                         else:
@@ -351,16 +377,24 @@ async def prog_cut(ctx: Any) -> int:
 
 # ============================================================================ tr
 
-TR = Spec("tr", "[OPTION]... STRING1 [STRING2]", "Translate, squeeze, and/or delete characters from standard "
-          "input, writing to standard output.", [
-    Opt("c", None, help="use the complement of STRING1", dest="complement"),
-    Opt("C", None, help="use the complement of STRING1", dest="complement"),
-    Opt(None, "complement", help="use the complement of STRING1", dest="complement"),
-    Opt("d", "delete", help="delete characters in STRING1, do not translate"),
-    Opt("s", "squeeze-repeats", help="replace each sequence of a repeated character that is listed in the last "
-        "specified SET, with a single occurrence of that character"),
-    Opt("t", "truncate-set1", help="first truncate STRING1 to length of STRING2"),
-])
+TR = Spec(
+    "tr",
+    "[OPTION]... STRING1 [STRING2]",
+    "Translate, squeeze, and/or delete characters from standard input, writing to standard output.",
+    [
+        Opt("c", None, help="use the complement of STRING1", dest="complement"),
+        Opt("C", None, help="use the complement of STRING1", dest="complement"),
+        Opt(None, "complement", help="use the complement of STRING1", dest="complement"),
+        Opt("d", "delete", help="delete characters in STRING1, do not translate"),
+        Opt(
+            "s",
+            "squeeze-repeats",
+            help="replace each sequence of a repeated character that is listed in the last "
+            "specified SET, with a single occurrence of that character",
+        ),
+        Opt("t", "truncate-set1", help="first truncate STRING1 to length of STRING2"),
+    ],
+)
 
 _CLASSES = {
     b"alnum": bytes(c for c in range(256) if chr(c).isascii() and chr(c).isalnum()),
@@ -435,8 +469,13 @@ def tr_set(s: bytes, set2: bool = False) -> tuple[list[int], list[tuple[str, int
                     out.extend(_CLASSES[cls])
                     i = j + 2
                     continue
-            if items[i + 1] == (0x3D, False) and i + 3 < n and items[i + 3] == (0x3D, False) \
-                    and i + 4 < n and items[i + 4] == (0x5D, False):
+            if (
+                items[i + 1] == (0x3D, False)
+                and i + 3 < n
+                and items[i + 3] == (0x3D, False)
+                and i + 4 < n
+                and items[i + 4] == (0x5D, False)
+            ):
                 out.append(items[i + 2][0])
                 i += 5
                 continue
@@ -489,8 +528,10 @@ async def prog_tr(ctx: Any) -> int:
         need_two = True
     if need_two and len(ops) < 2:
         if delete and squeeze:
-            return await run.usage(f"missing operand after {quote(ops[0])}\nTwo strings must be given when both "
-                                   "deleting and squeezing repeats.")
+            return await run.usage(
+                f"missing operand after {quote(ops[0])}\nTwo strings must be given when both "
+                "deleting and squeezing repeats."
+            )
         return await run.usage(f"missing operand after {quote(ops[0])}\nTwo strings must be given when translating.")
     max_ops = 2 if (need_two or (squeeze and not delete)) else 1
     if len(ops) > max_ops:
@@ -518,15 +559,17 @@ async def prog_tr(ctx: Any) -> int:
         if fills:
             pos = fills[0]
             need = len(s1) - (len(s2) - 1)
-            s2 = s2[:pos] + [s2[pos]] * max(need, 0) + s2[pos + 1:]
+            s2 = s2[:pos] + [s2[pos]] * max(need, 0) + s2[pos + 1 :]
         if args.get("truncate_set1"):
-            s1 = s1[:len(s2)]
+            s1 = s1[: len(s2)]
         if not s2:
             await run.err("when not truncating set1, string2 must be non-empty")
             return 1
         if comp and any(k in ("upper", "lower") for k, _ in marks2):
-            await run.err("when translating with complemented character classes,\nstring2 must map all "
-                          "characters in the domain to one")
+            await run.err(
+                "when translating with complemented character classes,\nstring2 must map all "
+                "characters in the domain to one"
+            )
             return 1
         # case conversion classes pair up
         up = [k for k, _ in marks1 if k in ("upper", "lower")]
@@ -566,7 +609,7 @@ async def prog_tr(ctx: Any) -> int:
             data = data.translate(table)
         if sq_re is not None and data:
             data = sq_re.sub(rb"\1", data)
-            if last >= 0 and data[0] == last and last in squeeze_set:
+            if last >= 0 and data[0] == last and squeeze_set and last in squeeze_set:
                 data = data.lstrip(bytes([last]))
         if data:
             last = data[-1]
@@ -576,23 +619,38 @@ async def prog_tr(ctx: Any) -> int:
 
 # ============================================================================ paste
 
-PASTE = Spec("paste", "[OPTION]... [FILE]...", "Write lines consisting of the sequentially corresponding lines "
-             "from each FILE, separated by TABs, to standard output.", [
-    Opt("d", "delimiters", arg="LIST", help="reuse characters from LIST instead of TABs"),
-    Opt("s", "serial", help="paste one file at a time instead of in parallel"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+PASTE = Spec(
+    "paste",
+    "[OPTION]... [FILE]...",
+    "Write lines consisting of the sequentially corresponding lines "
+    "from each FILE, separated by TABs, to standard output.",
+    [
+        Opt("d", "delimiters", arg="LIST", help="reuse characters from LIST instead of TABs"),
+        Opt("s", "serial", help="paste one file at a time instead of in parallel"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 
 def _paste_delims(text: bytes) -> list[bytes]:
     out = []
     i = 0
     while i < len(text):
-        c = text[i:i + 1]
+        c = text[i : i + 1]
         if c == b"\\" and i + 1 < len(text):
-            d = text[i + 1:i + 2]
-            out.append({b"n": b"\n", b"t": b"\t", b"\\": b"\\", b"0": b"", b"b": b"\b", b"f": b"\f",
-                        b"r": b"\r", b"v": b"\v"}.get(d, d))
+            d = text[i + 1 : i + 2]
+            out.append(
+                {
+                    b"n": b"\n",
+                    b"t": b"\t",
+                    b"\\": b"\\",
+                    b"0": b"",
+                    b"b": b"\b",
+                    b"f": b"\f",
+                    b"r": b"\r",
+                    b"v": b"\v",
+                }.get(d, d)
+            )
             i += 2
             continue
         out.append(c)
@@ -639,7 +697,7 @@ async def prog_paste(ctx: Any) -> int:
         return run.status
     readers: list[Reader | None] = []
     stdin_reader = None
-    fds = []
+    fds: list[int] = []
     for name in names:
         if name == "-":
             if stdin_reader is None:
@@ -682,17 +740,35 @@ async def prog_paste(ctx: Any) -> int:
 
 # ============================================================================ comm
 
-COMM = Spec("comm", "[OPTION]... FILE1 FILE2", "Compare sorted files FILE1 and FILE2 line by line.", [
-    Opt("1", None, help="suppress column 1 (lines unique to FILE1)", dest="one"),
-    Opt("2", None, help="suppress column 2 (lines unique to FILE2)", dest="two"),
-    Opt("3", None, help="suppress column 3 (lines that appear in both files)", dest="three"),
-    Opt(None, "check-order", help="check that the input is correctly sorted", dest="order", action="const", const=True),
-    Opt(None, "nocheck-order", help="do not check that the input is correctly sorted", dest="order", action="const",
-        const=False),
-    Opt(None, "output-delimiter", arg="STR", help="separate columns with STR"),
-    Opt(None, "total", help="output a summary"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+COMM = Spec(
+    "comm",
+    "[OPTION]... FILE1 FILE2",
+    "Compare sorted files FILE1 and FILE2 line by line.",
+    [
+        Opt("1", None, help="suppress column 1 (lines unique to FILE1)", dest="one"),
+        Opt("2", None, help="suppress column 2 (lines unique to FILE2)", dest="two"),
+        Opt("3", None, help="suppress column 3 (lines that appear in both files)", dest="three"),
+        Opt(
+            None,
+            "check-order",
+            help="check that the input is correctly sorted",
+            dest="order",
+            action="const",
+            const=True,
+        ),
+        Opt(
+            None,
+            "nocheck-order",
+            help="do not check that the input is correctly sorted",
+            dest="order",
+            action="const",
+            const=False,
+        ),
+        Opt(None, "output-delimiter", arg="STR", help="separate columns with STR"),
+        Opt(None, "total", help="output a summary"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 
 async def prog_comm(ctx: Any) -> int:
@@ -710,7 +786,7 @@ async def prog_comm(ctx: Any) -> int:
     eol = b"\0" if args.get("zero_terminated") else b"\n"
     sep = fsencode(args["output_delimiter"]) if args.get("output_delimiter") is not None else b"\t"
     show = [not args.get("one"), not args.get("two"), not args.get("three")]
-    fds = []
+    fds: list[int] = []
     for name in ops:
         fd = await run.open(name)
         if fd is None:
@@ -758,14 +834,14 @@ async def prog_comm(ctx: Any) -> int:
     b = await nextline(1)
     ok = True
     while a is not None or b is not None:
-        if b is None or (a is not None and a < b):
+        if a is not None and (b is None or a < b):
             unpaired = True
             await col(0, a)
             a = await nextline(0)
             if a is not None and not await order_check(0, a):
                 ok = False
                 break
-        elif a is None or b < a:
+        elif b is not None and (a is None or b < a):
             unpaired = True
             await col(1, b)
             b = await nextline(1)
@@ -773,6 +849,7 @@ async def prog_comm(ctx: Any) -> int:
                 ok = False
                 break
         else:
+            assert a is not None
             await col(2, a)
             a = await nextline(0)
             b = await nextline(1)
@@ -796,23 +873,47 @@ async def prog_comm(ctx: Any) -> int:
 
 # ============================================================================ join
 
-JOIN = Spec("join", "[OPTION]... FILE1 FILE2", "For each pair of input lines with identical join fields, write a "
-            "line to standard output.", [
-    Opt("a", None, arg="FILENUM", help="also print unpairable lines from file FILENUM", action="append", dest="a"),
-    Opt("e", None, arg="STRING", help="replace missing (empty) input fields with STRING", dest="e"),
-    Opt("i", "ignore-case", help="ignore differences in case when comparing fields"),
-    Opt("j", None, arg="FIELD", help="equivalent to '-1 FIELD -2 FIELD'", dest="j"),
-    Opt("o", None, arg="FORMAT", help="obey FORMAT while constructing output line", action="append", dest="o"),
-    Opt("t", None, arg="CHAR", help="use CHAR as input and output field separator", dest="t"),
-    Opt("v", None, arg="FILENUM", help="like -a FILENUM, but suppress joined output lines", action="append", dest="v"),
-    Opt("1", None, arg="FIELD", help="join on this FIELD of file 1", dest="f1"),
-    Opt("2", None, arg="FIELD", help="join on this FIELD of file 2", dest="f2"),
-    Opt(None, "check-order", help="check that the input is correctly sorted", dest="order", action="const", const=True),
-    Opt(None, "nocheck-order", help="do not check that the input is correctly sorted", dest="order", action="const",
-        const=False),
-    Opt(None, "header", help="treat the first line in each file as field headers"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-])
+JOIN = Spec(
+    "join",
+    "[OPTION]... FILE1 FILE2",
+    "For each pair of input lines with identical join fields, write a line to standard output.",
+    [
+        Opt("a", None, arg="FILENUM", help="also print unpairable lines from file FILENUM", action="append", dest="a"),
+        Opt("e", None, arg="STRING", help="replace missing (empty) input fields with STRING", dest="e"),
+        Opt("i", "ignore-case", help="ignore differences in case when comparing fields"),
+        Opt("j", None, arg="FIELD", help="equivalent to '-1 FIELD -2 FIELD'", dest="j"),
+        Opt("o", None, arg="FORMAT", help="obey FORMAT while constructing output line", action="append", dest="o"),
+        Opt("t", None, arg="CHAR", help="use CHAR as input and output field separator", dest="t"),
+        Opt(
+            "v",
+            None,
+            arg="FILENUM",
+            help="like -a FILENUM, but suppress joined output lines",
+            action="append",
+            dest="v",
+        ),
+        Opt("1", None, arg="FIELD", help="join on this FIELD of file 1", dest="f1"),
+        Opt("2", None, arg="FIELD", help="join on this FIELD of file 2", dest="f2"),
+        Opt(
+            None,
+            "check-order",
+            help="check that the input is correctly sorted",
+            dest="order",
+            action="const",
+            const=True,
+        ),
+        Opt(
+            None,
+            "nocheck-order",
+            help="do not check that the input is correctly sorted",
+            dest="order",
+            action="const",
+            const=False,
+        ),
+        Opt(None, "header", help="treat the first line in each file as field headers"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+)
 
 
 def _join_fields(line: bytes, tab: bytes | None) -> list[bytes]:
@@ -889,7 +990,7 @@ async def prog_join(ctx: Any) -> int:
     icase = bool(args.get("ignore_case"))
     eol = b"\0" if args.get("zero_terminated") else b"\n"
     out_sep = tab if tab is not None and tab != b"\n" else b" "
-    fds = []
+    fds: list[int] = []
     for name in ops:
         fd = await run.open(name)
         if fd is None:
@@ -922,10 +1023,13 @@ async def prog_join(ctx: Any) -> int:
 
     async def emit(a: list[bytes] | None, b: list[bytes] | None) -> None:
         if fmt is not None or auto:
-            spec = fmt
+            spec = fmt or []
             if auto:
-                spec = [(0, 0)] + [(1, j) for j in range(ncols[0]) if j != f1] + \
-                    [(2, j) for j in range(ncols[1]) if j != f2]
+                spec = (
+                    [(0, 0)]
+                    + [(1, j) for j in range(ncols[0]) if j != f1]
+                    + [(2, j) for j in range(ncols[1]) if j != f2]
+                )
             items = []
             for fnum, j in spec:
                 if fnum == 0:
@@ -941,6 +1045,7 @@ async def prog_join(ctx: Any) -> int:
         if a is not None:
             jk = a[f1] if f1 < len(a) else (empty or b"")
         else:
+            assert b is not None
             jk = b[f2] if f2 < len(b) else (empty or b"")
         items.append(jk)
         if a is not None:
@@ -1018,19 +1123,24 @@ async def prog_join(ctx: Any) -> int:
 
 # ============================================================================ nl
 
-NL = Spec("nl", "[OPTION]... [FILE]...", "Write each FILE to standard output, with line numbers added.", [
-    Opt("b", "body-numbering", arg="STYLE", help="use STYLE for numbering body lines"),
-    Opt("d", "section-delimiter", arg="CC", help="use CC for logical page delimiters"),
-    Opt("f", "footer-numbering", arg="STYLE", help="use STYLE for numbering footer lines"),
-    Opt("h", "header-numbering", arg="STYLE", help="use STYLE for numbering header lines"),
-    Opt("i", "line-increment", arg="NUMBER", help="line number increment at each line"),
-    Opt("l", "join-blank-lines", arg="NUMBER", help="group of NUMBER empty lines counted as one"),
-    Opt("n", "number-format", arg="FORMAT", help="insert line numbers according to FORMAT"),
-    Opt("p", "no-renumber", help="do not reset line numbers for each section"),
-    Opt("s", "number-separator", arg="STRING", help="add STRING after (possible) line number"),
-    Opt("v", "starting-line-number", arg="NUMBER", help="first line number for each section"),
-    Opt("w", "number-width", arg="NUMBER", help="use NUMBER columns for line numbers"),
-])
+NL = Spec(
+    "nl",
+    "[OPTION]... [FILE]...",
+    "Write each FILE to standard output, with line numbers added.",
+    [
+        Opt("b", "body-numbering", arg="STYLE", help="use STYLE for numbering body lines"),
+        Opt("d", "section-delimiter", arg="CC", help="use CC for logical page delimiters"),
+        Opt("f", "footer-numbering", arg="STYLE", help="use STYLE for numbering footer lines"),
+        Opt("h", "header-numbering", arg="STYLE", help="use STYLE for numbering header lines"),
+        Opt("i", "line-increment", arg="NUMBER", help="line number increment at each line"),
+        Opt("l", "join-blank-lines", arg="NUMBER", help="group of NUMBER empty lines counted as one"),
+        Opt("n", "number-format", arg="FORMAT", help="insert line numbers according to FORMAT"),
+        Opt("p", "no-renumber", help="do not reset line numbers for each section"),
+        Opt("s", "number-separator", arg="STRING", help="add STRING after (possible) line number"),
+        Opt("v", "starting-line-number", arg="NUMBER", help="first line number for each section"),
+        Opt("w", "number-width", arg="NUMBER", help="use NUMBER columns for line numbers"),
+    ],
+)
 
 
 async def prog_nl(ctx: Any) -> int:
@@ -1040,7 +1150,7 @@ async def prog_nl(ctx: Any) -> int:
     run = Run(ctx, "nl")
     from kernel.programs import posixre
 
-    styles = {}
+    styles: dict[str, tuple[str, Any]] = {}
     for key, default in (("body_numbering", "t"), ("header_numbering", "n"), ("footer_numbering", "n")):
         st = args.get(key, default)
         if st in ("a", "t", "n"):
@@ -1100,8 +1210,7 @@ async def prog_nl(ctx: Any) -> int:
                 for raw in batch:
                     line = raw[:-1] if raw.endswith(b"\n") else raw
                     if line in (header, body, footer) and delim:
-                        section = {header: "header_numbering", body: "body_numbering",
-                                   footer: "footer_numbering"}[line]
+                        section = {header: "header_numbering", body: "body_numbering", footer: "footer_numbering"}[line]
                         if renumber:
                             num = start
                         await out.write(b"\n")
@@ -1138,11 +1247,16 @@ async def prog_nl(ctx: Any) -> int:
 
 # ============================================================================ fold
 
-FOLD = Spec("fold", "[OPTION]... [FILE]...", "Wrap input lines in each FILE, writing to standard output.", [
-    Opt("b", "bytes", help="count bytes rather than columns"),
-    Opt("s", "spaces", help="break at spaces"),
-    Opt("w", "width", arg="WIDTH", help="use WIDTH columns instead of 80"),
-])
+FOLD = Spec(
+    "fold",
+    "[OPTION]... [FILE]...",
+    "Wrap input lines in each FILE, writing to standard output.",
+    [
+        Opt("b", "bytes", help="count bytes rather than columns"),
+        Opt("s", "spaces", help="break at spaces"),
+        Opt("w", "width", arg="WIDTH", help="use WIDTH columns instead of 80"),
+    ],
+)
 
 
 def _fold_line(line: bytes, width: int, count_bytes: bool, spaces: bool) -> bytes:
@@ -1167,7 +1281,7 @@ def _fold_line(line: bytes, width: int, count_bytes: bool, spaces: bool) -> byte
             ncol = col + 1
         if ncol > width and i > start:
             if spaces and last_blank >= start:
-                out.append(line[start:last_blank + 1] + b"\n")
+                out.append(line[start : last_blank + 1] + b"\n")
                 start = last_blank + 1
                 # recompute the column of what carries over
                 col = 0
@@ -1241,16 +1355,26 @@ async def prog_fold(ctx: Any) -> int:
 
 # ============================================================================ expand, unexpand
 
-EXPAND = Spec("expand", "[OPTION]... [FILE]...", "Convert tabs in each FILE to spaces, writing to standard output.", [
-    Opt("i", "initial", help="do not convert tabs after non blanks"),
-    Opt("t", "tabs", arg="N, LIST", help="have tabs N characters apart, not 8", action="append"),
-])
+EXPAND = Spec(
+    "expand",
+    "[OPTION]... [FILE]...",
+    "Convert tabs in each FILE to spaces, writing to standard output.",
+    [
+        Opt("i", "initial", help="do not convert tabs after non blanks"),
+        Opt("t", "tabs", arg="N, LIST", help="have tabs N characters apart, not 8", action="append"),
+    ],
+)
 
-UNEXPAND = Spec("unexpand", "[OPTION]... [FILE]...", "Convert blanks in each FILE to tabs, writing to standard output.", [
-    Opt("a", "all", help="convert all blanks, instead of just initial blanks"),
-    Opt(None, "first-only", help="convert only leading sequences of blanks (overrides -a)"),
-    Opt("t", "tabs", arg="N, LIST", help="have tabs N characters apart instead of 8 (enables -a)", action="append"),
-])
+UNEXPAND = Spec(
+    "unexpand",
+    "[OPTION]... [FILE]...",
+    "Convert blanks in each FILE to tabs, writing to standard output.",
+    [
+        Opt("a", "all", help="convert all blanks, instead of just initial blanks"),
+        Opt(None, "first-only", help="convert only leading sequences of blanks (overrides -a)"),
+        Opt("t", "tabs", arg="N, LIST", help="have tabs N characters apart instead of 8 (enables -a)", action="append"),
+    ],
+)
 
 
 class _Tabs:
@@ -1391,7 +1515,7 @@ def _unexpand_line(line: bytes, tabs: _Tabs, all_blanks: bool) -> bytes:
                     if pending:
                         pending[0] = 9
                     c = 9
-                del pending[1 if one_blank_before_stop and pending else 0:]
+                del pending[1 if one_blank_before_stop and pending else 0 :]
         elif not blank:
             if c == 8:
                 column = column - 1 if column else 0
@@ -1453,16 +1577,21 @@ async def prog_unexpand(ctx: Any) -> int:
 
 # ============================================================================ column
 
-COLUMN = Spec("column", "[options] [<file>...]", "Columnate lists.", [
-    Opt("t", "table", help="create a table"),
-    Opt("s", "separator", arg="string", help="possible table delimiters"),
-    Opt("o", "output-separator", arg="string", help="columns separator for table output (default is two spaces)"),
-    Opt("c", "output-width", arg="width", help="width of output in number of characters"),
-    Opt("x", "fillrows", help="fill rows before columns"),
-    Opt("R", "table-right", arg="columns", help="right align text in these columns"),
-    Opt("L", "keep-empty-lines", help="don't ignore empty lines"),
-    Opt("n", "table-name", arg="name", help="table name for JSON output"),
-])
+COLUMN = Spec(
+    "column",
+    "[options] [<file>...]",
+    "Columnate lists.",
+    [
+        Opt("t", "table", help="create a table"),
+        Opt("s", "separator", arg="string", help="possible table delimiters"),
+        Opt("o", "output-separator", arg="string", help="columns separator for table output (default is two spaces)"),
+        Opt("c", "output-width", arg="width", help="width of output in number of characters"),
+        Opt("x", "fillrows", help="fill rows before columns"),
+        Opt("R", "table-right", arg="columns", help="right align text in these columns"),
+        Opt("L", "keep-empty-lines", help="don't ignore empty lines"),
+        Opt("n", "table-name", arg="name", help="table name for JSON output"),
+    ],
+)
 
 
 async def prog_column(ctx: Any) -> int:
@@ -1542,20 +1671,20 @@ async def prog_column(ctx: Any) -> int:
     entries = [ln for ln in lines if ln.strip() or keep_empty]
     if not entries:
         return 0
-    maxlen = max(len(e) for e in entries)
+    maxlen = max(len(entry) for entry in entries)
     maxlen = (maxlen + 8) & ~7
     if width < maxlen:
-        for e in entries:
-            await out.write(e + b"\n")
+        for entry in entries:
+            await out.write(entry + b"\n")
         await out.flush()
         return 0
     numcols = max(width // maxlen, 1)
     if args.get("fillrows"):
         col = chcnt = 0
         endcol = maxlen
-        for k, e in enumerate(entries):
-            await out.write(e)
-            chcnt += len(e)
+        for k, entry in enumerate(entries):
+            await out.write(entry)
+            chcnt += len(entry)
             col += 1
             if k == len(entries) - 1:
                 break
@@ -1580,9 +1709,9 @@ async def prog_column(ctx: Any) -> int:
             chcnt = 0
             base = row
             for _ in range(numcols):
-                e = entries[base]
-                await out.write(e)
-                chcnt += len(e)
+                entry = entries[base]
+                await out.write(entry)
+                chcnt += len(entry)
                 base += numrows
                 if base >= len(entries):
                     break
@@ -1600,17 +1729,25 @@ async def prog_column(ctx: Any) -> int:
 
 # ============================================================================ fmt
 
-FMT = Spec("fmt", "[-WIDTH] [OPTION]... [FILE]...", "Reformat each paragraph in the FILE(s), writing to "
-           "standard output.", [
-    Opt("c", "crown-margin", help="preserve indentation of first two lines"),
-    Opt("p", "prefix", arg="STRING", help="reformat only lines beginning with STRING, reattaching the prefix to "
-        "reformatted lines"),
-    Opt("s", "split-only", help="split long lines, but do not refill"),
-    Opt("t", "tagged-paragraph", help="indentation of first line different from second"),
-    Opt("u", "uniform-spacing", help="one space between words, two after sentences"),
-    Opt("w", "width", arg="WIDTH", help="maximum line width (default of 75 columns)"),
-    Opt("g", "goal", arg="WIDTH", help="goal width (default of 93% of width)"),
-])
+FMT = Spec(
+    "fmt",
+    "[-WIDTH] [OPTION]... [FILE]...",
+    "Reformat each paragraph in the FILE(s), writing to standard output.",
+    [
+        Opt("c", "crown-margin", help="preserve indentation of first two lines"),
+        Opt(
+            "p",
+            "prefix",
+            arg="STRING",
+            help="reformat only lines beginning with STRING, reattaching the prefix to reformatted lines",
+        ),
+        Opt("s", "split-only", help="split long lines, but do not refill"),
+        Opt("t", "tagged-paragraph", help="indentation of first line different from second"),
+        Opt("u", "uniform-spacing", help="one space between words, two after sentences"),
+        Opt("w", "width", arg="WIDTH", help="maximum line width (default of 75 columns)"),
+        Opt("g", "goal", arg="WIDTH", help="goal width (default of 93% of width)"),
+    ],
+)
 
 
 def _eq(n: int) -> int:
@@ -1662,8 +1799,9 @@ def _fmt_words(lines: list[bytes], uniform: bool) -> list[_Word]:
     return words
 
 
-def _fmt_paragraph(words: list[_Word], first_indent: int, other_indent: int, max_width: int,
-                   goal: int) -> list[tuple[int, int]]:
+def _fmt_paragraph(
+    words: list[_Word], first_indent: int, other_indent: int, max_width: int, goal: int
+) -> list[tuple[int, int]]:
     """GNU fmt's dynamic program: the cheapest set of breaks; returns (start, end) word ranges."""
     n = len(words)
     best = [0] * (n + 1)
@@ -1773,8 +1911,11 @@ async def prog_fmt(ctx: Any) -> int:
         data_lines.extend(parts)
 
     def indent_of(line: bytes) -> int:
-        return len(line) - len(line.lstrip(b" \t")) if b"\t" not in line else \
-            len(line[:len(line) - len(line.lstrip(b" \t"))].expandtabs(8))
+        return (
+            len(line) - len(line.lstrip(b" \t"))
+            if b"\t" not in line
+            else len(line[: len(line) - len(line.lstrip(b" \t"))].expandtabs(8))
+        )
 
     last_other = [0]  # tagged one-line paragraphs reuse the previous secondary indent, as GNU
 
@@ -1821,9 +1962,9 @@ async def prog_fmt(ctx: Any) -> int:
         pfx = b""
         body = line
         if prefix:
-            lead = line[:len(line) - len(line.lstrip(b" \t"))]
+            lead = line[: len(line) - len(line.lstrip(b" \t"))]
             pfx = lead + prefix
-            body = line[len(pfx):]
+            body = line[len(pfx) :]
         if not body.strip(b" \t"):
             await out.write(line.rstrip(b" \t") + b"\n" if not prefix else pfx.rstrip() + b"\n")
             i += 1
@@ -1836,10 +1977,10 @@ async def prog_fmt(ctx: Any) -> int:
             if prefix:
                 if not nxt_line.lstrip(b" \t").startswith(prefix):
                     break
-                lead = nxt_line[:len(nxt_line) - len(nxt_line.lstrip(b" \t"))]
+                lead = nxt_line[: len(nxt_line) - len(nxt_line.lstrip(b" \t"))]
                 if lead + prefix != pfx:
                     break
-                nb = nxt_line[len(pfx):]
+                nb = nxt_line[len(pfx) :]
             else:
                 nb = nxt_line
             if not nb.strip(b" \t"):

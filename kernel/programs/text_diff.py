@@ -21,28 +21,35 @@ from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import Run, fsencode, quote, strerror
 from kernel.syscalls import O_CREAT, O_TRUNC, O_WRONLY
 
-DIFF = Spec("diff", "[OPTION]... FILES", "Compare FILES line by line.", [
-    Opt("q", "brief", help="report only when files differ"),
-    Opt("s", "report-identical-files", help="report when two files are the same"),
-    Opt("c", None, help="output 3 lines of copied context", dest="context_c"),
-    Opt("u", None, help="output 3 lines of unified context", dest="unified_u"),
-    Opt("U", "unified", arg="NUM", help="output NUM (default 3) lines of unified context", optional_arg=False),
-    Opt("r", "recursive", help="recursively compare any subdirectories found"),
-    Opt("N", "new-file", help="treat absent files as empty"),
-    Opt("i", "ignore-case", help="ignore case differences in file contents"),
-    Opt("b", "ignore-space-change", help="ignore changes in the amount of white space"),
-    Opt("w", "ignore-all-space", help="ignore all white space"),
-    Opt("B", "ignore-blank-lines", help="ignore changes where lines are all blank"),
-    Opt("a", "text", help="treat all files as text"),
-    Opt(None, "label", arg="LABEL", help="use LABEL instead of file name and timestamp", action="append"),
-    Opt(None, "strip-trailing-cr", help="strip trailing carriage return on input"),
-    Opt(None, "color", arg="WHEN", optional_arg=True, help="color output"),
-    Opt(None, "normal", help="output a normal diff (the default)"),
-    Opt("x", "exclude", arg="PAT", help="exclude files that match PAT", action="append"),
-], usage_status=2)
+DIFF = Spec(
+    "diff",
+    "[OPTION]... FILES",
+    "Compare FILES line by line.",
+    [
+        Opt("q", "brief", help="report only when files differ"),
+        Opt("s", "report-identical-files", help="report when two files are the same"),
+        Opt("c", None, help="output 3 lines of copied context", dest="context_c"),
+        Opt("u", None, help="output 3 lines of unified context", dest="unified_u"),
+        Opt("U", "unified", arg="NUM", help="output NUM (default 3) lines of unified context", optional_arg=False),
+        Opt("r", "recursive", help="recursively compare any subdirectories found"),
+        Opt("N", "new-file", help="treat absent files as empty"),
+        Opt("i", "ignore-case", help="ignore case differences in file contents"),
+        Opt("b", "ignore-space-change", help="ignore changes in the amount of white space"),
+        Opt("w", "ignore-all-space", help="ignore all white space"),
+        Opt("B", "ignore-blank-lines", help="ignore changes where lines are all blank"),
+        Opt("a", "text", help="treat all files as text"),
+        Opt(None, "label", arg="LABEL", help="use LABEL instead of file name and timestamp", action="append"),
+        Opt(None, "strip-trailing-cr", help="strip trailing carriage return on input"),
+        Opt(None, "color", arg="WHEN", optional_arg=True, help="color output"),
+        Opt(None, "normal", help="output a normal diff (the default)"),
+        Opt("x", "exclude", arg="PAT", help="exclude files that match PAT", action="append"),
+    ],
+    usage_status=2,
+)
 
 
 # ---------------------------------------------------------------------------- the algorithm
+
 
 def _myers(a: list[int], b: list[int]) -> tuple[list[bool], list[bool]]:
     """Changed flags for *a* and *b* from a shortest edit script (Myers' greedy, with a trace)."""
@@ -66,11 +73,11 @@ def _myers(a: list[int], b: list[int]) -> tuple[list[bool], list[bool]]:
     maxd = N + M
     off = maxd + 1
     v = [0] * (2 * maxd + 3)
-    trace: list[list[int]] = []
+    trace: list[tuple[int, list[int]]] = []
     found = False
     for d in range(maxd + 1):
         base = off - d - 1
-        trace.append((base, v[base:off + d + 2]))  # only diagonals -d-1..d+1 matter at step d
+        trace.append((base, v[base : off + d + 2]))  # only diagonals -d-1..d+1 matter at step d
         for k in range(-d, d + 1, 2):
             if k == -d or (k != d and v[off + k - 1] < v[off + k + 1]):
                 x = v[off + k + 1]
@@ -187,6 +194,7 @@ def _hunks(ca: list[bool], cb: list[bool]) -> list[tuple[int, int, int, int]]:
 
 # ---------------------------------------------------------------------------- output
 
+
 def _split(data: bytes) -> tuple[list[bytes], bool]:
     """Lines without their newline, and whether the last one lacked it."""
     if not data:
@@ -210,8 +218,9 @@ def _rng(s: int, e: int) -> str:
 _NONL = b"\\ No newline at end of file\n"
 
 
-def _normal(a: list[bytes], b: list[bytes], hunks: list[tuple[int, int, int, int]], a_nonl: bool,
-            b_nonl: bool) -> bytes:
+def _normal(
+    a: list[bytes], b: list[bytes], hunks: list[tuple[int, int, int, int]], a_nonl: bool, b_nonl: bool
+) -> bytes:
     out: list[bytes] = []
     for s1, e1, s2, e2 in hunks:
         if s1 == e1:
@@ -242,8 +251,9 @@ def _uni_rng(s: int, e: int) -> str:
     return f"{s + 1},{n}"
 
 
-def _unified(a: list[bytes], b: list[bytes], hunks: list[tuple[int, int, int, int]], ctxn: int, a_nonl: bool,
-             b_nonl: bool) -> bytes:
+def _unified(
+    a: list[bytes], b: list[bytes], hunks: list[tuple[int, int, int, int]], ctxn: int, a_nonl: bool, b_nonl: bool
+) -> bytes:
     out: list[bytes] = []
     groups: list[list[tuple[int, int, int, int]]] = []
     for h in hunks:
@@ -289,6 +299,7 @@ def _stamp(mtime_ns: int) -> str:
 
 # ---------------------------------------------------------------------------- the program
 
+
 class _Diff:
     def __init__(self, ctx: Any, args: Any, run: Run, out: Writer) -> None:
         self.ctx, self.args, self.run, self.out = ctx, args, run, out
@@ -311,8 +322,7 @@ class _Diff:
                 if rest[k] == op:
                     del rest[k]
                     break
-        self.switches = " ".join(shell_quote(fsencode(a)).decode("utf-8", "surrogateescape") for a in rest
-                                 if a != "--")
+        self.switches = " ".join(shell_quote(fsencode(a)).decode("utf-8", "surrogateescape") for a in rest if a != "--")
 
     def key(self, line: bytes) -> bytes:
         a = self.args
@@ -364,8 +374,11 @@ class _Diff:
         _shift_boundaries(eb, cb, ca)
         hunks = _hunks(ca, cb)
         if self.args.get("ignore_blank_lines"):
-            hunks = [h for h in hunks if any(a[k].strip() for k in range(h[0], h[1]))
-                     or any(b[k].strip() for k in range(h[2], h[3]))]
+            hunks = [
+                h
+                for h in hunks
+                if any(a[k].strip() for k in range(h[0], h[1])) or any(b[k].strip() for k in range(h[2], h[3]))
+            ]
         if not hunks and a_nonl == b_nonl:
             return
         if not hunks:
@@ -418,8 +431,9 @@ class _Diff:
                     k1 = await self.isdir(p1) if name in e1 else None
                     k2 = await self.isdir(p2) if name in e2 else None
                     if not k1 and not k2:
-                        await self.pair(p1 if name in e1 else "/dev/null", p2 if name in e2 else "/dev/null",
-                                        True, (p1, p2))
+                        await self.pair(
+                            p1 if name in e1 else "/dev/null", p2 if name in e2 else "/dev/null", True, (p1, p2)
+                        )
                         continue
                 where = d1 if name in e1 else d2
                 self.status = max(self.status, 1)
@@ -506,30 +520,36 @@ async def prog_diff(ctx: Any) -> int:
 
 # ============================================================================ patch
 
-PATCH = Spec("patch", "[OPTION]... [ORIGFILE [PATCHFILE]]", "Apply a diff file to an original.", [
-    Opt("p", "strip", arg="NUM", help="strip NUM leading components from file names"),
-    Opt("i", "input", arg="PATCHFILE", help="read patch from PATCHFILE instead of stdin"),
-    Opt("R", "reverse", help="assume patches were created with old and new files swapped"),
-    Opt("N", "forward", help="ignore patches that seem to be reversed or already applied"),
-    Opt("o", "output", arg="FILE", help="output patched files to FILE"),
-    Opt("d", "directory", arg="DIR", help="change the working directory to DIR first"),
-    Opt("s", "quiet", help="work silently, unless an error occurs", dest="silent"),
-    Opt(None, "silent", help="work silently, unless an error occurs", dest="silent"),
-    Opt(None, "dry-run", help="do not actually change any files; just print what would happen"),
-    Opt("E", "remove-empty-files", help="remove output files that are empty after patching"),
-    Opt("f", "force", help="like -t, but ignore bad-Prereq patches, and assume unreversed"),
-    Opt("t", "batch", help="ask no questions; skip bad-Prereq patches; assume reversed"),
-    Opt("b", "backup", help="back up the original contents of each file"),
-    Opt("u", "unified", help="interpret the patch as a unified diff"),
-    Opt("F", "fuzz", arg="LINES", help="set the fuzz factor to LINES for inexact matching"),
-    Opt(None, "no-backup-if-mismatch", help="back up mismatches only if otherwise requested"),
-], usage_status=2)
+PATCH = Spec(
+    "patch",
+    "[OPTION]... [ORIGFILE [PATCHFILE]]",
+    "Apply a diff file to an original.",
+    [
+        Opt("p", "strip", arg="NUM", help="strip NUM leading components from file names"),
+        Opt("i", "input", arg="PATCHFILE", help="read patch from PATCHFILE instead of stdin"),
+        Opt("R", "reverse", help="assume patches were created with old and new files swapped"),
+        Opt("N", "forward", help="ignore patches that seem to be reversed or already applied"),
+        Opt("o", "output", arg="FILE", help="output patched files to FILE"),
+        Opt("d", "directory", arg="DIR", help="change the working directory to DIR first"),
+        Opt("s", "quiet", help="work silently, unless an error occurs", dest="silent"),
+        Opt(None, "silent", help="work silently, unless an error occurs", dest="silent"),
+        Opt(None, "dry-run", help="do not actually change any files; just print what would happen"),
+        Opt("E", "remove-empty-files", help="remove output files that are empty after patching"),
+        Opt("f", "force", help="like -t, but ignore bad-Prereq patches, and assume unreversed"),
+        Opt("t", "batch", help="ask no questions; skip bad-Prereq patches; assume reversed"),
+        Opt("b", "backup", help="back up the original contents of each file"),
+        Opt("u", "unified", help="interpret the patch as a unified diff"),
+        Opt("F", "fuzz", arg="LINES", help="set the fuzz factor to LINES for inexact matching"),
+        Opt(None, "no-backup-if-mismatch", help="back up mismatches only if otherwise requested"),
+    ],
+    usage_status=2,
+)
 
 
 class _Hunk:
     def __init__(self, old_start: int, new_start: int) -> None:
         self.old_start, self.new_start = old_start, new_start
-        self.lines: list[tuple[str, bytes]] = []   # (' ' | '-' | '+', text without newline)
+        self.lines: list[tuple[str, bytes]] = []  # (' ' | '-' | '+', text without newline)
         self.old_nonl = False
         self.new_nonl = False
 
@@ -643,6 +663,7 @@ async def prog_patch(ctx: Any) -> int:
             name = _strip(old if old != "/dev/null" else new, strip)
         if not silent:
             await out.write(fsencode(f"{'checking' if dry else 'patching'} file {name}\n"))
+        text: list[bytes]
         if creating:
             text, nonl = [], False
         else:
@@ -671,8 +692,8 @@ async def prog_patch(ctx: Any) -> int:
             want = start + pos_shift
             found = None
             for off in range(0, len(result) + 2):
-                for cand in ((want + off, want - off) if off else (want,)):
-                    if 0 <= cand <= len(result) - len(old_lines) and result[cand:cand + len(old_lines)] == old_lines:
+                for cand in (want + off, want - off) if off else (want,):
+                    if 0 <= cand <= len(result) - len(old_lines) and result[cand : cand + len(old_lines)] == old_lines:
                         found = cand
                         break
                 if found is not None:
@@ -682,7 +703,7 @@ async def prog_patch(ctx: Any) -> int:
                 if not silent:
                     await out.write(f"Hunk #{n} FAILED at {start + 1}.\n".encode())
                 continue
-            result[found:found + len(old_lines)] = new_lines
+            result[found : found + len(old_lines)] = new_lines
             if found + len(new_lines) == len(result):
                 new_nonl = h.old_nonl if reverse else h.new_nonl
                 old_nonl = h.new_nonl if reverse else h.old_nonl
@@ -690,8 +711,9 @@ async def prog_patch(ctx: Any) -> int:
                     result_nonl = new_nonl
             if found != want and not silent:
                 k = found - want
-                await out.write(f"Hunk #{n} succeeded at {found + 1} (offset {k} line{'s' if abs(k) != 1 else ''}).\n"
-                                .encode())
+                await out.write(
+                    f"Hunk #{n} succeeded at {found + 1} (offset {k} line{'s' if abs(k) != 1 else ''}).\n".encode()
+                )
             pos_shift += len(new_lines) - len(old_lines)
             pos_shift += found - want
             delta += 1
@@ -699,8 +721,10 @@ async def prog_patch(ctx: Any) -> int:
             status = 1
             if not silent:
                 total = len(fp.hunks)
-                await out.write(f"{len(failed)} out of {total} hunk{'s' if total != 1 else ''} FAILED -- saving "
-                                f"rejects to file {name}.rej\n".encode())
+                await out.write(
+                    f"{len(failed)} out of {total} hunk{'s' if total != 1 else ''} FAILED -- saving "
+                    f"rejects to file {name}.rej\n".encode()
+                )
             if not dry:
                 rej = []
                 for n in failed:

@@ -20,56 +20,130 @@ from kernel.programs.common import CHUNK, Writer
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import fsencode, strerror
 
-GREP = Spec("grep", "[OPTION]... PATTERNS [FILE]...", "Search for PATTERNS in each FILE.", [
-    Opt("E", "extended-regexp", help="PATTERNS are extended regular expressions", dest="mode", action="const", const="E"),
-    Opt("F", "fixed-strings", help="PATTERNS are strings", dest="mode", action="const", const="F"),
-    Opt("G", "basic-regexp", help="PATTERNS are basic regular expressions", dest="mode", action="const", const="G"),
-    Opt("P", "perl-regexp", help="PATTERNS are Perl regular expressions", dest="mode", action="const", const="P"),
-    Opt("e", "regexp", arg="PATTERNS", help="use PATTERNS for matching", action="append", dest="regexp"),
-    Opt("f", "file", arg="FILE", help="take PATTERNS from FILE", action="append", dest="pattern_file"),
-    Opt("i", "ignore-case", help="ignore case distinctions in patterns and data", dest="icase", action="const", const=True),
-    Opt("y", None, help="same as -i (obsolete)", dest="icase", action="const", const=True),
-    Opt(None, "no-ignore-case", help="do not ignore case distinctions (default)", dest="icase", action="const", const=False),
-    Opt("w", "word-regexp", help="match only whole words"),
-    Opt("x", "line-regexp", help="match only whole lines"),
-    Opt("z", "null-data", help="a data line ends in 0 byte, not newline"),
-    Opt("s", "no-messages", help="suppress error messages"),
-    Opt("v", "invert-match", help="select non-matching lines"),
-    Opt("V", None, help="display version information and exit", dest="version"),
-    Opt("m", "max-count", arg="NUM", help="stop after NUM selected lines"),
-    Opt("b", "byte-offset", help="print the byte offset with output lines"),
-    Opt("n", "line-number", help="print line number with output lines"),
-    Opt(None, "line-buffered", help="flush output on every line"),
-    Opt("H", "with-filename", help="print file name with output lines", dest="filename", action="const", const=True),
-    Opt("h", "no-filename", help="suppress the file name prefix on output", dest="filename", action="const", const=False),
-    Opt(None, "label", arg="LABEL", help="use LABEL as the standard input file name prefix"),
-    Opt("o", "only-matching", help="show only nonempty parts of lines that match"),
-    Opt("q", "quiet", help="suppress all normal output", dest="quiet"),
-    Opt(None, "silent", help="same as --quiet", dest="quiet"),
-    Opt(None, "binary-files", arg="TYPE", help="assume that binary files are TYPE; TYPE is 'binary', 'text', or 'without-match'"),
-    Opt("a", "text", help="equivalent to --binary-files=text", dest="binary_files", action="const", const="text"),
-    Opt("I", None, help="equivalent to --binary-files=without-match", dest="binary_files", action="const", const="without-match"),
-    Opt("d", "directories", arg="ACTION", help="how to handle directories; ACTION is 'read', 'recurse', or 'skip'"),
-    Opt("D", "devices", arg="ACTION", help="how to handle devices, FIFOs and sockets"),
-    Opt("r", "recursive", help="like --directories=recurse", dest="recurse", action="const", const="r"),
-    Opt("R", "dereference-recursive", help="likewise, but follow all symlinks", dest="recurse", action="const", const="R"),
-    Opt(None, "include", arg="GLOB", help="search only files that match GLOB (a file pattern)", action="append"),
-    Opt(None, "exclude", arg="GLOB", help="skip files that match GLOB", action="append"),
-    Opt(None, "exclude-from", arg="FILE", help="skip files that match any file pattern from FILE", action="append"),
-    Opt(None, "exclude-dir", arg="GLOB", help="skip directories that match GLOB", action="append"),
-    Opt("L", "files-without-match", help="print only names of FILEs with no selected lines", dest="list", action="const", const="L"),
-    Opt("l", "files-with-matches", help="print only names of FILEs with selected lines", dest="list", action="const", const="l"),
-    Opt("c", "count", help="print only a count of selected lines per FILE"),
-    Opt("T", "initial-tab", help="make tabs line up (if needed)"),
-    Opt("Z", "null", help="print 0 byte after FILE name"),
-    Opt("B", "before-context", arg="NUM", help="print NUM lines of leading context"),
-    Opt("A", "after-context", arg="NUM", help="print NUM lines of trailing context"),
-    Opt("C", "context", arg="NUM", help="print NUM lines of output context"),
-    Opt(None, "color", arg="WHEN", optional_arg=True, help="use markers to highlight the matching strings; "
-        "WHEN is 'always', 'never', or 'auto'"),
-    Opt(None, "colour", arg="WHEN", optional_arg=True, help="same as --color", dest="color"),
-    Opt("U", "binary", help="do not strip CR characters at EOL (MSDOS/Windows)"),
-], usage_status=2)
+GREP = Spec(
+    "grep",
+    "[OPTION]... PATTERNS [FILE]...",
+    "Search for PATTERNS in each FILE.",
+    [
+        Opt(
+            "E",
+            "extended-regexp",
+            help="PATTERNS are extended regular expressions",
+            dest="mode",
+            action="const",
+            const="E",
+        ),
+        Opt("F", "fixed-strings", help="PATTERNS are strings", dest="mode", action="const", const="F"),
+        Opt("G", "basic-regexp", help="PATTERNS are basic regular expressions", dest="mode", action="const", const="G"),
+        Opt("P", "perl-regexp", help="PATTERNS are Perl regular expressions", dest="mode", action="const", const="P"),
+        Opt("e", "regexp", arg="PATTERNS", help="use PATTERNS for matching", action="append", dest="regexp"),
+        Opt("f", "file", arg="FILE", help="take PATTERNS from FILE", action="append", dest="pattern_file"),
+        Opt(
+            "i",
+            "ignore-case",
+            help="ignore case distinctions in patterns and data",
+            dest="icase",
+            action="const",
+            const=True,
+        ),
+        Opt("y", None, help="same as -i (obsolete)", dest="icase", action="const", const=True),
+        Opt(
+            None,
+            "no-ignore-case",
+            help="do not ignore case distinctions (default)",
+            dest="icase",
+            action="const",
+            const=False,
+        ),
+        Opt("w", "word-regexp", help="match only whole words"),
+        Opt("x", "line-regexp", help="match only whole lines"),
+        Opt("z", "null-data", help="a data line ends in 0 byte, not newline"),
+        Opt("s", "no-messages", help="suppress error messages"),
+        Opt("v", "invert-match", help="select non-matching lines"),
+        Opt("V", None, help="display version information and exit", dest="version"),
+        Opt("m", "max-count", arg="NUM", help="stop after NUM selected lines"),
+        Opt("b", "byte-offset", help="print the byte offset with output lines"),
+        Opt("n", "line-number", help="print line number with output lines"),
+        Opt(None, "line-buffered", help="flush output on every line"),
+        Opt(
+            "H", "with-filename", help="print file name with output lines", dest="filename", action="const", const=True
+        ),
+        Opt(
+            "h",
+            "no-filename",
+            help="suppress the file name prefix on output",
+            dest="filename",
+            action="const",
+            const=False,
+        ),
+        Opt(None, "label", arg="LABEL", help="use LABEL as the standard input file name prefix"),
+        Opt("o", "only-matching", help="show only nonempty parts of lines that match"),
+        Opt("q", "quiet", help="suppress all normal output", dest="quiet"),
+        Opt(None, "silent", help="same as --quiet", dest="quiet"),
+        Opt(
+            None,
+            "binary-files",
+            arg="TYPE",
+            help="assume that binary files are TYPE; TYPE is 'binary', 'text', or 'without-match'",
+        ),
+        Opt("a", "text", help="equivalent to --binary-files=text", dest="binary_files", action="const", const="text"),
+        Opt(
+            "I",
+            None,
+            help="equivalent to --binary-files=without-match",
+            dest="binary_files",
+            action="const",
+            const="without-match",
+        ),
+        Opt("d", "directories", arg="ACTION", help="how to handle directories; ACTION is 'read', 'recurse', or 'skip'"),
+        Opt("D", "devices", arg="ACTION", help="how to handle devices, FIFOs and sockets"),
+        Opt("r", "recursive", help="like --directories=recurse", dest="recurse", action="const", const="r"),
+        Opt(
+            "R",
+            "dereference-recursive",
+            help="likewise, but follow all symlinks",
+            dest="recurse",
+            action="const",
+            const="R",
+        ),
+        Opt(None, "include", arg="GLOB", help="search only files that match GLOB (a file pattern)", action="append"),
+        Opt(None, "exclude", arg="GLOB", help="skip files that match GLOB", action="append"),
+        Opt(None, "exclude-from", arg="FILE", help="skip files that match any file pattern from FILE", action="append"),
+        Opt(None, "exclude-dir", arg="GLOB", help="skip directories that match GLOB", action="append"),
+        Opt(
+            "L",
+            "files-without-match",
+            help="print only names of FILEs with no selected lines",
+            dest="list",
+            action="const",
+            const="L",
+        ),
+        Opt(
+            "l",
+            "files-with-matches",
+            help="print only names of FILEs with selected lines",
+            dest="list",
+            action="const",
+            const="l",
+        ),
+        Opt("c", "count", help="print only a count of selected lines per FILE"),
+        Opt("T", "initial-tab", help="make tabs line up (if needed)"),
+        Opt("Z", "null", help="print 0 byte after FILE name"),
+        Opt("B", "before-context", arg="NUM", help="print NUM lines of leading context"),
+        Opt("A", "after-context", arg="NUM", help="print NUM lines of trailing context"),
+        Opt("C", "context", arg="NUM", help="print NUM lines of output context"),
+        Opt(
+            None,
+            "color",
+            arg="WHEN",
+            optional_arg=True,
+            help="use markers to highlight the matching strings; WHEN is 'always', 'never', or 'auto'",
+        ),
+        Opt(None, "colour", arg="WHEN", optional_arg=True, help="same as --color", dest="color"),
+        Opt("U", "binary", help="do not strip CR characters at EOL (MSDOS/Windows)"),
+    ],
+    usage_status=2,
+)
 
 _SGR = {"ms": "01;31", "mc": "01;31", "sl": "", "cx": "", "fn": "35", "ln": "32", "bn": "32", "se": "36"}
 
@@ -142,10 +216,10 @@ class _Grep:
     name: bytes = b""
     lineno: int = 0
     offset: int = 0
-    last_printed: int = -1   # line number of the last line printed (for "--" separators)
+    last_printed: int = -1  # line number of the last line printed (for "--" separators)
     printed_any: bool = False
     after_left: int = 0
-    before_ring: list[tuple[int, int, bytes]] = field(default_factory=list)
+    before_ring: list[tuple[int, bytes]] = field(default_factory=list)
 
     async def err(self, text: str) -> None:
         self.error = True
@@ -161,12 +235,16 @@ class _Grep:
             num = str(lineno).encode()
             if self.initial_tab:
                 num = num.rjust(4)
-            parts.append((_sgr(_SGR["ln"], num) if self.color else num) + (_sgr(_SGR["se"], sep) if self.color else sep))
+            parts.append(
+                (_sgr(_SGR["ln"], num) if self.color else num) + (_sgr(_SGR["se"], sep) if self.color else sep)
+            )
         if self.byte_offset:
             num = str(offset).encode()
             if self.initial_tab:
                 num = num.rjust(9)
-            parts.append((_sgr(_SGR["bn"], num) if self.color else num) + (_sgr(_SGR["se"], sep) if self.color else sep))
+            parts.append(
+                (_sgr(_SGR["bn"], num) if self.color else num) + (_sgr(_SGR["se"], sep) if self.color else sep)
+            )
         if self.initial_tab and parts:
             parts.append(b"\t")
         return b"".join(parts)
@@ -257,8 +335,9 @@ async def prog_grep(ctx: Any, default_mode: str = "G", prog: str = "grep") -> in
                 ctx_n[key] = _context_num(value)
         g.before, g.after = ctx_n["before_context"], ctx_n["after_context"]
     except ValueError as e:
-        await ctx.write_all(2, fsencode(f"grep: {e}: invalid context length argument\n" if "context" not in str(e)
-                                        else f"grep: {e}\n"))
+        await ctx.write_all(
+            2, fsencode(f"grep: {e}: invalid context length argument\n" if "context" not in str(e) else f"grep: {e}\n")
+        )
         return 2
     binary = args.get("binary_files") or "binary"
     if binary not in ("binary", "text", "without-match"):
@@ -298,8 +377,9 @@ async def prog_grep(ctx: Any, default_mode: str = "G", prog: str = "grep") -> in
 
 
 async def _usage(ctx: Any, prog: str) -> int:
-    await ctx.write_all(2, fsencode(f"Usage: {prog} [OPTION]... PATTERNS [FILE]...\n"
-                                    f"Try '{prog} --help' for more information.\n"))
+    await ctx.write_all(
+        2, fsencode(f"Usage: {prog} [OPTION]... PATTERNS [FILE]...\nTry '{prog} --help' for more information.\n")
+    )
     return 2
 
 
@@ -323,8 +403,15 @@ def _ere_start_warnings(p: bytes) -> list[str]:
             if j < n and p[j] == 0x5D:
                 j += 1
             while j < n and p[j] != 0x5D:
-                j += 2 if p[j] == 0x5B and j + 1 < n and p[j + 1] in b":.=" and p.find(b"]", j + 2) > 0 and \
-                    (j := p.find(b"]", j + 2)) >= 0 else 1
+                j += (
+                    2
+                    if p[j] == 0x5B
+                    and j + 1 < n
+                    and p[j + 1] in b":.="
+                    and p.find(b"]", j + 2) > 0
+                    and (j := p.find(b"]", j + 2)) >= 0
+                    else 1
+                )
             i = j + 1
             at_start = False
             continue
@@ -354,8 +441,9 @@ def _compile(patterns: list[bytes], mode: str, args: Any) -> Any:
         # -f /dev/null: no pattern matches nothing
         return posixre.compile(b"a^b", extended=False, lines=True)
     if len(patterns) == 1:
-        return posixre.compile(patterns[0], extended=mode == "E", icase=icase, lines=True, word=word,
-                               whole=whole, fixed=mode == "F")
+        return posixre.compile(
+            patterns[0], extended=mode == "E", icase=icase, lines=True, word=word, whole=whole, fixed=mode == "F"
+        )
     if mode == "F":
         pieces = [bytes(b for c in p for b in ((92, c) if c in _BRE_SPECIAL else (c,))) for p in patterns]
         joined = b"\\|".join(pieces)
@@ -363,7 +451,8 @@ def _compile(patterns: list[bytes], mode: str, args: Any) -> Any:
     for p in patterns:  # each must be valid on its own (GNU reports the bad one)
         posixre.compile(p, extended=mode == "E", icase=icase, lines=True)
     joined = (b"|" if mode == "E" else b"\\|").join(
-        (b"(" + p + b")" if mode == "E" else b"\\(" + p + b"\\)") if _needs_group(p, mode) else p for p in patterns)
+        (b"(" + p + b")" if mode == "E" else b"\\(" + p + b"\\)") if _needs_group(p, mode) else p for p in patterns
+    )
     return posixre.compile(joined, extended=mode == "E", icase=icase, lines=True, word=word, whole=whole)
 
 
@@ -392,8 +481,10 @@ class _Walker:
             if fnmatch.fnmatchcase(base, pat) or (command_line and fnmatch.fnmatchcase(full, pat)):
                 return True
         if self.include:
-            return not any(fnmatch.fnmatchcase(base, pat) or (command_line and fnmatch.fnmatchcase(full, pat))
-                           for pat in self.include)
+            return not any(
+                fnmatch.fnmatchcase(base, pat) or (command_line and fnmatch.fnmatchcase(full, pat))
+                for pat in self.include
+            )
         return False
 
     def _skip_dir(self, name: str) -> bool:
@@ -433,7 +524,9 @@ class _Walker:
                 await g.err(f"{name}: {strerror(e)}")
                 return
             for entry in entries:
-                child = entry if implicit and name == "." else (name + entry if name.endswith("/") else f"{name}/{entry}")
+                child = (
+                    entry if implicit and name == "." else (name + entry if name.endswith("/") else f"{name}/{entry}")
+                )
                 await self.visit(child, top=False)
                 if g.quiet and g.matched_any:
                     return
@@ -515,7 +608,7 @@ async def _scan(g: _Grep, fd: int) -> int:
             if cut < 0:
                 rest = data
                 continue
-            buf, rest = data[:cut + 1], data[cut + 1:]
+            buf, rest = data[: cut + 1], data[cut + 1 :]
             added_eol = False
         if not binary and g.binary != "text" and not g.nul_data and b"\0" in buf:
             binary = True
@@ -554,15 +647,23 @@ async def _scan(g: _Grep, fd: int) -> int:
 _SWAP = bytes.maketrans(b"\n\0", b"\0\n")
 
 
-async def _emit_buffer(g: _Grep, buf: bytes, search: bytes, selected: int, limit: int | None,
-                       binary: bool, added_eol: bool, quiet_output: bool) -> tuple[bool, int]:
+async def _emit_buffer(
+    g: _Grep,
+    buf: bytes,
+    search: bytes,
+    selected: int,
+    limit: int | None,
+    binary: bool,
+    added_eol: bool,
+    quiet_output: bool,
+) -> tuple[bool, int]:
     """Print the selected lines of one buffer (with context); (stop?, selected so far)."""
     out = g.out
     eol = b"\0" if g.nul_data else b"\n"
     spans = g.rx.search_lines(search)
     n = len(buf)
-    pos = 0              # start of the next line not yet accounted for
-    lineno = g.lineno    # number of lines before pos
+    pos = 0  # start of the next line not yet accounted for
+    lineno = g.lineno  # number of lines before pos
     offset0 = g.offset
     context = g.before or g.after
     stop = False

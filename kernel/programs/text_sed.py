@@ -20,26 +20,52 @@ from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import fsencode, strerror
 from kernel.syscalls import O_CREAT, O_TRUNC, O_WRONLY
 
-SED = Spec("sed", "[OPTION]... {script-only-if-no-other-script} [input-file]...",
-           "Stream editor for filtering and transforming text.", [
-    Opt("n", "quiet", help="suppress automatic printing of pattern space", dest="quiet"),
-    Opt(None, "silent", help="same as --quiet", dest="quiet"),
-    Opt(None, "debug", help="annotate program execution"),
-    Opt("e", "expression", arg="script", help="add the script to the commands to be executed", action="append",
-        dest="script"),
-    Opt("f", "file", arg="script-file", help="add the contents of script-file to the commands to be executed",
-        action="append", dest="script"),
-    Opt(None, "follow-symlinks", help="follow symlinks when processing in place"),
-    Opt("i", "in-place", arg="SUFFIX", optional_arg=True, help="edit files in place (makes backup if SUFFIX supplied)"),
-    Opt("l", "line-length", arg="N", help="specify the desired line-wrap length for the `l' command"),
-    Opt(None, "posix", help="disable all GNU extensions."),
-    Opt("E", "regexp-extended", help="use extended regular expressions in the script", dest="extended"),
-    Opt("r", None, help="same as -E", dest="extended"),
-    Opt("s", "separate", help="consider files as separate rather than as a single continuous long stream."),
-    Opt(None, "sandbox", help="operate in sandbox mode (disable e/r/w commands)."),
-    Opt("u", "unbuffered", help="load minimal amounts of data from the input files and flush output buffers more often"),
-    Opt("z", "null-data", help="separate lines by NUL characters"),
-])
+SED = Spec(
+    "sed",
+    "[OPTION]... {script-only-if-no-other-script} [input-file]...",
+    "Stream editor for filtering and transforming text.",
+    [
+        Opt("n", "quiet", help="suppress automatic printing of pattern space", dest="quiet"),
+        Opt(None, "silent", help="same as --quiet", dest="quiet"),
+        Opt(None, "debug", help="annotate program execution"),
+        Opt(
+            "e",
+            "expression",
+            arg="script",
+            help="add the script to the commands to be executed",
+            action="append",
+            dest="script",
+        ),
+        Opt(
+            "f",
+            "file",
+            arg="script-file",
+            help="add the contents of script-file to the commands to be executed",
+            action="append",
+            dest="script",
+        ),
+        Opt(None, "follow-symlinks", help="follow symlinks when processing in place"),
+        Opt(
+            "i",
+            "in-place",
+            arg="SUFFIX",
+            optional_arg=True,
+            help="edit files in place (makes backup if SUFFIX supplied)",
+        ),
+        Opt("l", "line-length", arg="N", help="specify the desired line-wrap length for the `l' command"),
+        Opt(None, "posix", help="disable all GNU extensions."),
+        Opt("E", "regexp-extended", help="use extended regular expressions in the script", dest="extended"),
+        Opt("r", None, help="same as -E", dest="extended"),
+        Opt("s", "separate", help="consider files as separate rather than as a single continuous long stream."),
+        Opt(None, "sandbox", help="operate in sandbox mode (disable e/r/w commands)."),
+        Opt(
+            "u",
+            "unbuffered",
+            help="load minimal amounts of data from the input files and flush output buffers more often",
+        ),
+        Opt("z", "null-data", help="separate lines by NUL characters"),
+    ],
+)
 
 
 class SedError(Exception):
@@ -57,10 +83,10 @@ class SedExit(Exception):
 
 @dataclass
 class Addr:
-    kind: str              # "line", "last", "re", "step", "zero"
+    kind: str  # "line", "last", "re", "step", "zero"
     n: int = 0
     step: int = 0
-    rx: Any = None         # compiled regex or None for "the last regex"
+    rx: Any = None  # compiled regex or None for "the last regex"
 
 
 @dataclass
@@ -68,12 +94,12 @@ class Cmd:
     name: str
     a1: Addr | None = None
     a2: Addr | None = None
-    a2kind: str = ""       # "", "addr", "plus", "tilde"
+    a2kind: str = ""  # "", "addr", "plus", "tilde"
     a2n: int = 0
     negate: bool = False
     text: bytes = b""
     label: str = ""
-    target: int = -1       # jump index (b t T, and '{' to past its '}')
+    target: int = -1  # jump index (b t T, and '{' to past its '}')
     rx: Any = None
     repl: Any = None
     gflag: bool = False
@@ -134,7 +160,7 @@ class _Parser:
         j = self.i
         while self.peek() >= 0 and 48 <= self.peek() <= 57:
             self.i += 1
-        return int(self.s[j:self.i])
+        return int(self.s[j : self.i])
 
     def regex_text(self, delim: int) -> bytes:
         """Up to the unescaped *delim*; ``\\delim`` is the delimiter itself, ``\\n`` a newline."""
@@ -169,8 +195,9 @@ class _Parser:
                     if ch == 0x5B and self.peek() in (0x3A, 0x2E, 0x3D):
                         kind = self.getc()
                         out.append(kind)
-                        while self.peek() >= 0 and not (self.peek() == kind and self.i + 1 < len(self.s)
-                                                        and self.s[self.i + 1] == 0x5D):
+                        while self.peek() >= 0 and not (
+                            self.peek() == kind and self.i + 1 < len(self.s) and self.s[self.i + 1] == 0x5D
+                        ):
                             out.append(self.getc())
                         if self.peek() >= 0:
                             out.append(self.getc())
@@ -179,8 +206,8 @@ class _Parser:
                     out.append(self.getc())
                 elif self.peek() < 0 or self.peek() == 10:
                     self.i = j
-                    del out[-(len(out)):]  # fall back: treat '[' plainly
-                    out += self.s[j - 1:j]
+                    del out[-(len(out)) :]  # fall back: treat '[' plainly
+                    out += self.s[j - 1 : j]
                 continue
             out.append(c)
 
@@ -195,8 +222,9 @@ class _Parser:
             return None  # the last regex used
         self.seen_rx = True
         try:
-            return posixre.compile(pat, extended=self.extended, icase="I" in flags, dialect="sed",
-                                   multiline="M" in flags)
+            return posixre.compile(
+                pat, extended=self.extended, icase="I" in flags, dialect="sed", multiline="M" in flags
+            )
         except KernelError as e:
             raise self.fail(e.message) from None
 
@@ -258,14 +286,14 @@ class _Parser:
         j = self.i
         while self.peek() >= 0 and self.peek() not in (10, 59):
             self.i += 1
-        return self.s[j:self.i].decode("latin-1").rstrip()
+        return self.s[j : self.i].decode("latin-1").rstrip()
 
     def filename(self) -> str:
         self.skip_ws()
         j = self.i
         while self.peek() >= 0 and self.peek() != 10:
             self.i += 1
-        return self.s[j:self.i].decode("utf-8", "surrogateescape")
+        return self.s[j : self.i].decode("utf-8", "surrogateescape")
 
     def end_cmd(self) -> None:
         self.skip_ws()
@@ -342,7 +370,7 @@ class _Parser:
                     raise self.fail(": doesn't want any addresses")
                 label = self.label_arg()
                 if not label:
-                    raise self.fail("\":\" lacks a label")
+                    raise self.fail('":" lacks a label')
                 if self.peek() == 59:
                     self.i += 1
                 self.labels[label] = len(self.cmds)
@@ -538,7 +566,7 @@ class _Input:
                 return None
             i = self.buf.find(delim)
             if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 1:]
+                line, self.buf = self.buf[:i], self.buf[i + 1 :]
                 return line, True
             if self.eof_file:
                 line, self.buf = self.buf, b""
@@ -588,8 +616,9 @@ class _Input:
 
 
 class _Sed:
-    def __init__(self, ctx: Any, cmds: list[Cmd], quiet: bool, delim: bytes, separate: bool,
-                 line_len: int, in_place: bool) -> None:
+    def __init__(
+        self, ctx: Any, cmds: list[Cmd], quiet: bool, delim: bytes, separate: bool, line_len: int, in_place: bool
+    ) -> None:
         self.ctx = ctx
         self.cmds = cmds
         self.quiet = quiet
@@ -679,7 +708,7 @@ class _Sed:
         if not cmd.a2kind:
             return self.match_addr(cmd.a1, ps, lineno, last)
         if cmd.active:
-            a2 = cmd.a2
+            a2 = cmd.a2 if cmd.a2 is not None else Addr("line")  # +N and ~N ranges end by line number
             if cmd.a2kind in ("plus", "tilde") or a2.kind == "line":
                 if lineno >= cmd.end_line:
                     cmd.active = False
@@ -698,6 +727,7 @@ class _Sed:
             return False
         if a1.kind == "zero":
             # 0,/re/: the regex may end the range on the very first line
+            assert cmd.a2 is not None
             if self.match_addr(cmd.a2, ps, lineno, last):
                 return True
             cmd.active = True
@@ -710,6 +740,7 @@ class _Sed:
             if cmd.a2n > 0 and lineno % cmd.a2n:
                 cmd.active, cmd.end_line = True, (lineno // cmd.a2n + 1) * cmd.a2n
             return True
+        assert cmd.a2 is not None
         a2 = cmd.a2
         if a2.kind == "line":
             if a2.n > lineno:
@@ -842,7 +873,7 @@ class _Sed:
                     if i < 0:
                         deleted = True
                         break
-                    restart_with = ps[i + 1:]
+                    restart_with = ps[i + 1 :]
                     deleted = True
                     break
                 elif name == "n":
@@ -918,14 +949,14 @@ class _Sed:
                 elif name == "r":
                     self.append_queue.append(("r", cmd.wfile))
                 elif name == "R":
-                    got = await self.read_R(cmd.wfile)
+                    got = await self.read_R(cmd.wfile or "")
                     if got is not None:
                         self.append_queue.append(("R", got))
                 elif name == "w":
-                    await self.write(await self.wfd(cmd.wfile), ps, had_nl)
+                    await self.write(await self.wfd(cmd.wfile or ""), ps, had_nl)
                 elif name == "W":
                     i = ps.find(b"\n")
-                    await self.write(await self.wfd(cmd.wfile), ps if i < 0 else ps[:i], had_nl or i >= 0)
+                    await self.write(await self.wfd(cmd.wfile or ""), ps if i < 0 else ps[:i], had_nl or i >= 0)
                 elif name == "F":
                     await self._write_plain(fsencode("-" if inp.name == "-" else inp.name) + b"\n")
             if not deleted and not self.quiet:
@@ -959,8 +990,11 @@ async def prog_sed(ctx: Any) -> int:
             break
         kind = None
         value = None
-        if a in ("-e", "--expression") or (a.startswith("--expression=")) or (a.startswith("--e") and "=" in a
-                                                                                and "--expression".startswith(a.split("=")[0])):
+        if (
+            a in ("-e", "--expression")
+            or (a.startswith("--expression="))
+            or (a.startswith("--e") and "=" in a and "--expression".startswith(a.split("=")[0]))
+        ):
             kind = "e"
         elif a in ("-f", "--file") or a.startswith("--file="):
             kind = "f"
@@ -971,7 +1005,7 @@ async def prog_sed(ctx: Any) -> int:
                 ch = a[j]
                 if ch in "ef":
                     kind = ch
-                    value = a[j + 1:] or None
+                    value = a[j + 1 :] or None
                     break
                 if ch in "l":
                     if j + 1 == len(a):
@@ -1132,8 +1166,17 @@ def _fast_sub(cmds: list[Cmd]) -> bool:
     if len(cmds) != 1:
         return False
     c = cmds[0]
-    return (c.name == "s" and c.a1 is None and not c.negate and c.gflag and c.nth == 1 and not c.pflag
-            and not c.wfile and c.rx is not None and "M" not in c.label)
+    return (
+        c.name == "s"
+        and c.a1 is None
+        and not c.negate
+        and c.gflag
+        and c.nth == 1
+        and not c.pflag
+        and not c.wfile
+        and c.rx is not None
+        and "M" not in c.label
+    )
 
 
 async def _run_fast(sed: _Sed, cmd: Cmd, files: list[str]) -> None:
@@ -1168,7 +1211,7 @@ async def _run_fast(sed: _Sed, cmd: Cmd, files: list[str]) -> None:
                 if cut < 0:
                     rest = data
                     continue
-                rest = data[cut + 1:]
+                rest = data[cut + 1 :]
                 await ctx.write_all(1, rx.sub(repl, data[:cut], all=True)[0] + b"\n")
         finally:
             if fd:

@@ -25,39 +25,50 @@ from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import fsencode, quote, strerror
 from kernel.syscalls import O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY
 
-SORT = Spec("sort", "[OPTION]... [FILE]...", "Write sorted concatenation of all FILE(s) to standard output.", [
-    Opt("b", "ignore-leading-blanks", help="ignore leading blanks"),
-    Opt("d", "dictionary-order", help="consider only blanks and alphanumeric characters"),
-    Opt("f", "ignore-case", help="fold lower case to upper case characters"),
-    Opt("g", "general-numeric-sort", help="compare according to general numerical value"),
-    Opt("i", "ignore-nonprinting", help="consider only printable characters"),
-    Opt("M", "month-sort", help="compare (unknown) < 'JAN' < ... < 'DEC'"),
-    Opt("h", "human-numeric-sort", help="compare human readable numbers (e.g., 2K 1G)"),
-    Opt("n", "numeric-sort", help="compare according to string numerical value"),
-    Opt("R", "random-sort", help="shuffle, but group identical keys"),
-    Opt(None, "random-source", arg="FILE", help="get random bytes from FILE"),
-    Opt("r", "reverse", help="reverse the result of comparisons"),
-    Opt(None, "sort", arg="WORD", help="sort according to WORD: general-numeric -g, human-numeric -h, month -M, "
-        "numeric -n, random -R, version -V"),
-    Opt("V", "version-sort", help="natural sort of (version) numbers within text"),
-    Opt(None, "batch-size", arg="NMERGE", help="merge at most NMERGE inputs at once"),
-    Opt("c", None, help="check for sorted input; do not sort", dest="check", action="const", const="diagnose"),
-    Opt(None, "check", arg="WHEN", optional_arg=True, help="check for sorted input; do not sort"),
-    Opt("C", None, help="like -c, but do not report first bad line", dest="check", action="const", const="quiet"),
-    Opt(None, "compress-program", arg="PROG", help="compress temporaries with PROG"),
-    Opt(None, "debug", help="annotate the part of the line used to sort"),
-    Opt(None, "files0-from", arg="F", help="read input from the files specified by NUL-terminated names in file F"),
-    Opt("k", "key", arg="KEYDEF", help="sort via a key; KEYDEF gives location and type", action="append"),
-    Opt("m", "merge", help="merge already sorted files; do not sort"),
-    Opt("o", "output", arg="FILE", help="write result to FILE instead of standard output"),
-    Opt("s", "stable", help="stabilize sort by disabling last-resort comparison"),
-    Opt("S", "buffer-size", arg="SIZE", help="use SIZE for main memory buffer"),
-    Opt("t", "field-separator", arg="SEP", help="use SEP instead of non-blank to blank transition"),
-    Opt("T", "temporary-directory", arg="DIR", help="use DIR for temporaries, not $TMPDIR or /tmp"),
-    Opt(None, "parallel", arg="N", help="change the number of sorts run concurrently to N"),
-    Opt("u", "unique", help="output only the first of an equal run"),
-    Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
-], usage_status=2)
+SORT = Spec(
+    "sort",
+    "[OPTION]... [FILE]...",
+    "Write sorted concatenation of all FILE(s) to standard output.",
+    [
+        Opt("b", "ignore-leading-blanks", help="ignore leading blanks"),
+        Opt("d", "dictionary-order", help="consider only blanks and alphanumeric characters"),
+        Opt("f", "ignore-case", help="fold lower case to upper case characters"),
+        Opt("g", "general-numeric-sort", help="compare according to general numerical value"),
+        Opt("i", "ignore-nonprinting", help="consider only printable characters"),
+        Opt("M", "month-sort", help="compare (unknown) < 'JAN' < ... < 'DEC'"),
+        Opt("h", "human-numeric-sort", help="compare human readable numbers (e.g., 2K 1G)"),
+        Opt("n", "numeric-sort", help="compare according to string numerical value"),
+        Opt("R", "random-sort", help="shuffle, but group identical keys"),
+        Opt(None, "random-source", arg="FILE", help="get random bytes from FILE"),
+        Opt("r", "reverse", help="reverse the result of comparisons"),
+        Opt(
+            None,
+            "sort",
+            arg="WORD",
+            help="sort according to WORD: general-numeric -g, human-numeric -h, month -M, "
+            "numeric -n, random -R, version -V",
+        ),
+        Opt("V", "version-sort", help="natural sort of (version) numbers within text"),
+        Opt(None, "batch-size", arg="NMERGE", help="merge at most NMERGE inputs at once"),
+        Opt("c", None, help="check for sorted input; do not sort", dest="check", action="const", const="diagnose"),
+        Opt(None, "check", arg="WHEN", optional_arg=True, help="check for sorted input; do not sort"),
+        Opt("C", None, help="like -c, but do not report first bad line", dest="check", action="const", const="quiet"),
+        Opt(None, "compress-program", arg="PROG", help="compress temporaries with PROG"),
+        Opt(None, "debug", help="annotate the part of the line used to sort"),
+        Opt(None, "files0-from", arg="F", help="read input from the files specified by NUL-terminated names in file F"),
+        Opt("k", "key", arg="KEYDEF", help="sort via a key; KEYDEF gives location and type", action="append"),
+        Opt("m", "merge", help="merge already sorted files; do not sort"),
+        Opt("o", "output", arg="FILE", help="write result to FILE instead of standard output"),
+        Opt("s", "stable", help="stabilize sort by disabling last-resort comparison"),
+        Opt("S", "buffer-size", arg="SIZE", help="use SIZE for main memory buffer"),
+        Opt("t", "field-separator", arg="SEP", help="use SEP instead of non-blank to blank transition"),
+        Opt("T", "temporary-directory", arg="DIR", help="use DIR for temporaries, not $TMPDIR or /tmp"),
+        Opt(None, "parallel", arg="N", help="change the number of sorts run concurrently to N"),
+        Opt("u", "unique", help="output only the first of an equal run"),
+        Opt("z", "zero-terminated", help="line delimiter is NUL, not newline"),
+    ],
+    usage_status=2,
+)
 
 #: Bytes of lines held before a sorted run goes to a temporary file.
 MEMORY_BOUND = 64 << 20
@@ -73,19 +84,26 @@ class SortError(Exception):
 class Key:
     sword: int = 0
     schar: int = 0
-    eword: int = -1        # -1: to the end of the line
+    eword: int = -1  # -1: to the end of the line
     echar: int = 0
     skipsblanks: bool = False
     skipeblanks: bool = False
     fold: bool = False
     dictionary: bool = False
     nonprinting: bool = False
-    kind: str = ""         # "", "n", "g", "h", "M", "V", "R"
+    kind: str = ""  # "", "n", "g", "h", "M", "V", "R"
     reverse: bool = False
 
     def has_options(self) -> bool:
-        return bool(self.skipsblanks or self.skipeblanks or self.fold or self.dictionary or self.nonprinting
-                    or self.kind or self.reverse)
+        return bool(
+            self.skipsblanks
+            or self.skipeblanks
+            or self.fold
+            or self.dictionary
+            or self.nonprinting
+            or self.kind
+            or self.reverse
+        )
 
 
 def _apply_opts(key: Key, letters: str, where: str) -> None:
@@ -120,8 +138,11 @@ def parse_key(text: str) -> Key:
     m = _KEYDEF.match(text)
     if not m:
         if re.match(r"\d+(\.\d+)?[a-zA-Z]*,$", text) or re.match(r"\d*\.?$", text):
-            raise SortError(f"invalid number after ',': invalid count at start of '{text.split(',')[-1]}'"
-                            if "," in text else f"invalid field specification {quote(text)}")
+            raise SortError(
+                f"invalid number after ',': invalid count at start of '{text.split(',')[-1]}'"
+                if "," in text
+                else f"invalid field specification {quote(text)}"
+            )
         raise SortError(f"invalid field specification {quote(text)}")
     f1, c1, o1, f2, c2, o2 = m.groups()
     key = Key()
@@ -201,10 +222,17 @@ def _limfield(line: bytes, key: Key, tab: int | None) -> int:
 _NUM = re.compile(rb"[ \t]*(-?)(\d*)(?:\.(\d*))?")
 _HUMAN_SUFFIX = {c: i + 1 for i, c in enumerate(b"KMGTPEZYRQ")}
 _HUMAN_SUFFIX[ord("k")] = 1
-_MONTHS = {m: i + 1 for i, m in enumerate([b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG",
-                                           b"SEP", b"OCT", b"NOV", b"DEC"])}
-_GENERAL = re.compile(rb"[ \t\n\v\f\r]*([-+]?0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[-+]?\d+)?"
-                      rb"|[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|inf(?:inity)?|nan))", re.I)
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"]
+    )
+}
+_GENERAL = re.compile(
+    rb"[ \t\n\v\f\r]*([-+]?0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[-+]?\d+)?"
+    rb"|[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|inf(?:inity)?|nan))",
+    re.I,
+)
 _NONDICT = bytes(c for c in range(256) if not (c in b" \t" or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122))
 _NONPRINT = bytes(c for c in range(256) if not 32 <= c < 127)
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -212,6 +240,7 @@ _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUV
 
 def _numeric(field: bytes) -> Decimal:
     m = _NUM.match(field)
+    assert m is not None  # every part of the pattern is optional
     sign, whole, frac = m.group(1), m.group(2), m.group(3)
     if not whole and not frac:
         return Decimal(0)
@@ -222,6 +251,7 @@ def _numeric(field: bytes) -> Decimal:
 
 def _human(field: bytes) -> tuple[int, int, Decimal]:
     m = _NUM.match(field)
+    assert m is not None
     value = _numeric(field)
     suffix = 0
     end = m.end()
@@ -252,6 +282,7 @@ def _month(field: bytes) -> int:
 
 
 # ---------------------------------------------------------------------------- version sort
+
 
 def _ver_order(c: int) -> int:
     if 48 <= c <= 57:
@@ -360,11 +391,13 @@ def filevercmp(a: bytes, b: bytes) -> int:
 
 # ---------------------------------------------------------------------------- the comparison
 
+
 class _Order:
     """How lines compare: key extraction plus the last-resort rule, as a key function or a cmp."""
 
-    def __init__(self, keys: list[Key], tab: int | None, stable: bool, unique: bool, reverse: bool,
-                 salt: bytes) -> None:
+    def __init__(
+        self, keys: list[Key], tab: int | None, stable: bool, unique: bool, reverse: bool, salt: bytes
+    ) -> None:
         self.keys = keys
         self.tab = tab
         self.last_resort = not (stable or unique)
@@ -376,8 +409,13 @@ class _Order:
         self.mixed = len(dirs) > 1
         self.all_reversed = dirs == {True}
         self.needs_cmp = self.mixed or any(k.kind == "V" for k in keys)
-        self.whole_line = len(keys) == 1 and keys[0].sword == 0 and keys[0].schar == 0 and keys[0].eword < 0 \
+        self.whole_line = (
+            len(keys) == 1
+            and keys[0].sword == 0
+            and keys[0].schar == 0
+            and keys[0].eword < 0
             and not keys[0].skipsblanks
+        )
 
     def field(self, line: bytes, k: Key) -> bytes:
         if k.sword == 0 and k.schar == 0 and k.eword < 0 and not k.skipsblanks:
@@ -469,6 +507,7 @@ class _Order:
 
 # ---------------------------------------------------------------------------- the program
 
+
 async def prog_sort(ctx: Any) -> int:
     args = await parse_or_exit(ctx, SORT)
     if isinstance(args, int):
@@ -479,18 +518,33 @@ async def prog_sort(ctx: Any) -> int:
         return status
 
     gkey = Key()
-    for letter, name in (("b", "ignore_leading_blanks"), ("d", "dictionary_order"), ("f", "ignore_case"),
-                         ("g", "general_numeric_sort"), ("i", "ignore_nonprinting"), ("M", "month_sort"),
-                         ("h", "human_numeric_sort"), ("n", "numeric_sort"), ("R", "random_sort"),
-                         ("r", "reverse"), ("V", "version_sort")):
+    for letter, name in (
+        ("b", "ignore_leading_blanks"),
+        ("d", "dictionary_order"),
+        ("f", "ignore_case"),
+        ("g", "general_numeric_sort"),
+        ("i", "ignore_nonprinting"),
+        ("M", "month_sort"),
+        ("h", "human_numeric_sort"),
+        ("n", "numeric_sort"),
+        ("R", "random_sort"),
+        ("r", "reverse"),
+        ("V", "version_sort"),
+    ):
         if args.get(name):
             try:
                 _apply_opts(gkey, letter, "both")
             except SortError as e:
                 return await fail(str(e))
     if args.get("sort"):
-        word = {"general-numeric": "g", "human-numeric": "h", "month": "M", "numeric": "n", "random": "R",
-                "version": "V"}.get(args["sort"])
+        word = {
+            "general-numeric": "g",
+            "human-numeric": "h",
+            "month": "M",
+            "numeric": "n",
+            "random": "R",
+            "version": "V",
+        }.get(args["sort"])
         if word is None:
             return await fail(f"invalid argument {quote(args['sort'])} for '--sort'")
         try:
@@ -509,8 +563,15 @@ async def prog_sort(ctx: Any) -> int:
             k.kind, k.reverse = gkey.kind, gkey.reverse
         keys.append(k)
     if not keys:
-        whole = Key(skipsblanks=gkey.skipsblanks, skipeblanks=gkey.skipeblanks, fold=gkey.fold,
-                    dictionary=gkey.dictionary, nonprinting=gkey.nonprinting, kind=gkey.kind, reverse=gkey.reverse)
+        whole = Key(
+            skipsblanks=gkey.skipsblanks,
+            skipeblanks=gkey.skipeblanks,
+            fold=gkey.fold,
+            dictionary=gkey.dictionary,
+            nonprinting=gkey.nonprinting,
+            kind=gkey.kind,
+            reverse=gkey.reverse,
+        )
         keys = [whole]
     tab: int | None = None
     if args.get("field_separator") is not None:
@@ -640,7 +701,7 @@ class _Sorter:
             if cut < 0:
                 rest = data
                 continue
-            rest = data[cut + 1:]
+            rest = data[cut + 1 :]
             # lines are kept without their delimiter: the comparisons see the text only
             self.lines.extend(data[:cut].split(delim))
             self.size += cut + 1
