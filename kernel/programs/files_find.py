@@ -6,7 +6,6 @@ GNU's precedence) and evaluates it per file in pre-order (post-order with ``-dep
 
 from __future__ import annotations
 
-import re
 import stat as _stat
 import time
 from dataclasses import dataclass, field
@@ -119,6 +118,7 @@ class FindParser:
         self.last_test = 0
         self.refs: list[str] = []
         self.warnings: list[str] = []
+        self.regextype = "emacs"
 
     def peek(self) -> str | None:
         return self.words[self.i] if self.i < len(self.words) else None
@@ -258,15 +258,24 @@ class FindParser:
                 async def p(v: Visit) -> bool:
                     return rx.match(v.path) is not None
             return p
+        if w == "-regextype":
+            kind = self.take(w)
+            if kind not in ("emacs", "posix-basic", "posix-extended", "posix-egrep", "egrep",
+                            "findutils-default", "grep", "posix-awk", "awk", "gnu-awk", "ed", "sed"):
+                raise FindError(f"Unknown regular expression type {quote(kind)}; valid types are "
+                                "'findutils-default', 'ed', 'emacs', 'gnu-awk', 'grep', 'posix-awk', "
+                                "'awk', 'posix-basic', 'posix-egrep', 'egrep', 'posix-extended', 'sed'.")
+            self.regextype = kind
+            return const(True)
         if w in ("-regex", "-iregex"):
             pat = self.take(w)
-            try:
-                rx2 = re.compile(pat, re.DOTALL | (re.IGNORECASE if w == "-iregex" else 0))
-            except re.error:
-                raise FindError(f"Invalid regular expression `{pat}'") from None
+            rx2 = find_regex(pat, self.regextype, w == "-iregex")
 
             async def p(v: Visit) -> bool:
-                return rx2.fullmatch(v.path) is not None
+                try:
+                    return rx2.fullmatch(fsencode(v.path)) is not None
+                except KernelError:
+                    return False
             return p
         if w in ("-type", "-xtype"):
             arg = self.take(w)
@@ -544,6 +553,32 @@ class FindParser:
     def global_option(self, w: str) -> None:
         """GNU find 4.9 accepts global options anywhere without a warning on this path."""
 
+
+
+def find_regex(pattern: str, kind: str, icase: bool) -> Any:
+    """find's -regex through the shared POSIX module: the default (emacs) syntax has ``\\(``
+    ``\\|`` groups and alternation but bare ``+ ?`` operators, so it is rewritten to ERE."""
+    from kernel.programs import posixre
+
+    extended = kind in ("posix-extended", "posix-egrep", "egrep", "posix-awk", "awk", "gnu-awk")
+    raw = pattern
+    if kind in ("emacs", "findutils-default"):
+        out = []
+        i = 0
+        while i < len(raw):
+            c = raw[i]
+            if c == "\\" and i + 1 < len(raw):
+                n = raw[i + 1]
+                out.append({"(": "(", ")": ")", "|": "|", "{": "{", "}": "}"}.get(n, "\\" + n))
+                i += 2
+                continue
+            out.append({"(": "\\(", ")": "\\)", "|": "\\|", "{": "\\{", "}": "\\}"}.get(c, c))
+            i += 1
+        raw, extended = "".join(out), True
+    try:
+        return posixre.compile(raw, extended=extended, icase=icase, dialect="posix")
+    except KernelError as e:
+        raise FindError(f"{e.message}") from None
 
 
 def _dir_rel(v: Visit) -> str:
