@@ -137,4 +137,4 @@ def umount_command(mountpoint: str, timeout: float) -> None:
     """Flush everything, unmount MOUNTPOINT and wait until the daemon has exited with the store clean."""
     from vfsfuse.daemon.serve import unmount
 
-    unmount(mountpoint, timeout=timeout)
+    unmount(mountpoint, timeout=timeout, warn=lambda text: click.echo(f"vfsfuse: warning: {text}", err=True))

@@ -465,7 +465,7 @@ def _log_path(config: MountConfig) -> str | None:
 
 # ---------------------------------------------------------------------- umount
 
-def _flush_before_unmount(mnt: str, timeout: float) -> None:
+def _flush_before_unmount(mnt: str, timeout: float, warn: Callable[[str], None]) -> None:
     """Push the host's dirty pages to the daemon, then have it flush and commit everything.
 
     Done while still mounted so that a failure (a full disk) leaves the mount up, with
@@ -486,9 +486,9 @@ def _flush_before_unmount(mnt: str, timeout: float) -> None:
                     # even when the writer's own fsync already got it; only a second failure
                     # is about data still waiting.
                     _syncfs(fd)
-                    print(f"vfsfuse: warning: {mnt} had a write-back error earlier "
-                          f"({errno.errorcode.get(err.errno or 0, 'EIO')}): data a program wrote "
-                          "and did not fsync may be lost", file=sys.stderr)
+                    warn(f"{mnt} had a write-back error earlier "
+                         f"({errno.errorcode.get(err.errno or 0, 'EIO')}): data a program wrote "
+                         "and did not fsync may be lost")
             finally:
                 os.close(fd)
             try:
@@ -527,8 +527,10 @@ def _syncfs(fd: int) -> None:
         raise OSError(e, os.strerror(e))
 
 
-def unmount(mountpoint: str, *, timeout: float = 300.0) -> DaemonRecord:
-    """Unmount, wait for the daemon to flush, commit and exit; raise if that did not happen cleanly."""
+def unmount(mountpoint: str, *, timeout: float = 300.0,
+            warn: Callable[[str], None] = log.warning) -> DaemonRecord:
+    """Unmount, wait for the daemon to flush, commit and exit; raise if that did not happen cleanly.
+    *warn* receives what the user should hear about although the unmount succeeds."""
     mnt = os.path.abspath(mountpoint)
     rec = DaemonRecord.load(mnt)
     mounted = is_vfsfuse_mount(mnt)
@@ -551,7 +553,7 @@ def unmount(mountpoint: str, *, timeout: float = 300.0) -> DaemonRecord:
         raise KernelError("ESRCH", f"the daemon (pid {rec.pid}) was not running; {detached}. "
                           "Changes it had not committed are lost; committed data is intact")
     if mounted:
-        _flush_before_unmount(mnt, timeout)
+        _flush_before_unmount(mnt, timeout, warn)
         ok, msg = fusermount_unmount(mnt)
         if not ok:
             if "busy" in msg.lower():
