@@ -1,0 +1,125 @@
+"""The sandbox's programs against the host's GNU tools on the same data in the same run.
+
+Each row runs one command line in the sandbox (an in-process kernel over a memory store, the
+programs of ``kernel.userland``, the input files written into the store first) and the same
+command with the GNU tool in a tmpfs directory, and prints seconds and the ratio.  Targets
+(issue 14): within 5x of GNU; wc, sha256sum and gzip within 2x.
+
+    scripts/bench-programs [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import trio  # noqa: E402
+
+from kernel.kernel import Kernel  # noqa: E402
+from kernel.userland import standard_registry  # noqa: E402
+from vfsfuse.storage.store import memory_vfs  # noqa: E402
+
+MIB = 1 << 20
+
+
+def make_data(quick: bool) -> dict[str, bytes]:
+    rnd = random.Random(7)
+    words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 9))) for _ in range(5000)]
+    lines = (100_000 if quick else 1_000_000)
+    text = b"\n".join(b" ".join(rnd.choice(words) for _ in range(8)) for _ in range(lines)) + b"\n"
+    nums = b"\n".join(b"%d %d" % (rnd.randint(0, 10**6), i) for i in range(lines)) + b"\n"
+    big = (text * (1 + (16 if quick else 256) * MIB // len(text)))[: (16 if quick else 256) * MIB]
+    return {"text.txt": text, "nums.txt": nums, "big.txt": big}
+
+
+COMMANDS = [
+    ("wc -l big.txt", 2),
+    ("sha256sum big.txt", 2),
+    ("grep -c foo text.txt", 5),
+    ("sort text.txt -o sorted.txt", 5),
+    ("sort -n nums.txt -o sortedn.txt", 5),
+    ("sed s/a/b/g text.txt -o /dev/null", 5),
+    ("cut -d' ' -f2 text.txt -o /dev/null", 5),
+    ("tr a-z A-Z < text.txt", 5),
+    ("uniq -c sorted-in.txt", 5),
+]
+
+
+async def run_ours(kernel: Kernel, cmd: str, cwd: str) -> float:
+    argv = shlex.split(cmd)
+    stdin = None
+    if "<" in argv:
+        i = argv.index("<")
+        stdin = await kernel.vfs.read_file(f"{cwd}/{argv[i + 1]}")
+        argv = argv[:i]
+    if "-o" in argv and argv[0] in ("sed", "cut"):
+        i = argv.index("-o")
+        argv = argv[:i] + argv[i + 2:]
+    t = time.perf_counter()
+    r = await kernel.run(argv, input=stdin, cwd=cwd, timeout=900)
+    dt = time.perf_counter() - t
+    if r.status not in (0, 256):
+        raise SystemExit(f"{cmd}: status {r.status}: {r.stderr[:200]!r}")
+    return dt
+
+
+def run_host(cmd: str, cwd: str) -> float:
+    argv = shlex.split(cmd)
+    stdin = None
+    if "<" in argv:
+        i = argv.index("<")
+        stdin = open(os.path.join(cwd, argv[i + 1]), "rb")
+        argv = argv[:i]
+    if "-o" in argv and argv[0] in ("sed", "cut"):
+        i = argv.index("-o")
+        argv = argv[:i] + argv[i + 2:]
+    t = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, stdin=stdin, stdout=subprocess.DEVNULL, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    return time.perf_counter() - t
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    data = make_data(args.quick)
+    data["sorted-in.txt"] = b"\n".join(sorted(data["text.txt"].split(b"\n"))) + b"\n"
+    async with trio.open_nursery() as nursery:
+        kernel = Kernel(memory_vfs(), programs=standard_registry())
+        await kernel.boot(nursery)
+        try:
+            cwd = "/tmp/bench"
+            await kernel.vfs.mkdir(cwd, recursive=True)
+            with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
+                for name, blob in data.items():
+                    await kernel.vfs.write_file(f"{cwd}/{name}", blob)
+                    Path(tmp, name).write_bytes(blob)
+                print(f"{'command':40} {'ours s':>8} {'GNU s':>8} {'ratio':>7}  target")
+                names = set(standard_registry().names())
+                for cmd, target in COMMANDS:
+                    if shlex.split(cmd)[0] not in names:
+                        print(f"{cmd:40} (not in the sandbox yet)")
+                        continue
+                    a = await run_ours(kernel, cmd, cwd)
+                    b = run_host(cmd, tmp)
+                    ok = "ok" if a / b <= target else "MISSED"
+                    print(f"{cmd:40} {a:8.3f} {b:8.3f} {a / b:7.1f}  <= {target}x {ok}")
+        finally:
+            await kernel.shutdown()
+            nursery.cancel_scope.cancel()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller inputs, for a smoke run")
+    trio.run(main_async, ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
