@@ -1804,10 +1804,15 @@ async def prog_hexdump(ctx: Any) -> int:
             continue
         data += await ctx.read_all(fd)
         await run.close(fd)
-    skip = int(args["skip"], 0) if args.get("skip") is not None else 0
+    try:
+        skip = int(args["skip"], 0) if args.get("skip") is not None else 0
+        length = int(args["length"], 0) if args.get("length") is not None else None
+    except ValueError:
+        await run.err(f"invalid number: {quote(args.get('skip') or args.get('length'))}")
+        return 1
     data = data[skip:]
-    if args.get("length") is not None:
-        data = data[: int(args["length"], 0)]
+    if length is not None:
+        data = data[:length]
     out = Writer(ctx)
     squeeze = not args.get("no_squeezing")
     modes = [
@@ -1899,6 +1904,9 @@ async def prog_strings(ctx: Any) -> int:
             raise ValueError
     except ValueError:
         await run.err(f"invalid minimum string length {args.get('bytes')}")
+        return 1
+    if args.get("radix") is not None and args["radix"] not in ("o", "d", "x"):
+        await run.err("invalid argument to -t/--radix")
         return 1
     radix = "o" if args.get("octal") else args.get("radix")
     printable = rb"[\t\x20-\x7e]" if not args.get("include_all_whitespace") else rb"[\t\n\v\f\r\x20-\x7e]"

@@ -186,3 +186,30 @@ async def test_grep_binary_file_message_and_sed_bytes() -> None:
     assert r.stdout == b"a<ff>b\n"
     r = await _run(["tr", "-d", "\\377"], input=b"a\xffb\n")
     assert r.stdout == b"ab\n"
+
+
+_SHAPES = [[], ["--help"], ["-"], ["f.txt"], ["-x"], ["-z", "f.txt"], ["-n", "x", "f.txt"], ["f.txt", "g.txt"],
+           ["d"], ["missing"], ["-s", "x", "f.txt"], ["-t", "q", "f.txt"]]
+
+
+async def test_no_text_program_crashes_on_common_argument_shapes() -> None:
+    """Every text program answers odd command lines with a message, never an internal error."""
+    from kernel.programs import text
+
+    async with trio.open_nursery() as nursery:
+        kernel = await _boot(nursery)
+        try:
+            await kernel.vfs.mkdir("/w/d", recursive=True)
+            await kernel.vfs.write_file("/w/f.txt", b"b 2\na 1\n\xff\x00c 3\nlast")
+            await kernel.vfs.write_file("/w/g.txt", b"a 1\nb 2\n")
+            crashes = []
+            for prog in sorted(text.PROGRAMS):
+                if prog == "yes":
+                    continue
+                for shape in _SHAPES:
+                    r = await kernel.run([prog, *shape], input=b"in 1\nput\n", cwd="/w", timeout=10)
+                    if b"internal error" in r.stderr:
+                        crashes.append(f"{prog} {shape}: {r.stderr[-200:]!r}")
+            assert not crashes, "\n".join(crashes)
+        finally:
+            await kernel.shutdown()
