@@ -53,6 +53,8 @@ def _shell_quote(name: str, always: bool) -> str:
         except UnicodeDecodeError:
             text = None
         if text is not None:
+            if "'" in text and not any(ch in text for ch in '"$`\\!'):
+                return '"' + text + '"'  # GNU prefers "it's" to 'it'\''s'
             return "'" + text.replace("'", "'\\''") + "'"
     # control or invalid bytes: bash's $'...' form for the awkward runs, as coreutils does
     out = ["'"]
@@ -62,7 +64,8 @@ def _shell_quote(name: str, always: bool) -> str:
         elif c == 0x27:
             out.append("'\\''")
         else:
-            out.append(f"'$'\\{c:03o}''")
+            esc = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r", 27: "E"}.get(c)
+            out.append(f"'$'\\{esc}''" if esc else f"'$'\\{c:03o}''")
     out.append("'")
     return "".join(out).replace("''", "") or "''"
 

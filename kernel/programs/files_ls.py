@@ -14,6 +14,7 @@ from kernel.programs.files_base import Tool, glob_regex, join
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 
 SIX_MONTHS = 31556952 // 2
+_C_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r"}
 
 
 def tz_offset(ctx: Any, epoch: float) -> int:
@@ -81,6 +82,11 @@ LS = Spec("ls", "[OPTION]... [FILE]...", "List information about the FILEs (the 
     Opt(None, "sort", arg="WORD", help="sort by WORD instead of name: none, size, time, extension"),
     Opt("c", None, dest="timefield", action="const", const="ctime", help="use time of last status change"),
     Opt("u", None, dest="timefield", action="const", const="atime", help="use time of last access"),
+    Opt(None, "time", arg="WORD", help="select which time to show and sort by: atime, ctime, mtime, birth"),
+    Opt(None, "format", arg="WORD", help="across -x, commas -m, long -l, single-column -1, vertical -C"),
+    Opt(None, "quoting-style", arg="WORD", help="literal, shell, shell-always, shell-escape, c, escape"),
+    Opt("b", "escape", help="print C-style escapes for nongraphic characters"),
+    Opt("q", "hide-control-chars", help="print ? instead of nongraphic characters"),
     Opt("L", "dereference", help="show information for the file a symbolic link references"),
     Opt("H", "dereference-command-line", help="follow symbolic links listed on the command line"),
     Opt(None, "color", arg="WHEN", optional_arg=True, help="colorize the output; WHEN: always, auto, never"),
@@ -171,9 +177,16 @@ async def prog_ls(ctx: Any) -> int:
     tool = Tool(ctx, "ls")
     tty = ctx.isatty(1)
     fmt = "columns" if tty else "single"
+    formats = {"across": "across", "horizontal": "across", "commas": "commas", "long": "long",
+               "verbose": "long", "single-column": "single", "vertical": "columns"}
     for key, value in args.order:  # the last format option wins (-l1 is one per line)
         if key == "fmt":
             fmt = value
+        elif key == "format":
+            if value not in formats:
+                await tool.err(f"invalid argument {quote(value)} for '--format'")
+                return 1
+            fmt = formats[value]
         elif key in ("g", "o", "numeric_uid_gid", "full_time"):
             fmt = "long"
     long = fmt == "long"
@@ -233,10 +246,23 @@ async def prog_ls(ctx: Any) -> int:
             except KernelError:
                 width = 80
     quote_style = "shell" if tty else "literal"
-    if args.get("literal"):
-        quote_style = "literal"
-    if args.get("quote_name"):
-        quote_style = "c"
+    styles = {"literal": "literal", "shell": "plainshell", "shell-escape": "shell", "shell-always": "plainalways",
+              "shell-escape-always": "always", "c": "c", "escape": "escape", "locale": "always",
+              "clocale": "always"}
+    for key, value in args.order:
+        if key == "literal":
+            quote_style = "literal"
+        elif key == "escape":
+            quote_style = "escape"
+        elif key == "hide_control_chars":
+            quote_style = "hide"
+        elif key == "quote_name":
+            quote_style = "c"
+        elif key == "quoting_style":
+            if value not in styles:
+                await tool.err(f"invalid argument {quote(value)} for '--quoting-style'")
+                return 1
+            quote_style = styles[value]
     opts = LsOptions(
         fmt="long" if long else fmt, all=bool(args.get("all") or args.get("f")),
         almost=bool(args.get("almost_all")), long=long, owner=not args.get("g"),
@@ -250,6 +276,13 @@ async def prog_ls(ctx: Any) -> int:
         width=width, quote_style=quote_style)
     if args.get("f"):
         opts.color = False
+    if args.get("time") is not None:
+        words = {"atime": "atime", "access": "atime", "use": "atime", "ctime": "ctime", "status": "ctime",
+                 "mtime": "mtime", "modification": "mtime", "birth": "birth", "creation": "birth"}
+        if args["time"] not in words:
+            await tool.err(f"invalid argument {quote(args['time'])} for '--time'")
+            return 1
+        opts.timefield = words[args["time"]]
     tabsize = 8
     if args.get("tabsize") is not None:
         try:
@@ -381,6 +414,8 @@ class _Lister:
             return a.ctime_ns
         if self.o.timefield == "atime":
             return a.atime_ns
+        if self.o.timefield == "birth":
+            return a.birthtime_ns or a.mtime_ns
         return a.mtime_ns
 
     async def list_dir(self, path: str, header: bool) -> None:
@@ -431,10 +466,29 @@ class _Lister:
         style = self.o.quote_style
         if style == "literal":
             return name
+        if style == "always":
+            return quote(name)
+        if style in ("plainshell", "plainalways"):
+            # shell quoting without $'..': control characters stay as they are
+            needs = style == "plainalways" or any(not (c.isalnum() or c in "_-+=.,/:@%^") for c in name)
+            if not needs:
+                return name
+            if "'" in name and not any(ch in name for ch in '"$`\\!'):
+                return '"' + name + '"'
+            return "'" + name.replace("'", "'\\''") + "'"
+        if style in ("escape", "hide"):
+            raw = fsencode(name)
+            if style == "hide":
+                return "".join(chr(c) if 32 <= c < 127 else "?" for c in raw) if any(
+                    c < 32 or c == 127 for c in raw) else name
+            return "".join(chr(c) if 32 < c < 127 and c != 0x5C else
+                           ("\\\\" if c == 0x5C else "\\ " if c == 32 else _C_ESCAPES.get(c, f"\\{c:03o}"))
+                           for c in raw)
         if style == "c":
             raw = fsencode(name)
             body = "".join(chr(c) if 32 <= c < 127 and c not in (0x22, 0x5C) else
-                           ("\\" + chr(c) if c in (0x22, 0x5C) else f"\\{c:03o}") for c in raw)
+                           ("\\" + chr(c) if c in (0x22, 0x5C) else _C_ESCAPES.get(c, f"\\{c:03o}"))
+                           for c in raw)
             return f'"{body}"'
         from kernel.programs.common import quote_if_needed
         return quote_if_needed(name) if name else "''"

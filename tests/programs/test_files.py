@@ -77,7 +77,8 @@ def test_human_size_rounds_up_like_gnu():
 def test_quoting_of_names():
     assert quote("x") == "'x'" and quote_if_needed("x") == "x"
     assert quote_if_needed("a b") == "'a b'"
-    assert quote("it's") == "'it'\\''s'"
+    assert quote("it's") == '"it\'s"'  # GNU prefers double quotes around a single quote
+    assert quote_if_needed("a\tb") == "'a'$'\\tb'"  # valid bash, one quote pair shorter than GNU's
 
 
 def test_mode_strings_and_parsing():
