@@ -201,10 +201,10 @@ async def load_store(store_path: str, data: dict, *, allow_missing: bool = False
 
 def _load_locked(store_path: str, data: dict, refs: Counter, lengths: dict, report: LoadReport,
                  progress: ProgressFn) -> None:
-    from vfsfuse.storage.store import create_store, is_store
+    from vfsfuse.storage.store import META_NAME, create_store
 
     config = data.get("config", {})
-    if not is_store(store_path):
+    if not os.path.isfile(os.path.join(store_path, META_NAME)):
         kw = {}
         if "chunk_size" in config:
             kw["chunk_size"] = int(config["chunk_size"])

@@ -60,7 +60,10 @@ class Store:
 
 
 def is_store(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, META_NAME))
+    """True if *path* is (or was) a store: it holds a meta.db, or blocks left without one.
+    Sound or not: commands that find a store this way open it through ``check_store``,
+    which says what is wrong with it and how to recover (instead of "not a store")."""
+    return os.path.lexists(os.path.join(path, META_NAME)) or os.path.isdir(os.path.join(path, BLOCKS_NAME))
 
 
 def count_blocks(blocks_dir: str) -> tuple[int, int]:
