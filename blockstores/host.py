@@ -23,7 +23,7 @@ import mmap
 import os
 import threading
 import time
-from typing import AsyncIterator, Callable, Iterable, Iterator
+from typing import AsyncIterator, Callable, Generator, Iterable, Iterator
 
 import trio
 
@@ -517,7 +517,7 @@ class HostBlockStore:
             for second in _scan_dirs(f"{self._base}/{first}"):
                 yield first, second, f"{self._base}/{first}/{second}"
 
-    def _walk_keys(self) -> Iterator[str]:
+    def _walk_keys(self) -> Generator[str, None, None]:
         for first, second, shard in self._iter_shards():
             try:
                 with os.scandir(shard) as entries:

@@ -60,7 +60,7 @@ class MemoryBlockStore:
             return block
         return block[offset : offset + length]
 
-    async def write(self, key: str, data: bytes, *, durable: bool = False) -> None:
+    async def write(self, key: str, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         check_key(key)
         # bytes(x) is a no-op for bytes and a copy for bytearray/memoryview.
         self._store(key, bytes(data))

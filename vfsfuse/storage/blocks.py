@@ -26,7 +26,6 @@ import xxhash
 
 from blockstores.base import BlockStore
 from kernel.errors import KernelError
-
 from vfsfuse.storage.metadata.base import MetadataStore
 from vfsfuse.storage.metadata_room import MetadataRoom
 
@@ -75,7 +74,7 @@ class BlockManager:
         else:
             del self._writing[key]
 
-    async def ensure_stored(self, key: str, data: bytes) -> None:
+    async def ensure_stored(self, key: str, data: bytes | bytearray | memoryview) -> None:
         """Make sure block *key* exists in the block store.  Call between
         ``begin_reference`` and the metadata update that references it."""
         while key in self._deleting:

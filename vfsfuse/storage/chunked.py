@@ -27,14 +27,24 @@ import trio
 from blockstores.base import BlockStore
 from blockstores.host import metadata_reserve
 from kernel.errors import KernelError, unwrap_group
-from kernel.fs import may_access
 from kernel.fs import (
-    RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_CALLER, ROOT_INO, UTIME_NOW, XATTR_CREATE,
-    XATTR_REPLACE, Attr, Caller, DirEntry, SetAttr, StatFs, check_name,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    ROOT_CALLER,
+    ROOT_INO,
+    UTIME_NOW,
+    XATTR_CREATE,
+    XATTR_REPLACE,
+    Attr,
+    Caller,
+    DirEntry,
+    SetAttr,
+    StatFs,
+    check_name,
+    may_access,
 )
-
 from vfsfuse.storage.blocks import BlockManager, block_key
-from vfsfuse.storage.metadata.base import CHUNKED, INLINE, NOT_LOADED, InodeRecord, MetadataStore
+from vfsfuse.storage.metadata.base import CHUNKED, INLINE, InodeRecord, MetadataStore, _NotLoaded
 from vfsfuse.storage.metadata_room import MetadataRoom
 from vfsfuse.storage.writeback import DirtyChunk, WriteBackBuffer
 
@@ -176,7 +186,8 @@ class ChunkedVFS:
         self.flush_interval = flush_interval
         self.statfs_path = statfs_path or getattr(blocks, "base_dir", None)
         self.buffer = WriteBackBuffer(cache_bytes)
-        self.bm = BlockManager(metadata, blocks, clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
+        self.bm = BlockManager(metadata, blocks,
+                               clean_cache_bytes=max(self.chunk_size, min(cache_bytes // 2, 32 << 20)))
         # A full block store first destroys the files whose last reference went, then commits.
         self.bm.reclaim = lambda: self._destroy_doomed(wait=False)
         if self.statfs_path:
@@ -243,6 +254,7 @@ class ChunkedVFS:
                 log.error("background flush failed: %s", err)
 
     def _flush_in_background(self, ino: int) -> None:
+        assert self._nursery is not None  # callers check: only while running()
         self._nursery.start_soon(self._background_flush, ino, self._bg_flushes.begin(ino))
 
     async def _background_flush(self, ino: int, pending: "_PendingFlushes") -> None:
@@ -304,7 +316,7 @@ class ChunkedVFS:
     def _inline(self, node: InodeRecord) -> bytes:
         """The inline bytes of *node*, read from the store if the record came without them."""
         content = node.inline_content
-        if content is NOT_LOADED:
+        if isinstance(content, _NotLoaded):  # i.e. NOT_LOADED
             content = node.inline_content = self.metadata.get_inline_content(node.ino)
         return content or b""
 
@@ -622,18 +634,18 @@ class ChunkedVFS:
                     raise KernelError("ENOTEMPTY", "directory not empty")
             if src.is_dir and self._is_ancestor(src.ino, new_parent):
                 raise KernelError("EINVAL", "cannot move a directory into itself")
-            delta = {old_parent: 0, new_parent: 0}
+            nlink_delta = {old_parent: 0, new_parent: 0}
             if dst is not None:
                 self.metadata.remove_dentry(new_parent, new_name)
                 if dst.is_dir:
-                    delta[new_parent] -= 1
+                    nlink_delta[new_parent] -= 1
                 self._drop_link(dst, now)
             self.metadata.rename_dentry(old_parent, old_name, new_parent, new_name)
             if src.is_dir and old_parent != new_parent:
-                delta[old_parent] -= 1
-                delta[new_parent] += 1
+                nlink_delta[old_parent] -= 1
+                nlink_delta[new_parent] += 1
             for p, pnode in ((old_parent, sp), (new_parent, dp)):
-                self.metadata.update_inode(p, nlink=pnode.nlink + delta[p], mtime_ns=now, ctime_ns=now)
+                self.metadata.update_inode(p, nlink=pnode.nlink + nlink_delta[p], mtime_ns=now, ctime_ns=now)
                 if old_parent == new_parent:
                     break
             self.metadata.update_inode(src.ino, ctime_ns=now)
@@ -698,7 +710,9 @@ class ChunkedVFS:
         return fh, attr
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        return await self._read_fh(fh, offset, size, False)
+        data = await self._read_fh(fh, offset, size, False)
+        assert isinstance(data, bytes)  # without view=True, reads always copy
+        return data
 
     async def read_buffer(self, fh: int, offset: int, size: int) -> bytes | memoryview:
         """``read`` for callers that only need a buffer (the FUSE adapter): a read inside one
@@ -764,6 +778,7 @@ class ChunkedVFS:
         if self.buffer.get(ino, idx) is None:
             key = self.metadata.get_chunk_key(ino, idx)
             if key is not None:
+                assert self._nursery is not None  # _read_fh checks before reading ahead
                 self.bm.read_ahead(self._nursery, key)
 
     async def _read_in_chunk(self, ino: int, idx: int, start: int, length: int,
@@ -773,6 +788,7 @@ class ChunkedVFS:
         With *view*, a range inside a stored block comes back as a view of it (blocks are
         immutable ``bytes``); dirty data is always copied, since later writes change it."""
         dirty = self.buffer.get(ino, idx)
+        data: bytes | bytearray
         if dirty is not None:
             data = dirty.data
         else:
@@ -984,6 +1000,7 @@ class ChunkedVFS:
         jobs = self._begin_flush(ino, ready)
         if not jobs:
             return
+        assert self._nursery is not None  # the caller (write) checks: only while running()
         self._nursery.start_soon(self._write_behind, ino, jobs, self._behind.begin(ino))
 
     async def _write_behind(self, ino: int, jobs: list[_FlushJob], pending: _PendingFlushes) -> None:
@@ -1028,7 +1045,7 @@ class ChunkedVFS:
                 self.metadata.update_inode(ino, mtime_ns=now, ctime_ns=now)
                 return
             cs = self.chunk_size
-            upd = {"size": length, "mtime_ns": now, "ctime_ns": now}
+            upd: dict[str, object] = {"size": length, "mtime_ns": now, "ctime_ns": now}
             if node.storage_mode == INLINE:
                 if length <= self.inline_threshold:
                     if length > node.size:
@@ -1055,7 +1072,7 @@ class ChunkedVFS:
                         self.buffer.truncate_chunk(chunk, tail)
                 if length <= self.inline_threshold:
                     node.size = length
-                    content = await self._read(node, 0, length)
+                    content = bytes(await self._read(node, 0, length))
                     self.buffer.drop_file(ino)
                     self.metadata.delete_all_chunks(ino)
                     upd.update(storage_mode=INLINE, inline_content=content)
@@ -1242,13 +1259,14 @@ class ChunkedVFS:
         """(index, offset, length, key) for each stored chunk; key None = dirty, not yet stored."""
         node = self._node(ino)
         cs = self.chunk_size
-        out = []
+        out: list[tuple[int, int, int, str | None]] = []
         for ref in self.metadata.get_all_chunk_keys(ino):
             if self.buffer.get(ino, ref.chunk_index) is None:
                 out.append((ref.chunk_index, ref.chunk_index * cs,
                             self.metadata.block_length(ref.key) or 0, ref.key))
         for idx in self.buffer.dirty_indices(ino):
             chunk = self.buffer.get(ino, idx)
+            assert chunk is not None  # dirty_indices lists only buffered chunks
             out.append((idx, idx * cs, min(chunk.length, max(0, node.size - idx * cs)), None))
         out.sort()
         return out

@@ -22,15 +22,15 @@ import os
 import stat as _stat
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import apsw
 import trio
 import xxhash
 
-from blockstores.host import HostBlockStore, TEMP_PREFIX
+from blockstores.host import TEMP_PREFIX, HostBlockStore
 from kernel.errors import KernelError
 from kernel.fs import ROOT_INO
 
@@ -166,7 +166,7 @@ def _load(conn: apsw.Connection) -> tuple:
 
 
 def _list_temp_files(base: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for top in _subdirs(base):
         for shard in _subdirs(top):
             with os.scandir(shard) as it:
@@ -185,7 +185,7 @@ def _subdirs(path: str) -> list[str]:
 def _open_modes(store_path: str) -> list[tuple[str, int]]:
     """Every directory and file of the store (itself included) with group or other bits:
     the blocks are the files' bytes and meta.db holds every name, so all stay private."""
-    found = []
+    found: list[tuple[str, int]] = []
     try:
         mode = os.lstat(store_path).st_mode
     except FileNotFoundError:

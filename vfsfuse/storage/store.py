@@ -32,7 +32,6 @@ import apsw
 from blockstores import HostBlockStore, MemoryBlockStore
 from blockstores.host import TEMP_PREFIX
 from kernel.errors import KernelError
-
 from vfsfuse.storage.chunked import DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_THRESHOLD, ChunkedVFS
 from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
 
@@ -95,7 +94,7 @@ def _subdirs(path: str) -> list[str]:
         return []
 
 
-def _human(n: int) -> str:
+def _human(n: int | float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -66,7 +66,7 @@ class InodeRecord(FileTypeMixin):
     ctime_ns: int = 0
     birthtime_ns: int = 0
     storage_mode: str = INLINE
-    inline_content: bytes | None = None
+    inline_content: bytes | _NotLoaded | None = None  # NOT_LOADED: from get_inode_attrs
 
 
 # Fields update_inode accepts.

@@ -17,7 +17,6 @@ from typing import Iterator
 
 from kernel.errors import KernelError
 from kernel.fs import ROOT_INO
-
 from vfsfuse.storage.metadata.base import (
     CHUNKED,
     INLINE,
@@ -29,6 +28,7 @@ from vfsfuse.storage.metadata.base import (
     MetadataStore,
     StoreStats,
     VersionMeta,
+    _NotLoaded,
 )
 
 _ROOT_MODE = _stat.S_IFDIR | 0o755
@@ -36,10 +36,17 @@ _NULL_CTX = nullcontext()
 _INODE_FIELD_SET = frozenset(INODE_FIELDS)
 
 
+def _content(r: InodeRecord) -> bytes | None:
+    """The inline bytes of a stored record (stored records always carry them)."""
+    content = r.inline_content
+    assert not isinstance(content, _NotLoaded)
+    return content
+
+
 def _copy(r: InodeRecord, with_content: bool = True) -> InodeRecord:
     return InodeRecord(
         r.ino, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atime_ns, r.mtime_ns,
-        r.ctime_ns, r.birthtime_ns, r.storage_mode, r.inline_content if with_content else NOT_LOADED,
+        r.ctime_ns, r.birthtime_ns, r.storage_mode, _content(r) if with_content else NOT_LOADED,
     )
 
 
@@ -166,7 +173,7 @@ class MemoryMetadataStore(MetadataStore):
 
     def get_inline_content(self, ino: int) -> bytes | None:
         r = self._inodes.get(ino)
-        return None if r is None else r.inline_content
+        return None if r is None else _content(r)
 
     def update_inode(self, ino: int, **fields) -> None:
         if not _INODE_FIELD_SET.issuperset(fields):
@@ -268,6 +275,7 @@ class MemoryMetadataStore(MetadataStore):
         entry = None if sd is None else sd.names.get(src_name)
         if entry is None:
             raise KernelError("ENOENT", "rename source does not exist")
+        assert sd is not None  # else entry is None
         dd = self._dir_for_write(dst_parent)
         if src_parent == dst_parent and src_name == dst_name:
             return None
@@ -500,7 +508,7 @@ class MemoryMetadataStore(MetadataStore):
         cmap = dict(sorted(self._chunks.get(ino, {}).items()))
         for key in cmap.values():
             self._incref(key)
-        vs[n] = (VersionMeta(n, r.size, now_ns, r.storage_mode, r.inline_content), cmap)
+        vs[n] = (VersionMeta(n, r.size, now_ns, r.storage_mode, _content(r)), cmap)
         return n
 
     def get_version(self, ino: int, n: int) -> VersionMeta | None:
@@ -514,7 +522,12 @@ class MemoryMetadataStore(MetadataStore):
     def list_versions(self, ino: int) -> list[VersionMeta]:
         self._require_versioning()
         vs = self._versions.get(ino, {})
-        return [self.get_version(ino, n) for n in sorted(vs, reverse=True)]
+        out: list[VersionMeta] = []
+        for n in sorted(vs, reverse=True):
+            meta = self.get_version(ino, n)
+            assert meta is not None  # n is one of vs
+            out.append(meta)
+        return out
 
     def get_version_chunk_map(self, ino: int, n: int) -> list[ChunkRef]:
         self._require_versioning()

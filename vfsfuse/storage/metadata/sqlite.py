@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import stat as _stat
 from collections import Counter
-from typing import Iterator
+from typing import Iterator, Literal
 
 import apsw
 
 from kernel.errors import KernelError
 from kernel.fs import ROOT_INO
-
 from vfsfuse.storage.metadata import schema
 from vfsfuse.storage.metadata.base import (
     INODE_FIELDS,
@@ -151,7 +150,7 @@ class _Savepoint:
         self._pending = dict(s._pending_dead)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         s = self._store
         s._depth -= 1
         if exc_type is None:
@@ -299,7 +298,7 @@ class SqliteMetadataStore(MetadataStore):
             self.commit()
         finally:
             self._conn.close()
-            self._conn = None
+            self._conn = None  # type: ignore[assignment]  # closed for good: only close() checks it
 
     # -- inodes ------------------------------------------------------------------------
 
@@ -320,7 +319,7 @@ class SqliteMetadataStore(MetadataStore):
 
     def get_inode_attrs(self, ino: int) -> InodeRecord | None:
         row = self._cur.execute(_GET_INODE_ATTRS, (ino,)).get
-        return None if row is None else InodeRecord(*row, NOT_LOADED)
+        return None if row is None else InodeRecord(*row, NOT_LOADED)  # type: ignore[call-arg]  # row: 12 columns
 
     def get_inline_content(self, ino: int) -> bytes | None:
         return self._cur.execute(_GET_INLINE, (ino,)).get
@@ -450,7 +449,8 @@ class SqliteMetadataStore(MetadataStore):
                             limit: int | None = None) -> list[tuple[DentryRecord, InodeRecord]]:
         rows = self._cur.execute(_LIST_DIR_STATS,
                                  (parent, after_seq, -1 if limit is None else limit))
-        return [(DentryRecord(r[0], r[2], r[1], r[3]), InodeRecord(*r[2:], NOT_LOADED)) for r in rows]
+        return [(DentryRecord(r[0], r[2], r[1], r[3]), InodeRecord(*r[2:], NOT_LOADED))  # type: ignore[call-arg]  # 12 columns
+                for r in rows]
 
     def has_children(self, parent: int) -> bool:
         return bool(self._cur.execute(_HAS_CHILDREN, (parent,)).get)
