@@ -37,7 +37,8 @@ O_APPEND = os.O_APPEND
 O_NONBLOCK = os.O_NONBLOCK
 O_CLOEXEC = os.O_CLOEXEC
 # fcntl(F_SETFL) may change only these (Linux also allows O_ASYNC, O_DIRECT, O_NOATIME)
-SETFL_MASK = O_APPEND | O_NONBLOCK | getattr(os, "O_ASYNC", 0) | getattr(os, "O_DIRECT", 0) | getattr(os, "O_NOATIME", 0)
+SETFL_MASK = (O_APPEND | O_NONBLOCK | getattr(os, "O_ASYNC", 0) | getattr(os, "O_DIRECT", 0)
+              | getattr(os, "O_NOATIME", 0))
 
 _ofd_ids = itertools.count(1)
 log = logging.getLogger("vfsfuse.kernel.fd")
@@ -180,6 +181,16 @@ class OpenFileDescription:
     def __post_init__(self) -> None:
         if not self.id:
             self.id = next(_ofd_ids)
+
+    def mounted(self) -> "FileSystem":
+        """``fs`` of a description that has one (file, dir, device: set at open, never reset)."""
+        assert self.fs is not None
+        return self.fs
+
+    def handle(self) -> tuple["FileSystem", int]:
+        """``(fs, fh)`` of an open file or directory (both set at open; fh is reset only by release)."""
+        assert self.fs is not None and self.fh is not None
+        return self.fs, self.fh
 
     @property
     def readable(self) -> bool:

@@ -35,12 +35,42 @@ Calls (all ``async`` unless noted):
 
 from kernel.fdtable import O_ACCMODE, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY
 from kernel.syscalls._base import (
-    DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK, DT_UNKNOWN, F_DUPFD, F_DUPFD_CLOEXEC,
-    F_GETFD, F_GETFL, F_OK, F_SETFD, F_SETFL, FD_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
-    O_PATH, O_TRUNC, R_OK, SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, SLICE, W_OK, X_OK,
-    Dirent, ExecImage, ProcessExit,
+    DT_BLK,
+    DT_CHR,
+    DT_DIR,
+    DT_FIFO,
+    DT_LNK,
+    DT_REG,
+    DT_SOCK,
+    DT_UNKNOWN,
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    F_GETFD,
+    F_GETFL,
+    F_OK,
+    F_SETFD,
+    F_SETFL,
+    FD_CLOEXEC,
+    O_CREAT,
+    O_DIRECTORY,
+    O_EXCL,
+    O_NOFOLLOW,
+    O_PATH,
+    O_TRUNC,
+    R_OK,
+    SEEK_CUR,
+    SEEK_DATA,
+    SEEK_END,
+    SEEK_HOLE,
+    SEEK_SET,
+    SLICE,
+    W_OK,
+    X_OK,
+    CtxBase,
+    Dirent,
+    ExecImage,
+    ProcessExit,
 )
-from kernel.syscalls._base import CtxBase
 from kernel.syscalls.files import FileCalls
 from kernel.syscalls.paths import PathCalls
 from kernel.syscalls.procs import ProcCalls

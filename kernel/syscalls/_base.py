@@ -147,6 +147,7 @@ class CtxBase:
                     table.terminate(p, sig, core=what == "core")
                     await trio.lowlevel.checkpoint()  # the cancellation ends the program here
                 continue
+            assert callable(handler)  # SIG_IGN and SIG_DFL are handled above
             ran = True
             if not act.flags & S.SA_RESTART:
                 restart = False

@@ -228,12 +228,12 @@ class FileCalls(CtxBase):
                 index = int(tty.rsplit("/", 1)[1])
             else:
                 index = int(name[4:])
-            pty = kernel.ptys.get(index)
-            if pty is None or pty.masters == 0:
+            term = kernel.ptys.get(index)
+            if term is None or term.masters == 0:
                 raise KernelError("EIO", f"terminal is gone: {apath}")
-            self._maybe_acquire_ctty(pty, flags)
-            return OpenFileDescription("pty", pty.path, keep, endpoint=PtySlaveEnd(pty),
-                                       object_id=pty.index, ino=attr.ino)
+            self._maybe_acquire_ctty(term, flags)
+            return OpenFileDescription("pty", term.path, keep, endpoint=PtySlaveEnd(term),
+                                       object_id=term.index, ino=attr.ino)
         fh = await fs.open(attr.ino, flags & ~O_CLOEXEC, self._caller)
         return OpenFileDescription("device", apath, keep, fs=fs, fh=fh, ino=attr.ino)
 
@@ -280,7 +280,8 @@ class FileCalls(CtxBase):
             raise KernelError("EISDIR", "is a directory")
         if not ofd.readable:
             raise KernelError("EBADF", f"fd {fd} is not open for reading")
-        data = await ofd.fs.read(ofd.fh, ofd.pos, n)
+        fs, fh = ofd.handle()
+        data = await fs.read(fh, ofd.pos, n)
         ofd.pos += len(data)
         return data
 
@@ -299,7 +300,7 @@ class FileCalls(CtxBase):
             return await self._write_stream(ofd, ep, data)
         if ofd.kind == "dir":
             raise KernelError("EISDIR", "is a directory")
-        fs = ofd.fs
+        fs = ofd.mounted()
         total = len(data)
         if not total:
             return 0  # Linux returns before O_APPEND moves the offset
@@ -307,9 +308,9 @@ class FileCalls(CtxBase):
             data = bytes(data)  # the inode level takes bytes; the caller may reuse its buffer
         if ofd.flags & O_APPEND:
             ofd.pos = (await fs.getattr(ofd.ino)).size
-        done = await fs.write(ofd.fh, ofd.pos, data)
+        done = await fs.write(ofd.handle()[1], ofd.pos, data)
         while done < total:
-            k = await fs.write(ofd.fh, ofd.pos + done, data[done:])
+            k = await fs.write(ofd.handle()[1], ofd.pos + done, data[done:])
             if k <= 0:
                 break
             done += k
@@ -319,11 +320,11 @@ class FileCalls(CtxBase):
     async def _write_stream(self, ofd: OpenFileDescription, ep: Any, data) -> int:
         total = len(data)
         done = 0
-        view = None
+        view: memoryview | None = None
         try_write = ep.try_write
         while True:
             try:
-                k = try_write(data if done == 0 else view[done:])
+                k = try_write(data if done == 0 or view is None else view[done:])  # view is set once done > 0
             except KernelError as e:
                 if e.code == "EPIPE":
                     self._table.send(self.proc, S.SIGPIPE)
@@ -363,7 +364,7 @@ class FileCalls(CtxBase):
 
     async def read_all(self, fd: int, chunk: int = 65536) -> bytes:
         """Read until end of file."""
-        parts = []
+        parts: list[bytes] = []
         while True:
             data = await self.read(fd, chunk)
             if not data:
@@ -372,14 +373,16 @@ class FileCalls(CtxBase):
 
     async def pread(self, fd: int, n: int, offset: int) -> bytes:
         ofd = await self._positional(fd, offset, writing=False)
-        return await ofd.fs.read(ofd.fh, offset, n)
+        fs, fh = ofd.handle()
+        return await fs.read(fh, offset, n)
 
     async def pwrite(self, fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
         """Positional write; like Linux, O_APPEND makes it append anyway."""
         ofd = await self._positional(fd, offset, writing=True)
+        fs = ofd.mounted()
         if ofd.flags & O_APPEND:
-            offset = (await ofd.fs.getattr(ofd.ino)).size
-        return await ofd.fs.write(ofd.fh, offset, bytes(data) if not isinstance(data, bytes) else data)
+            offset = (await fs.getattr(ofd.ino)).size
+        return await fs.write(ofd.handle()[1], offset, bytes(data) if not isinstance(data, bytes) else data)
 
     async def _positional(self, fd: int, offset: int, *, writing: bool) -> OpenFileDescription:
         """The checks pread and pwrite share, in Linux's order."""
@@ -409,7 +412,7 @@ class FileCalls(CtxBase):
         elif whence in (SEEK_END, SEEK_DATA, SEEK_HOLE):
             if ofd.kind == "dir":
                 raise KernelError("EINVAL", "invalid whence for a directory")
-            size = (await ofd.fs.getattr(ofd.ino)).size
+            size = (await ofd.mounted().getattr(ofd.ino)).size
             if whence == SEEK_END:
                 new = size + offset
             else:
@@ -433,17 +436,18 @@ class FileCalls(CtxBase):
         ofd = self.fds.get(fd)
         if ofd.kind != "file" or not ofd.writable:
             raise KernelError("EINVAL", "fd is not a regular file open for writing")  # as Linux
-        await ofd.fs.setattr(ofd.ino, SetAttr(size=length), self._caller)
+        await ofd.mounted().setattr(ofd.ino, SetAttr(size=length), self._caller)
 
     async def fsync(self, fd: int) -> None:
         await self._enter()
         ofd = self.fds.get(fd)
         if ofd.fh is None:
             raise KernelError("EINVAL", "fd does not support fsync")
+        fs, fh = ofd.handle()
         if ofd.kind == "dir":
-            await ofd.fs.fsyncdir(ofd.fh)
+            await fs.fsyncdir(fh)
         else:
-            await ofd.fs.fsync(ofd.fh)
+            await fs.fsync(fh)
 
     async def fstat(self, fd: int) -> Attr:
         await self._enter()
@@ -451,7 +455,7 @@ class FileCalls(CtxBase):
         ep = ofd.endpoint
         if ep is not None and (ofd.fs is None or not ofd.ino):
             return self._synthetic_attr(ep)
-        return await ofd.fs.getattr(ofd.ino)
+        return await ofd.mounted().getattr(ofd.ino)
 
     def _synthetic_attr(self, ep: Any) -> Attr:
         p = self.proc
@@ -473,7 +477,8 @@ class FileCalls(CtxBase):
             if not ofd.dir_cache:
                 if ofd.dir_eof:
                     break
-                batch = await ofd.fs.readdir(ofd.fh, ofd.pos)
+                fs, fh = ofd.handle()
+                batch = await fs.readdir(fh, ofd.pos)
                 if not batch:
                     ofd.dir_eof = True
                     break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
@@ -17,9 +17,16 @@ from kernel.syscalls._base import (
     ProcessExit,
 )
 
+if TYPE_CHECKING:
+    from kernel.fs import Attr
+
 
 class ProcCalls(CtxBase):
     """proc system calls (mixed into ``Ctx``)."""
+
+    if TYPE_CHECKING:  # from PathCalls, mixed into Ctx beside this class
+        async def stat(self, path: str) -> Attr: ...
+        async def access(self, path: str, mode: int = ...) -> None: ...
 
     # ---------------------------------------------------------------- identity, env
     @property
