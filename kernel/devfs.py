@@ -66,8 +66,8 @@ class DevFS(SyntheticFS):
         for name, major, minor, perm in DEVICES:
             root.add(name.encode(), Device(name, os.makedev(major, minor), perm,
                                            gid=TTY_GID if name == "tty" else 0))
-        for i, name in enumerate((b"stdin", b"stdout", b"stderr")):
-            root.add(name, Symlink(b"/proc/self/fd/%d" % i))
+        for i, link in enumerate((b"stdin", b"stdout", b"stderr")):
+            root.add(link, Symlink(b"/proc/self/fd/%d" % i))
         root.add(b"fd", Symlink(b"/proc/self/fd"))
         self._pts = root.add(b"pts", DynamicDir(self._list_pts, self._lookup_pts, 0o755))
         root.add(b"shm", StaticDir(0o1777))
@@ -81,7 +81,7 @@ class DevFS(SyntheticFS):
         def make() -> Device:
             return Device(f"pts/{n}", os.makedev(PTS_MAJOR, n), 0o620, gid=TTY_GID,
                           live=lambda: n in self._pty_names())
-        return self.intern(("pts", n), make, parent=self._pts)  # type: ignore[return-value]
+        return self.intern(("pts", n), make, parent=self._pts)
 
     def _list_pts(self, fs, caller):
         return [(str(n).encode(), self._pts_node(n)) for n in sorted(self._pty_names())]

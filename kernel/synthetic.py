@@ -43,12 +43,15 @@ import stat as _stat
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from .errors import KernelError
 from .fs import ROOT_CALLER, Attr, Caller, DirEntry, SetAttr, StatFs
 from .fs import may_access as _may_access
 
 Gen = Callable[[Caller], bytes]
+
+N = TypeVar("N", bound="Node")
 
 _ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 READDIR_BATCH = 256
@@ -107,7 +110,7 @@ class StaticDir(Dir):
         super().__init__(perm, **kw)
         self.children: dict[bytes, Node] = {}
 
-    def add(self, name: bytes, node: Node) -> Node:
+    def add(self, name: bytes, node: N) -> N:
         self.children[name] = node
         node.parent = self
         return node
@@ -242,22 +245,23 @@ class SyntheticFS:
                 if isinstance(n, Dir):
                     self._register_tree(n)
 
-    def intern(self, key: Hashable, factory: Callable[[], Node], parent: Dir | None = None) -> Node:
+    def intern(self, key: Hashable, factory: Callable[[], N], parent: Dir | None = None) -> N:
         """The node for *key*, created by *factory* (and registered, with its static
         subtree) the first time.  Keeps inode numbers stable for dynamic entries."""
         node = self._keys.get(key)
         if node is None:
-            node = factory()
+            made = factory()
             if parent is not None:
-                node.parent = parent
-            self.register(node)
-            if isinstance(node, Dir):
-                self._register_tree(node)
-            self._keys[key] = node
-            self._key_of[node.ino] = key
-        return node
+                made.parent = parent
+            self.register(made)
+            if isinstance(made, Dir):
+                self._register_tree(made)
+            self._keys[key] = made
+            self._key_of[made.ino] = key
+            return made
+        return cast(N, node)  # a key always holds what its factory made
 
-    def drop_keys(self, pred: Callable[[Hashable], bool]) -> None:
+    def drop_keys(self, pred: Callable[[Any], bool]) -> None:  # Any: the keys the caller interned
         """Forget interned nodes whose key matches (their inodes then give ENOENT)."""
         for key in [k for k in self._keys if pred(k)]:
             node = self._keys.pop(key)

@@ -22,12 +22,16 @@ pid; host callers (pid 0, from FUSE) get ENOENT when following it, unless
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import KernelError
 from ..fs import Caller
 from ..synthetic import DynamicDir, File, Node, StaticDir, Symlink, SyntheticFS
 from . import files as F
 from .files import ProcConfig
+
+if TYPE_CHECKING:
+    from ..process import Process
 
 NetProvider = Callable[[str], bytes | None]
 
@@ -72,15 +76,15 @@ class ProcFS(SyntheticFS):
         top.add(b"stat", File(lambda c: F.stat(self.processes, self._procs(), cfg)))
         top.add(b"filesystems", File(lambda c: F.filesystems(self._fstypes())))
         sys_ = top.add(b"sys", StaticDir())
-        kern = sys_.add(b"kernel", StaticDir())  # type: ignore[union-attr]
-        kern.add(b"hostname", File(lambda c: (cfg.hostname + "\n").encode(), 0o644))  # type: ignore[union-attr]
-        kern.add(b"ostype", File(lambda c: (cfg.ostype + "\n").encode()))  # type: ignore[union-attr]
-        kern.add(b"osrelease", File(lambda c: (cfg.osrelease + "\n").encode()))  # type: ignore[union-attr]
-        kern.add(b"pid_max", File(lambda c: f"{cfg.pid_max}\n".encode(), 0o644))  # type: ignore[union-attr]
-        net = top.add(b"net", StaticDir())
+        kern = sys_.add(b"kernel", StaticDir())
+        kern.add(b"hostname", File(lambda c: (cfg.hostname + "\n").encode(), 0o644))
+        kern.add(b"ostype", File(lambda c: (cfg.ostype + "\n").encode()))
+        kern.add(b"osrelease", File(lambda c: (cfg.osrelease + "\n").encode()))
+        kern.add(b"pid_max", File(lambda c: f"{cfg.pid_max}\n".encode(), 0o644))
+        net_dir = top.add(b"net", StaticDir())
         for name, header in (("tcp", F.NET_TCP), ("tcp6", F.NET_TCP6), ("udp", F.NET_UDP),
                              ("udp6", F.NET_UDP6), ("unix", F.NET_UNIX)):
-            net.add(name.encode(), File(self._net_gen(name, header)))  # type: ignore[union-attr]
+            net_dir.add(name.encode(), File(self._net_gen(name, header)))
         self._top = top
         root = DynamicDir(self._list_root, self._lookup_root)
         super().__init__(root, budget=budget)
@@ -95,7 +99,7 @@ class ProcFS(SyntheticFS):
         get = self.processes.get
         return [p for p in (get(pid) for pid in self.processes.pids()) if p is not None]
 
-    def _proc(self, pid: int):
+    def _proc(self, pid: int) -> Process:
         p = self.processes.get(pid)
         if p is None:
             raise KernelError("ENOENT", f"no such process {pid}")
@@ -182,9 +186,9 @@ class ProcFS(SyntheticFS):
         return node
 
     # ---- /proc/<pid> ---------------------------------------------------------------------
-    def _pid_dir(self, pid: int) -> Node:
+    def _pid_dir(self, pid: int) -> StaticDir:
         self._interned_pids.add(pid)
-        return self.intern(("pid", pid), lambda: self._make_pid_dir(pid), parent=self.root)  # type: ignore[arg-type]
+        return self.intern(("pid", pid), lambda: self._make_pid_dir(pid), parent=self.root)
 
     def _make_pid_dir(self, pid: int) -> StaticDir:
         p = self._proc(pid)
@@ -195,7 +199,7 @@ class ProcFS(SyntheticFS):
         proc = lambda: self._proc(pid)  # noqa: E731
         cfg = self.config
 
-        def private(fn: Callable[[object], bytes]) -> Callable[[Caller], bytes]:
+        def private(fn: Callable[[Process], bytes]) -> Callable[[Caller], bytes]:
             """Only the owner (or root) may follow these links (Linux: ptrace access)."""
             def gen(caller: Caller) -> bytes:
                 q = proc()
@@ -233,7 +237,8 @@ class ProcFS(SyntheticFS):
         return None
 
     def _fd_node(self, pid: int, n: int, info: bool) -> Node:
-        parent = self._pid_dir(pid).child(self, b"fdinfo" if info else b"fd", None)  # type: ignore[arg-type]
+        parent = self._pid_dir(pid).children[b"fdinfo" if info else b"fd"]
+        assert isinstance(parent, DynamicDir)
         p = self._proc(pid)
         live = lambda: self.processes.get(pid) is not None and self._ofd(pid, n) is not None  # noqa: E731
         own = dict(uid=p.uid, gid=p.gid, live=live)
@@ -252,7 +257,7 @@ class ProcFS(SyntheticFS):
                 return F.fd_target(ofd).encode(errors="surrogateescape")
             return Symlink(target, 0o700, **own)
 
-        node = self.intern(("fdinfo" if info else "fd", pid, n), make, parent=parent)  # type: ignore[arg-type]
+        node = self.intern(("fdinfo" if info else "fd", pid, n), make, parent=parent)
         if not info:
             ofd = self._ofd(pid, n)
             if ofd is not None:
