@@ -373,14 +373,16 @@ class Shell(Expander):
         n = len(cmds)
         pids: list[int] = []
         prev_r: int | None = None
+        jc = self.job_control
         try:
             for i, c in enumerate(cmds):
                 r = w = None
                 if i < n - 1:
                     r, w = await ctx.pipe(O_CLOEXEC)
                 errpipe = i < n - 1 and i < len(p.pipe_stderr) and p.pipe_stderr[i]
+                pgid = (0 if not pids else pids[0]) if jc else None
                 pid = await self.fork(self._stage_runner(c), stdin=prev_r, stdout=w,
-                                      stderr=w if errpipe else None)
+                                      stderr=w if errpipe else None, pgid=pgid)
                 pids.append(pid)
                 if prev_r is not None:
                     await ctx.close(prev_r)
@@ -391,7 +393,10 @@ class Shell(Expander):
         finally:
             if prev_r is not None:
                 await ctx.close(prev_r)
-        statuses = [await self.wait_pid(pid) for pid in pids]
+        if jc:
+            statuses = await self.wait_foreground(pids, _andor_text(None))
+        else:
+            statuses = [await self.wait_pid(pid) for pid in pids]
         self.st.pipestatus = statuses
         if self.st.options.get("pipefail"):
             for s in reversed(statuses):
@@ -405,6 +410,54 @@ class Shell(Expander):
             sub.exec_last = True
             return await sub.exec_command(c)
         return run
+
+    @property
+    def job_control(self) -> bool:
+        """Job control is on in an interactive top-level shell with ``set -m``: each
+        foreground job gets its own process group and the terminal."""
+        st = self.st
+        return st.interactive and bool(st.options.get("monitor")) and st.subshell == 0
+
+    async def set_terminal_group(self, pgid: int) -> None:
+        """``tcsetpgrp`` with SIGTTOU blocked, as shells do (the shell may be in the
+        background group at that moment)."""
+        ctx = self.ctx
+        try:
+            old = await ctx.sigprocmask(0, {SIGNALS["TTOU"]})  # SIG_BLOCK
+            try:
+                await ctx.tcsetpgrp(0, pgid)
+            finally:
+                await ctx.sigprocmask(2, old)  # SIG_SETMASK
+        except KernelError:
+            pass
+
+    async def wait_foreground(self, pids: list[int], text: str) -> list[int]:
+        """Give the terminal to the job's group, wait for every process (a stop makes it a
+        stopped job, status 128+sig), then take the terminal back."""
+        await self.set_terminal_group(pids[0])
+        statuses: list[int] = []
+        try:
+            for pid in pids:
+                while True:
+                    try:
+                        _, status = await self.ctx.waitpid(pid, 2)  # WUNTRACED
+                        break
+                    except KernelError as e:
+                        if e.code == "EINTR":
+                            continue
+                        status = 127 << 8
+                        break
+                if status & 0xFF == 0x7F:
+                    job = self.jobs.add(pids[0], text) if self.jobs is not None else None
+                    if job is not None:
+                        job.state = "Stopped"
+                        await self.out(f"\n[{job.num}]+  Stopped                 {text}\n", 2)
+                    statuses.append(128 + ((status >> 8) & 0xFF))
+                    return statuses + [statuses[-1]] * (len(pids) - len(statuses))
+                statuses.append(wait_status_code(status))
+        finally:
+            await self.set_terminal_group(self.ctx.getpgid())
+        return statuses
 
     async def wait_pid(self, pid: int) -> int:
         while True:
@@ -444,8 +497,11 @@ class Shell(Expander):
             sub.loop_depth = 0
             st.bash_pid = cctx.getpid()
             if background and not st.interactive:
+                # POSIX: asynchronous lists of a non-interactive shell ignore INT and QUIT
                 for sig in ("INT", "QUIT"):
-                    pass
+                    await cctx.signal(SIGNALS[sig], "ignore")
+            if parent.job_control:
+                st.interactive = False
             try:
                 status = await fn(sub)
             except ExitShell as e:
@@ -487,7 +543,7 @@ class Shell(Expander):
             except KernelError:
                 pass
         try:
-            pid = await self.fork(run, stdin=stdin, background=True)
+            pid = await self.fork(run, stdin=stdin, background=True, pgid=0 if self.job_control else None)
         finally:
             if devnull is not None:
                 await self.ctx.close(devnull)
@@ -1289,6 +1345,9 @@ class Shell(Expander):
         try:
             if may_exec:
                 await ctx.execve(full, env)
+            if self.job_control:
+                pid = await ctx.spawn(full, env=env, pgid=0)
+                return (await self.wait_foreground([pid], " ".join(argv)))[-1]
             pid = await ctx.spawn(full, env=env)
         except KernelError as e:
             if e.code == "ENOEXEC":
@@ -1558,7 +1617,7 @@ def _word_src(w: Word) -> str:
     return _word_text(w)
 
 
-def _andor_text(ao: AndOr) -> str:
+def _andor_text(ao: AndOr | None) -> str:
     return "job"
 
 

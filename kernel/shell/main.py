@@ -223,6 +223,18 @@ async def interactive(sh: Shell) -> int:
     st = sh.st
     ctx = sh.ctx
     st.shopts["expand_aliases"] = True
+    if ctx.isatty(0):
+        # job control: the shell catches (so children reset to default) the keyboard and
+        # terminal-access signals, and leads its own process group in the foreground
+        st.options["monitor"] = True
+        for sig in (2, 3, 20, 21, 22):  # INT QUIT TSTP TTIN TTOU
+            await ctx.signal(sig, lambda s: None)
+        try:
+            if ctx.getpgid() != ctx.getpid():
+                await ctx.setpgid(0, 0)
+            await sh.set_terminal_group(ctx.getpgid())
+        except KernelError:
+            pass
     for rc in ("~/.bashrc" if not st.posix else "~/.shrc",):
         path = rc.replace("~", st.get("HOME") or "/home/user", 1)
         try:

@@ -101,22 +101,18 @@ async def b_fg(sh: Any, argv: list[str]) -> int:
         await sh.error(f"fg: {argv[1] if len(argv) > 1 else 'current'}: no such job")
         return 1
     await sh.out(j.text + "\n")
-    if sh.st.interactive:
+    sh.jobs.forget_pid(j.pid)
+    if sh.job_control:
         try:
-            await sh.ctx.tcsetpgrp(0, j.pid)
+            await sh.ctx.kill(-j.pid, SIGNALS["CONT"])
         except KernelError:
             pass
+        return (await sh.wait_foreground([j.pid], j.text))[-1]
     try:
-        await sh.ctx.kill(-j.pid if sh.st.interactive else j.pid, SIGNALS["CONT"])
+        await sh.ctx.kill(j.pid, SIGNALS["CONT"])
     except KernelError:
         pass
-    status = await _wait_one(sh, j.pid)
-    if sh.st.interactive:
-        try:
-            await sh.ctx.tcsetpgrp(0, sh.ctx.getpgid())
-        except KernelError:
-            pass
-    return status
+    return await _wait_one(sh, j.pid)
 
 
 async def b_bg(sh: Any, argv: list[str]) -> int:
@@ -125,7 +121,7 @@ async def b_bg(sh: Any, argv: list[str]) -> int:
         await sh.error("bg: no current job")
         return 1
     try:
-        await sh.ctx.kill(j.pid, SIGNALS["CONT"])
+        await sh.ctx.kill(-j.pid if sh.job_control else j.pid, SIGNALS["CONT"])
     except KernelError:
         pass
     j.state = "Running"
