@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Union
+from typing import Callable, Iterator, Literal, Sequence, Union
 
 import re2
 import regex as _regex
@@ -146,6 +146,9 @@ def _emit_byte(b: int) -> str:
 # The tree.
 # --------------------------------------------------------------------------
 
+
+#: re2's low-level ``Match(anchor, text, pos, endpos)``: a (start, end) per group, (-1, -1) if none.
+_RawMatch = Callable[..., Sequence[tuple[int, int]]]
 
 @dataclass(frozen=True, slots=True)
 class _Set:
@@ -903,15 +906,16 @@ class Replacement:
 
     def expand(self, m: Match) -> bytes:
         if not self.has_case:
-            out = []
+            out: list[bytes] = []
             for p in self.pieces:
                 if type(p) is int:
                     g = m.group(p)
                     if g:
                         out.append(g)
                 else:
-                    out.append(p)  # type: ignore[arg-type]
-            return b"".join(out)  # type: ignore[arg-type]
+                    assert isinstance(p, bytes)  # without case ops the pieces are bytes and ints
+                    out.append(p)
+            return b"".join(out)
         buf: list[bytes] = []
         mode = ""  # "", "U" or "L"
         once = ""  # "", "u" or "l"
@@ -1029,14 +1033,14 @@ class PosixRegex:
     group_offset: int = 0
     lines: bool = False
     multiline: bool = False
-    _raw: Callable[..., object] | None = field(default=None, repr=False)
+    _raw: _RawMatch | None = field(default=None, repr=False)
     #: Set when the pattern is a plain byte string: searches use bytes.find.
     literal: bytes | None = None
     #: grep -w on re2: anchored matchers (after a non-word byte, at a line start, bare).
-    _word_at: tuple[Callable[..., object], ...] | None = field(default=None, repr=False)
-    _exists: tuple[Callable[..., object], Callable[..., object]] | None = field(default=None, repr=False)
+    _word_at: tuple[_RawMatch, ...] | None = field(default=None, repr=False)
+    _exists: tuple[_RawMatch, _RawMatch] | None = field(default=None, repr=False)
 
-    def _make_exists(self) -> tuple[Callable[..., object], Callable[..., object]]:
+    def _make_exists(self) -> tuple[_RawMatch, _RawMatch]:
         """Capture-free re2 matchers for :meth:`search_lines`: the pattern, and a run of lines holding it.
 
         Without captures re2 answers from its DFA alone; the run pattern lets
@@ -1074,7 +1078,8 @@ class PosixRegex:
             text = data if endpos == n else memoryview(data)[:endpos]
             if off and anchored == 0:
                 return self._word_spans(data, text, pos, endpos)
-            spans = self._raw(_ANCHORS[anchored], text, pos, endpos)  # type: ignore[misc]
+            assert self._raw is not None  # set for every re2 pattern
+            spans = self._raw(_ANCHORS[anchored], text, pos, endpos)
             if spans[0][0] < 0:
                 return None
             if off:
@@ -1104,7 +1109,8 @@ class PosixRegex:
         start that gives a longer overall match.  Then, like GNU grep, take
         the longest match at that start whose end is also a word boundary.
         """
-        after_nonword, at_bol, plain = self._word_at  # type: ignore[misc]
+        assert self._word_at is not None and self._raw is not None  # set for re2 -w patterns
+        after_nonword, at_bol, plain = self._word_at
         lines = self.lines or self.multiline
         start = -1
         if pos > 0:
@@ -1113,7 +1119,7 @@ class PosixRegex:
                 if after_nonword(_ANCHORS[1], text, pos - 1, endpos)[0][0] >= 0:
                     start = pos
         if start < 0:
-            spans = self._raw(_ANCHORS[0], text, pos, endpos)  # type: ignore[misc]
+            spans = self._raw(_ANCHORS[0], text, pos, endpos)
             s0 = spans[0][0]
             if s0 < 0:
                 return None
@@ -1161,7 +1167,8 @@ class PosixRegex:
         for spans in self._iter_spans(data, pos, endpos):
             yield Match(data, spans)
 
-    def _iter_spans(self, data: bytes, pos: int = 0, endpos: int | None = None) -> Iterator[tuple[tuple[int, int], ...]]:
+    def _iter_spans(self, data: bytes, pos: int = 0,
+                    endpos: int | None = None) -> Iterator[tuple[tuple[int, int], ...]]:
         n = len(data) if endpos is None else min(endpos, len(data))
         prev_end = -1
         find = self._spans
@@ -1478,7 +1485,8 @@ def _literal_of(tree: _Node) -> bytes | None:
     return bytes(out) or None
 
 
-def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool, for_re2: bool) -> tuple[str, int, str | None]:
+def _wrap(body: str, lines: bool, multiline: bool, word: bool, whole: bool,
+          for_re2: bool) -> tuple[str, int, tuple[str, str, str] | None]:
     """Add grep's -x/-w wrappers and the newline flag.
 
     Returns (pattern, group offset, None or for re2 -w the patterns to match
