@@ -219,9 +219,10 @@ def parse(spec: Spec, argv: list[str]) -> Args:
             while j < len(a):
                 ch = a[j]
                 j += 1
-                opt = spec._short.get(ch)
-                if opt is None:
+                short = spec._short.get(ch)
+                if short is None:
                     raise UsageError(f"invalid option -- '{ch}'")
+                opt = short
                 if opt.takes_arg:
                     if j < len(a):
                         args._set(opt, a[j:])
