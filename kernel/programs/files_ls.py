@@ -794,6 +794,7 @@ def unescape(text: str) -> str:
 class _StatFormatter:
     def __init__(self, ctx: Any, names: IdNames, devices: dict[str, int]) -> None:
         self.ctx, self.names, self.devices = ctx, names, devices
+        self.mount_point = "/"
 
     def time_field(self, ns: int, kind: str) -> str:
         if kind == "human":
@@ -856,7 +857,7 @@ class _StatFormatter:
         if c == "T":
             return f"{(a.rdev & 0xFF) | ((a.rdev >> 12) & 0xFFF00):x}", False
         if c == "m":
-            return "/", False
+            return self.mount_point, False
         if c in "xyzw":
             ns = {"x": a.atime_ns, "y": a.mtime_ns, "z": a.ctime_ns, "w": a.birthtime_ns}[c]
             if c == "w" and not ns:
@@ -942,15 +943,16 @@ async def _devices(ctx: Any) -> list[tuple[str, int]]:
     return out
 
 
-async def device_of(ctx: Any, path: str, table: list[tuple[str, int]]) -> int:
+async def device_of(ctx: Any, path: str, table: list[tuple[str, int]]) -> tuple[int, str]:
+    """(device number, mount point) of the mount *path* lives in (longest prefix wins)."""
     try:
         real = await ctx.realpath(path)
     except KernelError:
         real = path if path.startswith("/") else join(ctx.getcwd(), path)
     for point, dev in table:
         if real == point or real.startswith(point.rstrip("/") + "/") or point == "/":
-            return dev
-    return 0
+            return dev, point
+    return 0, "/"
 
 
 async def prog_stat(ctx: Any) -> int:
@@ -983,7 +985,7 @@ async def prog_stat(ctx: Any) -> int:
                 target = await ctx.readlink(name)
             except KernelError:
                 target = None
-        dev = await device_of(ctx, name, table)
+        dev, fmtr.mount_point = await device_of(ctx, name, table)
         if printf is not None:
             fmt = unescape(printf)
         elif fmt_arg is not None:

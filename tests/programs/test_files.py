@@ -327,3 +327,10 @@ def test_xargs_streams_many_lines_in_batches():
         return await kernel.run(["xargs", "-n", "1000", "basename", "-a"], input=names, cwd="/tmp/w")
     r = run_all([step])[0]
     assert r.stdout == names and r.returncode == 0
+
+
+def test_stat_mount_point_and_device_of_proc():
+    r = run1(["stat", "-c", "%m %D", "f", "/proc/self/status", "/dev/null"], {"f": b""})
+    lines = r.stdout.decode().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["/", "/proc", "/dev"]
+    assert len({ln.split()[1] for ln in lines}) == 3
