@@ -22,7 +22,6 @@ import trio
 from cli.app import EXIT_OK, EXIT_PROBLEMS, EXIT_REPAIRED, CliError, vfsfuse
 from cli.params import DURATION, SIZE, human
 from cli.paths import Inside, MountView, Target, resolve_in_mount, resolve_inside, resolve_target, type_name
-from cli.paths import is_store as _is_store
 from cli.progress import progress
 from kernel.errors import KernelError
 
@@ -488,8 +487,8 @@ def demo_command(keep: bool) -> None:
     """Make a small store in a temp dir, write a few files (one deduplicated),
     and show its totals and a chunk map."""
     from kernel.pathvfs import PathVFS
-    from vfsfuse.storage.fsck import fsck_store
     from vfsfuse.inspect.inspectfs import chunk_map_text
+    from vfsfuse.storage.fsck import fsck_store
     from vfsfuse.storage.store import create_store, open_store
 
     tmp = tempfile.mkdtemp(prefix="vfsfuse-demo-")

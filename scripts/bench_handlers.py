@@ -26,8 +26,8 @@ import pyfuse3  # noqa: E402
 import trio  # noqa: E402
 
 from vfsfuse.daemon.config import MountConfig  # noqa: E402
-from vfsfuse.daemon.serve import Daemon  # noqa: E402
 from vfsfuse.daemon.fuse_adapter import FROM_FUSE, FuseAdapter  # noqa: E402
+from vfsfuse.daemon.serve import Daemon  # noqa: E402
 from vfsfuse.storage.store import create_store  # noqa: E402
 
 

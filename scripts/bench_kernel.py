@@ -23,8 +23,8 @@ import trio  # noqa: E402
 
 from kernel.kernel import Kernel  # noqa: E402
 from kernel.process import WEXITSTATUS  # noqa: E402
-from kernel.syscalls import O_CLOEXEC, O_CREAT, O_WRONLY  # noqa: E402
 from kernel.programs.testprogs import test_registry  # noqa: E402
+from kernel.syscalls import O_CLOEXEC, O_CREAT, O_WRONLY  # noqa: E402
 
 TARGETS = {"open": 20_000, "spawn": 3_000, "pipe": 400, "proc": 2_000}
 

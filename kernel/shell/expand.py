@@ -19,8 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from kernel.shell import arith, braces, pattern
 from kernel.shell.ast import (
-    DQ, SQ, ArithSub, BraceExp, BraceRange, CmdSub, DollarSQ, Escaped, ExtGlob, Lit, Param, ProcSub,
-    Tilde, Word,
+    DQ,
+    SQ,
+    ArithSub,
+    BraceExp,
+    BraceRange,
+    CmdSub,
+    DollarSQ,
+    Escaped,
+    ExtGlob,
+    Lit,
+    Param,
+    ProcSub,
+    Tilde,
+    Word,
 )
 from kernel.shell.state import ShellState, VarError
 

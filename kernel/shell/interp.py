@@ -25,14 +25,49 @@ from typing import Any, Awaitable, Callable
 from kernel.errors import KernelError
 from kernel.shell import arith, pattern
 from kernel.shell.ast import (
-    AndOr, ArithCommand, ArithFor, Case, CmdSub, CommandList, CondAnd, CondBinary, CondCommand, CondNot,
-    CondOr, CondUnary, CondWord, Coproc, For, FunctionDef, Group, If, Lit, Pipeline, ProcSub, Redir, Select,
-    SimpleCommand, Subshell, While, Word,
+    AndOr,
+    ArithCommand,
+    ArithFor,
+    Case,
+    CmdSub,
+    CommandList,
+    CondAnd,
+    CondBinary,
+    CondCommand,
+    CondNot,
+    CondOr,
+    CondUnary,
+    CondWord,
+    Coproc,
+    For,
+    FunctionDef,
+    Group,
+    If,
+    Lit,
+    Pipeline,
+    ProcSub,
+    Redir,
+    Select,
+    SimpleCommand,
+    Subshell,
+    While,
+    Word,
 )
 from kernel.shell.expand import ArithAdapter, Expander, ExpansionError, FatalExpansion, shell_quote
 from kernel.shell.parser import Parser, ShellSyntaxError
 from kernel.shell.state import ShellState, VarError
-from kernel.syscalls import ExecImage, F_DUPFD, F_DUPFD_CLOEXEC, O_APPEND, O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY
+from kernel.syscalls import (
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    O_APPEND,
+    O_CLOEXEC,
+    O_CREAT,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+    ExecImage,
+)
 
 __all__ = ["Shell", "ControlFlow", "BreakLoop", "ContinueLoop", "ReturnFn", "ExitShell", "LimitExceeded",
            "SIGNALS", "signal_number", "wait_status_code"]
@@ -1360,7 +1395,7 @@ class Shell(Expander):
                 await self.error(f"{argv[0]}: Permission denied")
                 return 126
             if e.code == "EAGAIN":
-                await self.error(f"fork: retry: Resource temporarily unavailable")
+                await self.error("fork: retry: Resource temporarily unavailable")
                 return 126
             await self.error(f"{argv[0]}: {errno_text(e)}")
             return 126

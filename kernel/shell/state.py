@@ -34,7 +34,7 @@ SHOPT_NAMES = {
     "expand_aliases", "lastpipe", "inherit_errexit", "patsub_replacement", "xpg_echo",
     "sourcepath", "globasciiranges", "checkwinsize", "cmdhist", "histappend", "promptvars",
     "extquote", "progcomp", "interactive_comments", "hostcomplete", "complete_fullquote",
-    "force_fignore", "shift_verbose", "localvar_inherit", "nocaseglob", "assoc_expand_once",
+    "force_fignore", "shift_verbose", "localvar_inherit", "assoc_expand_once",
 }
 _SHOPT_DEFAULT_ON = {"extquote", "sourcepath", "globasciiranges", "checkwinsize", "cmdhist",
                      "promptvars", "progcomp", "interactive_comments", "hostcomplete",

@@ -15,7 +15,7 @@ import apsw
 import pytest
 import trio
 
-from tests.cli.conftest import assert_one_line_error, cli, populate, read_tree, script
+from tests.cli.conftest import assert_one_line_error, cli, read_tree, script
 from vfsfuse.storage.metadata import schema
 from vfsfuse.storage.store import check_private, check_store, create_store
 
@@ -202,8 +202,8 @@ def test_load_restores_a_store_whose_meta_db_is_missing(store, dump_json):
 
 
 def test_open_store_never_creates_a_schema(tmp_path):
-    from vfsfuse.storage.metadata import SqliteMetadataStore
     from kernel.errors import KernelError
+    from vfsfuse.storage.metadata import SqliteMetadataStore
 
     db = tmp_path / "meta.db"
     db.write_bytes(b"")
@@ -293,8 +293,8 @@ def test_store_stays_private_under_umask_000(tmp_path, umask000):
     assert set(_modes(path)) == {".", "meta.db", "blocks", "run"}
 
     async def write_and_peek():
-        from vfsfuse.storage.store import open_store
         from kernel.pathvfs import PathVFS
+        from vfsfuse.storage.store import open_store
 
         store = open_store(path)
         try:

@@ -15,7 +15,15 @@ from kernel.errors import KernelError
 from kernel.fdtable import FdTable, OpenFileDescription
 from kernel.limits import Limits
 from kernel.syscalls import (
-    F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, SEEK_CUR, SEEK_END,
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    F_SETFL,
+    FD_CLOEXEC,
+    SEEK_CUR,
+    SEEK_END,
     SEEK_SET,
 )
 

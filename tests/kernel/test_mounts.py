@@ -15,7 +15,6 @@ from kernel.procfs import ProcFS
 from vfsfuse.storage.store import memory_vfs
 
 
-
 async def raises(code: str, coro) -> KernelError:
     with pytest.raises(KernelError) as ei:
         await coro

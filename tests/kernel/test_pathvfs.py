@@ -14,8 +14,8 @@ from kernel.errors import KernelError
 from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller
 from kernel.pathvfs import PathVFS
 from tests.conformance.vfs_suite import expect_code
-from vfsfuse.storage.store import memory_vfs
 from tests.paths import REPO
+from vfsfuse.storage.store import memory_vfs
 
 
 @pytest.fixture

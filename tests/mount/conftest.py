@@ -109,8 +109,8 @@ class Mount:
         return self
 
     def daemon_pid(self) -> int | None:
-        import json
         import hashlib
+        import json
 
         rdir = self.env.get("VFSFUSE_RUNTIME_DIR")
         digest = hashlib.sha1(os.path.abspath(self.path).encode()).hexdigest()[:20]

@@ -18,11 +18,11 @@ import trio.testing
 from blockstores import HostBlockStore, MemoryBlockStore
 from kernel.errors import KernelError
 from kernel.fs import RENAME_EXCHANGE, RENAME_NOREPLACE, Caller, SetAttr
+from tests.paths import REPO
 from vfsfuse.storage.blocks import block_key
 from vfsfuse.storage.chunked import ChunkedVFS
 from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
 from vfsfuse.storage.store import create_store, open_store
-from tests.paths import REPO
 
 CS = 4096
 INLINE = 256
@@ -522,7 +522,7 @@ async def test_kill_9_during_writes_leaves_a_consistent_store(tmp_path, delay):
     proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate()
     synced = [int(x) for x in (first + out).split()]
-    assert synced, "the writer never completed an fsync" 
+    assert synced, "the writer never completed an fsync"
     _, names = _check_consistent(store)
     st = open_store(store)
     for i in synced:  # every file whose fsync returned is intact

@@ -9,11 +9,11 @@ import stat as S
 
 import pytest
 
+from blockstores import MemoryBlockStore
 from kernel.errors import KernelError
 from kernel.fs import UTIME_NOW, Caller, SetAttr
 from vfsfuse.storage.chunked import ChunkedVFS
 from vfsfuse.storage.metadata import MemoryMetadataStore
-from blockstores import MemoryBlockStore
 
 OWNER = Caller(uid=1000, gid=1000, umask=0o022)
 OTHER = Caller(uid=1001, gid=1001, umask=0o022)

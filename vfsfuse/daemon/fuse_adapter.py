@@ -33,8 +33,6 @@ import trio
 from pyfuse3 import FUSEError
 
 from kernel.errors import KernelError, unwrap_group
-from kernel.fs import may_access
-from kernel.mounts import ROOT_MOUNT_SPAN
 from kernel.fs import (
     ROOT_CALLER,
     ROOT_INO,
@@ -43,7 +41,9 @@ from kernel.fs import (
     Caller,
     FileSystem,
     SetAttr,
+    may_access,
 )
+from kernel.mounts import ROOT_MOUNT_SPAN
 
 log = logging.getLogger("vfsfuse.fuse")
 

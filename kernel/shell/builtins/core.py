@@ -12,7 +12,11 @@ from typing import Any
 from kernel.errors import KernelError
 from kernel.shell.expand import ExpansionError, FatalExpansion, printf_q, shell_quote
 from kernel.shell.interp import (
-    BreakLoop, ContinueLoop, ExitShell, ReturnFn, errno_text,
+    BreakLoop,
+    ContinueLoop,
+    ExitShell,
+    ReturnFn,
+    errno_text,
 )
 from kernel.shell.lexer import ShellSyntaxError, decode_ansi_c
 from kernel.shell.state import LONG_OPTIONS, OPTION_LETTERS, VarError
@@ -572,7 +576,7 @@ def _declare_parse(argv: list[str]) -> tuple[set[str], set[str], list[str]] | st
         if a == "--":
             i += 1
             break
-        if len(a) > 1 and a[0] in "-+" and not ("=" in a):
+        if len(a) > 1 and a[0] in "-+" and "=" not in a:
             for c in a[1:]:
                 if c not in "aAfFgilnprtuxI":
                     return f"{argv[0]}: {a[0]}{c}: invalid option"
