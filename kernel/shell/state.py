@@ -311,12 +311,11 @@ class ShellState:
         return out
 
     def option_flags(self) -> str:
-        """``$-``."""
-        flags = "".join(c for c, n in OPTION_LETTERS.items() if self.options.get(n) and c in "efuxCahmnvBEHT")
-        flags = "".join(sorted(flags, key="himBHs".find)) if False else flags
+        """``$-``: the single-letter options that are on, in bash's order."""
+        on = {c for c, n in OPTION_LETTERS.items() if self.options.get(n)}
         if self.interactive:
-            flags += "i"
-        return flags
+            on.add("i")
+        return "".join(c for c in "abefhikmnptuvxBCEHPT" if c in on)
 
     def aliases_get(self, name: str) -> str | None:
         if not self.shopts.get("expand_aliases") and not self.interactive:
