@@ -790,6 +790,8 @@ async def prog_tac(ctx: Any) -> int:
             st = await ctx.fstat(fd)
             if rx is None and _stat.S_ISREG(st.mode) and not before:
                 await _tac_seekable(ctx, fd, out, sep, st.size)
+            elif rx is None and not before:
+                await _tac_stream(ctx, fd, out, sep)
             else:
                 data = await ctx.read_all(fd)
                 await out.write(_tac_records(data, sep, before, rx))
@@ -829,6 +831,51 @@ def _tac_records(data: bytes, sep: bytes, before: bool, rx: Any) -> bytes:
             records.append(data[pos:])
     records.reverse()
     return b"".join(records)
+
+
+#: A pipe fed to tac beyond this goes to a temporary file, read back from its end.
+TAC_MEMORY_BOUND = 64 << 20
+
+
+async def _tac_stream(ctx: Any, fd: int, out: Writer, sep: bytes) -> None:
+    """tac of a pipe: in memory while small, else through a temporary file in /tmp."""
+    import secrets
+
+    from kernel.syscalls import O_CREAT, O_EXCL, O_RDWR
+
+    parts: list[bytes] = []
+    held = 0
+    tmp_fd = None
+    tmp_name = ""
+    try:
+        while True:
+            data = await ctx.read(fd, CHUNK)
+            if not data:
+                break
+            if tmp_fd is None:
+                parts.append(data)
+                held += len(data)
+                if held > TAC_MEMORY_BOUND:
+                    tmp_name = f"/tmp/tac{secrets.token_hex(6)}"
+                    tmp_fd = await ctx.open(tmp_name, O_RDWR | O_CREAT | O_EXCL, 0o600)
+                    for p in parts:
+                        await ctx.write_all(tmp_fd, p)
+                    parts = []
+            else:
+                await ctx.write_all(tmp_fd, data)
+        if tmp_fd is None:
+            await out.write(_tac_records(b"".join(parts), sep, False, None))
+            return
+        size = await ctx.lseek(tmp_fd, 0, SEEK_END)
+        await ctx.lseek(tmp_fd, 0, SEEK_SET)
+        await _tac_seekable(ctx, tmp_fd, out, sep, size)
+    finally:
+        if tmp_fd is not None:
+            await ctx.close(tmp_fd)
+            try:
+                await ctx.unlink(tmp_name)
+            except KernelError:
+                pass
 
 
 async def _tac_seekable(ctx: Any, fd: int, out: Writer, sep: bytes, size: int) -> None:

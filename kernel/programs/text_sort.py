@@ -72,6 +72,8 @@ SORT = Spec(
 
 #: Bytes of lines held before a sorted run goes to a temporary file.
 MEMORY_BOUND = 64 << 20
+#: What one held line costs beyond its bytes (bytes object, list slot, sort key), for the bound.
+_LINE_OVERHEAD = 96
 
 _BLANKS = b" \t"
 
@@ -703,8 +705,10 @@ class _Sorter:
                 continue
             rest = data[cut + 1 :]
             # lines are kept without their delimiter: the comparisons see the text only
-            self.lines.extend(data[:cut].split(delim))
-            self.size += cut + 1
+            batch = data[:cut].split(delim)
+            self.lines.extend(batch)
+            # the bound counts Python's per-line cost too (object header, list slot, key)
+            self.size += cut + 1 + _LINE_OVERHEAD * len(batch)
             if self.size > MEMORY_BOUND:
                 await self.spill()
         if rest:

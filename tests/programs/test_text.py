@@ -213,3 +213,18 @@ async def test_no_text_program_crashes_on_common_argument_shapes() -> None:
             assert not crashes, "\n".join(crashes)
         finally:
             await kernel.shutdown()
+
+
+async def test_tac_of_a_big_pipe_goes_through_a_temp_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernel.programs import text
+
+    monkeypatch.setattr(text, "TAC_MEMORY_BOUND", 1000)
+    data = b"".join(b"%d\n" % i for i in range(5000))
+    async with trio.open_nursery() as nursery:
+        kernel = await _boot(nursery)
+        try:
+            await kernel.vfs.mkdir("/tmp", recursive=True)
+            r = await kernel.run(["tac"], input=data + b"tail", timeout=60)
+            assert r.stdout == b"tail" + b"".join(b"%d\n" % i for i in reversed(range(5000)))
+        finally:
+            await kernel.shutdown()
