@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import click
 
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
 Callback = Callable[[str, int, int], None]
 """``callback(phase, done, total)``: *done* items of *total* finished in *phase*."""
+
+
+@dataclass
+class _BarState:
+    phase: str | None = None
+    bar: ProgressBar[int] | None = None
+    done: int = 0
 
 
 def stderr_is_tty() -> bool:
@@ -36,28 +47,28 @@ def progress(enabled: bool | None = None) -> Iterator[Callback]:
     if not enabled:
         yield _noop
         return
-    state: dict[str, object] = {"phase": None, "bar": None, "done": 0}
+    state = _BarState()
 
     def close() -> None:
-        bar = state["bar"]
+        bar = state.bar
         if bar is not None:
-            bar.render_finish()  # type: ignore[attr-defined]
-            state["bar"] = None
+            bar.render_finish()
+            state.bar = None
 
     def callback(phase: str, done: int, total: int) -> None:
-        if phase != state["phase"]:
+        if phase != state.phase:
             close()
-            state["phase"] = phase
-            state["done"] = 0
-            bar = click.progressbar(length=max(total, 1), label=phase, file=sys.stderr,
-                                    show_pos=True, width=30)
-            bar.__enter__()
-            state["bar"] = bar
-        bar = state["bar"]
-        step = done - int(state["done"])  # type: ignore[arg-type]
+            state.phase = phase
+            state.done = 0
+            new_bar = click.progressbar(length=max(total, 1), label=phase, file=sys.stderr,
+                                        show_pos=True, width=30)
+            new_bar.__enter__()
+            state.bar = new_bar
+        bar = state.bar
+        step = done - int(state.done)
         if step > 0 and bar is not None:
-            bar.update(step)  # type: ignore[attr-defined]
-            state["done"] = done
+            bar.update(step)
+            state.done = done
 
     try:
         yield callback
