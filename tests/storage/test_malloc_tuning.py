@@ -54,13 +54,28 @@ THREADS = PRELUDE + textwrap.dedent("""
         t.start()
     for t in threads:
         t.join()
-    print([line for line in open("/proc/self/status") if line.startswith("VmRSS")][0].split()[1])
+    def rss_kib():
+        return int([line for line in open("/proc/self/status") if line.startswith("VmRSS")][0].split()[1])
+    if len(sys.argv) > 2:  # "trimmed": the daemon's trimmer samples the quiet heap twice
+        from vfsfuse.daemon.tuning.malloc_tuning import KeptMemoryTrimmer
+        trimmer = KeptMemoryTrimmer(slack_bytes=0)
+        kept = rss_kib()
+        trimmer.check()
+        assert trimmer.check(), "a quiet heap holding free memory was not trimmed"
+        assert not trimmer.check(), "a trimmed heap was trimmed again"
+        print(kept, rss_kib())
+    else:
+        print(rss_kib())
 """)
 
 
-def _run(script: str, mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
-    return int(out.stdout)
+def _run(script: str, *modes: str) -> int:
+    return _run_all(script, *modes)[0]
+
+
+def _run_all(script: str, *modes: str) -> list[int]:
+    out = subprocess.run([sys.executable, "-c", script, *modes], capture_output=True, text=True, check=True)
+    return [int(word) for word in out.stdout.split()]
 
 
 def test_recycled_buffers_stop_the_page_faults():
@@ -70,8 +85,10 @@ def test_recycled_buffers_stop_the_page_faults():
     assert tuned * 10 < plain
 
 
-def test_memory_kept_after_a_burst_is_bounded_whatever_the_thread_count():
-    """256 MiB held by eight threads at once: afterwards at most two arenas keep up to the
-    trim threshold each (glibc's default would keep up to 8 per CPU, ~270 MiB here)."""
-    rss_mib = _run(THREADS, "tuned") // 1024
-    assert rss_mib < 2 * 64 + 48  # two arenas of 64 MiB, and the interpreter
+def test_memory_kept_after_a_burst_is_bounded_and_goes_back_once_quiet():
+    """256 MiB held by eight threads at once: the one heap keeps at most the trim threshold
+    of it, whatever the thread count, and the daemon's trimmer gives that back once nothing
+    allocates."""
+    kept_kib, trimmed_kib = _run_all(THREADS, "tuned", "trimmed")
+    assert kept_kib // 1024 < 64 + 32, (kept_kib, trimmed_kib)  # the trim threshold, the interpreter
+    assert trimmed_kib // 1024 < 32, (kept_kib, trimmed_kib)  # the interpreter and the last pieces

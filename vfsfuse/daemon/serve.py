@@ -93,6 +93,7 @@ class Daemon:
         self._mounted = False
         self._stopping = False
         self._record_owned = False  # never overwrite the record of another daemon
+        self._recycling = False  # glibc keeps big buffers (malloc_tuning): trim them when quiet
 
     # -- startup, in order; every failure is a KernelError with a clear message --
 
@@ -129,7 +130,7 @@ class Daemon:
 
         from vfsfuse.daemon.tuning.malloc_tuning import recycle_big_buffers
 
-        recycle_big_buffers()
+        self._recycling = recycle_big_buffers()
         try:
             self.prepare()
             trio.run(self._main)
@@ -176,6 +177,10 @@ class Daemon:
                     if self.invalidator is not None:
                         self.invalidator.active = True
                         nursery.start_soon(self.invalidator.run)
+                    if self._recycling:
+                        from vfsfuse.daemon.tuning.malloc_tuning import KeptMemoryTrimmer
+
+                        nursery.start_soon(KeptMemoryTrimmer().run)
                     try:
                         nursery.start_soon(self._signals)
                         if op_table is not None:
