@@ -8,7 +8,14 @@ syscall layer), so the daemon, the CLI and the Python API all get the same set f
 
 from __future__ import annotations
 
+from kernel.programs import archive as archive_family
+from kernel.programs import awk as awk_family
 from kernel.programs import files as files_family
+from kernel.programs import jq_cmd as jq_family
+from kernel.programs import net as net_family
+from kernel.programs import procps as procps_family
+from kernel.programs import sqlite_cmd as sqlite_family
+from kernel.programs import system as system_family
 from kernel.programs import text as text_family
 from kernel.programs.registry import Program, ProgramRegistry
 from kernel.shell import main as shell_family
@@ -16,6 +23,13 @@ from kernel.shell import main as shell_family
 FAMILIES: tuple[dict[str, Program], ...] = (
     files_family.PROGRAMS,
     text_family.PROGRAMS,
+    awk_family.PROGRAMS,
+    jq_family.PROGRAMS,
+    archive_family.PROGRAMS,
+    sqlite_family.PROGRAMS,
+    procps_family.PROGRAMS,
+    system_family.PROGRAMS,
+    net_family.PROGRAMS,
     shell_family.PROGRAMS,
 )
 
