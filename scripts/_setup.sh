@@ -19,6 +19,7 @@ command -v git >/dev/null 2>&1 || _need_apt+=(git)
 command -v gcc >/dev/null 2>&1 || _need_apt+=(gcc)
 command -v xxhsum >/dev/null 2>&1 || _need_apt+=(xxhash)   # the README's way to check a block
 command -v dash >/dev/null 2>&1 || _need_apt+=(dash)       # the shell corpus runs POSIX cases in dash too
+command -v gawk >/dev/null 2>&1 || _need_apt+=(gawk)       # the awk corpus runs against gawk
 if ((${#_need_apt[@]})); then
     SUDO=""
     if [ "$(id -u)" != 0 ]; then
