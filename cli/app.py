@@ -52,7 +52,7 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it a ClassVar; ours varies
 
     def show(self, file=None) -> None:  # noqa: D102 - click API
         click.echo(f"vfsfuse: {self.message}", err=True)

@@ -54,6 +54,12 @@ class Target:
     mount: str | None = None
     path: str = "/"
 
+    @property
+    def unmounted_store(self) -> str:
+        """The store of a target that is not mounted (callers handle ``mount`` first)."""
+        assert self.store is not None, "a Target names a store or a mount"
+        return self.store
+
 
 @dataclass
 class Inside:

@@ -227,7 +227,7 @@ def _info_text(target: Target, arg: str) -> str:
             return _not_regular_text(inside)
         return chunk_map_text(store.vfs, inside.ino, path=inside.path, host_paths=True)
 
-    return with_store(target.store, work)
+    return with_store(target.unmounted_store, work)
 
 
 def _mounted_info(mount: str, path: str, arg: str) -> str:
@@ -277,7 +277,7 @@ def stat_command(target: str, as_json: bool) -> None:
         async def work(store):
             return store.vfs.stats()
 
-        stats = with_store(t.store, work)
+        stats = with_store(t.unmounted_store, work)
     if as_json:
         click.echo(json.dumps(stats, indent=2, sort_keys=True))
         return
@@ -327,7 +327,7 @@ def gc_command(target: str) -> None:
             report = await store.vfs.gc()
             return report.removed_blocks, report.removed_bytes
 
-        removed, size = with_store(t.store, work)
+        removed, size = with_store(t.unmounted_store, work)
     click.echo(f"gc: removed {removed} blocks ({human(size)})")
 
 
@@ -359,7 +359,7 @@ def _version_run(path: str, command: str, offline: Callable[[Any, int], Awaitabl
         inside = await resolve_inside(store.vfs, t.path, what=path)
         return await offline(store, inside.ino)
 
-    return with_store(t.store, work)
+    return with_store(t.unmounted_store, work)
 
 
 def _quote(path: str) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import stat as _stat
+from typing import cast
 
 from .errors import KernelError
 from .fs import (
@@ -475,7 +476,9 @@ class PathVFS:
     async def _write_all(self, fh: int, offset: int, data: bytes | bytearray | memoryview) -> int:
         write = self.fs.write
         total = len(data)
-        done = await write(fh, offset, data)
+        # The file systems take any bytes-like object (they slice, hash and copy it), so a
+        # caller's bytearray or memoryview goes down without a copy.
+        done = await write(fh, offset, cast(bytes, data))
         if done < total:
             view = memoryview(data)
             while done < total:
@@ -646,7 +649,7 @@ class PathVFS:
         if caller.uid and oparent != nparent:  # a moved directory's ".." changes: write on it
             if src.is_dir and not _may(src, caller, 2):
                 raise _err("EACCES", "permission denied:", old)
-            if exchange and dst.is_dir and not _may(dst, caller, 2):
+            if exchange and dst is not None and dst.is_dir and not _may(dst, caller, 2):
                 raise _err("EACCES", "permission denied:", new)
         await self.fs.rename(oparent, oname, nparent, nname, flags, caller)
 

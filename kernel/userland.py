@@ -8,6 +8,8 @@ syscall layer), so the daemon, the CLI and the Python API all get the same set f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kernel.programs import archive as archive_family
 from kernel.programs import awk as awk_family
 from kernel.programs import files as files_family
@@ -20,7 +22,7 @@ from kernel.programs import text as text_family
 from kernel.programs.registry import Program, ProgramRegistry
 from kernel.shell import main as shell_family
 
-FAMILIES: tuple[dict[str, Program], ...] = (
+FAMILIES: tuple[Mapping[str, Program], ...] = (
     files_family.PROGRAMS,
     text_family.PROGRAMS,
     awk_family.PROGRAMS,

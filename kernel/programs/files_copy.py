@@ -864,7 +864,11 @@ async def prog_chmod(ctx: Any) -> int:
         if a.is_symlink:
             return  # symlinks met during -R are not followed, as GNU
         old = a.mode & 0o7777
-        new = ref_mode if ref_mode is not None else parse_mode(mode_text, old, a.is_dir, umask)
+        if ref_mode is not None:
+            new = ref_mode
+        else:
+            assert mode_text is not None  # a mode or --reference is required above
+            new = parse_mode(mode_text, old, a.is_dir, umask)
         if new != old:
             try:
                 await ctx.chmod(path, new)

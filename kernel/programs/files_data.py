@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from kernel.errors import KernelError
 from kernel.programs.common import CHUNK, Reader, fsencode, quote, strerror
@@ -354,7 +354,7 @@ def describe(data: bytes, complete: bool) -> tuple[str, str]:
     if data.startswith(b"\x7fELF") and len(data) >= 20:
         bits = {1: "32-bit", 2: "64-bit"}.get(data[4], "")
         endian = {1: "LSB", 2: "MSB"}.get(data[5], "")
-        order = "little" if data[5] == 1 else "big"
+        order: Literal["little", "big"] = "little" if data[5] == 1 else "big"
         etype = int.from_bytes(data[16:18], order)
         kind = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core file"}.get(etype, "")
         mach = int.from_bytes(data[18:20], order)
@@ -400,10 +400,10 @@ def describe(data: bytes, complete: bool) -> tuple[str, str]:
         return kind, "application/x-tar; charset=binary"
     if data.startswith(b"SQLite format 3\0"):
         return "SQLite 3.x database", "application/vnd.sqlite3; charset=binary"
-    kind = _text_kind(data)
-    if kind is None:
+    text_kind = _text_kind(data)
+    if text_kind is None:
         return "data", "application/octet-stream; charset=binary"
-    desc, charset = kind
+    desc, charset = text_kind
     mime = "text/plain"
     if data.startswith(b"#!"):
         line = data[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()

@@ -76,7 +76,8 @@ class _ExecPlus:
     """``-exec cmd {} +``: paths gathered and run in batches."""
 
     def __init__(self, st: FindState, argv: list[str]) -> None:
-        self.st, self.argv, self.paths = st, argv, []
+        self.st, self.argv = st, argv
+        self.paths: list[str] = []
         self.size = 0
 
     async def add(self, path: str) -> None:
@@ -503,7 +504,7 @@ class FindParser:
                 return True
             return p
         if w in ("-exec", "-execdir", "-ok", "-okdir"):
-            argv = []
+            argv: list[str] = []
             while True:
                 if self.i >= len(self.words):
                     raise FindError(f"missing argument to `{w}'")
@@ -518,10 +519,10 @@ class FindParser:
                     st.pending.append(plus)
                     indir = w == "-execdir"
 
-                    async def p(v: Visit, plus: _ExecPlus = plus, indir: bool = indir) -> bool:
+                    async def batch(v: Visit, plus: _ExecPlus = plus, indir: bool = indir) -> bool:
                         await plus.add(_dir_rel(v) if indir else v.path)
                         return True
-                    return p
+                    return batch
                 argv.append(a)
             if not argv:
                 raise FindError(f"missing argument to `{w}'")

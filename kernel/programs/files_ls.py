@@ -441,20 +441,20 @@ class _Lister:
             names = [n for n in names if n not in (".", "..")]
         if self.ignore:
             names = [n for n in names if not any(rx.match(n) for rx in self.ignore)]
-        entries = []
+        entries: list[Entry] = []
         for n in names:
-            e = await self.stat_entry(n, join(path, n), o.deref, False)
-            if e is not None:
-                entries.append(e)
+            entry = await self.stat_entry(n, join(path, n), o.deref, False)
+            if entry is not None:
+                entries.append(entry)
         entries = self.sorted(entries)
         if o.long or o.size:
             total = sum(-(-e.attr.blocks // 2) for e in entries)
             await self.out.write(f"total {self.size_text(total * 1024, blocks=True)}\n")
         await self.show(entries)
         if o.recursive:
-            for e in entries:
-                if e.attr.is_dir and e.name not in (".", ".."):
-                    await self.list_dir(e.path, True)
+            for entry in entries:
+                if entry.attr.is_dir and entry.name not in (".", ".."):
+                    await self.list_dir(entry.path, True)
 
     # ------------------------------------------------------------------ formatting
     def size_text(self, n: int, blocks: bool = False) -> str:
@@ -687,7 +687,7 @@ class _Lister:
         o = self.o
         if o.owner or o.group:
             await self.names.load(self.ctx) if not o.numeric else None
-        rows = []
+        rows: list[tuple[Entry, str, str, str, str, str, str, str, str]] = []
         for e in entries + extra:
             a = e.attr
             user = str(a.uid) if o.numeric else self.names.user(a.uid)
@@ -698,7 +698,7 @@ class _Lister:
                 size = self.size_text(a.size)
             rows.append((e, str(a.ino), self.size_text(-(-a.blocks // 2) * 1024, True),
                          mode_string(a.mode), str(a.nlink), user, group, size, self.time_text(a)))
-        w = [max(len(r[i]) for r in rows) for i in range(1, 9)]
+        w = [max(len(str(r[i])) for r in rows) for i in range(1, 9)]
         for e, ino, blk, mode, nlink, user, group, size, when in rows:
             parts = []
             if o.inode:

@@ -279,7 +279,7 @@ async def _input_lines(ctx: Any, o: XargsOpts, src: int):
     64 KiB blocks so commands start before the input ends; a ``str`` is an error text."""
     reader = Reader(ctx, src)
     if o.null or o.delim is not None:
-        sep = b"\0" if o.null else o.delim.encode("utf-8", "surrogateescape")
+        sep = b"\0" if o.null or o.delim is None else o.delim.encode("utf-8", "surrogateescape")
         while True:
             item = await reader.readline(sep)
             if not item:

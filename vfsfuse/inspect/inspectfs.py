@@ -248,6 +248,7 @@ def _sizes(paths: list[str]) -> list[int | None]:
 
 class _ChunksFile(File):
     __slots__ = ("target",)
+    target: int  # the store inode whose chunk map this file shows
 
 
 def _mirror_perm(node: Node, rec) -> None:
@@ -260,6 +261,7 @@ def _mirror_perm(node: Node, rec) -> None:
 
 class _BlockFile(File):
     __slots__ = ("key",)
+    key: str  # the block this file reads
 
 
 class _ControlFile(File):
@@ -329,19 +331,19 @@ class InspectFS(SyntheticFS):
             return None
 
         def make() -> Node:
-            node = _ChunksFile(lambda c: chunk_map_text(self.vfs, ino).encode(),
+            chunks = _ChunksFile(lambda c: chunk_map_text(self.vfs, ino).encode(),
                                live=lambda: meta.get_inode(ino) is not None)
-            node.target = ino
-            return node
+            chunks.target = ino
+            return chunks
 
-        node = self.intern(("f", ino), make)
-        self._mirrored[node.ino] = ino
-        self._refresh(node)
+        file = self.intern(("f", ino), make)
+        self._mirrored[file.ino] = ino
+        self._refresh(file)
         try:
-            node.size = len(chunk_map_text(self.vfs, ino).encode())  # real st_size at lookup
+            file.size = len(chunk_map_text(self.vfs, ino).encode())  # real st_size at lookup
         except KernelError:
             pass
-        return node
+        return file
 
     # -- blocks/: one read-only file per block, read through the block store ----------------
 
@@ -354,10 +356,10 @@ class InspectFS(SyntheticFS):
                 return None
 
         def make() -> Node:
-            node = _BlockFile(lambda c: b"", perm=0o400, uid=self._blocks_dir.uid,
-                              gid=self._blocks_dir.gid)
-            node.key = key
-            return node
+            block = _BlockFile(lambda c: b"", perm=0o400, uid=self._blocks_dir.uid,
+                               gid=self._blocks_dir.gid)
+            block.key = key
+            return block
 
         node = self.intern(("b", key), make, parent=self._blocks_dir)
         node.size = size

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 import apsw
 
 from blockstores import HostBlockStore, MemoryBlockStore
+from blockstores.base import BlockStore
 from blockstores.host import TEMP_PREFIX
 from kernel.errors import KernelError
 from vfsfuse.storage.chunked import DEFAULT_CHUNK_SIZE, DEFAULT_INLINE_THRESHOLD, ChunkedVFS
 from vfsfuse.storage.metadata import MemoryMetadataStore, SqliteMetadataStore
+from vfsfuse.storage.metadata.base import MetadataStore
 
 META_NAME = "meta.db"
 BLOCKS_NAME = "blocks"
@@ -47,8 +49,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 @dataclass
 class Store:
     path: str | None
-    metadata: object
-    blocks: object
+    metadata: MetadataStore
+    blocks: BlockStore
     vfs: ChunkedVFS
 
     def close(self) -> None:

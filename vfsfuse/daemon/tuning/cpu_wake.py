@@ -29,6 +29,10 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import trio
 
 log = logging.getLogger("vfsfuse.daemon.tuning.cpu_wake")
 
@@ -55,11 +59,11 @@ class CpuWakeLatency:
         self._unavailable = False
         self._recent = 0  # requests in the current window
         self._idle = False  # run() is waiting for the first request of a busy spell
-        self._activity = None  # trio.Event that wakes run()
+        self._activity: trio.Event | None = None  # wakes run()
 
     def note_request(self) -> None:
         self._recent += 1
-        if self._idle:
+        if self._idle and self._activity is not None:
             self._idle = False
             self._activity.set()
         if self._recent >= self.busy_requests and not self.held and not self._unavailable:
@@ -83,6 +87,8 @@ class CpuWakeLatency:
             self.held = False
 
     def _write(self, microseconds: int) -> bool:
+        if self._fd is None:
+            return False
         try:
             os.write(self._fd, struct.pack("=i", microseconds))
             return True
@@ -105,9 +111,9 @@ class CpuWakeLatency:
         try:
             while True:
                 if self._recent == 0:
-                    self._activity = trio.Event()
+                    activity = self._activity = trio.Event()
                     self._idle = True
-                    await self._activity.wait()
+                    await activity.wait()
                 self._recent = 0
                 await trio.sleep(self.window_s)
                 if self._recent < self.busy_requests:
