@@ -20,6 +20,8 @@ command -v gcc >/dev/null 2>&1 || _need_apt+=(gcc)
 command -v xxhsum >/dev/null 2>&1 || _need_apt+=(xxhash)   # the README's way to check a block
 command -v dash >/dev/null 2>&1 || _need_apt+=(dash)       # the shell corpus runs POSIX cases in dash too
 command -v gawk >/dev/null 2>&1 || _need_apt+=(gawk)       # the awk corpus runs against gawk
+command -v bwrap >/dev/null 2>&1 || _need_apt+=(bubblewrap)  # the jail real programs run in (issue 16)
+[ -x /bin/busybox ] || _need_apt+=(busybox-static)          # a static ELF the jail tests copy into the mount
 if ((${#_need_apt[@]})); then
     SUDO=""
     if [ "$(id -u)" != 0 ]; then
