@@ -117,7 +117,7 @@ class FlockTable:
             first = fl.queue[0]
             first[2].set()
             if first[1] == LOCK_SH:
-                for o, m, ev in fl.queue:
+                for _owner, m, ev in fl.queue:
                     if m != LOCK_SH:
                         break
                     ev.set()

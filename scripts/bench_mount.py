@@ -228,7 +228,7 @@ def make_files(d: Path, dirs: int, files: int) -> float:
 def walk_stat(d: Path, expect: int) -> float:
     t = time.perf_counter()
     n = 0
-    for top, dirnames, filenames in os.walk(d):
+    for top, _dirnames, filenames in os.walk(d):
         for name in filenames:
             os.lstat(os.path.join(top, name))
             n += 1
@@ -350,17 +350,21 @@ def run(args: argparse.Namespace) -> list[Result]:
             drop_caches()
             f["md5"] = timed_shell("find . -type f -print0 | xargs -0 md5sum > /dev/null", tree)
             f["digest"] = tree_digest(tree)  # type: ignore[assignment]
-            f["git"] = timed_shell("git init -q && git add -A && git commit -q -m bench && git fsck --no-progress 2>&1", tree)
+            git = "git init -q && git add -A && git commit -q -m bench && git fsck --no-progress 2>&1"
+            f["git"] = timed_shell(git, tree)
             f["rm"] = timed_shell("rm -rf tree", work)
             print(f"  {label}: done", file=sys.stderr, flush=True)
         if figures["tmpfs"]["digest"] != figures["ours"]["digest"]:
             raise SystemExit("bench-mount: the extracted tree differs between tmpfs and vfsfuse!")
         t, o = figures["tmpfs"], figures["ours"]
         results = [
-            Result(f"seq write {seq_total // MiB} MiB (1 MiB writes + fsync)", "MB/s", True, t["write"], o["write"], targets["write"]),
+            Result(f"seq write {seq_total // MiB} MiB (1 MiB writes + fsync)", "MB/s", True,
+                   t["write"], o["write"], targets["write"]),
             Result("cold read (drop caches, remount)", "MB/s", True, t["read"], o["read"], targets["read"]),
-            Result(f"random 4 KiB r/w, {rand_secs:.0f} s in {rand_size // MiB} MiB", "ops/s", True, t["rand"], o["rand"], targets["rand"]),
-            Result(f"create {nfiles} x 1 KiB in {ndirs} dirs", "files/s", True, t["create"], o["create"], targets["create"]),
+            Result(f"random 4 KiB r/w, {rand_secs:.0f} s in {rand_size // MiB} MiB", "ops/s", True,
+                   t["rand"], o["rand"], targets["rand"]),
+            Result(f"create {nfiles} x 1 KiB in {ndirs} dirs", "files/s", True,
+                   t["create"], o["create"], targets["create"]),
             Result("walk + lstat (cold dentry cache)", "files/s", True, t["walk"], o["walk"], targets["walk"]),
             Result("unlink", "files/s", True, t["unlink"], o["unlink"], targets["unlink"]),
             Result(f"untar stdlib ({ntar} files)", "s", False, t["untar"], o["untar"], targets["untar"]),
@@ -440,7 +444,8 @@ def main() -> None:
     report(results, args.quick, runs if args.repeat > 1 else None)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([{**r.__dict__, "relative_speed": r.relative_speed, "meets": r.meets} for r in results], f, indent=1)
+            rows = [{**r.__dict__, "relative_speed": r.relative_speed, "meets": r.meets} for r in results]
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -315,14 +315,14 @@ async def test_invalid_keys_are_einval(store):
     await store.write("ok", b"1")
     for key in INVALID_KEYS:
         for call in (
-            lambda: store.write(key, b"data"),
-            lambda: store.read(key),
-            lambda: store.read_range(key, 0, 1),
-            lambda: store.delete(key),
-            lambda: store.delete_many(["ok", key]),
-            lambda: store.exists(key),
-            lambda: store.size(key),
-            lambda: store.sync([key]),
+            lambda key=key: store.write(key, b"data"),
+            lambda key=key: store.read(key),
+            lambda key=key: store.read_range(key, 0, 1),
+            lambda key=key: store.delete(key),
+            lambda key=key: store.delete_many(["ok", key]),
+            lambda key=key: store.exists(key),
+            lambda key=key: store.size(key),
+            lambda key=key: store.sync([key]),
         ):
             with expect_code("EINVAL"):
                 await call()

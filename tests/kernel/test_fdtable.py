@@ -29,15 +29,14 @@ from kernel.syscalls import (
 
 from .ksupport import boot_kernel, register, run_program
 
-O = os
 FLAG_CHOICES = [
-    O.O_RDONLY, O.O_WRONLY, O.O_RDWR, O.O_RDWR | O.O_CREAT, O.O_WRONLY | O.O_CREAT | O.O_TRUNC,
-    O.O_RDWR | O.O_CREAT | O.O_EXCL, O.O_WRONLY | O.O_APPEND | O.O_CREAT, O.O_RDWR | O.O_APPEND,
-    O.O_RDONLY | O.O_NOFOLLOW, O.O_RDONLY | O.O_DIRECTORY, O.O_RDWR | O.O_NOFOLLOW | O.O_CREAT,
-    O.O_RDONLY | O.O_TRUNC, O.O_WRONLY | O.O_CREAT | O.O_DIRECTORY, O.O_RDWR | O.O_TRUNC,
+    os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_RDWR | os.O_CREAT, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    os.O_RDWR | os.O_CREAT | os.O_EXCL, os.O_WRONLY | os.O_APPEND | os.O_CREAT, os.O_RDWR | os.O_APPEND,
+    os.O_RDONLY | os.O_NOFOLLOW, os.O_RDONLY | os.O_DIRECTORY, os.O_RDWR | os.O_NOFOLLOW | os.O_CREAT,
+    os.O_RDONLY | os.O_TRUNC, os.O_WRONLY | os.O_CREAT | os.O_DIRECTORY, os.O_RDWR | os.O_TRUNC,
 ]
 NAMES = ["a", "b", "d", "l", "dl", "nothere", "d/x", "a/x", "l/"]
-GETFL_MASK = O.O_ACCMODE | O.O_APPEND | O.O_NONBLOCK
+GETFL_MASK = os.O_ACCMODE | os.O_APPEND | os.O_NONBLOCK
 
 
 class HostDriver:
@@ -245,19 +244,19 @@ async def play(driver, ops) -> list:
 
 SEQUENCES = {
     "append-and-shared-offset": [
-        ("open", "a", O.O_RDWR), ("dup", 0), ("read", 0, 4), ("read", 1, 2), ("lseek", 1, 0, SEEK_CUR),
-        ("open", "a", O.O_WRONLY | O.O_APPEND), ("write", 2, b"END"), ("lseek", 2, 0, SEEK_CUR),
+        ("open", "a", os.O_RDWR), ("dup", 0), ("read", 0, 4), ("read", 1, 2), ("lseek", 1, 0, SEEK_CUR),
+        ("open", "a", os.O_WRONLY | os.O_APPEND), ("write", 2, b"END"), ("lseek", 2, 0, SEEK_CUR),
         ("pwrite", 2, b"Q", 0), ("pread", 0, 20, 0), ("lseek", 0, -3, SEEK_END), ("read", 0, 10),
         ("lseek", 0, 100, SEEK_SET), ("write", 0, b"far"), ("fsize", 0), ("pread", 0, 3, 50),
         ("close", 1), ("read", 1, 1), ("read", 0, 5), ("ftruncate", 0, 2), ("fsize", 1),
     ],
     "open-flags": [
-        ("open", "b", O.O_RDONLY), ("open", "b", O.O_RDWR | O.O_CREAT | O.O_EXCL),
-        ("open", "b", O.O_RDWR | O.O_CREAT | O.O_EXCL), ("open", "l", O.O_RDONLY | O.O_NOFOLLOW),
-        ("open", "l", O.O_CREAT | O.O_EXCL | O.O_WRONLY), ("open", "dl", O.O_CREAT | O.O_WRONLY),
-        ("open", "d", O.O_WRONLY), ("open", "d", O.O_RDONLY), ("read", 7, 1), ("open", "a", O.O_DIRECTORY),
-        ("open", "a/x", O.O_RDONLY), ("open", "d/", O.O_CREAT | O.O_WRONLY), ("open", "a", O.O_RDONLY | O.O_TRUNC),
-        ("write", 0, b"x"), ("read", 1, 5), ("getfl", 1), ("open", "nothere", O.O_RDONLY | O.O_NOFOLLOW),
+        ("open", "b", os.O_RDONLY), ("open", "b", os.O_RDWR | os.O_CREAT | os.O_EXCL),
+        ("open", "b", os.O_RDWR | os.O_CREAT | os.O_EXCL), ("open", "l", os.O_RDONLY | os.O_NOFOLLOW),
+        ("open", "l", os.O_CREAT | os.O_EXCL | os.O_WRONLY), ("open", "dl", os.O_CREAT | os.O_WRONLY),
+        ("open", "d", os.O_WRONLY), ("open", "d", os.O_RDONLY), ("read", 7, 1), ("open", "a", os.O_DIRECTORY),
+        ("open", "a/x", os.O_RDONLY), ("open", "d/", os.O_CREAT | os.O_WRONLY), ("open", "a", os.O_RDONLY | os.O_TRUNC),
+        ("write", 0, b"x"), ("read", 1, 5), ("getfl", 1), ("open", "nothere", os.O_RDONLY | os.O_NOFOLLOW),
     ],
 }
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno as _errno
 import os
 import stat
+import subprocess
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from kernel.errors import KernelError
 from kernel.fs import Caller, SetAttr
@@ -142,11 +147,11 @@ async def test_t13_proc_mounts(table, procs):
     await table.mount("/proc", ProcFS(procs, table), fstype="proc", source="proc")
     text = await PathVFS(table).read_text_file("/proc/mounts")
     lines = text.splitlines()
-    assert any(l.split()[1] == "/" and l.split()[3].startswith("rw") for l in lines)
-    assert any(l.split()[1] == "/data" and l.split()[3].startswith("rw") for l in lines)
-    assert any(l.split()[1] == "/cache" and l.split()[3].startswith("ro") for l in lines)
+    assert any(line.split()[1] == "/" and line.split()[3].startswith("rw") for line in lines)
+    assert any(line.split()[1] == "/data" and line.split()[3].startswith("rw") for line in lines)
+    assert any(line.split()[1] == "/cache" and line.split()[3].startswith("ro") for line in lines)
     assert "proc /proc proc rw,relatime 0 0" in lines
-    assert all(len(l.split()) == 6 for l in lines)
+    assert all(len(line.split()) == 6 for line in lines)
 
 
 # ---- beyond the seed -------------------------------------------------------------------------
@@ -296,12 +301,6 @@ async def test_permission_caller_forwarded(table, vfs):
 
 
 # ---- differential: the same operations against real Linux tmpfs mounts --------------------------
-import errno as _errno
-import subprocess
-import tempfile
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as hst
 
 PATHS = ["/x", "/y", "/a/x", "/a/y", "/a/b/x", "/c/f", "/c/x", "/a", "/a/b", "/c", "/d", "/a/d",
          "/d/x"]

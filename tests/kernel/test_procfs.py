@@ -210,8 +210,8 @@ async def test_stat_cpuinfo_version(proc, vfs, procs):
     assert int(lines["btime"]) == procs.boot_time_ns // 10**9
     cpu = await vfs.read_text_file("/proc/cpuinfo")
     assert cpu.count("processor\t: ") == 2 and "model name\t: " in cpu
-    hostkeys = {l.split(":")[0].strip() for l in host("/proc/cpuinfo").splitlines() if ":" in l}
-    ourkeys = {l.split(":")[0].strip() for l in cpu.splitlines() if ":" in l}
+    hostkeys = {line.split(":")[0].strip() for line in host("/proc/cpuinfo").splitlines() if ":" in line}
+    ourkeys = {line.split(":")[0].strip() for line in cpu.splitlines() if ":" in line}
     assert ourkeys <= hostkeys
     ver = await vfs.read_text_file("/proc/version")
     assert ver.startswith("Linux version 6.") and ver != host("/proc/version")
@@ -225,7 +225,7 @@ async def test_sys_kernel_and_filesystems(proc, vfs):
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", await vfs.read_text_file("/proc/sys/kernel/osrelease"))
     assert int(await vfs.read_text_file("/proc/sys/kernel/pid_max")) >= 32768
     fss = await vfs.read_text_file("/proc/filesystems")
-    assert "nodev\tproc\n" in fss and all("\t" in l for l in fss.splitlines())
+    assert "nodev\tproc\n" in fss and all("\t" in line for line in fss.splitlines())
 
 
 @pytest.mark.parametrize("name", ["tcp", "tcp6", "udp", "udp6", "unix"])

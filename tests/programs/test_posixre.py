@@ -99,7 +99,8 @@ def run_host(cases: list[Case], tmp: Path) -> dict[tuple[str, int], tuple[int, b
             b" -" + f.encode() for f in c.flags[1:] if f in "iwx"
         )
         script.append(b"printf '\\000@case grep %d\\n'" % c.line)
-        script.append(b"grep %s -e %s < %s 2>&1; printf '\\000@rc %%d\\n' $?" % (opts, _q(c.pattern), _q(str(inp).encode())))
+        script.append(b"grep %s -e %s < %s 2>&1; printf '\\000@rc %%d\\n' $?"
+                      % (opts, _q(c.pattern), _q(str(inp).encode())))
         if runs_sed(c):
             prog = b"s\x01" + c.pattern + b"\x01" + sed_rhs(c) + b"\x01g" + (b"I" if "i" in c.flags else b"") + b"p"
             script.append(b"printf '\\000@case sed %d\\n'" % c.line)
@@ -445,7 +446,7 @@ def test_search_lines_random_runs() -> None:
         (b"a", {}), (b"^a", {}), (b"b$", {}), (b"a\\|x", {}), (b"\\<ab\\>", {}), (b"ab", {"word": True}),
         (b"a", {"whole": True}), (b"^$", {}), (b"[^a]", {}), (b"b*", {}), (b"A", {"icase": True}),
     ]
-    for trial in range(60):
+    for _trial in range(60):
         lines = [rnd.choice(words) for _ in range(rnd.randrange(0, 12))]
         data = b"\n".join(lines) + (b"\n" if lines and rnd.random() < 0.7 else b"")
         per_line = data.split(b"\n")
@@ -460,7 +461,8 @@ def test_search_lines_random_runs() -> None:
 
 def test_nested_intervals_are_too_big_not_a_hang() -> None:
     t0 = time.perf_counter()
-    for pat in (b"a\\{30000\\}\\{30000\\}", b"\\(\\(a\\{200\\}\\)\\{200\\}\\)\\{200\\}", b"\\(a*\\)\\{32767\\}\\{100\\}"):
+    huge = (b"a\\{30000\\}\\{30000\\}", b"\\(\\(a\\{200\\}\\)\\{200\\}\\)\\{200\\}", b"\\(a*\\)\\{32767\\}\\{100\\}")
+    for pat in huge:
         with pytest.raises(KernelError) as info:
             compile(pat)
         assert info.value.code == "EINVAL" and info.value.message == "Regular expression too big"
@@ -525,7 +527,8 @@ def test_throughput_64mib_sed_and_grep(capsys) -> None:
     rx = compile(b"f[aeiou]x", dialect="sed")
     t0 = time.perf_counter()
     out2, n = rx.sub(b"cat", quarter, all=True)
-    figures["sed s/f[aeiou]x/cat/g (1 hit per line, timed on 16 MiB)"] = (time.perf_counter() - t0) * len(data) / len(quarter)
+    scaled = (time.perf_counter() - t0) * len(data) / len(quarter)
+    figures["sed s/f[aeiou]x/cat/g (1 hit per line, timed on 16 MiB)"] = scaled
     assert n == quarter.count(b"\n") and out2 == out[: len(quarter)]
     rx = compile(b"[[:digit:]]\\{10\\}X", dialect="sed")
     t0 = time.perf_counter()

@@ -58,7 +58,10 @@ def vfs(meta, blocks):
     return ChunkedVFS(meta, blocks, chunk_size=CS, inline_threshold=INLINE, versioning=True)
 
 
-async def new_file(vfs, name=b"f", data=b"", parent=1, caller=Caller()):
+ROOT = Caller()
+
+
+async def new_file(vfs, name=b"f", data=b"", parent=1, caller=ROOT):
     fh, attr = await vfs.create(parent, name, 0o644, RW | os.O_CREAT, caller)
     if data:
         await vfs.write(fh, 0, data)
