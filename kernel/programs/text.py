@@ -722,28 +722,21 @@ async def prog_rev(ctx: Any) -> int:
     sep = bytes([delim])
     utf8 = _utf8_locale(ctx)
     out = Writer(ctx)
-    for name in args.operands or ["-"]:
-        fd = await run.open(name)
-        if fd is None:
-            continue
-        try:
-            async for batch in lines_of(ctx, fd, delim):
-                parts = []
-                for line in batch:
-                    body = line[:-1] if line.endswith(sep) else line
-                    if utf8:
-                        text = body.decode("utf-8", "surrogateescape")[::-1]
-                        rev = text.encode("utf-8", "surrogateescape")
-                    else:
-                        rev = body[::-1]
-                    parts.append(rev + (sep if len(body) < len(line) else b""))
-                await out.write(b"".join(parts))
-        except KernelError as e:
-            if e.code == "EPIPE":
-                raise
-            await run.file_err(name, e)
-        finally:
-            await run.close(fd)
+
+    async def one_input(name: str, fd: int) -> None:
+        async for batch in lines_of(ctx, fd, delim):
+            parts = []
+            for line in batch:
+                body = line[:-1] if line.endswith(sep) else line
+                if utf8:
+                    text = body.decode("utf-8", "surrogateescape")[::-1]
+                    rev = text.encode("utf-8", "surrogateescape")
+                else:
+                    rev = body[::-1]
+                parts.append(rev + (sep if len(body) < len(line) else b""))
+            await out.write(b"".join(parts))
+
+    await run.each_input(args.operands, one_input)
     await out.flush()
     return run.status
 

@@ -8,6 +8,7 @@ turned back into their exact bytes for output (``fsencode``), data is never deco
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -71,6 +72,24 @@ class Run:
                 await self.ctx.close(fd)
             except KernelError:
                 pass
+
+    async def each_input(self, names: list[str], work: Callable[[str, int], Awaitable[object]],
+                         *, quoted: bool = False) -> None:
+        """``await work(name, fd)`` for each input file (``-`` or none: stdin), the way every
+        coreutils filter goes: an unreadable file is reported and skipped (status 1), a read
+        error mid-file reported after what was written, a broken output pipe ends the run."""
+        for name in names or ["-"]:
+            fd = await self.open(name, quoted=quoted)
+            if fd is None:
+                continue
+            try:
+                await work(name, fd)
+            except KernelError as e:
+                if e.code == "EPIPE":
+                    raise
+                await self.file_err(name, e)
+            finally:
+                await self.close(fd)
 
 
 async def usage_error(ctx: Any, spec: Spec, text: str) -> int:

@@ -317,60 +317,53 @@ async def prog_cut(ctx: Any) -> int:
     only_delim = bool(args.get("only_delimited"))
     out = Writer(ctx)
     big = 1 << 62
-    for name in args.operands or ["-"]:
-        fd = await run.open(name)
-        if fd is None:
-            continue
-        try:
-            async for batch in lines_of(ctx, fd, eol[0]):
-                parts = []
-                if fields and len(ranges) == 1:
-                    # one range of fields: a comprehension over the batch, splitting at most hi times
-                    lo, hi = ranges[0]
-                    od = out_delim if out_delim is not None else d
-                    cap = hi if hi < big else -1
-                    for raw in batch:
-                        line = raw[:-1] if raw.endswith(eol) else raw
-                        p = line.split(d, cap)
-                        if len(p) > 1:
-                            parts.append(od.join(p[lo - 1 : hi]) + eol)
-                        elif not only_delim:
-                            parts.append(line + eol)
-                    await out.write(b"".join(parts))
-                    continue
+
+    async def one_input(name: str, fd: int) -> None:
+        async for batch in lines_of(ctx, fd, eol[0]):
+            parts = []
+            if fields and len(ranges) == 1:
+                # one range of fields: a comprehension over the batch, splitting at most hi times
+                lo, hi = ranges[0]
+                od = out_delim if out_delim is not None else d
+                cap = hi if hi < big else -1
                 for raw in batch:
                     line = raw[:-1] if raw.endswith(eol) else raw
-                    if fields:
-                        if d not in line:
-                            if not only_delim:
-                                parts.append(line + eol)
-                            continue
-                        cols = line.split(d)
-                        sel = []
-                        n = len(cols)
-                        for lo, hi in ranges:
-                            if lo > n:
-                                break
-                            sel.extend(cols[lo - 1 : min(hi, n)])
-                        parts.append((out_delim if out_delim is not None else d).join(sel) + eol)
-                    else:
-                        n = len(line)
-                        pieces = []
-                        for lo, hi in ranges:
-                            if lo > n:
-                                break
-                            pieces.append(line[lo - 1 : min(hi, n) if hi < big else n])
-                        if out_delim is not None:
-                            parts.append(out_delim.join(pieces) + eol)
-                        else:
-                            parts.append(b"".join(pieces) + eol)
+                    p = line.split(d, cap)
+                    if len(p) > 1:
+                        parts.append(od.join(p[lo - 1 : hi]) + eol)
+                    elif not only_delim:
+                        parts.append(line + eol)
                 await out.write(b"".join(parts))
-        except KernelError as e:
-            if e.code == "EPIPE":
-                raise
-            await run.file_err(name, e)
-        finally:
-            await run.close(fd)
+                continue
+            for raw in batch:
+                line = raw[:-1] if raw.endswith(eol) else raw
+                if fields:
+                    if d not in line:
+                        if not only_delim:
+                            parts.append(line + eol)
+                        continue
+                    cols = line.split(d)
+                    sel = []
+                    n = len(cols)
+                    for lo, hi in ranges:
+                        if lo > n:
+                            break
+                        sel.extend(cols[lo - 1 : min(hi, n)])
+                    parts.append((out_delim if out_delim is not None else d).join(sel) + eol)
+                else:
+                    n = len(line)
+                    pieces = []
+                    for lo, hi in ranges:
+                        if lo > n:
+                            break
+                        pieces.append(line[lo - 1 : min(hi, n) if hi < big else n])
+                    if out_delim is not None:
+                        parts.append(out_delim.join(pieces) + eol)
+                    else:
+                        parts.append(b"".join(pieces) + eol)
+            await out.write(b"".join(parts))
+
+    await run.each_input(args.operands, one_input)
     await out.flush()
     return run.status
 
@@ -1201,46 +1194,41 @@ async def prog_nl(ctx: Any) -> int:
         return s.rjust(width)
 
     blank_prefix = b" " * (width + len(sep))
-    for name in args.operands or ["-"]:
-        fd = await run.open(name)
-        if fd is None:
-            continue
-        try:
-            async for batch in lines_of(ctx, fd):
-                for raw in batch:
-                    line = raw[:-1] if raw.endswith(b"\n") else raw
-                    if line in (header, body, footer) and delim:
-                        section = {header: "header_numbering", body: "body_numbering", footer: "footer_numbering"}[line]
-                        if renumber:
-                            num = start
-                        await out.write(b"\n")
-                        continue
-                    style, rx = styles[section]
-                    do = False
-                    if style == "a":
-                        if line:
+
+
+    async def one_input(name: str, fd: int) -> None:
+        nonlocal num, section, blanks  # numbering runs on across the files, as GNU nl
+        async for batch in lines_of(ctx, fd):
+            for raw in batch:
+                line = raw[:-1] if raw.endswith(b"\n") else raw
+                if line in (header, body, footer) and delim:
+                    section = {header: "header_numbering", body: "body_numbering", footer: "footer_numbering"}[line]
+                    if renumber:
+                        num = start
+                    await out.write(b"\n")
+                    continue
+                style, rx = styles[section]
+                do = False
+                if style == "a":
+                    if line:
+                        do = True
+                        blanks = 0
+                    else:
+                        blanks += 1
+                        if blanks >= blank_join:
                             do = True
                             blanks = 0
-                        else:
-                            blanks += 1
-                            if blanks >= blank_join:
-                                do = True
-                                blanks = 0
-                    elif style == "t":
-                        do = bool(line)
-                    elif style == "p":
-                        do = rx.search(line) is not None
-                    if do:
-                        await out.write(numbered(num) + sep + line + b"\n")
-                        num += incr
-                    else:
-                        await out.write(blank_prefix + line + b"\n")
-        except KernelError as e:
-            if e.code == "EPIPE":
-                raise
-            await run.file_err(name, e)
-        finally:
-            await run.close(fd)
+                elif style == "t":
+                    do = bool(line)
+                elif style == "p":
+                    do = rx.search(line) is not None
+                if do:
+                    await out.write(numbered(num) + sep + line + b"\n")
+                    num += incr
+                else:
+                    await out.write(blank_prefix + line + b"\n")
+
+    await run.each_input(args.operands, one_input)
     await out.flush()
     return run.status
 
@@ -1328,27 +1316,20 @@ async def prog_fold(ctx: Any) -> int:
     count_bytes = bool(args.get("bytes"))
     spaces = bool(args.get("spaces"))
     out = Writer(ctx)
-    for name in args.operands or ["-"]:
-        fd = await run.open(name)
-        if fd is None:
-            continue
-        try:
-            async for batch in lines_of(ctx, fd):
-                parts = []
-                for raw in batch:
-                    nl = raw.endswith(b"\n")
-                    line = raw[:-1] if nl else raw
-                    if len(line) <= width and b"\t" not in line and b"\b" not in line:
-                        parts.append(raw)
-                    else:
-                        parts.append(_fold_line(line, width, count_bytes, spaces) + (b"\n" if nl else b""))
-                await out.write(b"".join(parts))
-        except KernelError as e:
-            if e.code == "EPIPE":
-                raise
-            await run.file_err(name, e)
-        finally:
-            await run.close(fd)
+
+    async def one_input(name: str, fd: int) -> None:
+        async for batch in lines_of(ctx, fd):
+            parts = []
+            for raw in batch:
+                nl = raw.endswith(b"\n")
+                line = raw[:-1] if nl else raw
+                if len(line) <= width and b"\t" not in line and b"\b" not in line:
+                    parts.append(raw)
+                else:
+                    parts.append(_fold_line(line, width, count_bytes, spaces) + (b"\n" if nl else b""))
+            await out.write(b"".join(parts))
+
+    await run.each_input(args.operands, one_input)
     await out.flush()
     return run.status
 
@@ -1438,48 +1419,41 @@ async def prog_expand(ctx: Any) -> int:
         return 1
     initial = bool(args.get("initial"))
     out = Writer(ctx)
-    for name in args.operands or ["-"]:
-        fd = await run.open(name)
-        if fd is None:
-            continue
-        try:
-            async for batch in lines_of(ctx, fd):
-                parts = []
-                for raw in batch:
-                    if b"\t" not in raw:
-                        parts.append(raw)
+
+    async def one_input(name: str, fd: int) -> None:
+        async for batch in lines_of(ctx, fd):
+            parts = []
+            for raw in batch:
+                if b"\t" not in raw:
+                    parts.append(raw)
+                    continue
+                if tabs.size and not initial and b"\b" not in raw:
+                    parts.append(raw.expandtabs(tabs.size))
+                    continue
+                res = bytearray()
+                col = 0
+                leading = True
+                for ch in raw:
+                    if ch == 9 and (leading or not initial):
+                        stop = tabs.next_stop(col)
+                        if stop is None:
+                            stop = col + 1
+                        res += b" " * (stop - col)
+                        col = stop
                         continue
-                    if tabs.size and not initial and b"\b" not in raw:
-                        parts.append(raw.expandtabs(tabs.size))
-                        continue
-                    res = bytearray()
-                    col = 0
-                    leading = True
-                    for ch in raw:
-                        if ch == 9 and (leading or not initial):
-                            stop = tabs.next_stop(col)
-                            if stop is None:
-                                stop = col + 1
-                            res += b" " * (stop - col)
-                            col = stop
-                            continue
-                        if ch == 8:
-                            col = max(col - 1, 0)
-                        elif ch == 10:
-                            col = 0
-                        else:
-                            col += 1
-                        if ch not in (32, 9):
-                            leading = False
-                        res.append(ch)
-                    parts.append(bytes(res))
-                await out.write(b"".join(parts))
-        except KernelError as e:
-            if e.code == "EPIPE":
-                raise
-            await run.file_err(name, e)
-        finally:
-            await run.close(fd)
+                    if ch == 8:
+                        col = max(col - 1, 0)
+                    elif ch == 10:
+                        col = 0
+                    else:
+                        col += 1
+                    if ch not in (32, 9):
+                        leading = False
+                    res.append(ch)
+                parts.append(bytes(res))
+            await out.write(b"".join(parts))
+
+    await run.each_input(args.operands, one_input)
     await out.flush()
     return run.status
 
@@ -1553,24 +1527,17 @@ async def prog_unexpand(ctx: Any) -> int:
         return 1
     all_blanks = (bool(args.get("all")) or bool(args.get("tabs"))) and not args.get("first_only")
     out = Writer(ctx)
-    for name in args.operands or ["-"]:
-        fd = await run.open(name)
-        if fd is None:
-            continue
-        try:
-            async for batch in lines_of(ctx, fd):
-                parts = []
-                for raw in batch:
-                    nl = raw.endswith(b"\n")
-                    line = raw[:-1] if nl else raw
-                    parts.append(_unexpand_line(line, tabs, all_blanks) + (b"\n" if nl else b""))
-                await out.write(b"".join(parts))
-        except KernelError as e:
-            if e.code == "EPIPE":
-                raise
-            await run.file_err(name, e)
-        finally:
-            await run.close(fd)
+
+    async def one_input(name: str, fd: int) -> None:
+        async for batch in lines_of(ctx, fd):
+            parts = []
+            for raw in batch:
+                nl = raw.endswith(b"\n")
+                line = raw[:-1] if nl else raw
+                parts.append(_unexpand_line(line, tabs, all_blanks) + (b"\n" if nl else b""))
+            await out.write(b"".join(parts))
+
+    await run.each_input(args.operands, one_input)
     await out.flush()
     return run.status
 
