@@ -22,7 +22,7 @@ from kernel.shell.lexer import ShellSyntaxError
 from kernel.shell.state import LONG_OPTIONS, OPTION_LETTERS, ShellState
 from kernel.syscalls import O_CLOEXEC, O_RDONLY
 
-__all__ = ["main", "main_bash", "PROGRAMS", "make_shell"]
+__all__ = ["main", "main_bash", "PROGRAMS", "make_shell", "run_in_shell"]
 
 log = logging.getLogger("vfsfuse.shell")
 
@@ -155,13 +155,15 @@ async def _run(ctx: Any, name: str, posix: bool) -> int:
         try:
             fd = await ctx.open(path, O_RDONLY | O_CLOEXEC)
             try:
-                data = await ctx.read_all(fd)
+                source = await sh.read_script(fd)
             finally:
                 await ctx.close(fd)
         except KernelError as e:
             await sh.out(f"{name}: {path}: {errno_text(e)}\n", 2)
             return 127 if e.code == "ENOENT" else 126
-        source = data.decode("utf-8", "surrogateescape")
+        except LimitExceeded as e:
+            await sh.error(e.message)
+            return e.status
         st.sources = [path]
     else:
         st.arg0 = name
@@ -214,6 +216,54 @@ async def run_toplevel(sh: Shell, source: str) -> int:
     except KernelError:
         pass
     return status & 0xFF
+
+
+async def run_in_shell(sh: Shell, source: str) -> tuple[int, bool]:
+    """Run one script in a shell that outlives it (a persistent session): ``(status, ended)``,
+    *ended* when the script ran ``exit`` (the EXIT trap has run then).  Errors end the script,
+    not the shell, as at an interactive prompt."""
+    st = sh.st
+    try:
+        status = await run_toplevel_body(sh, source)
+    except ExitShell as e:
+        st.last_status = e.status
+        try:
+            status = await sh.run_exit_trap(e.status)
+        except Exception as err:  # noqa: BLE001
+            await sh.error(f"internal error: {type(err).__name__}: {err}")
+            status = e.status
+        return status & 0xFF, True
+    st.last_status = status
+    return status & 0xFF, False
+
+
+async def run_toplevel_body(sh: Shell, source: str) -> int:
+    """*source* run with every error turned into a message and a status; ``exit`` raises."""
+    try:
+        return await sh.run_source(source)
+    except ShellSyntaxError as e:
+        await sh.error(str(e), e.line)
+        return 2
+    except LimitExceeded as e:
+        await sh.error(e.message)
+        return e.status
+    except ExitShell:
+        raise
+    except FatalExpansion as e:
+        await sh.error(e.message)
+        return sh.fatal_status(e)
+    except KernelError as e:
+        if e.code == "EPIPE":
+            return 141
+        await sh.error(errno_text(e))
+        return 1
+    except RecursionError:
+        await sh.error(f"maximum nesting level exceeded ({sh.limits.function_depth})")
+        return 2
+    except Exception as e:  # noqa: BLE001 - the shell must never show a traceback
+        log.debug("shell internal error", exc_info=True)
+        await sh.error(f"internal error: {type(e).__name__}: {e}")
+        return 2
 
 
 async def interactive(sh: Shell) -> int:

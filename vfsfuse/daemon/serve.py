@@ -183,6 +183,8 @@ class Daemon:
                         nursery.start_soon(KeptMemoryTrimmer().run)
                     try:
                         nursery.start_soon(self._signals)
+                        if self.kernel is not None:
+                            await nursery.start(self._control_socket)
                         if op_table is not None:
                             nursery.start_soon(self._dump_on_usr1, stats_path, op_table, poller)
                         nursery.start_soon(self._after_mount)
@@ -245,9 +247,19 @@ class Daemon:
         from vfsfuse.daemon.sandbox import boot_sandbox
 
         sandbox = await boot_sandbox(vfs, nursery, read_only=self.config.read_only,
-                                     shm_bytes=self.config.shm_bytes)
+                                     shm_bytes=self.config.shm_bytes, mountpoint=self.config.mountpoint)
         self.kernel, self.invalidator = sandbox.kernel, sandbox.invalidator
         return sandbox.fuse_table
+
+    async def _control_socket(self, task_status=None) -> None:
+        """Serve shells and scripts to ``vfsfuse shell/exec`` and the API (see control.py)."""
+        import trio
+
+        from vfsfuse.daemon.control import ControlServer, socket_path
+
+        cfg = self.config
+        server = ControlServer(self.kernel, socket_path(cfg.store, cfg.mountpoint), os.getuid())
+        await server.serve(task_status=task_status or trio.TASK_STATUS_IGNORED)
 
     async def _after_mount(self) -> None:
         """Confirm the mount answers, tune read-ahead, then report ready."""
