@@ -27,19 +27,18 @@ dentry for that name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .errors import KernelError
 from .fs import ROOT_CALLER, Attr, Caller, DirEntry, FileSystem, SetAttr, StatFs
+from .readonly import opens_for_writing, refusal
 
 SHIFT = 48
 LOCAL_MASK = (1 << SHIFT) - 1
 ROOT_MOUNT_SPAN = 1 << SHIFT  # the root mount's inodes and handles are the numbers below this
 MAX_MOUNT_ID = (1 << 15) - 1
 EXTRA_COOKIE = 1 << 62  # readdir cookies >= this are mount points appended by the table
-_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 
 
 def normalize(path: str) -> str:
@@ -185,7 +184,7 @@ class MountTable:
     @staticmethod
     def _writable(m: _Mount) -> None:
         if m.read_only:
-            raise KernelError("EROFS", f"read-only filesystem: {m.path}")
+            raise refusal(m.path)
 
     def fs_of(self, ino: int) -> tuple[FileSystem, int]:
         """The filesystem an inode belongs to and its local inode number (for the fd
@@ -428,8 +427,8 @@ class MountTable:
 
     async def open(self, ino: int, flags: int, caller: Caller = ROOT_CALLER) -> int:
         m, local = self._split(ino)
-        if m.read_only and ((flags & _ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC):
-            raise KernelError("EROFS", f"read-only filesystem: {m.path}")
+        if m.read_only and opens_for_writing(flags):
+            raise refusal(m.path)
         fh = await m.fs.open(local, flags, caller)
         m.handles += 1
         return m.base | fh

@@ -44,6 +44,7 @@ from kernel.fs import (
     may_access,
 )
 from kernel.mounts import ROOT_MOUNT_SPAN
+from kernel.readonly import MUTATING_OPS, STORE_MUTATING_OPS, opens_for_writing, refusal
 
 log = logging.getLogger("vfsfuse.fuse")
 
@@ -116,6 +117,9 @@ class FuseAdapter(pyfuse3.Operations):
         self.attr_timeout = attr_timeout
         self.volatile_timeout = volatile_timeout
         self.read_only = read_only
+        if read_only:  # the host's view of the store: every handler that changes it refuses
+            for name in MUTATING_OPS:
+                setattr(self, name, _refuse_host)
         self.lookups: dict[int, int] = {}  # ino -> lookup count held by the host kernel
         self._opened_version: dict[int, tuple[int, int]] = {}  # ino -> (mtime_ns, size) at last open
         self._dir_ino: dict[int, int] = {}  # dir fh -> ino (for the "." entry)
@@ -204,10 +208,6 @@ class FuseAdapter(pyfuse3.Operations):
         self._groups[pid] = (now, groups)
         return groups
 
-    def _check_writable(self) -> None:
-        if self.read_only:
-            raise FUSEError(errno.EROFS)
-
     # ------------------------------------------------------------------ names
 
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
@@ -258,7 +258,6 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
                       ctx: Any) -> pyfuse3.EntryAttributes:
-        self._check_writable()
         ch = SetAttr()
         if fields.update_mode:
             ch.mode = attr.st_mode & 0o7777
@@ -345,7 +344,6 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any) -> pyfuse3.EntryAttributes:
-        self._check_writable()
         try:
             a = await self.fs.mknod(parent_inode, name, mode, rdev, self._caller(ctx))
         except Exception as exc:
@@ -354,7 +352,6 @@ class FuseAdapter(pyfuse3.Operations):
         return self._entry(a)
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
-        self._check_writable()
         try:
             a = await self.fs.mkdir(parent_inode, name, mode, self._caller(ctx))
         except Exception as exc:
@@ -364,14 +361,12 @@ class FuseAdapter(pyfuse3.Operations):
         return self._entry(a)
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
-        self._check_writable()
         try:
             await self.fs.unlink(parent_inode, name, self._caller(ctx))
         except Exception as exc:
             raise _error(exc, "unlink") from None
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
-        self._check_writable()
         try:
             await self.fs.rmdir(parent_inode, name, self._caller(ctx))
         except Exception as exc:
@@ -379,7 +374,6 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: Any) -> pyfuse3.EntryAttributes:
-        self._check_writable()
         try:
             a = await self.fs.symlink(parent_inode, name, target, self._caller(ctx))
         except Exception as exc:
@@ -389,7 +383,6 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
-        self._check_writable()
         try:
             await self.fs.rename(parent_inode_old, name_old, parent_inode_new, name_new,
                                  flags, self._caller(ctx))
@@ -398,7 +391,6 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: Any) -> pyfuse3.EntryAttributes:
-        self._check_writable()
         try:
             a = await self.fs.link(inode, new_parent_inode, new_name, self._caller(ctx))
         except Exception as exc:
@@ -420,7 +412,7 @@ class FuseAdapter(pyfuse3.Operations):
         return _FileInfo(fh=fh, keep_cache=keep)
 
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
-        if self.read_only and flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+        if self.read_only and opens_for_writing(flags):
             raise FUSEError(errno.EROFS)
         try:
             fh = await self._on(inode).open(inode, flags & self._flag_mask, self._caller(ctx))
@@ -434,7 +426,6 @@ class FuseAdapter(pyfuse3.Operations):
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        self._check_writable()
         try:
             fh, a = await self.fs.create(parent_inode, name, mode, flags & self._flag_mask, self._caller(ctx))
         except Exception as exc:
@@ -560,7 +551,6 @@ class FuseAdapter(pyfuse3.Operations):
             # No POSIX ACLs: storing them as opaque bytes would let "cp -a" believe the
             # mode was set through an ACL while the inode keeps its creation mode.
             raise FUSEError(errno.EOPNOTSUPP)
-        self._check_writable()
         try:
             await self._on(inode).setxattr(inode, name, value, 0, self._caller(ctx))
         except Exception as exc:
@@ -573,7 +563,6 @@ class FuseAdapter(pyfuse3.Operations):
             raise _error(exc, "listxattr") from None
 
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
-        self._check_writable()
         try:
             await self._on(inode).removexattr(inode, name, self._caller(ctx))
         except Exception as exc:
@@ -695,7 +684,7 @@ class HostCacheInvalidator:
         self._wakeup = trio.Event()
         self.active = False  # set once the FUSE mount exists
         if read_only:  # --read-only: the sandbox (and the kernel's boot) may not change the store
-            for name in _MUTATING:
+            for name in STORE_MUTATING_OPS:
                 setattr(self, name, _refuse)
             setattr(self, "open", self._open_read_only)  # noqa: B010 - replaces the bound method
 
@@ -802,8 +791,8 @@ class HostCacheInvalidator:
         await self._fs.release(fh)
 
     async def _open_read_only(self, ino, flags, caller=ROOT_CALLER):
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            raise KernelError("EROFS", "read-only mount")
+        if opens_for_writing(flags):
+            raise refusal()
         return await self._fs.open(ino, flags, caller)
 
     async def restore_version(self, ino, version):
@@ -812,12 +801,12 @@ class HostCacheInvalidator:
         self._inode(ino, always=True)
 
 
-_MUTATING = ("setattr", "mknod", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "create",
-             "write", "setxattr", "removexattr", "restore_version", "create_version", "prune_versions", "gc")
-
-
 async def _refuse(*args, **kwargs):
-    raise KernelError("EROFS", "read-only mount")
+    raise refusal()
+
+
+async def _refuse_host(*args, **kwargs):
+    raise FUSEError(errno.EROFS)
 
 
 def _invalidate_inodes(inodes: list[int]) -> None:
