@@ -110,6 +110,7 @@ class Kernel:
         self._booted = False
         self.init: Process | None = None
         self._alarms: dict[int, tuple[trio.CancelScope, float]] = {}
+        self.native: Any = None  # kernel.native.NativeLauncher: the host's, to run ELF files (issue 16)
 
     # ------------------------------------------------------------------ boot / shutdown
     async def boot(self, nursery: trio.Nursery) -> None:

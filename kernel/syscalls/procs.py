@@ -8,6 +8,7 @@ import trio
 
 from kernel import signals as S
 from kernel.errors import KernelError
+from kernel.native import ELF_MAGIC, NO_LAUNCHER, native_program
 from kernel.process import WNOHANG
 from kernel.programs.registry import STUB, Program
 from kernel.syscalls._base import (
@@ -127,7 +128,8 @@ class ProcCalls(CtxBase):
         up in the VFS as Linux does (ENOENT; EACCES without exec permission or for a directory)
         and its first bytes decide: a kernel command stub runs the registered program of that
         name; ``#!interpreter [arg]`` runs the interpreter with the script's path (nested up to
-        4 levels, ELOOP beyond); anything else is ENOEXEC (a shell then runs the file as a
+        4 levels, ELOOP beyond); an ELF file runs as a real process through the host's
+        launcher (``kernel/native.py``; ENOEXEC saying so without one); anything else is ENOEXEC (a shell then runs the file as a
         script itself, as POSIX says)."""
         command = argv[0]
         if "/" not in command:
@@ -159,6 +161,10 @@ class ProcCalls(CtxBase):
             new_argv = [interp] + ([arg] if arg else []) + [command] + argv[1:]
             _, program, resolved = await self._image(new_argv, depth + 1)
             return path, program, resolved
+        if head.startswith(ELF_MAGIC):
+            if self.kernel.native is None:
+                raise KernelError("ENOEXEC", f"{command}: {NO_LAUNCHER}")
+            return path, native_program(path), argv
         raise KernelError("ENOEXEC", f"exec format error: {command}")
 
     async def waitpid(self, pid: int = -1, options: int = 0) -> tuple[int, int]:

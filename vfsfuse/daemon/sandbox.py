@@ -13,6 +13,7 @@ from kernel.kernel import Kernel
 from kernel.mounts import MountTable
 from kernel.userland import standard_registry
 from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
+from vfsfuse.daemon.jail import JailConfig, JailLauncher
 from vfsfuse.inspect.inspectfs import InspectFS
 from vfsfuse.storage.chunked import ChunkedVFS
 from vfsfuse.storage.store import shm_vfs
@@ -32,8 +33,9 @@ class Sandbox:
 
 
 async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: bool,
-                       shm_bytes: int) -> Sandbox:
-    """Boot the kernel over *vfs* in *nursery* and mount ``/.vfs``."""
+                       shm_bytes: int, mountpoint: str | None = None) -> Sandbox:
+    """Boot the kernel over *vfs* in *nursery* and mount ``/.vfs``; with the FUSE *mountpoint*
+    the kernel runs ELF files as real programs in a jail rooted there (``jail.py``)."""
     invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of, read_only=read_only)
     # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
     kernel = Kernel(invalidator, shm=shm_vfs(shm_bytes), programs=standard_registry())
@@ -42,4 +44,6 @@ async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: boo
     # ("echo gc > .vfs/control"), so the mount table must let writes through.
     await kernel.mount_table.mount("/.vfs", InspectFS(invalidator), read_only=False, hidden=True,
                                    fstype="vfsinspect", source="vfs")
+    if mountpoint is not None:
+        kernel.native = JailLauncher(kernel.vfs, JailConfig(mountpoint))
     return Sandbox(kernel, invalidator, kernel.mount_table.with_root(vfs))

@@ -1,0 +1,275 @@
+"""Real Linux programs as kernel processes: the launcher interface the host provides, and the
+kernel side of a native process (stdio pumps, signal forwarding, exit status).
+
+When ``execve`` finds an ELF file in the VFS, the process runs ``native_program(path)``: it asks
+the host's ``NativeLauncher`` (the daemon's bubblewrap jail, which needs the FUSE mount; the kernel
+never imports it) to start the file as a real process, then stays the kernel process of it.  Its
+kernel fds 0-2 are pumped to and from the streams the launcher gives; catchable signals sent to
+the kernel process are forwarded to the real one, a kernel stop stops it and SIGKILL kills it; the
+real process's exit status (or death signal) becomes the kernel process's, so ``waitpid``, ``$?``,
+``ps`` and ``/proc`` see one process.
+
+Without a launcher (a memory-only kernel, ``vfsfuse shell STORE``) execve of an ELF file fails
+with ENOEXEC and a message saying that real programs need a mount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+
+from kernel import signals as S
+from kernel.errors import KernelError
+from kernel.fdtable import O_APPEND, OpenFileDescription
+from kernel.limits import Limits
+from kernel.process import WEXITSTATUS, WIFEXITED, WTERMSIG
+
+if TYPE_CHECKING:
+    from kernel.programs.registry import Program
+    from kernel.syscalls import Ctx
+
+ELF_MAGIC = b"\x7fELF"
+
+# stdio plans for the launcher: a stream it must give back, /dev/null, or fd 1's stream again
+STDIO_PIPE = "pipe"
+STDIO_NULL = "null"
+STDIO_SAME_AS_STDOUT = "stdout"
+
+# Signals the kernel process catches and passes on; the stop signals are kernel stops (job
+# control), forwarded as SIGSTOP/SIGCONT; SIGKILL kills the real process with the kernel one.
+FORWARDED = (S.SIGHUP, S.SIGINT, S.SIGQUIT, S.SIGUSR1, S.SIGUSR2, S.SIGTERM, S.SIGALRM,
+             S.SIGWINCH, S.SIGCONT)
+
+NO_LAUNCHER = "real programs (ELF files) run only on a mounted store; mount it and use the mount"
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSpec:
+    """What to run: every path is a path inside the sandbox (the jail's root is the mount)."""
+
+    path: str                       # the ELF file
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    uid: int
+    gid: int
+    hostname: str
+    limits: Limits
+    stdio: tuple[str, str, str]     # STDIO_* for fds 0, 1, 2
+    winsize: tuple[int, int] | None = None   # rows, cols when stdin is a terminal
+
+
+@dataclass(slots=True)
+class NativeUsage:
+    """What the host's /proc says of the real process, already free of host pids and paths."""
+
+    state: str = "S"
+    rss_bytes: int = 0
+
+
+@dataclass(eq=False)
+class NativeStreams:
+    """The host ends of the real process's stdio (None where the plan was not STDIO_PIPE)."""
+
+    stdin: trio.abc.SendStream | None = None
+    stdout: trio.abc.ReceiveStream | None = None
+    stderr: trio.abc.ReceiveStream | None = None
+    extra: list[trio.abc.AsyncResource] = field(default_factory=list)
+
+
+class NativeProcess(Protocol):
+    """A running real process, as the launcher hands it to the kernel."""
+
+    streams: NativeStreams
+
+    def send_signal(self, sig: int) -> None:
+        """Deliver *sig* to the real process (nothing if it is gone)."""
+
+    async def wait(self) -> int:
+        """Its wait(2) status (Linux encoding) once it has ended."""
+
+    def usage(self) -> NativeUsage | None:
+        """State and memory from the host's /proc, or None once gone."""
+
+    async def aclose(self) -> None:
+        """Kill it if still running and release everything the launcher holds for it."""
+
+
+class NativeLauncher(Protocol):
+    """Starts real programs; the daemon gives one to a kernel that has a mount."""
+
+    async def launch(self, spec: NativeSpec) -> NativeProcess:
+        """Start *spec* or raise KernelError with one clear line (e.g. what the host lacks)."""
+
+
+def native_program(path: str) -> "Program":
+    """The kernel program that runs the ELF file *path* through the kernel's launcher."""
+
+    async def run(ctx: "Ctx") -> int:
+        launcher: NativeLauncher | None = ctx.kernel.native
+        if launcher is None:
+            raise KernelError("ENOEXEC", f"{path}: {NO_LAUNCHER}")
+        return await _run_native(ctx, launcher, path)
+
+    run.__name__ = "native"
+    return run
+
+
+def _plan(ctx: "Ctx") -> tuple[tuple[str, str, str], list[OpenFileDescription | None]]:
+    ofds = [ctx.fds.lookup(fd) for fd in (0, 1, 2)]
+    plan = [STDIO_PIPE if o is not None else STDIO_NULL for o in ofds]
+    if ofds[1] is not None and ofds[2] is ofds[1]:
+        plan[2] = STDIO_SAME_AS_STDOUT  # 2>&1 keeps the order of what is written
+    return (plan[0], plan[1], plan[2]), ofds
+
+
+async def _run_native(ctx: "Ctx", launcher: NativeLauncher, path: str) -> int:
+    proc = ctx.proc
+    plan, ofds = _plan(ctx)
+    winsize = None
+    ep = ofds[0].endpoint if ofds[0] is not None else None
+    if ep is not None and getattr(ep, "kind", "") == "pty":
+        ws = ep.pty.winsize
+        winsize = (ws.rows, ws.cols)
+    spec = NativeSpec(path=path, argv=list(proc.argv), env=dict(proc.env), cwd=proc.cwd,
+                      uid=proc.uid, gid=proc.gid, hostname=ctx.kernel.hostname,
+                      limits=ctx.kernel.limits, stdio=plan, winsize=winsize)
+    real = await launcher.launch(spec)
+    try:
+        for sig in FORWARDED:
+            await ctx.sigaction(sig, S.SigAction(handler=real.send_signal, flags=S.SA_RESTART))
+        status = await _supervise(ctx, real, ofds)
+    finally:
+        with trio.CancelScope(shield=True):
+            await real.aclose()
+    if WIFEXITED(status):
+        return WEXITSTATUS(status)
+    ctx._table.terminate(proc, WTERMSIG(status), core=bool(status & 0x80))
+    await trio.lowlevel.checkpoint()  # the kernel records the death signal
+    return 128 + WTERMSIG(status)
+
+
+async def _supervise(ctx: "Ctx", real: NativeProcess, ofds: list[OpenFileDescription | None]) -> int:
+    """Pump stdio and pass signals on until the real process has ended and its output is read."""
+    proc = ctx.proc
+    ended = trio.Event()
+    result: list[int] = []
+    drained = trio.Event()
+
+    async def waiter() -> None:
+        result.append(await real.wait())
+        ended.set()
+
+    async def outputs() -> None:
+        async with trio.open_nursery() as n:
+            if real.streams.stdout is not None and ofds[1] is not None:
+                n.start_soon(_pump_out, real.streams.stdout, ofds[1])
+            if real.streams.stderr is not None and ofds[2] is not None:
+                n.start_soon(_pump_out, real.streams.stderr, ofds[2])
+        drained.set()
+
+    async def watch_usage() -> None:
+        while True:
+            u = real.usage()
+            if u is None:
+                return
+            proc.rss_bytes = u.rss_bytes or proc.rss_bytes
+            await trio.sleep(1.0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        nursery.start_soon(outputs)
+        nursery.start_soon(watch_usage)
+        if real.streams.stdin is not None and ofds[0] is not None:
+            nursery.start_soon(_pump_in, ofds[0], real.streams.stdin)
+        while not (ended.is_set() and drained.is_set()):
+            await ctx._block(_both, ended, drained)
+            stopped = proc.state == "T"
+            if stopped:
+                real.send_signal(S.SIGSTOP)
+            await ctx._signals()  # waits while stopped, runs the forwarding handlers
+            if stopped:
+                real.send_signal(S.SIGCONT)
+        nursery.cancel_scope.cancel()
+    return result[0]
+
+
+async def _both(a: trio.Event, b: trio.Event) -> None:
+    await a.wait()
+    await b.wait()
+
+
+async def _pump_in(ofd: OpenFileDescription, dest: trio.abc.SendStream) -> None:
+    """Kernel fd 0 -> the real process; its end closes at our EOF (or when it stops reading)."""
+    try:
+        while True:
+            data = await read_description(ofd, 65536)
+            if not data:
+                break
+            await dest.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, KernelError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await dest.aclose()
+
+
+async def _pump_out(src: trio.abc.ReceiveStream, ofd: OpenFileDescription) -> None:
+    """The real process's stdout/stderr -> its kernel fd; a closed reader ends the pump."""
+    try:
+        while True:
+            data = await src.receive_some(65536)
+            if not data:
+                break
+            await write_description(ofd, data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, KernelError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await src.aclose()
+
+
+async def read_description(ofd: OpenFileDescription, n: int) -> bytes:
+    """Read from an open file description directly (pipe, PTY, device or file), at its offset."""
+    ep = ofd.endpoint
+    if ep is not None:
+        while True:
+            try:
+                data = ep.try_read(n)
+            except KernelError as e:
+                if e.code == "EIO":  # a hung-up terminal
+                    return b""
+                raise
+            if data is not None:
+                return data
+            await ep.waitable.wait()
+    fs, fh = ofd.handle()
+    data = await fs.read(fh, ofd.pos, n)
+    ofd.pos += len(data)
+    return data
+
+
+async def write_description(ofd: OpenFileDescription, data: bytes | bytearray) -> None:
+    """Write all of *data* to an open file description (appending where it says O_APPEND)."""
+    ep = ofd.endpoint
+    view = memoryview(data)
+    if ep is not None:
+        while view:
+            k = ep.try_write(view)
+            if k is None:
+                await ep.waitable.wait()
+                continue
+            view = view[k:]
+        return
+    fs, fh = ofd.handle()
+    if ofd.flags & O_APPEND:
+        assert ofd.ino is not None
+        ofd.pos = (await fs.getattr(ofd.ino)).size
+    while view:
+        k = await fs.write(fh, ofd.pos, bytes(view))
+        if k <= 0:
+            raise KernelError("EIO", "short write")
+        ofd.pos += k
+        view = view[k:]

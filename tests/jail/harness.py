@@ -1,0 +1,106 @@
+"""A real mount served by ``serve_jail.py`` with sandbox commands run through its kernel.
+
+``JailMount.start(base)`` makes a store, mounts it for real (``/dev/fuse``), waits for the mount
+and returns; ``run(script)`` runs ``bash -c SCRIPT`` in the sandbox's own shell and returns
+(code, stdout, stderr); ``close()`` unmounts and always leaves no mount or daemon behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BUSYBOX = "/bin/busybox"
+
+
+@dataclass
+class Result:
+    code: int
+    status: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class JailMount:
+    store: str
+    path: str
+    proc: subprocess.Popen
+
+    @classmethod
+    def start(cls, base: Path, name: str, *, allow_other: bool = True) -> "JailMount":
+        from vfsfuse.storage.store import create_store
+
+        store, mnt = base / f"{name}-store", base / f"{name}-mnt"
+        store.mkdir()
+        mnt.mkdir()
+        create_store(str(store))
+        args = [sys.executable, str(HERE / "serve_jail.py"), str(store), str(mnt)]
+        if not allow_other:
+            args.append("--no-allow-other")
+        env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "runtime"))
+        os.makedirs(env["VFSFUSE_RUNTIME_DIR"], exist_ok=True)
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, cwd=str(HERE.parent.parent))
+        jm = cls(str(store), str(mnt), proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            jm.close()
+            raise AssertionError(f"jail daemon did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+        return jm
+
+    def run(self, script: str, *, input: str | None = None, timeout: float = 60) -> Result:
+        """``bash -c SCRIPT`` in the sandbox (the kernel's shell)."""
+        return self.run_argv(["bash", "-c", script], input=input, timeout=timeout)
+
+    def run_argv(self, argv: list[str], *, input: str | None = None, timeout: float = 60) -> Result:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"argv": argv, "input": input, "timeout": timeout}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("jail daemon died: " + (self.proc.stderr.read() if self.proc.stderr else ""))
+        reply = json.loads(line)
+        if "error" in reply:
+            raise AssertionError(f"kernel refused {argv}: {reply['error']}")
+        return Result(reply["code"], reply["status"], reply["stdout"], reply["stderr"])
+
+    def install_busybox(self, where: str = "/opt/busybox") -> str:
+        """Copy the host's static busybox into the mount (through FUSE, as a user would)."""
+        dest = self.path + where
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy2(BUSYBOX, dest)
+        return where
+
+    def close(self) -> None:
+        if _mounted(self.path):
+            subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if _mounted(self.path):
+            subprocess.run(["fusermount3", "-u", "-z", self.path], capture_output=True)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                f.close()
+
+
+def _mounted(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == os.path.abspath(path) for line in f)
+
+
+def busybox_is_static() -> bool:
+    if not os.path.exists(BUSYBOX):
+        return False
+    p = subprocess.run(["file", "-L", BUSYBOX], capture_output=True, text=True)
+    return "statically linked" in p.stdout or p.returncode != 0 and os.path.getsize(BUSYBOX) > 1_000_000

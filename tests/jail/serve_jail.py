@@ -1,0 +1,51 @@
+"""The real mount daemon in this process, running sandbox commands on request (jail tests).
+
+One JSON request per line on stdin: ``{"argv": [...], "input": "...", "timeout": s}``; one JSON
+answer per line on stdout: ``{"status": wait status, "code": $?, "stdout", "stderr"}`` or
+``{"error": "CODE: message"}``.  Commands run through the daemon's own kernel (``Kernel.run``),
+so ELF files start in the jail exactly as from a session's shell.
+Usage: python serve_jail.py STORE MOUNTPOINT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import trio
+
+from kernel.errors import KernelError
+from vfsfuse.daemon.config import MountConfig
+from vfsfuse.daemon.serve import Daemon
+
+
+class JailTestDaemon(Daemon):
+    async def _after_mount(self) -> None:
+        await super()._after_mount()
+        stdin = trio.lowlevel.FdStream(0)
+        buf = b""
+        while True:
+            data = await stdin.receive_some(65536)
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if not line.strip():
+                    continue
+                req = json.loads(line)
+                try:
+                    assert self.kernel is not None
+                    res = await self.kernel.run(req["argv"], req.get("input"), timeout=req.get("timeout", 60),
+                                                env=req.get("env"))
+                    reply = {"status": res.status, "code": res.shell_code,
+                             "stdout": res.stdout.decode("utf-8", "replace"),
+                             "stderr": res.stderr.decode("utf-8", "replace")}
+                except KernelError as err:
+                    reply = {"error": str(err)}
+                print(json.dumps(reply), flush=True)
+
+
+if __name__ == "__main__":
+    config = MountConfig(mountpoint=sys.argv[2], store=sys.argv[1], allow_other=sys.argv[3:] != ["--no-allow-other"])
+    JailTestDaemon(config, lambda: print("ready", flush=True)).run()

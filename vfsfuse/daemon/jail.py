@@ -1,0 +1,386 @@
+"""The jail real programs run in: bubblewrap over the store's own FUSE mount (issue 16).
+
+The kernel finds an ELF file and hands a ``NativeSpec`` to ``JailLauncher.launch``; this module
+turns it into one ``bwrap`` process:
+
+- root: the FUSE mount, bound from a directory fd the daemon opened (``--bind-fd``), so every
+  file access of the real process goes through our filesystem and no host path is named;
+- the only mount points are ``/dev`` (bubblewrap's minimal one, a tmpfs ``/dev/shm`` in it) and
+  ``/proc`` (a real procfs of the jail's pid namespace).  Both are the kernel's own mounts in the
+  VFS, checked before every start, so bubblewrap never creates or follows anything in the
+  user's tree (its setup-time symlink following is a known escape class);
+- namespaces: user (the sandbox uid/gid inside, an unprivileged host id outside: bwrap runs as
+  that host user, never as host root), mount, pid, ipc, uts (the kernel's hostname), cgroup and
+  net (nothing but loopback); ``--new-session``, ``--die-with-parent``;
+- a seccomp filter refusing TIOCSTI and TIOCLINUX (compiled once with libseccomp through
+  pyseccomp; bwrap sets PR_SET_NO_NEW_PRIVS before loading it);
+- rlimits from the kernel's ``Limits`` (``prlimit`` between the uid switch and bwrap, so no
+  Python runs in the forked child), the sandbox's environment only, no host fd beyond stdio
+  (bwrap closes the fds it reads its arguments, seccomp program, root and info from).
+
+What the host cannot do (no bwrap, user namespaces off, a mount without ``allow_other`` while
+the jail's host id differs from the daemon's) is found by ``probe`` and reported as one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import termios
+from dataclasses import dataclass, field
+
+import trio
+
+from kernel.errors import KernelError
+from kernel.native import (
+    STDIO_NULL,
+    STDIO_SAME_AS_STDOUT,
+    NativeSpec,
+    NativeStreams,
+    NativeUsage,
+)
+from kernel.pathvfs import PathVFS
+from kernel.process import status_exited, status_signaled
+
+log = logging.getLogger("vfsfuse.daemon.jail")
+
+NOBODY = 65534
+# Mount points bwrap mounts on; they must be the kernel's own mounts (not user files).
+MOUNT_POINTS = ("/dev", "/proc")
+TIOCLINUX = 0x541C
+
+
+@dataclass
+class JailConfig:
+    """Where the jail's root is and which host ids it runs as."""
+
+    mountpoint: str
+    host_uid: int | None = None       # None: nobody (65534) when the daemon is root, else our uid
+    host_gid: int | None = None
+    bwrap: str = "bwrap"
+    prlimit: str = "prlimit"
+
+    def ids(self) -> tuple[int, int]:
+        if os.geteuid() != 0:
+            return os.geteuid(), os.getegid()  # an unprivileged daemon cannot switch ids
+        return (NOBODY if self.host_uid is None else self.host_uid,
+                NOBODY if self.host_gid is None else self.host_gid)
+
+
+class JailUnavailable(KernelError):
+    """The host cannot run the jail; the message is the one line the user sees."""
+
+
+def _mount_options(mountpoint: str) -> set[str] | None:
+    """The FUSE mount's options from mountinfo (super options included), None if not mounted."""
+    target = os.path.realpath(mountpoint)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 4 and parts[4] == target:
+            sep = parts.index("-")
+            found = set(parts[5].split(",")) | set(parts[sep + 3].split(","))
+    return found
+
+
+def probe(config: JailConfig) -> str | None:
+    """Why real programs cannot run on this host, as one line; None when they can."""
+    if shutil.which(config.bwrap) is None:
+        return "real programs need bubblewrap (bwrap), which is not installed (apt-get install bubblewrap)"
+    if shutil.which(config.prlimit) is None:
+        return "real programs need prlimit (util-linux), which is not installed"
+    opts = _mount_options(config.mountpoint)
+    if opts is None:
+        return f"real programs need the store mounted; {config.mountpoint} is not a mount"
+    uid, gid = config.ids()
+    if uid != os.geteuid() and "allow_other" not in opts:
+        return (f"real programs run as the unprivileged host user {uid}: mount with --allow-other "
+                "so that user may use the mount")
+    try:
+        p = subprocess.run([config.bwrap, "--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"],
+                           user=uid, group=gid, extra_groups=[] if os.geteuid() == 0 else None,
+                           capture_output=True, text=True, timeout=20, env={})
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"real programs cannot run here: bwrap failed to start ({err})"
+    if p.returncode != 0:
+        why = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+        why = why.removeprefix("bwrap: ")
+        return f"real programs cannot run here: this host refuses bubblewrap's namespaces ({why})"
+    return None
+
+
+_SECCOMP: bytes | None = None
+
+
+def seccomp_program() -> bytes:
+    """The BPF program bwrap loads: ioctl TIOCSTI and TIOCLINUX fail with EPERM (the request
+    number compared under a 32-bit mask, as the kernel does), everything else is allowed."""
+    global _SECCOMP
+    if _SECCOMP is None:
+        import tempfile
+
+        import pyseccomp as sc  # type: ignore[import-untyped]
+
+        filt = sc.SyscallFilter(defaction=sc.ALLOW)
+        for request in (termios.TIOCSTI, TIOCLINUX):
+            filt.add_rule(sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+        with tempfile.TemporaryFile() as f:
+            filt.export_bpf(f)
+            f.seek(0)
+            _SECCOMP = f.read()
+    return _SECCOMP
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def rlimit_args(spec: NativeSpec) -> list[str]:
+    """prlimit options for the kernel's Limits (soft = hard: the jail cannot raise them)."""
+    lim = spec.limits
+    out = [f"--nproc={lim.max_processes}", f"--nofile={lim.max_fds}"]
+    cpu = getattr(lim, "rlimit_cpu", None)
+    if cpu is not None:
+        out.append(f"--cpu={max(1, int(cpu))}")
+    fsize = getattr(lim, "rlimit_fsize", None)
+    if fsize is not None:
+        out.append(f"--fsize={int(fsize)}")
+    return out
+
+
+def bwrap_args(spec: NativeSpec, root_fd: int, seccomp_fd: int, info_fd: int) -> list[str]:
+    """bwrap's options (read from a memfd, so the jail's pid 1 shows none of them)."""
+    args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+            "--uid", str(spec.uid), "--gid", str(spec.gid),
+            "--hostname", spec.hostname,
+            "--bind-fd", str(root_fd), "/",
+            "--dev", "/dev", "--tmpfs", "/dev/shm",
+            "--proc", "/proc",
+            "--seccomp", str(seccomp_fd),
+            "--info-fd", str(info_fd),
+            "--chdir", spec.cwd,
+            "--clearenv"]
+    for key, value in spec.env.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+@dataclass(eq=False)
+class JailProcess:
+    """One running jail (the kernel's ``NativeProcess``)."""
+
+    process: trio.Process
+    streams: NativeStreams
+    init_pid: int | None = None        # host pid of bwrap's init in the jail's pid namespace
+    pidfd: int | None = None           # the real program (bwrap's init's child)
+    signalled: set[int] = field(default_factory=set)
+    _closed: bool = False
+
+    def send_signal(self, sig: int) -> None:
+        self.signalled.add(sig)
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+                return
+            except ProcessLookupError:
+                return
+            except OSError as err:
+                log.debug("pidfd_send_signal: %s", err)
+        if sig in (signal.SIGKILL, signal.SIGTERM) and self.process.returncode is None:
+            self.process.send_signal(sig)
+
+    async def wait(self) -> int:
+        rc = await self.process.wait()
+        if rc < 0:
+            return status_signaled(-rc)
+        # bwrap's init reports a death by signal N as 128 + N, as a shell does
+        if 128 < rc < 128 + 65:
+            return status_signaled(rc - 128)
+        return status_exited(rc)
+
+    def usage(self) -> NativeUsage | None:
+        if self.process.returncode is not None or self.pidfd is None or self.init_pid is None:
+            return None
+        pid = _first_child(self.init_pid)
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return NativeUsage(state=fields[0], rss_bytes=int(fields[21]) * os.sysconf("SC_PAGE_SIZE"))
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.process.returncode is None:
+            try:
+                self.process.send_signal(signal.SIGKILL)  # --die-with-parent takes the jail down
+            except ProcessLookupError:
+                pass
+            with trio.move_on_after(5):
+                await self.process.wait()
+        for s in (self.streams.stdin, self.streams.stdout, self.streams.stderr, *self.streams.extra):
+            if s is not None:
+                await s.aclose()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _first_child(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+class JailLauncher:
+    """The daemon's ``NativeLauncher``: checks the host once, then starts one bwrap per exec."""
+
+    def __init__(self, vfs: PathVFS, config: JailConfig) -> None:
+        self.vfs = vfs
+        self.config = config
+        self._refusal: str | None = None
+        self._probed = False
+
+    async def _check_host(self) -> None:
+        if not self._probed:
+            self._refusal = await trio.to_thread.run_sync(probe, self.config)
+            self._probed = True
+            if self._refusal:
+                log.info("jail unavailable: %s", self._refusal)
+        if self._refusal:
+            raise JailUnavailable("ENOSYS", self._refusal)
+
+    async def _check_mount_points(self) -> None:
+        """/dev and /proc must be the kernel's directories, never something a user made."""
+        for path in MOUNT_POINTS:
+            try:
+                attr = await self.vfs.lstat(path)
+            except KernelError:
+                attr = None
+            if attr is None or not attr.is_directory:
+                raise KernelError("EPERM", f"refusing to start a real program: {path} in the sandbox "
+                                  "is not the kernel's directory")
+
+    async def launch(self, spec: NativeSpec) -> JailProcess:
+        await self._check_host()
+        await self._check_mount_points()
+        cfg = self.config
+        uid, gid = cfg.ids()
+        mine: list[int] = []        # fds we close once bwrap has them
+        keep: list[int] = []        # our ends of the stdio pipes
+        child_stdio: list[int] = []
+        streams = NativeStreams()
+        try:
+            root_fd = os.open(cfg.mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            mine.append(root_fd)
+            seccomp_fd = _memfd("jail-seccomp", seccomp_program())
+            mine.append(seccomp_fd)
+            info_r, info_w = os.pipe2(os.O_CLOEXEC)
+            keep.append(info_r)
+            mine.append(info_w)
+            args_fd = _memfd("jail-args", b"\0".join(
+                a.encode() for a in bwrap_args(spec, root_fd, seccomp_fd, info_w)) + b"\0")
+            mine.append(args_fd)
+            out_w: int | None = None
+            for fd, plan in enumerate(spec.stdio):
+                if plan == STDIO_NULL:
+                    n = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                    mine.append(n)
+                    child_stdio.append(n)
+                elif plan == STDIO_SAME_AS_STDOUT and out_w is not None:
+                    child_stdio.append(out_w)
+                else:
+                    r, w = os.pipe2(os.O_CLOEXEC)
+                    ours, theirs = (w, r) if fd == 0 else (r, w)
+                    keep.append(ours)
+                    mine.append(theirs)
+                    child_stdio.append(theirs)
+                    stream = trio.lowlevel.FdStream(ours)
+                    if fd == 0:
+                        streams.stdin = stream
+                    elif fd == 1:
+                        streams.stdout = stream
+                        out_w = w
+                    else:
+                        streams.stderr = stream
+            argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd), "--",
+                    spec.path, *spec.argv[1:]]
+            root = os.geteuid() == 0
+            process = await trio.lowlevel.open_process(
+                argv, stdin=child_stdio[0], stdout=child_stdio[1], stderr=child_stdio[2],
+                pass_fds=(root_fd, seccomp_fd, info_w, args_fd), close_fds=True, env={},
+                start_new_session=True, user=uid if root else None, group=gid if root else None,
+                extra_groups=[] if root else None)
+        except OSError as err:
+            for fd in mine + keep:
+                _close(fd)
+            raise KernelError.from_os_error(err) from None
+        for fd in mine:
+            _close(fd)
+        info = trio.lowlevel.FdStream(info_r)
+        jail = JailProcess(process, streams)
+        try:
+            jail.init_pid = await _read_child_pid(info)
+        finally:
+            await info.aclose()
+        if jail.init_pid is not None:
+            jail.pidfd = await _open_command(jail.init_pid, process)
+        return jail
+
+
+async def _read_child_pid(info: trio.lowlevel.FdStream) -> int | None:
+    """bwrap's --info-fd JSON ({"child-pid": N, ...}); None if bwrap failed before writing it."""
+    buf = b""
+    with trio.move_on_after(30):
+        while True:
+            data = await info.receive_some(4096)
+            if not data:
+                break
+            buf += data
+            try:
+                return int(json.loads(buf)["child-pid"])
+            except (ValueError, KeyError):
+                continue
+    return None
+
+
+async def _open_command(init_pid: int, process: trio.Process) -> int | None:
+    """A pidfd of the command (the child of bwrap's init), waited for briefly."""
+    for _ in range(400):
+        pid = _first_child(init_pid)
+        if pid is not None:
+            try:
+                return os.pidfd_open(pid)
+            except OSError:
+                return None
+        if process.returncode is not None:
+            return None
+        await trio.sleep(0.005)
+    return None
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
