@@ -155,6 +155,11 @@ def main() -> None:
     ap.add_argument("--no-direct", action="store_true",
                     help="route every request through the mount table (the path before the direct route)")
     args = ap.parse_args()
+    if args.profile:
+        try:
+            import pyinstrument  # noqa: F401
+        except ImportError:
+            sys.exit("bench-handlers: --profile needs pyinstrument: .venv/bin/pip install pyinstrument")
     timer = trio.run(main_async, args)
     print(f"{'request':30} {'count':>7} {'us/request':>11}")
     total = 0.0
