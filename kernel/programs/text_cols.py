@@ -8,6 +8,7 @@ time through ``Reader``; column and fmt need a whole table/paragraph and hold ju
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -170,8 +171,31 @@ async def prog_uniq(ctx: Any) -> int:
         await out.write(prev + delim)
 
     plain = simple and not (count or repeated or unique or all_rep is not None or group is not None)
+    # -c, -d, -u on whole lines (`sort | uniq -c`): runs counted a batch at a time
+    counted = simple and not plain and all_rep is None and group is None
+    run_text: bytes | None = None  # the run still open at the end of a batch, with its delimiter
+
+    def emitted(text: bytes, times: int) -> bytes:
+        if (repeated and times < 2) or (unique and times > 1):
+            return b""
+        return b"%7d %s" % (times, text) if count else text
+
     try:
         async for batch in lines_of(ctx, fd, delim[0]):
+            if counted:
+                parts = []
+                for text, same in itertools.groupby(raw if raw.endswith(delim) else raw + delim
+                                                    for raw in batch):
+                    times = sum(1 for _ in same)
+                    if text == run_text:
+                        n += times
+                        continue
+                    if run_text is not None:
+                        parts.append(emitted(run_text, n))
+                    run_text, n = text, times
+                if parts:
+                    await out.write(b"".join(parts))
+                continue
             if plain:
                 # the common 'uniq': keep each line that differs from the one before, in one pass
                 texts = [raw if raw.endswith(delim) else raw + delim for raw in batch]
@@ -193,7 +217,10 @@ async def prog_uniq(ctx: Any) -> int:
                 await flush_group()
                 prev, prev_key, n = line, k, 1
                 group_lines = [line + delim] if (all_rep is not None or group is not None) else []
-        if not plain:
+        if counted:
+            if run_text is not None:
+                await out.write(emitted(run_text, n))
+        elif not plain:
             await flush_group()
         if group in ("append", "both") and not first_group:
             await out.write(delim)

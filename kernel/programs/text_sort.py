@@ -240,18 +240,26 @@ _NONPRINT = bytes(c for c in range(256) if not 32 <= c < 127)
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def _numeric(field: bytes) -> Decimal:
+def _numeric(field: bytes) -> int | Decimal:
+    """The value -n sorts by: an int for the plain integers most fields are (ints and
+    Decimals compare exactly with each other), a Decimal otherwise."""
+    if field.isdigit():
+        return int(field)
+    if field[:1] == b"-" and field[1:].isdigit():
+        return -int(field[1:])
     m = _NUM.match(field)
     assert m is not None  # every part of the pattern is optional
     sign, whole, frac = m.group(1), m.group(2), m.group(3)
-    if not whole and not frac:
-        return Decimal(0)
-    text = (whole or b"0") + (b"." + frac if frac else b"")
+    if not frac:
+        if not whole:
+            return 0
+        return -int(whole) if sign else int(whole)
+    text = (whole or b"0") + b"." + frac
     value = Decimal(text.decode())
     return -value if sign else value
 
 
-def _human(field: bytes) -> tuple[int, int, Decimal]:
+def _human(field: bytes) -> tuple[int, int, int | Decimal]:
     m = _NUM.match(field)
     assert m is not None
     value = _numeric(field)
@@ -461,6 +469,9 @@ class _Order:
         if len(keys) == 1 and not keys[0].has_options() and self.whole_line:
             return None if self.last_resort else (lambda line: line)  # the line itself
         comp = self.component
+        if len(keys) == 1 and self.whole_line and keys[0].kind == "n":
+            num = _numeric  # sort -n: the commonest key, without the per-key dispatch
+            return (lambda line: (num(line), line)) if self.last_resort else num
         if self.last_resort:
             if len(keys) == 1:
                 k0 = keys[0]
