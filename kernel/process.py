@@ -20,7 +20,7 @@ import trio
 
 from . import signals as S
 from .errors import KernelError
-from .limits import Limits
+from .limits import Limits, ProcLimits
 
 if TYPE_CHECKING:
     from .fdtable import FdTable
@@ -126,6 +126,7 @@ class Process:
     stop_report: int | None = None
     cont_report: bool = False
     reaped: bool = False
+    rlimits: ProcLimits | None = None  # set by the process's first syscall context (kernel.syscalls._base)
 
     @property
     def comm(self) -> str:

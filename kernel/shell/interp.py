@@ -171,7 +171,7 @@ class Limits:
     """The shell's limits, read from the kernel's ``Limits`` (None: unlimited; 0 means 0)."""
 
     __slots__ = ("function_depth", "loop_iterations", "commands", "brace_words", "glob_results",
-                 "var_bytes", "parse_depth", "subst_depth")
+                 "var_bytes", "parse_depth", "subst_depth", "script_bytes")
 
     def __init__(self, kl: Any) -> None:
         g = getattr
@@ -183,6 +183,7 @@ class Limits:
         self.var_bytes = g(kl, "sh_var_bytes", 256 << 20)
         self.parse_depth = g(kl, "sh_parse_depth", 200)
         self.subst_depth = g(kl, "sh_subst_depth", 64)
+        self.script_bytes = g(kl, "sh_script_bytes", 64 << 20)
 
 
 #: Commands between two real yields to the scheduler (see ``Shell._tick``).
@@ -265,6 +266,9 @@ class Shell(Expander):
         """Parse and run *source* one complete command at a time (as bash reads a script,
         so that ``alias`` and ``shopt -s extglob`` apply to the following commands).
         Raises ShellSyntaxError after running the commands before the error."""
+        lim = self.limits.script_bytes
+        if lim is not None and len(source) > lim:
+            raise LimitExceeded(f"script exceeds the size limit ({lim} bytes)")
         parser = self.new_parser(source, line)
         status = 0
         while True:
@@ -275,6 +279,22 @@ class Shell(Expander):
             if self.st.options.get("noexec"):
                 continue
             status = await self.exec_list(node)
+
+    async def read_script(self, fd: int) -> str:
+        """A script's text from *fd*, read no further than the script size limit allows
+        (``sh /dev/zero`` or ``source /dev/urandom`` stop there with one line)."""
+        lim = self.limits.script_bytes
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            data = await self.ctx.read(fd, 65536)
+            if not data:
+                break
+            parts.append(data)
+            total += len(data)
+            if lim is not None and total > lim:
+                raise LimitExceeded(f"script exceeds the size limit ({lim} bytes)")
+        return b"".join(parts).decode("utf-8", "surrogateescape")
 
     # ------------------------------------------------------------------ housekeeping
     async def _tick(self) -> None:
@@ -494,7 +514,9 @@ class Shell(Expander):
             await self.set_terminal_group(self.ctx.getpgid())
         return statuses
 
-    async def wait_pid(self, pid: int) -> int:
+    async def wait_pid(self, pid: int, quiet: bool = False) -> int:
+        """waitpid for a foreground child; a death by signal is reported as bash does,
+        unless *quiet* (command substitutions, whose deaths bash does not report)."""
         while True:
             try:
                 _, status = await self.ctx.waitpid(pid, 0)
@@ -508,7 +530,7 @@ class Shell(Expander):
         if self.jobs is not None:
             self.jobs.forget_pid(pid)
         low = status & 0x7F
-        if low and low != 0x7F and low not in (2, 13):
+        if low and low != 0x7F and low not in (2, 13) and not quiet:
             # a foreground command killed by a signal: bash reports it
             desc = _SIGNAL_TEXT.get(low, f"Signal {low}")
             await self.out(f"{self.script_name}: line {self.st.lineno}: {pid} {desc}\n", 2)
@@ -619,13 +641,13 @@ class Shell(Expander):
                     await ctx.close(r)
                     r = -1
                     await ctx.kill(pid, 9)
-                    await self.wait_pid(pid)
+                    await self.wait_pid(pid, quiet=True)
                     raise LimitExceeded(f"command substitution: output exceeds the variable size limit ({limit})")
                 chunks.append(data)
         finally:
             if r >= 0:
                 await ctx.close(r)
-        self.st.last_status = self._subst_status = await self.wait_pid(pid)
+        self.st.last_status = self._subst_status = await self.wait_pid(pid, quiet=True)
         text = b"".join(chunks).decode("utf-8", "surrogateescape")
         return text.rstrip("\n")
 

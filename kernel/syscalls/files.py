@@ -297,6 +297,8 @@ class FileCalls(CtxBase):
         if ep is not None:
             if ep.kind == "pty" and not ep.is_master and ep.pty.termios.tostop:
                 await self._job_control(ep.pty, S.SIGTTOU)
+            if self._watched:
+                self._charge_write(ofd, len(data), None)
             return await self._write_stream(ofd, ep, data)
         if ofd.kind == "dir":
             raise KernelError("EISDIR", "is a directory")
@@ -308,6 +310,7 @@ class FileCalls(CtxBase):
             data = bytes(data)  # the inode level takes bytes; the caller may reuse its buffer
         if ofd.flags & O_APPEND:
             ofd.pos = (await fs.getattr(ofd.ino)).size
+        self._charge_write(ofd, total, ofd.pos + total)
         done = await fs.write(ofd.handle()[1], ofd.pos, data)
         while done < total:
             k = await fs.write(ofd.handle()[1], ofd.pos + done, data[done:])
@@ -382,6 +385,7 @@ class FileCalls(CtxBase):
         fs = ofd.mounted()
         if ofd.flags & O_APPEND:
             offset = (await fs.getattr(ofd.ino)).size
+        self._charge_write(ofd, len(data), offset + len(data))
         return await fs.write(ofd.handle()[1], offset, bytes(data) if not isinstance(data, bytes) else data)
 
     async def _positional(self, fd: int, offset: int, *, writing: bool) -> OpenFileDescription:

@@ -650,9 +650,11 @@ async def b_declare(sh: Any, argv: list[str], *, local: bool | None = None, word
             if v is None:
                 from kernel.shell.state import Var
                 outer = st.lookup(base)
+                if outer is not None and outer.readonly and "p" not in on:
+                    await sh.error(f"{argv[0]}: {base}: readonly variable")
+                    status = 1
+                    continue
                 v = scope[base] = Var()
-                if outer is not None and ("=" not in arg) and False:
-                    v.value = outer.value
         else:
             v = st.lookup(base)
             if v is None:
@@ -857,7 +859,7 @@ async def b_source(sh: Any, argv: list[str]) -> int:
     try:
         fd = await sh.ctx.open(path, O_RDONLY | O_CLOEXEC)
         try:
-            data = await sh.ctx.read_all(fd)
+            text = await sh.read_script(fd)
         finally:
             await sh.ctx.close(fd)
     except KernelError as e:
@@ -873,7 +875,7 @@ async def b_source(sh: Any, argv: list[str]) -> int:
     sh.in_source = getattr(sh, "in_source", 0) + 1
     st.sources.insert(0, name)
     try:
-        return await sh.run_source(data.decode("utf-8", "surrogateescape"))
+        return await sh.run_source(text)
     except ReturnFn as r:
         return r.status
     except ShellSyntaxError as e:

@@ -3,6 +3,7 @@ history caller``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kernel.errors import KernelError
@@ -58,26 +59,139 @@ async def b_help(sh: Any, argv: list[str]) -> int:
 
 
 async def b_times(sh: Any, argv: list[str]) -> int:
-    await sh.out("0m0.000s 0m0.000s\n0m0.000s 0m0.000s\n")
+    """The shell's and its children's CPU time (the sandbox counts it all as user time)."""
+    own, children = sh.ctx.cpu_times()
+
+    def f(t: float) -> str:
+        m, sec = divmod(t, 60.0)
+        return f"{int(m)}m{sec:.3f}s"
+
+    await sh.out(f"{f(own)} {f(0.0)}\n{f(children)} {f(0.0)}\n")
     return 0
 
 
+@dataclass(frozen=True)
+class _Rlimit:
+    letter: str
+    resource: str
+    label: str      # bash's description, padded by the table
+    unit: str       # "(blocks, -f)" part without the letter
+    scale: int      # bytes (or seconds) per unit shown
+
+
+_RLIMITS = [_Rlimit(*r) for r in (
+    ("R", "rttime", "real-time non-blocking time", "microseconds", 1),
+    ("c", "core", "core file size", "blocks", 1024),
+    ("d", "data", "data seg size", "kbytes", 1024),
+    ("e", "nice", "scheduling priority", "", 1),
+    ("f", "fsize", "file size", "blocks", 1024),
+    ("i", "sigpending", "pending signals", "", 1),
+    ("l", "memlock", "max locked memory", "kbytes", 1024),
+    ("m", "rss", "max memory size", "kbytes", 1024),
+    ("n", "nofile", "open files", "", 1),
+    ("p", "pipe", "pipe size", "512 bytes", 512),
+    ("q", "msgqueue", "POSIX message queues", "bytes", 1),
+    ("r", "rtprio", "real-time priority", "", 1),
+    ("s", "stack", "stack size", "kbytes", 1024),
+    ("t", "cpu", "cpu time", "seconds", 1),
+    ("u", "nproc", "max user processes", "", 1),
+    ("v", "as", "virtual memory", "kbytes", 1024),
+    ("x", "locks", "file locks", "", 1),
+)]
+_BY_LETTER = {r.letter: r for r in _RLIMITS}
+
+
+def _row(r: _Rlimit) -> str:
+    unit = f"({r.unit}, -{r.letter})" if r.unit else f"(-{r.letter})"
+    return f"{r.label:<20} {unit:>19}"
+
+
+def _get(sh: Any, r: _Rlimit, hard: bool) -> float | None:
+    if r.resource == "pipe":
+        return float(sh.ctx.kernel.limits.pipe_buffer)
+    soft, hard_v = sh.ctx.getrlimit(r.resource)
+    return hard_v if hard else soft
+
+
+def _show(value: float | None, r: _Rlimit) -> str:
+    if value is None:
+        return "unlimited"
+    return str(int(value // r.scale)) if r.scale > 1 else f"{value:g}" if value != int(value) else str(int(value))
+
+
 async def b_ulimit(sh: Any, argv: list[str]) -> int:
-    kl = sh.ctx.kernel.limits
+    """``ulimit [-SHa] [-cdefilmnpqrstuvxR] [limit]``: the process's rlimits (the kernel's
+    ``Limits`` are the hard ceiling; ``-t`` and ``-f`` are enforced as Linux does, with
+    SIGXCPU and EFBIG/SIGXFSZ; ``-n`` bounds the fd table)."""
+    soft_only = hard_only = show_all = False
+    chosen: list[_Rlimit] = []
+    value: str | None = None
     args = argv[1:]
-    if not args or args == ["-f"] or args == ["-a"]:
-        if args == ["-a"]:
-            await sh.out(f"open files                          (-n) {kl.max_fds}\n"
-                         f"max user processes                  (-u) {kl.max_processes}\n")
-        else:
-            await sh.out("unlimited\n")
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if len(a) > 1 and a[0] == "-" and not a[1:].isdigit():
+            for c in a[1:]:
+                if c == "S":
+                    soft_only = True
+                elif c == "H":
+                    hard_only = True
+                elif c == "a":
+                    show_all = True
+                elif c in _BY_LETTER:
+                    chosen.append(_BY_LETTER[c])
+                else:
+                    await sh.error(f"ulimit: -{c}: invalid option")
+                    await sh.out("ulimit: usage: ulimit [-SHabcdefiklmnpqrstuvxPRT] [limit]\n", 2)
+                    return 2
+            i += 1
+            continue
+        break
+    rest = args[i:]
+    if rest:
+        value = rest[0]
+    if show_all:
+        for r in _RLIMITS:
+            await sh.out(f"{_row(r)} {_show(_get(sh, r, hard_only and not soft_only), r)}\n")
         return 0
-    if args[0] == "-n" and len(args) == 1:
-        await sh.out(f"{kl.max_fds}\n")
+    if not chosen:
+        chosen = [_BY_LETTER["f"]]
+    if value is None:
+        many = len(chosen) > 1
+        for r in chosen:
+            shown = _show(_get(sh, r, hard_only and not soft_only), r)
+            await sh.out(f"{_row(r)} {shown}\n" if many else f"{shown}\n")
         return 0
-    if args[0] == "-u" and len(args) == 1:
-        await sh.out(f"{kl.max_processes}\n")
-        return 0
+    r = chosen[-1]
+    soft, hard = sh.ctx.getrlimit(r.resource) if r.resource != "pipe" else (None, None)
+    if value == "unlimited":
+        new: float | None = None
+    elif value == "hard":
+        new = hard
+    elif value == "soft":
+        new = soft
+    elif value.isdigit():
+        if len(value) > 18:
+            await sh.error(f"ulimit: {value}: limit out of range")
+            return 1
+        new = float(int(value) * r.scale)
+    else:
+        await sh.error(f"ulimit: {value}: invalid number")
+        return 1
+    if r.resource == "pipe":
+        await sh.error(f"ulimit: {r.label}: cannot modify limit: Invalid argument")
+        return 1
+    new_soft = soft if hard_only and not soft_only else new
+    new_hard = hard if soft_only and not hard_only else new
+    try:
+        sh.ctx.setrlimit(r.resource, new_soft, new_hard)
+    except KernelError as e:
+        text = "Operation not permitted" if e.code == "EPERM" else "Invalid argument"
+        await sh.error(f"ulimit: {r.label}: cannot modify limit: {text}")
+        return 1
     return 0
 
 
