@@ -8,7 +8,6 @@ time through ``Reader``; column and fmt need a whole table/paragraph and hold ju
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any
 
@@ -182,17 +181,29 @@ async def prog_uniq(ctx: Any) -> int:
 
     try:
         async for batch in lines_of(ctx, fd, delim[0]):
-            if counted:
+            if counted and batch:
+                texts = batch
+                if not texts[-1].endswith(delim):
+                    texts = [*texts[:-1], texts[-1] + delim]
+                # where each run starts (a comprehension: this is the hot loop), and where it ends
+                starts = [0, *[i for i, (a, b) in enumerate(zip(texts, texts[1:]), 1) if a != b]]
+                ends = [*starts[1:], len(texts)]
                 parts = []
-                for text, same in itertools.groupby(raw if raw.endswith(delim) else raw + delim
-                                                    for raw in batch):
-                    times = sum(1 for _ in same)
-                    if text == run_text:
-                        n += times
-                        continue
+                if texts[0] == run_text:
+                    n += ends[0]
+                else:
                     if run_text is not None:
                         parts.append(emitted(run_text, n))
-                    run_text, n = text, times
+                    n = ends[0]
+                if len(starts) > 1:
+                    parts.append(emitted(run_text if texts[0] == run_text else texts[0], n))
+                    if count and not (repeated or unique):
+                        parts += [b"%7d %s" % (e - s, texts[s]) for s, e in zip(starts[1:-1], ends[1:-1])]
+                    else:
+                        parts += [emitted(texts[s], e - s) for s, e in zip(starts[1:-1], ends[1:-1])]
+                    run_text, n = texts[starts[-1]], ends[-1] - starts[-1]
+                else:
+                    run_text = texts[0]
                 if parts:
                     await out.write(b"".join(parts))
                 continue
