@@ -267,74 +267,10 @@ async def run_toplevel_body(sh: Shell, source: str) -> int:
 
 
 async def interactive(sh: Shell) -> int:
-    """A minimal interactive loop: ``PS1``/``PS2`` prompts on stderr, one complete command at
-    a time (the line editor, completion and job-control niceties are section 3's work)."""
-    from kernel.shell.lexer import IncompleteInput
-    st = sh.st
-    ctx = sh.ctx
-    st.shopts["expand_aliases"] = True
-    if ctx.isatty(0):
-        # job control: the shell catches (so children reset to default) the keyboard and
-        # terminal-access signals, and leads its own process group in the foreground
-        st.options["monitor"] = True
-        for sig in (2, 3, 20, 21, 22):  # INT QUIT TSTP TTIN TTOU
-            await ctx.signal(sig, lambda s: None)
-        try:
-            if ctx.getpgid() != ctx.getpid():
-                await ctx.setpgid(0, 0)
-            await sh.set_terminal_group(ctx.getpgid())
-        except KernelError:
-            pass
-    for rc in ("~/.bashrc" if not st.posix else "~/.shrc",):
-        path = rc.replace("~", st.get("HOME") or "/home/user", 1)
-        try:
-            await ctx.stat(path)
-        except KernelError:
-            continue
-        try:
-            await sh.builtins["."](sh, [".", path])
-        except ExitShell as e:
-            return e.status
-    buf = ""
-    status = 0
-    while True:
-        prompt = (st.get("PS1") or "$ ") if not buf else (st.get("PS2") or "> ")
-        try:
-            await sh.out(prompt, 2)
-            line = await sh.read_line(0)
-        except KernelError:
-            line = None
-        if line is None:
-            break
-        buf += line
-        try:
-            sh.new_parser(buf).parse_program()
-        except IncompleteInput:
-            continue
-        except ShellSyntaxError as e:
-            await sh.error(str(e), e.line)
-            buf = ""
-            st.last_status = 2
-            continue
-        src, buf = buf, ""
-        try:
-            status = await sh.run_source(src)
-        except ExitShell as e:
-            if isinstance(e, LimitExceeded):
-                await sh.error(e.message)
-                continue
-            status = e.status
-            break
-        except FatalExpansion as e:
-            await sh.error(e.message)
-            st.last_status = 1
-        except ShellSyntaxError as e:
-            await sh.error(str(e), e.line)
-        except KernelError as e:
-            await sh.error(errno_text(e))
-        except Exception as e:  # noqa: BLE001 - the shell must never show a traceback
-            await sh.error(f"internal error: {type(e).__name__}: {e}")
-    return await sh.run_exit_trap(status) & 0xFF
+    """The interactive loop (prompts, line editor, completion, job control): interactive.py."""
+    from kernel.shell.interactive import interactive as loop
+
+    return await loop(sh)
 
 
 async def main(ctx: Any) -> int:

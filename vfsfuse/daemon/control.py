@@ -26,14 +26,16 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
 
 from kernel.errors import KernelError
-from kernel.kernel import Kernel
-from vfsfuse.daemon import sessions
 from vfsfuse.daemon.config import DaemonRecord, record_path, store_run_dir
+
+if TYPE_CHECKING:  # the client side (CLI, API over a mount) does not load the kernel
+    from kernel.kernel import Kernel
+    from vfsfuse.daemon import sessions
 
 log = logging.getLogger("vfsfuse.daemon.control")
 
@@ -121,7 +123,9 @@ class _Conn:
         await self.send(STDOUT if stream == 1 else STDERR, data)
 
 
-def _limits(req: dict[str, Any]) -> sessions.RunLimits:
+def _limits(req: dict[str, Any]) -> "sessions.RunLimits":
+    from vfsfuse.daemon import sessions
+
     t, m = req.get("timeout"), req.get("max_output")
     return sessions.RunLimits(float(t) if t is not None else None, int(m) if m is not None else None)
 
@@ -187,6 +191,8 @@ async def _try_send(conn: _Conn, obj: dict[str, Any]) -> None:
 
 
 async def _exec(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
+    from vfsfuse.daemon import sessions
+
     limits = _limits(req)
 
     async def stdin() -> AsyncIterator[bytes]:
@@ -208,6 +214,8 @@ async def _exec(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
 
 
 async def _shell(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
+    from vfsfuse.daemon import sessions
+
     term = await sessions.open_shell(kernel, rows=int(req.get("rows") or 24), cols=int(req.get("cols") or 80),
                                      env=_env(req), cwd=req.get("cwd"))
     try:
@@ -236,6 +244,8 @@ async def _shell(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
 
 
 async def _session(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
+    from vfsfuse.daemon import sessions
+
     sess = sessions.ShellSession(kernel)
     await sess.start(env=_env(req), cwd=req.get("cwd"))
     await conn.send_json({"ready": True})
