@@ -41,6 +41,8 @@ from .flock import FlockTable
 from .fs import Caller, FileSystem
 from .limits import Limits, MemoryBudget
 from .mounts import MountTable
+from .net.policy import NetPolicy
+from .net.table import SocketTable
 from .pathvfs import PathVFS
 from .permissions import Permissions
 from .pipes import FifoTable, Pipe
@@ -56,6 +58,7 @@ from .process import (
     status_signaled,
 )
 from .procfs import ProcFS
+from .procfs.net import proc_net
 from .programs.registry import STUB, Program, ProgramRegistry
 from .pty import Pty, PtyRegistry
 
@@ -80,11 +83,12 @@ class Kernel:
                  env: dict[str, str] | None = None, cwd: str = "/home/user",
                  programs: ProgramRegistry | None = None, uid: int = 0, gid: int = 0,
                  mounts: Iterable[tuple[str, FileSystem, bool]] = (),
-                 shm: FileSystem | None = None) -> None:
+                 shm: FileSystem | None = None, net: NetPolicy | None = None) -> None:
         """*mounts*: extra ``(path, fs, read_only)`` mounts made at boot.  *shm*: a writable
         memory filesystem to mount on ``/dev/shm`` (kernel/ never imports vfsfuse, so the
         host passes one, e.g. ``vfsfuse.storage.store.memory_vfs()``); without it ``/dev/shm`` is
-        devfs's empty directory, where creating files fails with EPERM."""
+        devfs's empty directory, where creating files fails with EPERM.  *net*: the network
+        policy (default ``none``: no inet traffic at all; AF_UNIX always works)."""
         self.limits = limits or Limits()
         self.permissions = permissions if permissions is not None else Permissions.default()
         self.hostname = hostname
@@ -101,6 +105,10 @@ class Kernel:
         self.ptys = PtyRegistry(self.processes.kill_group, self.limits.pty_buffer, self.limits.max_canon,
                                 session_hangup=self._session_hangup)
         self.programs = programs if programs is not None else ProgramRegistry()
+        self.net = SocketTable(self.processes, net if net is not None else NetPolicy.none(),
+                               max_sockets=self.limits.max_sockets,
+                               max_per_process=self.limits.max_sockets_per_process,
+                               default_buffer=self.limits.socket_buffer)
         self.devfs: DevFS | None = None
         self.procfs: ProcFS | None = None
         self._extra_mounts = tuple(mounts)
@@ -123,6 +131,7 @@ class Kernel:
         await self._make_dirs()
         await self._write_stubs()
         self._nursery = await nursery.start(self._host_nursery)
+        self.net.release_later = self._release_in_background
         self.init = self.spawn_process(["init"], parent=None, env=dict(self.env), cwd="/",
                                        program=_init_main, exe="/sbin/init")
         self._booted = True
@@ -132,7 +141,8 @@ class Kernel:
         self.devfs = DevFS(self.ptys, self.processes)
         await self.mount_table.mount("/dev", self.devfs, fstype="devtmpfs", source="devtmpfs")
         self.procfs = ProcFS(self.processes, self.mount_table, hostname=self.hostname,
-                             budget=self.memory_budget, ptys=self.ptys)
+                             budget=self.memory_budget, ptys=self.ptys,
+                             net=lambda name: proc_net(self.net, name))
         await self.mount_table.mount("/proc", self.procfs, fstype="proc", source="proc")
         if self._shm is not None:
             await self.mount_table.mount("/dev/shm", self._shm, fstype="tmpfs", source="tmpfs")
@@ -159,6 +169,11 @@ class Kernel:
                 await self.vfs.chmod(path, 0o755)
             except KernelError as e:
                 log.debug("stub %s: %s", path, e)
+
+    def _release_in_background(self, ofd: OpenFileDescription) -> None:
+        """A description dropped by the socket table (a passed fd nobody received)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(close_descriptions, [ofd])
 
     async def _host_nursery(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

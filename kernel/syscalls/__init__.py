@@ -30,6 +30,10 @@ Calls (all ``async`` unless noted):
 * signals: ``signal(sig, handler, flags=SA_RESTART)``, ``sigaction``, ``sigprocmask``;
 * terminals: ``openpty``, ``isatty`` (sync), ``ttyname``, ``tcgetattr``, ``tcsetattr``,
   ``tcgetpgrp``, ``tcsetpgrp``, ``get_winsize``, ``set_winsize``, ``tiocsctty``;
+* sockets: ``socket``, ``socketpair``, ``bind``, ``listen``, ``accept``, ``accept4``, ``connect``,
+  ``send``, ``sendto``, ``sendmsg``, ``recv``, ``recvfrom``, ``recvmsg``, ``shutdown``,
+  ``getsockname``, ``getpeername``, ``setsockopt``, ``getsockopt``, ``getaddrinfo`` (addresses
+  as Python's ``socket`` module; see ``kernel/syscalls/sockets.py`` and ``kernel/net``);
 * environment: ``environ`` (the live dict), ``argv``, ``getenv``, ``setenv``, ``unsetenv``.
 """
 
@@ -75,10 +79,11 @@ from kernel.syscalls.files import FileCalls
 from kernel.syscalls.paths import PathCalls
 from kernel.syscalls.procs import ProcCalls
 from kernel.syscalls.signals import SignalCalls
+from kernel.syscalls.sockets import SocketCalls
 from kernel.syscalls.tty import TtyCalls
 
 
-class Ctx(FileCalls, PathCalls, ProcCalls, SignalCalls, TtyCalls, CtxBase):
+class Ctx(FileCalls, PathCalls, ProcCalls, SignalCalls, TtyCalls, SocketCalls, CtxBase):
     """The syscall context of one process: every call family mixed over one ``CtxBase``."""
 
 

@@ -1,0 +1,179 @@
+"""The network policy: what inet traffic may do, decided on addresses, never on spellings.
+
+Modes:
+
+* ``none`` (the default): no inet traffic at all, not even in-kernel loopback and not even
+  name resolution; ``listen``, ``connect`` and ``sendto`` on AF_INET/AF_INET6 fail with
+  EACCES.  AF_UNIX is not network and always works.
+* ``loopback``: inet sockets talk to each other inside the kernel (127.0.0.0/8, ::1);
+  nothing leaves it, names other than ``localhost`` and the hostname do not resolve.
+* ``allow``: loopback plus outbound traffic matching a rule (``[tcp:|udp:]CIDR[:PORT[-PORT]]``,
+  IPv6 in brackets); the host adapter carries it.
+
+The decision takes a *parsed* address (``ipaddress``), with IPv4-mapped IPv6 folded to
+IPv4, so decimal, octal or hex IPv4 spellings, ``::ffff:a.b.c.d`` or a name that later
+resolves elsewhere cannot slip past it: callers resolve first and ask about the result.
+Denials are counted and logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+
+from kernel.errors import KernelError
+
+log = logging.getLogger("vfsfuse.kernel.net.policy")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MODES = ("none", "loopback", "allow")
+
+
+def canonical(ip: IPAddress) -> IPAddress:
+    """IPv4-mapped IPv6 addresses are IPv4 addresses for every decision."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_loopback(ip: IPAddress) -> bool:
+    """Addresses the in-kernel loopback serves (0.0.0.0 and :: mean "this host", as Linux)."""
+    ip = canonical(ip)
+    return ip.is_loopback or ip.is_unspecified
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One allow rule: a network, an optional port range and an optional protocol."""
+
+    network: IPNetwork
+    ports: tuple[int, int] | None = None
+    proto: str | None = None          # "tcp", "udp" or None for both
+
+    def matches(self, proto: str, ip: IPAddress, port: int) -> bool:
+        if self.proto is not None and self.proto != proto:
+            return False
+        if self.ports is not None and not self.ports[0] <= port <= self.ports[1]:
+            return False
+        return ip.version == self.network.version and ip in self.network
+
+    def __str__(self) -> str:
+        net = str(self.network)
+        if self.network.version == 6:
+            net = f"[{net}]"
+        text = f"{self.proto}:{net}" if self.proto else net
+        if self.ports is not None:
+            lo, hi = self.ports
+            text += f":{lo}" if lo == hi else f":{lo}-{hi}"
+        return text
+
+    @classmethod
+    def parse(cls, text: str) -> "Rule":
+        """``[tcp:|udp:]ADDR[/LEN][:PORT[-PORT]]``; ADDR is IPv4 or ``[IPv6]``."""
+        s = text.strip()
+        proto = None
+        for p in ("tcp:", "udp:"):
+            if s.lower().startswith(p):
+                proto, s = p[:3], s[4:]
+        if s.startswith("["):
+            end = s.find("]")
+            if end < 0:
+                raise ValueError(f"bad network rule {text!r}: missing ]")
+            net_text, rest = s[1:end], s[end + 1:]
+        else:
+            net_text, _, port_text = s.partition(":")
+            rest = ":" + port_text if _ else ""
+        try:
+            network = ipaddress.ip_network(net_text, strict=False)
+        except ValueError as e:
+            raise ValueError(f"bad network rule {text!r}: {e}") from None
+        ports = None
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad network rule {text!r}")
+            lo_s, _, hi_s = rest[1:].partition("-")
+            try:
+                lo = int(lo_s)
+                hi = int(hi_s) if hi_s else lo
+            except ValueError:
+                raise ValueError(f"bad port in network rule {text!r}") from None
+            if not 0 <= lo <= hi <= 65535:
+                raise ValueError(f"bad port range in network rule {text!r}")
+            ports = (lo, hi)
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+            raise ValueError(f"write IPv4-mapped rules as IPv4: {text!r}")
+        return cls(network, ports, proto)
+
+
+@dataclass(slots=True)
+class NetPolicy:
+    """The kernel's network policy (set by the host; the sandbox cannot change it)."""
+
+    mode: str = "none"
+    rules: tuple[Rule, ...] = ()
+    denied: int = 0
+    log_lines: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown network mode {self.mode!r} (none, loopback or allow)")
+
+    @classmethod
+    def none(cls) -> "NetPolicy":
+        return cls("none")
+
+    @classmethod
+    def loopback(cls) -> "NetPolicy":
+        return cls("loopback")
+
+    @classmethod
+    def allow(cls, *rules: str | Rule) -> "NetPolicy":
+        return cls("allow", tuple(r if isinstance(r, Rule) else Rule.parse(r) for r in rules))
+
+    @classmethod
+    def parse(cls, mode: str, rules: list[str] | tuple[str, ...] = ()) -> "NetPolicy":
+        if mode == "allow":
+            return cls.allow(*rules)
+        if rules:
+            raise ValueError(f"network mode {mode!r} takes no rules")
+        return cls(mode)
+
+    # -- decisions ------------------------------------------------------------------------
+    @property
+    def inet(self) -> bool:
+        """Whether inet sockets may carry anything at all (in-kernel loopback included)."""
+        return self.mode != "none"
+
+    def deny(self, op: str, what: str) -> KernelError:
+        self.denied += 1
+        line = f"denied {op} {what} (network mode {self.mode})"
+        self.log_lines.append(line)
+        del self.log_lines[:-100]
+        log.info("%s", line)
+        return KernelError("EACCES", f"network {op} {what} denied by policy (mode {self.mode})")
+
+    def check_inet(self, op: str, what: str) -> None:
+        """EACCES in mode none for any inet listen/connect/send."""
+        if not self.inet:
+            raise self.deny(op, what)
+
+    def outbound_allowed(self, proto: str, ip: IPAddress, port: int) -> bool:
+        if self.mode != "allow":
+            return False
+        ip = canonical(ip)
+        return any(r.matches(proto, ip, port) for r in self.rules)
+
+    def check_outbound(self, op: str, proto: str, ip: IPAddress, port: int) -> None:
+        """EACCES unless a rule allows leaving the kernel for (*proto*, *ip*, *port*)."""
+        if not self.outbound_allowed(proto, ip, port):
+            shown = canonical(ip)
+            raise self.deny(op, f"{proto} {shown}:{port}" if shown.version == 4 else f"{proto} [{shown}]:{port}")
+
+    def describe(self) -> str:
+        """The text shown to the host (``MNT/.vfs/net``)."""
+        lines = [f"mode {self.mode}"]
+        lines += [f"allow {r}" for r in self.rules]
+        lines.append(f"denied {self.denied}")
+        return "\n".join(lines) + "\n"
