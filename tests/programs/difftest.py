@@ -120,6 +120,8 @@ def load(path: Path) -> CaseFile:
 
 
 HOST_ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "TZ": "UTC"}
+#: Host programs standing in for ours where the name may be another implementation (mawk).
+HOST_PROGRAM = {"awk": "gawk"}
 
 
 def run_host(cf: CaseFile, case: Case) -> Outcome:
@@ -131,6 +133,7 @@ def run_host(cf: CaseFile, case: Case) -> Outcome:
         outs, errs, codes = [], [], []
         for k, argv in enumerate([case.argv, *case.more]):
             stdin = case.stdin if case.stdin is not None and k == 0 else b""
+            argv = [HOST_PROGRAM.get(argv[0], argv[0]), *argv[1:]]
             r = subprocess.run(argv, cwd=tmp, input=stdin, capture_output=True, env=HOST_ENV, timeout=20)
             outs.append(r.stdout)
             errs.append(r.stderr)
