@@ -52,8 +52,10 @@ class JailMount:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if line.strip() != "ready":
+            proc.kill()
+            why = proc.stderr.read() if proc.stderr else ""
             jm.close()
-            raise AssertionError(f"jail daemon did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(f"jail daemon did not start: {line}{why}")
         return jm
 
     def run(self, script: str, *, input: str | None = None, timeout: float = 60) -> Result:

@@ -1,0 +1,191 @@
+"""Real programs in the jail (issue 16), on a real mount: a static busybox and a static C probe
+are copied into the mount and run from the sandbox's own shell (``bash -c`` through the
+daemon's kernel).  On a host that cannot run bubblewrap every test asserts the one-line
+refusal instead, then skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.jail.harness import JailMount, Result, busybox_is_static
+from vfsfuse.daemon.jail import JailConfig, probe
+
+pytestmark = pytest.mark.mount
+
+BB = "/opt/busybox"
+PROBE = "/opt/probe"
+PROBE_SRC = Path(__file__).resolve().parent.parent / "jail" / "probe.c"
+
+
+@pytest.fixture(scope="module")
+def jail(world_base):
+    if not busybox_is_static():
+        pytest.skip("needs a static /bin/busybox (apt-get install busybox-static)")
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build the probe")
+    jm = JailMount.start(world_base, f"jail{os.getpid()}")
+    try:
+        jm.install_busybox(BB)
+        out = Path(jm.path + PROBE)
+        built = subprocess.run(["gcc", "-static", "-O1", "-o", str(out), str(PROBE_SRC)],
+                               capture_output=True, text=True)
+        assert built.returncode == 0, built.stderr
+        yield jm
+    finally:
+        jm.close()
+
+
+@pytest.fixture(scope="module")
+def refusal(jail) -> str | None:
+    return probe(JailConfig(jail.path))
+
+
+def run(jail: JailMount, refusal: str | None, script: str, **kw) -> Result:
+    """Run *script*; on a host without the jail, check the refusal is one clear line and skip."""
+    r = jail.run(script, **kw)
+    if refusal is not None:
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) >= 1 and refusal in lines[0] and "Traceback" not in r.stderr, r.stderr
+        pytest.skip(f"this host cannot run the jail: {refusal}")
+    return r
+
+
+def test_runs_and_round_trips_exit_codes(jail, refusal):
+    r = run(jail, refusal, f"{BB} echo hello; echo rc=$?; {PROBE} exit 7; echo rc=$?; {PROBE} exit 0; echo rc=$?")
+    assert r.stdout == "hello\nrc=0\nrc=7\nrc=0\n", r.stderr
+    assert r.stderr == ""
+
+
+def test_death_by_signal_is_the_kernel_process_status(jail, refusal):
+    run(jail, refusal, f"{BB} true")
+    r = jail.run(f"exec {PROBE} signal 15")
+    assert r.status & 0x7F == 15 and r.code == 143  # WIFSIGNALED, WTERMSIG = SIGTERM
+    r = jail.run(f"exec {PROBE} exit 3")
+    assert r.status == 3 << 8
+
+
+def test_sees_only_the_mount(jail, refusal, world_base):
+    canary = world_base / "host-canary"
+    canary.write_text("host secret\n")
+    r = run(jail, refusal, f"{BB} ls -a /; {BB} ls /work /host-canary {canary} 2>&1; {BB} ls /root; echo end")
+    names = r.stdout.split("end")[0].split()
+    listed = set(names[: names.index("..") + 1 + len(os.listdir(jail.path))])
+    assert set(os.listdir(jail.path)) <= listed  # what the host sees in the mount root
+    assert "host secret" not in r.stdout
+    assert "work" not in os.listdir(jail.path)
+    assert r.stdout.count("No such file or directory") == 3, r.stdout
+
+
+def test_only_stdio_fds_and_sandbox_environment(jail, refusal, monkeypatch):
+    r = run(jail, refusal, f"{PROBE} fds; {BB} env | {BB} sort")
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["0", "1", "2"]
+    env = dict(line.split("=", 1) for line in lines[1:])
+    assert "VFSFUSE_RUNTIME_DIR" not in env and "PYTEST_CURRENT_TEST" not in env
+    assert env["HOME"] == "/home/user" and env["PATH"] == "/bin:/usr/bin"
+
+
+def test_hostname_ids_and_privileges(jail, refusal):
+    r = run(jail, refusal, f"{BB} hostname; {BB} id -u; {BB} cat /proc/self/uid_map; "
+                           f"{BB} grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status")
+    out = r.stdout.split("\n")
+    assert out[0] == "sandbox"  # the kernel's hostname
+    assert out[1] == "0"  # the sandbox uid inside ...
+    inside, outside, count = out[2].split()
+    assert (inside, count) == ("0", "1") and outside != "0"  # ... never host root outside
+    assert "NoNewPrivs:\t1" in r.stdout and "Seccomp:\t2" in r.stdout
+
+
+def test_tiocsti_refused_other_ioctls_reach_the_driver(jail, refusal):
+    r = run(jail, refusal, f"{PROBE} tiocsti; {PROBE} winsz")
+    assert r.stdout.split() == ["EPERM", "ENOTTY"]  # seccomp first; a pipe is no terminal
+
+
+def test_network_none_host_loopback_unreachable(jail, refusal):
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        srv.settimeout(0.1)
+        port = srv.getsockname()[1]
+        r = run(jail, refusal, f"{PROBE} connect {port}; {BB} cat /proc/net/dev")
+        with pytest.raises(socket.timeout):
+            srv.accept()
+    assert r.stdout.splitlines()[0] == "ECONNREFUSED"  # the jail's own loopback, nobody listens
+    ifaces = [line.split(":")[0].strip() for line in r.stdout.splitlines()[3:]]
+    assert ifaces == ["lo"]
+
+
+def test_pipes_files_and_scripts(jail, refusal):
+    Path(jail.path, "tmp", "s.sh").write_text(f"#!{BB} sh\necho script \"$1\" $0\n")
+    os.chmod(Path(jail.path, "tmp", "s.sh"), 0o755)
+    r = run(jail, refusal, f"echo hello | {BB} tr a-z A-Z | cat; {BB} echo to-file > /tmp/out.txt; "
+                           f"cat /tmp/out.txt; /tmp/s.sh arg; {BB} sh -c 'echo err >&2' 2>&1")
+    assert r.stdout == "HELLO\nto-file\nscript arg /tmp/s.sh\nerr\n", r.stderr
+    assert Path(jail.path, "tmp", "out.txt").read_text() == "to-file\n"  # the host sees it
+
+
+def test_writes_from_the_real_process_reach_the_mount(jail, refusal):
+    r = run(jail, refusal, f"{BB} sh -c 'echo made-inside > /tmp/inside.txt'; cat /tmp/inside.txt")
+    assert r.stdout == "made-inside\n"
+    assert Path(jail.path, "tmp", "inside.txt").read_text() == "made-inside\n"
+
+
+def test_in_the_process_table_and_killable(jail, refusal):
+    start = time.monotonic()
+    find = (f"for i in $({BB} seq 100); do for d in /proc/[0-9]*; do "
+            f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in '{BB} sleep 30 ') bp=${{d#/proc/}};; esac; done; "
+            f"[ -n \"$bp\" ] && break; {BB} usleep 50000; done")
+    r = run(jail, refusal, f"{BB} sleep 30 & p=$!; {find}; echo pid=$bp; "
+                           f"ps -o pid,comm | grep -c busybox; grep State /proc/$bp/status; kill $bp; wait $p; echo rc=$?")
+    assert time.monotonic() - start < 20
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("pid=") and lines[0][4:].isdigit(), r.stdout + r.stderr
+    assert lines[1] == "1"  # the real process is a kernel process, named by its program
+    assert lines[2].split()[1] in ("S", "R")
+    assert lines[-1] == "rc=143"  # SIGTERM from the sandbox reached it; its death came back
+
+
+def test_host_sees_the_real_process_in_mnt_proc(jail, refusal):
+    seen: list[str] = []
+
+    def look() -> None:
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not seen:
+            for pid in os.listdir(Path(jail.path, "proc")):
+                if pid.isdigit():
+                    try:
+                        cmd = Path(jail.path, "proc", pid, "cmdline").read_bytes()
+                    except OSError:
+                        continue
+                    if cmd.startswith(BB.encode() + b"\0sleep\0"):
+                        seen.append(pid)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=look)
+    t.start()
+    run(jail, refusal, f"{BB} sleep 1.5")
+    t.join()
+    assert seen
+
+
+def test_refusal_without_allow_other_is_one_line(world_base):
+    if os.geteuid() != 0:
+        pytest.skip("as a normal user the jail runs as the mount's own user")
+    if not busybox_is_static():
+        pytest.skip("needs a static /bin/busybox")
+    jm = JailMount.start(world_base, f"noallow{os.getpid()}", allow_other=False)
+    try:
+        jm.install_busybox(BB)
+        r = jm.run(f"{BB} echo hi")
+        assert r.code == 1 and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1 and "--allow-other" in r.stderr, r.stderr
+    finally:
+        jm.close()
