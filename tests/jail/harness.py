@@ -81,6 +81,27 @@ class JailMount:
         shutil.copy2(BUSYBOX, dest)
         return where
 
+    def install_python(self, imports: str = "os, json") -> str:
+        """Copy the host's python3, its shared libraries and the stdlib files that
+        ``import IMPORTS`` loads into the mount (``python3 -I -S`` needs nothing else)."""
+        exe = os.path.realpath(sys.executable if "python3" in os.path.basename(sys.executable)
+                               and sys.executable.startswith("/usr/") else "/usr/bin/python3")
+        listing = subprocess.run(
+            [exe, "-I", "-S", "-c", f"import sys, {imports}; print(*sorted({{m.__file__ for m in "
+             "list(sys.modules.values()) if getattr(m, '__file__', None)}), sep='\\n')"],
+            capture_output=True, text=True, check=True).stdout.split()
+        ldd = subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout
+        libs = [w for w in ldd.split() if w.startswith("/")]
+        for src in [*listing, *libs]:
+            self._copy_in(src, src)
+        self._copy_in(exe, "/usr/bin/python3")
+        return "/usr/bin/python3"
+
+    def _copy_in(self, src: str, where: str) -> None:
+        dest = self.path + where
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy2(os.path.realpath(src), dest)
+
     def close(self) -> None:
         if _mounted(self.path):
             subprocess.run(["fusermount3", "-u", self.path], capture_output=True)

@@ -189,3 +189,29 @@ def test_refusal_without_allow_other_is_one_line(world_base):
         assert len(r.stderr.strip().splitlines()) == 1 and "--allow-other" in r.stderr, r.stderr
     finally:
         jm.close()
+
+
+PY_SCRIPT = ("import os, json; open('/tmp/py-out.json', 'w').write(json.dumps(sorted(os.listdir('/tmp/pyin')))); "
+             "print(open('/tmp/pyin/a.txt').read().upper(), os.getpid() > 0, os.getcwd())")
+
+
+def test_python3_reads_and_writes_sandbox_files(jail, refusal, tdir):
+    py = jail.install_python("os, json")
+    Path(jail.path, "tmp", "pyin").mkdir()
+    Path(jail.path, "tmp", "pyin", "a.txt").write_text("from the sandbox")
+    Path(jail.path, "tmp", "pyin", "b").write_text("")
+    r = run(jail, refusal, f"cd /tmp && python3 -I -S -c \"{PY_SCRIPT}\"; echo rc=$?")
+    assert py == "/usr/bin/python3"
+    # the same script natively, on the host's tmpfs, prints the same (cwd aside)
+    (tdir / "pyin").mkdir()
+    (tdir / "pyin" / "a.txt").write_text("from the sandbox")
+    (tdir / "pyin" / "b").write_text("")
+    native = subprocess.run(["python3", "-I", "-S", "-c", PY_SCRIPT.replace("/tmp/", f"{tdir}/")],
+                            capture_output=True, text=True, cwd=tdir)
+    assert r.stdout == native.stdout.replace(str(tdir), "/tmp") + "rc=0\n", r.stderr
+    assert Path(jail.path, "tmp", "py-out.json").read_text() == '["a.txt", "b"]'
+
+
+def test_rlimits_are_the_kernel_limits(jail, refusal):
+    r = run(jail, refusal, f"{BB} sh -c 'ulimit -u; ulimit -n'")
+    assert r.stdout.split() == ["1024", "1024"]  # Limits().max_processes, max_fds
