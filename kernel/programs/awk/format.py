@@ -1,0 +1,139 @@
+"""printf/sprintf formatting, as C's printf with awk's conversions of the arguments.
+
+Not shared with the ``printf`` program (text_bytes.py): that one takes its arguments as shell
+words and reports bad numbers, where awk converts every value silently (``%d`` of ``"3abc"``
+is 3, ``%c`` of 65 is ``A``).  A format is parsed once and cached; each conversion is then
+one C-level ``bytes %`` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from typing import Any, Callable
+
+from kernel.programs.awk.values import AwkFatal, to_num
+
+_SPEC = re.compile(rb"%([-+ #0']*)(\*|[0-9]+)?(?:\.(\*|[0-9]*))?(hh|h|ll|l|L|q|j|z|t)?(.?)", re.S)
+#: Widths and precisions past this are refused: a format must not allocate gigabytes.
+MAX_WIDTH = 1 << 24
+
+Piece = "bytes | tuple[bytes, bytes | None, bytes | None, str]"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(fmt: bytes) -> tuple[Any, ...]:
+    out: list[Any] = []
+    i, n = 0, len(fmt)
+    lit = bytearray()
+    while i < n:
+        j = fmt.find(b"%", i)
+        if j < 0:
+            lit += fmt[i:]
+            break
+        lit += fmt[i:j]
+        m = _SPEC.match(fmt, j)
+        assert m is not None
+        flags, width, prec, _len, conv = m.groups()
+        c = conv.decode("latin-1")
+        if c == "%":
+            lit += b"%"
+        elif c and c in "diouxXcseEfFgGaA":
+            if lit:
+                out.append(bytes(lit))
+                lit = bytearray()
+            out.append((flags.replace(b"'", b""), width, prec, c))
+        else:
+            lit += fmt[j:m.end()]   # not a conversion: printed as written (gawk does the same)
+        i = m.end()
+    if lit:
+        out.append(bytes(lit))
+    return tuple(out)
+
+
+def sprintf(fmt: bytes, args: list[Any], convfmt: bytes, tostr: Callable[[Any], bytes] | None = None) -> bytes:
+    """``sprintf(fmt, args...)``; *tostr* converts a number for ``%s`` (CONVFMT)."""
+    pieces = _parse(fmt)
+    out: list[bytes] = []
+    k = 0
+    nargs = len(args)
+    for p in pieces:
+        if type(p) is bytes:
+            out.append(p)
+            continue
+        flags, width, prec, c = p
+        if width == b"*":
+            if k >= nargs:
+                raise AwkFatal("not enough arguments to satisfy format string")
+            w = int(to_num(args[k]))
+            k += 1
+            if w < 0:
+                flags += b"-"
+                w = -w
+            width = str(w).encode()
+        if prec == b"*":
+            if k >= nargs:
+                raise AwkFatal("not enough arguments to satisfy format string")
+            pv = int(to_num(args[k]))
+            k += 1
+            prec = str(pv).encode() if pv >= 0 else None
+        if (width and int(width) > MAX_WIDTH) or (prec and int(prec) > MAX_WIDTH):
+            raise AwkFatal("format width or precision too large")
+        if k >= nargs:
+            raise AwkFatal("not enough arguments to satisfy format string")
+        v = args[k]
+        k += 1
+        spec = b"%" + flags + (width or b"") + (b"." + prec if prec is not None else b"")
+        out.append(_one(spec, flags, width, prec, c, v, tostr))
+    return b"".join(out)
+
+
+def _one(spec: bytes, flags: bytes, width: bytes | None, prec: bytes | None, c: str, v: Any,
+         tostr: Callable[[Any], bytes] | None) -> bytes:
+    if c == "s":
+        if type(v) is float:
+            s = tostr(v) if tostr else (b"%d" % v if v.is_integer() else b"%.6g" % v)
+        else:
+            s = bytes(v)
+        return (spec + b"s") % s
+    if c == "c":
+        if type(v) is float:
+            code = int(v) if v - v == 0.0 else 0
+            ch = bytes([code & 0xFF]) if code < 256 else chr(code).encode("utf-8", "surrogatepass")
+        else:
+            ch = bytes(v[:1])
+        return (b"%" + flags.replace(b"0", b"") + (width or b"") + b"s") % ch
+    f = to_num(v)
+    if c in "diouxX":
+        if f - f != 0.0:
+            return _nonfinite(f, flags, width)
+        iv = int(f)
+        if c in "ouxX" and iv < 0:
+            iv &= (1 << 64) - 1
+        conv = b"d" if c in "iu" else c.encode()
+        if c == "o" and b"#" in flags:
+            body = (spec.replace(b"#", b"") + b"o") % iv
+            stripped = body.lstrip(b" ")
+            if not stripped.startswith(b"0"):
+                body = body[:len(body) - len(stripped)] + b"0" + stripped
+                if width and len(body) > int(width) and body.startswith(b" "):
+                    body = body[1:]
+            return body
+        if prec is not None and b"0" in flags:
+            spec = spec.replace(b"0", b"", 1) if spec[1:2] == b"0" else spec
+        return (spec + conv) % iv
+    if f - f != 0.0:
+        return _nonfinite(f, flags, width)
+    conv = c.encode() if c not in "aA" else b"e"
+    return (spec + conv) % f
+
+
+def _nonfinite(f: float, flags: bytes, width: bytes | None) -> bytes:
+    """inf and nan as gawk prints them for any numeric conversion."""
+    if f != f:
+        text = b"-nan" if math.copysign(1.0, f) < 0 else b"+nan"
+    else:
+        text = b"-inf" if f < 0 else b"+inf"
+    w = int(width) if width else 0
+    return text.ljust(w) if b"-" in flags else text.rjust(w)
