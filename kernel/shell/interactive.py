@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+import trio
+
 from kernel.errors import KernelError
 from kernel.shell.ast import SimpleCommand
 from kernel.shell.expand import FatalExpansion
@@ -205,6 +207,31 @@ def _escape(name: str) -> str:
 
 # ------------------------------------------------------------------ the loop
 
+class CommandInterrupted(BaseException):
+    """^C while the shell itself runs the command (a builtin loop): abandon it, as bash does.
+    A BaseException so that no ``except Exception`` inside the interpreter swallows it."""
+
+
+def _only_interrupts(exc: BaseException) -> bool:
+    if isinstance(exc, CommandInterrupted):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_interrupts(e) for e in exc.exceptions)
+    return False
+
+
+class _Running:
+    """Whether the shell task is running a command (then ^C interrupts it)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.task = trio.lowlevel.current_task()
+
+    def on_int(self, sig: int) -> None:
+        # forked subshells inherit the handler: only the interactive shell's own task raises
+        if self.on and trio.lowlevel.current_task() is self.task:
+            raise CommandInterrupted()
+
 async def _update_size(sh: Shell) -> None:
     """``checkwinsize``: $COLUMNS and $LINES follow the terminal."""
     try:
@@ -219,12 +246,13 @@ async def _update_size(sh: Shell) -> None:
                 pass
 
 
-async def _setup_job_control(sh: Shell) -> None:
+async def _setup_job_control(sh: Shell, running: _Running) -> None:
     ctx = sh.ctx
     sh.st.options["monitor"] = True
     # the shell catches the keyboard and terminal-access signals (children get them reset to
     # default) and leads its own process group in the foreground
-    for sig in (2, 3, 20, 21, 22):  # INT QUIT TSTP TTIN TTOU
+    await ctx.signal(2, running.on_int)
+    for sig in (3, 20, 21, 22):  # QUIT TSTP TTIN TTOU
         await ctx.signal(sig, lambda s: None)
     # a resize interrupts the editor's read (no SA_RESTART) so it redraws at the new width
     await ctx.signal(SIGWINCH, lambda s: None, 0)
@@ -258,8 +286,9 @@ async def interactive(sh: Shell) -> int:
     st.shopts["expand_aliases"] = True
     tty = ctx.isatty(0)
     editor: LineEditor | None = None
+    running = _Running()
     if tty:
-        await _setup_job_control(sh)
+        await _setup_job_control(sh, running)
         history = History()
         sh.history = history.lines  # type: ignore[attr-defined]  # what the history builtin lists
 
@@ -312,22 +341,45 @@ async def interactive(sh: Shell) -> int:
         src, buf = buf, ""
         if editor is not None:
             editor.history.add(src)
+            await _update_size(sh)  # the window may have changed while the line was edited
         sh.command_number += 1  # type: ignore[attr-defined]
+        running.on = True
         try:
-            status = await sh.run_source(src)
-        except LimitExceeded as e:
-            await sh.error(e.message)
-            st.last_status = e.status
-        except ExitShell as e:
-            status = e.status
+            status, leave = await _run_command(sh, src)
+        except BaseException as e:  # noqa: BLE001 - only ^C is handled here
+            if not _only_interrupts(e):
+                raise
+            await sh.out("\n", 2)
+            status, leave = 130, False
+            st.last_status = 130
+        finally:
+            running.on = False
+        if leave:
             break
-        except FatalExpansion as e:
-            await sh.error(e.message)
-            st.last_status = 1
-        except ShellSyntaxError as e:
-            await sh.error(str(e), e.line)
-        except KernelError as e:
-            await sh.error(errno_text(e))
-        except Exception as e:  # noqa: BLE001 - the shell must never show a traceback
-            await sh.error(f"internal error: {type(e).__name__}: {e}")
     return await sh.run_exit_trap(status) & 0xFF
+
+
+async def _run_command(sh: Shell, src: str) -> tuple[int, bool]:
+    """Run one complete command: ``(status, the shell should exit)``; errors are messages."""
+    st = sh.st
+    try:
+        return await sh.run_source(src), False
+    except LimitExceeded as e:
+        await sh.error(e.message)
+        st.last_status = e.status
+        return e.status, False
+    except ExitShell as e:
+        return e.status, True
+    except FatalExpansion as e:
+        await sh.error(e.message)
+        st.last_status = 1
+    except ShellSyntaxError as e:
+        await sh.error(str(e), e.line)
+        st.last_status = 2
+    except KernelError as e:
+        await sh.error(errno_text(e))
+        st.last_status = 1
+    except Exception as e:  # noqa: BLE001 - the shell must never show a traceback
+        await sh.error(f"internal error: {type(e).__name__}: {e}")
+        st.last_status = 2
+    return st.last_status, False
