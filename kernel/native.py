@@ -22,9 +22,10 @@ import trio
 
 from kernel import signals as S
 from kernel.errors import KernelError
-from kernel.fdtable import O_APPEND, OpenFileDescription
+from kernel.fdtable import O_APPEND, OpenFileDescription, PtySlaveEnd
 from kernel.limits import Limits
-from kernel.process import WEXITSTATUS, WIFEXITED, WTERMSIG
+from kernel.process import WEXITSTATUS, WIFEXITED, WTERMSIG, Process
+from kernel.pty import Pty, Termios
 
 if TYPE_CHECKING:
     from kernel.programs.registry import Program
@@ -59,6 +60,7 @@ class NativeSpec:
     limits: Limits
     stdio: tuple[str, str, str]     # STDIO_* for fds 0, 1, 2
     winsize: tuple[int, int] | None = None   # rows, cols when stdin is a terminal
+    terminal: bool = False          # fds 0-2 are one kernel PTY: give the program a real pty
 
 
 @dataclass(slots=True)
@@ -93,6 +95,9 @@ class NativeProcess(Protocol):
     def usage(self) -> NativeUsage | None:
         """State and memory from the host's /proc, or None once gone."""
 
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the window size of its terminal (with ``terminal``; a no-op otherwise)."""
+
     async def aclose(self) -> None:
         """Kill it if still running and release everything the launcher holds for it."""
 
@@ -125,24 +130,58 @@ def _plan(ctx: "Ctx") -> tuple[tuple[str, str, str], list[OpenFileDescription | 
     return (plan[0], plan[1], plan[2]), ofds
 
 
+def _terminal(ctx: "Ctx", ofds: list[OpenFileDescription | None]) -> "Pty | None":
+    """The kernel PTY that is fds 0-2 of a foreground process, if it is one."""
+    eps = [o.endpoint if o is not None else None for o in ofds]
+    if not all(isinstance(ep, PtySlaveEnd) for ep in eps):
+        return None
+    ptys = {ep.pty for ep in eps if isinstance(ep, PtySlaveEnd)}
+    if len(ptys) != 1:
+        return None
+    pty = ptys.pop()
+    return pty if pty.fg_pgid in (0, ctx.proc.pgid) else None
+
+
+def _bridge_modes(t: Termios) -> Termios:
+    """The kernel PTY's modes while a real pty does the line discipline: bytes pass through
+    unchanged in both directions, but ^C/^Z/^\\ still become signals of the kernel's foreground
+    group (the real program has no controlling terminal of its own to get them from)."""
+    m = t.copy()
+    m.make_raw()
+    m.echoe = m.echoctl = False
+    m.isig = True
+    return m
+
+
 async def _run_native(ctx: "Ctx", launcher: NativeLauncher, path: str) -> int:
     proc = ctx.proc
     plan, ofds = _plan(ctx)
-    winsize = None
-    ep = ofds[0].endpoint if ofds[0] is not None else None
-    if ep is not None and getattr(ep, "kind", "") == "pty":
-        ws = ep.pty.winsize
-        winsize = (ws.rows, ws.cols)
+    pty = _terminal(ctx, ofds)
+    winsize = (pty.winsize.rows, pty.winsize.cols) if pty is not None else None
+    if pty is not None:
+        plan = (STDIO_PIPE, STDIO_PIPE, STDIO_SAME_AS_STDOUT)
     spec = NativeSpec(path=path, argv=list(proc.argv), env=dict(proc.env), cwd=proc.cwd,
                       uid=proc.uid, gid=proc.gid, hostname=ctx.kernel.hostname,
-                      limits=ctx.kernel.limits, stdio=plan, winsize=winsize)
+                      limits=ctx.kernel.limits, stdio=plan, winsize=winsize, terminal=pty is not None)
     real = await launcher.launch(spec)
+    saved = pty.termios.copy() if pty is not None else None
+
+    def forward(sig: int) -> None:
+        if sig == S.SIGWINCH and pty is not None:
+            real.resize(pty.winsize.rows, pty.winsize.cols)
+        real.send_signal(sig)
+
     try:
+        if pty is not None:
+            pty.set_termios(_bridge_modes(pty.termios))
         for sig in FORWARDED:
-            await ctx.sigaction(sig, S.SigAction(handler=real.send_signal, flags=S.SA_RESTART))
+            if (await ctx.sigaction(sig)).handler != S.SIG_IGN:  # ignored stays ignored, as over exec
+                await ctx.sigaction(sig, S.SigAction(handler=forward, flags=S.SA_RESTART))
         status = await _supervise(ctx, real, ofds)
     finally:
         with trio.CancelScope(shield=True):
+            if pty is not None and saved is not None:
+                pty.set_termios(saved)
             await real.aclose()
     if WIFEXITED(status):
         return WEXITSTATUS(status)
@@ -183,7 +222,7 @@ async def _supervise(ctx: "Ctx", real: NativeProcess, ofds: list[OpenFileDescrip
         nursery.start_soon(outputs)
         nursery.start_soon(watch_usage)
         if real.streams.stdin is not None and ofds[0] is not None:
-            nursery.start_soon(_pump_in, ofds[0], real.streams.stdin)
+            nursery.start_soon(_pump_in, ofds[0], real.streams.stdin, proc)
         while not (ended.is_set() and drained.is_set()):
             await ctx._block(_both, ended, drained)
             stopped = proc.state == "T"
@@ -201,10 +240,16 @@ async def _both(a: trio.Event, b: trio.Event) -> None:
     await b.wait()
 
 
-async def _pump_in(ofd: OpenFileDescription, dest: trio.abc.SendStream) -> None:
-    """Kernel fd 0 -> the real process; its end closes at our EOF (or when it stops reading)."""
+async def _pump_in(ofd: OpenFileDescription, dest: trio.abc.SendStream, proc: Process) -> None:
+    """Kernel fd 0 -> the real process; its end closes at our EOF (or when it stops reading).
+    From a terminal it reads only while the process is in the foreground, as a read would."""
+    ep = ofd.endpoint
+    pty = ep.pty if isinstance(ep, PtySlaveEnd) else None
     try:
         while True:
+            if pty is not None and pty.fg_pgid not in (0, proc.pgid):
+                await trio.sleep(0.05)
+                continue
             data = await read_description(ofd, 65536)
             if not data:
                 break

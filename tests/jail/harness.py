@@ -74,6 +74,16 @@ class JailMount:
             raise AssertionError(f"kernel refused {argv}: {reply['error']}")
         return Result(reply["code"], reply["status"], reply["stdout"], reply["stderr"])
 
+    def terminal(self, argv: list[str], keys: list[str], **kw: object) -> dict:
+        """Run *argv* on a kernel PTY, typing *keys*; returns ``{"screen", "status"}``."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"tty": argv, "keys": keys, **kw}) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        if "error" in reply:
+            raise AssertionError(f"kernel refused {argv}: {reply['error']}")
+        return reply
+
     def install_busybox(self, where: str = "/opt/busybox") -> str:
         """Copy the host's static busybox into the mount (through FUSE, as a user would)."""
         dest = self.path + where

@@ -4,6 +4,8 @@
  *   probe winsz      TIOCGWINSZ on fd 0 (a control: ordinary ioctls still reach the driver)
  *   probe connect PORT   TCP connect to 127.0.0.1:PORT; prints "connected" or the errno name
  *   probe exit N / probe signal N   end with status N / die of signal N
+ *   probe tty        isatty(0) and the window size; then on SIGWINCH the new size; then a line
+ *                    read from stdin, reversed
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -57,6 +59,29 @@ int main(int argc, char **argv) {
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         if (s < 0) { puts(name(errno)); return 0; }
         puts(connect(s, (struct sockaddr *)&a, sizeof a) == 0 ? "connected" : name(errno));
+        return 0;
+    }
+    if (!strcmp(argv[1], "tty")) {
+        struct winsize w = {0};
+        char line[256];
+        sigset_t set;
+        int sig;
+        sigemptyset(&set);
+        sigaddset(&set, SIGWINCH);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        ioctl(0, TIOCGWINSZ, &w);
+        printf("isatty=%d rows=%d cols=%d\n", isatty(0), w.ws_row, w.ws_col);
+        fflush(stdout);
+        sigwait(&set, &sig);
+        ioctl(0, TIOCGWINSZ, &w);
+        printf("winch rows=%d cols=%d\n", w.ws_row, w.ws_col);
+        fflush(stdout);
+        if (fgets(line, sizeof line, stdin)) {
+            size_t n = strcspn(line, "\n");
+            printf("reversed=");
+            while (n--) putchar(line[n]);
+            putchar('\n');
+        }
         return 0;
     }
     if (!strcmp(argv[1], "exit") && argc > 2) return atoi(argv[2]);

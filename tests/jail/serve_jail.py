@@ -36,6 +36,9 @@ class JailTestDaemon(Daemon):
                 req = json.loads(line)
                 try:
                     assert self.kernel is not None
+                    if "tty" in req:
+                        print(json.dumps(await self._terminal(req)), flush=True)
+                        continue
                     res = await self.kernel.run(req["argv"], req.get("input"), timeout=req.get("timeout", 60),
                                                 env=req.get("env"))
                     reply = {"status": res.status, "code": res.shell_code,
@@ -44,6 +47,35 @@ class JailTestDaemon(Daemon):
                 except KernelError as err:
                     reply = {"error": str(err)}
                 print(json.dumps(reply), flush=True)
+
+
+    async def _terminal(self, req: dict) -> dict:
+        """``{"tty": argv, "keys": [...], "rows", "cols", "resize": [rows, cols]}``: run *argv* on
+        a new kernel PTY, type each of *keys* after a pause, collect the screen until hang-up."""
+        assert self.kernel is not None
+        h = await self.kernel.open_terminal(req["tty"], rows=req.get("rows", 24), cols=req.get("cols", 80))
+        screen: list[bytes] = []
+
+        async def typing() -> None:
+            for key in req.get("keys", []):
+                await trio.sleep(req.get("pause", 0.5))
+                if key == "<resize>":
+                    h.resize(*req["resize"])
+                else:
+                    await h.write(key.encode())
+
+        with trio.move_on_after(req.get("timeout", 30)):
+            async with trio.open_nursery() as n:
+                n.start_soon(typing)
+                while True:
+                    data = await h.read()
+                    if not data:
+                        break
+                    screen.append(data)
+                n.cancel_scope.cancel()
+        status = await h.wait() if h.proc.exited.is_set() else None
+        await h.close()
+        return {"screen": b"".join(screen).decode("utf-8", "replace"), "status": status}
 
 
 if __name__ == "__main__":

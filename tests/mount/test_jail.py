@@ -215,3 +215,31 @@ def test_python3_reads_and_writes_sandbox_files(jail, refusal, tdir):
 def test_rlimits_are_the_kernel_limits(jail, refusal):
     r = run(jail, refusal, f"{BB} sh -c 'ulimit -u; ulimit -n'")
     assert r.stdout.split() == ["1024", "1024"]  # Limits().max_processes, max_fds
+
+
+def test_terminal_is_a_real_pty_with_size_resize_and_one_echo(jail, refusal):
+    run(jail, refusal, f"{BB} true")
+    r = jail.terminal(["bash", "-c", f"{PROBE} tty; echo rc=$?"], ["<resize>", "hello\r"],
+                      rows=30, cols=100, resize=[40, 120])
+    screen = r["screen"].replace("\r\n", "\n")
+    assert "isatty=1 rows=30 cols=100\n" in screen, screen
+    assert "winch rows=40 cols=120\n" in screen, screen  # SIGWINCH forwarded with the new size
+    assert screen.count("hello") == 1 and "reversed=olleh\n" in screen, screen  # echoed once
+    assert "rc=0" in screen
+
+
+def test_ctrl_c_on_the_terminal_reaches_the_real_process(jail, refusal):
+    run(jail, refusal, f"{BB} true")
+    start = time.monotonic()
+    r = jail.terminal(["bash", "-c", f"trap 'echo trapped' INT; {BB} sleep 30; echo rc=$?"], ["\x03"], pause=1.0)
+    assert "rc=130" in r["screen"] and "trapped" in r["screen"], r["screen"]
+    assert time.monotonic() - start < 15
+
+
+def test_interactive_python3_on_the_terminal(jail, refusal):
+    run(jail, refusal, f"{BB} true")
+    jail.install_python("os")
+    r = jail.terminal(["bash", "-c", "python3 -I -S -q -i; echo rc=$?"], ["print(6 * 7)\r", "\x04"], pause=1.5)
+    screen = r["screen"].replace("\r\n", "\n")
+    assert ">>> print(6 * 7)\n42\n>>> " in screen, screen
+    assert "rc=0" in screen, screen

@@ -25,11 +25,13 @@ the jail's host id differs from the daemon's) is found by ``probe`` and reported
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import termios
 from dataclasses import dataclass, field
@@ -187,6 +189,7 @@ class JailProcess:
     init_pid: int | None = None        # host pid of bwrap's init in the jail's pid namespace
     pidfd: int | None = None           # the real program (bwrap's init's child)
     signalled: set[int] = field(default_factory=set)
+    terminal: trio.lowlevel.FdStream | None = None   # the pty master (``NativeSpec.terminal``)
     _closed: bool = False
 
     def send_signal(self, sig: int) -> None:
@@ -210,6 +213,13 @@ class JailProcess:
         if 128 < rc < 128 + 65:
             return status_signaled(rc - 128)
         return status_exited(rc)
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.terminal is not None:
+            try:
+                _set_winsize(self.terminal.fileno(), (rows, cols))
+            except OSError as err:
+                log.debug("resize: %s", err)
 
     def usage(self) -> NativeUsage | None:
         if self.process.returncode is not None or self.pidfd is None or self.init_pid is None:
@@ -241,6 +251,10 @@ class JailProcess:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+
+def _set_winsize(fd: int, size: tuple[int, int]) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
 
 
 def _first_child(pid: int) -> int | None:
@@ -302,7 +316,15 @@ class JailLauncher:
                 a.encode() for a in bwrap_args(spec, root_fd, seccomp_fd, info_w)) + b"\0")
             mine.append(args_fd)
             out_w: int | None = None
-            for fd, plan in enumerate(spec.stdio):
+            if spec.terminal:
+                master, slave = os.openpty()
+                keep.append(master)
+                mine.append(slave)
+                _set_winsize(slave, spec.winsize or (24, 80))
+                child_stdio = [slave, slave, slave]
+                streams.stdout = trio.lowlevel.FdStream(master)
+                streams.stdin = trio.lowlevel.FdStream(os.dup(master))
+            for fd, plan in enumerate(spec.stdio if not spec.terminal else ()):
                 if plan == STDIO_NULL:
                     n = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
                     mine.append(n)
@@ -339,6 +361,8 @@ class JailLauncher:
             _close(fd)
         info = trio.lowlevel.FdStream(info_r)
         jail = JailProcess(process, streams)
+        if spec.terminal and isinstance(streams.stdout, trio.lowlevel.FdStream):
+            jail.terminal = streams.stdout
         try:
             jail.init_pid = await _read_child_pid(info)
         finally:
