@@ -82,6 +82,10 @@ class Rule:
             if end < 0:
                 raise ValueError(f"bad network rule {text!r}: missing ]")
             net_text, rest = s[1:end], s[end + 1:]
+            if rest.startswith("/"):  # [ADDR]/LEN
+                length, _, port_text = rest[1:].partition(":")
+                net_text += "/" + length
+                rest = ":" + port_text if _ else ""
         else:
             net_text, _, port_text = s.partition(":")
             rest = ":" + port_text if _ else ""
