@@ -41,7 +41,6 @@ AWK = Spec(
         Opt("S", "sandbox", help="disable system() and redirections (accepted, not enforced)"),
     ],
     permute=False,
-    usage_status=2,
 )
 
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=", re.S)
@@ -71,7 +70,7 @@ async def prog_awk(ctx: Any) -> int:
         if not operands:
             await ctx.write_all(2, "usage: awk [POSIX or GNU style options] -f progfile [--] file ...\n"
                                    "usage: awk [POSIX or GNU style options] [--] 'program' file ...\n")
-            return 2
+            return 1
         texts.append((fsencode(operands.pop(0)), "cmd. line"))
     source = texts[0][1] if len(texts) == 1 else "cmd. line"
     text = b"\n".join(t for t, _ in texts)
@@ -84,7 +83,11 @@ async def prog_awk(ctx: Any) -> int:
     except AwkSyntaxError as e:
         await ctx.write_all(2, fsencode(f"awk: {e.source}:{e.line}: {e.message}\n"))
         return 1
-    except (interp.CompileError, AwkFatal) as e:
+    except interp.CompileError as e:
+        kind = "fatal" if e.status == 2 else "error"
+        await ctx.write_all(2, fsencode(f"awk: {source}:1: {kind}: {e}\n"))
+        return e.status
+    except AwkFatal as e:
         await ctx.write_all(2, fsencode(f"awk: {source}:1: fatal: {e}\n"))
         return 2
     except RecursionError:
@@ -132,8 +135,8 @@ async def run(ctx: Any, prog: Any, code: interp.Compiler, py: str, operands: lis
             rt.setv("FS", b"\t" if fs == b"t" else unescape(fs))
         for assign in args.get("assign") or []:
             if not _ASSIGN.match(assign):
-                await ctx.write_all(2, fsencode(f"awk: `{assign}' argument to `-v' not in var=value form\n"))
-                return 2
+                await ctx.write_all(2, fsencode(f"awk: `{assign}' argument to `-v' not in `var=value' form\n"))
+                return 1
             name, _, val = assign.partition("=")
             rt.assign_var(name, StrNum(unescape(fsencode(val))))
         exit_code: int | None = None

@@ -40,7 +40,13 @@ _ARITY = {"substr": (2, 3), "index": (2, 2), "split": (2, 4), "sub": (2, 3), "gs
 
 
 class CompileError(Exception):
-    """A program that parses but cannot run (an undefined function...): fatal, status 2."""
+    """A program that parses but cannot run: an undefined function or an array used as a
+    scalar is fatal (status 2, as gawk); misplaced ``next`` or a wrong builtin arity is a
+    syntax-class error (status 1)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _walk(node: Any) -> Iterator[Any]:
@@ -455,7 +461,7 @@ class Compiler:
         args = e.args
         lo, hi = _ARITY[name]
         if not lo <= len(args) <= hi:
-            raise CompileError(f"{name}: called with {len(args)} arguments")
+            raise CompileError(f"{len(args)} is invalid as number of arguments for {name}", 1)
         t = "num" if name in _NUM_BUILTINS else "str"
         if name == "typeof":
             t = "str"
@@ -586,11 +592,11 @@ class Compiler:
         elif isinstance(s, n.Simple):
             if s.what == "next":
                 if self.section in ("BEGIN", "END", "BEGINFILE", "ENDFILE") and self.fn is None:
-                    raise CompileError(f"`next' used in {self.section} action")
+                    raise CompileError(f"`next' used in {self.section} action", 1)
                 self.emit(d, "raise _Next()")
             elif s.what == "nextfile":
                 if self.section in ("BEGIN", "END") and self.fn is None:
-                    raise CompileError(f"`nextfile' used in {self.section} action")
+                    raise CompileError(f"`nextfile' used in {self.section} action", 1)
                 self.emit(d, "raise _NextFile()")
             elif s.what == "break":
                 self.emit(d, "break")

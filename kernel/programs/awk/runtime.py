@@ -213,8 +213,8 @@ class Runtime:
         self.used_file = False
         self.status = 0
         self.ticks = 10000
-        self.seed = 0.0
-        self.random = random.Random(0)
+        self.seed = 1.0
+        self.random = random.Random(1)
         self.prog_has_endfile = False
 
     # -- conversions the compiled code uses (closures over this run's CONVFMT/OFMT) ----------
@@ -437,9 +437,7 @@ class Runtime:
             try:
                 fd = await self.ctx.open(text, O_RDONLY | O_CLOEXEC)
             except KernelError as e:
-                await self.warn(f"cannot open file `{text}' for reading: {strerror(e)}", fatal=False)
-                self.status = 2
-                continue
+                raise AwkFatal(f"cannot open file `{text}' for reading: {strerror(e)}") from None
             try:
                 st = await self.ctx.fstat(fd)
                 import stat as _stat
