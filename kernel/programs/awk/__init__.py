@@ -103,6 +103,8 @@ async def run(ctx: Any, prog: Any, code: interp.Compiler, py: str, operands: lis
     ns.update(rt.make_helpers())
     ns["_S_holder"][0] = ns["_s"]
     ns["_F"] = rt.field
+    ns["_Fn"] = rt.field_num
+    ns["_Fs"] = rt.field_str
     ns.update(make_builtins(rt))
     ns.update(code.consts)
     for g in code.an.globals:

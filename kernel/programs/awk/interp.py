@@ -200,10 +200,14 @@ class Compiler:
 
     # -- expressions: (code, type) with type "num", "str" or "any" ----------------------------
     def num(self, e: n.Expr) -> str:
+        if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
+            return f"_Fn({int(e.index.value)})"
         code, t = self.expr(e)
         return code if t == "num" else f"_n({code})"
 
     def str_(self, e: n.Expr) -> str:
+        if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
+            return f"_Fs({int(e.index.value)})"
         code, t = self.expr(e)
         return code if t == "str" else f"_s({code})"
 
@@ -654,12 +658,20 @@ class Compiler:
         else:
             data = "rt.ofs.join((" + ", ".join(self.out_str(a) for a in s.args) + ",)) + rt.ors"
         if not s.redir:
-            self.emit(d, f"if rt.emit({data}): await rt.flush_stdout()")
+            self.emit_out(d, data)
         else:
             assert s.dest is not None
             self.emit(d, f"await rt.redirect({s.redir!r}, {self.str_(s.dest)}, {data})")
 
+    def emit_out(self, d: int, data: str) -> None:
+        """stdout is buffered in rt.obuf: at most 256 pieces or one piece over 4 KiB, then written."""
+        t = self.temp("d")
+        self.emit(d, f"rt.obuf.append({t} := {data})")
+        self.emit(d, f"if len(rt.obuf) >= 256 or len({t}) > 4096 or rt.tty_out: await rt.flush_stdout()")
+
     def out_str(self, e: n.Expr) -> str:
+        if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
+            return f"_Fs({int(e.index.value)})"
         code, t = self.expr(e)
         return code if t == "str" else f"_o({code})"
 
@@ -683,7 +695,24 @@ class Compiler:
             self.header(f"_{sect.lower()}", [], True)
             for b in blocks:
                 self.block(b.body, 1)
-        if p.rules:
+        if p.rules and self.batchable():
+            self.section = "main"
+            self.header("_main", [], True)
+            self.emit(1, "while True:")
+            self.emit(2, "_batch = await rt.next_batch()")
+            self.emit(2, "if _batch is None: break")
+            self.emit(2, "for _rec in _batch:")
+            self.emit(3, "rt.rec = _rec")
+            self.emit(3, "rt.fields = None")
+            self.emit(3, "rt.dirty = False")
+            self.emit(3, "rt.NR += 1.0")
+            self.emit(3, "rt.FNR += 1.0")
+            self.emit(3, "try:")
+            for r in p.rules:
+                self.rule(r, 4)
+            self.emit(3, "except _Next:")
+            self.emit(4, "pass")
+        elif p.rules:
             self.section = "main"
             self.header("_main", [], True)
             self.emit(1, "nextsync = rt.next_sync")
@@ -713,6 +742,21 @@ class Compiler:
             self.is_async = True
         return "\n".join(self.lines) + "\n"
 
+    def batchable(self) -> bool:
+        """Whether the record loop may take records in bulk: nothing else reads the main
+        input (plain getline), skips it (nextfile) or changes how it splits (RS)."""
+        for x in _walk([self.prog.rules, [f.body for f in self.prog.functions.values()]]):
+            if isinstance(x, n.Getline) and x.kind == "plain":
+                return False
+            if isinstance(x, n.Simple) and x.what == "nextfile":
+                return False
+            if isinstance(x, (n.Assign, n.IncDec)) and isinstance(x.target, n.Var) and x.target.name == "RS":
+                return False
+            if isinstance(x, n.Builtin) and x.name in ("sub", "gsub") and len(x.args) > 2 and isinstance(
+                    x.args[2], n.Var) and x.args[2].name == "RS":
+                return False
+        return True
+
     def rule(self, r: n.Rule, d: int) -> None:
         if r.pattern2 is not None and r.pattern is not None:
             rv = f"R_{self.ranges}"
@@ -724,7 +768,7 @@ class Compiler:
             self.emit(d, f"if {self.cond(r.pattern)}:")
             d += 1
         if r.body is None:
-            self.emit(d, "if rt.emit(rt.get0() + rt.ors): await rt.flush_stdout()")
+            self.emit_out(d, "rt.get0() + rt.ors")
         else:
             self.block(r.body.body, d)
 

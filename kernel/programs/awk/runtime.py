@@ -55,6 +55,9 @@ def rx_test(rx: posixre.PosixRegex) -> Callable[[bytes], bool]:
     lit = rx.literal
     if lit is not None:
         return lambda s: lit in s
+    if rx.engine == "re2":
+        found = rx.compiled.search   # existence only: no spans, no Match object
+        return lambda s: found(s) is not None
     search = rx.search
     return lambda s: search(s) is not None
 
@@ -70,6 +73,7 @@ class Reader:
         self.eof = False
         self.started = False
         self.pid = 0
+        self.odd = True                  # the last batch may hold \r, \v or \f
 
     async def _more(self) -> bool:
         if self.eof:
@@ -154,6 +158,28 @@ class Reader:
                     rt.RT = EMPTY
                 return rec
 
+    async def batch(self) -> list[bytes] | None:
+        """Every complete record of the next read, in order (one-byte RS), or None at the end."""
+        if self.pending:
+            self._unsplit()
+        sep = self.rt.rs_bytes
+        while True:
+            cut = self.buf.rfind(sep)
+            if cut >= 0:
+                region = self.buf[:cut]
+                self.odd = _ODD_SPACE(region) is not None
+                recs = region.split(sep)
+                self.buf = self.buf[cut + 1:]
+                self.rt.RT = sep
+                return recs
+            if not await self._more():
+                if self.buf:
+                    rec, self.buf = self.buf, b""
+                    self.odd = True
+                    self.rt.RT = EMPTY
+                    return [rec]
+                return None
+
     async def close(self) -> int:
         status = 0
         if self.owned:
@@ -203,6 +229,7 @@ class Runtime:
         self.rs_mode, self.rs_bytes = "char", b"\n"
         self.rs_regex: posixre.PosixRegex | None = None
         self.splitter: Callable[[bytes], list[bytes]] = _split_default
+        self.fs_default = True
         self.obuf: list[bytes] = []
         self.osize = 0
         self.tty_out = False
@@ -252,6 +279,7 @@ class Runtime:
             if self.fields is None:
                 self.split_record()     # the current record keeps the FS it was read with
             self.splitter = self.make_splitter(s(v))
+            self.fs_default = s(v) == b" "
         elif name == "OFS":
             self.ofs = s(v)
         elif name == "ORS":
@@ -305,7 +333,8 @@ class Runtime:
     def field(self, i: int) -> Any:
         f = self.fields
         if f is None:
-            f = self.split_record()
+            f = self.fields = self.splitter(self.rec)
+            self.nf = len(f)
         if i <= self.nf:
             if i > 0:
                 return StrNum(f[i - 1])
@@ -313,6 +342,26 @@ class Runtime:
                 return StrNum(self.get0())
             raise AwkFatal(f"attempt to access field {i}")
         return EMPTY
+
+    def field_num(self, i: int) -> float:
+        """``$i`` where a number is wanted: no StrNum is made."""
+        f = self.fields
+        if f is None:
+            f = self.fields = self.splitter(self.rec)
+            self.nf = len(f)
+        if 0 < i <= self.nf:
+            return to_num(f[i - 1])
+        return to_num(self.field(i))
+
+    def field_str(self, i: int) -> bytes:
+        """``$i`` where a string is wanted."""
+        f = self.fields
+        if f is None:
+            f = self.fields = self.splitter(self.rec)
+            self.nf = len(f)
+        if 0 < i <= self.nf:
+            return f[i - 1]
+        return bytes(self.field(i))
 
     def field_index(self, v: Any) -> int:
         i = int(to_num(v))
@@ -385,6 +434,28 @@ class Runtime:
             self.FNR += 1.0
             return True
         return False
+
+    async def next_batch(self) -> list[bytes] | None:
+        """The next records of the main input in bulk (for programs that never read it any
+        other way); None at the end of the last file."""
+        while True:
+            if self.reader is None:
+                if not await self.open_next():
+                    return None
+            rd = self.reader
+            assert rd is not None
+            if self.rs_mode == "char":
+                recs = await rd.batch()
+            else:
+                rec = await rd.next()
+                recs = None if rec is None else [rec]
+            if recs is not None:
+                if self.fs_default:
+                    # one scan per read instead of one per record: plain bytes.split is awk's
+                    # default splitting unless \r, \v or \f appear
+                    self.splitter = _split_default if rd.odd or self.rs_mode != "char" else _bytes_split
+                return recs
+            await self.end_file()
 
     async def next_async(self) -> bool:
         rec = await self.main_record()
@@ -683,6 +754,9 @@ class Runtime:
 
 _SPECIALS = frozenset({"FS", "OFS", "ORS", "RS", "SUBSEP", "CONVFMT", "OFMT", "NR", "FNR", "RSTART",
                        "RLENGTH", "FILENAME", "RT"})
+
+
+_bytes_split = bytes.split
 
 
 def _split_default(r: bytes) -> list[bytes]:
