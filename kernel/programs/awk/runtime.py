@@ -56,7 +56,7 @@ def rx_test(rx: posixre.PosixRegex) -> Callable[[bytes], bool]:
     if lit is not None:
         return lambda s: lit in s
     if rx.engine == "re2":
-        found = rx.compiled.search   # existence only: no spans, no Match object
+        found = getattr(rx.compiled, "search")   # existence only: no spans, no Match object
         return lambda s: found(s) is not None
     search = rx.search
     return lambda s: search(s) is not None
