@@ -8,9 +8,10 @@ chunks through ``ctx``: ``archive_gzip`` (the three stream compressors), ``archi
 
 from __future__ import annotations
 
-from kernel.programs import archive_gzip, archive_tar
+from kernel.programs import archive_gzip, archive_tar, archive_zip
 from kernel.programs.registry import Program
 
 PROGRAMS: dict[str, Program] = {}
 PROGRAMS.update(archive_gzip.PROGRAMS)
 PROGRAMS["tar"] = archive_tar.main
+PROGRAMS.update(archive_zip.PROGRAMS)

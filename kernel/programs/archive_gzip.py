@@ -173,7 +173,8 @@ async def _one(job: Job, name: str) -> None:
                 return
         else:
             if any(name.endswith(s) for s, _ in fmt.decode_suffixes[:1]) or name.endswith(job.suffix):
-                await job.warn(f"{name} already has {job.suffix} suffix -- unchanged")
+                if not job.quiet:  # a notice only: GNU's status stays 0
+                    await error(ctx, job.prog, f"{name} already has {job.suffix} suffix -- unchanged")
                 return
             out_name = name + job.suffix
     try:
@@ -248,7 +249,8 @@ async def _code(job: Job, src: int, dst: int | None, name: str, attr: Any, shown
         try:
             n_in, n_out = await _pump(ctx, src, dst, dec.feed, dec.finish)
         except CodecError as e:
-            await job.err(_codec_message(job, shown, str(e)))
+            text = _codec_message(job, shown, str(e))
+            await job.err(text, job.status or 1)
             return False
         if getattr(dec, "trailing_garbage", False):
             await job.warn(f"{shown}: decompression OK, trailing garbage ignored")
@@ -279,6 +281,7 @@ async def _stdin_mtime(ctx: Any) -> int:
 
 def _codec_message(job: Job, shown: str, text: str) -> str:
     if job.fmt is BZIP2 and text.startswith("bad magic"):
+        job.status = 2
         return f"{shown} is not a bzip2 file."
     return f"{shown}: {text}"
 
@@ -328,7 +331,7 @@ async def _list(job: Job, names: list[str]) -> int:
 
 async def _walk(ctx: Any, top: str) -> list[str]:
     out: list[str] = []
-    for n in sorted(await ctx.listdir(top)):
+    for n in await ctx.listdir(top):
         p = f"{top.rstrip('/')}/{n}"
         a = await ctx.lstat(p)
         if a.is_dir:

@@ -36,7 +36,7 @@ ENC = "utf-8"
 ERRORS = "surrogateescape"
 
 SPEC = Spec("tar", "[OPTION...] [FILE]...", "GNU 'tar' saves many files together into a single tape or "
-            "disk archive, and can restore individual files from the archive.", [
+            "disk archive, and can restore individual files from the archive.", usage_status=64, options=[
     Opt("c", "create", help="create a new archive"),
     Opt("x", "extract", help="extract files from an archive"),
     Opt(None, "get", dest="extract", help="same as --extract"),
@@ -67,7 +67,7 @@ SPEC = Spec("tar", "[OPTION...] [FILE]...", "GNU 'tar' saves many files together
     Opt(None, "owner", arg="NAME", help="force NAME as owner for added files"),
     Opt(None, "group", arg="NAME", help="force NAME as group for added files"),
     Opt(None, "numeric-owner", help="always use numbers for user/group names"),
-    Opt(None, "sort", arg="ORDER", help="directory sorting order: none, name (names are always sorted)"),
+    Opt(None, "sort", arg="ORDER", help="directory sorting order: none (the directory's order), name"),
     Opt("m", "touch", help="don't extract file modified time"),
     Opt("P", "absolute-names", help="don't strip leading '/'s from file names (creating only)"),
     Opt("H", "format", arg="FORMAT", help="create archive of the given format (gnu, ustar, pax)"),
@@ -167,7 +167,9 @@ async def members(src: Source) -> AsyncIterator[Member]:
                 raise ArchiveError("This does not look like a tar archive")
             return
         if len(block) < BLOCK:
-            raise ArchiveError("This does not look like a tar archive" if first else "Unexpected EOF in archive")
+            if first:
+                raise ArchiveError("This does not look like a tar archive")
+            return  # a cut-off last header: GNU tar ends there without a word
         if block == bytes(BLOCK):
             return
         try:
@@ -468,7 +470,7 @@ async def read_archive(tar: Tar, args: Any, mode: str) -> int:
                 await ctx.write_all(out, fsencode(line + "\n"))
                 continue
             if tar.verbose:
-                line = await tar.listing(m.info, shown) if tar.verbose > 1 else shown
+                line = await tar.listing(m.info, name) if tar.verbose > 1 else name
                 await ctx.write_all(out if not to_stdout else 2, fsencode(line + "\n"))
             if to_stdout:
                 if m.info.type not in (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE):
@@ -561,6 +563,7 @@ class Creator:
         fmt = (args.get("format") or "gnu").lower()
         self.format = {"ustar": tarfile.USTAR_FORMAT, "pax": tarfile.PAX_FORMAT,
                        "posix": tarfile.PAX_FORMAT}.get(fmt, tarfile.GNU_FORMAT)
+        self.sort_names = (args.get("sort") or "none") == "name"
         self.links: dict[int, str] = {}
         self.excludes: list[str] = []
         self.out = out
@@ -612,7 +615,9 @@ class Creator:
             if not self.recurse:
                 return
             try:
-                children = sorted(await ctx.listdir(path), key=fsencode)
+                children = list(await ctx.listdir(path))
+                if self.sort_names:
+                    children.sort(key=fsencode)
             except KernelError as e:
                 await tar.err(f"{path}: Cannot open: {strerror(e)}")
                 return
@@ -653,7 +658,10 @@ class Creator:
             if tar.verbose > 1:
                 shown = await tar.listing(ti, shown)
             await self.ctx.write_all(self.out, fsencode(shown + "\n"))
-        await self.sink.write(ti.tobuf(self.format, ENC, ERRORS))  # type: ignore[arg-type]
+        buf = ti.tobuf(self.format, ENC, ERRORS)  # type: ignore[arg-type]
+        if self.format == tarfile.GNU_FORMAT and ti.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            buf = _blank_devices(buf)
+        await self.sink.write(buf)
 
     async def _file(self, path: str, ti: tarfile.TarInfo, size: int) -> None:
         ctx = self.ctx
@@ -681,6 +689,22 @@ class Creator:
                 await self.sink.write(bytes(BLOCK - size % BLOCK))
         finally:
             await ctx.close(fd)
+
+
+def _blank_devices(buf: bytes) -> bytes:
+    """GNU tar leaves the device number fields of other members empty (tarfile writes zeros):
+    blank them in each header block of *buf* and redo the checksum, so archives match GNU's."""
+    out = bytearray(buf)
+    pos = 0
+    while pos + BLOCK <= len(out):
+        block = out[pos:pos + BLOCK]
+        out[pos + 329:pos + 345] = bytes(16)
+        out[pos + 148:pos + 156] = b" " * 8
+        chk = sum(out[pos:pos + BLOCK])
+        out[pos + 148:pos + 156] = b"%06o\0 " % chk
+        size = int(bytes(block[124:136]).rstrip(b"\0 ") or b"0", 8) if block[156:157] in (b"L", b"K") else 0
+        pos += BLOCK + -(-size // BLOCK) * BLOCK
+    return bytes(out)
 
 
 def _parse_date(text: str) -> int:
@@ -761,7 +785,7 @@ async def main(ctx: Any) -> int:
     """tar -c/-x/-t; status 2 on any error, as GNU tar."""
     args = await parse_or_exit(ctx, SPEC, expand_old_style(list(ctx.argv)))
     if isinstance(args, int):
-        return 2 if args else 0
+        return args
     modes = [m for m in ("create", "extract", "list") if args.get(m)]
     if len(modes) != 1:
         text = ("You must specify one of the '-Acdtrux', '--delete' or '--test-label' options" if not modes
