@@ -137,7 +137,7 @@ def run_host(cf: CaseFile, case: Case) -> Outcome:
             r = subprocess.run(argv, cwd=tmp, input=stdin, capture_output=True, env=HOST_ENV, timeout=20)
             outs.append(r.stdout)
             errs.append(r.stderr)
-            codes.append(r.returncode)
+            codes.append(r.returncode if r.returncode >= 0 else 128 - r.returncode)  # as a shell's $?
         return Outcome(b"".join(outs), b"".join(errs), codes[0] if not case.more else tuple(codes))
 
 
