@@ -56,7 +56,8 @@ def rx_test(rx: posixre.PosixRegex) -> Callable[[bytes], bool]:
     if lit is not None:
         return lambda s: lit in s
     if rx.engine == "re2":
-        found = getattr(rx.compiled, "search")   # existence only: no spans, no Match object
+        compiled: Any = rx.compiled
+        found = compiled.search   # existence only: no spans, no Match object
         return lambda s: found(s) is not None
     search = rx.search
     return lambda s: search(s) is not None
@@ -628,7 +629,8 @@ class Runtime:
     async def flush_stdout(self) -> None:
         if self.obuf:
             data = b"".join(self.obuf)
-            self.obuf, self.osize = [], 0
+            self.obuf.clear()   # in place: compiled code may hold the list's append already
+            self.osize = 0
             await self.ctx.write_all(1, data)
 
     async def flush_stdout_if_tty(self) -> None:
