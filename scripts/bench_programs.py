@@ -51,6 +51,8 @@ COMMANDS = [
     ("cut -d' ' -f2 text.txt -o /dev/null", 5),
     ("tr a-z A-Z < text.txt", 5),
     ("uniq -c sorted-in.txt", 5),
+    ("awk '{s+=$1} END{print s}' nums.txt", 5),
+    ("awk '{print $2, $1}' text.txt", 5),
 ]
 
 
@@ -82,6 +84,8 @@ def run_host(cmd: str, cwd: str) -> float:
     if "-o" in argv and argv[0] in ("sed", "cut"):
         i = argv.index("-o")
         argv = argv[:i] + argv[i + 2:]
+    if argv[0] == "awk":
+        argv[0] = "gawk"  # the host's awk may be mawk
     t = time.perf_counter()
     subprocess.run(argv, cwd=cwd, stdin=stdin, stdout=subprocess.DEVNULL, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
     return time.perf_counter() - t
