@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Union
 
-from kernel.shell.ast import SQ, BraceExp, BraceRange, Lit, Word, WordPart
+from kernel.shell.ast import SQ, BraceExp, BraceRange, Lit, Param, Word, WordPart
 
 __all__ = ["BraceError", "parse_braces", "expand_braces", "count_words", "range_items", "DEFAULT_MAX_WORDS"]
 
@@ -232,9 +232,26 @@ def _gen(parts: list[WordPart]) -> list[list[WordPart]]:
     return results
 
 
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
+
+
 def _merge_lits(parts: list[WordPart]) -> list[WordPart]:
+    """Join adjacent literal text; and, because bash expands braces on the text as written,
+    name characters an alternative puts right after a bare ``$name`` extend the name
+    (``$x{a,b}`` is ``$xa $xb``)."""
     out: list[WordPart] = []
     for p in parts:
+        if type(p) is Lit and out and type(out[-1]) is Param:
+            prev_p = out[-1]
+            assert isinstance(prev_p, Param)
+            if not prev_p.braced and prev_p.op is None and (prev_p.name[0].isalpha() or prev_p.name[0] == "_"):
+                m = _NAME_CHARS.match(p.text)
+                k = m.end() if m else 0
+                if k:
+                    out[-1] = Param(prev_p.name + p.text[:k], line=prev_p.line, col=prev_p.col)
+                    p = Lit(p.text[k:], line=p.line, col=p.col)
+                    if not p.text:
+                        continue
         if type(p) is Lit and out and type(out[-1]) is Lit:
             prev = out[-1]
             out[-1] = Lit(prev.text + p.text, line=prev.line, col=prev.col)

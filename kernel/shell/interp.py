@@ -924,6 +924,9 @@ class Shell(Expander):
         if node.name in self.special_builtins and self.st.posix:
             await self.error(f"`{node.name}': is a special builtin")
             return 1
+        if node.name in self.st.readonly_functions:
+            await self.error(f"{node.name}: readonly function")
+            return 1
         self.st.functions[node.name] = node
         return 0
 

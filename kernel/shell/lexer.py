@@ -1007,8 +1007,12 @@ class Lexer:
         i = start + 2
         c = src[i:i + 1]
         length = indirect = False
+        if c == "#" and src[i + 1:i + 2] in ("+", "=", "%") and src[i + 2:i + 3] == "}":
+            return self._bad_param(start, line, col, in_dq)  # ${#+}: bash's "bad substitution"
         if c == "#" and i + 1 < n and src[i + 1] not in "}:" and (
-                src[i + 1] in _SPECIAL or src[i + 1].isalpha() or src[i + 1] == "_"):
+                (src[i + 1] in _SPECIAL and (src[i + 1].isdigit() or src[i + 2:i + 3] == "}"))
+                or src[i + 1].isalpha() or src[i + 1] == "_"):
+            # ${#x} ${#1} ${#-}: a length; ${#-w} ${##x}: $# with an operator, as bash reads it
             length = True
             i += 1
         elif c == "!" and i + 1 < n and src[i + 1] not in "}:":

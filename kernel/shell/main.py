@@ -141,6 +141,7 @@ async def _run(ctx: Any, name: str, posix: bool) -> int:
     source: str
     if command is not None:
         source = command
+        st.dash_c = True
         if rest:
             st.arg0 = rest[0]
             st.positional = rest[1:]

@@ -85,6 +85,8 @@ class ShellState:
     options: dict[str, bool] = field(default_factory=dict)
     shopts: dict[str, bool] = field(default_factory=dict)
     functions: dict[str, Any] = field(default_factory=dict)  # name -> ast.FunctionDef
+    readonly_functions: set[str] = field(default_factory=set)  # ``readonly -f``
+    dash_c: bool = False  # started with ``-c`` (``$-`` shows ``c``)
     aliases: dict[str, str] = field(default_factory=dict)
     traps: dict[str, str] = field(default_factory=dict)   # "EXIT", "INT", "ERR"... -> command
     hashed: dict[str, str] = field(default_factory=dict)  # name -> path (``hash``)
@@ -122,6 +124,7 @@ class ShellState:
         new.options = dict(self.options)
         new.shopts = dict(self.shopts)
         new.functions = dict(self.functions)
+        new.readonly_functions = set(self.readonly_functions)
         new.aliases = dict(self.aliases)
         new.traps = dict(self.traps)
         new.hashed = dict(self.hashed)
@@ -315,7 +318,7 @@ class ShellState:
         on = {c for c, n in OPTION_LETTERS.items() if self.options.get(n)}
         if self.interactive:
             on.add("i")
-        return "".join(c for c in "abefhikmnptuvxBCEHPT" if c in on)
+        return "".join(c for c in "abefhikmnptuvxBCEHPT" if c in on) + ("c" if self.dash_c else "")
 
     def aliases_get(self, name: str) -> str | None:
         if not self.shopts.get("expand_aliases") and not self.interactive:

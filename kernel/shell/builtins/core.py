@@ -494,6 +494,10 @@ async def b_unset(sh: Any, argv: list[str]) -> int:
         args = args[1:]
     for name in args:
         if mode == "f":
+            if name in st.readonly_functions:
+                await sh.error(f"unset: {name}: cannot unset: readonly function")
+                status = 1
+                continue
             st.functions.pop(name, None)
             continue
         if "[" in name and name.endswith("]"):
@@ -535,6 +539,8 @@ async def b_unset(sh: Any, argv: list[str]) -> int:
             if v is not None:
                 st.unset(name)
             elif not sh.st.posix and name in st.functions and mode != "v":
+                if name in st.readonly_functions:
+                    raise VarError(f"{name}: cannot unset: readonly function")
                 del st.functions[name]
         except VarError as e:
             await sh.error(f"unset: {e}")
@@ -790,6 +796,15 @@ async def b_readonly(sh: Any, argv: list[str]) -> int:
             break
         flags.update(args[0][1:])
         args = args[1:]
+    if "f" in flags:
+        status = 0
+        for a in args:
+            if a not in st.functions:
+                await sh.error(f"readonly: {a}: not a function")
+                status = 1
+            else:
+                st.readonly_functions.add(a)
+        return status
     if not args:
         seen: dict = {}
         for s in st.scopes:
