@@ -609,9 +609,7 @@ class Runtime:
             return -1.0, b""
         if rec is None:
             return 0.0, b""
-        if cmd and self.reader is not None:
-            self.NR += 1.0
-        return 1.0, rec
+        return 1.0, rec   # gawk leaves NR alone for `cmd | getline' too
 
     async def getline_from0(self, name: bytes, cmd: bool) -> float:
         st, rec = await self.getline_from(name, cmd)
