@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import trio
 
-from kernel.errors import KernelError
+from kernel.errors import KernelError, unwrap_group
 from vfsfuse.daemon.config import DaemonRecord, record_path, store_run_dir
 
 if TYPE_CHECKING:  # the client side (CLI, API over a mount) does not load the kernel
@@ -172,12 +172,17 @@ async def handle_connection(kernel: Kernel, stream: trio.abc.Stream, *, cwd: str
             await conn.send_json({"exit": 0})
         else:
             raise KernelError("EINVAL", f"unknown request {op!r}")
-    except KernelError as err:
-        await _try_send(conn, {"error": str(err)})
-    except (ValueError, KeyError, TypeError) as err:
-        await _try_send(conn, {"error": f"EPROTO: bad request: {err}"})
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass  # the client went away
+    except Exception as exc:  # noqa: BLE001 - one connection must never take the daemon down
+        err = unwrap_group(exc, (KernelError, trio.BrokenResourceError, trio.ClosedResourceError))
+        if isinstance(err, KernelError):
+            await _try_send(conn, {"error": str(err)})
+        elif isinstance(err, (trio.BrokenResourceError, trio.ClosedResourceError)):
+            pass  # the client went away
+        elif isinstance(err, (ValueError, KeyError, TypeError)):
+            await _try_send(conn, {"error": f"EPROTO: bad request: {err}"})
+        else:
+            log.error("control request failed: %s: %s", type(err).__name__, err, exc_info=err)
+            await _try_send(conn, {"error": f"EIO: internal error: {type(err).__name__}: {err}"})
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
@@ -191,26 +196,55 @@ async def _try_send(conn: _Conn, obj: dict[str, Any]) -> None:
 
 
 async def _exec(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
+    """Run one script; the connection is read all along, so a client that goes away (killed,
+    ^C) takes its script with it."""
     from vfsfuse.daemon import sessions
 
     limits = _limits(req)
+    send_in, recv_in = trio.open_memory_channel[bytes](16)
+    gone = trio.Event()
+
+    async def reader() -> None:
+        stdin_open = bool(req.get("stdin"))
+        try:
+            while True:
+                got = await conn.recv()
+                if got is None:
+                    return
+                if got[0] == STDIN and stdin_open:
+                    if got[1]:
+                        await send_in.send(got[1])
+                    else:
+                        stdin_open = False
+                        await send_in.aclose()
+        finally:
+            await send_in.aclose()
+            gone.set()
 
     async def stdin() -> AsyncIterator[bytes]:
-        while True:
-            got = await conn.recv()
-            if got is None or (got[0] == STDIN and not got[1]):
-                return
-            if got[0] == STDIN:
-                yield got[1]
+        async for chunk in recv_in:
+            yield chunk
 
-    outcome = await sessions.run_script(kernel, str(req["script"]), conn.emit, env=_env(req),
-                                        cwd=req.get("cwd"), limits=limits,
-                                        stdin=stdin() if req.get("stdin") else None)
-    note = sessions.limit_message(outcome, limits)
-    if note:
-        await conn.emit(2, note)
-    await conn.send_json({"exit": outcome.exit_code, "timed_out": outcome.timed_out,
-                          "output_limited": outcome.output_limited})
+    result: list[sessions.RunOutcome] = []
+    async with trio.open_nursery() as n:
+        n.start_soon(reader)
+
+        async def watch() -> None:
+            await gone.wait()
+            if not result:
+                n.cancel_scope.cancel()  # the client left: run_script kills the script
+
+        n.start_soon(watch)
+        result.append(await sessions.run_script(kernel, str(req["script"]), conn.emit, env=_env(req),
+                                                cwd=req.get("cwd"), limits=limits,
+                                                stdin=stdin() if req.get("stdin") else None))
+        outcome = result[0]
+        note = sessions.limit_message(outcome, limits)
+        if note:
+            await conn.emit(2, note)
+        await conn.send_json({"exit": outcome.exit_code, "timed_out": outcome.timed_out,
+                              "output_limited": outcome.output_limited})
+        n.cancel_scope.cancel()
 
 
 async def _shell(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:

@@ -158,6 +158,7 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
                            stdout=PIPE, stderr=PIPE, env=sandbox_env(kernel, env), cwd=wd)
     meter = _Meter(emit, lim.max_output)
     timed_out = False
+    finished = False
     try:
         async with trio.open_nursery() as n:
             n.start_soon(_feed, h.stdin, stdin)
@@ -175,10 +176,13 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
                 timed_out = True
                 _kill_group(kernel, h.proc.pgid)
                 status = await h.wait()
+            finished = True
             for stream, hf in ((1, h.stdout), (2, h.stderr)):
                 await meter.send(stream, _drain_ready(hf))
             n.cancel_scope.cancel()
     finally:
+        if not finished:  # cancelled from outside (the client left): the script goes too
+            _kill_group(kernel, h.proc.pgid)
         with trio.CancelScope(shield=True):
             await h.aclose()
     return _outcome(shell_code(status), timed_out, meter, lim)
