@@ -3,7 +3,7 @@
 Layout (Linux names and formats, see files.py)::
 
     self -> <caller pid>   mounts uptime loadavg meminfo version cpuinfo stat filesystems
-    sys/kernel/{hostname,ostype,osrelease,pid_max}   net/{tcp,tcp6,udp,udp6,unix}
+    sys/kernel/{hostname,ostype,osrelease,version,pid_max}   net/{tcp,tcp6,udp,udp6,unix}
     <pid>/{cmdline,comm,environ,stat,statm,status,cwd,exe,root,fd/,fdinfo/,mounts,mountinfo}
 
 Every file is generated when it is opened and the handle keeps that snapshot;
@@ -80,6 +80,7 @@ class ProcFS(SyntheticFS):
         kern.add(b"hostname", File(lambda c: (cfg.hostname + "\n").encode(), 0o644))
         kern.add(b"ostype", File(lambda c: (cfg.ostype + "\n").encode()))
         kern.add(b"osrelease", File(lambda c: (cfg.osrelease + "\n").encode()))
+        kern.add(b"version", File(lambda c: (cfg.version + "\n").encode()))
         kern.add(b"pid_max", File(lambda c: f"{cfg.pid_max}\n".encode(), 0o644))
         net_dir = top.add(b"net", StaticDir())
         for name, header in (("tcp", F.NET_TCP), ("tcp6", F.NET_TCP6), ("udp", F.NET_UDP),
