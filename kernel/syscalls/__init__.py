@@ -79,7 +79,30 @@ from kernel.syscalls.files import FileCalls
 from kernel.syscalls.paths import PathCalls
 from kernel.syscalls.procs import ProcCalls
 from kernel.syscalls.signals import SignalCalls
-from kernel.syscalls.sockets import SocketCalls
+from kernel.syscalls.sockets import (
+    AF_INET,
+    AF_INET6,
+    AF_UNIX,
+    AF_UNSPEC,
+    IPPROTO_TCP,
+    MSG_DONTWAIT,
+    MSG_NOSIGNAL,
+    MSG_PEEK,
+    MSG_WAITALL,
+    SHUT_RD,
+    SHUT_RDWR,
+    SHUT_WR,
+    SO_ERROR,
+    SO_REUSEADDR,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_NONBLOCK,
+    SOCK_SEQPACKET,
+    SOCK_STREAM,
+    SOL_SOCKET,
+    TCP_NODELAY,
+    SocketCalls,
+)
 from kernel.syscalls.tty import TtyCalls
 
 
@@ -90,6 +113,27 @@ class Ctx(FileCalls, PathCalls, ProcCalls, SignalCalls, TtyCalls, SocketCalls, C
 
 __all__ = [
     "Ctx",
+    "AF_INET",
+    "AF_INET6",
+    "AF_UNIX",
+    "AF_UNSPEC",
+    "IPPROTO_TCP",
+    "MSG_DONTWAIT",
+    "MSG_NOSIGNAL",
+    "MSG_PEEK",
+    "MSG_WAITALL",
+    "SHUT_RD",
+    "SHUT_RDWR",
+    "SHUT_WR",
+    "SO_ERROR",
+    "SO_REUSEADDR",
+    "SOCK_CLOEXEC",
+    "SOCK_DGRAM",
+    "SOCK_NONBLOCK",
+    "SOCK_SEQPACKET",
+    "SOCK_STREAM",
+    "SOL_SOCKET",
+    "TCP_NODELAY",
     "Dirent",
     "ExecImage",
     "ProcessExit",

@@ -45,6 +45,9 @@ from kernel.net.table import (
     MSG_TRUNC,
     MSG_WAITALL,
     SCM_RIGHTS,
+    SHUT_RD,
+    SHUT_RDWR,
+    SHUT_WR,
     SO_ACCEPTCONN,
     SO_DOMAIN,
     SO_ERROR,
@@ -53,6 +56,7 @@ from kernel.net.table import (
     SO_PROTOCOL,
     SO_RCVBUF,
     SO_RCVTIMEO,
+    SO_REUSEADDR,
     SO_SNDBUF,
     SO_SNDTIMEO,
     SO_TYPE,
@@ -61,6 +65,7 @@ from kernel.net.table import (
     SOCK_MIN_RCVBUF,
     SOCK_MIN_SNDBUF,
     SOCK_NONBLOCK,
+    SOCK_SEQPACKET,
     SOCK_STREAM,
     SOL_SOCKET,
     SYSCTL_MAX_BUF,
@@ -732,5 +737,7 @@ def _port_number(port: int | str | None) -> int:
     return num
 
 
-__all__ = ["SocketCalls", "MSG_PEEK", "MSG_TRUNC", "MSG_WAITALL", "MSG_DONTWAIT", "MSG_NOSIGNAL",
-           "DatagramSocket"]
+__all__ = ["SocketCalls", "AF_INET", "AF_INET6", "AF_UNIX", "AF_UNSPEC", "IPPROTO_TCP", "MSG_DONTWAIT",
+           "MSG_NOSIGNAL", "MSG_PEEK", "MSG_TRUNC", "MSG_WAITALL", "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SO_ERROR",
+           "SO_REUSEADDR", "SOCK_CLOEXEC", "SOCK_DGRAM", "SOCK_NONBLOCK", "SOCK_SEQPACKET", "SOCK_STREAM",
+           "SOL_SOCKET", "TCP_NODELAY", "DatagramSocket"]
