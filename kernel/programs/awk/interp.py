@@ -202,6 +202,9 @@ class Compiler:
     def num(self, e: n.Expr) -> str:
         if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
             return f"_Fn({int(e.index.value)})"
+        if isinstance(e, n.Var) and e.name not in SPECIAL and e.name != "NF":
+            ref = self.var_ref(e.name)   # a name is cheap to read twice: skip the call when a float
+            return f"({ref} if {ref}.__class__ is float else _n({ref}))"
         code, t = self.expr(e)
         return code if t == "num" else f"_n({code})"
 
@@ -639,6 +642,11 @@ class Compiler:
             else:
                 self.emit(d, f"{self.array_ref(e.target.name)}[{self.key(e.target.subs)}] = {code}")
             return
+        if isinstance(e, n.Assign) and e.op in ("+=", "-=", "*=") and isinstance(e.target, n.Var) and \
+                e.target.name not in SPECIAL and e.target.name != "NF" and not self.is_array(e.target.name):
+            ref = self.var_ref(e.target.name)
+            self.emit(d, f"{ref} = {self.num(e.target)} {e.op[0]} {self.num(e.value)}")
+            return
         if isinstance(e, n.IncDec) and isinstance(e.target, n.Var) and e.target.name not in SPECIAL \
                 and e.target.name != "NF":
             ref = self.var_ref(e.target.name)
@@ -666,8 +674,8 @@ class Compiler:
     def emit_out(self, d: int, data: str) -> None:
         """stdout is buffered in rt.obuf: at most 256 pieces or one piece over 4 KiB, then written."""
         t = self.temp("d")
-        self.emit(d, f"rt.obuf.append({t} := {data})")
-        self.emit(d, f"if len(rt.obuf) >= 256 or len({t}) > 4096 or rt.tty_out: await rt.flush_stdout()")
+        self.emit(d, f"_ob.append({t} := {data})")
+        self.emit(d, f"if len(_ob) >= 256 or len({t}) > 4096 or _tty: await rt.flush_stdout()")
 
     def out_str(self, e: n.Expr) -> str:
         if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
@@ -683,6 +691,8 @@ class Compiler:
         self.emit(0, f"{'async ' if is_async else ''}def {name}({', '.join(params)}):")
         if gl:
             self.emit(1, "global " + ", ".join(gl))
+        self.emit(1, "_ob = rt.obuf")
+        self.emit(1, "_tty = rt.tty_out")
 
     def compile(self) -> str:
         p = self.prog
@@ -701,17 +711,29 @@ class Compiler:
             self.emit(1, "while True:")
             self.emit(2, "_batch = await rt.next_batch()")
             self.emit(2, "if _batch is None: break")
-            self.emit(2, "for _rec in _batch:")
-            self.emit(3, "rt.rec = _rec")
-            self.emit(3, "rt.fields = None")
-            self.emit(3, "rt.dirty = False")
-            self.emit(3, "rt.NR += 1.0")
-            self.emit(3, "rt.FNR += 1.0")
-            self.emit(3, "try:")
+            counts = self.reads_nr()
+            if not counts:
+                # NR/FNR are added per batch (also when exit/next-file leave it early)
+                self.emit(2, "_i = 0")
+                self.emit(2, "try:")
+            dd = 0 if counts else 1
+            self.emit(2 + dd, "for _i, _rec in enumerate(_batch, 1):" if not counts else "for _rec in _batch:")
+            self.emit(3 + dd, "rt.rec = _rec")
+            self.emit(3 + dd, "rt.fields = None")
+            if self.changes_fields():
+                self.emit(3 + dd, "rt.dirty = False")
+            if counts:
+                self.emit(3, "rt.NR += 1.0")
+                self.emit(3, "rt.FNR += 1.0")
+            self.emit(3 + dd, "try:")
             for r in p.rules:
-                self.rule(r, 4)
-            self.emit(3, "except _Next:")
-            self.emit(4, "pass")
+                self.rule(r, 4 + dd)
+            self.emit(3 + dd, "except _Next:")
+            self.emit(4 + dd, "pass")
+            if not counts:
+                self.emit(2, "finally:")
+                self.emit(3, "rt.NR += _i")
+                self.emit(3, "rt.FNR += _i")
         elif p.rules:
             self.section = "main"
             self.header("_main", [], True)
@@ -756,6 +778,31 @@ class Compiler:
                     x.args[2], n.Var) and x.args[2].name == "RS":
                 return False
         return True
+
+    def _rule_nodes(self) -> list[Any]:
+        return list(_walk([self.prog.rules, [f.body for f in self.prog.functions.values()]]))
+
+    def reads_nr(self) -> bool:
+        """Whether the rules (or functions) see NR/FNR, so it must be right at every record."""
+        return any(isinstance(x, n.Var) and x.name in ("NR", "FNR") for x in self._rule_nodes())
+
+    def changes_fields(self) -> bool:
+        """Whether a field or NF is ever assigned (else $0 never needs rebuilding)."""
+        for x in self._rule_nodes():
+            target = None
+            if isinstance(x, (n.Assign, n.IncDec)):
+                target = x.target
+            elif isinstance(x, n.Getline):
+                target = x.target
+            elif isinstance(x, n.Builtin) and x.name in ("sub", "gsub") and len(x.args) > 2:
+                target = x.args[2]
+            elif isinstance(x, n.ForIn):
+                target = x.var
+            if isinstance(target, n.Group) and len(target.exprs) == 1:
+                target = target.exprs[0]
+            if isinstance(target, n.Field) or (isinstance(target, n.Var) and target.name == "NF"):
+                return True
+        return False
 
     def rule(self, r: n.Rule, d: int) -> None:
         if r.pattern2 is not None and r.pattern is not None:
