@@ -789,7 +789,7 @@ class Compiler:
     def changes_fields(self) -> bool:
         """Whether a field or NF is ever assigned (else $0 never needs rebuilding)."""
         for x in self._rule_nodes():
-            target = None
+            target: Any = None
             if isinstance(x, (n.Assign, n.IncDec)):
                 target = x.target
             elif isinstance(x, n.Getline):
