@@ -105,6 +105,8 @@ class JailMount:
         for src in [*listing, *libs]:
             self._copy_in(src, src)
         self._copy_in(exe, "/usr/bin/python3")
+        stdlib = next(os.path.dirname(f) for f in listing if f.endswith("/os.py"))
+        os.makedirs(self.path + stdlib + "/lib-dynload", exist_ok=True)  # sys.exec_prefix's landmark
         return "/usr/bin/python3"
 
     def _copy_in(self, src: str, where: str) -> None:

@@ -59,7 +59,9 @@ class JailTestDaemon(Daemon):
         async def typing() -> None:
             for key in req.get("keys", []):
                 await trio.sleep(req.get("pause", 0.5))
-                if key == "<resize>":
+                if key == "<wait>":
+                    await trio.sleep(2)  # let a foreground program finish: it would read typeahead
+                elif key == "<resize>":
                     h.resize(*req["resize"])
                 else:
                     await h.write(key.encode())

@@ -209,6 +209,7 @@ def test_python3_reads_and_writes_sandbox_files(jail, refusal, tdir):
     native = subprocess.run(["python3", "-I", "-S", "-c", PY_SCRIPT.replace("/tmp/", f"{tdir}/")],
                             capture_output=True, text=True, cwd=tdir)
     assert r.stdout == native.stdout.replace(str(tdir), "/tmp") + "rc=0\n", r.stderr
+    assert r.stderr == native.stderr == ""
     assert Path(jail.path, "tmp", "py-out.json").read_text() == '["a.txt", "b"]'
 
 
@@ -243,3 +244,14 @@ def test_interactive_python3_on_the_terminal(jail, refusal):
     screen = r["screen"].replace("\r\n", "\n")
     assert ">>> print(6 * 7)\n42\n>>> " in screen, screen
     assert "rc=0" in screen, screen
+
+
+def test_ctrl_z_stops_the_real_process_and_fg_continues_it(jail, refusal):
+    run(jail, refusal, f"{BB} true")
+    keys = [f"{BB} sleep 4\r", "\x1a", "grep -h State /proc/[0-9]*/status\r", "fg\r", "<wait>",
+            "<wait>", "echo marker $?\r", "exit\r"]
+    r = jail.terminal(["bash", "-i"], keys, pause=1.5)
+    screen = r["screen"].replace("\r\n", "\n")
+    assert "Stopped" in screen, screen
+    assert "State:\tT (stopped)" in screen, screen  # the kernel process of the stopped real one
+    assert screen.index("Stopped") < screen.index("marker 0"), screen
