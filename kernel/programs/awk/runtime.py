@@ -76,6 +76,21 @@ class Reader:
         self.pid = 0
         self.odd = True                  # the last batch may hold \r, \v or \f
 
+    async def _more_until(self, sep: bytes) -> bool:
+        """Read until a chunk holds *sep* (or the end): a long line is joined once, not per read."""
+        pieces = [self.buf] if self.buf else []
+        self.buf = b""
+        got = False
+        while await self._more():
+            got = True
+            pieces.append(self.buf)
+            found = sep in self.buf
+            self.buf = b""
+            if found:
+                break
+        self.buf = b"".join(pieces)
+        return got
+
     async def _more(self) -> bool:
         if self.eof:
             return False
@@ -117,7 +132,7 @@ class Reader:
                     self.pending, self.sep = recs, sep
                     rt.RT = sep
                     return recs.pop()
-                if not await self._more():
+                if not await self._more_until(sep):
                     if self.buf:
                         rec, self.buf = self.buf, b""
                         rt.RT = EMPTY
@@ -173,7 +188,7 @@ class Reader:
                 self.buf = self.buf[cut + 1:]
                 self.rt.RT = sep
                 return recs
-            if not await self._more():
+            if not await self._more_until(sep):
                 if self.buf:
                     rec, self.buf = self.buf, b""
                     self.odd = True
