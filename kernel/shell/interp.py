@@ -13,7 +13,7 @@ shell's own fds and undone afterwards (saved copies live above fd 10, close-on-e
 children never see them), the way a C shell does it; programs then simply inherit 0-2.
 
 Every command goes through :meth:`Shell._tick`, which makes a syscall
-(``sched_yield``) so a busy loop lets the other tasks (and the FUSE server) run and a
+(``ctx.preempt_point``) so a busy loop lets the other tasks (and the FUSE server) run and a
 SIGKILL or SIGINT lands, and which counts the command against the limits.
 """
 
@@ -186,8 +186,8 @@ class Limits:
         self.script_bytes = g(kl, "sh_script_bytes", 64 << 20)
 
 
-#: Commands between two real yields to the scheduler (see ``Shell._tick``).
-_YIELD_EVERY = 32
+#: Commands between two looks at the time slice (see ``Shell._tick``).
+_YIELD_EVERY = 16
 
 
 class Counters:
@@ -298,17 +298,17 @@ class Shell(Expander):
 
     # ------------------------------------------------------------------ housekeeping
     async def _tick(self) -> None:
-        """Per command: count it, and every ``_YIELD_EVERY`` commands make a real
-        ``sched_yield`` (a trio checkpoint: other processes and the FUSE server run, a
-        SIGKILL lands, pending signals run their handlers).  Yielding on every command
-        would cost more than the command itself."""
+        """Per command: count it, and every ``_YIELD_EVERY`` commands pass a preemption
+        point (pending signals run their handlers; once the 2 ms time slice is used up, a
+        trio checkpoint: other processes and the FUSE server run, a SIGKILL lands).
+        Looking on every command would cost more than the command itself."""
         c = self.counters
         c.commands += 1
         lim = self.limits.commands
         if lim is not None and c.commands > lim:
             raise LimitExceeded(f"maximum number of commands exceeded ({lim})")
         if not c.commands % _YIELD_EVERY:
-            await self.ctx.sched_yield()
+            await self.ctx.preempt_point()
         if self.pending_traps and not self.in_trap:
             await self.run_pending_traps()
 

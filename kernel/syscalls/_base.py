@@ -256,6 +256,17 @@ class CtxBase:
         if _now() >= self._slice_end:
             await self._preempt()
 
+    async def preempt_point(self) -> None:
+        """A program's own yield point for long computations between syscalls (a sort, a
+        formatting loop): costs a clock read unless its time slice is used up, then lets the
+        other tasks (the FUSE server) run and delivers pending signals, as a syscall entry
+        does.  Call it every few hundred microseconds of work."""
+        p = self.proc
+        if p.state == "T" or p.sig.pending:
+            await self._signals()
+        if _now() >= self._slice_end:
+            await self._preempt()
+
     async def _preempt(self) -> None:
         self._charge_cpu(_now())
         await trio.lowlevel.checkpoint()  # where a SIGKILL (cancellation) lands
