@@ -82,7 +82,9 @@ def sandbox_env(kernel: Kernel, extra: dict[str, str] | None) -> dict[str, str]:
 
 async def check_cwd(kernel: Kernel, cwd: str | None) -> str:
     """*cwd* as a directory inside the sandbox (ENOENT/ENOTDIR otherwise)."""
-    wd = cwd or kernel.cwd
+    if cwd is None:
+        return kernel.cwd  # the kernel's own (made at boot): no lookup per run
+    wd = cwd
     if not wd.startswith("/"):
         raise KernelError("EINVAL", f"working directory must be absolute inside the sandbox: {wd}")
     st = await kernel.vfs.stat(wd)
@@ -161,7 +163,8 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
     finished = False
     try:
         async with trio.open_nursery() as n:
-            n.start_soon(_feed, h.stdin, stdin)
+            if stdin is not None:
+                n.start_soon(_feed, h.stdin, stdin)
             n.start_soon(_pump, h.stdout, 1, meter)
             n.start_soon(_pump, h.stderr, 2, meter)
 
@@ -169,7 +172,8 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
                 await meter.tripped.wait()
                 _kill_group(kernel, h.proc.pgid)
 
-            n.start_soon(limit_watch)
+            if lim.max_output is not None:
+                n.start_soon(limit_watch)
             with trio.move_on_after(lim.timeout if lim.timeout is not None else float("inf")) as scope:
                 status = await h.wait()
             if scope.cancelled_caught:
