@@ -589,7 +589,10 @@ class Compiler:
         elif isinstance(s, n.ForIn):
             arr = self.array_ref(s.array)
             k = self.temp("k")
-            self.emit(d, f"for {k} in list({arr}):")
+            if "PROCINFO" in self.an.globals:
+                self.emit(d, f"for {k} in _forin({arr}, G_PROCINFO):")
+            else:
+                self.emit(d, f"for {k} in list({arr}):")
             self.loops.append(None)
             self.tick(d + 1)
             _, _, set_bind, _ = self.lvalue(s.var)
@@ -870,11 +873,41 @@ def base_namespace() -> dict[str, Any]:
         "_n": v.to_num, "_b": v.truth, "_U": v.UNINIT, "_A": v.AwkArray, "_SN": v.StrNum,
         "_div": _div, "_mod": _mod, "_pow": _pow, "_first": _first,
         "_Next": NextRecord, "_NextFile": NextFile, "_Exit": AwkExit,
-        "_aset": _aset, "_S_holder": _S,
+        "_aset": _aset, "_S_holder": _S, "_forin": _forin,
     }
     for op in _OPNAME.values():
         ns[f"_cmp_{op}"] = cmp_factory(op)
     return ns
+
+
+def _forin(arr: dict[bytes, Any], procinfo: dict[bytes, Any]) -> list[bytes]:
+    """The keys of a ``for (k in a)``, in gawk's ``PROCINFO["sorted_in"]`` order if one is set."""
+    from kernel.programs.awk import values as v
+    how = procinfo.get(b"sorted_in")
+    keys = list(arr)
+    if not how or not isinstance(how, bytes) or how == b"@unsorted":
+        return keys
+    desc = how.endswith(b"_desc")
+    kind = how[:-5] if desc else how[:-4]
+
+    def num_or_str(x: Any) -> tuple[int, float, bytes]:
+        if type(x) is float or (type(x) is v.StrNum and v.looks_numeric(x)):
+            return (0, v.to_num(x), b"")
+        return (1, 0.0, bytes(x) if isinstance(x, bytes) else b"")
+
+    if kind == b"@ind_str":
+        keys.sort(key=bytes)
+    elif kind == b"@ind_num":
+        keys.sort(key=lambda k: (v.to_num(k), bytes(k)))
+    elif kind == b"@val_str":
+        keys.sort(key=lambda k: (arr[k] if isinstance(arr[k], bytes) else b"%.17g" % arr[k], bytes(k)))
+    elif kind in (b"@val_num", b"@val_type"):
+        keys.sort(key=lambda k: (num_or_str(arr[k]), bytes(k)))
+    else:
+        return keys
+    if desc:
+        keys.reverse()
+    return keys
 
 
 def _aset(arr: dict[bytes, Any], key: bytes, value: Any) -> Any:
