@@ -255,3 +255,16 @@ def test_ctrl_z_stops_the_real_process_and_fg_continues_it(jail, refusal):
     assert "Stopped" in screen, screen
     assert "State:\tT (stopped)" in screen, screen  # the kernel process of the stopped real one
     assert screen.index("Stopped") < screen.index("marker 0"), screen
+
+
+def test_memory_of_the_real_process_shows_in_the_sandbox_proc(jail, refusal):
+    run(jail, refusal, f"{BB} true")
+    jail.install_python("os")
+    find = (f"for i in $({BB} seq 100); do for d in /proc/[0-9]*; do "
+            f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in '/usr/bin/python3 '*) bp=${{d#/proc/}};; esac; done; "
+            f"[ -n \"$bp\" ] && break; {BB} usleep 50000; done")
+    r = jail.run(f"python3 -I -S -c \"b = b'x' * (80 << 20); import time; time.sleep(4)\" & {find}; "
+                 f"{BB} usleep 2500000; grep VmRSS /proc/$bp/status; wait")
+    assert r.stdout.startswith("VmRSS:"), r.stdout + r.stderr
+    rss_kb = int(r.stdout.split()[1])
+    assert rss_kb >= 80 * 1024, r.stdout  # read from the host's /proc, shown as the sandbox's
