@@ -5,9 +5,9 @@ The programs live in ``system_*`` modules; this one gathers their ``PROGRAMS`` t
 
 from __future__ import annotations
 
-from kernel.programs import system_date, system_ids, system_run, system_tty
+from kernel.programs import system_date, system_ids, system_run, system_tty, system_vfs
 from kernel.programs.registry import Program
 
 PROGRAMS: dict[str, Program] = {}
-for _module in (system_run, system_ids, system_tty, system_date):
+for _module in (system_run, system_ids, system_tty, system_date, system_vfs):
     PROGRAMS.update(_module.PROGRAMS)
