@@ -268,3 +268,15 @@ def test_memory_of_the_real_process_shows_in_the_sandbox_proc(jail, refusal):
     assert r.stdout.startswith("VmRSS:"), r.stdout + r.stderr
     rss_kb = int(r.stdout.split()[1])
     assert rss_kb >= 80 * 1024, r.stdout  # read from the host's /proc, shown as the sandbox's
+
+
+def test_vfsfuse_exec_runs_a_real_program_on_a_cli_mount(new_mount, jail, refusal):
+    """The whole path as a user takes it: ``vfsfuse mount --allow-other``, then ``vfsfuse exec``."""
+    from .conftest import cli
+
+    run(jail, refusal, f"{BB} true")
+    m = new_mount("--allow-other")
+    os.makedirs(m.path + "/opt")
+    shutil.copy2("/bin/busybox", m.path + BB)
+    p = cli("exec", m.path, "--", f"{BB} echo from-exec; {BB} sh -c 'exit 5'; echo rc=$?", env=m.env)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "from-exec\nrc=5\n", "")
