@@ -272,6 +272,7 @@ class Extractor:
         self.touch = bool(args.get("touch"))
         self.same_owner = (self.ctx.getuid() == 0 and not args.get("no_same_owner")) or bool(args.get("same_owner"))
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
+        self.known_dirs: set[str] = set()
 
     async def start(self) -> None:
         self.real_dest = await self.ctx.realpath(self.dest)
@@ -291,13 +292,17 @@ class Extractor:
         return norm
 
     async def _parent_ok(self, rel: str) -> bool:
-        """Make the parent directories of *rel*; False if one of them is (or leads) outside."""
+        """Make the parent directories of *rel*; False if one of them is (or leads) outside.
+        Directories checked once are remembered (until something is replaced)."""
         parts = rel.split("/")[:-1]
         path = self.dest
         for part in parts:
             if part in ("", "."):
                 continue
             path = f"{path.rstrip('/')}/{part}"
+            if path in self.known_dirs:
+                continue
+            self.known_dirs.add(path)
             try:
                 a = await self.ctx.lstat(path)
             except KernelError:
@@ -359,14 +364,17 @@ class Extractor:
                 if existing is not None and not existing.is_dir:
                     await ctx.unlink(target)
                     existing = None
+                self.known_dirs.discard(target)
                 if existing is None:
                     await ctx.mkdir(target, 0o700)
+                    self.known_dirs.add(target)
                 self.dirs.append((target, ti))
                 return True
             if existing is not None:
                 if self.keep:
                     await self.tar.err(f"{name}: Cannot open: File exists")
                     return False
+                self.known_dirs.discard(target)
                 if existing.is_dir:
                     try:
                         await ctx.rmdir(target)
@@ -384,7 +392,7 @@ class Extractor:
             if ti.type == tarfile.FIFOTYPE:
                 await ctx.mkfifo(target, 0o600)
             else:
-                fd = await ctx.open(target, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0o600)
+                fd = await ctx.open(target, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, self._mode(ti) & 0o777)
                 try:
                     while m.remaining:
                         data = await src.read_exact(min(m.remaining, CHUNK))
@@ -394,7 +402,7 @@ class Extractor:
                         await ctx.write_all(fd, data)
                 finally:
                     await ctx.close(fd)
-            await self._attrs(target, ti)
+            await self._attrs(target, ti, created=ti.type != tarfile.FIFOTYPE)
             return True
         except KernelError as e:
             await self.tar.err(f"{name}: Cannot open: {strerror(e)}")
@@ -405,12 +413,16 @@ class Extractor:
             return ti.mode & 0o7777
         return ti.mode & 0o777 & ~self.ctx.umask()
 
-    async def _attrs(self, target: str, ti: tarfile.TarInfo) -> None:
+    async def _attrs(self, target: str, ti: tarfile.TarInfo, created: bool = False) -> None:
+        """Owner, mode and mtime of an extracted member; a file just created already has
+        our owner and its mode less the umask, so those calls are made only when they change it."""
         ctx = self.ctx
         try:
-            if self.same_owner:
+            if self.same_owner and not (created and ti.uid == ctx.getuid() and ti.gid == ctx.getgid()):
                 await ctx.chown(target, ti.uid, ti.gid)
-            await ctx.chmod(target, self._mode(ti))
+            mode = self._mode(ti)
+            if not created or mode != mode & 0o777 & ~ctx.umask():
+                await ctx.chmod(target, mode)
             if not self.touch:
                 await ctx.utimes(target, time.time(), float(ti.mtime))
         except KernelError:

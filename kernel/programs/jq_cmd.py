@@ -408,24 +408,36 @@ class Source:
 
     async def _read(self, fd: int) -> Any:
         pending = b""
-        text = ""
+        parts: list[str] = []
+        size = 0
+        retry_at = 0   # a value cut off at this size is parsed again only once the text doubles
         while True:
             data = await self.ctx.read(fd, CHUNK * 4)
             final = not data
             pending += data
             cut = len(pending) if final else _utf8_cut(pending)
-            text += pending[:cut].decode("utf-8", "replace")
+            if cut:
+                piece = pending[:cut].decode("utf-8", "replace")
+                parts.append(piece)
+                size += len(piece)
             pending = pending[cut:]
             if self.raw:
                 if final:
+                    text = "".join(parts)
                     if text:
                         yield text
                     return
                 continue
+            if not final and size < retry_at:
+                continue
+            text = "".join(parts)
             values, rest = split_values(text, final)
+            if not values and not final:
+                retry_at = 2 * size
+            parts = [text[rest:]]
+            size = len(parts[0])
             for v in values:
                 yield v
-            text = text[rest:]
             if final:
                 return
 
