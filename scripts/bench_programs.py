@@ -38,7 +38,25 @@ def make_data(quick: bool) -> dict[str, bytes]:
     text = b"\n".join(b" ".join(rnd.choice(words) for _ in range(8)) for _ in range(lines)) + b"\n"
     nums = b"\n".join(b"%d %d" % (rnd.randint(0, 10**6), i) for i in range(lines)) + b"\n"
     big = (text * (1 + (16 if quick else 256) * MIB // len(text)))[: (16 if quick else 256) * MIB]
-    return {"text.txt": text, "nums.txt": nums, "big.txt": big}
+    files = {"text.txt": text, "nums.txt": nums, "big.txt": big}
+    files.update(archive_data(rnd, big, quick))
+    return files
+
+
+def archive_data(rnd: random.Random, big: bytes, quick: bool) -> dict[str, bytes]:
+    """gzip's 20 MB file, jq's 20 MB JSON and a tree of small files for tar c | tar x."""
+    size = (4 if quick else 20) * MIB
+    out = {"gz20.bin": (big * (1 + size // len(big)))[:size]}
+    rows, n = [], 0
+    while n < size:
+        row = b'{"id":%d,"name":"user%d","tags":["a","b"],"v":%d.5,"ok":true}' % (n, rnd.randint(0, 999), n % 97)
+        rows.append(row)
+        n += len(row) + 1
+    out["data.json"] = b"[" + b",".join(rows) + b"]\n"
+    for d in range(20 if quick else 100):
+        for f in range(20):
+            out[f"tree/d{d}/f{f}.txt"] = big[(d * 20 + f) * 9000:(d * 20 + f) * 9000 + rnd.randint(100, 20000)]
+    return out
 
 
 COMMANDS = [
@@ -53,6 +71,10 @@ COMMANDS = [
     ("uniq -c sorted-in.txt", 5),
     ("awk '{s+=$1} END{print s}' nums.txt", 5),
     ("awk '{print $2, $1}' text.txt", 5),
+    ("gzip -c gz20.bin", 2),
+    ("jq -c 'map(.v) | add' data.json", 5),
+    ("jq -c '.[] | .name' data.json", 5),
+    ("sh -c 'mkdir -p out && tar cf - tree | tar xf - -C out'", 5),
 ]
 
 
@@ -102,6 +124,9 @@ async def main_async(args: argparse.Namespace) -> None:
             await kernel.vfs.mkdir(cwd, recursive=True)
             with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
                 for name, blob in data.items():
+                    if "/" in name:
+                        await kernel.vfs.mkdir(f"{cwd}/{name.rsplit('/', 1)[0]}", recursive=True)
+                        Path(tmp, name).parent.mkdir(parents=True, exist_ok=True)
                     await kernel.vfs.write_file(f"{cwd}/{name}", blob)
                     Path(tmp, name).write_bytes(blob)
                 print(f"{'command':40} {'ours s':>8} {'GNU s':>8} {'ratio':>7}  target")
