@@ -140,4 +140,6 @@ def search(chunks: list[tuple[str, bool]], s: str, icase: bool = False) -> list[
         raise EreError("regex time limit exceeded") from None
     if m is None:
         return None
-    return [m.group(0)] + list(m.groups())
+    groups: list[str | None] = [m.group(0)]
+    groups.extend(m.groups())
+    return groups

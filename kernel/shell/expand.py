@@ -170,14 +170,13 @@ class Expander:
             parts = w.parts
             if len(parts) == 1:
                 p = parts[0]
-                t = type(p)
-                if t is Lit and not (_GLOB_CHARS.intersection(p.text)):
+                if type(p) is Lit and not (_GLOB_CHARS.intersection(p.text)):
                     out.append(p.text)
                     continue
-                if t is SQ:
+                if type(p) is SQ:
                     out.append(p.text)
                     continue
-                if t is Param and p.op is None and p.subscript is None and not p.length and not p.indirect \
+                if type(p) is Param and p.op is None and p.subscript is None and not p.length and not p.indirect \
                         and p.name[0] not in _SPECIAL_FIRST:
                     # the hot path of loops: a lone unquoted $name
                     val = self.st.get(p.name)
@@ -190,7 +189,7 @@ class Expander:
                         if val:
                             out.append(val)
                         continue
-                elif t is DQ and len(p.parts) == 1:
+                elif type(p) is DQ and len(p.parts) == 1:
                     q = p.parts[0]
                     if type(q) is Param and q.op is None and q.subscript is None and not q.length \
                             and not q.indirect and q.name[0] not in _SPECIAL_FIRST:
@@ -220,10 +219,9 @@ class Expander:
         parts = w.parts
         if len(parts) == 1:
             p = parts[0]
-            t = type(p)
-            if t is Lit or t is SQ:
+            if type(p) is Lit or type(p) is SQ:
                 return p.text
-            if t is ArithSub:
+            if type(p) is ArithSub:
                 return str(await self.arith_word(p.expr))
         chunks: list = []
         await self._parts(parts, chunks, False, assign=True)
@@ -524,14 +522,15 @@ class Expander:
             if not ref:
                 if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,", "@"):
                     raise FatalExpansion(f"{name}: invalid indirect expansion", 1)
-            p = _indirect_param(p, ref)
-            if p is None:
+            target = _indirect_param(p, ref)
+            if target is None:
                 raise FatalExpansion(f"{ref}: invalid variable name", 1)
+            p = target
             name = p.name
         values, is_list = self._positional_or_array(p)
         star = is_list and (p.name == "*" or (p.subscript is not None and _word_text(p.subscript) == "*"))
         if p.length:
-            if is_list:
+            if values is not None:
                 out.append((str(len(values)), in_dq, True))
             else:
                 val = await self._scalar(name, p.subscript)
@@ -541,6 +540,7 @@ class Expander:
                 out.append((str(len(val)), in_dq, True))
             return
         if is_list:
+            assert values is not None
             unset = not values
             if op is None:
                 if unset and self.st.options.get("nounset") and p.name not in ("@", "*"):
@@ -711,14 +711,14 @@ class Expander:
                 return val[off:off + ln]
             return val[off:]
         if op in ("^", "^^", ",", ",,"):
-            pat = await self.expand_pattern(p.arg) if p.arg is not None and p.arg.parts else None
+            case_pat = await self.expand_pattern(p.arg) if p.arg is not None and p.arg.parts else None
             up = op[0] == "^"
             allc = len(op) == 2
             chars = list(val)
             for i, c in enumerate(chars):
                 if not allc and i > 0:
                     break
-                if pat is None or pattern.match(pat, c, extglob=ext):
+                if case_pat is None or pattern.match(case_pat, c, extglob=ext):
                     chars[i] = c.upper() if up else c.lower()
             return "".join(chars)
         if op == "@":
@@ -809,14 +809,13 @@ def _word_text(w: Word | None) -> str:
         return ""
     out = []
     for p in w.parts:
-        t = type(p)
-        if t in (Lit, SQ, DollarSQ):
+        if isinstance(p, (Lit, SQ, DollarSQ)):
             out.append(p.text)
-        elif t is Escaped:
+        elif type(p) is Escaped:
             out.append(p.char)
-        elif t is DQ:
+        elif type(p) is DQ:
             out.append(_word_text(Word(p.parts)))
-        elif t is Param:
+        elif type(p) is Param:
             out.append("$" + p.name)
     return "".join(out)
 

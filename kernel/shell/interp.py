@@ -221,7 +221,7 @@ class Shell(Expander):
         self.builtins: dict[str, Callable[..., Awaitable[int]]] = {}
         self.special_builtins: frozenset[str] = frozenset()
         self.script_name = name
-        self._dispatch = {
+        self._dispatch: dict[type, Callable[[Any], Awaitable[int]]] = {
             SimpleCommand: self.exec_simple, Pipeline: self.exec_pipeline, Group: self._group,
             Subshell: self._subshell, If: self._if, While: self._while, For: self._for,
             ArithFor: self._arith_for, Case: self._case, FunctionDef: self._funcdef,
@@ -1040,8 +1040,8 @@ class Shell(Expander):
             return idx in v.value
         if name.isdigit():
             return 0 < int(name) <= len(self.st.positional)
-        return self.st.is_set(name) or (self.st.lookup(name) is not None and self.st.lookup(name).kind != "s"
-                                        and bool(self.st.lookup(name).value))
+        var = self.st.lookup(name)
+        return self.st.is_set(name) or (var is not None and var.kind != "s" and bool(var.value))
 
     async def _regex_match(self, left: str, right: Word) -> bool:
         from kernel.shell.ere import EreError, search
@@ -1204,6 +1204,7 @@ class Shell(Expander):
             v = st.lookup(name)
             assoc = v is not None and v.kind == "A"
             if assoc:
+                assert v is not None
                 items: dict = dict(v.value) if a.append and v.value else {}
                 for el in a.array:
                     if el.key is None:
@@ -1591,7 +1592,7 @@ class Shell(Expander):
             flags = O_WRONLY | O_CREAT | O_APPEND
         else:
             flags = O_WRONLY | O_CREAT | O_TRUNC
-        clobber_check = op in (">", "&>") and self.st.options.get("noclobber")
+        clobber_check = op in (">", "&>") and bool(self.st.options.get("noclobber"))
         newfd = await self._open_file(target, flags, clobber_check)
         if r.fd_var:
             nfd = await ctx.fcntl(newfd, F_DUPFD, 10)

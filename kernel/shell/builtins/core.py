@@ -190,11 +190,11 @@ def printf_format(fmt: str, args: list[str], errors: list[str]) -> str:
                     v &= (1 << 64) - 1
                 out.append((spec + conv) % v if conv != "u" else (spec + "d") % v)
             elif conv in "fFeEgGaA":
-                v = _float_arg(arg, errors) if arg is not None else 0.0
+                fv = _float_arg(arg, errors) if arg is not None else 0.0
                 if conv in "aA":
-                    out.append(float.hex(v))
+                    out.append(float.hex(fv))
                 else:
-                    out.append((spec + conv) % v)
+                    out.append((spec + conv) % fv)
             elif conv == "c":
                 s = (arg or "")[:1]
                 out.append((spec.replace(".", ".") + "s") % s if s or width else "")
@@ -406,11 +406,11 @@ async def b_set(sh: Any, argv: list[str]) -> int:
                 i += 2
                 continue
             for c in a[1:]:
-                name = OPTION_LETTERS.get(c)
-                if name is None:
+                letter_name = OPTION_LETTERS.get(c)
+                if letter_name is None:
                     await sh.error(f"set: {a[0]}{c}: invalid option")
                     return 2
-                st.options[name] = on
+                st.options[letter_name] = on
             i += 1
             continue
         st.positional = args[i:]
@@ -789,7 +789,7 @@ async def b_export(sh: Any, argv: list[str]) -> int:
 async def b_readonly(sh: Any, argv: list[str]) -> int:
     st = sh.st
     args = argv[1:]
-    flags = set()
+    flags: set[str] = set()
     while args and args[0].startswith("-") and len(args[0]) > 1:
         if args[0] == "--":
             args = args[1:]
@@ -1015,7 +1015,7 @@ def _type_text(name: str, kind: str, text: str) -> str:
 
 async def b_type(sh: Any, argv: list[str]) -> int:
     args = argv[1:]
-    flags = set()
+    flags: set[str] = set()
     while args and args[0].startswith("-") and len(args[0]) > 1:
         if args[0] == "--":
             args = args[1:]

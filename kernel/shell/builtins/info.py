@@ -217,7 +217,7 @@ async def b_trap(sh: Any, argv: list[str]) -> int:
     if not args or args[0] == "-p":
         keys = args[1:] if args else []
         for k, v in st.traps.items() if not keys else [(_trap_key(x), st.traps.get(_trap_key(x) or "")) for x in keys]:
-            if v is None:
+            if v is None or k is None:
                 continue
             name = k if k in ("EXIT", "ERR", "DEBUG", "RETURN") else "SIG" + k
             await sh.out(f"trap -- {shell_quote(v)} {name}\n")

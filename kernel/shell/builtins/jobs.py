@@ -139,9 +139,9 @@ async def b_kill(sh: Any, argv: list[str]) -> int:
         if len(args) > 1:
             for a in args[1:]:
                 if a.isdigit():
-                    n = int(a)
-                    n = n - 128 if n > 128 else n
-                    name = SIGNAL_NAMES.get(n)
+                    num = int(a)
+                    num = num - 128 if num > 128 else num
+                    name = SIGNAL_NAMES.get(num)
                     if name is None:
                         await sh.error(f"kill: {a}: invalid signal specification")
                         return 1
