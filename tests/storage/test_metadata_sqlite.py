@@ -12,6 +12,7 @@ import pytest
 
 from kernel.errors import KernelError, has_code
 from vfsfuse.storage.metadata import SqliteMetadataStore, schema
+from vfsfuse.storage.metadata.base import NOT_LOADED
 
 NOW = 1_700_000_000_000_000_000
 REG = stat.S_IFREG | 0o644
@@ -299,3 +300,52 @@ def test_not_a_database_is_a_kernel_error(tmp_path):
     with pytest.raises(KernelError) as info:
         SqliteMetadataStore(str(bad))
     assert has_code(info.value, "EIO")
+
+
+# -- the attribute cache: what get_inode_attrs returns is always what the rows hold --------------
+
+def _row_attrs(db: str, ino: int) -> str:
+    return sqlite3_ro(db, f"SELECT mode, uid, size, nlink, mtime_ns FROM inodes WHERE ino = {ino}")
+
+
+def test_cached_attributes_follow_updates_and_are_copies(db, store):
+    ino = store.create_inode(REG, 5, 5, NOW)
+    first = store.get_inode_attrs(ino)
+    first.size = 999  # a caller's own change, never written back
+    assert store.get_inode_attrs(ino).size == 0
+    store.update_inode(ino, size=42, nlink=1, mtime_ns=NOW + 1)
+    got = store.get_inode_attrs(ino)
+    assert (got.size, got.nlink, got.mtime_ns) == (42, 1, NOW + 1)
+    store.commit()
+    assert _row_attrs(db, ino) == f"{REG}|5|42|1|{NOW + 1}"
+
+
+def test_a_rolled_back_savepoint_takes_the_cached_change_back(store):
+    ino = store.create_inode(REG, 0, 0, NOW)
+    store.update_inode(ino, size=7)
+    assert store.get_inode_attrs(ino).size == 7
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.update_inode(ino, size=8, mode=REG | 0o777)
+            assert store.get_inode_attrs(ino).size == 8
+            raise RuntimeError("undo")
+    got = store.get_inode_attrs(ino)
+    assert (got.size, got.mode) == (7, REG)
+
+
+def test_deleted_and_restored_inodes_leave_the_cache(store):
+    a, b, c = (store.create_inode(REG, 0, 0, NOW) for _ in range(3))
+    for ino in (a, b, c):
+        assert store.get_inode_attrs(ino) is not None
+    store.delete_inode(a)
+    store.delete_inodes([b, c])
+    assert [store.get_inode_attrs(i) for i in (a, b, c)] == [None, None, None]
+
+
+def test_inline_bytes_are_never_served_from_the_cache(store):
+    ino = store.create_inode(REG, 0, 0, NOW)
+    store.update_inode(ino, size=3, inline_content=b"abc")
+    assert store.get_inode_attrs(ino).inline_content is NOT_LOADED  # fetched on demand
+    assert store.get_inline_content(ino) == b"abc"
+    store.update_inode(ino, size=2, inline_content=b"xy")
+    assert store.get_inline_content(ino) == b"xy" and store.get_inode_attrs(ino).size == 2
