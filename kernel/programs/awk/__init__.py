@@ -175,6 +175,9 @@ async def run(ctx: Any, prog: Any, code: interp.Compiler, py: str, operands: lis
             raise
         await _fatal(rt, e.message if e.code in ("ETIME", "EINVAL") else strerror(e))
         return 2
+    except (ArithmeticError, ValueError, TypeError, IndexError, KeyError, MemoryError) as e:
+        await _fatal(rt, f"internal error: {type(e).__name__}: {e}")
+        return 2
     return status
 
 

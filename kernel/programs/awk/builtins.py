@@ -316,7 +316,7 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         f = to_num(v)
         if f < 0:
             raise AwkFatal("negative values are not allowed for bit operations")
-        return int(f)
+        return int(f) if f - f == 0.0 else (1 << 64) - 1
 
     def b_and(*a: Any) -> float:
         r = _ival(a[0])
@@ -337,10 +337,10 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         return float(r)
 
     def b_lshift(v: Any, n: Any) -> float:
-        return float((_ival(v) << _ival(n)) & ((1 << 64) - 1))
+        return float((_ival(v) << min(_ival(n), 64)) & ((1 << 64) - 1))
 
     def b_rshift(v: Any, n: Any) -> float:
-        return float(_ival(v) >> _ival(n))
+        return float(_ival(v) >> min(_ival(n), 64))
 
     def b_compl(v: Any) -> float:
         return float(~_ival(v) & ((1 << 53) - 1))

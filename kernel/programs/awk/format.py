@@ -100,7 +100,7 @@ def _one(spec: bytes, flags: bytes, width: bytes | None, prec: bytes | None, c: 
     if c == "c":
         if type(v) is float:
             code = int(v) if v - v == 0.0 else 0
-            ch = bytes([code & 0xFF]) if code < 256 else chr(code).encode("utf-8", "surrogatepass")
+            ch = bytes([code & 0xFF])   # the C locale: one byte
         else:
             ch = bytes(v[:1])
         return (b"%" + flags.replace(b"0", b"") + (width or b"") + b"s") % ch

@@ -835,7 +835,10 @@ def _div(a: float, b: float) -> float:
 def _mod(a: float, b: float) -> float:
     if b == 0.0:
         raise AwkFatal("division by zero attempted in `%'")
-    return math.fmod(a, b)
+    try:
+        return math.fmod(a, b)
+    except ValueError:   # inf % n
+        return math.nan
 
 
 def _pow(a: float, b: float) -> float:

@@ -94,11 +94,10 @@ def fmt_num(f: float, fmt: bytes) -> bytes:
         return b"-nan" if math.copysign(1.0, f) < 0 else b"+nan"
     if f - f != 0.0:
         return b"-inf" if f < 0 else b"+inf"
-    try:
-        return fmt % f
-    except (TypeError, ValueError):
-        from kernel.programs.awk.format import sprintf
-        return sprintf(fmt, [f], fmt)
+    if fmt == b"%.6g":
+        return b"%.6g" % f
+    from kernel.programs.awk.format import sprintf  # checks the user's format's widths
+    return sprintf(fmt, [f], b"%.6g")
 
 
 def is_num_for_compare(v: Any) -> bool:
