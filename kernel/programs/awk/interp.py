@@ -612,10 +612,16 @@ class Compiler:
                 self.emit(d, "break")
             else:
                 step = self.loops[-1] if self.loops else None
+                if step is not None and step.startswith("#switch "):
+                    self.emit(d, f"{step[8:]} = True")   # leave the switch, then continue the loop
+                    self.emit(d, "break")
+                    return
                 if step:
                     for line in step.split("\n"):
                         self.emit(d, line)
                 self.emit(d, "continue")
+        elif isinstance(s, n.Switch):
+            self.switch(s, d)
         elif isinstance(s, n.Exit):
             self.emit(d, f"raise _Exit({self.num(s.value) if s.value is not None else 'None'})")
         elif isinstance(s, n.Return):
@@ -628,6 +634,46 @@ class Compiler:
                 self.emit(d, f"{arr}.pop({self.key(s.subs)}, None)")
         else:
             raise CompileError(f"cannot compile {type(s).__name__}")
+
+    def switch(self, s: n.Switch, d: int) -> None:
+        """gawk's switch: find the first case that matches, then run from there (fall through)
+        inside a one-pass ``while`` so ``break`` leaves it."""
+        subject = self.temp("sw")
+        start = self.temp("st")
+        cont = self.temp("sc")
+        self.emit(d, f"{subject} = {self.expr(s.subject)[0]}")
+        default = len(s.cases)
+        first = True
+        for i, c in enumerate(s.cases):
+            if c.label is None:
+                default = i
+                continue
+            if isinstance(c.label, n.Regex):
+                test = f"{self.regex_test(c.label)}(_s({subject}))"
+            elif isinstance(c.label, n.Str):
+                test = f"(_s({subject}) == {c.label.value!r})"
+            else:
+                test = f"_cmp_eq({subject}, {self.num_lit(c.label.value)})"
+            self.emit(d, f"{'if' if first else 'elif'} {test}:")
+            self.emit(d + 1, f"{start} = {i}")
+            first = False
+        if first:
+            self.emit(d, f"{start} = {default}")
+        else:
+            self.emit(d, "else:")
+            self.emit(d + 1, f"{start} = {default}")
+        self.emit(d, f"{cont} = False")
+        self.emit(d, "while True:")
+        in_loop = any(x is None or not x.startswith("#switch ") for x in self.loops) if self.loops else False
+        self.loops.append(f"#switch {cont}")
+        for i, c in enumerate(s.cases):
+            self.emit(d + 1, f"if {start} <= {i}:")
+            self.block(c.body, d + 2)
+        self.emit(d + 1, "break")
+        self.loops.pop()
+        if in_loop:
+            self.emit(d, f"if {cont}:")
+            self.stmt(n.Simple("continue", s.line), d + 1)
 
     def tick(self, d: int) -> None:
         if self.is_async:

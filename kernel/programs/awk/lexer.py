@@ -14,7 +14,7 @@ from dataclasses import dataclass
 KEYWORDS = frozenset({
     "BEGIN", "END", "BEGINFILE", "ENDFILE", "function", "func", "if", "else", "while", "for", "do",
     "break", "continue", "next", "nextfile", "exit", "return", "delete", "in", "getline", "print",
-    "printf",
+    "printf", "switch", "case", "default",
 })
 
 BUILTINS = frozenset({

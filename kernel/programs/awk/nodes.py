@@ -221,7 +221,23 @@ class Delete:
     line: int = 0
 
 
-Stmt = Union[Print, ExprStmt, If, While, DoWhile, For, ForIn, Block, Simple, Exit, Return, Delete]
+@dataclass
+class Case:
+    """One ``case`` of a gawk ``switch``: a constant or regex (None for ``default``)."""
+
+    label: Optional[Union[Num, Str, Regex]]
+    body: list["Stmt"]
+    line: int = 0
+
+
+@dataclass
+class Switch:
+    subject: Expr
+    cases: list[Case]
+    line: int = 0
+
+
+Stmt = Union[Print, ExprStmt, If, While, DoWhile, For, ForIn, Block, Simple, Exit, Return, Delete, Switch]
 
 
 @dataclass

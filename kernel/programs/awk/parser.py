@@ -40,6 +40,7 @@ class Parser:
         self.no_in = 0         # >0: 'in' ends the expression (for (x in a) lookahead)
         self.in_function: n.Function | None = None
         self.loop_depth = 0
+        self.switch_depth = 0
         self.prog = n.Program()
 
     # -- token helpers ---------------------------------------------------------------------
@@ -209,12 +210,60 @@ class Parser:
             return n.DoWhile(body, test, t.line)
         if k == "for":
             return self.for_stmt()
+        if k == "switch":
+            return self.switch_stmt()
         if k == ";":
             self.advance()
             return n.Block([], t.line)
         stmt = self.simple_statement()
         self.end_simple()
         return stmt
+
+    def switch_stmt(self) -> n.Stmt:
+        t = self.advance()
+        self.expect("(")
+        subject = self.expr()
+        self.expect(")")
+        self.skip_nl()
+        self.expect("{")
+        cases: list[n.Case] = []
+        self.switch_depth += 1
+        self.skip_terms()
+        while self.tok.kind != "}":
+            ct = self.tok
+            label: n.Num | n.Str | n.Regex | None = None
+            if ct.kind == "case":
+                self.advance()
+                neg = False
+                if self.tok.kind in ("-", "+"):
+                    neg = self.advance().kind == "-"
+                lt = self.advance()
+                if lt.kind == "NUMBER":
+                    label = n.Num(-float(lt.value) if neg else float(lt.value), lt.line)  # type: ignore[arg-type]
+                elif lt.kind == "STRING" and not neg:
+                    label = n.Str(lt.value, lt.line)  # type: ignore[arg-type]
+                elif lt.kind == "ERE" and not neg:
+                    label = n.Regex(lt.value, lt.line)  # type: ignore[arg-type]
+                else:
+                    raise self.error(lt)
+            elif ct.kind == "default":
+                self.advance()
+                if any(c.label is None for c in cases):
+                    raise self.error(ct, "duplicate `default' detected in switch body")
+            else:
+                raise self.error()
+            self.expect(":")
+            body: list[n.Stmt] = []
+            self.skip_terms()
+            while self.tok.kind not in ("case", "default", "}"):
+                if self.tok.kind == "EOF":
+                    raise self.error()
+                body.append(self.statement())
+                self.skip_terms()
+            cases.append(n.Case(label, body, ct.line))
+        self.advance()
+        self.switch_depth -= 1
+        return n.Switch(subject, cases, t.line)
 
     def for_stmt(self) -> n.Stmt:
         t = self.advance()
@@ -269,8 +318,8 @@ class Parser:
             return n.Simple(k, t.line)
         if k in ("break", "continue"):
             self.advance()
-            if not self.loop_depth:
-                raise self.error(t, f"`{k}' is not allowed outside a loop")
+            if not self.loop_depth and not (k == "break" and self.switch_depth):
+                raise self.error(t, f"`{k}' is not allowed outside a loop or switch")
             return n.Simple(k, t.line)
         if k == "exit":
             self.advance()
