@@ -44,7 +44,7 @@ class JailMount:
         args = [sys.executable, str(HERE / "serve_jail.py"), str(store), str(mnt)]
         if not allow_other:
             args.append("--no-allow-other")
-        env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "runtime"))
+        env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "jail-runtime"))
         os.makedirs(env["VFSFUSE_RUNTIME_DIR"], exist_ok=True)
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env, cwd=str(HERE.parent.parent))
@@ -108,6 +108,16 @@ class JailMount:
         stdlib = next(os.path.dirname(f) for f in listing if f.endswith("/os.py"))
         os.makedirs(self.path + stdlib + "/lib-dynload", exist_ok=True)  # sys.exec_prefix's landmark
         return "/usr/bin/python3"
+
+    def install_elf(self, host_path: str, where: str) -> str:
+        """Copy a dynamically linked host program and the libraries ``ldd`` names."""
+        ldd = subprocess.run(["ldd", host_path], capture_output=True, text=True, check=True).stdout
+        for lib in (w for w in ldd.split() if w.startswith("/")):
+            self._copy_in(lib, lib)
+        self._copy_in(host_path, where)
+        if os.path.basename(host_path) == "git":
+            os.makedirs(self.path + "/usr/share/git-core/templates", exist_ok=True)
+        return where
 
     def _copy_in(self, src: str, where: str) -> None:
         dest = self.path + where

@@ -248,7 +248,7 @@ def test_interactive_python3_on_the_terminal(jail, refusal):
 
 def test_ctrl_z_stops_the_real_process_and_fg_continues_it(jail, refusal):
     run(jail, refusal, f"{BB} true")
-    keys = [f"{BB} sleep 4\r", "\x1a", "grep -h State /proc/[0-9]*/status\r", "fg\r", "<wait>",
+    keys = [f"{BB} sleep 4\r", "\x1a", "for f in /proc/[0-9]*/status; do grep State $f; done\r", "fg\r", "<wait>",
             "<wait>", "echo marker $?\r", "exit\r"]
     r = jail.terminal(["bash", "-i"], keys, pause=1.5)
     screen = r["screen"].replace("\r\n", "\n")
@@ -280,3 +280,30 @@ def test_vfsfuse_exec_runs_a_real_program_on_a_cli_mount(new_mount, jail, refusa
     shutil.copy2("/bin/busybox", m.path + BB)
     p = cli("exec", m.path, "--", f"{BB} echo from-exec; {BB} sh -c 'exit 5'; echo rc=$?", env=m.env)
     assert (p.returncode, p.stdout, p.stderr) == (0, "from-exec\nrc=5\n", "")
+
+
+GIT_SCRIPT = ("git init -q repo && cd repo && git config user.name t && git config user.email t@x && "
+              "echo one > a.txt && mkdir d && echo two > d/b.txt && git add -A && git commit -q -m first && "
+              "echo more >> a.txt && git status --porcelain && git log --format=%s && git ls-files")
+
+
+def test_git_init_add_commit_like_natively(jail, refusal, tdir):
+    run(jail, refusal, f"{BB} true")
+    jail.install_elf("/usr/bin/git", "/usr/bin/git")
+    env = "HOME=/tmp GIT_CONFIG_NOSYSTEM=1 "
+    r = jail.run(f"cd /tmp && {env}{GIT_SCRIPT.replace('&& ', f'&& {env}')}")
+    native = subprocess.run(["sh", "-c", GIT_SCRIPT], capture_output=True, text=True, cwd=tdir,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tdir), "GIT_CONFIG_NOSYSTEM": "1"})
+    assert native.returncode == 0, native.stderr
+    assert (r.code, r.stdout) == (0, native.stdout), r.stderr
+    assert r.stdout == " M a.txt\nfirst\na.txt\nd/b.txt\n"
+    fsck = subprocess.run(["git", "-c", "safe.directory=*", "-C", jail.path + "/tmp/repo", "fsck", "--strict"], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr  # the host's git finds the jail's repository sound
+
+
+def test_builtin_writes_are_seen_at_once_by_real_programs(jail, refusal):
+    """The builtin shell writes around FUSE; the next real program must not see cached sizes."""
+    r = run(jail, refusal, "for i in 1 2 3 4 5; do echo line$i >> /tmp/grow.txt; "
+                           f"{BB} wc -l < /tmp/grow.txt; done; rm /tmp/grow.txt; {BB} ls /tmp/grow.txt 2>&1")
+    assert r.stdout.split("\n")[:5] == ["1", "2", "3", "4", "5"], r.stdout
+    assert "No such file" in r.stdout

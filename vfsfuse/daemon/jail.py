@@ -35,6 +35,7 @@ import struct
 import subprocess
 import termios
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 import trio
 
@@ -266,12 +267,36 @@ def _first_child(pid: int) -> int | None:
     return int(kids[0]) if kids else None
 
 
+def settle_invalidations(invalidator: Any) -> Callable[[], Awaitable[None]]:
+    """A wait until the host's caches have dropped what sandbox processes changed around FUSE.
+
+    The real program reads through the mount, so a file the builtin shell wrote a moment ago
+    must not be seen with the host's cached size (``echo >> f; git status``).  The invalidator
+    (``fuse_adapter.HostCacheInvalidator``) batches for ``interval`` seconds and has no barrier
+    of its own yet, so this waits while it holds pending work, then one more batch time for the
+    one being delivered."""
+    async def settle() -> None:
+        interval = float(getattr(invalidator, "interval", 0.05))
+        waited = False
+        for _ in range(200):
+            if not (getattr(invalidator, "_entries", None) or getattr(invalidator, "_inodes", None)):
+                break
+            waited = True
+            await trio.sleep(interval / 2)
+        if waited:
+            await trio.sleep(interval)
+
+    return settle
+
+
 class JailLauncher:
     """The daemon's ``NativeLauncher``: checks the host once, then starts one bwrap per exec."""
 
-    def __init__(self, vfs: PathVFS, config: JailConfig) -> None:
+    def __init__(self, vfs: PathVFS, config: JailConfig,
+                 settle: Callable[[], Awaitable[None]] | None = None) -> None:
         self.vfs = vfs
         self.config = config
+        self.settle = settle
         self._refusal: str | None = None
         self._probed = False
 
@@ -298,6 +323,8 @@ class JailLauncher:
     async def launch(self, spec: NativeSpec) -> JailProcess:
         await self._check_host()
         await self._check_mount_points()
+        if self.settle is not None:
+            await self.settle()
         cfg = self.config
         uid, gid = cfg.ids()
         mine: list[int] = []        # fds we close once bwrap has them

@@ -13,7 +13,7 @@ from kernel.kernel import Kernel
 from kernel.mounts import MountTable
 from kernel.userland import standard_registry
 from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
-from vfsfuse.daemon.jail import JailConfig, JailLauncher
+from vfsfuse.daemon.jail import JailConfig, JailLauncher, settle_invalidations
 from vfsfuse.inspect.inspectfs import InspectFS
 from vfsfuse.storage.chunked import ChunkedVFS
 from vfsfuse.storage.store import shm_vfs
@@ -45,5 +45,5 @@ async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: boo
     await kernel.mount_table.mount("/.vfs", InspectFS(invalidator), read_only=False, hidden=True,
                                    fstype="vfsinspect", source="vfs")
     if mountpoint is not None:
-        kernel.native = JailLauncher(kernel.vfs, JailConfig(mountpoint))
+        kernel.native = JailLauncher(kernel.vfs, JailConfig(mountpoint), settle_invalidations(invalidator))
     return Sandbox(kernel, invalidator, kernel.mount_table.with_root(vfs))
