@@ -273,6 +273,7 @@ class Extractor:
         self.same_owner = (self.ctx.getuid() == 0 and not args.get("no_same_owner")) or bool(args.get("same_owner"))
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
         self.known_dirs: set[str] = set()
+        self.fresh_dirs: set[str] = set()   # made by this run: nothing in them to replace yet
 
     async def start(self) -> None:
         self.real_dest = await self.ctx.realpath(self.dest)
@@ -307,6 +308,7 @@ class Extractor:
                 a = await self.ctx.lstat(path)
             except KernelError:
                 await self.ctx.mkdir(path, 0o755)
+                self.fresh_dirs.add(path)
                 continue
             if a.is_symlink:
                 try:
@@ -320,7 +322,7 @@ class Extractor:
                 await self.ctx.mkdir(path, 0o755)
         return True
 
-    async def extract(self, src: Source, m: Member, name: str) -> bool:
+    async def extract(self, src: Source, m: Member, name: str, fast: bool = True) -> bool:
         ti = m.info
         ctx = self.ctx
         if name.startswith("/"):
@@ -356,18 +358,26 @@ class Extractor:
                 await self.refuse(name, "Path leads outside the target directory through a symlink")
                 return False
             existing = None
-            try:
-                existing = await ctx.lstat(target)
-            except KernelError:
-                pass
+            fresh = fast and posixpath.dirname(target) in self.fresh_dirs
+            if not fresh:
+                try:
+                    existing = await ctx.lstat(target)
+                except KernelError:
+                    pass
             if ti.type == tarfile.DIRTYPE:
                 if existing is not None and not existing.is_dir:
                     await ctx.unlink(target)
                     existing = None
                 self.known_dirs.discard(target)
                 if existing is None:
-                    await ctx.mkdir(target, 0o700)
+                    try:
+                        await ctx.mkdir(target, 0o700)
+                    except KernelError as e:
+                        if fresh and e.code == "EEXIST":   # a second member of that name
+                            return await self.extract(src, m, name, fast=False)
+                        raise
                     self.known_dirs.add(target)
+                    self.fresh_dirs.add(target)
                 self.dirs.append((target, ti))
                 return True
             if existing is not None:
@@ -384,15 +394,38 @@ class Extractor:
                 else:
                     await ctx.unlink(target)
             if ti.type == tarfile.SYMTYPE:
-                await ctx.symlink(ti.linkname, target)
+                try:
+                    await ctx.symlink(ti.linkname, target)
+                except KernelError as e:
+                    if fresh and e.code == "EEXIST":
+                        return await self.extract(src, m, name, fast=False)
+                    raise
                 return True
             if ti.type == tarfile.LNKTYPE:
-                await ctx.link(f"{self.dest.rstrip('/')}/{posixpath.normpath(ti.linkname)}", target)
+                source = f"{self.dest.rstrip('/')}/{posixpath.normpath(ti.linkname)}"
+                try:
+                    real = await ctx.realpath(posixpath.dirname(source) or ".")
+                except KernelError:
+                    real = ""
+                if not self._inside(real):
+                    await self.refuse(name, f"Hard link points outside the target directory ({ti.linkname})")
+                    return False
+                try:
+                    await ctx.link(source, target)
+                except KernelError as e:
+                    if fresh and e.code == "EEXIST":
+                        return await self.extract(src, m, name, fast=False)
+                    raise
                 return True
             if ti.type == tarfile.FIFOTYPE:
                 await ctx.mkfifo(target, 0o600)
             else:
-                fd = await ctx.open(target, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, self._mode(ti) & 0o777)
+                try:
+                    fd = await ctx.open(target, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, self._mode(ti) & 0o777)
+                except KernelError as e:
+                    if fresh and e.code == "EEXIST":
+                        return await self.extract(src, m, name, fast=False)
+                    raise
                 try:
                     while m.remaining:
                         data = await src.read_exact(min(m.remaining, CHUNK))

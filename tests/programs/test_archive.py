@@ -132,6 +132,17 @@ def test_symlink_already_in_target_is_not_written_through() -> None:
     sandbox(t)
 
 
+def test_hard_link_through_a_symlink_already_in_target_is_refused() -> None:
+    async def t(box: Box) -> None:
+        await box.put("/w/secret", b"secret")
+        assert (await box.run("ln", "-s", "/w", "/w/out/up"))[0] == 0
+        await box.put("/w/x.tar", make_tar([("hard", "h", "up/secret")]))
+        status, _, err = await box.run("tar", "xf", "../x.tar", cwd="/w/out")
+        assert status == 2 and b"not extracted" in err
+        assert not await box.exists("/w/out/h")
+    sandbox(t)
+
+
 def test_safe_members_still_extract_beside_refused_ones() -> None:
     async def t(box: Box) -> None:
         await box.put("/w/x.tar", make_tar([("file", "../evil", b"x"), ("file", "good/f", b"ok"),
@@ -254,4 +265,15 @@ def test_big_stream_is_not_held_in_memory_at_once() -> None:
         await box.put("/w/big", data)
         status, out, err = await box.run("sh", "-c", "gzip -c big | gunzip -c | cmp - big && echo same")
         assert (status, out, err) == (0, b"same\n", b"")
+    sandbox(t)
+
+
+def test_member_twice_in_one_archive_replaces_the_first() -> None:
+    async def t(box: Box) -> None:
+        await box.put("/w/x.tar", make_tar([("dir", "d", b""), ("file", "d/f", b"one"), ("file", "d/f", b"two"),
+                                             ("sym", "d/l", "f"), ("sym", "d/l", "f2")]))
+        status, _, err = await box.run("tar", "xf", "../x.tar", cwd="/w/out")
+        assert (status, err) == (0, b"")
+        assert await box.get("/w/out/d/f") == b"two"
+        assert (await box.run("readlink", "/w/out/d/l"))[1] == b"f2\n"
     sandbox(t)
