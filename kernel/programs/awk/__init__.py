@@ -78,7 +78,9 @@ async def prog_awk(ctx: Any) -> int:
         prog, warnings = parse(text, source)
         for w in dict.fromkeys(warnings):
             await ctx.write_all(2, fsencode(f"awk: {source}:1: warning: {w}\n"))
-        code = interp.Compiler(prog)
+        external = {a.partition("=")[0] for a in args.get("assign") or []}
+        external |= {a.partition("=")[0] for a in operands if _ASSIGN.match(a)}
+        code = interp.Compiler(prog, external)
         py = code.compile()
     except AwkSyntaxError as e:
         await ctx.write_all(2, fsencode(f"awk: {e.source}:{e.line}: {e.message}\n"))

@@ -103,10 +103,16 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         pieces.append(text[last:])
         return pieces, seplist
 
-    def sub_repl(repl: bytes) -> Callable[[posixre.Match], bytes] | bytes:
-        """gawk's rules for sub/gsub: ``&`` is the match, ``\\&`` a literal &, ``\\\\`` a backslash."""
-        if b"\\" not in repl and b"&" not in repl:
-            return repl
+    repl_cache: dict[bytes, posixre.Replacement] = {}
+
+    def sub_repl(repl: bytes) -> posixre.Replacement:
+        """gawk's rules for sub/gsub (``&`` is the match, ``\\&`` a literal &, ``\\\\`` a
+        backslash) as a posixre Replacement, so posixre's whole-match fast paths apply."""
+        got = repl_cache.get(repl)
+        if got is not None:
+            return got
+        if len(repl_cache) > 256:
+            repl_cache.clear()
         parts: list[Any] = []
         lit = bytearray()
         i, n = 0, len(repl)
@@ -126,16 +132,14 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
             i += 1
         if lit:
             parts.append(bytes(lit))
-        if 0 not in parts:
-            return b"".join(parts)
-        return lambda m: b"".join((m.group(0) or b"") if p == 0 else p for p in parts)
+        r = repl_cache[repl] = posixre.Replacement(tuple(parts), 0, False)
+        return r
 
     def do_sub(rx: Any, repl: Any, target: Any, glob: bool) -> tuple[float, Any]:
-        rx = dre(rx)
-        text = s(target)
-        r = sub_repl(s(repl))
-        fn = (lambda m: r) if type(r) is bytes else r
-        out, n = rx.sub(fn, text, all=glob)
+        if not isinstance(rx, posixre.PosixRegex):
+            rx = dre(rx)
+        text = target if type(target) is bytes else s(target)
+        out, n = rx.sub(sub_repl(repl if type(repl) is bytes else s(repl)), text, all=glob)
         if len(out) > _MAX_STRING:
             raise AwkFatal("string too long")
         return float(n), out

@@ -69,13 +69,17 @@ def _walk(node: Any) -> Iterator[Any]:
 class Analysis:
     """Which names are arrays, which functions must be async."""
 
-    def __init__(self, prog: n.Program) -> None:
+    def __init__(self, prog: n.Program, external: set[str] | None = None) -> None:
         self.prog = prog
+        self.external = external or set()
         self.global_arrays: set[str] = {"ENVIRON", "ARGV"}
         self.param_arrays: dict[str, set[str]] = {f: set() for f in prog.functions}
         self.async_funcs: set[str] = set()
         self.globals: set[str] = {"ARGC"}
+        self.numeric_globals: set[str] = set()
+        self.numeric_locals: dict[str, set[str]] = {}
         self._run()
+        self._numeric()
 
     def _scope_nodes(self) -> Iterator[tuple[n.Function | None, Any]]:
         p = self.prog
@@ -104,6 +108,55 @@ class Analysis:
         if fn is not None and name in fn.params:
             return name in self.param_arrays[fn.name]
         return name in self.global_arrays
+
+    def _numeric(self) -> None:
+        """Variables every assignment of which stores a number (an unset one reads as 0, which
+        compares the same way): comparisons with them need no type dispatch.  Names assigned
+        from outside (``-v``, operands: the caller passes ``external``) are left out."""
+        ext = self.external
+        tainted: dict[Any, set[str]] = {}
+        seen: dict[Any, set[str]] = {}
+        for fn, x in self._scope_nodes():
+            scope = fn.name if fn is not None else None
+            target: Any = None
+            numeric = True
+            if isinstance(x, n.Assign):
+                target = x.target
+                numeric = x.op != "=" or _is_numeric_expr(x.value)
+            elif isinstance(x, n.IncDec):
+                target = x.target
+            elif isinstance(x, n.Getline):
+                target, numeric = x.target, False
+            elif isinstance(x, n.ForIn):
+                target, numeric = x.var, False
+            elif isinstance(x, n.Builtin) and x.name in ("sub", "gsub") and len(x.args) > 2:
+                target, numeric = x.args[2], False
+            elif isinstance(x, n.Call):
+                for a in x.args:   # passed by value, but the callee might be handed an array
+                    if isinstance(a, n.Var):
+                        tainted.setdefault(scope, set())
+            if isinstance(target, n.Group) and len(target.exprs) == 1:
+                target = target.exprs[0]
+            if isinstance(target, n.Var):
+                seen.setdefault(scope, set()).add(target.name)
+                if not numeric:
+                    tainted.setdefault(scope, set()).add(target.name)
+        bad_global = tainted.get(None, set()) | ext | SPECIAL | {"NF", "ARGC"}
+        for fn in self.prog.functions.values():
+            # a global assigned in a function counts for the globals
+            for name in tainted.get(fn.name, set()):
+                if name not in fn.params:
+                    bad_global.add(name)
+        self.numeric_globals = {g for g in self.globals if g not in bad_global and g not in self.global_arrays}
+        callers_pass: dict[str, int] = {}
+        for _fn, x in self._scope_nodes():
+            if isinstance(x, n.Call):
+                callers_pass[x.name] = max(callers_pass.get(x.name, 0), len(x.args))
+        for f in self.prog.functions.values():
+            locals_ = f.params[callers_pass.get(f.name, 0):]
+            bad = tainted.get(f.name, set())
+            self.numeric_locals[f.name] = {p for p in locals_ if p not in bad
+                                           and p not in self.param_arrays[f.name]}
 
     def _run(self) -> None:
         nodes = list(self._scope_nodes())
@@ -159,10 +212,31 @@ class Analysis:
                         break
 
 
+def _is_numeric_expr(e: Any) -> bool:
+    """Whether *e* always yields a number (the compiler's "num" type, decided syntactically)."""
+    if isinstance(e, n.Num):
+        return True
+    if isinstance(e, n.Binary):
+        return e.op != "concat"
+    if isinstance(e, (n.Unary, n.IncDec, n.MatchOp, n.In, n.Regex)):
+        return True
+    if isinstance(e, n.Assign):
+        return e.op != "=" or _is_numeric_expr(e.value)
+    if isinstance(e, n.Cond):
+        return _is_numeric_expr(e.yes) and _is_numeric_expr(e.no)
+    if isinstance(e, n.Group):
+        return len(e.exprs) == 1 and _is_numeric_expr(e.exprs[0])
+    if isinstance(e, n.Builtin):
+        return e.name in _NUM_BUILTINS
+    if isinstance(e, n.Var):
+        return e.name in _NUMERIC_SPECIAL
+    return False
+
+
 class Compiler:
-    def __init__(self, prog: n.Program) -> None:
+    def __init__(self, prog: n.Program, external: set[str] | None = None) -> None:
         self.prog = prog
-        self.an = Analysis(prog)
+        self.an = Analysis(prog, external)
         self.consts: dict[str, Any] = {}
         self.tmp = 0
         self.lines: list[str] = []
@@ -202,15 +276,30 @@ class Compiler:
     def num(self, e: n.Expr) -> str:
         if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
             return f"_Fn({int(e.index.value)})"
+        if isinstance(e, n.Field) and not isinstance(e.index, n.Num):
+            return f"_Fn({self.field_idx(e.index)})"
         if isinstance(e, n.Var) and e.name not in SPECIAL and e.name != "NF":
             ref = self.var_ref(e.name)   # a name is cheap to read twice: skip the call when a float
             return f"({ref} if {ref}.__class__ is float else _n({ref}))"
         code, t = self.expr(e)
         return code if t == "num" else f"_n({code})"
 
+    def field_idx(self, e: n.Expr) -> str:
+        """A field number: a variable known to hold only numbers needs no conversion call."""
+        if isinstance(e, n.Var) and self.numeric_var(e.name):
+            ref = self.var_ref(e.name)
+            return f"(int({ref}) if {ref}.__class__ is float and {ref} >= 0 else rt.field_index({ref}))"
+        return f"rt.field_index({self.expr(e)[0]})"
+
+    def numeric_var(self, name: str) -> bool:
+        return (self.fn is None and name in self.an.numeric_globals) or (
+            self.fn is not None and name in self.an.numeric_locals.get(self.fn.name, ()))
+
     def str_(self, e: n.Expr) -> str:
         if isinstance(e, n.Field) and isinstance(e.index, n.Num) and e.index.value >= 1:
             return f"_Fs({int(e.index.value)})"
+        if isinstance(e, n.Field) and not isinstance(e.index, n.Num):
+            return f"_Fs({self.field_idx(e.index)})"
         code, t = self.expr(e)
         return code if t == "str" else f"_s({code})"
 
@@ -265,6 +354,11 @@ class Compiler:
         lc, lt = self.expr(e.left)
         rc, rt_ = self.expr(e.right)
         op = e.op
+        # a variable that only ever holds numbers (or is unset: 0) compares numerically
+        if lt == "num" and isinstance(e.right, n.Var) and self.numeric_var(e.right.name):
+            rc, rt_ = self.num(e.right), "num"
+        if rt_ == "num" and isinstance(e.left, n.Var) and self.numeric_var(e.left.name):
+            lc, lt = self.num(e.left), "num"
         if lt == "num" and rt_ == "num":
             return f"({lc} {op} {rc})"
         if lt == "str" or rt_ == "str":
@@ -486,6 +580,8 @@ class Compiler:
                 return (f"({tmp} := _dosub({self.regex_arg(args[0])}, {self.expr(args[1])[0]}, "
                         f"{self.expr(target)[0]}, {name == 'gsub'}))[0]"), "num"
             get_bind, _, _, set_after = self.lvalue(target)
+            if get_bind == "rt.get0s()":
+                get_bind = "rt.get0()"
             tmp = self.temp("t")
             call = f"_dosub({self.regex_arg(args[0])}, {self.expr(args[1])[0]}, {get_bind}, {name == 'gsub'})"
             return f"({tmp}[0] if not ({tmp} := {call})[0] else ({set_after(f'{tmp}[1]')}, {tmp}[0])[1])", "num"
@@ -699,10 +795,16 @@ class Compiler:
         if isinstance(e, n.IncDec) and isinstance(e.target, n.Var) and e.target.name not in SPECIAL \
                 and e.target.name != "NF":
             ref = self.var_ref(e.target.name)
-            self.emit(d, f"{ref} = _n({ref}) {'+' if e.op == '++' else '-'} 1.0")
+            self.emit(d, f"{ref} = {self.num(e.target)} {'+' if e.op == '++' else '-'} 1.0")
             return
         if isinstance(e, n.IncDec):
             e = n.Assign("+=" if e.op == "++" else "-=", e.target, n.Num(1.0))
+        if isinstance(e, n.Assign) and e.op in ("+=", "-=", "*=") and isinstance(e.target, n.Index):
+            k = self.temp("k")
+            arr = self.array_ref(e.target.name)
+            self.emit(d, f"{k} = {self.key(e.target.subs)}")
+            self.emit(d, f"{arr}[{k}] = _n({arr}[{k}]) {e.op[0]} {self.num(e.value)}")
+            return
         self.emit(d, self.expr(e)[0])
 
     def print_stmt(self, s: n.Print, d: int) -> None:
