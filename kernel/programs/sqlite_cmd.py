@@ -612,13 +612,19 @@ class Shell:
 
     # ------------------------------------------------------------------ scripts
 
-    async def script(self, reader: Reader, name: str) -> None:
-        """Lines of SQL and dot-commands, as the shell reads a file or a pipe."""
+    async def script(self, reader: Reader, name: str, interactive: bool = False) -> None:
+        """Lines of SQL and dot-commands, as the shell reads a file or a pipe (on a terminal
+        with the ``sqlite> `` and ``   ...> `` prompts)."""
         buf: list[str] = []
         start = 0
         lineno = 0
         while not self.quit:
+            if interactive:
+                await self.flush()
+                await self.ctx.write_all(1, b"   ...> " if buf else b"sqlite> ")
             raw = await reader.readline()
+            if not raw and interactive:
+                await self.ctx.write_all(1, b"\n")
             if not raw:
                 break
             lineno += 1
@@ -636,7 +642,8 @@ class Shell:
             sql = "\n".join(buf)
             if apsw.complete(sql):
                 buf = []
-                ok = await self.run_sql(sql, f"Parse error near line {start}: ", echo=True)
+                where = "Parse error: " if interactive else f"Parse error near line {start}: "
+                ok = await self.run_sql(sql, where, echo=True)
                 if not ok and self.bail:
                     return
         if buf and "\n".join(buf).strip():
@@ -1074,7 +1081,13 @@ async def main(ctx: Any) -> int:
                     if sh.bail:
                         break
         else:
-            await sh.script(Reader(ctx, 0), "stdin")
+            interactive = ctx.isatty(0) and not cli.flags.get("batch")
+            if interactive:
+                banner = f'SQLite version {apsw.sqlite_lib_version()}\nEnter ".help" for usage hints.\n'
+                if path is None:
+                    banner += "Connected to a transient in-memory database.\n"
+                await ctx.write_all(1, banner.encode())
+            await sh.script(Reader(ctx, 0), "stdin", interactive)
         await sh.flush()
     finally:
         if sh.out_fd != 1:

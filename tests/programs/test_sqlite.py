@@ -134,3 +134,41 @@ def test_read_and_output_go_through_the_kernel() -> None:
 ])
 def test_long_double_printf(value: float, digits: int, text: str) -> None:
     assert sqlite_g(value, digits) == text
+
+
+def test_on_a_terminal_it_prompts() -> None:
+    """Interactive use: the banner, ``sqlite> `` and the continuation prompt, results between."""
+    from kernel.programs.registry import ProgramRegistry as Registry
+
+    seen: dict[str, bytes] = {}
+
+    async def driver(ctx: Any) -> int:
+        m, s = await ctx.openpty()
+        pid = await ctx.spawn(["sqlite3"], stdin=s, stdout=s, stderr=s)
+        await ctx.close(s)
+        await ctx.write_all(m, b"select 6 *\n7;\n.quit\n")
+        out = b""
+        while b"42" not in out or out.count(b"sqlite> ") < 2:
+            chunk = await ctx.read(m, 4096)
+            if not chunk:
+                break
+            out += chunk
+        await ctx.waitpid(pid)
+        seen["out"] = out
+        return 0
+
+    async def go() -> None:
+        async with trio.open_nursery() as nursery:
+            registry = Registry(list(sqlite_cmd.PROGRAMS.items()) + [("driver", driver)])
+            kernel = Kernel(memory_vfs(), programs=registry, env={"PATH": "/bin", "HOME": "/root"})
+            await kernel.boot(nursery)
+            try:
+                r = await kernel.run(["driver"], timeout=30)
+                assert r.status == 0
+            finally:
+                await kernel.shutdown()
+    trio.run(go)
+    out = seen["out"].replace(b"\r\n", b"\n")
+    out = out.split(b".quit\n", 1)[1]   # what came before is the terminal's echo of the input
+    assert out.startswith(b"SQLite version ")
+    assert out.endswith(b"Connected to a transient in-memory database.\nsqlite>    ...> 42\nsqlite> ")
