@@ -257,7 +257,8 @@ async def _pgrep(ctx: Any, kill: bool) -> int:
         return 2
     me = ctx.getpid()
     tasks = [t for t in await read_tasks(ctx) if t.pid != me]
-    matched = [t for t in tasks if sel.matches(t) and _name_matches(rx, t, opts) != bool(opts.get("v"))]
+    invert = bool(opts.get("v"))  # -v negates the whole match, criteria included (procps)
+    matched = [t for t in tasks if (sel.matches(t) and _name_matches(rx, t, opts)) != invert]
     if opts.get("n") and matched:
         matched = [max(matched, key=lambda t: (t.start_ticks, t.pid))]
     elif opts.get("o") and matched:

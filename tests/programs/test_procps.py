@@ -218,6 +218,7 @@ def test_pgrep_and_pkill():
             "d": await sh(kernel, "pgrep -d, sleep"),
             "u": await sh(kernel, "pgrep -u root -x cat"),
             "none": await sh(kernel, "pgrep no-such-process"),
+            "v": await sh(kernel, "pgrep -v -x sleep"),
             "bad": await sh(kernel, "pgrep"),
             "kill": await sh(kernel, "pkill -HUP -x sleep"),
         }
@@ -234,6 +235,8 @@ def test_pgrep_and_pkill():
     assert res["c"][1] == "2\n" and res["d"][1] == f"{a},{b}\n"
     assert res["u"][1] == f"{c}\n"
     assert res["none"][0] == 1 and res["bad"][0] == 2
+    inverted = {int(x) for x in res["v"][1].split()}  # -v negates the whole match
+    assert c in inverted and 1 in inverted and not {a, b} & inverted
     assert res["kill"][0] == 0 and sa & 0x7F == 1 and sb & 0x7F == 1
     assert res["e"] == (0, f"cat killed (pid {c})\n", "") and sc & 0x7F == 15
 
