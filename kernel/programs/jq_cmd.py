@@ -4,7 +4,7 @@ The filter runs in the ``jq`` library (libjq); this module does what jq's ``main
 it: the command line, reading inputs (files or stdin, through ``ctx``), splitting them into JSON
 values, and printing results.  Results are printed by our own formatter in jq 1.6's exact layout
 (the host's jq): numbers as doubles in jq's ``%.17g``-shortest style, ``-c``/``--tab``/
-``--indent``/``-S``/``-a``/``-r``/``-j``.
+``--indent``/``-S``/``-a``/``-r``/``-j``, and 1.6's colours (``-C``, or a terminal).
 
 The library runs each input on its own and knows nothing of our files or environment, so a small
 prelude of jq definitions (prepended to the user's filter on the same line, so ``$__loc__`` and
@@ -42,7 +42,7 @@ SPEC = Spec("jq", "[OPTIONS] FILTER [FILES...]",
     Opt("j", "join-output", help="like -r but without newlines after each output"),
     Opt("a", "ascii-output", help="output strings by only ASCII characters using escape sequences"),
     Opt("S", "sort-keys", help="sort keys of each object on output"),
-    Opt("C", "color-output", help="colorize JSON (accepted; output is not coloured)"),
+    Opt("C", "color-output", help="colorize JSON (the default on a terminal)"),
     Opt("M", "monochrome-output", help="disable colored output"),
     Opt("R", "raw-input", help="read each line as string instead of JSON"),
     Opt(None, "tab", help="use tabs for indentation"),
@@ -324,6 +324,49 @@ class Printer:
             out.append(self.string(str(v)))
 
 
+_ESC = "\x1b["
+_COLORS = {type(None): "1;30", bool: "0;39", int: "0;39", float: "0;39", str: "0;32", list: "1;39", dict: "1;39"}
+_FIELD = _ESC + "34;1m"
+_RESET = _ESC + "0m"
+
+
+class ColorPrinter(Printer):
+    """jq 1.6's colours (``-C``, or stdout a terminal), escape for escape: a container's
+    colour is set again after each member, keys in blue, every value reset after itself."""
+
+    def _dump(self, v: Any, out: list[str], level: int) -> None:
+        color = _ESC + _COLORS.get(type(v), "0;39") + "m"
+        out.append(color)
+        if isinstance(v, list) and v:
+            inner = "\n" + self.indent * (level + 1) if self.indent is not None else ""
+            out.append("[" + inner)
+            for k, item in enumerate(v):
+                if k:
+                    out.append("," + inner)
+                self._dump(item, out, level + 1)
+                out.append(color)
+            if self.indent is not None:
+                out.append("\n" + self.indent * level)
+            out.append(color + "]")
+        elif isinstance(v, dict) and v:
+            inner = "\n" + self.indent * (level + 1) if self.indent is not None else ""
+            out.append("{" + inner)
+            keys: Any = sorted(v) if self.sort_keys else v
+            for k, key in enumerate(keys):
+                if k:
+                    out.append("," + inner)
+                out.append(_RESET + _FIELD + self.string(key) + _RESET + color + ":")
+                out.append((" " if self.indent is not None else "") + _RESET)
+                self._dump(v[key], out, level + 1)
+                out.append(color)
+            if self.indent is not None:
+                out.append("\n" + self.indent * level)
+            out.append(color + "}")
+        else:
+            super()._dump(v, out, level)
+        out.append(_RESET)
+
+
 # ---------------------------------------------------------------------------- inputs
 
 
@@ -566,7 +609,8 @@ async def main(ctx: Any) -> int:
     indent: str | None = None
     if o.pretty:
         indent = "\t" if o.tab else " " * max(o.indent, 0)
-    printer = Printer(indent, "sort_keys" in f, "ascii_output" in f)
+    color = ("color_output" in f or ctx.isatty(1)) and "monochrome_output" not in f   # -M wins, as in 1.6
+    printer = (ColorPrinter if color else Printer)(indent, "sort_keys" in f, "ascii_output" in f)
     out = Writer(ctx, 1)
     runner = Runner(ctx, o, out, printer)
     filt = o.filter if o.filter.strip() else "."
