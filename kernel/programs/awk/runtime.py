@@ -366,7 +366,8 @@ class Runtime:
             f = self.fields = self.splitter(self.rec)
             self.nf = len(f)
         if 0 < i <= self.nf:
-            return to_num(f[i - 1])
+            v = f[i - 1]
+            return float(v) if v.isdigit() else to_num(v)
         return to_num(self.field(i))
 
     def field_str(self, i: int) -> bytes:

@@ -49,6 +49,8 @@ def to_num(v: Any) -> float:
     """The numeric value: the longest numeric prefix of a string, else 0."""
     if type(v) is float:
         return v
+    if v.isdigit():
+        return float(v)   # the common case, without the checks below
     try:
         f = float(v)
     except ValueError:
@@ -57,7 +59,7 @@ def to_num(v: Any) -> float:
             m2 = _SPECIAL.match(v)
             return float(m2.group(1) + m2.group(2)) if m2 else 0.0
         return float(m.group(1))
-    except TypeError:
+    except (TypeError, AttributeError):
         if isinstance(v, AwkArray):
             raise AwkFatal("attempt to use array in a scalar context")
         raise
