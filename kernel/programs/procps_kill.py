@@ -264,6 +264,10 @@ async def _pgrep(ctx: Any, kill: bool) -> int:
     elif opts.get("o") and matched:
         matched = [min(matched, key=lambda t: (t.start_ticks, t.pid))]
     out = Writer(ctx)
+    if not matched and pattern is not None and len(pattern) > 15 and not opts.get("f"):
+        await error(ctx, prog, "pattern that searches for process name longer than 15 characters will "
+                               f"result in zero matches\nTry `{prog} -f' option to match against the "
+                               "complete command line.")
     if kill:
         status = 1
         for t in matched:

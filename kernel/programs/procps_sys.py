@@ -322,9 +322,7 @@ async def prog_pstree(ctx: Any) -> int:
         op = args.operands[0]
         if op.isdigit():
             node = nodes.get(int(op))
-            roots = [node] if node is not None else []
-            if node is None:
-                return 1
+            roots = [node] if node is not None else []  # psmisc: no such pid prints nothing
         else:
             uid = names.uid_of(op)
             if uid is None and op == "root":
