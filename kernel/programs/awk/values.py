@@ -49,9 +49,9 @@ def to_num(v: Any) -> float:
     """The numeric value: the longest numeric prefix of a string, else 0."""
     if type(v) is float:
         return v
-    if v.isdigit():
-        return float(v)   # the common case, without the checks below
     try:
+        if v.isdigit():
+            return float(v)   # the common case, without the checks below
         f = float(v)
     except ValueError:
         m = _PREFIX.match(v)
