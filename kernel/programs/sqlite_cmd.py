@@ -471,7 +471,7 @@ class Shell:
                     state, current = _Printing(names), number
                 assert state is not None
                 await self._print(state, rows)
-        except apsw.Error as e:
+        except (apsw.Error, ValueError) as e:   # ValueError: text apsw cannot pass (a NUL byte)
             if state is not None:
                 await self._finish(state)
             msg = re.sub(r"^\w+Error: ", "", str(e))
@@ -640,7 +640,7 @@ class Shell:
                 start = lineno
             buf.append(line)
             sql = "\n".join(buf)
-            if apsw.complete(sql):
+            if _complete(sql):
                 buf = []
                 where = "Parse error: " if interactive else f"Parse error near line {start}: "
                 ok = await self.run_sql(sql, where, echo=True)
@@ -648,10 +648,19 @@ class Shell:
                     return
         if buf and "\n".join(buf).strip():
             sql = "\n".join(buf)
-            if not apsw.complete(sql + ";"):
+            if not _complete(sql + ";"):
                 await self.error(f"Parse error near line {start}: incomplete input")
             else:
                 await self.run_sql(sql, f"Parse error near line {start}: ")
+
+
+def _complete(sql: str) -> bool:
+    """Whether *sql* ends a statement (text SQLite cannot read counts as complete, so that
+    running it reports the error)."""
+    try:
+        return bool(apsw.complete(sql))
+    except ValueError:
+        return True
 
 
 @dataclass

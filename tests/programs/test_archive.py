@@ -113,7 +113,7 @@ def test_extraction_refuses_escapes(what: str, entries: list[tuple[str, str, Any
         assert status == 2
         refusals = [line for line in err.decode().splitlines() if "not extracted" in line]
         assert refusals, err
-        assert b"Traceback" not in err
+        assert (b"Traceback" not in err and b"internal error" not in err)
         assert not await box.exists(victim)
         assert await box.get("/w/secret") == b"secret"
     sandbox(t)
@@ -165,7 +165,7 @@ def test_corrupt_input_is_one_line(argv: list[str], data: bytes) -> None:
         if not data and argv[0] != "tar":
             return  # empty input: compressors report it or not, as GNU's do
         assert status != 0
-        assert b"Traceback" not in err
+        assert (b"Traceback" not in err and b"internal error" not in err)
         lines = [ln for ln in err.decode(errors="replace").splitlines()
                  if ln.strip() and "Exiting with failure" not in ln and "not recoverable" not in ln]
         assert len(lines) == 1, err
@@ -181,7 +181,7 @@ def test_corrupt_zip_is_one_message() -> None:
         raw[60:90] = b"\x00" * 30   # the deflate stream
         await box.put("/w/bad.zip", bytes(raw))
         status, _, err = await box.run("unzip", "-o", "bad.zip")
-        assert status != 0 and b"Traceback" not in err
+        assert status != 0 and (b"Traceback" not in err and b"internal error" not in err)
     sandbox(t)
 
 
