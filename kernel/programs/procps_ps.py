@@ -116,8 +116,14 @@ def parse_args(argv: list[str]) -> Options:
         if i < len(argv):
             i += 1
             return argv[i - 1]
-        raise PsError(f"option {opt} requires an argument" if opt.startswith("--")
-                      else f"list of {'format specifiers' if opt in 'oO' else 'values'} must follow -{opt}")
+        if opt == "--sort":
+            raise PsError("long sort specification must follow --sort")
+        if opt.startswith("--"):
+            raise PsError(f"option {opt} requires an argument")
+        if opt in "oO":
+            raise PsError(f"format specification must follow -{opt}")
+        what = {"p": "process IDs", "u": "users", "U": "users", "t": "terminals", "C": "commands"}
+        raise PsError(f"list of {what.get(opt, 'values')} must follow -{opt}")
 
     def listed(kind: str, value: str) -> None:
         if kind == "formats":
@@ -187,7 +193,7 @@ def parse_args(argv: list[str]) -> Options:
                 elif ch == "V":
                     o.version = True
                 elif ch in _UNIX_ARG or ch == "s":
-                    value = take(f"-{ch}", a[j:])
+                    value = take(ch, a[j:])
                     kind = "sid" if ch == "s" else _UNIX_ARG[ch]
                     if ch == "q":
                         listed("pids", value)

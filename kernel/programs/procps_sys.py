@@ -152,12 +152,26 @@ async def prog_free(ctx: Any) -> int:
         if args.get(key):
             exponent, si = exp, si or is_si
     human = bool(args.get("human"))
-    try:
-        count = int(args.get("count", "1"))
-        delay = float(args.get("seconds", "1" if "count" in args else "0"))
-    except ValueError:
-        await error(ctx, "free", "seconds argument failed")
-        return 1
+    count, delay = 1, 1.0
+    if "count" in args:
+        text = args["count"]
+        if not text.isdigit():
+            await error(ctx, "free", f"failed to parse count argument: '{text}'")
+            return 1
+        count = int(text)
+        if count < 1:
+            await error(ctx, "free", f"failed to parse count argument: '{text}': Numerical result out of range")
+            return 1
+    if "seconds" in args:
+        text = args["seconds"]
+        try:
+            delay = float(text)
+        except ValueError:
+            await error(ctx, "free", f"seconds argument failed: '{text}': Invalid argument")
+            return 1
+        if not delay > 0:
+            await error(ctx, "free", f"seconds argument `{text}' is not positive number")
+            return 1
     repeat = "count" in args or "seconds" in args
     n = 0
     while True:
