@@ -15,7 +15,7 @@ import trio
 from kernel.errors import KernelError
 from kernel.shell.ast import SimpleCommand
 from kernel.shell.expand import FatalExpansion
-from kernel.shell.interp import ExitShell, LimitExceeded, Shell, errno_text
+from kernel.shell.interp import ExitShell, LimitExceeded, Shell, errno_text, wait_status_code
 from kernel.shell.lexer import IncompleteInput, ShellSyntaxError
 from kernel.shell.lineedit import History, Interrupted, LineEditor
 from kernel.syscalls import O_CLOEXEC, O_RDONLY
@@ -264,6 +264,38 @@ async def _setup_job_control(sh: Shell, running: _Running) -> None:
         pass
 
 
+async def _announce_jobs(sh: Shell, before: set[int]) -> None:
+    """``[N] PID`` for each job the last command put in the background, as bash prints."""
+    if sh.jobs is None:
+        return
+    for num, job in sorted(sh.jobs.jobs.items()):
+        if num not in before and job.state == "Running":
+            await sh.out(f"[{num}] {job.pid}\n", 2)
+
+
+async def _notify_done(sh: Shell) -> None:
+    """Before a prompt: ``[N]+  Done  text`` for background jobs that finished, then forget them."""
+    if sh.jobs is None or not sh.jobs.jobs:
+        return
+    keys = sorted(sh.jobs.jobs)
+    for num in keys:
+        job = sh.jobs.jobs[num]
+        if job.state not in ("Running",):
+            continue
+        try:
+            pid, status = await sh.ctx.waitpid(job.pid, 1)  # WNOHANG
+        except KernelError:
+            continue
+        if pid != job.pid:
+            continue
+        code = wait_status_code(status)
+        sh.jobs.done_status[job.pid] = code
+        state = "Done" if code == 0 else f"Exit {code}"
+        mark = "+" if num == keys[-1] else ("-" if len(keys) > 1 and num == keys[-2] else " ")
+        await sh.out(f"[{num}]{mark}  {state:<24}{job.text}\n", 2)
+        del sh.jobs.jobs[num]
+
+
 async def _read_rc(sh: Shell) -> int | None:
     st = sh.st
     rc = "~/.shrc" if st.posix else "~/.bashrc"
@@ -309,6 +341,8 @@ async def interactive(sh: Shell) -> int:
     while True:
         if tty:
             await _update_size(sh)
+            if not buf:
+                await _notify_done(sh)
         ps = st.get("PS1" if not buf else "PS2") or ""
         prompt = await expand_prompt(sh, ps)
         try:
@@ -344,6 +378,7 @@ async def interactive(sh: Shell) -> int:
             await _update_size(sh)  # the window may have changed while the line was edited
         sh.command_number += 1  # type: ignore[attr-defined]
         running.on = True
+        jobs_before = set(sh.jobs.jobs) if sh.jobs is not None else set()
         try:
             status, leave = await _run_command(sh, src)
         except BaseException as e:  # noqa: BLE001 - only ^C is handled here
@@ -356,6 +391,8 @@ async def interactive(sh: Shell) -> int:
             running.on = False
         if leave:
             break
+        if tty:
+            await _announce_jobs(sh, jobs_before)
     return await sh.run_exit_trap(status) & 0xFF
 
 

@@ -131,7 +131,8 @@ class Term:
         self.send(line + "\r")
 
         def done() -> bool:
-            shown = any(expect in ln and (not line or line not in ln) for ln in self.lines())
+            typed = tuple(p + line for p in ("# ", "$ ", "> ")) if line else ()
+            shown = any(expect in ln and not (typed and ln.endswith(typed)) for ln in self.lines())
             return shown and self.at_prompt()
 
         self.wait_for(done, repr(expect), timeout)

@@ -131,3 +131,34 @@ def test_daemon_survives_clients_that_vanish(new_mount, host_env):
     p.wait()
     r = run_cli("exec", m.path, "--", "echo alive", env=host_env)
     assert (r.returncode, r.stdout) == (0, b"alive\n"), r.stderr
+
+
+def test_session_client_leaving_mid_run_ends_it(new_mount, host_env):
+    """A persistent session whose client vanishes while a script runs: the shell and the script
+    are gone from MNT/proc, and the daemon serves the next client."""
+    import json
+    import struct
+
+    m = new_mount()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(m.store, "run", "control.sock"))
+
+    def send(obj: dict) -> None:
+        body = json.dumps(obj).encode()
+        s.sendall(struct.pack(">BI", ord("J"), len(body)) + body)
+
+    send({"op": "session"})
+    send({"op": "run", "script": "echo $$ > /tmp/session-pid; while :; do :; done"})
+    pid_file = os.path.join(m.path, "tmp/session-pid")
+    deadline = time.monotonic() + 20
+    while not (os.path.exists(pid_file) and open(pid_file).read().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(open(pid_file).read())
+    assert pid in proc_pids(m.path)
+    s.close()
+    deadline = time.monotonic() + 10
+    while pid in proc_pids(m.path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid not in proc_pids(m.path)
+    r = run_cli("exec", m.path, "--", "echo next", env=host_env)
+    assert (r.returncode, r.stdout) == (0, b"next\n")

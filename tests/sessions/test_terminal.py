@@ -49,8 +49,9 @@ def test_history_up_arrow_and_history_builtin(store, term_factory):
     t.wait_for(lambda: t.cursor_line().endswith("echo first-cmd"), "the first command recalled")
     t.send("\r")
     t.wait_for(lambda: t.text().count("first-cmd") >= 4, "it ran again")
-    t.run("history", "echo second-cmd")
-    assert any(line.strip().startswith("3  echo first-cmd") for line in t.lines())
+    t.run("history", "4  history")
+    assert [ln.split(None, 1) for ln in t.lines() if ln[:5].strip().isdigit()] == [
+        ["1", "echo first-cmd"], ["2", "echo second-cmd"], ["3", "echo first-cmd"], ["4", "history"]]
 
 
 def test_reverse_search(store, term_factory):
@@ -168,3 +169,26 @@ def test_prompt_escapes(store, term_factory, ps1, shown):
     t = term_factory(store)
     t.send(f"PS1='{ps1}'\r")
     t.wait_for(lambda: any(line.startswith(shown.rstrip()) for line in t.lines()), repr(shown))
+
+
+def test_ctrl_c_spares_background_jobs(store, term_factory):
+    t = term_factory(store)
+    t.run("sleep 30 &", "[1]")
+    t.send("cat\r")
+    time.sleep(0.3)
+    t.send("\x03")
+    t.run("jobs", "Running")
+    assert any(line.startswith("[1]") and "Running" in line for line in t.lines())
+
+
+def test_shell_starts_in_store_path(store, term_factory):
+    t = term_factory(f"{store}:/tmp")
+    assert t.prompt_line() == "root@sandbox:/tmp#"
+
+
+def test_background_job_announced_and_reported_done(store, term_factory):
+    t = term_factory(store)
+    t.run("true &", "[1] ")
+    t.wait_for(lambda: True, "")
+    t.run("echo next", "next")
+    assert any(line.startswith("[1]+  Done") for line in t.lines()), t.text()

@@ -278,31 +278,43 @@ async def _shell(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
 
 
 async def _session(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
+    """A persistent shell: one ``run`` frame after another.  The connection is read all along,
+    so a client that goes away mid-run ends the session (and what it runs) at once."""
     from vfsfuse.daemon import sessions
 
     sess = sessions.ShellSession(kernel)
     await sess.start(env=_env(req), cwd=req.get("cwd"))
     await conn.send_json({"ready": True})
+    send_req, recv_req = trio.open_memory_channel[dict[str, Any]](64)
+
+    async def reader() -> None:
+        async with send_req:
+            while True:
+                got = await conn.recv()
+                if got is None:
+                    return
+                if got[0] == JSON:
+                    await send_req.send(json.loads(got[1]))
+
     try:
-        while True:
-            got = await conn.recv()
-            if got is None:
-                return
-            kind, payload = got
-            if kind != JSON:
-                continue
-            msg = json.loads(payload)
-            limits = _limits(msg)
-            try:
-                outcome = await sess.run(str(msg["script"]), conn.emit, limits)
-            except KernelError as err:
-                await conn.send_json({"error": str(err)})
-                continue
-            note = sessions.limit_message(outcome, limits)
-            if note:
-                await conn.emit(2, note)
-            await conn.send_json({"exit": outcome.exit_code, "timed_out": outcome.timed_out,
-                                  "output_limited": outcome.output_limited, "ended": sess.ended})
+        async with trio.open_nursery() as n:
+            async def gone() -> None:
+                await reader()
+                n.cancel_scope.cancel()
+
+            n.start_soon(gone)
+            async for msg in recv_req:
+                limits = _limits(msg)
+                try:
+                    outcome = await sess.run(str(msg["script"]), conn.emit, limits)
+                except KernelError as err:
+                    await conn.send_json({"error": str(err)})
+                    continue
+                note = sessions.limit_message(outcome, limits)
+                if note:
+                    await conn.emit(2, note)
+                await conn.send_json({"exit": outcome.exit_code, "timed_out": outcome.timed_out,
+                                      "output_limited": outcome.output_limited, "ended": sess.ended})
     finally:
         with trio.CancelScope(shield=True):
             await sess.close()

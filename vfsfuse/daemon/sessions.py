@@ -255,6 +255,7 @@ class ShellSession:
         self.out: HostFile | None = None
         self.err: HostFile | None = None
         self.ended = False
+        self._active: _Request | None = None
 
     async def start(self, *, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         self._send, self._recv = trio.open_memory_channel(1)
@@ -296,6 +297,7 @@ class ShellSession:
         lim = limits or RunLimits()
         meter = _Meter(emit, lim.max_output)
         req = _Request(script)
+        self._active = req
         timed_out = False
         async with trio.open_nursery() as n:
             n.start_soon(_pump, self.out, 1, meter)
@@ -325,6 +327,8 @@ class ShellSession:
 
     async def close(self) -> None:
         """End the shell (and what it left running in its group) and drop the pipes."""
+        if self._active is not None and not self._active.done.is_set():
+            self._active.scope.cancel()  # a run cut short (its client left): stop it first
         if self._send is not None:
             await self._send.aclose()
         if self.proc is not None and self.proc.state != "Z":
