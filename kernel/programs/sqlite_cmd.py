@@ -882,18 +882,37 @@ async def _dot_dump(sh: Shell, args: list[str]) -> None:
 
 
 async def _dot_import(sh: Shell, args: list[str]) -> None:
-    """``.import FILE TABLE``: CSV (or the separator's) rows into TABLE, made from the header if
-    it does not exist."""
+    """``.import [--csv] [--skip N] FILE TABLE``: rows of FILE (through ``ctx``) into TABLE, made
+    from the first row (all TEXT) when it does not exist, as the 3.40 shell does."""
     import csv
     import io
-    if len(args) < 2:
+    csv_mode = sh.mode == "csv"
+    if csv_mode and sh.rowsep == b"\r\n":
+        sh.rowsep = b"\n"   # the 3.40 shell swaps csv's output CRLF for the input's \n, and keeps it
+    skip = 0
+    rest: list[str] = []
+    k = 0
+    while k < len(args):
+        a = args[k]
+        if a == "--csv":
+            csv_mode = True
+        elif a == "--skip" and k + 1 < len(args) and args[k + 1].isdigit():
+            skip = int(args[k + 1])
+            k += 1
+        elif a.startswith("-") and a != "-":
+            await sh.error(f'Error: unknown option "{a}"')
+            return
+        else:
+            rest.append(a)
+        k += 1
+    if len(rest) != 2:
         await sh.error("Usage: .import FILE TABLE")
         return
-    path, table = args[-2], args[-1]
+    path, table = rest
     try:
         fd = await sh.ctx.open(path)
     except KernelError:
-        await sh.error(f"Error: cannot open \"{path}\"")
+        await sh.error(f'Error: cannot open "{path}"')
         return
     try:
         parts: list[bytes] = []
@@ -905,19 +924,29 @@ async def _dot_import(sh: Shell, args: list[str]) -> None:
     finally:
         await sh.ctx.close(fd)
     text = b"".join(parts).decode("utf-8", "surrogateescape")
-    delim = "," if sh.mode == "csv" else sh.colsep.decode() or "|"
-    rows = list(csv.reader(io.StringIO(text), delimiter=delim[0]))
+    if csv_mode:
+        rows = list(csv.reader(io.StringIO(text)))
+    else:
+        sep = sh.colsep.decode("utf-8", "surrogateescape") or "|"
+        rowsep = sh.rowsep.decode("utf-8", "surrogateescape") or "\n"
+        rows = [line.split(sep) for line in text.split(rowsep) if line != ""]
+    rows = rows[skip:]
     if not rows:
         return
-    exists = bool(list(sh.conn.execute("SELECT 1 FROM sqlite_schema WHERE name=?", (table,))))
-    with sh.conn:
-        if not exists:
-            cols = ", ".join(_quote_ident(c) + " TEXT" for c in rows[0])
-            sh.conn.execute(f"CREATE TABLE {_quote_ident(table)}({cols})")
-            rows = rows[1:]
-        for row in rows:
-            marks = ",".join("?" * len(row))
-            sh.conn.execute(f"INSERT INTO {_quote_ident(table)} VALUES({marks})", row)
+    try:
+        exists = bool(list(sh.conn.execute("SELECT 1 FROM sqlite_schema WHERE name=?", (table,))))
+        with sh.conn:
+            if not exists:
+                cols = ", ".join('"' + c.replace('"', '""') + '" TEXT' for c in rows[0])
+                sh.conn.execute(f'CREATE TABLE "{table}"(\n{cols})')
+                rows = rows[1:]
+            ncol = len(list(sh.conn.execute(f"PRAGMA table_info({_quote_ident(table)})")))
+            marks = ",".join("?" * ncol)
+            for row in rows:
+                values: list[str | None] = [*row, *([None] * (ncol - len(row)))][:ncol]
+                sh.conn.execute(f"INSERT INTO {_quote_ident(table)} VALUES({marks})", values)
+    except apsw.Error as e:
+        await sh.error("Error: " + re.sub(r"^\w+Error: ", "", str(e)))
 
 
 async def _dot_help(sh: Shell, args: list[str]) -> None:
