@@ -52,8 +52,73 @@ def _parse(fmt: bytes) -> tuple[Any, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_fast(fmt: bytes) -> tuple[bytes, str] | None:
+    """The whole format as one Python ``bytes %`` format and the kind of each argument
+    (``s`` string, ``d`` integer, ``u`` unsigned integer, ``f`` float, ``c`` character), or None
+    when a conversion needs the general path (``*``, ``%#o``, ``%0.Nd``)."""
+    out = []
+    kinds = []
+    for p in _parse(fmt):
+        if type(p) is bytes:
+            out.append(p.replace(b"%", b"%%"))
+            continue
+        flags, width, prec, c = p
+        if width == b"*" or prec == b"*" or (c == "o" and b"#" in flags) or (
+                c in "diouxX" and prec is not None and b"0" in flags) or (
+                width and int(width) > MAX_WIDTH) or (prec and int(prec) > MAX_WIDTH):
+            return None   # the general path (which also refuses widths past MAX_WIDTH)
+        spec = b"%" + flags + (width or b"") + (b"." + prec if prec is not None else b"")
+        if c == "c":
+            out.append(b"%" + flags.replace(b"0", b"") + (width or b"") + b"s")
+            kinds.append("c")
+        elif c == "s":
+            out.append(spec + b"s")
+            kinds.append("s")
+        elif c in "di":
+            out.append(spec + b"d")
+            kinds.append("d")
+        elif c == "u":
+            out.append(spec + b"d")
+            kinds.append("u")
+        elif c in "oxX":
+            out.append(spec + c.encode())
+            kinds.append("u")
+        else:
+            out.append(spec + (c.encode() if c not in "aA" else b"e"))
+            kinds.append("f")
+    return b"".join(out), "".join(kinds)
+
+
 def sprintf(fmt: bytes, args: list[Any], convfmt: bytes, tostr: Callable[[Any], bytes] | None = None) -> bytes:
     """``sprintf(fmt, args...)``; *tostr* converts a number for ``%s`` (CONVFMT)."""
+    fast = _parse_fast(fmt)
+    if fast is not None and len(args) >= len(fast[1]):
+        vals: list[Any] = []
+        for kind, v in zip(fast[1], args):
+            if kind == "s":
+                if type(v) is float:
+                    v = tostr(v) if tostr else (b"%d" % v if v.is_integer() else b"%.6g" % v)
+                vals.append(v)
+                continue
+            if kind == "c":
+                if type(v) is float:
+                    vals.append(bytes([int(v) & 0xFF]) if v - v == 0.0 else b"\0")
+                else:
+                    vals.append(bytes(v[:1]))
+                continue
+            f = v if type(v) is float else to_num(v)
+            if f - f != 0.0:
+                break          # inf/nan: gawk's spelling, on the general path
+            if kind == "f":
+                vals.append(f)
+            elif kind == "d":
+                vals.append(int(f))
+            else:
+                iv = int(f)
+                vals.append(iv & ((1 << 64) - 1) if iv < 0 else iv)
+        else:
+            return fast[0] % tuple(vals)
     pieces = _parse(fmt)
     out: list[bytes] = []
     k = 0
@@ -135,5 +200,4 @@ def _nonfinite(f: float, flags: bytes, width: bytes | None) -> bytes:
         text = b"-nan" if math.copysign(1.0, f) < 0 else b"+nan"
     else:
         text = b"-inf" if f < 0 else b"+inf"
-    w = int(width) if width else 0
-    return text.ljust(w) if b"-" in flags else text.rjust(w)
+    return text   # gawk prints these whatever the width
