@@ -198,3 +198,13 @@ async def test_two_runs_do_not_share_state() -> None:
     r1 = await _run(["awk", 'BEGIN { CONVFMT = "%.2f"; x = 3.14159; print x "" }'])
     r2 = await _run(["awk", 'BEGIN { x = 3.14159; print x "" }'])
     assert (r1.stdout, r2.stdout) == (b"3.14\n", b"3.14159\n")
+
+
+async def test_backtracking_regex_hits_the_time_limit() -> None:
+    """A pattern re2 cannot take (a count over 1000) runs on the backtracking engine, whose
+    time limit turns a pathological search into one fatal line instead of a hang."""
+    t = time.perf_counter()
+    r = await _run(["awk", "/(a|aa)*(a|aa){1001}b/ { print \"m\" }"], input=b"a" * 3000 + b"\n")
+    assert time.perf_counter() - t < 30
+    assert r.status >> 8 == 2
+    assert "took too long" in _one_line_error(r)
