@@ -200,8 +200,11 @@ COLUMNS: dict[str, Column] = {
     "nlwp": Column("NLWP", 4, True, lambda t, v: str(t.nthreads), lambda t, v: t.nthreads),
     "stime": Column("STIME", 5, False, stime, lambda t, v: t.start_ticks),
     "start_time": Column("START", 5, False, stime, lambda t, v: t.start_ticks),
+    "opri": Column("PRI", 3, True, lambda t, v: str(60 + t.priority), lambda t, v: t.priority),
+    "bsdpri": Column("PRI", 3, True, lambda t, v: str(t.priority), lambda t, v: t.priority),
+    "addr_sz": Column("ADDR SZ", 7, False, lambda t, v: "- " + str(t.vsize // 4096).rjust(5), None),
     "f": Column("F", 1, True, lambda t, v: "0", None),
-    "wchan": Column("WCHAN", 6, False, lambda t, v: "-", None),
+    "wchan": Column("WCHAN", 6, False, lambda t, v: t.wchan, None),
     "psr": Column("PSR", 3, True, lambda t, v: "0", None),
 }
 

@@ -45,6 +45,7 @@ class Task:
     vm_rss_kb: int = 0
     vm_size_kb: int = 0
     cmdline: list[str] = field(default_factory=list)
+    wchan: str = "?"    # read only when a format shows it (``read_wchan``)
 
     @property
     def tty(self) -> str:
@@ -147,6 +148,14 @@ async def read_task(ctx: Any, pid: int | str) -> Task | None:
     if cmdline:
         task.cmdline = [os.fsdecode(a) for a in cmdline.rstrip(b"\0").split(b"\0")]
     return task
+
+
+async def read_wchan(ctx: Any, task: Task) -> None:
+    """WCHAN as procps shows it: ``?`` when /proc/<pid>/wchan cannot be read, ``-`` for 0."""
+    data = await read_file(ctx, f"/proc/{task.pid}/wchan")
+    if data is not None:
+        text = data.decode(errors="replace").strip()
+        task.wchan = "-" if text in ("", "0") else text
 
 
 async def read_tasks(ctx: Any) -> list[Task]:

@@ -16,7 +16,7 @@ from typing import Any
 from kernel.errors import KernelError
 from kernel.programs.common import IdNames, Writer, error
 from kernel.programs.procps_fmt import Field, Layout, View, lookup, zone_of
-from kernel.programs.procps_proc import Task, pid_max, read_machine, read_tasks, self_task
+from kernel.programs.procps_proc import Task, pid_max, read_machine, read_tasks, read_wchan, self_task
 
 USAGE = """
 Usage:
@@ -54,6 +54,13 @@ FMT_DEFAULT = "pid,tname,time,ucmd"
 FMT_FULL = "uid_hack,pid,ppid,c,stime,tname,time,cmd"
 FMT_JOBS = "pid,pgid,sid,tname,time,ucmd"
 FMT_BSD = "pid,tname,stat,bsdtime,args"
+FMT_LONG = "f,s,uid,pid,ppid,c,opri,nice,addr_sz,wchan,tname,time,ucmd"
+FMT_LONG_FULL = "f,s,uid_hack,pid,ppid,c,opri,nice,addr_sz,wchan,stime,tname,time,cmd"
+FMT_LONG_Y = "s,uid,pid,ppid,c,opri,nice,rss,sz,wchan,tname,time,ucmd"
+FMT_EXTRA = "uid_hack,pid,ppid,c,sz,rss,psr,stime,tname,time,cmd"
+FMT_LONG_EXTRA = "f,s,uid_hack,pid,ppid,c,opri,nice,addr_sz,wchan,rss,psr,stime,tname,time,cmd"
+FMT_BSD_LONG = "f,uid,pid,ppid,bsdpri,nice,vsz,rss,wchan,stat,tname,bsdtime,args"
+FMT_BSD_JOBS = "ppid,pid,pgid,sid,tname,tpgid,stat,uid,bsdtime,args"
 FMT_USER = "user,pid,%cpu,%mem,vsz,rss,tname,stat,start_time,bsdtime,args"
 
 
@@ -71,6 +78,9 @@ class Options:
     bsd: bool = False                     # any BSD option seen
     full: bool = False
     jobs: bool = False
+    long: bool = False
+    extra: bool = False                   # -F
+    rss_not_addr: bool = False            # -y
     user_fmt: bool = False
     formats: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
@@ -184,9 +194,15 @@ def parse_args(argv: list[str]) -> Options:
                     o.full = True
                 elif ch == "j":
                     o.jobs = True
+                elif ch == "l":
+                    o.long = True
+                elif ch == "F":
+                    o.extra = True
+                elif ch == "y":
+                    o.rss_not_addr = True
                 elif ch == "w":
                     o.wide = -1 if o.wide else 132
-                elif ch in "HMTLcyNF":
+                elif ch in "HMTLcN":
                     pass
                 elif ch == "h":
                     o.headers = False
@@ -222,6 +238,8 @@ def parse_args(argv: list[str]) -> Options:
                 o.user_fmt = True
             elif ch == "j":
                 o.jobs = True
+            elif ch == "l":
+                o.long = True
             elif ch == "w":
                 o.wide = -1 if o.wide else 132
             elif ch == "h":
@@ -243,6 +261,18 @@ def build_layout(o: Options) -> Layout:
         spec_list = o.formats
     elif o.user_fmt:
         spec_list = [FMT_USER]
+    elif o.bsd and o.long:
+        spec_list = [FMT_BSD_LONG]
+    elif o.bsd and o.jobs:
+        spec_list = [FMT_BSD_JOBS]
+    elif o.long and o.rss_not_addr:
+        spec_list = [FMT_LONG_Y]
+    elif o.long and o.extra:
+        spec_list = [FMT_LONG_EXTRA]
+    elif o.long:
+        spec_list = [FMT_LONG_FULL if o.full else FMT_LONG]
+    elif o.extra:
+        spec_list = [FMT_EXTRA]
     elif o.jobs:
         spec_list = [FMT_JOBS]
     elif o.full:
@@ -376,6 +406,9 @@ async def prog_ps(ctx: Any) -> int:
             layout.max_width = max(layout.max_width, o.wide)
     me = await self_task(ctx)
     tasks = [t for t in await read_tasks(ctx) if _matches(t, o, me, names)]
+    if any(f.key == "wchan" for f in layout.fields):
+        for t in tasks:
+            await read_wchan(ctx, t)
     try:
         tasks = _sort(tasks, o.sort, view)
     except PsError as e:
