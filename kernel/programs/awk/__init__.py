@@ -186,6 +186,7 @@ async def run(ctx: Any, prog: Any, code: interp.Compiler, py: str, operands: lis
 async def _fatal(rt: Runtime, text: str) -> None:
     try:
         await rt.flush_all()
+        await rt.show_warnings()
     except KernelError:
         pass
     await rt.ctx.write_all(2, fsencode(f"awk: cmd. line:1: fatal: {text}\n"))

@@ -92,6 +92,8 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
     def _split_rx(rx: posixre.PosixRegex, text: bytes) -> tuple[list[bytes], list[bytes]]:
         if not text:
             return [], []
+        if not rx.pattern:   # split(s, a, //): one element per character, as with ""
+            return [text[i:i + 1] for i in range(len(text))], [b""] * (len(text) - 1)
         pieces, seplist, last = [], [], 0
         for m in rx.finditer(text):
             a, e = m.start(), m.end()
@@ -233,8 +235,11 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         f = to_num(v)
         if f == 0:
             return -math.inf
-        if f < 0 or f != f:
-            return math.nan
+        if f != f:
+            return f
+        if f < 0:
+            rt.warnings.append(f"log: received negative argument {s(v).decode('latin-1')}")
+            return -math.nan   # as the C library's log: gawk prints "-nan"
         return math.log(f) if f != math.inf else math.inf
 
     def b_exp(v: Any) -> float:
@@ -245,7 +250,10 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
 
     def b_sqrt(v: Any) -> float:
         f = to_num(v)
-        return math.sqrt(f) if f >= 0 else math.nan
+        if f < 0:
+            rt.warnings.append(f"sqrt: received negative argument {s(v).decode('latin-1')}")
+            return -math.nan
+        return math.sqrt(f)
 
     def b_sin(v: Any) -> float:
         f = to_num(v)

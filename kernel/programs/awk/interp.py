@@ -997,7 +997,7 @@ def _pow(a: float, b: float) -> float:
     except ZeroDivisionError:
         return math.inf
     if type(r) is complex:
-        return math.nan
+        return -math.nan   # C's pow gives a negative NaN here, and gawk prints "-nan"
     return r
 
 

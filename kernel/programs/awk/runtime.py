@@ -259,6 +259,7 @@ class Runtime:
         self.seed = 1.0
         self.random = random.Random(1)
         self.prog_has_endfile = False
+        self.warnings: list[str] = []   # from builtins (which cannot write): shown at the end
 
     # -- conversions the compiled code uses (closures over this run's CONVFMT/OFMT) ----------
     def make_helpers(self) -> dict[str, Any]:
@@ -753,10 +754,16 @@ class Runtime:
 
     async def close_all(self) -> None:
         await self.flush_stdout()
+        await self.show_warnings()
         for name in list(self.outputs):
             await self.close(name)
         for name in list(self.inputs):
             await self.close(name)
+
+    async def show_warnings(self) -> None:
+        for w in dict.fromkeys(self.warnings):
+            await self.ctx.write_all(2, fsencode(f"awk: cmd. line:1: warning: {w}\n"))
+        self.warnings.clear()
 
     async def tick(self) -> None:
         """A loop's periodic yield: other processes run, a kill lands."""
