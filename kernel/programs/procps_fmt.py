@@ -250,8 +250,15 @@ class Layout:
     def header(self) -> str:
         return self._line([f.header for f in self.fields])
 
-    def row(self, t: Task, v: View) -> str:
-        return self._line([f.column.render(t, v) for f in self.fields])
+    def row(self, t: Task, v: View, prefix: str = "") -> str:
+        """One process's line; *prefix* (the forest's art) goes before its command."""
+        values = [f.column.render(t, v) for f in self.fields]
+        if prefix:
+            for i, f in enumerate(self.fields):
+                if f.key in ("cmd", "args", "comm", "ucmd", "command", "ucomm"):
+                    values[i] = prefix + values[i]
+                    break
+        return self._line(values)
 
     def _line(self, values: list[str]) -> str:
         parts = []

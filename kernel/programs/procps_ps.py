@@ -91,6 +91,7 @@ class Options:
     commands: list[str] = field(default_factory=list)
     sort: list[str] = field(default_factory=list)
     headers: bool = True
+    forest: str = ""                      # "art" (--forest, f) or "indent" (-H)
     wide: int = 0
     help: bool = False
     version: bool = False
@@ -170,7 +171,9 @@ def parse_args(argv: list[str]) -> Options:
                 kind = {"pid": "pids", "ppid": "ppids", "user": "users", "User": "real_users",
                         "tty": "ttys"}[name]
                 listed(kind, value if eq else take(a, ""))
-            elif name in ("headers", "forest", "cols", "columns", "width"):
+            elif name == "forest":
+                o.forest = "art"
+            elif name in ("headers", "cols", "columns", "width"):
                 if name in ("cols", "columns", "width"):
                     w = value if eq else take(a, "")
                     if not w.isdigit():
@@ -202,7 +205,9 @@ def parse_args(argv: list[str]) -> Options:
                     o.rss_not_addr = True
                 elif ch == "w":
                     o.wide = -1 if o.wide else 132
-                elif ch in "HMTLcN":
+                elif ch == "H":
+                    o.forest = "indent"
+                elif ch in "MTLcN":
                     pass
                 elif ch == "h":
                     o.headers = False
@@ -244,7 +249,9 @@ def parse_args(argv: list[str]) -> Options:
                 o.wide = -1 if o.wide else 132
             elif ch == "h":
                 o.headers = False
-            elif ch in "efcmrS":
+            elif ch == "f":
+                o.forest = "art"
+            elif ch in "ecmrS":
                 pass
             elif ch in "opUt":
                 value = take(ch, a[j:])
@@ -362,6 +369,38 @@ def _sort(tasks: list[Task], keys: list[str], view: View) -> list[Task]:
     return tasks
 
 
+def forest(tasks: list[Task], style: str) -> list[tuple[Task, str]]:
+    """Tasks in tree order with the prefix of their command: procps's ``\\_`` art with
+    ``|`` for ancestors that have later siblings (--forest), or two spaces a level (-H).
+    A task whose parent is not listed is a root (with the art, so are init's children);
+    children keep the listing's order."""
+    shown = {t.pid for t in tasks}
+
+    def is_root(t: Task) -> bool:  # procps's art does not hang init's children off it
+        return t.ppid not in shown or t.ppid == t.pid or (style == "art" and t.ppid == 1)
+
+    kids: dict[int, list[Task]] = {}
+    for t in tasks:
+        if not is_root(t):
+            kids.setdefault(t.ppid, []).append(t)
+    out: list[tuple[Task, str]] = []
+
+    def walk(t: Task, bars: list[bool]) -> None:
+        if style == "indent":
+            prefix = "  " * len(bars)
+        else:
+            prefix = "".join(" |  " if more else "    " for more in bars[:-1]) + (" \\_ " if bars else "")
+        out.append((t, prefix))
+        children = kids.get(t.pid, [])
+        for i, child in enumerate(children):
+            walk(child, bars + [i < len(children) - 1])
+
+    for t in tasks:
+        if is_root(t):
+            walk(t, [])
+    return out
+
+
 async def screen_width(ctx: Any) -> int:
     """COLUMNS, else the terminal's width on a tty; 0 (unlimited) for a pipe or file."""
     env = ctx.getenv("COLUMNS")
@@ -417,8 +456,9 @@ async def prog_ps(ctx: Any) -> int:
     out = Writer(ctx)
     if o.headers and any(f.header for f in layout.fields):
         await out.write(layout.header() + "\n")
-    for t in tasks:
-        await out.write(layout.row(t, view) + "\n")
+    rows = forest(tasks, o.forest) if o.forest else [(t, "") for t in tasks]
+    for t, prefix in rows:
+        await out.write(layout.row(t, view, prefix) + "\n")
     await out.flush()
     return 0 if tasks else 1
 

@@ -174,6 +174,7 @@ PS_CASES = [
     "ps -eo pid=,comm=NAME,args", "ps -e --no-headers -o pid,stat,ucmd", "ps -u root -o pid,user,comm",
     "ps -eo user=USERNAME_LONG,pid,tname,s,sz,c,nlwp,stime", "ps -e -o pid,args --sort=args",
     "ps -e -o comm,pid --sort=comm,-pid", "ps -eo pid,ppid,cmd -ww",
+    "ps -ef --forest", "ps axf", "ps auxf", "ps -ejH", "ps -eH -o pid,args",
     "ps -el", "ps -elf", "ps -eF", "ps -ely", "ps -elF", "ps axl", "ps axj", "ps -eo pid,wchan,opri",
 ]
 
