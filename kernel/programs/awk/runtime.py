@@ -753,12 +753,14 @@ class Runtime:
         return float(await self.reap(pid))
 
     async def close_all(self) -> None:
-        await self.flush_stdout()
-        await self.show_warnings()
+        """At exit, as gawk: redirections are closed (a ``sort`` pipe writes its output now),
+        then what is still buffered for stdout follows."""
         for name in list(self.outputs):
             await self.close(name)
         for name in list(self.inputs):
             await self.close(name)
+        await self.flush_stdout()
+        await self.show_warnings()
 
     async def show_warnings(self) -> None:
         for w in dict.fromkeys(self.warnings):
