@@ -518,19 +518,34 @@ class Runner:
     produced: bool = False
     errors: int = 0
 
-    async def emit(self, value: Any) -> None:
-        self.produced = True
-        self.last = value
+    def render(self, value: Any) -> str:
+        """One result as jq prints it, with its separator."""
         f = self.o.flags
-        if f & {"seq"}:
-            await self.out.write("\x1e")
-        if isinstance(value, str) and ("raw_output" in f or "join_output" in f) and "ascii_output" not in f:
+        if isinstance(value, str) and self.raw_strings:
             text = value
         else:
             text = self.printer.dump(value)
-        await self.out.write(text.encode("utf-8", "replace"))
-        if "join_output" not in f:
-            await self.out.write(b"\n")
+        if "seq" in f:
+            text = "\x1e" + text
+        return text if "join_output" in f else text + "\n"
+
+    @property
+    def raw_strings(self) -> bool:
+        f = self.o.flags
+        return ("raw_output" in f or "join_output" in f) and "ascii_output" not in f
+
+    async def emit(self, value: Any) -> None:
+        self.produced = True
+        self.last = value
+        await self.out.write(self.render(value).encode("utf-8", "replace"))
+
+    async def emit_many(self, values: list[Any]) -> None:
+        """Results of a batch in one write."""
+        if not values:
+            return
+        self.produced = True
+        self.last = values[-1]
+        await self.out.write("".join(map(self.render, values)).encode("utf-8", "replace"))
 
     async def error(self, where: str, msg: str) -> None:
         await self.out.flush()
@@ -701,13 +716,20 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
         args["__vfs_file"] = src.current
         args["__vfs_rest"] = rest or []
         where = "<unknown>" if null else f"{src.current or '<stdin>'}:0"
+        results: list[Any] = []
         if text is not None and as_values:
             value = _loads(text)
             text = None
         try:
+            results = []
             for result in runner.run(program, text, value, args):
-                await runner.emit(result)
+                results.append(result)
+                if len(results) >= 4096:
+                    await runner.emit_many(results)
+                    results = []
+            await runner.emit_many(results)
         except ValueError as e:
+            await runner.emit_many(results)
             msg, halt = _error_text(str(e))
             if halt is not None:
                 raise halt from None
@@ -735,8 +757,48 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
             await run_one(None, first, queue)
             queue = [] if "inputs" in uses else queue[1:]
         return 0
-    async for text, value in values():
-        await run_one(text, value, None)
+    if as_values or raw:
+        async for text, value in values():
+            await run_one(text, value, None)
+        return 0
+    # many small inputs (JSON lines): one library call per batch; its results wait until the
+    # batch is through, and a batch with an error runs again value by value, so the outputs
+    # before the error, the message and the values after it come out as one by one would
+    batch: list[str] = []
+    size = 0
+    batch_file: str | None = None
+
+    async def run_batch() -> None:
+        nonlocal batch, size
+        texts, batch, size = batch, [], 0
+        if len(texts) == 1:
+            await run_one(texts[0], None, None)
+            return
+        args = dict(base_args, __vfs_file=batch_file, __vfs_rest=[])
+        try:
+            results = list(program(args).input_text("\n".join(texts)))
+        except ValueError:
+            for t in texts:
+                await run_one(t, None, None)
+            return
+        await runner.emit_many(results)
+
+    try:
+        async for text, _ in values():
+            assert text is not None
+            if batch and src.current != batch_file:
+                await run_batch()
+            batch_file = src.current
+            batch.append(text)
+            size += len(text)
+            if len(batch) >= 512 or size >= 1 << 20:
+                await run_batch()
+    except ParseError:
+        if batch:
+            await run_batch()   # what came before the bad text is printed first, as jq does
+        raise
+    if batch:
+        await run_batch()
     return 0
 
 

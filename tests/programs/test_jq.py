@@ -83,3 +83,22 @@ def test_halt_error_status_and_message() -> None:
 ])
 def test_number_layout_is_jq_16s(value: float, text: str) -> None:
     assert format_number(value) == text
+
+
+def test_many_inputs_keep_order_around_an_error() -> None:
+    """JSON lines go to the library in batches; an error in a batch still comes out in place."""
+    lines = b"".join(b'{"a": %d}\n' % i if i != 700 else b"5\n" for i in range(1500))
+    status, out, err = run(["jq", ".a"], lines)
+    assert status == 5 and err.count(b"\n") == 1
+    assert out.split(b"\n")[:-1] == [b"%d" % i for i in range(1500) if i != 700]
+
+
+def test_halt_in_the_middle_of_many_inputs() -> None:
+    lines = b"".join(b"%d\n" % i for i in range(1000))
+    status, out, _ = run(["jq", "if . == 600 then halt else . end"], lines)
+    assert status == 0 and out.split(b"\n")[:-1] == [b"%d" % i for i in range(600)]
+
+
+def test_parse_error_after_many_values_prints_them_first() -> None:
+    status, out, err = run(["jq", "-c", "."], b"[1]\n" * 300 + b"{bad")
+    assert status == 4 and out == b"[1]\n" * 300 and err.startswith(b"parse error")
