@@ -299,6 +299,7 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         return float(int(time.time()))
 
     def b_mktime(spec: Any, utc: Any = None) -> float:
+        """``mktime("YYYY MM DD HH MM SS")``: out-of-range parts carry over, as C's mktime."""
         parts = s(spec).split()
         try:
             y, mo, d, h, mi, sec = (int(p) for p in parts[:6])
@@ -306,22 +307,15 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
             return -1.0
         tz = timezone.utc if utc is not None and to_num(utc) else zone()
         try:
-            base = datetime(y, 1, 1, tzinfo=tz)
-            from datetime import timedelta
-            dt = base + timedelta(days=0)
-            dt = datetime(y, 1, 1, 0, 0, 0, tzinfo=tz)
-            import calendar
-            mo0 = mo - 1
-            y2 = y + mo0 // 12
-            mo0 %= 12
-            days = (datetime(y2, mo0 + 1, 1) - datetime(1970, 1, 1)).days + d - 1
+            y += (mo - 1) // 12
+            mo = (mo - 1) % 12 + 1
+            days = (datetime(y, mo, 1) - datetime(1970, 1, 1)).days + d - 1
             secs = days * 86400 + h * 3600 + mi * 60 + sec
             if tz is not timezone.utc:
                 off = datetime.fromtimestamp(secs, timezone.utc).astimezone(tz).utcoffset()
                 secs -= int(off.total_seconds()) if off else 0
-            del dt, base, calendar
             return float(secs)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, OSError):
             return -1.0
 
     def _ival(v: Any) -> int:

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Callable
 
-from kernel.programs.awk.values import AwkFatal, to_num
+from kernel.programs.awk.values import AwkFatal, StrNum, looks_numeric, to_num
 
 _SPEC = re.compile(rb"%([-+ #0']*)(\*|[0-9]+)?(?:\.(\*|[0-9]*))?(hh|h|ll|l|L|q|j|z|t)?(.?)", re.S)
 #: Widths and precisions past this are refused: a format must not allocate gigabytes.
@@ -102,6 +102,8 @@ def sprintf(fmt: bytes, args: list[Any], convfmt: bytes, tostr: Callable[[Any], 
                 vals.append(v)
                 continue
             if kind == "c":
+                if type(v) is StrNum and looks_numeric(v):
+                    v = to_num(v)   # "65" from input is a number: %c gives "A"
                 if type(v) is float:
                     vals.append(bytes([int(v) & 0xFF]) if v - v == 0.0 else b"\0")
                 else:
@@ -163,6 +165,8 @@ def _one(spec: bytes, flags: bytes, width: bytes | None, prec: bytes | None, c: 
             s = bytes(v)
         return (spec + b"s") % s
     if c == "c":
+        if type(v) is StrNum and looks_numeric(v):
+            v = to_num(v)
         if type(v) is float:
             code = int(v) if v - v == 0.0 else 0
             ch = bytes([code & 0xFF])   # the C locale: one byte
