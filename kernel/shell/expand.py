@@ -57,8 +57,14 @@ class ExpansionError(Exception):
 
 
 class FatalExpansion(ExpansionError):
-    """An error that ends a non-interactive shell (``bad substitution``, ``${x:?}``,
-    ``set -u``), as bash does."""
+    """An error that ends a non-interactive shell (``${x:?}``, ``set -u``), as bash does.
+
+    ``line_only``: bash (not in POSIX mode) abandons just the current top-level command and
+    reads on (``$((1/0))``, a bad substitution, a negative substring length)."""
+
+    def __init__(self, message: str, status: int = 1, line_only: bool = False) -> None:
+        super().__init__(message, status)
+        self.line_only = line_only
 
 
 class ArithAdapter:
@@ -222,7 +228,7 @@ class Expander:
             if type(p) is Lit or type(p) is SQ:
                 return p.text
             if type(p) is ArithSub:
-                return str(await self.arith_word(p.expr))
+                return str(await self.arith_subst(p.expr))
         chunks: list = []
         await self._parts(parts, chunks, False, assign=True)
         return "".join(" " if c is _BREAK else c[0] for c in chunks if c is not _FORCE)
@@ -233,7 +239,8 @@ class Expander:
         await self._parts(w.parts, chunks, False, assign=True)
         out = []
         for c in chunks:
-            if c is _BREAK:
+            if c is _BREAK:  # between the fields of "$@": joined by a space
+                out.append(" ")
                 continue
             text, quoted, _exp = c
             out.append(_escape(text) if quoted else text)
@@ -242,7 +249,7 @@ class Expander:
     async def expand_regex(self, w: Word) -> tuple[str, list[tuple[str, bool]]]:
         chunks: list = []
         await self._parts(w.parts, chunks, False, assign=True)
-        return "", [(c[0], c[1]) for c in chunks if c is not _BREAK]
+        return "", [(" ", True) if c is _BREAK else (c[0], c[1]) for c in chunks]
 
     async def _expand_full(self, w: Word) -> list[str]:
         chunks: list = []
@@ -363,7 +370,7 @@ class Expander:
             elif t is Param:
                 await self._param(p, out, in_dq, assign)
             elif t is ArithSub:
-                out.append((str(await self.arith_word(p.expr)), in_dq, True))
+                out.append((str(await self.arith_subst(p.expr)), in_dq, True))
             elif t is CmdSub:
                 text = await self.command_subst(p)
                 out.append((text, in_dq, True))
@@ -391,7 +398,23 @@ class Expander:
             return old if old is not None else "~-"
         if user == "root":
             return "/root"
+        if user.lstrip("+-").isdigit() and len(user) - len(user.lstrip("+-")) <= 1:
+            # ~N ~+N ~-N: entries of the directory stack (``dirs -l +N`` / ``-N``)
+            stack = [st.get("PWD") or self.ctx.getcwd()] + list(st.dirstack)
+            n = int(user.lstrip("+-"))
+            if user.startswith("-"):
+                n = len(stack) - 1 - n
+            if 0 <= n < len(stack):
+                return stack[n]
         return "~" + user
+
+    async def arith_subst(self, w: Word) -> int:
+        """``$(( ))``: its errors abandon the current top-level command (see FatalExpansion)."""
+        try:
+            return await self.arith_word(w)
+        except FatalExpansion as e:
+            e.line_only = True
+            raise
 
     async def arith_word(self, w: Word) -> int:
         parts = w.parts
@@ -499,11 +522,11 @@ class Expander:
         op = p.op
         name = p.name
         if op == "bad":
-            raise FatalExpansion(f"${{{_word_text(p.arg) if p.arg else name}}}: bad substitution", 1)
+            raise FatalExpansion(f"${{{_word_text(p.arg) if p.arg else name}}}: bad substitution", 1, line_only=True)
         if op in ("prefix*", "prefix@"):
             names = sorted(k for s in self.st.scopes for k, v in s.items() if k.startswith(name) and v.value is not None)
             names = sorted(set(names))
-            self._emit_list(names, out, in_dq, op == "prefix*")
+            self._emit_list(names, out, in_dq, op == "prefix*", assign)
             return
         if op == "keys":
             v = self.st.lookup(name)
@@ -511,7 +534,7 @@ class Expander:
             if v is not None and v.value is not None:
                 keys = [str(k) for k in (sorted(v.value) if v.kind == "a" else v.value)] if v.kind != "s" else ["0"]
             star = _word_text(p.subscript) == "*"
-            self._emit_list(keys, out, in_dq, star)
+            self._emit_list(keys, out, in_dq, star, assign)
             return
         if p.indirect:
             ref = await self._scalar(name, p.subscript)
@@ -521,10 +544,10 @@ class Expander:
                 ref = ""
             if not ref:
                 if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,", "@"):
-                    raise FatalExpansion(f"{name}: invalid indirect expansion", 1)
+                    raise FatalExpansion(f"{name}: invalid indirect expansion", 1, line_only=True)
             target = _indirect_param(p, ref)
             if target is None:
-                raise FatalExpansion(f"{ref}: invalid variable name", 1)
+                raise FatalExpansion(f"{ref}: invalid variable name", 1, line_only=True)
             p = target
             name = p.name
         values, is_list = self._positional_or_array(p)
@@ -545,19 +568,19 @@ class Expander:
             if op is None:
                 if unset and self.st.options.get("nounset") and p.name not in ("@", "*"):
                     self._unbound(p)
-                self._emit_list(values, out, in_dq, star)
+                self._emit_list(values, out, in_dq, star, assign)
                 return
             if op in (":-", "-", ":=", "=", ":?", "?", ":+", "+"):
                 empty = unset or (op[0] == ":" and (len(values) == 1 and values[0] == "" or
                                                    (star and self._join_star(values) == "")))
                 if op in ("-", "=", "?", "+"):
                     empty = unset
-                await self._default_op(p, op, empty, lambda: self._emit_list(values, out, in_dq, star), out, in_dq)
+                await self._default_op(p, op, empty, lambda: self._emit_list(values, out, in_dq, star, assign), out, in_dq)
                 return
             newvals = [await self._apply_op(p, v) for v in values]
             if op == ":":
                 newvals = await self._slice_list(p, values)
-            self._emit_list(newvals, out, in_dq, star)
+            self._emit_list(newvals, out, in_dq, star, assign)
             return
         val = await self._scalar(name, p.subscript)
         if op is None:
@@ -644,7 +667,13 @@ class Expander:
             value = str(self.arith_eval(value))
         self.st.set(name, value)
 
-    def _emit_list(self, values: list[str], out: list, in_dq: bool, star: bool) -> None:
+    def _emit_list(self, values: list[str], out: list, in_dq: bool, star: bool, assign: bool = False) -> None:
+        if assign and not in_dq:
+            # no field splitting here (an assignment, a [[ ]] operand): $* joins with IFS's
+            # first character, $@ with a space, as bash does
+            if values:
+                out.append((self._join_star(values) if star else " ".join(values), False, True))
+            return
         if in_dq:
             if star:
                 out.append((self._join_star(values), True, True))
@@ -655,13 +684,16 @@ class Expander:
                 out.append((v, True, True))
             return
         ifs = self.st.get("IFS")
-        for i, v in enumerate(values):
-            if i:
-                if star and ifs == "":
+        if ifs == "":  # no splitting: each value its own field (empty ones dropped)
+            for i, v in enumerate(values):
+                if i:
                     out.append(_BREAK)
-                else:
-                    out.append(_BREAK)
-            out.append((v, False, True))
+                out.append((v, False, True))
+            return
+        # unquoted: the values joined by IFS's first character, then split like any unquoted
+        # expansion, which is how bash keeps the empty ones with a non-blank IFS (``a::b``)
+        if values:
+            out.append(((" " if ifs is None else ifs[0]).join(values), False, True))
 
     async def _slice_list(self, p: Param, values: list[str]) -> list[str]:
         off = await self.arith_word(p.arg) if p.arg is not None and p.arg.parts else 0
@@ -675,7 +707,7 @@ class Expander:
         if p.arg2 is not None:
             ln = await self.arith_word(p.arg2) if p.arg2.parts else 0
             if ln < 0:
-                raise FatalExpansion(f"{ln}: substring expression < 0", 1)
+                raise FatalExpansion(f"{ln}: substring expression < 0", 1, line_only=True)
             return values[off:off + ln]
         return values[off:]
 
@@ -706,7 +738,7 @@ class Expander:
                 if ln < 0:
                     end = n + ln
                     if end < off:
-                        raise FatalExpansion(f"{ln}: substring expression < 0", 1)
+                        raise FatalExpansion(f"{ln}: substring expression < 0", 1, line_only=True)
                     return val[off:end]
                 return val[off:off + ln]
             return val[off:]
@@ -746,8 +778,8 @@ class Expander:
                     ("r" if v.readonly else "") + ("x" if v.exported else "")
             if what == "K":
                 return shell_quote(val)
-            raise FatalExpansion(f"${{{p.name}@{what}}}: bad substitution", 1)
-        raise FatalExpansion(f"${{{p.name}}}: bad substitution", 1)
+            raise FatalExpansion(f"${{{p.name}@{what}}}: bad substitution", 1, line_only=True)
+        raise FatalExpansion(f"${{{p.name}}}: bad substitution", 1, line_only=True)
 
     # hooks the interpreter provides
     async def command_subst(self, node: CmdSub) -> str:  # pragma: no cover - overridden

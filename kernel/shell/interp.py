@@ -134,6 +134,11 @@ class ExitShell(ControlFlow):
         self.status = status
 
 
+class AbortCommand(ExitShell):
+    """bash's "discard the current top-level command": ``run_source`` goes on with the next
+    one; anywhere else (a subshell, ``$( )``) it ends the process like ``exit``."""
+
+
 class LimitExceeded(ExitShell):
     """A resource limit: the message is printed once and the shell exits non-zero."""
 
@@ -278,7 +283,11 @@ class Shell(Expander):
                 return status
             if self.st.options.get("noexec"):
                 continue
-            status = await self.exec_list(node)
+            try:
+                status = await self.exec_list(node)
+            except AbortCommand as e:
+                # bash reads on after the command an arithmetic or substitution error ended
+                status = self.st.last_status = e.status
 
     async def read_script(self, fd: int) -> str:
         """A script's text from *fd*, read no further than the script size limit allows
@@ -1061,6 +1070,8 @@ class Shell(Expander):
     async def _expansion_failed(self, e: ExpansionError) -> int:
         await self.error(e.message)
         if isinstance(e, FatalExpansion) and not self.st.interactive:
+            if e.line_only and not self.st.posix:
+                raise AbortCommand(e.status)
             raise ExitShell(self.fatal_status(e))
         return e.status
 
