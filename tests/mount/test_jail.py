@@ -250,7 +250,7 @@ def test_ctrl_z_stops_the_real_process_and_fg_continues_it(jail, refusal):
     run(jail, refusal, f"{BB} true")
     keys = [f"{BB} sleep 4\r", "\x1a", "for f in /proc/[0-9]*/status; do grep State $f; done\r", "fg\r", "<wait>",
             "<wait>", "echo marker $?\r", "exit\r"]
-    r = jail.terminal(["bash", "-i"], keys, pause=1.5)
+    r = jail.terminal(["bash", "-i"], keys, pause=2.0, timeout=60)
     screen = r["screen"].replace("\r\n", "\n")
     assert "Stopped" in screen, screen
     assert "State:\tT (stopped)" in screen, screen  # the kernel process of the stopped real one
@@ -260,7 +260,7 @@ def test_ctrl_z_stops_the_real_process_and_fg_continues_it(jail, refusal):
 def test_memory_of_the_real_process_shows_in_the_sandbox_proc(jail, refusal):
     run(jail, refusal, f"{BB} true")
     jail.install_python("os")
-    find = (f"for i in $({BB} seq 100); do for d in /proc/[0-9]*; do "
+    find = (f"for i in $({BB} seq 300); do for d in /proc/[0-9]*; do "
             f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in '/usr/bin/python3 '*) bp=${{d#/proc/}};; esac; done; "
             f"[ -n \"$bp\" ] && break; {BB} usleep 50000; done")
     r = jail.run(f"python3 -I -S -c \"b = b'x' * (80 << 20); import time; time.sleep(4)\" & {find}; "
@@ -307,3 +307,14 @@ def test_builtin_writes_are_seen_at_once_by_real_programs(jail, refusal):
                            f"{BB} wc -l < /tmp/grow.txt; done; rm /tmp/grow.txt; {BB} ls /tmp/grow.txt 2>&1")
     assert r.stdout.split("\n")[:5] == ["1", "2", "3", "4", "5"], r.stdout
     assert "No such file" in r.stdout
+
+
+def test_a_background_real_process_outlives_the_shell_that_started_it(jail, refusal):
+    """bwrap's --die-with-parent follows the *thread* that forked it: the jail must be forked by
+    the daemon's long-lived thread, not a worker trio retires (it was killed at once)."""
+    run(jail, refusal, f"{BB} true")
+    r = jail.run(f"exec >/dev/null 2>&1; {BB} sleep 3 &")
+    assert r.code == 0
+    time.sleep(1.5)
+    r = jail.run("ps -eo args")
+    assert f"{BB} sleep 3" in r.stdout, r.stdout

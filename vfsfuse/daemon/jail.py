@@ -182,10 +182,41 @@ def bwrap_args(spec: NativeSpec, root_fd: int, seccomp_fd: int, info_fd: int) ->
 
 
 @dataclass(eq=False)
+class Child:
+    """The bwrap process, started from the event loop's own thread.
+
+    Not ``trio.lowlevel.open_process``: that forks in a worker thread, and bwrap's
+    ``--die-with-parent`` (PR_SET_PDEATHSIG) fires when the *thread* that forked it ends, so a
+    jail died with SIGKILL whenever trio retired that idle worker.  The main thread lives as
+    long as the daemon; waiting is on a pidfd."""
+
+    popen: subprocess.Popen[bytes]
+    pidfd: int
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    async def wait(self) -> int:
+        while self.popen.poll() is None:
+            await trio.lowlevel.wait_readable(self.pidfd)
+        return self.popen.returncode
+
+    def close(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+
+@dataclass(eq=False)
 class JailProcess:
     """One running jail (the kernel's ``NativeProcess``)."""
 
-    process: trio.Process
+    process: Child
     streams: NativeStreams
     init_pid: int | None = None        # host pid of bwrap's init in the jail's pid namespace
     pidfd: int | None = None           # the real program (bwrap's init's child)
@@ -249,6 +280,7 @@ class JailProcess:
         for s in (self.streams.stdin, self.streams.stdout, self.streams.stderr, *self.streams.extra):
             if s is not None:
                 await s.aclose()
+        self.process.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
@@ -375,11 +407,12 @@ class JailLauncher:
             argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd), "--",
                     spec.path, *spec.argv[1:]]
             root = os.geteuid() == 0
-            process = await trio.lowlevel.open_process(
+            popen = subprocess.Popen(
                 argv, stdin=child_stdio[0], stdout=child_stdio[1], stderr=child_stdio[2],
                 pass_fds=(root_fd, seccomp_fd, info_w, args_fd), close_fds=True, env={},
                 start_new_session=True, user=uid if root else None, group=gid if root else None,
                 extra_groups=[] if root else None)
+            process = Child(popen, os.pidfd_open(popen.pid))
         except OSError as err:
             for fd in mine + keep:
                 _close(fd)
@@ -415,7 +448,7 @@ async def _read_child_pid(info: trio.lowlevel.FdStream) -> int | None:
     return None
 
 
-async def _open_command(init_pid: int, process: trio.Process) -> int | None:
+async def _open_command(init_pid: int, process: Child) -> int | None:
     """A pidfd of the command (the child of bwrap's init), waited for briefly."""
     for _ in range(400):
         pid = _first_child(init_pid)
