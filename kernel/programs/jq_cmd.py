@@ -65,6 +65,8 @@ PRELUDE = (
     "def input_filename: $__vfs_file; "
     "def inputs: $__vfs_rest[]; "
     "def input: if ($__vfs_rest | length) > 0 then $__vfs_rest[0] else error(\"No more inputs\") end; "
+    "def __vfs_input($k): if ($__vfs_rest | length) > $k then $__vfs_rest[$k] "
+    "else error(\"No more inputs\") end; "
     "def halt: error({\"__vfs_halt\": 0}); "
     "def halt_error($code): error({\"__vfs_halt\": $code, \"value\": .}); "
     "def halt_error: halt_error(5); "
@@ -85,6 +87,50 @@ _USES_INPUT = re.compile(r"(?<![\w$])inputs?(?!\w)")
 
 PARSE_ERROR_STATUS = 4  # what the host's jq 1.6 exits with on input that is not JSON (1.7: 2)
 _STRINGIFIES = re.compile(r"tostring|tojson|@|\\\(|join|ascii|implode|splits|test|match|capture|scan|sub")
+
+
+_INPUT_SITE = re.compile(r"(?<![\w$.])input(?![\w])(?!\s*:)")
+
+
+def number_input_sites(filt: str) -> tuple[str, int]:
+    """Each ``input`` call of the filter (outside strings and comments) becomes
+    ``__vfs_input(k)``, the k-th value after the current one: the library has no input
+    callback, and this keeps the common ``input as $a | input as $b`` right (an ``input``
+    reached again in a loop sees the same value)."""
+    out: list[str] = []
+    count = 0
+    i, n = 0, len(filt)
+    code_start = 0
+
+    def flush_code(end: int) -> None:
+        nonlocal count
+        piece = filt[code_start:end]
+
+        def site(_: re.Match[str]) -> str:
+            nonlocal count
+            count += 1
+            return f"__vfs_input({count - 1})"
+
+        out.append(_INPUT_SITE.sub(site, piece))
+
+    while i < n:
+        ch = filt[i]
+        if ch == '"' or ch == "#":
+            flush_code(i)
+            j = i + 1
+            if ch == "#":
+                while j < n and filt[j] != "\n":
+                    j += 1
+            else:
+                while j < n and filt[j] != '"':
+                    j += 2 if filt[j] == "\\" else 1
+                j += 1
+            out.append(filt[i:j])
+            i = code_start = j
+            continue
+        i += 1
+    flush_code(n)
+    return "".join(out), count
 
 
 class Usage(Exception):
@@ -517,6 +563,7 @@ class Runner:
     last: Any = None
     produced: bool = False
     errors: int = 0
+    input_sites: int = 0
 
     def render(self, value: Any) -> str:
         """One result as jq prints it, with its separator."""
@@ -633,7 +680,8 @@ async def main(ctx: Any) -> int:
     base_args: dict[str, Any] = dict(o.named)
     base_args["ARGS"] = {"positional": o.positional, "named": dict(o.named)}
     base_args["__vfs_env"] = env
-    source_text = PRELUDE + filt
+    numbered, sites = number_input_sites(filt)
+    source_text = PRELUDE + numbered
     check_args = dict(base_args, __vfs_file=None, __vfs_rest=[])
     try:
         libjq.compile(source_text, args=check_args)
@@ -657,6 +705,7 @@ async def main(ctx: Any) -> int:
         return hit
 
     uses = {m.group(0) for m in _USES_INPUT.finditer(filt)}
+    runner.input_sites = sites
     src = Source(ctx, o.files, "raw_input" in f)
     status = 0
     try:
@@ -750,12 +799,12 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
         await run_one(None, None, rest, null=True)
         return 0
     if uses:
-        # inputs takes the rest of the stream; input (one call per run, as it is mostly used) one value
+        # inputs takes the rest of the stream; each input call site one value
         queue = [_loads(t) if t is not None else v async for t, v in values()]
         while queue:
             first, queue = queue[0], queue[1:]
             await run_one(None, first, queue)
-            queue = [] if "inputs" in uses else queue[1:]
+            queue = [] if "inputs" in uses else queue[max(runner.input_sites, 1):]
         return 0
     if as_values or raw:
         async for text, value in values():
