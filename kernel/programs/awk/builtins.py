@@ -108,8 +108,9 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
     repl_cache: dict[bytes, posixre.Replacement] = {}
 
     def sub_repl(repl: bytes) -> posixre.Replacement:
-        """gawk's rules for sub/gsub (``&`` is the match, ``\\&`` a literal &, ``\\\\`` a
-        backslash) as a posixre Replacement, so posixre's whole-match fast paths apply."""
+        """gawk's rules for sub/gsub (``&`` is the match, ``\\&`` a literal &, ``\\\\&`` a
+        backslash and the match, any other backslash itself) as a posixre Replacement, so
+        posixre's whole-match fast paths apply."""
         got = repl_cache.get(repl)
         if got is not None:
             return got
@@ -120,8 +121,12 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         i, n = 0, len(repl)
         while i < n:
             c = repl[i]
-            if c == 92 and i + 1 < n and repl[i + 1] in (38, 92):
-                lit.append(repl[i + 1])
+            if c == 92 and i + 1 < n and repl[i + 1] == 38:
+                lit.append(38)          # \& is a literal &
+                i += 2
+                continue
+            if c == 92 and repl[i + 1:i + 3] == b"\\&":
+                lit.append(92)          # \\& is a backslash, then the match
                 i += 2
                 continue
             if c == 38:
