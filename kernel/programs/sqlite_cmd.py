@@ -1133,7 +1133,12 @@ async def main(ctx: Any) -> int:
         if path is not None and not readonly:
             data = conn.serialize("main") or b""
             if data != original:
-                await _store(ctx, path, data)
+                try:
+                    await _store(ctx, path, data)
+                except KernelError as e:
+                    await ctx.write_all(2, fsencode(f'Error: cannot write the database back to "{path}": '
+                                                    f"{strerror(e)}\n"))
+                    arg_status = arg_status or 1
         conn.close()
     return arg_status or sh.status
 

@@ -172,3 +172,12 @@ def test_on_a_terminal_it_prompts() -> None:
     out = out.split(b".quit\n", 1)[1]   # what came before is the terminal's echo of the input
     assert out.startswith(b"SQLite version ")
     assert out.endswith(b"Connected to a transient in-memory database.\nsqlite>    ...> 42\nsqlite> ")
+
+
+def test_database_that_is_a_directory_is_one_line() -> None:
+    async def t(kernel: Kernel) -> None:
+        await kernel.vfs.mkdir("/w/db")
+        status, _, err = await sql(kernel, "db", "create table u(x)")
+        assert status == 1 and err.count(b"\n") == 1
+        assert b"internal error" not in err and b"Traceback" not in err
+    sandbox(t)
