@@ -34,7 +34,8 @@ class JailMount:
     proc: subprocess.Popen
 
     @classmethod
-    def start(cls, base: Path, name: str, *, allow_other: bool = True) -> "JailMount":
+    def start(cls, base: Path, name: str, *, allow_other: bool = True,
+              max_processes: int | None = None) -> "JailMount":
         from vfsfuse.storage.store import create_store
 
         store, mnt = base / f"{name}-store", base / f"{name}-mnt"
@@ -44,6 +45,8 @@ class JailMount:
         args = [sys.executable, str(HERE / "serve_jail.py"), str(store), str(mnt)]
         if not allow_other:
             args.append("--no-allow-other")
+        if max_processes is not None:
+            args += ["--max-processes", str(max_processes)]
         env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "jail-runtime"))
         os.makedirs(env["VFSFUSE_RUNTIME_DIR"], exist_ok=True)
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -4,7 +4,7 @@ One JSON request per line on stdin: ``{"argv": [...], "input": "...", "timeout":
 answer per line on stdout: ``{"status": wait status, "code": $?, "stdout", "stderr"}`` or
 ``{"error": "CODE: message"}``.  Commands run through the daemon's own kernel (``Kernel.run``),
 so ELF files start in the jail exactly as from a session's shell.
-Usage: python serve_jail.py STORE MOUNTPOINT
+Usage: python serve_jail.py STORE MOUNTPOINT [--no-allow-other] [--max-processes N]
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from vfsfuse.daemon.serve import Daemon
 
 
 class JailTestDaemon(Daemon):
+    max_processes: int | None = None
+
     async def _after_mount(self) -> None:
         await super()._after_mount()
+        if self.max_processes is not None and self.kernel is not None:
+            self.kernel.limits.max_processes = self.max_processes
         stdin = trio.lowlevel.FdStream(0)
         buf = b""
         while True:
@@ -81,5 +85,9 @@ class JailTestDaemon(Daemon):
 
 
 if __name__ == "__main__":
-    config = MountConfig(mountpoint=sys.argv[2], store=sys.argv[1], allow_other=sys.argv[3:] != ["--no-allow-other"])
-    JailTestDaemon(config, lambda: print("ready", flush=True)).run()
+    opts = sys.argv[3:]
+    config = MountConfig(mountpoint=sys.argv[2], store=sys.argv[1], allow_other="--no-allow-other" not in opts)
+    daemon = JailTestDaemon(config, lambda: print("ready", flush=True))
+    if "--max-processes" in opts:
+        daemon.max_processes = int(opts[opts.index("--max-processes") + 1])
+    daemon.run()

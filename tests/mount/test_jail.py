@@ -318,3 +318,20 @@ def test_a_background_real_process_outlives_the_shell_that_started_it(jail, refu
     time.sleep(1.5)
     r = jail.run("ps -eo args")
     assert f"{BB} sleep 3" in r.stdout, r.stdout
+
+
+def test_a_fork_flood_stops_at_the_process_limit(world_base):
+    """RLIMIT_NPROC is the kernel's process limit; it counts the jail's host user, so the flood
+    stops at it (other jails of that user running at the same time count too: at most)."""
+    if not busybox_is_static():
+        pytest.skip("needs a static /bin/busybox")
+    jm = JailMount.start(world_base, f"nproc{os.getpid()}", max_processes=40)
+    try:
+        jm.install_busybox(BB)
+        refusal = probe(JailConfig(jm.path))
+        flood = "i=0; while [ $i -lt 120 ]; do sleep 3 & echo started; i=$((i+1)); done; wait"
+        r = run(jm, refusal, f"{BB} sh -c '{flood}' 2>&1", timeout=60)
+        started = r.stdout.count("started")
+        assert "can't fork" in r.stdout and 0 < started < 40, r.stdout[-300:]
+    finally:
+        jm.close()
