@@ -208,3 +208,13 @@ async def test_backtracking_regex_hits_the_time_limit() -> None:
     assert time.perf_counter() - t < 30
     assert r.status >> 8 == 2
     assert "took too long" in _one_line_error(r)
+
+
+async def test_long_expressions_compile_flat() -> None:
+    """A 2,000-term sum (generated scripts do this) compiles without deep recursion; absurd
+    nesting is one fatal line, not a crash."""
+    r = await _run(["awk", "BEGIN { x = " + " + ".join(["1"] * 2000) + "; print x }"])
+    assert r.stdout == b"2000\n", r.stderr
+    r = await _run(["awk", "BEGIN { x = " + "(" * 3000 + "1" + ")" * 3000 + "; print x }"])
+    assert r.status >> 8 == 2
+    _one_line_error(r)

@@ -439,9 +439,19 @@ class Compiler:
                 else:
                     parts.append(self.str_(x))
             return "(" + " + ".join(parts) + ")", "str"
-        lc, rc = self.num(e.left), self.num(e.right)
         if op in ("+", "-", "*"):
-            return f"({lc} {op} {rc})", "num"
+            # a chain (a + b - c ...) is emitted flat: no recursion per term, no nested parens
+            family = ("+", "-") if op in ("+", "-") else ("*",)
+            terms: list[tuple[str, n.Expr]] = []
+            x: n.Expr = e
+            while isinstance(x, n.Binary) and x.op in family:
+                terms.append((x.op, x.right))
+                x = x.left
+            parts = [self.num(x)]
+            for o, t in reversed(terms):
+                parts.append(f"{o} {self.num(t)}")
+            return "(" + " ".join(parts) + ")", "num"
+        lc, rc = self.num(e.left), self.num(e.right)
         if op == "/":
             return f"_div({lc}, {rc})", "num"
         if op == "%":
