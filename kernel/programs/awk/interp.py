@@ -443,11 +443,11 @@ class Compiler:
             # a chain (a + b - c ...) is emitted flat: no recursion per term, no nested parens
             family = ("+", "-") if op in ("+", "-") else ("*",)
             terms: list[tuple[str, n.Expr]] = []
-            x: n.Expr = e
-            while isinstance(x, n.Binary) and x.op in family:
-                terms.append((x.op, x.right))
-                x = x.left
-            parts = [self.num(x)]
+            left: n.Expr = e
+            while isinstance(left, n.Binary) and left.op in family:
+                terms.append((left.op, left.right))
+                left = left.left
+            parts = [self.num(left)]
             for o, t in reversed(terms):
                 parts.append(f"{o} {self.num(t)}")
             return "(" + " ".join(parts) + ")", "num"
