@@ -389,8 +389,8 @@ class Runtime:
 
     def get0(self) -> bytes:
         if self.dirty:
-            assert self.fields is not None
-            self.rec = self.ofs.join(self.fields)
+            if self.fields is not None:   # None: a new record came since (the batch loop
+                self.rec = self.ofs.join(self.fields)   # skips the flag when nothing sets it)
             self.dirty = False
         return self.rec
 
