@@ -48,6 +48,7 @@ SPEC = Spec("jq", "[OPTIONS] FILTER [FILES...]",
     Opt(None, "tab", help="use tabs for indentation"),
     Opt(None, "indent", arg="n", help="use n spaces for indentation (max 7 spaces)"),
     Opt(None, "seq", help="use the application/json-seq MIME type scheme"),
+    Opt(None, "stream", help="parse the input in streaming fashion"),
     Opt(None, "arg", arg="name value", help="set $name to the string value"),
     Opt(None, "argjson", arg="name value", help="set $name to the JSON value"),
     Opt(None, "slurpfile", arg="name file", help="set $name to an array of JSON values read from the file"),
@@ -746,6 +747,7 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
     raw = "raw_input" in f
     slurp = "slurp" in f
     null_input = "null_input" in f
+    stream = "stream" in f   # each value as [path, leaf] events (built whole, then split)
     # numbers the filter may turn into text go in as doubles, so tostring prints 1.6's digits
     as_values = bool(_STRINGIFIES.search(runner.o.filter or ""))
 
@@ -756,6 +758,11 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
         elif raw:
             parts = [t async for t in src.texts()]
             yield None, "".join(parts)
+        elif stream:
+            to_stream = libjq.compile("tostream")
+            async for text in src.texts():
+                for event in to_stream.input_text(text):
+                    yield None, event
         else:
             async for text in src.texts():
                 yield text, None
@@ -789,7 +796,7 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
             whole = [v async for _, v in values()]
             await run_one(None, whole[0] if whole else "", None)
         else:
-            items = [_loads(t) async for t, _ in values() if t is not None]
+            items = [_loads(t) if t is not None else v async for t, v in values()]
             await run_one(None, items, None)
         return 0
     if null_input:
@@ -806,7 +813,7 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
             await run_one(None, first, queue)
             queue = [] if "inputs" in uses else queue[max(runner.input_sites, 1):]
         return 0
-    if as_values or raw:
+    if as_values or raw or stream:
         async for text, value in values():
             await run_one(text, value, None)
         return 0
