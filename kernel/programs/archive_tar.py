@@ -59,6 +59,8 @@ SPEC = Spec("tar", "[OPTION...] [FILE]...", "GNU 'tar' saves many files together
     Opt(None, "same-owner", help="try extracting files with the same ownership as exists in the archive"),
     Opt("T", "files-from", arg="FILE", action="append", help="get names to extract or create from FILE"),
     Opt(None, "null", help="-T reads null-terminated names"),
+    Opt(None, "wildcards", help="use wildcards in member names given on the command line"),
+    Opt(None, "no-wildcards", help="match member names literally (the default)"),
     Opt("k", "keep-old-files", help="don't replace existing files when extracting"),
     Opt(None, "overwrite", help="overwrite existing files when extracting"),
     Opt("h", "dereference", help="follow symlinks; archive and dump the files they point to"),
@@ -242,11 +244,15 @@ def _pax_records(body: bytes) -> dict[str, str]:
     return out
 
 
-def _matches(name: str, wanted: list[str]) -> str | None:
+def _matches(name: str, wanted: list[str], wildcards: bool = False) -> str | None:
+    """The operand that selects member *name*: the member itself or a directory above it;
+    patterns only with ``--wildcards`` (GNU's default for -t and -x is literal names)."""
     n = name.rstrip("/")
     for w in wanted:
         ws = w.rstrip("/")
-        if n == ws or n.startswith(ws + "/") or fnmatch.fnmatchcase(n, ws):
+        if n == ws or n.startswith(ws + "/"):
+            return w
+        if wildcards and (fnmatch.fnmatchcase(n, ws) or fnmatch.fnmatchcase(n, ws + "/*")):
             return w
     return None
 
@@ -496,7 +502,7 @@ async def read_archive(tar: Tar, args: Any, mode: str) -> int:
         async for m in members(src):
             name = _display_name(m.info)
             if wanted:
-                hit = _matches(name, wanted)
+                hit = _matches(name, wanted, bool(args.get("wildcards")))
                 if hit is None:
                     continue
                 found.add(hit)
@@ -542,6 +548,9 @@ async def read_archive(tar: Tar, args: Any, mode: str) -> int:
         await ext.finish()
     for w in wanted:
         if w not in found:
+            if not args.get("wildcards") and not args.get("no_wildcards") and any(c in w for c in "*?["):
+                await tar.err("Pattern matching characters used in file names")
+                await tar.err("Use --wildcards to enable pattern matching, or --no-wildcards to suppress this warning")
             await tar.err(f"{w}: Not found in archive")
     if tar.status:
         await error(ctx, "tar", "Exiting with failure status due to previous errors")
