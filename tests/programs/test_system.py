@@ -25,7 +25,7 @@ Body = Callable[[Kernel], Awaitable[Any]]
 def in_kernel(body: Body, *, inspect: bool = False) -> Any:
     async def main() -> Any:
         async with trio.open_nursery() as nursery:
-            vfs = memory_vfs()
+            vfs = memory_vfs(versioning=True)
             kernel = Kernel(vfs, programs=standard_registry(), env=dict(ENV), hostname="box")
             await kernel.boot(nursery)
             if inspect:
@@ -202,18 +202,32 @@ def test_date_formatting_helpers():
 
 
 def test_vfs_tool_over_dot_vfs():
+    """The host CLI's formats (vfsfuse stat / info / gc / versions), read through /.vfs."""
     async def body(kernel: Kernel) -> list[tuple[int, str, str]]:
         await kernel.vfs.write_file("/tmp/f", b"hello\n")
         return [await sh(kernel, c) for c in (
-            "vfs stats", "vfs chunks /tmp/f", "vfs chunks /proc/uptime", "vfs chunks /nope",
-            "vfs gc", "vfs versions list /tmp/f", "vfs bogus", "vfs version")]
-    stats, chunks, proc, nope, gc, versions, bogus, version = in_kernel(body, inspect=True)
-    assert stats[0] == 0 and re.search(r"^inodes \d+$", stats[1], re.M)
-    assert chunks[0] == 0 and "size 6\n" in chunks[1] and "storage inline" in chunks[1]
+            "vfs stat", "vfs info /tmp/f", "vfs chunks /proc/uptime", "vfs info /nope", "vfs info /tmp",
+            "vfs gc", "vfs versions /tmp/f",
+            "vfs versions create /tmp/f; echo bye > /tmp/f; vfs versions create /tmp/f; vfs versions list /tmp/f",
+            "vfs versions restore /tmp/f 1; cat /tmp/f", "vfs versions prune /tmp/f --keep 1",
+            "vfs versions prune /tmp/f", "vfs bogus", "vfs version")]
+    (stat, info, proc, nope, dir_, gc, none, listed, restored, pruned, bad_prune, bogus,
+     version) = in_kernel(body, inspect=True)
+    assert stat[0] == 0 and re.search(r"^inodes:\s+\d+$", stat[1], re.M)
+    assert re.search(r"^logical bytes:\s+\d+ \(\d+(\.\d)? (B|KiB)\)$", stat[1], re.M)
+    assert re.search(r"^dedup ratio:\s+\d+\.\d\d$", stat[1], re.M)
+    assert info[0] == 0 and info[1].startswith("path /tmp/f\ninode ") and "size 6\n" in info[1]
     assert proc[0] == 1 and "no chunk map" in proc[2]
     assert nope[0] == 1 and "No such file or directory" in nope[2]
-    assert gc == (0, "removed_blocks 0\nremoved_bytes 0\n", "")
-    assert versions[0] in (0, 1) and "Traceback" not in versions[2]
+    assert dir_[0] == 0 and "type directory\n" in dir_[1] and "(not a regular file: no chunk map)" in dir_[1]
+    assert gc == (0, "gc: removed 0 blocks (0 B)\n", "")
+    assert none == (0, "no versions\n", "")
+    lines = listed[1].splitlines()
+    assert lines[:2] == ["created version 1", "created version 2"]
+    assert lines[2].split() == ["version", "size", "created", "(UTC)", "storage"] and len(lines) == 5
+    assert restored == (0, "restored version 1 of /tmp/f\nhello\n", "")
+    assert pruned[0] == 0 and re.fullmatch(r"pruned \d+ versions\n", pruned[1])
+    assert bad_prune[0] == 1 and "--keep" in bad_prune[2]
     assert bogus[0] == 2 and version[0] == 0
     code, out, err = run("vfs stats")
     assert code == 1 and "/.vfs is not available" in err
