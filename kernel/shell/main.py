@@ -19,7 +19,7 @@ from kernel.shell.expand import FatalExpansion
 from kernel.shell.interp import ExitShell, LimitExceeded, Shell, errno_text
 from kernel.shell.jobs import JobTable
 from kernel.shell.lexer import ShellSyntaxError
-from kernel.shell.state import LONG_OPTIONS, OPTION_LETTERS, ShellState
+from kernel.shell.state import LONG_OPTIONS, OPTION_LETTERS, ShellState, Var
 from kernel.syscalls import O_CLOEXEC, O_RDONLY
 
 __all__ = ["main", "main_bash", "PROGRAMS", "make_shell", "run_in_shell"]
@@ -48,25 +48,30 @@ def make_shell(ctx: Any, name: str = "sh", posix: bool = False) -> Shell:
     st = ShellState()
     st.posix = posix
     st.options["posix"] = posix
+    # A fresh state holds no variable yet (nothing readonly, no nameref, no attribute), so the
+    # imported environment and the shell's own variables go straight into the global scope:
+    # ``st.set`` per name was a third of a short script's start-up.
+    scope = st.scopes[0]
     for k, v in ctx.environ.items():
         if k in _IGNORED_ENV or k.startswith("BASH_FUNC_") or not _valid_name(k):
             continue
-        var = st.set(k, v)
-        var.exported = True
+        scope[k] = Var(v, exported=True)
     pid = ctx.getpid()
     st.shell_pid = st.bash_pid = pid
     st.ppid = ctx.getppid()
-    st.set("PPID", str(st.ppid)).readonly = True
-    st.set("PS4", "+ ")
-    st.set("OPTIND", "1")
-    st.set("IFS", " \t\n")
-    if not st.is_set("PWD"):
-        st.set("PWD", ctx.getcwd()).exported = True
-    elif st.get("PWD") != ctx.getcwd():
-        st.set("PWD", ctx.getcwd())
-    if not st.is_set("PATH"):
-        st.set("PATH", "/bin:/usr/bin")
-    st.set("BASH_VERSION", "5.2.15(1)-release")
+    scope["PPID"] = Var(str(st.ppid), readonly=True)
+    scope["PS4"] = Var("+ ")
+    scope["OPTIND"] = Var("1")
+    scope["IFS"] = Var(" \t\n")
+    cwd = ctx.getcwd()
+    pwd = scope.get("PWD")
+    if pwd is None or pwd.value is None:
+        scope["PWD"] = Var(cwd, exported=True)
+    elif pwd.value != cwd:
+        pwd.value = cwd
+    if scope.get("PATH") is None:
+        scope["PATH"] = Var("/bin:/usr/bin")
+    scope["BASH_VERSION"] = Var("5.2.15(1)-release")
     sh = Shell(ctx, st, name=name)
     sh.builtins = _BUILTINS
     sh.special_builtins = SPECIAL
