@@ -566,8 +566,7 @@ class Expander:
             assert values is not None
             unset = not values
             if op is None:
-                if unset and self.st.options.get("nounset") and p.name not in ("@", "*"):
-                    self._unbound(p)
+                # (set -u never fires for ${a[@]} / ${a[*]}, unset or empty: bash 5.2)
                 self._emit_list(values, out, in_dq, star, assign)
                 return
             if op in (":-", "-", ":=", "=", ":?", "?", ":+", "+"):

@@ -1354,6 +1354,9 @@ class Shell(Expander):
                 status = r.status
         finally:
             self.loop_depth = saved_loop
+            saved_opts = st.local_options.pop(len(st.scopes), None)
+            if saved_opts is not None:
+                st.options = saved_opts
             st.scopes.pop()
             st.funcnames.pop(0)
             st.call_lines.pop(0)

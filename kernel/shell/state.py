@@ -87,6 +87,7 @@ class ShellState:
     functions: dict[str, Any] = field(default_factory=dict)  # name -> ast.FunctionDef
     readonly_functions: set[str] = field(default_factory=set)  # ``readonly -f``
     dash_c: bool = False  # started with ``-c`` (``$-`` shows ``c``)
+    local_options: dict[int, dict[str, Any]] = field(default_factory=dict)  # ``local -`` per call depth
     aliases: dict[str, str] = field(default_factory=dict)
     traps: dict[str, str] = field(default_factory=dict)   # "EXIT", "INT", "ERR"... -> command
     hashed: dict[str, str] = field(default_factory=dict)  # name -> path (``hash``)
@@ -125,6 +126,7 @@ class ShellState:
         new.shopts = dict(self.shopts)
         new.functions = dict(self.functions)
         new.readonly_functions = set(self.readonly_functions)
+        new.local_options = dict(self.local_options)
         new.aliases = dict(self.aliases)
         new.traps = dict(self.traps)
         new.hashed = dict(self.hashed)

@@ -235,6 +235,17 @@ def _printf_escape(s: str, i: int) -> tuple[str, int]:
         if j == i + 2:
             return "\\x", j
         return chr(int(s[i + 2:j], 16)), j
+    if d in "uU":  # \uHHHH, \UHHHHHHHH: a Unicode character (bash's printf)
+        j = i + 2
+        lim = i + 2 + (4 if d == "u" else 8)
+        while j < n and j < lim and s[j] in "0123456789abcdefABCDEF":
+            j += 1
+        if j == i + 2:
+            return "\\" + d, j
+        try:
+            return chr(int(s[i + 2:j], 16)), j
+        except (ValueError, OverflowError):
+            return "\\" + d + s[i + 2:j], j
     m = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b",
          "\\": "\\", '"': '"', "'": "'", "?": "?"}.get(d)
     if m is None:
@@ -728,6 +739,12 @@ async def b_local(sh: Any, argv: list[str]) -> int:
     if len(sh.st.scopes) <= 1 or not sh.st.funcnames:
         await sh.error("local: can only be used in a function")
         return 1
+    if "-" in argv[1:]:
+        # ``local -``: the single-letter options come back when the function returns
+        sh.st.local_options.setdefault(len(sh.st.scopes), dict(sh.st.options))
+        argv = [a for a in argv if a != "-"]
+        if len(argv) == 1:
+            return 0
     return await b_declare(sh, argv, local=True)
 
 
@@ -1228,6 +1245,13 @@ async def b_read(sh: Any, argv: list[str]) -> int:
     eof = False
     d = delim.encode("utf-8", "surrogateescape") or b"\0"
     got_delim = False
+    if timeout == 0:
+        # read -t 0: only whether input is ready (end of file counts), nothing is read
+        try:
+            ready = await ctx.poll([(fd, 0x001)], 0)  # POLLIN
+        except KernelError:
+            return 1
+        return 0 if ready else 1
     try:
         if timeout is not None:
             import trio

@@ -268,6 +268,7 @@ async def b_shopt(sh: Any, argv: list[str]) -> int:
     mode = None
     quiet = False
     use_o = False
+    reusable = False
     while args and args[0].startswith("-"):
         for c in args[0][1:]:
             if c in "su":
@@ -277,16 +278,22 @@ async def b_shopt(sh: Any, argv: list[str]) -> int:
             elif c == "o":
                 use_o = True
             elif c == "p":
-                pass
+                reusable = True
             else:
                 await sh.error(f"shopt: -{c}: invalid option")
                 return 2
         args = args[1:]
     table = st.options if use_o else st.shopts
+
+    def line(k: str, on: bool) -> str:
+        if reusable:
+            return f"set {'-' if on else '+'}o {k}\n" if use_o else f"shopt {'-s' if on else '-u'} {k}\n"
+        return f"{k:<15}\t{'on' if on else 'off'}\n"
+
     if not args:
         for k in sorted(table):
             if mode is None or table[k] == (mode == "s"):
-                await sh.out(f"{k:<15}\t{'on' if table[k] else 'off'}\n" if not quiet else "")
+                await sh.out(line(k, bool(table[k])) if not quiet else "")
         return 0
     status = 0
     for name in args:
@@ -295,9 +302,9 @@ async def b_shopt(sh: Any, argv: list[str]) -> int:
             status = 1
             continue
         if mode is None:
-            on = table.get(name, False)
+            on = bool(table.get(name, False))
             if not quiet:
-                await sh.out(f"{name:<15}\t{'on' if on else 'off'}\n")
+                await sh.out(line(name, on))
             if not on:
                 status = 1
         else:

@@ -195,6 +195,11 @@ async def b_kill(sh: Any, argv: list[str]) -> int:
         except KernelError as e:
             await sh.error(f"kill: ({pid}) - {errno_text(e) if e.code != 'ESRCH' else 'No such process'}")
             status = 1
+    # a signal the shell sent itself is handled before kill returns, as on Linux: its trap
+    # runs now, not at the next command (there may be none)
+    await sh.ctx.preempt_point()
+    if sh.pending_traps and not sh.in_trap:
+        await sh.run_pending_traps()
     return status
 
 
