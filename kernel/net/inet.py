@@ -15,6 +15,7 @@ Python's ``socket`` does: ``(host, port)`` and ``(host, port, 0, 0)``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket as _pysocket
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ LO6 = ipaddress.IPv6Address("::1")
 Addr = tuple[IPAddress, int]
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ip(family: int, host: str) -> IPAddress:
     """A numeric host for *family*: IPv4 in any inet_aton spelling (as glibc accepts it),
     IPv6 without zone; EINVAL otherwise (names are resolved before this)."""
@@ -302,10 +304,14 @@ class InetSpace:
 
     def _register(self, sock: Any) -> None:
         self._table(sock).setdefault(sock.local[1], []).append(sock)
+        sock.registered = True
         if isinstance(sock, StreamSocket) and sock.state == "new":
             sock.state = "bound"
 
     def forget(self, sock: Any) -> None:
+        if not getattr(sock, "registered", False):
+            return  # an accepted connection shares its listener's port without holding it
+        sock.registered = False
         table = self._table(sock)
         port = sock.local[1]
         entries = table.get(port)
