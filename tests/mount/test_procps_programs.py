@@ -262,3 +262,20 @@ def test_nothing_of_the_host_in_our_process_list(sandbox):
     assert names <= {"init", "sleep", "cat", "sh", "ps"}, names
     _, ours, _ = sandbox.ours("ps -e -o pid=")
     assert os.getpid() not in {int(x) for x in ours.split()} or os.getpid() < 20
+
+
+def test_vfs_tool_prints_what_the_host_cli_prints(sandbox):
+    """`vfs stat`/`vfs info` inside the sandbox and `vfsfuse stat`/`info` on the host, same mount."""
+    vfsfuse = str(Path(sys.executable).with_name("vfsfuse"))
+    (sandbox.mnt / "data.txt").write_bytes(b"hello\n" * 1000)
+    (sandbox.mnt / "big.bin").write_bytes(os.urandom(300_000))
+    os.sync()
+    env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(sandbox.mnt.parent))
+    for ours_cmd, host_args in (("vfs info /data.txt /big.bin", ["info", f"{sandbox.mnt}/data.txt",
+                                                                f"{sandbox.mnt}/big.bin"]),
+                                ("vfs stat", ["stat", str(sandbox.mnt)])):
+        host = subprocess.run([vfsfuse, *host_args], capture_output=True, text=True, env=env, timeout=60)
+        code, ours, err = sandbox.ours(ours_cmd)
+        assert host.returncode == 0 and code == 0, (host.stderr, err)
+        assert ours == host.stdout, ours_cmd
+        assert ("path /big.bin\n" in ours and "chunks " in ours) or "inodes:" in ours
