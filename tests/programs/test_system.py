@@ -231,3 +231,14 @@ def test_vfs_tool_over_dot_vfs():
     assert bogus[0] == 2 and version[0] == 0
     code, out, err = run("vfs stats")
     assert code == 1 and "/.vfs is not available" in err
+
+
+def test_env_shows_only_the_sandboxs_environment(monkeypatch):
+    """A variable of the host process (this test's) never reaches env/printenv inside."""
+    monkeypatch.setenv("VFSFUSE_HOST_CANARY", "leaked")
+    code, out, err = run("env; printenv; printenv VFSFUSE_HOST_CANARY; echo $?")
+    assert "VFSFUSE_HOST_CANARY" not in out and "leaked" not in out
+    assert out.endswith("\n1\n") and "PATH=/bin:/usr/bin\n" in out
+    home = os.environ.get("HOME", "")
+    if home and home not in ("/root", "/"):
+        assert f"HOME={home}\n" not in out
