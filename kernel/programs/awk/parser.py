@@ -178,7 +178,9 @@ class Parser:
             self.expect(")")
             yes = self.body_stmt()
             save = self.pos
-            self.skip_terms()
+            # `if (c) x; else y` is fine (the ; ends x) but after a compound statement a ;
+            # is an empty statement that ends the if: `if (c) { x }; else` is an error (gawk)
+            self.skip_nl()
             if self.tok.kind == "else":
                 self.advance()
                 return n.If(test, yes, self.body_stmt(), t.line)
