@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
@@ -70,6 +71,21 @@ class _Meter:
         self.used += len(data)
         if data:
             await self.emit(stream, data)
+
+
+_DEVNULL: "weakref.WeakKeyDictionary[Kernel, OpenFileDescription]" = weakref.WeakKeyDictionary()
+
+
+async def _devnull(kernel: Kernel) -> OpenFileDescription:
+    """One open /dev/null per kernel for every script's stdin (opening it per run cost a path
+    walk and an open each time); the extra reference held here keeps it from being released."""
+    ofd = _DEVNULL.get(kernel)
+    if ofd is None:
+        ofd, _ = await kernel._stdio(DEVNULL, 0)
+        assert ofd is not None
+        ofd.refs += 1
+        _DEVNULL[kernel] = ofd
+    return ofd
 
 
 def sandbox_env(kernel: Kernel, extra: dict[str, str] | None) -> dict[str, str]:
@@ -156,7 +172,7 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
     A limit kills the script's whole process group and adds one line on stderr."""
     lim = limits or RunLimits()
     wd = await check_cwd(kernel, cwd)
-    h = await kernel.spawn([SHELL, "-c", script], stdin=PIPE if stdin is not None else DEVNULL,
+    h = await kernel.spawn([SHELL, "-c", script], stdin=PIPE if stdin is not None else await _devnull(kernel),
                            stdout=PIPE, stderr=PIPE, env=sandbox_env(kernel, env), cwd=wd)
     meter = _Meter(emit, lim.max_output)
     timed_out = False
@@ -262,7 +278,7 @@ class ShellSession:
         wd = await check_cwd(self.kernel, cwd)
         stdio: dict[int, OpenFileDescription] = {}
         hosts: list[HostFile | None] = []
-        for fd, spec in ((0, DEVNULL), (1, PIPE), (2, PIPE)):
+        for fd, spec in ((0, await _devnull(self.kernel)), (1, PIPE), (2, PIPE)):
             child, host = await self.kernel._stdio(spec, fd)
             assert child is not None
             stdio[fd] = child
