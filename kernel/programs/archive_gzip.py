@@ -107,8 +107,10 @@ class Job:
     status: int = 0
 
     async def err(self, text: str, status: int = 1) -> None:
+        """An error: status 1 wins over the warnings' 2, as in GNU gzip."""
         await error(self.ctx, self.prog, text)
-        self.status = max(self.status, status) if self.status != 1 else 1
+        if status == 1 or self.status != 1:
+            self.status = 1 if status == 1 else max(self.status, status)
 
     async def warn(self, text: str) -> None:
         if not self.quiet:

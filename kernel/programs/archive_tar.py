@@ -96,11 +96,14 @@ def expand_old_style(argv: list[str]) -> list[str]:
 
 @dataclass
 class Tar:
+    """One tar run: its messages, exit status, and the listing's column width."""
+
     ctx: Any
     verbose: int = 0
     status: int = 0
     names: IdNames = field(default_factory=IdNames)
     ugswidth: int = 19
+    numeric: bool = False
 
     async def err(self, text: str, status: int = 2) -> None:
         await error(self.ctx, "tar", text)
@@ -131,8 +134,6 @@ class Tar:
         elif ti.type == tarfile.LNKTYPE:
             line += f" link to {ti.linkname}"
         return line
-
-    numeric: bool = False
 
 
 def _display_name(ti: tarfile.TarInfo) -> str:
