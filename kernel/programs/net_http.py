@@ -109,7 +109,10 @@ def _split_url(url: str) -> tuple[str, int, str, str]:
     """(host, port, path+query, Host header) of an http URL; FetchError otherwise."""
     if "://" not in url:
         url = "http://" + url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise FetchError(3, "URL rejected: Malformed input to a URL function") from None
     if parts.scheme.lower() != "http":
         raise FetchError(1, f'Protocol "{parts.scheme}" not supported')
     host = parts.hostname
@@ -301,7 +304,7 @@ async def curl_main(ctx: Any) -> int:
         method = args.get("request") or ("HEAD" if args.get("head") else "PUT" if upload_fd is not None
                                         else "POST" if body is not None else "GET")
         if args.get("output") or args.get("remote_name"):
-            name = args.get("output") or posixpath.basename(urlsplit(url).path) or ""
+            name = args.get("output") or posixpath.basename(urlsplit(url).path if "[" not in url else "") or ""
             if not name:
                 return await fail(23, "Remote file name has no length")
             out_fd, owned = await ctx.open(name, O_WRONLY | O_CREAT | O_TRUNC), True
@@ -375,7 +378,13 @@ async def wget_main(ctx: Any) -> int:
 
     status = 0
     for url in args.operands:
-        name = args.get("output_document") or posixpath.basename(urlsplit(url if "://" in url else "http://" + url).path) or "index.html"
+        try:
+            remote = posixpath.basename(urlsplit(url if "://" in url else "http://" + url).path)
+        except ValueError:
+            await error(ctx, "wget", f"{url}: Invalid URL")
+            status = 1
+            continue
+        name = args.get("output_document") or remote or "index.html"
         fd = 1 if name == "-" else await ctx.open(name, O_WRONLY | O_CREAT | O_TRUNC)
         try:
             await say(f"--  {url}\n")

@@ -182,3 +182,19 @@ async def test_our_ss_rows_match_host_ss(nursery, tmp_path):
     assert "".join(ours[0]) == "".join(theirs[0])  # ss glues "Port" and "Process" when tight
     assert sorted(ours[1:]) == sorted(theirs[1:]), (r.stdout.decode(), host)
     await k.shutdown()
+
+
+ODD = ["nc", "nc -x", "nc -l", "nc 127.0.0.1", "nc 127.0.0.1 notaport", "nc 127.0.0.1 0",
+       "nc -w abc 127.0.0.1 1", "nc -U", "nc -lz 1", "nc -p 99999 127.0.0.1 1", "curl", "curl -X",
+       "curl ftp://x/", "curl 'http://[::1'", "curl -O 'http://[::1/'", "wget 'http://[x'", "curl http://127.0.0.1:99999/", "curl -d @/nope http://127.0.0.1:1/",
+       "curl -o /nodir/x http://127.0.0.1:1/", "wget", "wget http://127.0.0.1:1/", "httpd -p abc",
+       "httpd -p 8085 -d /nonexistent", "httpd -b 10.1.1.1 -p 8086", "ss -Z", "ss foo", "host",
+       "host -4 ::1", "getent passwd", "getent hosts no.such.name"]
+
+
+@pytest.mark.parametrize("line", ODD)
+async def test_odd_command_lines_give_one_message(sh, line):
+    rc, out, err = await sh(line + " < /dev/null", timeout=10)
+    assert rc != 0, (out, err)
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert len(err.splitlines()) <= 2, err
