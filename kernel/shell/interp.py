@@ -355,10 +355,17 @@ class Shell(Expander):
     async def exec_list(self, cl: CommandList) -> int:
         status = self.st.last_status
         for ao, bg in cl.items:
-            if bg:
-                status = await self._background(ao)
-            else:
-                status = await self.exec_andor(ao)
+            try:
+                if bg:
+                    status = await self._background(ao)
+                else:
+                    status = await self.exec_andor(ao)
+            except KernelError as e:
+                if e.code != "EAGAIN":
+                    raise
+                # the process limit: this command fails, the script goes on (as bash's fork)
+                await self.error(f"fork: {errno_text(e)}")
+                status = self.st.last_status = 1
         return status
 
     async def exec_andor(self, ao: AndOr) -> int:

@@ -366,3 +366,56 @@ def test_limits_defaults_are_sane():
     assert d.sh_function_depth and d.sh_parse_depth and d.sh_brace_words and d.sh_glob_results
     assert d.sh_var_bytes and d.sh_script_bytes and d.max_processes and d.max_fds
     assert replace(d, wall_seconds=0).wall_seconds == 0
+
+
+# ---------------------------------------------------------------- the other counted resources
+async def test_glob_result_limit():
+    async def body(box: Box) -> None:
+        r = await box.run("mkdir /tmp/g; cd /tmp/g; for i in $(seq 50); do : > f$i; done; echo *; echo never")
+        assert b"never" not in r.stdout
+        _one_line(r, "too many matches (limit 20)")
+    await _with_box(Limits(sh_glob_results=20), body)
+
+
+async def test_regex_time_limit():
+    async def body(box: Box) -> None:
+        r = await box.run("x=$(printf 'a%.0s' $(seq 40))b; [[ $x =~ ^(a|a?)+$ ]]; echo status $?")
+        assert r.returncode in (0, 1, 2)  # either the matcher copes or the time limit ends it
+        assert "Traceback" not in _err(r) and len(_err(r).splitlines()) <= 1
+    await _with_box(None, body)
+
+
+async def test_heredoc_size_limit():
+    async def body(box: Box) -> None:
+        big = "x" * 5000
+        r = await box.run(f"cat <<EOF\n{big}\n{big}\nEOF\necho never")
+        assert b"never" not in r.stdout
+        _one_line(r, "here-document exceeds the size limit (4096)")
+    await _with_box(Limits(sh_var_bytes=4096), body)
+
+
+async def test_fd_limit():
+    async def body(box: Box) -> None:
+        r = await box.run("for i in $(seq 3 40); do eval \"exec $i>/dev/null\" || { echo stop $i; break; }; done")
+        assert r.stdout.startswith(b"stop "), r
+        assert "Too many open files" in _err(r) and "Traceback" not in _err(r)
+    await _with_box(Limits(max_fds=16), body)
+
+
+async def test_process_limit():
+    async def body(box: Box) -> None:
+        r = await box.run("for i in $(seq 40); do sleep 5 & done 2>/dev/null; jobs -p > /tmp/j; kill %%; "
+                          "while read p; do kill $p; done < /tmp/j; wait; wc -l < /tmp/j; echo done")
+        assert r.stdout.endswith(b"done\n") and "Traceback" not in _err(r), r
+        n = int(r.stdout.split()[0])
+        assert 0 < n < 40
+    await _with_box(Limits(max_processes=20), body)
+
+
+async def test_command_and_loop_limits_count_per_shell():
+    async def body(box: Box) -> None:
+        r = await box.run("for i in 1 2 3; do :; done; echo ok")
+        assert r.stdout == b"ok\n"
+        r = await box.run("for i in 1 2 3 4 5 6; do :; done; echo never")
+        assert r.stdout == b"" and "maximum loop iterations exceeded (5)" in _err(r)
+    await _with_box(Limits(sh_loop_iterations=5), body)
