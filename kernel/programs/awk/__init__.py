@@ -76,12 +76,12 @@ async def prog_awk(ctx: Any) -> int:
     text = b"\n".join(t for t, _ in texts)
     try:
         prog, warnings = parse(text, source)
-        for w in dict.fromkeys(warnings):
-            await ctx.write_all(2, fsencode(f"awk: {source}:1: warning: {w}\n"))
         external = {a.partition("=")[0] for a in args.get("assign") or []}
         external |= {a.partition("=")[0] for a in operands if _ASSIGN.match(a)}
         code = interp.Compiler(prog, external)
         py = code.compile()
+        for w in dict.fromkeys(warnings + code.warnings):
+            await ctx.write_all(2, fsencode(f"awk: {source}:1: warning: {w}\n"))
     except AwkSyntaxError as e:
         await ctx.write_all(2, fsencode(f"awk: {e.source}:{e.line}: {e.message}\n"))
         return 1

@@ -244,6 +244,7 @@ class Compiler:
         self.loops: list[str | None] = []   # per loop: the step code a `continue` runs first
         self.is_async = True
         self.ranges = 0
+        self.warnings: list[str] = []
 
     # -- output --------------------------------------------------------------------------
     def emit(self, depth: int, text: str) -> None:
@@ -532,6 +533,8 @@ class Compiler:
         fn = self.prog.functions[e.name]
         args = []
         for i, a in enumerate(e.args):
+            if isinstance(a, n.Regex):
+                self.warnings.append(f"regexp constant for parameter #{i + 1} yields boolean value")
             if i >= len(fn.params):
                 args.append(self.expr(a)[0])   # evaluated for its effects, then dropped
                 continue

@@ -442,10 +442,13 @@ class Parser:
         return left
 
     def rel_expr(self) -> n.Expr:
+        """Comparisons do not chain: ``a < b < c`` is a syntax error, as in gawk."""
         left = self.pipe_getline()
-        while self.tok.kind in _REL_OPS and not (self.tok.kind == ">" and self.no_gt):
+        if self.tok.kind in _REL_OPS and not (self.tok.kind == ">" and self.no_gt):
             op = str(self.advance().value)
             left = n.Binary(op, left, self.pipe_getline(), left.line)
+            if self.tok.kind in _REL_OPS and not (self.tok.kind == ">" and self.no_gt):
+                raise self.error()
         return left
 
     def pipe_getline(self) -> n.Expr:
