@@ -349,3 +349,26 @@ def test_inline_bytes_are_never_served_from_the_cache(store):
     assert store.get_inline_content(ino) == b"abc"
     store.update_inode(ino, size=2, inline_content=b"xy")
     assert store.get_inline_content(ino) == b"xy" and store.get_inode_attrs(ino).size == 2
+
+
+def test_xattrs_of_new_inodes_are_answered_without_losing_any(db, store):
+    ino = store.create_inode(REG, 0, 0, NOW)
+    assert store.get_xattr(ino, b"security.capability") is None and store.list_xattrs(ino) == []
+    store.set_xattr(ino, b"user.a", b"1")
+    assert store.get_xattr(ino, b"user.a") == b"1" and store.list_xattrs(ino) == [b"user.a"]
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            other = store.create_inode(REG, 0, 0, NOW)
+            store.set_xattr(other, b"user.b", b"2")
+            raise RuntimeError("undo")
+    store.delete_inode(ino)  # unlinked: its xattr rows go with it
+    store.commit()
+    assert sqlite3_ro(db, "SELECT count(*) FROM xattrs") == "0"
+    kept = store.create_inode(REG, 0, 0, NOW)
+    store.set_xattr(kept, b"user.c", b"3")
+    store.commit()
+    reopened = SqliteMetadataStore(db)
+    try:
+        assert reopened.get_xattr(kept, b"user.c") == b"3"  # a fresh connection reads the rows
+    finally:
+        reopened.close()

@@ -413,7 +413,9 @@ class ChunkedVFS:
     # -- names -----------------------------------------------------------------------
 
     def _new_inode(self, parent: InodeRecord, mode: int, caller: Caller, rdev: int = 0,
-                   target: bytes | None = None) -> InodeRecord:
+                   target: bytes | None = None, nlink: int = 0) -> InodeRecord:
+        """The inode of a new name: created with its final link count and (for a symlink) size,
+        so linking it (``_link_new``) writes only the parent."""
         now = _now()
         gid = caller.gid
         if parent.mode & _stat.S_ISGID:
@@ -422,9 +424,11 @@ class ChunkedVFS:
                 mode |= _stat.S_ISGID
         if not _stat.S_ISLNK(mode):
             mode = _stat.S_IFMT(mode) | (mode & 0o7777 & ~caller.umask)
-        ino = self.metadata.create_inode(mode, caller.uid, gid, now, rdev=rdev, symlink_target=target)
-        # What create_inode stores (both stores: size 0, nlink 0, inline, no content).
-        return InodeRecord(ino, mode, caller.uid, gid, 0, 0, rdev, now, now, now, now, INLINE, None)
+        size = len(target) if target is not None else 0
+        ino = self.metadata.create_inode(mode, caller.uid, gid, now, rdev=rdev, symlink_target=target,
+                                         nlink=nlink, size=size)
+        # What create_inode stores (both stores: inline, no content).
+        return InodeRecord(ino, mode, caller.uid, gid, size, nlink, rdev, now, now, now, now, INLINE, None)
 
     def _prepare_create(self, parent: int, name: bytes, caller: Caller, absent: bool = False) -> InodeRecord:
         """Checks before a new name; *absent*: the caller just saw the name free (no await since)."""
@@ -454,8 +458,9 @@ class ChunkedVFS:
         if nlink == 2:
             upd["nlink"] = pnode.nlink + 1
         self.metadata.update_inode(pnode.ino, **upd)
-        self.metadata.update_inode(node.ino, nlink=nlink, size=node.size)
-        node.nlink = nlink
+        if node.nlink != nlink:
+            self.metadata.update_inode(node.ino, nlink=nlink)
+            node.nlink = nlink
         return self._attr(node)
 
     async def mknod(self, parent: int, name: bytes, mode: int, rdev: int = 0,
@@ -472,13 +477,13 @@ class ChunkedVFS:
                    absent: bool = False) -> Attr:
         with self.metadata.transaction():
             pnode = self._prepare_create(parent, name, caller, absent)
-            node = self._new_inode(pnode, mode, caller, rdev=rdev)
+            node = self._new_inode(pnode, mode, caller, rdev=rdev, nlink=1)
             return self._link_new(pnode, name, node, 1)
 
     async def mkdir(self, parent: int, name: bytes, mode: int, caller: Caller = ROOT_CALLER) -> Attr:
         with self.metadata.transaction():
             pnode = self._prepare_create(parent, name, caller)
-            node = self._new_inode(pnode, _stat.S_IFDIR | (mode & 0o7777), caller)
+            node = self._new_inode(pnode, _stat.S_IFDIR | (mode & 0o7777), caller, nlink=2)
             return self._link_new(pnode, name, node, 2)
 
     async def symlink(self, parent: int, name: bytes, target: bytes, caller: Caller = ROOT_CALLER) -> Attr:
@@ -489,8 +494,7 @@ class ChunkedVFS:
         with self.metadata.transaction():
             pnode = self._prepare_create(parent, name, caller)
             self._charge_metadata(len(target))
-            node = self._new_inode(pnode, _stat.S_IFLNK | 0o777, caller, target=target)
-            node.size = len(target)
+            node = self._new_inode(pnode, _stat.S_IFLNK | 0o777, caller, target=target, nlink=1)
             return self._link_new(pnode, name, node, 1)
 
     async def readlink(self, ino: int, caller: Caller = ROOT_CALLER) -> bytes:

@@ -120,7 +120,7 @@ class MetadataStore(Protocol):
     the shared path resolution written here once).  Method contracts:
 
     Inodes
-      create_inode(mode, uid, gid, now_ns, rdev=0, symlink_target=None) -> ino
+      create_inode(mode, uid, gid, now_ns, rdev=0, symlink_target=None, *, nlink=0, size=0) -> ino
           size 0, nlink 0, all four times = now_ns, inline with content None.
           Numbers start at 2 and are never reused.
       get_inode(ino) -> InodeRecord | None           (a copy)
@@ -278,7 +278,7 @@ class MetadataStore(Protocol):
     def close(self) -> None: ...
 
     def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
-                     symlink_target: bytes | None = None) -> int: ...
+                     symlink_target: bytes | None = None, *, nlink: int = 0, size: int = 0) -> int: ...
 
     def get_inode(self, ino: int) -> InodeRecord | None: ...
 

@@ -148,14 +148,14 @@ class MemoryMetadataStore(MetadataStore):
         self.payload_bytes += grow
 
     def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
-                     symlink_target: bytes | None = None) -> int:
+                     symlink_target: bytes | None = None, *, nlink: int = 0, size: int = 0) -> int:
         if self.max_inodes is not None and len(self._inodes) >= self.max_inodes:
             raise KernelError("ENOSPC", f"no free inodes ({self.max_inodes})")
         if symlink_target is not None:
             self._charge(len(symlink_target))
         ino = self._next_ino
         self._next_ino = ino + 1
-        self._inodes[ino] = InodeRecord(ino, mode, uid, gid, 0, 0, rdev, now_ns, now_ns, now_ns,
+        self._inodes[ino] = InodeRecord(ino, mode, uid, gid, size, nlink, rdev, now_ns, now_ns, now_ns,
                                         now_ns)
         if _stat.S_ISDIR(mode):
             self._dirs[ino] = _Dir()

@@ -26,6 +26,7 @@ from kernel.errors import KernelError
 from kernel.fs import ROOT_INO
 from vfsfuse.storage.metadata import schema
 from vfsfuse.storage.metadata.base import (
+    INLINE,
     INODE_FIELDS,
     NOT_LOADED,
     ChunkRef,
@@ -53,7 +54,7 @@ _GET_MODE = "SELECT mode FROM inodes WHERE ino = ?"
 # The number comes from a Python-side high-water mark, so even a number handed out
 # inside a rolled-back savepoint is never handed out again (AUTOINCREMENT alone would).
 _INSERT_INODE = ("INSERT INTO inodes (ino, mode, uid, gid, rdev, atime_ns, mtime_ns, ctime_ns, "
-                 "birthtime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6)")
+                 "birthtime_ns, nlink, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?6, ?7, ?8)")
 _INSERT_SYMLINK = "INSERT INTO symlinks (ino, target) VALUES (?, ?)"
 _READ_SYMLINK = "SELECT target FROM symlinks WHERE ino = ?"
 _LOOKUP = "SELECT child_ino FROM dentries WHERE parent_ino = ? AND name = ?"
@@ -313,12 +314,15 @@ class SqliteMetadataStore(MetadataStore):
     # -- inodes ------------------------------------------------------------------------
 
     def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
-                     symlink_target: bytes | None = None) -> int:
+                     symlink_target: bytes | None = None, *, nlink: int = 0, size: int = 0) -> int:
         self._write()
         cur = self._cur
         ino = self._next_ino
         self._next_ino = ino + 1
-        cur.execute(_INSERT_INODE, (ino, mode, uid, gid, rdev, now_ns))
+        cur.execute(_INSERT_INODE, (ino, mode, uid, gid, rdev, now_ns, nlink, size))
+        if len(self._attrs) < _ATTR_CACHE_ENTRIES:  # the row as inserted: the next request reads it
+            self._attrs[ino] = InodeRecord(ino, mode, uid, gid, size, nlink, rdev, now_ns, now_ns, now_ns,
+                                           now_ns, INLINE, NOT_LOADED)
         if symlink_target is not None:
             cur.execute(_INSERT_SYMLINK, (ino, symlink_target))
         return ino
