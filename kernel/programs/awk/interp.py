@@ -452,6 +452,9 @@ class Compiler:
             for o, t in reversed(terms):
                 parts.append(f"{o} {self.num(t)}")
             return "(" + " ".join(parts) + ")", "num"
+        if op in ("/", "%") and isinstance(e.right, n.Num) and e.right.value == 0:
+            # gawk folds a literal zero divisor at parse time, even in code never run
+            raise CompileError("division by zero attempted" + (" in `%'" if op == "%" else ""), 1)
         lc, rc = self.num(e.left), self.num(e.right)
         if op == "/":
             return f"_div({lc}, {rc})", "num"
