@@ -132,6 +132,7 @@ class Kernel:
         await self._write_stubs()
         self._nursery = await nursery.start(self._host_nursery)
         self.net.release_later = self._release_in_background
+        self.net.spawn = self._nursery.start_soon
         self.init = self.spawn_process(["init"], parent=None, env=dict(self.env), cwd="/",
                                        program=_init_main, exe="/sbin/init")
         self._booted = True

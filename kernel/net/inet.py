@@ -199,7 +199,8 @@ class InetDgram(_InetMixin, DatagramSocket):
     def route(self, dest: Any) -> DatagramSocket | None:
         space = self.table.inet
         ip, port = dest
-        space.check_out("sendto", "udp", ip, port)
+        if space.check_out("sendto", "udp", ip, port):
+            raise KernelError("ENETUNREACH", "network is unreachable (UDP does not go through the host adapter yet)")
         if self.local is None:
             space.autobind(self, ANY4 if self.family == AF_INET else ANY6)
         target = space.find_udp(ip, port, self)
@@ -235,13 +236,30 @@ class InetSpace:
         raise KernelError("ESOCKTNOSUPPORT", f"socket type {type} not supported for inet")
 
     # -- the policy ---------------------------------------------------------------------------
-    def check_out(self, op: str, proto: str, ip: IPAddress, port: int) -> None:
+    def check_out(self, op: str, proto: str, ip: IPAddress, port: int) -> bool:
+        """EACCES unless the policy lets this through; True when it must leave the kernel."""
         policy = self.table.policy
         shown = f"{canonical(ip)}:{port}"
         policy.check_inet(op, f"{proto} {shown}")
-        if not is_loopback(ip):
-            policy.check_outbound(op, proto, ip, port)
-            raise KernelError("ENETUNREACH", "network is unreachable (no host adapter for allowed traffic)")
+        if is_loopback(ip):
+            return False
+        policy.check_outbound(op, proto, ip, port)
+        return True
+
+    def _to_host(self, client: InetStream, ip: IPAddress, port: int) -> None:
+        """Hand an allowed connection to the host adapter (the client waits, connecting)."""
+        spawn = self.table.spawn
+        if spawn is None:
+            raise KernelError("ENETUNREACH", "network is unreachable (no host adapter)")
+        from .host import HostLink
+
+        dst = canonical(ip)
+        family = AF_INET if dst.version == 4 else AF_INET6
+        address: tuple[Any, ...] = (str(dst), port) if family == AF_INET else (str(dst), port, 0, 0)
+        link = HostLink(client, self.table.default_buffer)
+        client.host = link
+        client.state = "connecting"
+        spawn(link.run, family, address)
 
     # -- binding ------------------------------------------------------------------------------
     def _table(self, sock: Any) -> dict[int, list[Any]]:
@@ -364,15 +382,20 @@ class InetSpace:
             raise KernelError("EALREADY", "operation already in progress")
         if ip.version == 4 and client.family == AF_INET6:
             raise KernelError("EAFNOSUPPORT", "address family not supported")
-        self.check_out("connect", "tcp", ip, port)
+        external = self.check_out("connect", "tcp", ip, port)
         if ip.is_unspecified:
             ip = LO4 if ip.version == 4 else LO6
         self._local_for(client, ip)
         client.remote = (ip, port)
         client.shut_rd = client.shut_wr = client.fin = client.rst_sent = False
         client.err = None
-        listener = self.find_listener(ip, port) if port else None
+        listener = self.find_listener(ip, port) if port and not external else None
         if listener is None:
+            # the in-kernel loopback answers first; an allow rule naming a loopback address
+            # reaches the host's own loopback when nothing in here listens (the seed's order)
+            if external or self.table.policy.outbound_allowed("tcp", ip, port):
+                self._to_host(client, ip, port)
+                return False
             client.remote = None
             raise KernelError("ECONNREFUSED", "connection refused")
         if listener.backlog_full() or listener.waiting:
@@ -421,7 +444,8 @@ class InetSpace:
 
     # -- UDP ----------------------------------------------------------------------------------
     def connect_udp(self, sock: InetDgram, ip: IPAddress, port: int) -> None:
-        self.check_out("connect", "udp", ip, port)
+        if self.check_out("connect", "udp", ip, port):
+            raise KernelError("ENETUNREACH", "network is unreachable (UDP does not go through the host adapter yet)")
         if ip.is_unspecified:
             ip = LO4 if ip.version == 4 else LO6
         self._local_for(sock, ip)

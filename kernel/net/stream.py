@@ -52,6 +52,7 @@ class StreamSocket(Socket):
         self.listener: StreamSocket | None = None    # the listener an unaccepted socket waits in
         self.connect_reported = True                 # a non-blocking connect's first re-check
         self.peercred: tuple[int, int, int] | None = None
+        self.host: Any = None                        # a HostLink when the peer is outside
 
     # ------------------------------------------------------------------ connection plumbing
     @staticmethod
@@ -89,6 +90,8 @@ class StreamSocket(Socket):
             if self.state == "connecting":
                 return None
             raise KernelError(self.unconnected_send, "socket is not connected")
+        if self.host is not None:
+            return self.host.send(data)
         peer = self.peer
         if peer is None or peer.closed:
             if self.tcp and not self.rst_sent:
@@ -186,6 +189,8 @@ class StreamSocket(Socket):
         peer = self.peer
         if peer is not None:
             peer.changed()
+        elif self.host is not None:
+            self.changed()  # the host link's reader waits for room
 
     # ------------------------------------------------------------------ readiness
     def poll(self) -> int:
@@ -205,6 +210,8 @@ class StreamSocket(Socket):
         return mask
 
     def writable(self) -> bool:
+        if self.host is not None:
+            return self.host.writable()
         peer = self.peer
         if peer is None or peer.closed:
             return True
@@ -228,6 +235,8 @@ class StreamSocket(Socket):
                 peer.changed()
         if how != SHUT_RD:
             self.shut_wr = True
+            if self.host is not None:
+                self.host.shutdown_write()
             if peer is not None and not peer.closed:
                 peer.shut_rd = not self.tcp or peer.shut_rd
                 peer.fin = self.tcp
@@ -245,6 +254,8 @@ class StreamSocket(Socket):
         self.changed()
 
     def on_close(self) -> None:
+        if self.host is not None:
+            self.host.close()
         if self.state == "listening":
             self._drop_backlog()
         if self.listener is not None:

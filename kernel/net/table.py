@@ -174,6 +174,8 @@ class SocketTable:
         # where released in-flight descriptions go (their release may await); the kernel
         # sets this to a nursery's start_soon at boot
         self.release_later: Callable[[Any], None] = _drop_quietly
+        # starts a task in the kernel's nursery (the host adapter's pumps); None before boot
+        self.spawn: Callable[..., Any] | None = None
 
     def new_inode(self) -> int:
         return next(self._inodes)

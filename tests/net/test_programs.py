@@ -198,3 +198,29 @@ async def test_odd_command_lines_give_one_message(sh, line):
     assert rc != 0, (out, err)
     assert "internal error" not in err and "Traceback" not in err, err
     assert len(err.splitlines()) <= 2, err
+
+
+async def test_curl_through_the_host_adapter(nursery):
+    """curl in the sandbox fetches from a server this test runs on the host's 127.0.0.1."""
+    import functools
+
+    import trio
+
+    body = b"from the host\n" * 1000
+
+    async def handler(stream):
+        req = b""
+        while b"\r\n\r\n" not in req:
+            req += await stream.receive_some(4096)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await stream.aclose()
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    k = await boot_kernel(nursery, programs=standard_registry(), net=NetPolicy.allow(f"tcp:127.0.0.1:{port}"))
+    r = await k.run(["sh", "-c", f"curl -s http://127.0.0.1:{port}/ | wc -c; "
+                                 f"curl -s http://127.0.0.1:{port + 1}/; echo rc=$?; "
+                                 "curl -s http://10.0.0.1/; echo rc=$?"], timeout=30)
+    assert r.stdout.decode().split() == [str(len(body)), "rc=7", "rc=7"], r.stderr
+    assert k.net.policy.denied == 1
+    await k.shutdown()

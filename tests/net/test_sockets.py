@@ -536,13 +536,15 @@ async def test_policy_loopback_stays_inside(kernel):
 
 async def test_policy_decides_on_the_address_not_its_spelling(nursery):
     k = await boot_kernel(nursery, net=NetPolicy.allow("tcp:10.0.0.0/8:80"))
+    handed: list[tuple] = []
+    k.net.spawn = lambda run, family, address: handed.append(address)  # record, contact nothing
     targets = [
-        (AF_INET, "10.1.2.3", 80),        # allowed: no host adapter yet, so the route is missing
+        (AF_INET, "10.1.2.3", 80),        # allowed: handed to the host adapter
         (AF_INET, "10.1.2.3", 81),        # wrong port
         (AF_INET, "167838211", 80),       # 10.1.2.3 in decimal: allowed like the dotted form
         (AF_INET, "0x0a.1.2.3", 80),      # hex
         (AF_INET, "012.1.2.3", 80),       # octal 012 = 10
-        (AF_INET, "2130706433", 9),       # 127.0.0.1: loopback, nobody listens
+        (AF_INET, "2130706433", 9),       # 127.0.0.1: loopback, nobody listens, no rule: refused
         (AF_INET6, "::ffff:10.1.2.3", 80),  # mapped: the IPv4 rule decides
         (AF_INET6, "::ffff:11.1.2.3", 80),
         (AF_INET, "11.0.0.1", 80),
@@ -550,15 +552,64 @@ async def test_policy_decides_on_the_address_not_its_spelling(nursery):
 
     def connect(fam, host, port):
         async def call(ctx):
-            s = await ctx.socket(fam, STREAM)
+            s = await ctx.socket(fam, STREAM | O_NONBLOCK)
             await ctx.connect(s, (host, port))
         return call
 
     codes = await _codes(k, [connect(*t) for t in targets])
-    assert codes == ["ENETUNREACH", "EACCES", "ENETUNREACH", "ENETUNREACH", "ENETUNREACH",
-                     "ECONNREFUSED", "ENETUNREACH", "EACCES", "EACCES"]
+    # a refused non-blocking connect says EINPROGRESS too (and SO_ERROR later), as Linux
+    assert codes == ["EINPROGRESS", "EACCES", "EINPROGRESS", "EINPROGRESS", "EINPROGRESS",
+                     "EINPROGRESS", "EINPROGRESS", "EACCES", "EACCES"]
+    assert handed == [("10.1.2.3", 80)] * 5
     assert k.net.policy.denied == 3
     assert "denied connect tcp 11.1.2.3:80" in k.net.policy.log_lines[1]
+    await k.shutdown()
+
+
+async def test_host_adapter_carries_an_allowed_connection(nursery):
+    """A real server of the test on 127.0.0.1: an allow rule for its port reaches it (nothing
+    in the kernel listens there); other loopback ports stay in-kernel and refuse."""
+    got = []
+
+    async def handler(stream):
+        data = b""
+        while not data.endswith(b"\n"):
+            data += await stream.receive_some(100)
+        got.append(data)
+        await stream.send_all(b"echo:" + data)
+        await stream.aclose()
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    k = await boot_kernel(nursery, net=NetPolicy.allow(f"tcp:127.0.0.1:{port}"))
+    out = {}
+
+    async def prog(ctx):
+        s = await ctx.socket(AF_INET, STREAM)
+        await ctx.setsockopt(s, 6, 1, 1)  # TCP_NODELAY, replayed on the host socket
+        await ctx.connect(s, ("127.0.0.1", port))
+        await ctx.send(s, b"over the adapter\n")
+        parts = []
+        while True:
+            data = await ctx.recv(s, 100)
+            if not data:
+                break
+            parts.append(data)
+        out["reply"] = b"".join(parts)
+        c = await ctx.socket(AF_INET, STREAM)
+        try:
+            await ctx.connect(c, ("127.0.0.1", port + 1 if port < 65535 else port - 1))
+        except KernelError as e:
+            out["other"] = e.code
+        fd = await ctx.open("/proc/net/tcp")
+        out["tcp"] = await ctx.read_all(fd)
+        return 0
+
+    r = await run_program(k, prog)
+    assert r.returncode == 0, r.stderr
+    assert got == [b"over the adapter\n"]
+    assert out["reply"] == b"echo:over the adapter\n"
+    assert out["other"] == "ECONNREFUSED"
     await k.shutdown()
 
 

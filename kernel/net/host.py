@@ -1,0 +1,153 @@
+"""The host adapter: a TCP connection the policy allows to leave the kernel, carried by a
+trio socket of the host.
+
+The sandbox side stays an ordinary ``InetStream`` (same fd, poll, shutdown and error
+behaviour); a ``HostLink`` attached to it owns the host socket and two pump tasks in the
+kernel's nursery.  Both directions are bounded: the reader stops reading the host socket
+while the sandbox's receive queue is full, a send takes what fits in the link's transmit
+queue (``None`` otherwise: back-pressure as for any socket).  Options set on the sandbox
+socket (TCP_NODELAY, SO_KEEPALIVE) are replayed on the host socket.  Closing the sandbox
+socket cancels the pumps and closes the host socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket as _pysocket
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .table import IPPROTO_TCP, SO_KEEPALIVE, SOL_SOCKET, TCP_NODELAY
+
+if TYPE_CHECKING:
+    from .inet import InetStream
+
+log = logging.getLogger("vfsfuse.kernel.net.host")
+PIECE = 65536
+
+
+class HostLink:
+    """The host half of one allowed outbound TCP connection."""
+
+    def __init__(self, sock: "InetStream", capacity: int) -> None:
+        self.sock = sock
+        self.capacity = capacity
+        self.tx: deque[bytes] = deque()
+        self.tx_size = 0
+        self.tx_lot = trio.lowlevel.ParkingLot()
+        self.shut_wr = False
+        self.scope = trio.CancelScope()
+        self.hs: Any = None
+
+    # -- the sandbox side (synchronous, called by the socket) -------------------------------
+    def send(self, data: Any) -> int | None:
+        space = self.capacity - self.tx_size
+        if space <= 0:
+            return None
+        k = min(len(data), space)
+        chunk = data if (k == len(data) and type(data) is bytes) else bytes(data[:k])
+        self.tx.append(chunk)
+        self.tx_size += k
+        self.tx_lot.unpark_all()
+        return k
+
+    def writable(self) -> bool:
+        return self.tx_size < self.capacity
+
+    def shutdown_write(self) -> None:
+        self.shut_wr = True
+        self.tx_lot.unpark_all()
+
+    def close(self) -> None:
+        self.scope.cancel()
+
+    # -- the host side (tasks) ----------------------------------------------------------------
+    async def run(self, family: int, address: tuple[Any, ...]) -> None:
+        """Connect, then pump until either side ends (a task in the kernel's nursery)."""
+        sock = self.sock
+        with self.scope:
+            hs = trio.socket.socket(family, _pysocket.SOCK_STREAM)
+            self.hs = hs
+            try:
+                try:
+                    await hs.connect(address)
+                except OSError as e:
+                    sock.err = _code(e, "ECONNREFUSED")
+                    sock.state = "bound"
+                    sock.connect_failed = True
+                    sock.changed()
+                    return
+                self._replay_options(hs)
+                sock.state = "connected"
+                sock.changed()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader, hs)
+                    nursery.start_soon(self._writer, hs)
+            finally:
+                hs.close()
+
+    def _replay_options(self, hs: Any) -> None:
+        for (level, name), value in self.sock.options.items():
+            if (level, name) in ((IPPROTO_TCP, TCP_NODELAY), (SOL_SOCKET, SO_KEEPALIVE)):
+                try:
+                    hs.setsockopt(level, name, value)
+                except OSError as e:
+                    log.debug("replaying option %s/%s: %s", level, name, e)
+
+    async def _reader(self, hs: Any) -> None:
+        sock = self.sock
+        while True:
+            while sock.rx_size >= sock.capacity and not sock.closed:
+                await sock.wait()
+            try:
+                data = await hs.recv(PIECE)
+            except OSError as e:
+                sock.err = _code(e, "ECONNRESET")
+                sock.shut_rd = sock.shut_wr = True
+                sock.changed()
+                return
+            if not data:
+                sock.fin = sock.shut_rd = True
+                sock.changed()
+                return
+            sock.rx.append([data, None])
+            sock.rx_size += len(data)
+            sock.changed()
+
+    async def _writer(self, hs: Any) -> None:
+        sock = self.sock
+        while True:
+            while not self.tx:
+                if self.shut_wr:
+                    try:
+                        hs.shutdown(_pysocket.SHUT_WR)
+                    except OSError:
+                        pass
+                    return
+                await self.tx_lot.park()
+            chunk = self.tx[0]
+            try:
+                await hs.send(chunk) if len(chunk) == 0 else await _send_all(hs, chunk)
+            except OSError as e:
+                sock.err = _code(e, "EPIPE")
+                sock.shut_wr = True
+                sock.changed()
+                return
+            self.tx.popleft()
+            self.tx_size -= len(chunk)
+            sock.changed()
+
+
+async def _send_all(hs: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = await hs.send(view)
+        view = view[n:]
+
+
+def _code(err: OSError, default: str) -> str:
+    import errno as _errno
+
+    return _errno.errorcode.get(err.errno or 0, default)
