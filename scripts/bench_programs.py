@@ -16,6 +16,7 @@ import random
 import shlex
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +41,23 @@ def make_data(quick: bool) -> dict[str, bytes]:
     big = (text * (1 + (16 if quick else 256) * MIB // len(text)))[: (16 if quick else 256) * MIB]
     files = {"text.txt": text, "nums.txt": nums, "big.txt": big}
     files.update(archive_data(rnd, big, quick))
+    files.update(stdlib_tree(quick))
     return files
+
+
+def stdlib_tree(quick: bool) -> dict[str, bytes]:
+    """The host Python's standard library (.py files only), as issue 14's grep -r, find | xargs
+    and tar rows ask: thousands of real source files in a real directory layout."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if "site-packages" in rel.parts or "test" in rel.parts[:1] or "__pycache__" in rel.parts:
+            continue
+        out[f"stdlib/{rel}"] = path.read_bytes()
+        if quick and len(out) >= 300:
+            break
+    return out
 
 
 def archive_data(rnd: random.Random, big: bytes, quick: bool) -> dict[str, bytes]:
@@ -75,6 +92,9 @@ COMMANDS = [
     ("jq -c 'map(.v) | add' data.json", 5),
     ("jq -c '.[] | .name' data.json", 5),
     ("sh -c 'mkdir -p out && tar cf - tree | tar xf - -C out'", 5),
+    ("grep -rw socket stdlib", 5),
+    ("sh -c \"find stdlib -name '*.py' | xargs wc -l\"", 5),
+    ("sh -c 'mkdir -p out2 && tar cf - stdlib | tar xf - -C out2'", 5),
 ]
 
 
