@@ -5,9 +5,9 @@ table, a ``ProcConfig``) and returns bytes.  Nothing here may reveal the host:
 figures are synthetic or derived from the sandbox's own configuration, names come
 from the sandbox (hostname from the kernel config), paths are sandbox paths.
 
-The process fields used are those of ``kernel.process.Process``.  CPU time, threads
-and supplementary groups are not modelled: processes are trio tasks sharing one host
-thread, so those fields read 0, 1 and nothing.
+The process fields used are those of ``kernel.process.Process``.  CPU time is what the
+syscall layer charged each process (all user time); threads and supplementary groups are
+not modelled: processes are trio tasks sharing one host thread, so those read 1 and nothing.
 """
 
 from __future__ import annotations
@@ -93,6 +93,15 @@ def _vsize(p) -> int:
     return _rss(p) + (8 << 20)  # a plausible address space: rss plus an 8 MiB stack reserve
 
 
+def _cpu_ticks(p) -> tuple[int, int, int, int]:
+    """(utime, stime, cutime, cstime): the CPU the kernel charged the process and its reaped
+    children (all as user time: trio cannot tell user from system time)."""
+    rl = getattr(p, "rlimits", None)
+    if rl is None:
+        return 0, 0, 0, 0
+    return int(rl.cpu_used * HZ), 0, int(rl.children_cpu * HZ), 0
+
+
 def _is_zombie(p) -> bool:
     return p.state == "Z"
 
@@ -132,7 +141,7 @@ def pid_stat(p, tpgid: int = -1) -> bytes:
         p.pid, f"({comm(p)})", p.state, p.ppid, p.pgid, p.sid, tty, tpgid,
         0x400000,  # flags: PF_RANDOMIZE, like an ordinary user process
         0, 0, 0, 0,  # minflt cminflt majflt cmajflt
-        0, 0, 0, 0,  # utime stime cutime cstime
+        *_cpu_ticks(p),  # utime stime cutime cstime
         20, 0, 1, 0,  # priority nice num_threads itrealvalue
         _ticks(p.start_time_ns), vsize, rss, 18446744073709551615,  # starttime vsize rss rsslim
         code, code + (1 << 16) if code else 0, 0x7FFC0000 if code else 0, 0, 0,

@@ -297,3 +297,12 @@ def test_no_host_identity_shows():
     pids = {int(x) for x in run("ps -e -o pid=")[1].split()}
     assert pids and max(pids) < 100 and os.getpid() not in pids or os.getpid() < 100
     assert os.uname().release not in text or os.uname().release == "6.1.0-sandbox"
+
+
+def test_cpu_time_shows_in_stat_ps_and_top():
+    """utime is the CPU the kernel charged the process: a busy shell loop shows up."""
+    code, out, err = run("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+                         "cat /proc/$$/stat; ps -o pcpu= -p $$")
+    stat_line, pcpu = out.splitlines()
+    utime = int(stat_line.rsplit(")", 1)[1].split()[11])
+    assert utime > 10 and float(pcpu) > 10.0
