@@ -6,8 +6,9 @@ and, in the same run, with plain Python sockets on the host's own loopback doing
 * TCP throughput: 64 KiB sends from one process to another (target >= 500 MB/s);
 * connect + accept + close rate (target >= 5,000/s);
 * AF_UNIX ping-pong round trip, one byte each way (target p50 <= 50 us);
-* ``curl -o /dev/null`` of a file from ``httpd`` (100 MiB; 16 MiB with --quick), beside
-  the host's curl against Python's ``http.server`` when the host has curl.
+* ``curl -o /dev/null`` of a file from ``httpd`` (100 MiB; 16 MiB with --quick), and the
+  sandbox's curl through the host adapter from Python's ``http.server`` on the host's
+  127.0.0.1, beside the host's curl against that same server when the host has curl.
 """
 
 from __future__ import annotations
@@ -252,35 +253,49 @@ def h_pingpong(rounds: int) -> float:
     return statistics.median(times) * 1e6
 
 
-def h_curl(size: int) -> float | None:
-    if shutil.which("curl") is None:
-        return None
-    d = tempfile.mkdtemp(prefix="bench-net-")
-    try:
-        with open(os.path.join(d, "big"), "wb") as f:
+class HostServer:
+    """Python's http.server on the host's 127.0.0.1 serving one file of *size* bytes."""
+
+    def __init__(self, size: int) -> None:
+        self.dir = tempfile.mkdtemp(prefix="bench-net-")
+        with open(os.path.join(self.dir, "big"), "wb") as f:
             block = os.urandom(1 << 20)
             for _ in range(size >> 20):
                 f.write(block)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                                   "--directory", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            t = time.perf_counter()
-            subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/big"], check=True)
-            return size / (time.perf_counter() - t) / 1e6
-        finally:
-            server.terminate()
-            server.wait()
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+            self.port = probe.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+                                      "--directory", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def h_curl(server: HostServer, size: int) -> float | None:
+    if shutil.which("curl") is None:
+        return None
+    t = time.perf_counter()
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{server.port}/big"], check=True)
+    return size / (time.perf_counter() - t) / 1e6
+
+
+async def k_curl_adapter(k: Kernel, server: HostServer, size: int) -> float:
+    k.net.policy = NetPolicy.allow(f"tcp:127.0.0.1:{server.port}")
+    t = time.perf_counter()
+    r = await k.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{server.port}/big"], timeout=600)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"curl through the adapter failed: {r.stderr.decode()}")
+    return size / dt / 1e6
 
 
 # ------------------------------------------------------------------------------------ main
@@ -293,6 +308,8 @@ def main() -> None:
     rounds = 2000 if opts.quick else 10000
     big = (16 if opts.quick else 100) << 20
 
+    server = HostServer(big)
+
     async def sandbox() -> dict[str, float]:
         from vfsfuse.storage.store import memory_vfs
 
@@ -304,19 +321,24 @@ def main() -> None:
             out["accept"] = await k_connect_rate(k, conns)
             out["ping"] = await k_pingpong(k, rounds)
             out["curl"] = await k_curl(k, big)
+            out["adapter"] = await k_curl_adapter(k, server, big)
             await k.shutdown()
         return out
 
-    ours = trio.run(sandbox)
-    host = {"tcp": h_throughput(total), "accept": h_connect_rate(conns), "ping": h_pingpong(rounds)}
-    host_curl = h_curl(big)
+    try:
+        ours = trio.run(sandbox)
+        host = {"tcp": h_throughput(total), "accept": h_connect_rate(conns), "ping": h_pingpong(rounds)}
+        host_curl = h_curl(server, big)
+    finally:
+        server.close()
     rows = [
         ("TCP loopback, 64 KiB sends", f"{ours['tcp']:.0f} MB/s", f"{host['tcp']:.0f} MB/s", ">= 500 MB/s"),
         ("connect+accept+close", f"{ours['accept']:.0f}/s", f"{host['accept']:.0f}/s", ">= 5000/s"),
         ("AF_UNIX ping-pong p50", f"{ours['ping']:.1f} us", f"{host['ping']:.1f} us", "<= 50 us"),
         (f"curl {big >> 20} MiB from httpd", f"{ours['curl']:.0f} MB/s",
          f"{host_curl:.0f} MB/s" if host_curl is not None else "(no host curl)", ""),
-        ("curl through the host adapter", "n/a (no host adapter yet)", "", ""),
+        ("curl via the host adapter", f"{ours['adapter']:.0f} MB/s",
+         f"{host_curl:.0f} MB/s" if host_curl is not None else "(no host curl)", ""),
     ]
     print(f"{'':32} {'sandbox':>26} {'host (Python sockets)':>22} {'target':>12}")
     for name, a, b, target in rows:
