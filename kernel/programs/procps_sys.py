@@ -414,7 +414,9 @@ def _top_time(ticks: int) -> str:
 
 async def top_frame(ctx: Any, tasks: list[Task], m: Machine, prev_cpu: list[int] | None,
                     names: IdNames, pid_width: int, unit: str, full: bool, tz: Any,
-                    shared: dict[int, int], sort: str) -> list[str]:
+                    shared: dict[int, int], sort: str, pcpu: dict[int, float]) -> list[str]:
+    """One frame; *pcpu* is each task's CPU share since the previous frame (top's %CPU:
+    none yet on the first, as top shows 0.0 there)."""
     label, power = _UNITS.get(unit, _UNITS["m"])
     div = 1024 ** power
 
@@ -442,7 +444,7 @@ async def top_frame(ctx: Any, tasks: list[Task], m: Machine, prev_cpu: list[int]
     total_kb = f.total or 1
     keyed = {
         "PID": lambda t: -t.pid, "%MEM": lambda t: t.vm_rss_kb, "RES": lambda t: t.vm_rss_kb,
-        "VIRT": lambda t: t.vsize, "TIME+": lambda t: t.cpu_ticks, "%CPU": lambda t: t.cpu_ticks,
+        "VIRT": lambda t: t.vsize, "TIME+": lambda t: t.cpu_ticks, "%CPU": lambda t: pcpu.get(t.pid, 0.0),
         "COMMAND": lambda t: t.comm,
     }
     order = sorted(tasks, key=lambda t: t.pid)
@@ -453,7 +455,7 @@ async def top_frame(ctx: Any, tasks: list[Task], m: Machine, prev_cpu: list[int]
         cmd = (" ".join(t.cmdline) if full and t.cmdline else t.comm)
         lines.append(f"{t.pid:>{pid_width}} {user_name(names, t.euid)[:8]:<8} {pr:>3} {t.nice:>3} "
                      f"{t.vsize // 1024:>7} {t.vm_rss_kb:>6} {shared.get(t.pid, 0):>6} {t.state} "
-                     f"{0.0:5.1f} {100 * t.vm_rss_kb / total_kb:5.1f} {_top_time(t.cpu_ticks):>9} {cmd}")
+                     f"{pcpu.get(t.pid, 0.0):5.1f} {100 * t.vm_rss_kb / total_kb:5.1f} {_top_time(t.cpu_ticks):>9} {cmd}")
     return lines
 
 
@@ -501,6 +503,8 @@ async def prog_top(ctx: Any) -> int:
     unit = str(args.get("E", "m")).lower()
     sort = str(args.get("o", "%CPU")).lstrip("+-").upper()
     prev: list[int] | None = None
+    prev_ticks: dict[int, int] | None = None
+    prev_uptime = 0.0
     me = ctx.getpid()
     n = 0
     out = Writer(ctx)
@@ -510,10 +514,15 @@ async def prog_top(ctx: Any) -> int:
                  if (not pids or t.pid in pids) and (uid is None or t.euid == uid or t.uid == uid)
                  and (not args.get("i") or t.state != "S" or t.pid == me)]
         shared = {t.pid: await _shared_kb(ctx, t.pid) for t in tasks}
+        pcpu: dict[int, float] = {}
+        if prev_ticks is not None and m.uptime > prev_uptime:
+            span = (m.uptime - prev_uptime) * HZ
+            pcpu = {t.pid: 100.0 * max(0, t.cpu_ticks - prev_ticks.get(t.pid, 0)) / span for t in tasks}
         for line in await top_frame(ctx, tasks, m, prev, names, width, unit, bool(args.get("c")),
-                                    tz, shared, sort):
+                                    tz, shared, sort, pcpu):
             await out.write(line + "\n")
         prev = m.cpu
+        prev_ticks, prev_uptime = {t.pid: t.cpu_ticks for t in tasks}, m.uptime
         n += 1
         if frames and n >= frames:
             break
