@@ -447,6 +447,21 @@ def split_values(text: str, final: bool) -> tuple[list[str], int]:
     return values, pos
 
 
+def split_all(text: str) -> tuple[list[str], ParseError | None]:
+    """Every JSON text of *text*, and the error that stopped the split (if one did)."""
+    values: list[str] = []
+    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    while pos < len(text):
+        try:
+            _, end = _DECODER.raw_decode(text, pos)
+        except ValueError as e:
+            line = text.count("\n", 0, pos) + 1
+            return values, ParseError(f"{_reason(e)} at line {line}, column {pos - text.rfind(chr(10), 0, pos)}")
+        values.append(text[pos:end])
+        pos = _WS.match(text, end).end()  # type: ignore[union-attr]
+    return values, None
+
+
 def _maybe_incomplete(text: str, pos: int) -> bool:
     """Whether the failing value may just be cut off by the chunk boundary."""
     return len(text) - pos < 1 << 26
@@ -470,6 +485,13 @@ class Halt(Exception):
         self.status, self.value, self.has_value = status, value, has_value
 
 
+WHOLE_LIMIT = 64 << 20
+
+
+class WholeText(str):
+    """The rest of a file, not yet cut into values (a big document read to its end)."""
+
+
 @dataclass
 class Source:
     """The inputs as jq sees them: one stream of values across every file."""
@@ -479,6 +501,7 @@ class Source:
     raw: bool
     errors: list[str] = field(default_factory=list)
     current: str | None = None
+    whole_ok: bool = False   # a file that is one big value may come whole (``WholeText``)
 
     async def texts(self) -> Any:
         """(file name, JSON text or raw line) in order; a missing file is a message."""
@@ -521,9 +544,17 @@ class Source:
             if not final and size < retry_at:
                 continue
             text = "".join(parts)
+            if final and retry_at and self.whole_ok:
+                # the file's first value was still cut off: hand over the text unparsed, the
+                # library parses it once (``_drive`` splits it only if that fails)
+                if text.strip():
+                    yield WholeText(text)
+                return
             values, rest = split_values(text, final)
             if not values and not final:
-                retry_at = 2 * size
+                retry_at = max(WHOLE_LIMIT, 2 * size) if self.whole_ok else 2 * size
+            elif values:
+                retry_at = 0
             parts = [text[rest:]]
             size = len(parts[0])
             for v in values:
@@ -839,9 +870,28 @@ async def _drive(ctx: Any, runner: Runner, src: Source, program: Callable[[dict[
             return
         await runner.emit_many(results)
 
+    async def run_whole(text: str) -> None:
+        args = dict(base_args, __vfs_file=src.current, __vfs_rest=[])
+        try:
+            results = list(program(args).input_text(text))
+        except ValueError:
+            texts, problem = split_all(text)   # the careful way: value by value, then the error
+            for t in texts:
+                await run_one(t, None, None)
+            if problem is not None:
+                raise problem from None
+            return
+        await runner.emit_many(results)
+
+    src.whole_ok = True
     try:
         async for text, _ in values():
             assert text is not None
+            if isinstance(text, WholeText):
+                if batch:
+                    await run_batch()
+                await run_whole(text)
+                continue
             if batch and src.current != batch_file:
                 await run_batch()
             batch_file = src.current

@@ -102,3 +102,20 @@ def test_halt_in_the_middle_of_many_inputs() -> None:
 def test_parse_error_after_many_values_prints_them_first() -> None:
     status, out, err = run(["jq", "-c", "."], b"[1]\n" * 300 + b"{bad")
     assert status == 4 and out == b"[1]\n" * 300 and err.startswith(b"parse error")
+
+
+BIG = b"[" + b",".join(b'{"n": %d, "s": "%s"}' % (i, b"x" * 20) for i in range(40000)) + b"]"
+
+
+def test_big_documents_read_whole() -> None:
+    """Files whose first value does not fit a chunk go to the library whole; errors, a second
+    document and a parse error after them still behave as value by value."""
+    assert run(["jq", "length"], BIG) == (0, b"40000\n", b"")
+    status, out, _ = run(["jq", "-c", ".[0].n"], BIG + b"\n" + BIG + b"\n[{\"n\": 7}]")
+    assert (status, out) == (0, b"0\n0\n7\n")
+    status, out, err = run(["jq", ".[0].n"], BIG + b" 5 " + BIG)
+    assert status == 5 and out == b"0\n0\n" and err.count(b"\n") == 1
+    status, out, err = run(["jq", "-c", ".[1].n"], BIG + b" {bad")
+    assert status == 4 and out == b"1\n" and err.startswith(b"parse error")
+    status, out, _ = run(["jq", "if type == \"number\" then halt_error else length end"], BIG + b" 3 " + BIG)
+    assert status == 5 and out == b"40000\n"
