@@ -169,6 +169,14 @@ class NetPolicy:
         ip = canonical(ip)
         return any(r.matches(proto, ip, port) for r in self.rules)
 
+    def address_allowed(self, ip: IPAddress) -> bool:
+        """Whether some rule's network holds *ip* (any port or protocol): what a name may
+        resolve to."""
+        if self.mode != "allow":
+            return False
+        ip = canonical(ip)
+        return any(ip.version == r.network.version and ip in r.network for r in self.rules)
+
     def check_outbound(self, op: str, proto: str, ip: IPAddress, port: int) -> None:
         """EACCES unless a rule allows leaving the kernel for (*proto*, *ip*, *port*)."""
         if not self.outbound_allowed(proto, ip, port):

@@ -176,6 +176,8 @@ class SocketTable:
         self.release_later: Callable[[Any], None] = _drop_quietly
         # starts a task in the kernel's nursery (the host adapter's pumps); None before boot
         self.spawn: Callable[..., Any] | None = None
+        # the host adapter's resolver (mode allow only): getaddrinfo-shaped, awaitable
+        self.resolver: Callable[..., Any] = _host_getaddrinfo
 
     def new_inode(self) -> int:
         return next(self._inodes)
@@ -227,6 +229,12 @@ class SocketTable:
 
     def of_family(self, *families: int) -> list[Socket]:
         return [s for s in self.sockets.values() if s.family in families]
+
+
+async def _host_getaddrinfo(host: str, port: Any, family: int, type: int) -> list[Any]:
+    import trio
+
+    return await trio.socket.getaddrinfo(host, port, family, type)
 
 
 def _drop_quietly(ofd: Any) -> None:

@@ -322,7 +322,7 @@ class SocketCalls(CtxBase):
         else:
             ip, port = await self._inet_addr(sock, addr)
             try:
-                done = self._net.inet.connect_tcp(sock, ip, port)
+                self._net.inet.connect_tcp(sock, ip, port)
             except KernelError as e:
                 if e.code == "ECONNREFUSED" and nonblock:
                     sock.err = "ECONNREFUSED"
@@ -332,7 +332,7 @@ class SocketCalls(CtxBase):
                     raise KernelError("EINPROGRESS", "operation now in progress") from None
                 raise
             if nonblock:
-                sock.connect_reported = not done
+                sock.connect_reported = False  # the next connect() says 0 once it is through
                 raise KernelError("EINPROGRESS", "operation now in progress")
         while sock.state == "connecting":
             await self._wait(sock.wait)
@@ -670,8 +670,9 @@ class SocketCalls(CtxBase):
             ips = await self._hosts_lookup(host)
             if not ips:
                 policy = self._net.policy
-                raise policy.deny("resolve", repr(host)) if policy.mode != "allow" else KernelError(
-                    "EHOSTUNREACH", f"cannot resolve {host!r}: no host adapter for name lookups")
+                if policy.mode != "allow":
+                    raise policy.deny("resolve", repr(host))
+                ips = await self._resolve_on_host(host)
         out: list[tuple[int, int, int, str, Any]] = []
         types = [type] if type else [SOCK_STREAM, SOCK_DGRAM]
         for ip in ips:
@@ -684,6 +685,32 @@ class SocketCalls(CtxBase):
         if not out:
             raise KernelError("EADDRNOTAVAIL", f"no address of the requested family for {host!r}")
         return out
+
+    async def _resolve_on_host(self, host: str) -> list[IPAddress]:
+        """Mode allow: the host adapter resolves the name; only the addresses some rule allows
+        are returned (connect checks again, on the address, so rebinding gains nothing)."""
+        policy = self._net.policy
+        found: list[Any] = []
+
+        async def look() -> None:
+            found.extend(await self._net.resolver(host, None, 0, SOCK_STREAM))
+
+        try:
+            await self._wait(look, restartable=False)
+        except OSError:
+            raise KernelError("EHOSTUNREACH", f"cannot resolve {host!r}") from None
+        ips: list[IPAddress] = []
+        for info in found:
+            try:
+                ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+            except ValueError:
+                continue
+            if ip not in ips:
+                ips.append(ip)
+        allowed = [ip for ip in ips if policy.address_allowed(ip)]
+        if not allowed:
+            raise policy.deny("resolve", f"{host!r} ({', '.join(map(str, ips)) or 'no address'})")
+        return allowed
 
     async def _hosts_lookup(self, host: str) -> list[IPAddress]:
         name = host.rstrip(".").lower()

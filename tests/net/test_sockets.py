@@ -623,3 +623,28 @@ def test_policy_rules_parse_and_print():
     with pytest.raises(ValueError):
         NetPolicy("everything")
     assert NetPolicy.allow("udp:1.2.3.4:53").describe() == "mode allow\nallow udp:1.2.3.4/32:53\ndenied 0\n"
+
+
+async def test_names_resolve_through_the_adapter_only_to_allowed_addresses(nursery):
+    k = await boot_kernel(nursery, net=NetPolicy.allow("tcp:10.0.0.0/8:443"))
+    asked = []
+
+    async def fake_resolver(host, port, family, type_):
+        asked.append(host)
+        table = {"inside.example": ["10.2.3.4", "192.0.2.1"], "outside.example": ["192.0.2.7"]}
+        if host not in table:
+            raise OSError(-2, "Name or service not known")
+        return [(AF_INET, STREAM, 6, "", (ip, 0)) for ip in table[host]]
+
+    k.net.resolver = fake_resolver
+
+    async def resolve(name):
+        async def call(ctx):
+            return [i[4][0] for i in await ctx.getaddrinfo(name, 443, type=STREAM)]
+        return call
+
+    codes = await _codes(k, [await resolve("inside.example"), await resolve("outside.example"),
+                             await resolve("nothing.example"), await resolve("localhost")])
+    assert codes == [["10.2.3.4"], "EACCES", "EHOSTUNREACH", ["127.0.0.1", "::1"]]
+    assert asked == ["inside.example", "outside.example", "nothing.example"]  # localhost stays local
+    await k.shutdown()
