@@ -516,13 +516,15 @@ class Compiler:
             if isinstance(e.target, n.Var) and e.target.name in _NUMERIC_SPECIAL and t != "num":
                 code, t = f"_n({code})", "num"
             return set_bind(code), t
+        # gawk evaluates the right side first, then reads the target: x += x++ is 3 from 1
+        r = self.temp("r")
         rhs = self.num(e.value)
         op = e.op[0]
         if op in "+-*":
-            v = f"(_n({again}) {op} {rhs})"
+            v = f"(_n({again}) {op} {r})"
         else:
-            v = {"/": "_div", "%": "_mod", "^": "_pow"}[op] + f"(_n({again}), {rhs})"
-        return set_bind(v), "num"
+            v = {"/": "_div", "%": "_mod", "^": "_pow"}[op] + f"(_n({again}), {r})"
+        return f"(({r} := {rhs}), {set_bind(v)})[1]", "num"
 
     def x_IncDec(self, e: n.IncDec) -> tuple[str, str]:
         _, again, set_bind, _after = self.lvalue(e.target)
@@ -806,7 +808,9 @@ class Compiler:
         if isinstance(e, n.Assign) and e.op in ("+=", "-=", "*=") and isinstance(e.target, n.Var) and \
                 e.target.name not in SPECIAL and e.target.name != "NF" and not self.is_array(e.target.name):
             ref = self.var_ref(e.target.name)
-            self.emit(d, f"{ref} = {self.num(e.target)} {e.op[0]} {self.num(e.value)}")
+            r = self.temp("r")
+            self.emit(d, f"{r} = {self.num(e.value)}")   # the right side first, as gawk
+            self.emit(d, f"{ref} = {self.num(e.target)} {e.op[0]} {r}")
             return
         if isinstance(e, n.IncDec) and isinstance(e.target, n.Var) and e.target.name not in SPECIAL \
                 and e.target.name != "NF":
@@ -817,9 +821,11 @@ class Compiler:
             e = n.Assign("+=" if e.op == "++" else "-=", e.target, n.Num(1.0))
         if isinstance(e, n.Assign) and e.op in ("+=", "-=", "*=") and isinstance(e.target, n.Index):
             k = self.temp("k")
+            r = self.temp("r")
             arr = self.array_ref(e.target.name)
+            self.emit(d, f"{r} = {self.num(e.value)}")
             self.emit(d, f"{k} = {self.key(e.target.subs)}")
-            self.emit(d, f"{arr}[{k}] = _n({arr}[{k}]) {e.op[0]} {self.num(e.value)}")
+            self.emit(d, f"{arr}[{k}] = _n({arr}[{k}]) {e.op[0]} {r}")
             return
         self.emit(d, self.expr(e)[0])
 

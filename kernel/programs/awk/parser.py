@@ -208,8 +208,9 @@ class Parser:
             self.expect("(")
             test = self.expr()
             self.expect(")")
-            self.end_simple()
-            return n.DoWhile(body, test, t.line)
+            if self.tok.kind not in (";", "NEWLINE", "}", "EOF"):
+                raise self.error()
+            return n.DoWhile(body, test, t.line)   # a ; after it is an empty statement
         if k == "for":
             return self.for_stmt()
         if k == "switch":

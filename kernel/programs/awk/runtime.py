@@ -42,10 +42,50 @@ class AwkExit(Exception):
         self.code = code
 
 
+def _literal_leading_ops(pat: bytes) -> bytes:
+    """gawk's regex syntax takes ``*``, ``+``, ``?`` and ``{`` with nothing before them (at the
+    start, after ``(`` or ``|``) literally; posixre's POSIX dialect would reject them."""
+    if not any(c in pat for c in b"*+?{"):
+        return pat
+    out = bytearray()
+    i, n = 0, len(pat)
+    prev = -1            # the previous significant byte: -1 at the start
+    while i < n:
+        c = pat[i]
+        if c == 92 and i + 1 < n:
+            out += pat[i:i + 2]
+            prev = 0
+            i += 2
+            continue
+        if c == 91:      # a bracket expression is copied whole
+            j = i + 1
+            if j < n and pat[j] == 94:
+                j += 1
+            if j < n and pat[j] == 93:
+                j += 1
+            while j < n and pat[j] != 93:
+                if pat[j] == 91 and j + 1 < n and pat[j + 1] in b":.=":
+                    k = pat.find(bytes([pat[j + 1], 93]), j + 2)
+                    j = k + 2 if k >= 0 else n
+                    continue
+                j += 1
+            out += pat[i:j + 1]
+            prev = 0
+            i = j + 1
+            continue
+        if c in b"*+?{" and prev in (-1, 40, 124):
+            out.append(92)
+        out.append(c)
+        prev = c if c in (40, 124) else 0
+        i += 1
+    return bytes(out)
+
+
 def awk_regex(src: bytes) -> posixre.PosixRegex:
     """A regex written in awk (literal or dynamic): awk's escapes first, then POSIX ERE."""
     try:
-        return posixre.compile(unescape(src, regex=True), extended=True, dialect="posix")
+        return posixre.compile(_literal_leading_ops(unescape(src, regex=True)), extended=True,
+                               dialect="posix")
     except KernelError as e:
         raise AwkFatal(f"invalid regexp: {e.message}: /{src.decode('latin-1')}/") from None
 
