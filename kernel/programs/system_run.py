@@ -300,11 +300,125 @@ ENV = Spec("env", "[OPTION]... [-] [NAME=VALUE]... [COMMAND [ARG]...]",
                Opt("u", "unset", arg="NAME", action="append", help="remove variable from the environment"),
                Opt("C", "chdir", arg="DIR", help="change working directory to DIR"),
                Opt("v", "debug", help="print verbose information for each processing step"),
+               Opt("S", "split-string", arg="S", help="process and split S into separate arguments; "
+                   "used to pass multiple arguments on shebang lines"),
            ], permute=False, usage_status=125)
 
 
+class SplitError(ValueError):
+    """A bad ``env -S`` string; ``str`` is GNU's message."""
+
+
+_S_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v", "\\": "\\", '"': '"',
+              "'": "'", "$": "$", "#": "#", " ": " "}
+
+
+def split_string(text: str, env: dict[str, str]) -> list[str]:
+    """GNU env's ``-S``: words split on blanks, '' and "" quoting, backslash escapes
+    (``\\_`` is a blank, ``\\c`` ends the string), ``${VAR}`` from the environment, ``#``
+    starting a word begins a comment."""
+    words: list[str] = []
+    cur: list[str] = []
+    have = False
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+            elif c == "\\" and i + 1 < n and text[i + 1] in "\\'":
+                i += 1
+                cur.append(text[i])
+            else:
+                cur.append(c)
+            i += 1
+            continue
+        if c == "\\":
+            if i + 1 >= n:
+                raise SplitError("invalid backslash at end of string in -S")
+            e = text[i + 1]
+            i += 2
+            if e == "c":
+                break
+            if e == "_":
+                if quote:
+                    cur.append(" ")
+                else:
+                    if have:
+                        words.append("".join(cur))
+                    cur, have = [], False
+                continue
+            if e not in _S_ESCAPES:
+                raise SplitError(f"invalid sequence '\\{e}' in -S")
+            cur.append(_S_ESCAPES[e])
+            have = True
+            continue
+        if c == "$":
+            if text.startswith("${", i):
+                end = text.find("}", i)
+                if end < 0:
+                    raise SplitError("only ${VARNAME} expansion is supported, error at: " + text[i:])
+                cur.append(env.get(text[i + 2:end], ""))
+                have = True
+                i = end + 1
+                continue
+            raise SplitError("only ${VARNAME} expansion is supported, error at: " + text[i:])
+        if quote == '"':
+            if c == '"':
+                quote = ""
+            else:
+                cur.append(c)
+            i += 1
+            continue
+        if c in "'\"":
+            quote = c
+            have = True
+        elif c in " \t\n\v\f\r":
+            if have:
+                words.append("".join(cur))
+            cur, have = [], False
+        elif c == "#" and not have:
+            break
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if quote:
+        raise SplitError("no terminating quote in -S string")
+    if have:
+        words.append("".join(cur))
+    return words
+
+
 async def prog_env(ctx: Any) -> int:
-    args = await parse_or_exit(ctx, ENV)
+    argv = list(ctx.argv)
+    for k in range(1, len(argv)):  # -S splits its string in place, before the options are read
+        a = argv[k]
+        if a == "--" or not a.startswith("-") or a == "-":
+            break
+        value = None
+        if a in ("-S", "--split-string") and k + 1 < len(argv):
+            value, rest = argv[k + 1], argv[k + 2:]
+        elif a.startswith("--split-string="):
+            value, rest = a.partition("=")[2], argv[k + 1:]
+        elif a.startswith("-S"):
+            value, rest = a[2:], argv[k + 1:]
+        elif len(a) > 2 and a[1] != "-" and "S" in a[1:] and not any(ch in a[1:a.index("S")] for ch in "uC"):
+            j = a.index("S")
+            value, rest = a[j + 1:] or (argv[k + 1] if k + 1 < len(argv) else ""), \
+                argv[k + 1 + (0 if a[j + 1:] else 1):]
+            argv[k] = a[:j]
+            k += 1
+        if value is not None:
+            try:
+                words = split_string(value, ctx.environ)
+            except SplitError as e:
+                await error(ctx, "env", str(e))
+                return 125
+            argv = argv[:k] + words + rest
+            break
+    args = await parse_or_exit(ctx, ENV, argv)
     if isinstance(args, int):
         return args
     ops = list(args.operands)
