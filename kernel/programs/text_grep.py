@@ -19,6 +19,7 @@ from kernel.programs import posixre
 from kernel.programs.common import CHUNK, Writer
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import fsencode, strerror
+from kernel.syscalls import DT_DIR, DT_LNK, DT_REG, DT_UNKNOWN, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_RDONLY
 
 GREP = Spec(
     "grep",
@@ -491,7 +492,19 @@ class _Walker:
         base = fsencode(name.rstrip("/").rsplit("/", 1)[-1]).decode("latin-1")
         return any(fnmatch.fnmatchcase(base, pat) for pat in self.exclude_dir)
 
-    async def visit(self, name: str, top: bool, implicit: bool = False) -> None:
+    async def _entries(self, name: str) -> list[tuple[str, int]]:
+        """A directory's (name, DT_* type) pairs in name order: the walk needs no lstat per entry."""
+        fd = await self.ctx.open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try:
+            out: list[tuple[str, int]] = []
+            while batch := await self.ctx.getdents(fd):
+                out.extend((d.name, d.type) for d in batch)
+        finally:
+            await self.ctx.close(fd)
+        out.sort()
+        return out
+
+    async def visit(self, name: str, top: bool, implicit: bool = False, dtype: int = DT_UNKNOWN) -> None:
         g = self.g
         ctx = self.ctx
         g.with_name = self.names if self.names is not None else not top
@@ -499,16 +512,21 @@ class _Walker:
             g.name = fsencode(g.label)
             await _search_fd(g, 0)
             return
-        try:
-            st = await (ctx.stat(name) if top or self.recurse == "R" else ctx.lstat(name))
-        except KernelError as e:
-            if not top and e.code == "ENOENT":
+        if dtype == DT_REG or (dtype == DT_LNK and self.recurse != "R"):
+            mode = _stat.S_IFREG if dtype == DT_REG else _stat.S_IFLNK  # the walk's own type: no lstat
+        elif dtype == DT_DIR:
+            mode = _stat.S_IFDIR
+        else:
+            try:
+                mode = (await (ctx.stat(name) if top or self.recurse == "R" else ctx.lstat(name))).mode
+            except KernelError as e:
+                if not top and e.code == "ENOENT":
+                    return
+                await g.err(f"{name}: {strerror(e)}")
                 return
-            await g.err(f"{name}: {strerror(e)}")
-            return
-        if _stat.S_ISLNK(st.mode):
+        if _stat.S_ISLNK(mode):
             return  # -r skips symlinks met during the walk
-        if _stat.S_ISDIR(st.mode):
+        if _stat.S_ISDIR(mode):
             if self.directories == "skip":
                 return
             if self.directories != "recurse":
@@ -519,25 +537,29 @@ class _Walker:
             if top and self.exclude_dir and not implicit and self._skip_dir(name):
                 return
             try:
-                entries = sorted(await ctx.listdir(name))
+                entries = await self._entries(name)
             except KernelError as e:
                 await g.err(f"{name}: {strerror(e)}")
                 return
-            for entry in entries:
+            for entry, entry_type in entries:
                 child = (
                     entry if implicit and name == "." else (name + entry if name.endswith("/") else f"{name}/{entry}")
                 )
-                await self.visit(child, top=False)
+                await self.visit(child, top=False, dtype=entry_type)
                 if g.quiet and g.matched_any:
                     return
             return
-        if not _stat.S_ISREG(st.mode) and (self.devices == "skip" or (not top and self.recurse)):
+        if not _stat.S_ISREG(mode) and (self.devices == "skip" or (not top and self.recurse)):
             return
         if self._skip_file(name, top):
             return
         try:
-            fd = await ctx.open(name)
+            # A name the walk saw as a regular file is opened without following a link, so a
+            # file swapped for a symlink meanwhile is still not followed under -r.
+            fd = await ctx.open(name, O_RDONLY | O_NOFOLLOW if dtype == DT_REG and self.recurse != "R" else O_RDONLY)
         except KernelError as e:
+            if dtype == DT_REG and e.code in ("ELOOP", "ENOENT"):
+                return  # gone or replaced by a link since the directory was read
             await g.err(f"{name}: {strerror(e)}")
             return
         g.name = fsencode(name)
