@@ -92,7 +92,10 @@ def show(family: int, addr: Addr | None) -> tuple[Any, ...]:
     ip, port = addr
     if family == AF_INET:
         return (str(ip), port)
-    return (str(ip) if ip.version == 6 else str(ipaddress.IPv6Address(f"::ffff:{ip}")), port, 0, 0)
+    if ip.version == 4:
+        return (f"::ffff:{ip}", port, 0, 0)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (f"::ffff:{mapped}" if mapped is not None else str(ip), port, 0, 0)  # inet_ntop's spelling
 
 
 def _as_family(family: int, ip: IPAddress) -> IPAddress:

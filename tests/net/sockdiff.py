@@ -11,7 +11,8 @@ A case file is plain text::
     connect c @l                                      <- @NAME: the address NAME is bound to
 
 Addresses: ``127.0.0.1:PORT``, ``[::1]:PORT``, ``unix:NAME`` (a path in the case's directory),
-``abstract:NAME`` (made unique per run), ``@SOCK`` (getsockname of SOCK), ``peer@SOCK``.
+``abstract:NAME`` (made unique per run), ``@SOCK`` (getsockname of SOCK), ``peer@SOCK``,
+``HOST@SOCK`` (HOST with SOCK's port).
 Calls: ``socket FAMILY TYPE [nonblock]`` (inet inet6 unix; stream dgram seqpacket raw),
 ``socketpair TYPE``, ``bind``, ``listen S N``, ``accept S`` (value: the new socket),
 ``connect``, ``send S TEXT [FLAGS]``, ``sendto S TEXT ADDR``, ``recv S N [FLAGS]``,
@@ -126,6 +127,10 @@ class Shower:
 def address(words: str, names: dict[str, Any], directory: str, tag: str, getname) -> Any:
     if words.startswith("@"):
         return getname(names[words[1:]])
+    if "@" in words and not words.startswith(("unix:", "abstract:", "peer@")):
+        host, _, name = words.partition("@")  # HOST@SOCK: that host, SOCK's port
+        port = getname(names[name])[1]
+        return (host, port) if ":" not in host else (host, port, 0, 0)
     if words.startswith("unix:"):
         return f"{directory}/{words[5:]}"
     if words.startswith("abstract:"):
@@ -288,6 +293,10 @@ async def _kernel_step(ctx: Any, call: str, args: list[str], names: dict[str, An
             return await ctx.getpeername(names[text[5:]])
         if text.startswith("@"):
             return await ctx.getsockname(names[text[1:]])
+        if "@" in text and not text.startswith(("unix:", "abstract:")):
+            host, _, name = text.partition("@")
+            port = (await ctx.getsockname(names[name]))[1]
+            return (host, port) if ":" not in host else (host, port, 0, 0)
         return address(text, names, directory, tag, None)
 
     if call == "socket":
