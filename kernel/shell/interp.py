@@ -59,6 +59,7 @@ from kernel.shell.state import ShellState, VarError
 from kernel.syscalls import (
     F_DUPFD,
     F_DUPFD_CLOEXEC,
+    F_SETFD,
     O_APPEND,
     O_CLOEXEC,
     O_CREAT,
@@ -445,6 +446,9 @@ class Shell(Expander):
         pids: list[int] = []
         prev_r: int | None = None
         jc = self.job_control
+        lastpipe = bool(self.st.shopts.get("lastpipe")) and not jc
+        if lastpipe:
+            cmds = cmds[:-1]  # shopt -s lastpipe: the last stage runs in this shell
         try:
             for i, c in enumerate(cmds):
                 r = w = None
@@ -461,6 +465,8 @@ class Shell(Expander):
                 if w is not None:
                     await ctx.close(w)
                 prev_r = r
+            if lastpipe:
+                last_status = await self._last_stage_here(p.commands[-1], prev_r)
         finally:
             if prev_r is not None:
                 await ctx.close(prev_r)
@@ -468,6 +474,8 @@ class Shell(Expander):
             statuses = await self.wait_foreground(pids, _andor_text(None))
         else:
             statuses = [await self.wait_pid(pid) for pid in pids]
+        if lastpipe:
+            statuses.append(last_status)
         self.st.pipestatus = statuses
         if self.st.options.get("pipefail"):
             for s in reversed(statuses):
@@ -475,6 +483,18 @@ class Shell(Expander):
                     return s
             return 0
         return statuses[-1]
+
+    async def _last_stage_here(self, c: Any, stdin: int | None) -> int:
+        """``lastpipe``: run the pipeline's last command in this shell, its stdin the pipe."""
+        ctx = self.ctx
+        saved = await ctx.fcntl(0, F_DUPFD_CLOEXEC, 10)
+        try:
+            if stdin is not None:
+                await ctx.dup2(stdin, 0)
+            return await self.exec_command(c)
+        finally:
+            await ctx.dup2(saved, 0)
+            await ctx.close(saved)
 
     def _stage_runner(self, c: Any) -> Callable[["Shell"], Awaitable[int]]:
         async def run(sub: Shell) -> int:
@@ -674,7 +694,10 @@ class Shell(Expander):
         async def run(sub: Shell) -> int:
             return await sub.exec_list(body)
 
-        r, w = await ctx.pipe()
+        # close-on-exec while the child forks, so it holds only its own end (a child holding
+        # the write end of ``>(cat)`` would never see end of file); then inheritable, so a
+        # program given /dev/fd/N gets it
+        r, w = await ctx.pipe(O_CLOEXEC)
         if node.direction == "<":
             await self.fork(run, stdout=w)
             await ctx.close(w)
@@ -683,6 +706,7 @@ class Shell(Expander):
             await self.fork(run, stdin=r)
             await ctx.close(r)
             keep = w
+        await ctx.fcntl(keep, F_SETFD, 0)
         self._procsub_fds.append(keep)
         return f"/dev/fd/{keep}"
 
@@ -1115,17 +1139,19 @@ class Shell(Expander):
                 argv = []
         except ExpansionError as e:
             return await self._expansion_failed(e)
-        if self._procsub_fds:
-            try:
-                return await self._exec_argv(node, argv, decl, last)
-            finally:
+        try:
+            return await self._exec_argv(node, argv, decl, last)
+        except ExecImage:
+            self._procsub_fds = []  # the new image inherits them (``tee >(cat)``)
+            raise
+        finally:
+            if self._procsub_fds:  # made by the words or by a redirection (``> >(cat)``)
                 fds, self._procsub_fds = self._procsub_fds, []
                 for fd in fds:
                     try:
                         await self.ctx.close(fd)
                     except KernelError:
                         pass
-        return await self._exec_argv(node, argv, decl, last)
 
     async def _exec_argv(self, node: SimpleCommand, argv: list[str], decl: dict | None, last: bool) -> int:
         st = self.st
