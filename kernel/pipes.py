@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 
 import trio
 
@@ -67,7 +68,7 @@ class Pipe(Waitable):
         self.writers = 1
         self.r_opens = 0       # FIFO opens so far, so a blocked open notices a brief partner
         self.w_opens = 0
-        self.on_idle = None    # FIFOs: called when the last end closes
+        self.on_idle: Callable[[Pipe], None] | None = None  # FIFOs: called when the last end closes
 
     # -- data ------------------------------------------------------------------------
     def try_read(self, n: int) -> bytes | None:
@@ -172,7 +173,7 @@ class FifoTable:
         if pipe is None:
             pipe = Pipe(self.capacity)
             pipe.readers = pipe.writers = 0
-            pipe.on_idle = lambda p, key=key: self._idle(key, p)
+            pipe.on_idle = lambda p: self._idle(key, p)
             self._pipes[key] = pipe
         return pipe
 
