@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel.errors import KernelError
 from kernel.programs.common import IdNames, Writer, error
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.procps_fmt import local_struct, user_name, zone_of
@@ -502,12 +503,72 @@ async def prog_top(ctx: Any) -> int:
     tz = zone_of(ctx)
     unit = str(args.get("E", "m")).lower()
     sort = str(args.get("o", "%CPU")).lstrip("+-").upper()
+    me = ctx.getpid()
+    out = Writer(ctx)
+    screen = None if args.get("b") else await _Screen.open(ctx)
+    try:
+        return await _top_loop(ctx, args, screen, frames, delay, pids, uid, names, width, tz, unit,
+                               sort, me, out)
+    finally:
+        if screen is not None:
+            await screen.close()
+
+
+class _Screen:
+    """top's full-screen mode on a terminal: no echo, keys one at a time, each frame drawn
+    from the top-left corner and cut to the window; ``q`` (or ^C, ^D) quits."""
+
+    def __init__(self, ctx: Any, saved: Any) -> None:
+        self.ctx, self.saved = ctx, saved
+
+    @classmethod
+    async def open(cls, ctx: Any) -> "_Screen":
+        saved = ctx.tcgetattr(0) if ctx.isatty(0) else None
+        if saved is not None:
+            raw = ctx.tcgetattr(0)
+            raw.icanon = raw.echo = False
+            await ctx.tcsetattr(0, raw)
+        return cls(ctx, saved)
+
+    def size(self) -> tuple[int, int]:
+        try:
+            rows, cols = self.ctx.get_winsize(1)
+            return rows or 24, cols or 80
+        except KernelError:
+            return 24, 80
+
+    async def draw(self, lines: list[str]) -> None:
+        rows, cols = self.size()
+        body = "\n".join(line[:cols] for line in lines[:rows])
+        await self.ctx.write_all(1, "\x1b[H\x1b[2J" + body)
+
+    async def wait_key(self, delay: float) -> bool:
+        """Wait up to *delay* seconds for a key; True when it asks to quit."""
+        if self.saved is None:
+            await self.ctx.sleep(delay)
+            return False
+        try:
+            ready = await self.ctx.poll([(0, 0x001)], delay)  # POLLIN
+        except KernelError:
+            return False
+        if not ready:
+            return False
+        key = await self.ctx.read(0, 64)
+        return not key or key[:1] in (b"q", b"Q", b"\x03", b"\x04")
+
+    async def close(self) -> None:
+        await self.ctx.write_all(1, "\n")
+        if self.saved is not None:
+            await self.ctx.tcsetattr(0, self.saved)
+
+
+async def _top_loop(ctx: Any, args: Any, screen: _Screen | None, frames: int, delay: float,
+                    pids: set[int], uid: int | None, names: IdNames, width: int, tz: Any, unit: str,
+                    sort: str, me: int, out: Writer) -> int:
     prev: list[int] | None = None
     prev_ticks: dict[int, int] | None = None
     prev_uptime = 0.0
-    me = ctx.getpid()
     n = 0
-    out = Writer(ctx)
     while True:
         m = await read_machine(ctx)
         tasks = [t for t in await read_tasks(ctx)
@@ -518,14 +579,22 @@ async def prog_top(ctx: Any) -> int:
         if prev_ticks is not None and m.uptime > prev_uptime:
             span = (m.uptime - prev_uptime) * HZ
             pcpu = {t.pid: 100.0 * max(0, t.cpu_ticks - prev_ticks.get(t.pid, 0)) / span for t in tasks}
-        for line in await top_frame(ctx, tasks, m, prev, names, width, unit, bool(args.get("c")),
-                                    tz, shared, sort, pcpu):
-            await out.write(line + "\n")
+        lines = await top_frame(ctx, tasks, m, prev, names, width, unit, bool(args.get("c")),
+                                tz, shared, sort, pcpu)
+        if screen is not None:
+            await screen.draw(lines)
+        else:
+            for line in lines:
+                await out.write(line + "\n")
         prev = m.cpu
         prev_ticks, prev_uptime = {t.pid: t.cpu_ticks for t in tasks}, m.uptime
         n += 1
         if frames and n >= frames:
             break
+        if screen is not None:
+            if await screen.wait_key(delay):
+                break
+            continue
         await out.write("\n")
         await out.flush()
         await (ctx.sched_yield() if delay == 0 else ctx.sleep(delay))

@@ -306,3 +306,26 @@ def test_cpu_time_shows_in_stat_ps_and_top():
     stat_line, pcpu = out.splitlines()
     utime = int(stat_line.rsplit(")", 1)[1].split()[11])
     assert utime > 10 and float(pcpu) > 10.0
+
+
+def test_top_on_a_terminal_draws_frames_until_q():
+    async def body(kernel: Kernel) -> tuple[str, int]:
+        h = await kernel.open_terminal(["sh", "-c", "top -d 0.2; stty; echo done"], rows=10, cols=50)
+        out = b""
+        with trio.move_on_after(15):
+            while b"top - " not in out or out.count(b"\x1b[2J") < 2:
+                out += await h.read(65536)
+            await h.write(b"q")
+            while b"done" not in out:
+                data = await h.read(65536)
+                if not data:
+                    break
+                out += data
+        return out.decode(errors="replace"), await h.wait()
+    text, status = in_kernel(body)
+    frames = text.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 2 and status == 0
+    first = frames[0].replace("\r\n", "\n").split("\n")
+    assert first[0].startswith("top - ") and len(first) <= 10 and max(map(len, first)) <= 50
+    assert "-echo" not in text.split("\x1b[2J")[-1]  # the terminal's settings are back
+    assert text.rstrip().endswith("done")
