@@ -411,9 +411,9 @@ class Extractor:
             if ti.type == tarfile.LNKTYPE:
                 source = f"{self.dest.rstrip('/')}/{posixpath.normpath(ti.linkname)}"
                 try:
-                    real = await ctx.realpath(posixpath.dirname(source) or ".")
+                    real = await ctx.realpath(source)   # the file the link would share
                 except KernelError:
-                    real = ""
+                    real = self.real_dest                # missing: link() itself says so
                 if not self._inside(real):
                     await self.refuse(name, f"Hard link points outside the target directory ({ti.linkname})")
                     return False

@@ -277,3 +277,14 @@ def test_member_twice_in_one_archive_replaces_the_first() -> None:
         assert await box.get("/w/out/d/f") == b"two"
         assert (await box.run("readlink", "/w/out/d/l"))[1] == b"f2\n"
     sandbox(t)
+
+
+def test_hard_link_to_a_symlink_pointing_out_is_refused() -> None:
+    async def t(box: Box) -> None:
+        await box.put("/w/secret", b"secret")
+        assert (await box.run("ln", "-s", "/w/secret", "/w/out/s"))[0] == 0
+        await box.put("/w/x.tar", make_tar([("hard", "h", "s")]))
+        status, _, err = await box.run("tar", "xf", "../x.tar", cwd="/w/out")
+        assert status == 2 and b"not extracted" in err
+        assert not await box.exists("/w/out/h")
+    sandbox(t)
