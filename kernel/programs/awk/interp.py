@@ -344,6 +344,8 @@ class Compiler:
         return f"_dre({self.expr(e)[0]})"
 
     def match(self, e: n.MatchOp) -> str:
+        if isinstance(e.subject, n.Regex):
+            self.warnings.append("regular expression on left of `~' or `!~' operator")
         subj = self.str_(e.subject)
         if isinstance(e.regex, n.Regex):
             test = f"{self.regex_test(e.regex)}({subj})"
