@@ -151,3 +151,83 @@ def _code(err: OSError, default: str) -> str:
     import errno as _errno
 
     return _errno.errorcode.get(err.errno or 0, default)
+
+
+class HostUdp:
+    """The host half of a UDP socket that sends to allowed addresses outside the kernel: one
+    host UDP socket, a bounded send queue (full: the datagram is dropped, as UDP does), and a
+    receiver that lets in only datagrams from addresses the policy allows."""
+
+    MAX_QUEUE = 256
+
+    def __init__(self, sock: Any, allowed: Any, family: int) -> None:
+        self.sock = sock
+        self.allowed = allowed          # (ip, port) -> bool
+        self.family = family
+        self.queue: deque[tuple[bytes, tuple[Any, ...]]] = deque()
+        self.lot = trio.lowlevel.ParkingLot()
+        self.scope = trio.CancelScope()
+
+    def push(self, data: bytes, address: tuple[Any, ...]) -> bool:
+        if len(self.queue) >= self.MAX_QUEUE:
+            return False
+        self.queue.append((data, address))
+        self.lot.unpark_all()
+        return True
+
+    def close(self) -> None:
+        self.scope.cancel()
+
+    async def run(self) -> None:
+        with self.scope:
+            hs = trio.socket.socket(self.family, _pysocket.SOCK_DGRAM)
+            try:
+                await hs.bind(("0.0.0.0", 0) if self.family == _pysocket.AF_INET else ("::", 0))
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._sender, hs)
+                    nursery.start_soon(self._receiver, hs)
+            finally:
+                hs.close()
+
+    async def _sender(self, hs: Any) -> None:
+        while True:
+            while not self.queue:
+                await self.lot.park()
+            data, address = self.queue.popleft()
+            try:
+                await hs.sendto(data, address)
+            except OSError as e:
+                log.debug("udp to %s: %s", address, e)
+
+    async def _receiver(self, hs: Any) -> None:
+        import ipaddress
+
+        sock = self.sock
+        while True:
+            try:
+                data, src = await hs.recvfrom(65536)
+            except OSError as e:
+                log.debug("udp receive: %s", e)
+                continue
+            ip = ipaddress.ip_address(src[0].split("%", 1)[0])
+            if not self.allowed(ip, src[1]):
+                continue
+            remote = sock.remote
+            if remote is not None and (str(remote[0]).removeprefix("::ffff:"), remote[1]) != (str(ip), src[1]):
+                continue  # a connected socket hears only its peer
+            if not sock.deliver(data, (ip, src[1]), None):
+                sock.drops += 1
+
+
+class HostDest:
+    """What ``route`` returns for an outside destination: delivering queues it on the link."""
+
+    __slots__ = ("link", "address", "drops", "senders")
+
+    def __init__(self, link: HostUdp, address: tuple[Any, ...]) -> None:
+        self.link, self.address = link, address
+        self.drops = 0
+        self.senders: set[Any] = set()
+
+    def deliver(self, data: bytes, src: Any, rights: Any) -> bool:
+        return self.link.push(data, self.address)

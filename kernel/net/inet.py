@@ -193,23 +193,46 @@ class InetDgram(_InetMixin, DatagramSocket):
         super().__init__(table, family, SOCK_DGRAM, IPPROTO_UDP, owner)
         self.rcvbuf = self.sndbuf = 212992
         self.max_datagram = 65507 if family == AF_INET else 65527
+        self.host_udp: Any = None
 
     def peername(self) -> tuple[Any, ...]:
         if self.remote is None:
             raise KernelError("ENOTCONN", "socket is not connected")
         return show(self.family, self.remote)
 
-    def route(self, dest: Any) -> DatagramSocket | None:
+    def route(self, dest: Any) -> Any:
         space = self.table.inet
         ip, port = dest
-        if space.check_out("sendto", "udp", ip, port):
-            raise KernelError("ENETUNREACH", "network is unreachable (UDP does not go through the host adapter yet)")
+        external = space.check_out("sendto", "udp", ip, port)
         if self.local is None:
             space.autobind(self, ANY4 if self.family == AF_INET else ANY6)
-        target = space.find_udp(ip, port, self)
+        target = None if external else space.find_udp(ip, port, self)
+        if target is None and (external or self.table.policy.outbound_allowed("udp", ip, port)):
+            return self._host_dest(ip, port)
         if target is None and self.remote is not None:
             self.err = "ECONNREFUSED"
         return target
+
+    def _host_dest(self, ip: IPAddress, port: int) -> Any:
+        """The host adapter's side of this socket (made on first use) aimed at (ip, port)."""
+        from .host import HostDest, HostUdp
+
+        dst = canonical(ip)
+        if self.host_udp is None:
+            spawn = self.table.spawn
+            if spawn is None:
+                raise KernelError("ENETUNREACH", "network is unreachable (no host adapter)")
+            policy = self.table.policy
+            family = AF_INET if dst.version == 4 else AF_INET6
+            self.host_udp = HostUdp(self, lambda a, p: policy.outbound_allowed("udp", a, p), family)
+            spawn(self.host_udp.run)
+        address: tuple[Any, ...] = (str(dst), port) if dst.version == 4 else (str(dst), port, 0, 0)
+        return HostDest(self.host_udp, address)
+
+    def on_close(self) -> None:
+        if self.host_udp is not None:
+            self.host_udp.close()
+        super().on_close()
 
     def source(self) -> Any:
         assert self.local is not None
@@ -447,8 +470,7 @@ class InetSpace:
 
     # -- UDP ----------------------------------------------------------------------------------
     def connect_udp(self, sock: InetDgram, ip: IPAddress, port: int) -> None:
-        if self.check_out("connect", "udp", ip, port):
-            raise KernelError("ENETUNREACH", "network is unreachable (UDP does not go through the host adapter yet)")
+        self.check_out("connect", "udp", ip, port)
         if ip.is_unspecified:
             ip = LO4 if ip.version == 4 else LO6
         self._local_for(sock, ip)

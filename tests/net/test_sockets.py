@@ -648,3 +648,49 @@ async def test_names_resolve_through_the_adapter_only_to_allowed_addresses(nurse
     assert codes == [["10.2.3.4"], "EACCES", "EHOSTUNREACH", ["127.0.0.1", "::1"]]
     assert asked == ["inside.example", "outside.example", "nothing.example"]  # localhost stays local
     await k.shutdown()
+
+
+async def test_host_adapter_carries_allowed_udp(nursery):
+    host = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await host.bind(("127.0.0.1", 0))
+    port = host.getsockname()[1]
+
+    scope = trio.CancelScope()
+
+    async def echo():
+        with scope:
+            while True:
+                data, src = await host.recvfrom(100)
+                await host.sendto(b"echo:" + data, src)
+        host.close()
+
+    nursery.start_soon(echo)
+    k = await boot_kernel(nursery, net=NetPolicy.allow(f"udp:127.0.0.1:{port}"))
+    out = {}
+
+    async def prog(ctx):
+        s = await ctx.socket(AF_INET, DGRAM)
+        await ctx.sendto(s, b"ping", ("127.0.0.1", port))
+        out["reply"] = await ctx.recvfrom(s, 100)
+        c = await ctx.socket(AF_INET, DGRAM)
+        await ctx.connect(c, ("127.0.0.1", port))
+        await ctx.send(c, b"two")
+        out["connected"] = await ctx.recv(c, 100)
+        try:
+            await ctx.sendto(s, b"x", ("127.0.0.1", port + 1 if port < 65535 else port - 1))
+            out["other"] = "sent (in-kernel: nobody there, dropped)"
+        except KernelError as e:
+            out["other"] = e.code
+        try:
+            await ctx.sendto(s, b"x", ("192.0.2.1", 53))
+        except KernelError as e:
+            out["outside"] = e.code
+        return 0
+
+    r = await run_program(k, prog)
+    scope.cancel()
+    assert r.returncode == 0, r.stderr
+    assert out["reply"] == (b"echo:ping", ("127.0.0.1", port))
+    assert out["connected"] == b"echo:two"
+    assert out["other"].startswith("sent") and out["outside"] == "EACCES"
+    await k.shutdown()
