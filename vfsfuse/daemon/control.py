@@ -382,6 +382,7 @@ class ControlClient:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
+        self.broken = False
 
     @classmethod
     def connect(cls, path: str) -> "ControlClient":
@@ -402,10 +403,17 @@ class ControlClient:
         return cls(s)
 
     def send(self, kind: int, payload: bytes) -> None:
-        self.sock.sendall(frame(kind, payload))
+        """Send a frame; a daemon that already hung up (it refused us, or the run ended) is not
+        an error here: what it said before closing is still there to be read."""
+        if self.broken:
+            return
+        try:
+            self.sock.sendall(frame(kind, payload))
+        except (BrokenPipeError, ConnectionResetError):
+            self.broken = True
 
     def send_json(self, obj: dict[str, Any]) -> None:
-        self.sock.sendall(jframe(obj))
+        self.send(JSON, json.dumps(obj).encode())
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -425,7 +433,10 @@ class ControlClient:
         while True:
             for f in self.frames():
                 return f
-            d = self.sock.recv(65536)
+            try:
+                d = self.sock.recv(65536)
+            except ConnectionResetError:
+                d = b""
             if not d:
                 return None
             self.buf += d
