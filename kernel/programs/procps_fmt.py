@@ -133,6 +133,24 @@ def stime(t: Task, v: View) -> str:
     return time.strftime("%H:%M", then)
 
 
+def lstart(t: Task, v: View) -> str:
+    """LSTART: ctime(3)'s ``Fri Dec  4 01:02:03 2026``."""
+    return time.strftime("%a %b %e %H:%M:%S %Y", v.localtime(v.started(t)))
+
+
+def start(t: Task, v: View) -> str:
+    """STARTED: ``HH:MM:SS`` within the last 24 hours, else ``Mon DD`` (procps's rule)."""
+    then = v.started(t)
+    fmt = "%H:%M:%S" if then + 86400 > v.now else "%b %d"
+    return time.strftime(fmt, v.localtime(then))
+
+
+def bsdstart(t: Task, v: View) -> str:
+    """BSD START: ``HH:MM`` within the last 24 hours, else ``Mon DD``."""
+    then = v.started(t)
+    return time.strftime("%H:%M" if then + 86400 > v.now else "%b %d", v.localtime(then))
+
+
 def _c(t: Task, v: View) -> str:
     return str(min(99, pcpu_permille(t, v) // 10))
 
@@ -200,6 +218,11 @@ COLUMNS: dict[str, Column] = {
     "nlwp": Column("NLWP", 4, True, lambda t, v: str(t.nthreads), lambda t, v: t.nthreads),
     "stime": Column("STIME", 5, False, stime, lambda t, v: t.start_ticks),
     "start_time": Column("START", 5, False, stime, lambda t, v: t.start_ticks),
+    "lstart": Column("STARTED", 24, True, lstart, lambda t, v: t.start_ticks),
+    "bsdstart": Column("START", 6, True, bsdstart, lambda t, v: t.start_ticks),
+    "start": Column("STARTED", 8, True, start, lambda t, v: t.start_ticks),
+    "cls": Column("CLS", 3, True, lambda t, v: "TS", None),
+    "rtprio": Column("RTPRIO", 6, True, lambda t, v: "-", None),
     "opri": Column("PRI", 3, True, lambda t, v: str(60 + t.priority), lambda t, v: t.priority),
     "bsdpri": Column("PRI", 3, True, lambda t, v: str(t.priority), lambda t, v: t.priority),
     "addr_sz": Column("ADDR SZ", 7, False, lambda t, v: "- " + str(t.vsize // 4096).rjust(5), None),
@@ -213,7 +236,7 @@ ALIASES = {
     "euser": "user", "uname": "user", "egroup": "group", "tt": "tty", "state": "s",
     "cputime": "time", "command": "args", "ucomm": "comm", "pcpu": "%cpu", "pmem": "%mem",
     "rssize": "rss", "rsz": "rss", "vsize": "vsz", "ni": "nice", "thcount": "nlwp",
-    "flags": "f", "lwp": "pid", "spid": "pid", "tid": "pid", "tgid": "pid",
+    "flags": "f", "class": "cls", "policy": "cls", "lwp": "pid", "spid": "pid", "tid": "pid", "tgid": "pid",
 }
 
 

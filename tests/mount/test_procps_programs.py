@@ -193,6 +193,7 @@ PS_CASES = [
     "ps -e -o comm,pid --sort=comm,-pid", "ps -eo pid,ppid,cmd -ww",
     "ps -ef --forest", "ps axf", "ps auxf", "ps -ejH", "ps -eH -o pid,args",
     "ps -el", "ps -elf", "ps -eF", "ps -ely", "ps -elF", "ps axl", "ps axj", "ps -eo pid,wchan,opri",
+    "ps -eo pid,lstart,start,bsdstart,cls,rtprio,comm",
 ]
 
 
