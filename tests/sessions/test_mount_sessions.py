@@ -162,3 +162,33 @@ def test_session_client_leaving_mid_run_ends_it(new_mount, host_env):
     assert pid not in proc_pids(m.path)
     r = run_cli("exec", m.path, "--", "echo next", env=host_env)
     assert (r.returncode, r.stdout) == (0, b"next\n")
+
+
+def test_ps_unprivileged(new_mount, host_env, world_base):
+    """As another user (a user namespace owns the private mounts): the list, or one clear line."""
+    m = new_mount("--allow-other")
+    os.chmod(m.path, 0o755)
+    r = run_cli("ps", m.path, "-o", "pid=,comm=", env=host_env, user=NOBODY)
+    if r.returncode == 0:
+        assert r.stdout.decode().split()[:2] == ["1", "init"]
+    else:
+        lines = r.stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("vfsfuse: EPERM: cannot give ps a private /proc"), lines
+
+
+def test_unmount_while_a_shell_is_attached(new_mount, host_env):
+    """The daemon going away ends the attached shell; the host terminal comes back cooked."""
+    import pexpect
+
+    from tests.sessions.conftest import VFSFUSE
+
+    m = new_mount()
+    child = pexpect.spawn("sh", ["-c", f"{VFSFUSE} shell {m.path}; echo rc=$?; stty -a"], env=host_env,
+                          dimensions=(24, 80), timeout=60)
+    child.expect("sandbox:")
+    r = m.umount()
+    assert r.returncode == 0, r.stderr
+    child.expect(r"rc=(\d+)")
+    assert int(child.match.group(1)) != 0
+    child.expect(pexpect.EOF)
+    assert "-icanon" not in child.before.decode()
