@@ -159,12 +159,20 @@ async def prog_stty(ctx: Any) -> int:
     return 0
 
 
-CLEAR_SCREEN = "\x1b[H\x1b[2J"
-CLEAR_SCROLLBACK = "\x1b[3J"
+# (clear, clear scrollback) per terminal type, as ncurses' terminfo has them
+_CLEAR = {
+    "xterm": ("\x1b[H\x1b[2J", "\x1b[3J"), "xterm-256color": ("\x1b[H\x1b[2J", "\x1b[3J"),
+    "xterm-color": ("\x1b[H\x1b[2J", ""), "rxvt": ("\x1b[H\x1b[2J", ""),
+    "rxvt-unicode": ("\x1b[H\x1b[2J", ""), "screen": ("\x1b[H\x1b[J", ""),
+    "screen-256color": ("\x1b[H\x1b[J", ""), "tmux": ("\x1b[H\x1b[J", "\x1b[3J"),
+    "tmux-256color": ("\x1b[H\x1b[J", "\x1b[3J"), "linux": ("\x1b[H\x1b[J", "\x1b[3J"),
+    "vt100": ("\x1b[H\x1b[J", ""), "vt102": ("\x1b[H\x1b[J", ""), "vt220": ("\x1b[H\x1b[J", ""),
+    "ansi": ("\x1b[H\x1b[J", ""),
+}
 
 
 async def prog_clear(ctx: Any) -> int:
-    """ncurses' clear for the xterm-like terminals the sandbox offers; ``-x`` keeps scrollback."""
+    """ncurses' clear for the common terminal types; ``-x`` keeps the scrollback."""
     argv = list(ctx.argv[1:])
     keep = False
     term = ctx.getenv("TERM")
@@ -190,7 +198,11 @@ async def prog_clear(ctx: Any) -> int:
         return 1
     if term == "dumb":
         return 1
-    await ctx.write_all(1, CLEAR_SCREEN + ("" if keep else CLEAR_SCROLLBACK))
+    codes = _CLEAR.get(term)
+    if codes is None:
+        await ctx.write_all(2, f"'{term}': unknown terminal type.\n")
+        return 1
+    await ctx.write_all(1, codes[0] + ("" if keep else codes[1]))
     return 0
 
 
