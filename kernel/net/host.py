@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vfsfuse.kernel.net.host")
 PIECE = 65536
+DRAIN = 30.0   # seconds a closed socket's unsent data may take to reach the host
 
 
 class HostLink:
@@ -40,6 +41,7 @@ class HostLink:
         self.shut_wr = False
         self.scope = trio.CancelScope()
         self.hs: Any = None
+        self.closing = False
 
     # -- the sandbox side (synchronous, called by the socket) -------------------------------
     def send(self, data: Any) -> int | None:
@@ -61,7 +63,15 @@ class HostLink:
         self.tx_lot.unpark_all()
 
     def close(self) -> None:
-        self.scope.cancel()
+        """The sandbox closed its socket: what it sent still goes out (as Linux flushes on
+        close), for at most ``DRAIN`` seconds, then the host socket closes."""
+        if not self.tx or self.hs is None:
+            self.scope.cancel()
+            return
+        self.closing = True
+        self.shut_wr = True
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + DRAIN)
+        self.tx_lot.unpark_all()
 
     # -- the host side (tasks) ----------------------------------------------------------------
     async def run(self, family: int, address: tuple[Any, ...]) -> None:
@@ -82,11 +92,24 @@ class HostLink:
                 self._replay_options(hs)
                 sock.state = "connected"
                 sock.changed()
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._reader, hs)
-                    nursery.start_soon(self._writer, hs)
+                await self._pump(hs)
             finally:
                 hs.close()
+
+    async def run_accepted(self, hs: Any) -> None:
+        """Pump an already connected host socket (a published listener's connection)."""
+        self.hs = hs
+        with self.scope:
+            try:
+                self._replay_options(hs)
+                await self._pump(hs)
+            finally:
+                hs.close()
+
+    async def _pump(self, hs: Any) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader, hs)
+            nursery.start_soon(self._writer, hs)
 
     def _replay_options(self, hs: Any) -> None:
         for (level, name), value in self.sock.options.items():
@@ -101,6 +124,8 @@ class HostLink:
         while True:
             while sock.rx_size >= sock.capacity and not sock.closed:
                 await sock.wait()
+            if sock.closed:
+                return  # nobody will read it: only the unsent data is still drained
             try:
                 data = await hs.recv(PIECE)
             except OSError as e:
@@ -125,6 +150,8 @@ class HostLink:
                         hs.shutdown(_pysocket.SHUT_WR)
                     except OSError:
                         pass
+                    if self.closing:
+                        self.scope.cancel()
                     return
                 await self.tx_lot.park()
             chunk = self.tx[0]
@@ -231,3 +258,42 @@ class HostDest:
 
     def deliver(self, data: bytes, src: Any, rights: Any) -> bool:
         return self.link.push(data, self.address)
+
+
+class HostPublisher:
+    """A sandbox TCP listener published on the host's loopback (a port the policy lists):
+    each host connection becomes an unaccepted connection in the listener's backlog, pumped
+    by a ``HostLink``; a full backlog closes the host connection at once."""
+
+    def __init__(self, listener: "InetStream", port: int, spawn: Any, make_server: Any) -> None:
+        self.listener, self.port = listener, port
+        self.spawn, self.make_server = spawn, make_server
+        self.scope = trio.CancelScope()
+
+    def close(self) -> None:
+        self.scope.cancel()
+
+    async def run(self) -> None:
+        with self.scope:
+            hs = trio.socket.socket(_pysocket.AF_INET, _pysocket.SOCK_STREAM)
+            try:
+                hs.setsockopt(_pysocket.SOL_SOCKET, _pysocket.SO_REUSEADDR, 1)
+                try:
+                    await hs.bind(("127.0.0.1", self.port))
+                except OSError as e:
+                    log.info("cannot publish port %d on the host: %s", self.port, e)
+                    return
+                hs.listen(max(1, self.listener.backlog_max))
+                while True:
+                    conn, addr = await hs.accept()
+                    listener = self.listener
+                    if listener.closed or listener.state != "listening" or listener.backlog_full():
+                        conn.close()
+                        continue
+                    server = self.make_server(listener, addr)
+                    link = HostLink(server, listener.capacity)
+                    server.host = link
+                    self.spawn(link.run_accepted, conn)
+                    listener.enqueue(server)
+            finally:
+                hs.close()

@@ -160,6 +160,7 @@ class InetStream(_InetMixin, StreamSocket):
         self.rcvbuf, self.sndbuf = 131072, 16384
         self.connecting_to: InetStream | None = None
         self.connect_failed = False
+        self.publisher: Any = None
 
     def peername(self) -> tuple[Any, ...]:
         if self.state != "connected" or self.remote is None:
@@ -173,6 +174,8 @@ class InetStream(_InetMixin, StreamSocket):
         return server
 
     def on_close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
         if self.connecting_to is not None:
             try:
                 self.connecting_to.waiting.remove(self)
@@ -378,6 +381,36 @@ class InetSpace:
         sock.state = "listening"
         self.promote(sock)
         sock.changed()
+        self._maybe_publish(sock)
+
+    def _maybe_publish(self, sock: InetStream) -> None:
+        """A listener on a port the policy publishes also listens on the host's 127.0.0.1."""
+        policy = self.table.policy
+        assert sock.local is not None
+        port = sock.local[1]
+        if sock.publisher is not None or policy.mode != "allow" or port not in policy.publish:
+            return
+        if self.table.spawn is None:
+            return
+        from .host import HostPublisher
+
+        sock.publisher = HostPublisher(sock, port, self.table.spawn, self._published_connection)
+        self.table.spawn(sock.publisher.run)
+
+    def _published_connection(self, listener: InetStream, addr: tuple[Any, ...]) -> InetStream:
+        """The sandbox end of a connection that came in through a published port."""
+        server = InetStream(self.table, listener.family, listener.cred)
+        self.table.add(server)
+        assert listener.local is not None
+        local_ip = listener.local[0]
+        if local_ip.is_unspecified:
+            local_ip = _as_family(listener.family, LO4)
+        server.local = (local_ip, listener.local[1])
+        server.remote = (_as_family(listener.family, ipaddress.ip_address(addr[0])), addr[1])
+        server.options.update(listener.options)
+        server.capacity = listener.capacity
+        server.state = "connected"
+        return server
 
     def find_listener(self, ip: IPAddress, port: int) -> InetStream | None:
         exact = wild = None

@@ -8,7 +8,8 @@ Modes:
 * ``loopback``: inet sockets talk to each other inside the kernel (127.0.0.0/8, ::1);
   nothing leaves it, names other than ``localhost`` and the hostname do not resolve.
 * ``allow``: loopback plus outbound traffic matching a rule (``[tcp:|udp:]CIDR[:PORT[-PORT]]``,
-  IPv6 in brackets); the host adapter carries it.
+  IPv6 in brackets); the host adapter carries it.  ``publish:PORT`` also listens on the host's
+  127.0.0.1 for a sandbox TCP listener on PORT.
 
 The decision takes a *parsed* address (``ipaddress``), with IPv4-mapped IPv6 folded to
 IPv4, so decimal, octal or hex IPv4 spellings, ``::ffff:a.b.c.d`` or a name that later
@@ -117,6 +118,7 @@ class NetPolicy:
 
     mode: str = "none"
     rules: tuple[Rule, ...] = ()
+    publish: tuple[int, ...] = ()     # ports whose sandbox listeners also listen on the host's 127.0.0.1
     denied: int = 0
     log_lines: list[str] = field(default_factory=list)
 
@@ -133,13 +135,27 @@ class NetPolicy:
         return cls("loopback")
 
     @classmethod
-    def allow(cls, *rules: str | Rule) -> "NetPolicy":
-        return cls("allow", tuple(r if isinstance(r, Rule) else Rule.parse(r) for r in rules))
+    def allow(cls, *rules: str | Rule, publish: tuple[int, ...] | list[int] = ()) -> "NetPolicy":
+        for port in publish:
+            if not 0 < port <= 65535:
+                raise ValueError(f"bad port to publish: {port}")
+        return cls("allow", tuple(r if isinstance(r, Rule) else Rule.parse(r) for r in rules), tuple(publish))
 
     @classmethod
     def parse(cls, mode: str, rules: list[str] | tuple[str, ...] = ()) -> "NetPolicy":
+        """*rules*: allow rules, and ``publish:PORT`` for an inbound listener."""
         if mode == "allow":
-            return cls.allow(*rules)
+            publish = []
+            allow = []
+            for r in rules:
+                if r.lower().startswith("publish:"):
+                    try:
+                        publish.append(int(r[8:]))
+                    except ValueError:
+                        raise ValueError(f"bad port to publish: {r!r}") from None
+                else:
+                    allow.append(r)
+            return cls.allow(*allow, publish=publish)
         if rules:
             raise ValueError(f"network mode {mode!r} takes no rules")
         return cls(mode)
@@ -187,5 +203,6 @@ class NetPolicy:
         """The text shown to the host (``MNT/.vfs/net``)."""
         lines = [f"mode {self.mode}"]
         lines += [f"allow {r}" for r in self.rules]
+        lines += [f"publish 127.0.0.1:{p}" for p in self.publish]
         lines.append(f"denied {self.denied}")
         return "\n".join(lines) + "\n"

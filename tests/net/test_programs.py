@@ -224,3 +224,36 @@ async def test_curl_through_the_host_adapter(nursery):
     assert r.stdout.decode().split() == [str(len(body)), "rc=7", "rc=7"], r.stderr
     assert k.net.policy.denied == 1
     await k.shutdown()
+
+
+async def test_a_published_listener_answers_the_host(nursery):
+    """``publish:PORT``: httpd in the sandbox is reached from the host's 127.0.0.1."""
+    import socket as pysocket
+
+    import trio
+
+    with pysocket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    k = await boot_kernel(nursery, programs=standard_registry(),
+                          net=NetPolicy.parse("allow", [f"publish:{port}"]))
+    assert f"publish 127.0.0.1:{port}" in k.net.policy.describe()
+    await k.run(["sh", "-c", "mkdir -p /srv && echo published > /srv/p.txt"])
+    handle = await k.spawn(["httpd", "-p", str(port), "-d", "/srv", "-n", "1"], stdout="null")
+    with trio.fail_after(10):
+        while True:
+            try:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                break
+            except OSError:
+                await trio.sleep(0.02)
+        await stream.send_all(b"GET /p.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                break
+            reply += data
+        assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"\r\n\r\npublished\n")
+        assert await handle.wait() == 0
+    await k.shutdown()
