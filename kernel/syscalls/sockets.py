@@ -19,6 +19,8 @@ import stat as _stat
 import struct
 from typing import Any, Iterable
 
+import trio
+
 from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.fdtable import O_NONBLOCK, O_RDWR, OpenFileDescription
@@ -166,6 +168,15 @@ class SocketCalls(CtxBase):
             return None
         return show(sock.family, addr)
 
+    async def _sock_wait(self, sock: Any, deadline: float | None) -> None:
+        """Park until *sock* changes; EAGAIN once the SO_RCVTIMEO/SO_SNDTIMEO *deadline* passed."""
+        if deadline is None:
+            await self._wait(sock.wait)
+            return
+        if trio.current_time() >= deadline:
+            raise KernelError("EAGAIN", "resource temporarily unavailable (socket timeout)")
+        await self._wait(_park_until, sock, deadline)
+
     # ---------------------------------------------------------------- creation
     async def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> int:
         """socket(2): a new socket fd (type may carry SOCK_NONBLOCK and SOCK_CLOEXEC)."""
@@ -268,6 +279,7 @@ class SocketCalls(CtxBase):
         ofd, sock = self._sock(fd)
         if not isinstance(sock, StreamSocket):
             raise KernelError("EOPNOTSUPP", "operation not supported on a datagram socket")
+        deadline = _deadline(sock, SO_RCVTIMEO)
         while True:
             self.fds.reserve(1)
             server = sock.accept()
@@ -275,7 +287,7 @@ class SocketCalls(CtxBase):
                 break
             if ofd.flags & O_NONBLOCK:
                 raise KernelError("EAGAIN", "resource temporarily unavailable")
-            await self._wait(sock.wait)
+            await self._sock_wait(sock, deadline)
         self._net.adopt(server, self.proc)
         new = self._install(server, flags)
         if isinstance(server, UnixStream):
@@ -334,8 +346,14 @@ class SocketCalls(CtxBase):
             if nonblock:
                 sock.connect_reported = False  # the next connect() says 0 once it is through
                 raise KernelError("EINPROGRESS", "operation now in progress")
+        deadline = _deadline(sock, SO_SNDTIMEO)
         while sock.state == "connecting":
-            await self._wait(sock.wait)
+            try:
+                await self._sock_wait(sock, deadline)
+            except KernelError as e:
+                if e.code == "EAGAIN":  # SO_SNDTIMEO: the connect goes on, as Linux says
+                    raise KernelError("EINPROGRESS", "operation now in progress") from None
+                raise
         if sock.err is not None:
             sock.connect_failed = False
             sock.take_error()
@@ -409,6 +427,7 @@ class SocketCalls(CtxBase):
         done = 0
         view: memoryview | None = None
         whole = not isinstance(sock, StreamSocket) or sock.message
+        deadline = _deadline(sock, SO_SNDTIMEO)
         while True:
             try:
                 k = sock.send(data if view is None else view[done:], flags, rights, dest)
@@ -434,9 +453,9 @@ class SocketCalls(CtxBase):
                     return done
                 raise KernelError("EAGAIN", "resource temporarily unavailable")
             try:
-                await self._wait(sock.wait)
+                await self._sock_wait(sock, deadline)
             except KernelError as e:
-                if e.code == "EINTR" and done:
+                if e.code in ("EINTR", "EAGAIN") and done:
                     return done
                 raise
 
@@ -503,6 +522,7 @@ class SocketCalls(CtxBase):
         waitall = stream and flags & MSG_WAITALL and not flags & MSG_PEEK
         parts: list[bytes] = []
         got = 0
+        deadline = _deadline(sock, SO_RCVTIMEO)
         while True:
             try:
                 r = sock.recv(n - got, flags)
@@ -525,9 +545,9 @@ class SocketCalls(CtxBase):
                     return b"".join(parts), None, None, 0
                 raise KernelError("EAGAIN", "resource temporarily unavailable")
             try:
-                await self._wait(sock.wait)
+                await self._sock_wait(sock, deadline)
             except KernelError as e:
-                if e.code == "EINTR" and parts:
+                if e.code in ("EINTR", "EAGAIN") and parts:
                     return b"".join(parts), None, None, 0
                 raise
 
@@ -730,6 +750,21 @@ class SocketCalls(CtxBase):
             except ValueError:
                 continue
         return found
+
+
+def _deadline(sock: Any, name: int) -> float | None:
+    """When a blocking call on *sock* gives up (SO_RCVTIMEO/SO_SNDTIMEO; None: never)."""
+    raw = sock.options.get((SOL_SOCKET, name))
+    if not raw:
+        return None
+    sec, usec = struct.unpack("qq", raw[:16])
+    limit = sec + usec / 1e6
+    return trio.current_time() + limit if limit > 0 else None
+
+
+async def _park_until(sock: Any, deadline: float) -> None:
+    with trio.move_on_at(deadline):
+        await sock.wait()
 
 
 def _bytes(data: bytes | bytearray | memoryview | str) -> bytes | memoryview:

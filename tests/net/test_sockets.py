@@ -694,3 +694,59 @@ async def test_host_adapter_carries_allowed_udp(nursery):
     assert out["connected"] == b"echo:two"
     assert out["other"].startswith("sent") and out["outside"] == "EACCES"
     await k.shutdown()
+
+
+async def test_so_rcvtimeo_and_sndtimeo_like_the_host(kernel):
+    import socket as pysocket
+    import time as _time
+
+    tv = struct.pack("qq", 0, 50_000)  # 50 ms
+    a, b = pysocket.socketpair()
+    a.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_RCVTIMEO, tv)
+    t = _time.monotonic()
+    try:
+        a.recv(10)
+        host_recv = "data"
+    except OSError as e:
+        host_recv = errno_name(e.errno)
+    host_wait = _time.monotonic() - t
+    a.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_SNDTIMEO, tv)
+    sent = 0
+    try:
+        while True:
+            sent += a.send(b"x" * 65536)
+    except OSError as e:
+        host_send = errno_name(e.errno)
+    a.close()
+    b.close()
+    out = {}
+
+    async def prog(ctx):
+        x, y = await ctx.socketpair()
+        await ctx.setsockopt(x, SOL_SOCKET, 20, tv)
+        t0 = trio.current_time()
+        try:
+            await ctx.recv(x, 10)
+        except KernelError as e:
+            out["recv"] = e.code
+        out["wait"] = trio.current_time() - t0
+        await ctx.setsockopt(x, SOL_SOCKET, 21, tv)
+        try:
+            while True:
+                await ctx.send(x, b"x" * 65536)
+        except KernelError as e:
+            out["send"] = e.code
+        out["tv"] = await ctx.getsockopt(x, SOL_SOCKET, 20, 16)
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.returncode == 0, r.stderr
+    assert (out["recv"], out["send"]) == (host_recv, host_send) == ("EAGAIN", "EAGAIN")
+    assert 0.04 <= out["wait"] < 1 and 0.04 <= host_wait < 1
+    assert out["tv"] == tv
+
+
+def errno_name(n):
+    import errno
+
+    return errno.errorcode[n]
