@@ -36,6 +36,9 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
             rx = rx_cache[src] = awk_regex(src)
         return rx
 
+    def dmatch(subject: bytes, rx: Any) -> bool:
+        return dre(rx).search(subject) is not None
+
     def b_length(v: Any) -> float:
         if isinstance(v, AwkArray):
             return float(len(v))
@@ -407,7 +410,7 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         return b"string"
 
     return {
-        "_dre": dre, "_length": b_length, "_substr": b_substr, "_index": b_index, "_split": b_split,
+        "_dre": dre, "_dmatch": dmatch, "_length": b_length, "_substr": b_substr, "_index": b_index, "_split": b_split,
         "_dosub": do_sub, "_match": b_match, "_gensub": b_gensub, "_srand": b_srand, "_rand": b_rand,
         "_int": b_int, "_log": b_log, "_exp": b_exp, "_sqrt": b_sqrt, "_sin": b_sin, "_cos": b_cos,
         "_atan2": b_atan2, "_tolower": b_tolower, "_toupper": b_toupper, "_sprintf": b_sprintf,

@@ -350,7 +350,7 @@ class Compiler:
         if isinstance(e.regex, n.Regex):
             test = f"{self.regex_test(e.regex)}({subj})"
         else:
-            test = f"(_dre({self.expr(e.regex)[0]}).search({subj}) is not None)"
+            test = f"_dmatch({subj}, {self.expr(e.regex)[0]})"   # the subject is evaluated first
         return f"(not {test})" if e.negate else test
 
     def compare(self, e: n.Binary) -> str:
@@ -454,7 +454,7 @@ class Compiler:
             for o, t in reversed(terms):
                 parts.append(f"{o} {self.num(t)}")
             return "(" + " ".join(parts) + ")", "num"
-        if op in ("/", "%") and isinstance(e.right, n.Num) and e.right.value == 0:
+        if op in ("/", "%") and _folds_to_zero(e.right):
             # gawk folds a literal zero divisor at parse time, even in code never run
             raise CompileError("division by zero attempted" + (" in `%'" if op == "%" else ""), 1)
         lc, rc = self.num(e.left), self.num(e.right)
@@ -996,6 +996,16 @@ class Compiler:
 
 
 _OPNAME = {"<": "lt", "<=": "le", "==": "eq", "!=": "ne", ">": "gt", ">=": "ge"}
+
+
+def _folds_to_zero(e: Any) -> bool:
+    """Whether gawk's constant folding makes *e* a zero (a literal, or ! - + applied to one;
+    a parenthesised zero is not folded)."""
+    while isinstance(e, n.Unary):
+        if e.op == "!":
+            return isinstance(e.operand, n.Num) and e.operand.value != 0
+        e = e.operand
+    return isinstance(e, n.Num) and e.value == 0
 
 
 def _div(a: float, b: float) -> float:
