@@ -24,6 +24,7 @@ import trio
 from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.fdtable import O_NONBLOCK, O_RDWR, OpenFileDescription
+from kernel.fs import may_access
 from kernel.net.dgram import DatagramSocket
 from kernel.net.inet import InetDgram, InetStream, numeric, parse_ip, show
 from kernel.net.policy import IPAddress
@@ -158,6 +159,8 @@ class SocketCalls(CtxBase):
         _ino, attr = await self._vfs.resolve(apath, follow=True)
         if attr.mode & 0o170000 != _stat.S_IFSOCK:
             raise KernelError("ECONNREFUSED", "connection refused")
+        if not may_access(self._caller, attr.mode, attr.uid, attr.gid, 2):  # W_OK, as Linux
+            raise KernelError("EACCES", f"permission denied: {path}")
         return self._net.unix.lookup(attr.ino, None, sock.type)
 
     def _address_of(self, sock: Any, addr: Any) -> Any:

@@ -750,3 +750,40 @@ def errno_name(n):
     import errno
 
     return errno.errorcode[n]
+
+
+async def test_connect_needs_write_permission_on_the_socket_file(kernel):
+    out = []
+    ready = trio.Event()
+    go = trio.Event()
+
+    async def server(ctx):
+        s = await ctx.socket(AF_UNIX, STREAM)
+        await ctx.bind(s, "/tmp/priv.sock")  # 0755: others may not write
+        await ctx.listen(s, 4)
+        ready.set()
+        await go.wait()
+        await ctx.chmod("/tmp/priv.sock", 0o777)
+        out.append("opened")
+        c, _ = await ctx.accept(s)
+        return 0
+
+    async def client(ctx):
+        s = await ctx.socket(AF_UNIX, STREAM)
+        try:
+            await ctx.connect(s, "/tmp/priv.sock")
+        except KernelError as e:
+            out.append(e.code)
+        go.set()
+        while "opened" not in out:
+            await ctx.sched_yield()
+        await ctx.connect(s, "/tmp/priv.sock")
+        out.append("connected")
+        return 0
+
+    async with trio.open_nursery() as n:
+        n.start_soon(run_program, kernel, server)
+        await ready.wait()
+        kernel.uid = 1000
+        n.start_soon(run_program, kernel, client)
+    assert out == ["EACCES", "opened", "connected"]
