@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Sandbox", "Session", "Result"]
+__all__ = ["Sandbox", "Session", "Result", "Limits"]
 
 
 def __getattr__(name: str) -> Any:

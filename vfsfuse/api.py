@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
 from kernel.errors import KernelError
+from kernel.limits import Limits
 from vfsfuse.daemon import control
 
-__all__ = ["Sandbox", "Session", "Result", "MEMORY"]
+__all__ = ["Sandbox", "Session", "Result", "Limits", "MEMORY"]
 
 MEMORY = ":memory:"
 T = TypeVar("T")
@@ -79,8 +80,9 @@ class _Collect:
 class _Local:
     """A kernel in this process: a thread runs its trio loop; calls cross with ``from_thread``."""
 
-    def __init__(self, store: str | None) -> None:
+    def __init__(self, store: str | None, limits: Any = None) -> None:
         self.store = store
+        self.limits = limits
         self._token: Any = None
         self._stop: Any = None
         self._ready = threading.Event()
@@ -99,7 +101,7 @@ class _Local:
         from vfsfuse.daemon.sessions import local_kernel
 
         async def main() -> None:
-            async with local_kernel(self.store) as kernel:
+            async with local_kernel(self.store, limits=self.limits) as kernel:
                 self.kernel = kernel
                 self._token = trio.lowlevel.current_trio_token()
                 self._stop = trio.Event()
@@ -319,14 +321,17 @@ class Sandbox:
     """A sandbox to run scripts in (see the module docstring); use it as a context manager.
 
     *target*: a mount point, a store directory (mounted or not), or None / ``":memory:"``.
-    *timeout* and *max_output* are the default limits of each call (None: unlimited)."""
+    *timeout* and *max_output* are the default limits of each call (None: unlimited);
+    *limits* (``kernel.limits.Limits``) those of an in-process kernel: processes, fds, shell
+    loop iterations, commands, recursion depth, ..."""
 
     def __init__(self, target: str | os.PathLike[str] | None = None, *, timeout: float | None = None,
-                 max_output: int | None = None, env: dict[str, str] | None = None) -> None:
+                 max_output: int | None = None, env: dict[str, str] | None = None,
+                 limits: Limits | None = None) -> None:
         self.timeout = timeout
         self.max_output = max_output
         self.env = dict(env or {})
-        self._impl = _open_backend(target)
+        self._impl = _open_backend(target, limits)
         self._sessions: list[Session] = []
 
     def run(self, script: str, *, timeout: float | None = None, max_output: int | None = None,
@@ -367,24 +372,32 @@ class Sandbox:
         self.close()
 
 
+def _remote(mountpoint: str, limits: Limits | None) -> _Remote:
+    if limits is not None:
+        raise KernelError("EINVAL", f"{mountpoint} is mounted: its kernel's limits are the daemon's "
+                                    "(limits= is for a store or memory sandbox run in process)")
+    return _Remote(mountpoint)
+
+
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _open_backend(target: str | os.PathLike[str] | None) -> _Local | _Remote:
-    """A mount point or a mounted store: its daemon; an unmounted store or memory: in process."""
+def _open_backend(target: str | os.PathLike[str] | None, limits: Limits | None = None) -> _Local | _Remote:
+    """A mount point or a mounted store: its daemon; an unmounted store or memory: in process.
+    *limits* are the in-process kernel's (a mount's kernel has its daemon's)."""
     from vfsfuse.daemon.config import DaemonRecord
     from vfsfuse.storage.fsck import lock_holder
     from vfsfuse.storage.store import is_store
 
     if target is None or str(target) == MEMORY:
-        return _Local(None)
+        return _Local(None, limits)
     path = os.path.abspath(os.fspath(target))
     if is_store(path):
         holder = lock_holder(path)
         if holder is not None and holder[1] and DaemonRecord.load(holder[1]) is not None:
-            return _Remote(holder[1])
-        return _Local(path)
+            return _remote(holder[1], limits)
+        return _Local(path, limits)
     if DaemonRecord.load(path) is not None:
-        return _Remote(path)
+        return _remote(path, limits)
     raise KernelError("EINVAL", f"{path} is neither a store nor a vfsfuse mount point")

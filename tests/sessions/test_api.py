@@ -136,3 +136,39 @@ def test_bad_target_is_an_error(tmp_path):
     with pytest.raises(KernelError) as e:
         vfsfuse.Sandbox(str(tmp_path))
     assert e.value.code == "EINVAL"
+
+
+def _live_pids(sb) -> set[str]:
+    r = sb.run("ls /proc")
+    return {n for n in r.stdout.split() if n.isdigit()}
+
+
+def test_background_jobs_do_not_outlive_a_run(sb):
+    base = _live_pids(sb)
+    r = sb.run("sleep 30 & echo $!")
+    assert r.exit_code == 0 and r.stdout.strip().isdigit()
+    assert r.stdout.strip() not in _live_pids(sb)
+    assert len(_live_pids(sb)) == len(base)
+
+
+def test_fork_bomb_leaves_the_sandbox_usable(sb):
+    r = sb.run(":(){ :|:& };:", timeout=5)
+    assert r.exit_code in (0, 124, 254) or r.stderr
+    assert sb.run("echo alive").stdout == "alive\n"
+    assert len(_live_pids(sb)) <= 4  # init + the ls of _live_pids and its shell (+ one spare)
+
+
+def test_kernel_limits_of_an_in_process_sandbox(store):
+    with vfsfuse.Sandbox(store, limits=vfsfuse.Limits(sh_loop_iterations=50)) as box:
+        r = box.run("while :; do :; done")
+        assert r.exit_code != 0 and "maximum loop iterations exceeded (50)" in r.stderr
+        assert box.run("for i in 1 2 3; do :; done; echo fine").stdout == "fine\n"
+
+
+@pytest.mark.mount
+def test_kernel_limits_are_refused_for_a_mount(new_mount, runtime_env, monkeypatch):
+    monkeypatch.setenv("VFSFUSE_RUNTIME_DIR", runtime_env["VFSFUSE_RUNTIME_DIR"])
+    m = new_mount()
+    with pytest.raises(KernelError) as e:
+        vfsfuse.Sandbox(m.path, limits=vfsfuse.Limits())
+    assert e.value.code == "EINVAL"

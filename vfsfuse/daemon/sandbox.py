@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import trio
 
 from kernel.kernel import Kernel
+from kernel.limits import Limits
 from kernel.mounts import MountTable
 from kernel.userland import standard_registry
 from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
@@ -33,12 +34,13 @@ class Sandbox:
 
 
 async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: bool,
-                       shm_bytes: int, mountpoint: str | None = None) -> Sandbox:
+                       shm_bytes: int, mountpoint: str | None = None,
+                       limits: Limits | None = None) -> Sandbox:
     """Boot the kernel over *vfs* in *nursery* and mount ``/.vfs``; with the FUSE *mountpoint*
     the kernel runs ELF files as real programs in a jail rooted there (``jail.py``)."""
     invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of, read_only=read_only)
     # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
-    kernel = Kernel(invalidator, shm=shm_vfs(shm_bytes), programs=standard_registry())
+    kernel = Kernel(invalidator, shm=shm_vfs(shm_bytes), programs=standard_registry(), limits=limits)
     await kernel.boot(nursery)
     # InspectFS refuses every change itself except writes to its control file
     # ("echo gc > .vfs/control"), so the mount table must let writes through.

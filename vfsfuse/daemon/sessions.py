@@ -22,6 +22,7 @@ from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.fdtable import OpenFileDescription
 from kernel.kernel import DEVNULL, PIPE, HostFile, Kernel, TerminalHandle
+from kernel.limits import Limits
 from kernel.process import Process, shell_code
 
 log = logging.getLogger("vfsfuse.daemon.sessions")
@@ -117,6 +118,16 @@ def _kill_group(kernel: Kernel, pgid: int, *, but: int = 0) -> None:
             kernel.processes.send(p, S.SIGKILL)
 
 
+async def _end_group(kernel: Kernel, pgid: int) -> None:
+    """Kill the group until it stays empty: a member killed between two checkpoints may still
+    have forked once more."""
+    for _ in range(20):
+        if not any(p.state != "Z" for p in kernel.processes.group(pgid)):
+            return
+        _kill_group(kernel, pgid)
+        await trio.sleep(0)
+
+
 def _drain_ready(h: HostFile | None) -> bytes:
     """What a pipe holds right now, without waiting (output left after the script exited)."""
     if h is None or h.closed:
@@ -167,16 +178,15 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
                      stdin: AsyncIterator[bytes] | bytes | None = None) -> RunOutcome:
     """Run *script* in a fresh ``bash -c`` (no state survives it); stream its output to *emit*.
 
-    The run ends when the shell exits; output its background jobs still hold is what their
-    pipes held then (the rest is not waited for, so ``sleep 100 &`` does not hold the caller).
-    A limit kills the script's whole process group and adds one line on stderr."""
+    The run ends when the shell exits: what its background jobs wrote by then is kept, and they
+    are killed with the rest of its process group (``sleep 100 &`` neither holds the caller nor
+    outlives the run).  A limit kills the group too and adds one line on stderr."""
     lim = limits or RunLimits()
     wd = await check_cwd(kernel, cwd)
     h = await kernel.spawn([SHELL, "-c", script], stdin=PIPE if stdin is not None else await _devnull(kernel),
                            stdout=PIPE, stderr=PIPE, env=sandbox_env(kernel, env), cwd=wd)
     meter = _Meter(emit, lim.max_output)
     timed_out = False
-    finished = False
     try:
         async with trio.open_nursery() as n:
             if stdin is not None:
@@ -196,14 +206,14 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
                 timed_out = True
                 _kill_group(kernel, h.proc.pgid)
                 status = await h.wait()
-            finished = True
             for stream, hf in ((1, h.stdout), (2, h.stderr)):
                 await meter.send(stream, _drain_ready(hf))
             n.cancel_scope.cancel()
     finally:
-        if not finished:  # cancelled from outside (the client left): the script goes too
-            _kill_group(kernel, h.proc.pgid)
         with trio.CancelScope(shield=True):
+            # What the script left running in its group (``cmd &``, a fork bomb) goes with it: a
+            # run leaves no processes behind for the next one (a session is for what must stay).
+            await _end_group(kernel, h.proc.pgid)
             await h.aclose()
     return _outcome(shell_code(status), timed_out, meter, lim)
 
@@ -371,8 +381,8 @@ async def _wait_request(req: _Request, proc: Process) -> None:
 # ------------------------------------------------------------------ in-process kernels
 
 @asynccontextmanager
-async def local_kernel(store: str | None, *, read_only: bool = False,
-                       shm_bytes: int = 64 << 20) -> AsyncIterator[Kernel]:
+async def local_kernel(store: str | None, *, read_only: bool = False, shm_bytes: int = 64 << 20,
+                       limits: Limits | None = None) -> AsyncIterator[Kernel]:
     """Boot a kernel in this process over an unmounted *store* (None: a memory store gone at
     exit), holding the store's lock so no daemon mounts it meanwhile; flushed and closed after."""
     from vfsfuse.daemon.config import MountConfig, store_run_dir
@@ -396,7 +406,8 @@ async def local_kernel(store: str | None, *, read_only: bool = False,
         vfs = opened.vfs
         async with trio.open_nursery() as nursery:
             async with vfs.running():
-                sandbox = await boot_sandbox(vfs, nursery, read_only=read_only, shm_bytes=shm_bytes)
+                sandbox = await boot_sandbox(vfs, nursery, read_only=read_only, shm_bytes=shm_bytes,
+                                             limits=limits)
                 try:
                     yield sandbox.kernel
                 finally:
