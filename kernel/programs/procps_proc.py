@@ -65,10 +65,6 @@ class Task:
             return f"[{self.comm}]"
         return " ".join(self.cmdline)
 
-    @property
-    def ucomm(self) -> str:
-        return f"{self.comm} <defunct>" if self.state == "Z" else self.comm
-
 
 def tty_name(nr: int) -> str:
     """The device name for a ``tty_nr`` (Linux's encoding: major in bits 8-15)."""

@@ -149,6 +149,7 @@ def sandbox(tmp_path_factory):
         box.spawn("sleep", "600")
         box.spawn("cat", "-", "two words")
         box.pid_sh = box.spawn("sh", "-c", "sleep 601 & sleep 602; wait")
+        box.spawn("sh", "-c", "true & exec cat")  # cat never waits: its child stays a zombie
         box.request(op="sleep", seconds=0.5)
         yield box
     finally:
@@ -194,6 +195,7 @@ PS_CASES = [
     "ps -ef --forest", "ps axf", "ps auxf", "ps -ejH", "ps -eH -o pid,args",
     "ps -el", "ps -elf", "ps -eF", "ps -ely", "ps -elF", "ps axl", "ps axj", "ps -eo pid,wchan,opri",
     "ps -eo pid,lstart,start,bsdstart,cls,rtprio,comm",
+    "ps -eo pid,ucmd,comm,ucomm,fname,args,stat,vsz,rss",
 ]
 
 
@@ -279,10 +281,16 @@ def test_top_batch_matches_host(sandbox):
     assert [r for r in orows if r != extra[0]] == hrows
 
 
+def test_the_process_set_has_a_zombie(sandbox):
+    """The comparisons above cover a zombie (``[sh] <defunct>``, no memory) too."""
+    _, ours, _ = sandbox.ours("ps -e -o stat=,args=")
+    assert any(line.startswith("Z") and line.endswith("<defunct>") for line in ours.splitlines()), ours
+
+
 def test_nothing_of_the_host_in_our_process_list(sandbox):
     _, ours, _ = sandbox.ours("ps -e -o comm=")
     names = set(ours.split())
-    assert names <= {"init", "sleep", "cat", "sh", "ps"}, names
+    assert names <= {"init", "sleep", "cat", "sh", "true", "ps"}, names
     _, ours, _ = sandbox.ours("ps -e -o pid=")
     assert os.getpid() not in {int(x) for x in ours.split()} or os.getpid() < 20
 
