@@ -136,7 +136,10 @@ async def run(ctx: Any, prog: Any, code: interp.Compiler, py: str, operands: lis
     try:
         if args.get("field_separator") is not None:
             fs = fsencode(args["field_separator"])
-            rt.setv("FS", b"\t" if fs == b"t" else unescape(fs))
+            fs_warnings: list[str] = []
+            rt.setv("FS", b"\t" if fs == b"t" else unescape(fs, warnings=fs_warnings))
+            for w in fs_warnings:
+                await ctx.write_all(2, fsencode(f"awk: warning: {w}\n"))
         for assign in args.get("assign") or []:
             if not _ASSIGN.match(assign):
                 await ctx.write_all(2, fsencode(f"awk: `{assign}' argument to `-v' not in `var=value' form\n"))

@@ -200,7 +200,7 @@ class Reader:
                 if para and not self.buf and self.eof:
                     self.started = False
                 return rec
-            if not await self._more():
+            if self.eof:     # (searched once more after the end: a match may end the data)
                 if not self.buf:
                     return None
                 rec, self.buf = self.buf, b""
@@ -213,6 +213,7 @@ class Reader:
                 else:
                     rt.RT = EMPTY
                 return rec
+            await self._more()
 
     async def batch(self) -> list[bytes] | None:
         """Every complete record of the next read, in order (one-byte RS), or None at the end."""
@@ -366,6 +367,7 @@ class Runtime:
         if fs == b"":
             return lambda r: [r[i:i + 1] for i in range(len(r))]
         if len(fs) == 1 and fs != b"\\":
+            # RS="": a newline also separates fields, for a one-character FS only (gawk)
             if not para or fs == b"\n":
                 return lambda r: r.split(fs) if r else []
             rx = posixre.compile(b"[" + (b"\\" + fs if fs in b"^]\\" else fs) + b"\n]", extended=True,
@@ -373,7 +375,7 @@ class Runtime:
         else:
             if fs == b"\\":
                 fs = b"\\\\"
-            rx = awk_regex(b"(" + fs + b")|\n" if para else fs)
+            rx = awk_regex(fs)
         return lambda r: regex_split(rx, r)
 
     # -- the record --------------------------------------------------------------------------
