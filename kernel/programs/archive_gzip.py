@@ -166,6 +166,16 @@ async def _one(job: Job, name: str) -> None:
         if not attr.is_reg:
             await job.warn(f"{name} is not a directory or a regular file - ignored")
             return
+        if fmt is GZIP and not job.to_stdout and not job.test and not job.force:
+            # GNU gzip will not replace a symlink or one name of a hard-linked file without -f
+            link = await ctx.lstat(name)
+            if link.is_symlink:
+                await job.err(f"{name}: Too many levels of symbolic links")
+                return
+            if attr.nlink > 1:
+                others = attr.nlink - 1
+                await job.warn(f"{name} has {others} other link{'s' if others > 1 else ''} -- file ignored")
+                return
     out_name: str | None = None
     if not is_stdin and not job.to_stdout and not job.test:
         if job.decompress:
