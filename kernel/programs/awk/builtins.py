@@ -66,7 +66,8 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
     def b_split(v: Any, arr: AwkArray, fs: Any = None, seps: AwkArray | None = None) -> float:
         text = s(v)
         if fs is None:
-            pieces = rt.splitter(text)
+            # FS as it splits strings: RS=""'s extra newline separator is for records only
+            pieces = rt.splitter(text) if rt.rs_mode != "para" else rt.make_splitter(s(rt.FS), False)(text)
             seplist = None
         elif isinstance(fs, posixre.PosixRegex):
             pieces, seplist = _split_rx(fs, text)

@@ -359,9 +359,9 @@ class Runtime:
             self.splitter = self.make_splitter(s(self.FS))
         return v
 
-    def make_splitter(self, fs: bytes) -> Callable[[bytes], list[bytes]]:
-        """How FS (and RS="" mode's extra newline) cut a record into fields."""
-        para = self.rs_mode == "para"
+    def make_splitter(self, fs: bytes, records: bool = True) -> Callable[[bytes], list[bytes]]:
+        """How FS (and, for *records*, RS="" mode's extra newline) cut a string into fields."""
+        para = records and self.rs_mode == "para"
         if fs == b" ":
             return _split_default
         if fs == b"":
