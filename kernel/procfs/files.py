@@ -330,6 +330,18 @@ def stat(processes, procs: list, cfg: ProcConfig) -> bytes:
     return "".join(out).encode()
 
 
+def tty_drivers() -> bytes:
+    """/proc/tty/drivers as Linux writes it (procps maps a tty_nr to its name with it:
+    136:N is ``pts/N``)."""
+    rows = [("/dev/tty", "tty", "5", "0", "system:/dev/tty"),
+            ("/dev/console", "console", "5", "1", "system:console"),
+            ("/dev/ptmx", "ptmx", "5", "2", "system"),
+            ("pty_slave", "pts", str(PTS_MAJOR), "0-1048575", "pty:slave"),
+            ("pty_master", "ptm", "128", "0-1048575", "pty:master")]
+    return "".join(f"{name:<20} /dev/{dev:<8} {major:>3} {minor:>7} {kind}\n"
+                   for name, dev, major, minor, kind in rows).encode()
+
+
 def filesystems(fstypes: list[str]) -> bytes:
     seen: dict[str, None] = {}
     for t in ["proc", "devtmpfs", "tmpfs", *fstypes]:

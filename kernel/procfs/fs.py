@@ -4,6 +4,7 @@ Layout (Linux names and formats, see files.py)::
 
     self -> <caller pid>   mounts uptime loadavg meminfo version cpuinfo stat filesystems
     sys/kernel/{hostname,ostype,osrelease,version,pid_max}   net/{tcp,tcp6,udp,udp6,unix}
+    tty/drivers
     <pid>/{cmdline,comm,environ,stat,statm,status,cwd,exe,root,fd/,fdinfo/,mounts,mountinfo}
 
 Every file is generated when it is opened and the handle keeps that snapshot;
@@ -82,6 +83,7 @@ class ProcFS(SyntheticFS):
         kern.add(b"osrelease", File(lambda c: (cfg.osrelease + "\n").encode()))
         kern.add(b"version", File(lambda c: (cfg.version + "\n").encode()))
         kern.add(b"pid_max", File(lambda c: f"{cfg.pid_max}\n".encode(), 0o644))
+        top.add(b"tty", StaticDir()).add(b"drivers", File(lambda c: F.tty_drivers()))
         net_dir = top.add(b"net", StaticDir())
         for name, header in (("tcp", F.NET_TCP), ("tcp6", F.NET_TCP6), ("udp", F.NET_UDP),
                              ("udp6", F.NET_UDP6), ("unix", F.NET_UNIX)):

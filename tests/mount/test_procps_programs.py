@@ -55,6 +55,13 @@ class ProcpsDaemon(Daemon):
                         h = await k.spawn(req["argv"], stdin="pipe")
                         handles.append(h)
                         reply = {"pid": h.pid}
+                    elif req["op"] == "terminal":
+                        t = await k.open_terminal(req["argv"])
+                        handles.append(t)
+                        reply = {"pid": t.pid}
+                    elif req["op"] == "signal":
+                        k.kill(req["pid"], req["sig"])
+                        reply = {}
                     elif req["op"] == "run":
                         r = await k.run(req["argv"], env=req.get("env"), timeout=60)
                         reply = {"status": r.status, "stdout": base64.b64encode(r.stdout).decode(),
@@ -150,6 +157,8 @@ def sandbox(tmp_path_factory):
         box.spawn("cat", "-", "two words")
         box.pid_sh = box.spawn("sh", "-c", "sleep 601 & sleep 602; wait")
         box.spawn("sh", "-c", "true & exec cat")  # cat never waits: its child stays a zombie
+        box.request(op="terminal", argv=["sh", "-c", "sleep 603; true"])  # pts/0, foreground: S+
+        box.request(op="signal", pid=box.spawn("sleep", "604"), sig=19)  # stopped: T
         box.request(op="sleep", seconds=0.5)
         yield box
     finally:
@@ -281,10 +290,14 @@ def test_top_batch_matches_host(sandbox):
     assert [r for r in orows if r != extra[0]] == hrows
 
 
-def test_the_process_set_has_a_zombie(sandbox):
-    """The comparisons above cover a zombie (``[sh] <defunct>``, no memory) too."""
-    _, ours, _ = sandbox.ours("ps -e -o stat=,args=")
-    assert any(line.startswith("Z") and line.endswith("<defunct>") for line in ours.splitlines()), ours
+def test_the_process_set_has_a_zombie_a_terminal_and_a_stopped_process(sandbox):
+    """The comparisons above cover a zombie (``[sh] <defunct>``, no memory), processes on a
+    terminal (``pts/0``, ``+`` for its foreground group) and a stopped one too."""
+    _, ours, _ = sandbox.ours("ps -e -o stat=,tty=,args=")
+    rows = [line.split(None, 2) for line in ours.splitlines()]
+    assert any(r[0] == "Z" and r[2].endswith("<defunct>") for r in rows), ours
+    assert any(r[0] == "Ss+" and r[1] == "pts/0" for r in rows), ours
+    assert any(r[0].startswith("T") and r[2] == "sleep 604" for r in rows), ours
 
 
 def test_nothing_of_the_host_in_our_process_list(sandbox):

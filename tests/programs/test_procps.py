@@ -329,3 +329,9 @@ def test_top_on_a_terminal_draws_frames_until_q():
     assert first[0].startswith("top - ") and len(first) <= 10 and max(map(len, first)) <= 50
     assert "-echo" not in text.split("\x1b[2J")[-1]  # the terminal's settings are back
     assert text.rstrip().endswith("done")
+
+
+def test_proc_tty_drivers_names_the_pty_major():
+    """procps finds a terminal's name through /proc/tty/drivers (136:N is pts/N)."""
+    code, out, _ = run("cat /proc/tty/drivers")
+    assert "pty_slave            /dev/pts      136 0-1048575 pty:slave\n" in out
