@@ -123,13 +123,26 @@ class DatagramSocket(Socket):
         self.changed()
 
     def on_close(self) -> None:
-        for _data, _src, rights in self.queue:
-            for ofd in rights or ():
-                self.table.drop_right(ofd)
+        items = list(self.queue)
         self.queue.clear()
         self.q_bytes = 0
+        for _data, _src, rights in items:
+            for ofd in rights or ():
+                self.table.drop_right(ofd)
         self._wake_senders()
         self.unbind()
+
+    def queued_rights(self) -> list[Any]:
+        return [ofd for _d, _s, rights in self.queue if rights for ofd in rights]
+
+    def purge_rights(self) -> None:
+        queue, self.queue = self.queue, deque()
+        dropped = []
+        for data, src, rights in queue:
+            self.queue.append((data, src, None))
+            dropped.extend(rights or ())
+        for ofd in dropped:
+            self.table.drop_right(ofd)
 
     def unbind(self) -> None:
         """Give back the name this socket holds (the provider's table)."""

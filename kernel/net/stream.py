@@ -295,13 +295,24 @@ class StreamSocket(Socket):
             client.err = "ECONNREFUSED"
             client.changed()
 
+    def queued_rights(self) -> list[Any]:
+        return [ofd for _chunk, rights in self.rx if rights for ofd in rights]
+
+    def purge_rights(self) -> None:
+        dropped = []
+        for item in self.rx:
+            dropped.extend(item[1] or ())
+            item[1] = None
+        for ofd in dropped:  # may close this very socket: the queue is no longer walked
+            self.table.drop_right(ofd)
+
     def _drop_rx(self) -> None:
-        for _chunk, rights in self.rx:
-            if rights:
-                for ofd in rights:
-                    self.table.drop_right(ofd)
+        items = list(self.rx)
         self.rx.clear()
         self.rx_size = self.rx_head = 0
+        for _chunk, rights in items:
+            for ofd in rights or ():
+                self.table.drop_right(ofd)
 
     def unbind(self) -> None:
         """Give back the name this socket holds (the provider's table)."""

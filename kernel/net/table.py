@@ -147,6 +147,13 @@ class Socket(Waitable):
     def on_close(self) -> None:
         """Family-specific teardown (peers, bindings, queued rights)."""
 
+    def queued_rights(self) -> list[Any]:
+        """Descriptions in flight in this socket's receive queue (SCM_RIGHTS)."""
+        return []
+
+    def purge_rights(self) -> None:
+        """Drop the descriptions in flight in this socket's queue (the collector's verdict)."""
+
 
 _ERROR_TEXT = {"ECONNRESET": "connection reset by peer", "ECONNREFUSED": "connection refused",
                "EPIPE": "broken pipe", "ETIMEDOUT": "connection timed out"}
@@ -186,9 +193,13 @@ class SocketTable:
         return len(self.sockets)
 
     def check_room(self, proc: "Process", n: int = 1) -> None:
-        """ESRCH for a dead owner; ENFILE/EMFILE past the kernel's or the process's limit."""
+        """ESRCH for a dead owner; ENFILE/EMFILE past the kernel's or the process's limit
+        (after collecting unreachable sockets, which only a full table makes worth it)."""
         if self.processes.get(proc.pid) is not proc or not proc.alive:
             raise KernelError("ESRCH", f"process {proc.pid} is not alive")
+        if (len(self.sockets) + n > self.max_sockets
+                or self._per_pid.get(proc.pid, 0) + n > self.max_per_process):
+            self.collect()
         if len(self.sockets) + n > self.max_sockets:
             raise KernelError("ENFILE", f"too many sockets in the kernel (limit {self.max_sockets})")
         if self._per_pid.get(proc.pid, 0) + n > self.max_per_process:
@@ -218,11 +229,47 @@ class SocketTable:
         else:
             self._per_pid.pop(pid, None)
 
+    def collect(self) -> int:
+        """Linux's ``unix_gc``: sockets whose every reference is a message in flight inside
+        sockets that are themselves reachable only that way (a socket sent over itself, two
+        sent over each other, then closed) can never be received; drop those messages so the
+        sockets are released.  Returns how many sockets were found unreachable."""
+        held: dict[int, list[Any]] = {}
+        inflight: dict[int, int] = {}
+        ofds: dict[int, Any] = {}
+        for sock in self.sockets.values():
+            rights = list(sock.queued_rights())
+            if rights:
+                held[sock.object_id] = rights
+                for ofd in rights:
+                    inflight[id(ofd)] = inflight.get(id(ofd), 0) + 1
+                    ofds[id(ofd)] = ofd
+        candidates = {k for k, ofd in ofds.items()
+                      if isinstance(ofd.endpoint, Socket) and ofd.refs == inflight[k]}
+        if not candidates:
+            return 0
+        candidate_socks = {ofds[k].endpoint.object_id for k in candidates}
+        alive: set[int] = set()
+        stack = [sid for sid in held if sid not in candidate_socks]
+        while stack:
+            for ofd in held.get(stack.pop(), ()):
+                k = id(ofd)
+                if k in candidates and k not in alive:
+                    alive.add(k)
+                    stack.append(ofd.endpoint.object_id)
+        dead = [ofds[k].endpoint for k in candidates - alive]
+        for sock in dead:
+            sock.purge_rights()
+        return len(dead)
+
     def drop_right(self, ofd: Any) -> None:
         """A passed descriptor that will not be received: drop the message's reference."""
         ofd.refs -= 1
         if ofd.refs <= 0:
-            self.release_later(ofd)
+            if ofd.endpoint is not None and ofd.locks is None:
+                ofd.endpoint.close()  # what release() would do, without waiting for a task
+            else:
+                self.release_later(ofd)
 
     def count_of(self, pid: int) -> int:
         return self._per_pid.get(pid, 0)

@@ -787,3 +787,31 @@ async def test_connect_needs_write_permission_on_the_socket_file(kernel):
         kernel.uid = 1000
         n.start_soon(run_program, kernel, client)
     assert out == ["EACCES", "opened", "connected"]
+
+
+async def test_sockets_passed_over_themselves_are_collected(nursery):
+    k = await boot_kernel(nursery, limits=Limits(max_sockets_per_process=8), net=NetPolicy.loopback())
+    out = {}
+
+    async def prog(ctx):
+        for _ in range(4):  # each round leaves an unreachable pair: a sent over b, b over a
+            a, b = await ctx.socketpair()
+            await ctx.sendmsg(a, [b"x"], [(SOL_SOCKET, SCM_RIGHTS, [a])])
+            await ctx.sendmsg(b, [b"y"], [(SOL_SOCKET, SCM_RIGHTS, [b])])
+            await ctx.close(a)
+            await ctx.close(b)
+        out["before"] = k.net.count_of(ctx.getpid())
+        keep_a, keep_b = await ctx.socketpair()  # 8 + 2 > 8: the collector runs first
+        r, w = await ctx.pipe()
+        await ctx.sendmsg(keep_a, [b"z"], [(SOL_SOCKET, SCM_RIGHTS, [r])])  # a pipe in flight
+        await ctx.close(r)
+        await trio.sleep(0.01)
+        out["after"] = k.net.count_of(ctx.getpid())
+        _d, anc, _f, _a = await ctx.recvmsg(keep_b, 10, 64)  # reachable messages are kept
+        out["received"] = len(anc)
+        return 0
+
+    r = await run_program(k, prog)
+    assert r.returncode == 0, r.stderr
+    assert out == {"before": 8, "after": 2, "received": 1}
+    await k.shutdown()
