@@ -137,7 +137,7 @@ class DatagramSocket(Socket):
 
     def purge_rights(self) -> None:
         queue, self.queue = self.queue, deque()
-        dropped = []
+        dropped: list[Any] = []
         for data, src, rights in queue:
             self.queue.append((data, src, None))
             dropped.extend(rights or ())

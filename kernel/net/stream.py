@@ -299,7 +299,7 @@ class StreamSocket(Socket):
         return [ofd for _chunk, rights in self.rx if rights for ofd in rights]
 
     def purge_rights(self) -> None:
-        dropped = []
+        dropped: list[Any] = []
         for item in self.rx:
             dropped.extend(item[1] or ())
             item[1] = None
