@@ -14,6 +14,7 @@ substitution runs commands), and one object keeps the hot path free of indirecti
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -445,6 +446,8 @@ class Expander:
         sub = p.subscript
         if sub is not None and len(sub.parts) == 1 and type(sub.parts[0]) is Lit and sub.parts[0].text in ("@", "*"):
             v = self.st.lookup(p.name)
+            if v is not None and v.nameref:  # ``local -n r=arr; ${r[@]}``
+                v = self.st.lookup(self.st.resolve_ref(p.name))
             if v is None:
                 arr = self.st.special_array(p.name)
                 return (list(arr[k] for k in sorted(arr)) if arr else []), True
@@ -521,6 +524,13 @@ class Expander:
     async def _param(self, p: Param, out: list, in_dq: bool, assign: bool) -> None:
         op = p.op
         name = p.name
+        if not p.indirect and p.subscript is not None or op == "keys":
+            v = self.st.lookup(name)
+            if v is not None and v.nameref:  # ``local -n r=arr``: ${r[1]} ${!r[@]} ${#r[@]} are arr's
+                ref_name = self.st.resolve_ref(name)
+                if ref_name != name:
+                    p = dataclasses.replace(p, name=ref_name)
+                    name = ref_name
         if op == "bad":
             raise FatalExpansion(f"${{{_word_text(p.arg) if p.arg else name}}}: bad substitution", 1, line_only=True)
         if op in ("prefix*", "prefix@"):

@@ -1244,6 +1244,10 @@ class Shell(Expander):
         """Perform one assignment word (``x=v``, ``x+=v``, ``a[i]=v``, ``a=(…)``)."""
         st = self.st
         name = a.name
+        if a.index is not None or a.array is not None:
+            v0 = st.lookup(name)
+            if v0 is not None and v0.nameref:  # ``local -n r=arr; r[0]=x`` sets arr's element
+                name = st.resolve_ref(name)
         if a.array is not None:
             v = st.lookup(name)
             assoc = v is not None and v.kind == "A"

@@ -561,8 +561,30 @@ async def b_unset(sh: Any, argv: list[str]) -> int:
     return status
 
 
-async def _decl_assign(sh: Any, arg: str, word_assign: Any, *, local: bool, export: bool | None = None) -> tuple[str, bool]:
+async def _compound_text(sh: Any, name: str, value: str, *, local: bool, export: bool | None) -> bool:
+    """``declare -a a='(1 2 3)'``: a value that reads as ``( … )`` is parsed as a compound
+    assignment, as bash does for an array declaration."""
+    try:
+        node = sh.new_parser(f"{name}={value}").parse_next()
+        cmd = node.items[0][0].first.commands[0]
+        a = cmd.assigns[0]
+    except (ShellSyntaxError, AttributeError, IndexError):
+        return False
+    if a.array is None or cmd.words or len(node.items) != 1:
+        return False
+    await sh.assign(a, local=local, export=export)
+    return True
+
+
+async def _decl_assign(sh: Any, arg: str, word_assign: Any, *, local: bool, export: bool | None = None,
+                       compound: bool = False) -> tuple[str, bool]:
     """Perform ``name=value`` given to a declaration builtin; returns (name, assigned)."""
+    if compound and word_assign is not None and word_assign.array is None and word_assign.index is None \
+            and word_assign.value is not None and not word_assign.append:
+        text = await sh.expand_str(word_assign.value)
+        if text.startswith("(") and text.endswith(")") and await _compound_text(
+                sh, word_assign.name, text, local=local, export=export):
+            return word_assign.name, True
     if word_assign is not None:
         await sh.assign(word_assign, local=local, export=export)
         return word_assign.name, True
@@ -707,7 +729,7 @@ async def b_declare(sh: Any, argv: list[str], *, local: bool | None = None, word
             v.exported = False
         try:
             if "=" in arg:
-                await _decl_assign(sh, arg, word_assigns.get(arg), local=local)
+                await _decl_assign(sh, arg, word_assigns.get(arg), local=local, compound=bool(on & {"a", "A"}))
         except VarError as e:
             await sh.error(f"{argv[0]}: {e}")
             status = 1
