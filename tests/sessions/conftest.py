@@ -76,11 +76,11 @@ class Term:
         self.screen = pyte.Screen(self.cols, self.rows)
         self.stream = pyte.ByteStream(self.screen)
 
-    def start(self) -> "Term":
+    def start(self, expect_prompt: str = "@sandbox:") -> "Term":
         argv = self.argv or [VFSFUSE, "shell", self.target]
         self.child = pexpect.spawn(argv[0], argv[1:], env=self.env, dimensions=(self.rows, self.cols),
                                    timeout=20)
-        self.wait_for(lambda: self.prompt_line() is not None, "a prompt")
+        self.wait_for(lambda: any(expect_prompt in ln for ln in self.lines()), "a prompt")
         return self
 
     def pump(self, seconds: float = 0.05) -> None:
@@ -169,10 +169,10 @@ class Term:
 def term_factory(host_env):
     made: list[Term] = []
 
-    def factory(target: str, **kw) -> Term:
+    def factory(target: str, expect_prompt: str = "@sandbox:", **kw) -> Term:
         t = Term(target, dict(host_env), **kw)
         made.append(t)
-        return t.start()
+        return t.start(expect_prompt)
 
     yield factory
     for t in made:

@@ -192,3 +192,22 @@ def test_background_job_announced_and_reported_done(store, term_factory):
     t.wait_for(lambda: True, "")
     t.run("echo next", "next")
     assert any(line.startswith("[1]+  Done") for line in t.lines()), t.text()
+
+
+def test_continuation_prompt(store, term_factory):
+    t = term_factory(store)
+    t.send("for i in 1 2; do\r")
+    t.wait_for(lambda: t.cursor_line().startswith(">"), "the PS2 prompt")
+    t.send("echo loop-$i\r")
+    t.send("done\r")
+    t.wait_for(lambda: "loop-2" in t.text() and t.at_prompt(), "the loop's output")
+    assert "loop-1" in t.lines()
+
+
+def test_bashrc_inside_the_sandbox_is_read(store, term_factory):
+    import vfsfuse
+
+    with vfsfuse.Sandbox(store) as sb:
+        sb.write_file("/home/user/.bashrc", "PS1='rc-prompt\\$ '\nalias hi='echo hello-from-alias'\n")
+    t = term_factory(store, expect_prompt="rc-prompt")
+    t.run("hi", "hello-from-alias")
