@@ -142,6 +142,7 @@ def test_exit_status_and_terminal_restored(store, host_env):
     assert " icanon" in out and " echo " in out and "-icanon" not in out
 
 
+@pytest.mark.slow
 def test_hangup_restores_terminal(store, host_env):
     child = pexpect.spawn("sh", ["-c", f"{VFSFUSE} shell {store} & p=$!; sleep 3; kill -TERM $p; "
                                        "wait $p; echo rc=$?; stty -a"],
