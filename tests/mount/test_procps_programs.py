@@ -159,7 +159,12 @@ def sandbox(tmp_path_factory):
         box.spawn("sh", "-c", "true & exec cat")  # cat never waits: its child stays a zombie
         box.request(op="terminal", argv=["sh", "-c", "sleep 603; true"])  # pts/0, foreground: S+
         box.request(op="signal", pid=box.spawn("sleep", "604"), sig=19)  # stopped: T
-        box.request(op="sleep", seconds=0.5)
+        for _ in range(100):  # until every shell has started its children
+            _, out, _ = box.ours("ps -e -o stat=,args=")
+            if all(x in out for x in ("sleep 601", "sleep 602", "sleep 603", "<defunct>", "\nT")):
+                break
+            box.request(op="sleep", seconds=0.1)
+        box.request(op="sleep", seconds=0.2)
         yield box
     finally:
         box.close()
@@ -210,7 +215,7 @@ PS_CASES = [
 
 @pytest.mark.parametrize("cmd", PS_CASES)
 def test_ps_matches_host_procps(sandbox, cmd):
-    for attempt in range(2):  # STIME/START are minutes: retry once across a minute boundary
+    for attempt in range(3):  # STIME/START are minutes: retry across a minute boundary
         hcode, host, herr = sandbox.host(cmd)
         ocode, ours, oerr = sandbox.ours(cmd)
         assert hcode == 0 and ocode == 0, (herr, oerr)
@@ -223,8 +228,9 @@ def test_ps_matches_host_procps(sandbox, cmd):
             assert without_self(mask_cpu(ours), mask_cpu(host), "ps") == mask_cpu(host).splitlines()
             return
         except AssertionError:
-            if attempt:
+            if attempt == 2:
                 raise
+            sandbox.request(op="sleep", seconds=0.3)
 
 
 @pytest.mark.parametrize("cmd", ["ps -p 1 -o pid,comm", "ps -p 999999", "ps -o foo", "ps -p 1,2 -o pid="])
