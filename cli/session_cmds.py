@@ -223,6 +223,18 @@ def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None) -> None:
     process.  The host terminal is raw while attached and restored on every exit.
     """
     env = _parse_env(env_pairs)
+    if not os.isatty(sys.stdin.fileno()):
+        # commands from a pipe or a file: a non-interactive shell reading them (as ssh does
+        # without a terminal), not a PTY session whose line editor would race the input
+        client, local, wd = _open(target, cwd)
+        try:
+            client.send_json({"op": "exec", "script": "exec bash", "env": env, "cwd": wd, "stdin": True})
+            code = _exec_loop(client, local)
+        finally:
+            client.close()
+        if local is not None:
+            local.finish()
+        raise click.exceptions.Exit(code)
     term = os.environ.get("TERM")
     if term and term.replace("-", "").isalnum():
         env.setdefault("TERM", term)  # how to draw on this terminal: the one host value passed in

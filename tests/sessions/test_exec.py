@@ -110,3 +110,9 @@ def test_exec_usage_errors_are_one_line(store, host_env):
     assert r.returncode == 2 and len(r.stderr.decode().strip().splitlines()) == 1, r.stderr
     r = run_cli("exec", "/nonexistent-target", "--", "true", env=host_env)
     assert r.returncode == 8 and r.stderr.decode().startswith("vfsfuse: ENOENT:"), r.stderr
+
+
+def test_shell_with_piped_commands_runs_them(target, host_env):
+    """``vfsfuse shell X < script``: no terminal, so a plain shell reads the commands (as ssh)."""
+    r = run_cli("shell", target, env=host_env, input=b"echo piped-$((1+2))\nx=4; echo $x\nexit 6\n")
+    assert (r.returncode, r.stdout, r.stderr) == (6, b"piped-3\n4\n", b"")
