@@ -104,6 +104,9 @@ async def run(ctx: Any, prog: Any, code: interp.Compiler, py: str, operands: lis
     ns["rt"] = rt
     ns.update(rt.make_helpers())
     ns["_S_holder"][0] = ns["_s"]
+    upto = code.max_const_field()
+    if upto:
+        rt.split_upto = lambda r: r.split(None, upto)
     ns["_F"] = rt.field
     ns["_Fn"] = rt.field_num
     ns["_Fs"] = rt.field_str

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from kernel.programs import posixre
 from kernel.programs.awk.format import sprintf
-from kernel.programs.awk.runtime import EMPTY, Runtime, awk_regex, regex_split
+from kernel.programs.awk.runtime import EMPTY, Runtime, _split_default, awk_regex, regex_split
 from kernel.programs.awk.values import UNINIT, AwkArray, AwkFatal, StrNum, Uninit, looks_numeric, to_num
 
 _MAX_STRING = 1 << 28
@@ -67,7 +67,12 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         text = s(v)
         if fs is None:
             # FS as it splits strings: RS=""'s extra newline separator is for records only
-            pieces = rt.splitter(text) if rt.rs_mode != "para" else rt.make_splitter(s(rt.FS), False)(text)
+            if rt.fs_default:
+                pieces = _split_default(text)     # (rt.splitter may stop after the fields used)
+            elif rt.rs_mode != "para":
+                pieces = rt.splitter(text)
+            else:
+                pieces = rt.make_splitter(s(rt.FS), False)(text)
             seplist = None
         elif isinstance(fs, posixre.PosixRegex):
             pieces, seplist = _split_rx(fs, text)

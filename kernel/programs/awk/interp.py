@@ -835,11 +835,14 @@ class Compiler:
         if s.printf:
             data = f"_sprintf({', '.join(self.expr(a)[0] for a in s.args)})"
         elif not s.args:
-            data = "rt.get0() + rt.ors"
+            data = f"rt.get0() + {self.ors}"
         elif len(s.args) == 1:
-            data = f"{self.out_str(s.args[0])} + rt.ors"
+            data = f"{self.out_str(s.args[0])} + {self.ors}"
+        elif all(isinstance(a, n.Field) and isinstance(a.index, n.Num) and a.index.value >= 1 for a in s.args):
+            idxs = tuple(_const_index(a) for a in s.args)
+            data = f"rt.fields_join({self.ofs}, {idxs!r}) + {self.ors}"
         else:
-            data = "rt.ofs.join((" + ", ".join(self.out_str(a) for a in s.args) + ",)) + rt.ors"
+            data = f"{self.ofs}.join((" + ", ".join(self.out_str(a) for a in s.args) + f",)) + {self.ors}"
         if not s.redir:
             self.emit_out(d, data)
         else:
@@ -868,9 +871,28 @@ class Compiler:
             self.emit(1, "global " + ", ".join(gl))
         self.emit(1, "_ob = rt.obuf")
         self.emit(1, "_tty = rt.tty_out")
+        if self.fixed_ofs:
+            self.emit(1, "_ofs = rt.ofs")
+            self.emit(1, "_ors = rt.ors")
+
+    @property
+    def ofs(self) -> str:
+        return "_ofs" if self.fixed_ofs else "rt.ofs"
+
+    @property
+    def ors(self) -> str:
+        return "_ors" if self.fixed_ofs else "rt.ors"
 
     def compile(self) -> str:
         p = self.prog
+        # OFS/ORS never assigned by the program nor by an operand between files: read them once
+        # per function (-v happens before BEGIN)
+        self.fixed_ofs = not any(
+            isinstance(x, (n.Assign, n.IncDec, n.Getline, n.ForIn, n.Builtin)) and any(
+                isinstance(t, n.Var) and t.name in ("OFS", "ORS") for t in _targets(x))
+            for x in _walk([p.begin, p.end, p.beginfile, p.endfile, p.rules,
+                            [f.body for f in p.functions.values()]])) and not (
+            self.an.external & {"OFS", "ORS"})
         self.ranges_total = sum(1 for r in p.rules if r.pattern2 is not None)
         for sect, blocks in (("BEGIN", p.begin), ("END", p.end), ("BEGINFILE", p.beginfile),
                              ("ENDFILE", p.endfile)):
@@ -961,6 +983,22 @@ class Compiler:
         """Whether the rules (or functions) see NR/FNR, so it must be right at every record."""
         return any(isinstance(x, n.Var) and x.name in ("NR", "FNR") for x in self._rule_nodes())
 
+    def max_const_field(self) -> int:
+        """K when every field the program reads is a constant $1..$K and it never reads NF or
+        assigns a field: records then need splitting only that far.  0 otherwise."""
+        if self.changes_fields():
+            return 0
+        k = 0
+        p = self.prog
+        for x in _walk([p.begin, p.end, p.beginfile, p.endfile, p.rules, [f.body for f in p.functions.values()]]):
+            if isinstance(x, n.Field):
+                if not isinstance(x.index, n.Num) or x.index.value < 0:
+                    return 0
+                k = max(k, int(x.index.value))
+            elif isinstance(x, n.Var) and x.name == "NF":
+                return 0
+        return k
+
     def changes_fields(self) -> bool:
         """Whether a field or NF is ever assigned (else $0 never needs rebuilding)."""
         for x in self._rule_nodes():
@@ -990,12 +1028,30 @@ class Compiler:
             self.emit(d, f"if {self.cond(r.pattern)}:")
             d += 1
         if r.body is None:
-            self.emit_out(d, "rt.get0() + rt.ors")
+            self.emit_out(d, f"rt.get0() + {self.ors}")
         else:
             self.block(r.body.body, d)
 
 
 _OPNAME = {"<": "lt", "<=": "le", "==": "eq", "!=": "ne", ">": "gt", ">=": "ge"}
+
+
+def _const_index(e: Any) -> int:
+    return int(e.index.value)
+
+
+def _targets(x: Any) -> list[Any]:
+    """The lvalues a node assigns (unwrapping a parenthesised one)."""
+    t: list[Any]
+    if isinstance(x, (n.Assign, n.IncDec, n.Getline)):
+        t = [x.target]
+    elif isinstance(x, n.ForIn):
+        t = [x.var]
+    elif isinstance(x, n.Builtin) and x.name in ("sub", "gsub") and len(x.args) > 2:
+        t = [x.args[2]]
+    else:
+        return []
+    return [y.exprs[0] if isinstance(y, n.Group) and len(y.exprs) == 1 else y for y in t]
 
 
 def _folds_to_zero(e: Any) -> bool:

@@ -287,6 +287,8 @@ class Runtime:
         self.rs_regex: posixre.PosixRegex | None = None
         self.splitter: Callable[[bytes], list[bytes]] = _split_default
         self.fs_default = True
+        #: When the program reads only $1..$K (never NF, never assigns a field): split no further.
+        self.split_upto: Callable[[bytes], list[bytes]] | None = None
         self.obuf: list[bytes] = []
         self.osize = 0
         self.tty_out = False
@@ -423,6 +425,15 @@ class Runtime:
             return f[i - 1]
         return bytes(self.field(i))
 
+    def fields_join(self, sep: bytes, idxs: tuple[int, ...]) -> bytes:
+        """``print $2, $1``: the fields joined by OFS in one call."""
+        f = self.fields
+        if f is None:
+            f = self.fields = self.splitter(self.rec)
+            self.nf = len(f)
+        nf = self.nf
+        return sep.join([f[i - 1] if i <= nf else b"" for i in idxs])
+
     def field_index(self, v: Any) -> int:
         i = int(to_num(v))
         if i < 0:
@@ -513,7 +524,10 @@ class Runtime:
                 if self.fs_default:
                     # one scan per read instead of one per record: plain bytes.split is awk's
                     # default splitting unless \r, \v or \f appear
-                    self.splitter = _split_default if rd.odd or self.rs_mode != "char" else _bytes_split
+                    if rd.odd or self.rs_mode != "char":
+                        self.splitter = _split_default
+                    else:
+                        self.splitter = self.split_upto or _bytes_split
                 return recs
             await self.end_file()
 
