@@ -515,9 +515,7 @@ class Compiler:
         _, again, set_bind, _after = self.lvalue(e.target)
         if e.op == "=":
             code, t = self.expr(e.value)
-            if isinstance(e.target, n.Var) and e.target.name in _NUMERIC_SPECIAL and t != "num":
-                code, t = f"_n({code})", "num"
-            return set_bind(code), t
+            return set_bind(code), t   # the value assigned, as written (print NF = "s" prints s)
         # gawk evaluates the right side first, then reads the target: x += x++ is 3 from 1
         r = self.temp("r")
         rhs = self.num(e.value)
