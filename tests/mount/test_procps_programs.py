@@ -2,8 +2,9 @@
 
 A real store is mounted by the real daemon (run in a child process with a small JSON command
 channel on stdin: spawn a sandbox process, run a sandbox command).  The host's tools read the
-mount's ``/proc`` in a private mount and pid namespace (``unshare``; they need /proc/self,
-which ``ProcConfig.host_self_pid`` gives them); ours run inside the sandbox.  Ours see one
+mount's ``/proc`` (and ``/dev``: procps checks a terminal's name against ``/dev/pts/N``) in a
+private mount and pid namespace (``unshare``; they need /proc/self, which
+``ProcConfig.host_self_pid`` gives them); ours run inside the sandbox.  Ours see one
 process more (themselves): that row is removed before comparing, and the figures it changes
 (its memory, the load it adds) are checked as differences of exactly that process.
 """
@@ -122,7 +123,8 @@ class Sandbox:
 
     def host(self, cmd: str) -> tuple[int, str, str]:
         r = subprocess.run(["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
-                            "sh", "-c", f"mount --bind {self.mnt}/proc /proc && exec {cmd}"],
+                            "sh", "-c", f"mount --bind {self.mnt}/proc /proc && "
+                            f"mount --bind {self.mnt}/dev /dev && exec {cmd}"],
                            capture_output=True, text=True, timeout=60, env=HOST_ENV)
         return r.returncode, r.stdout, r.stderr
 
