@@ -13,6 +13,7 @@ Loops yield to the scheduler every 10,000 iterations, so a busy loop cannot stal
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Iterator
 
 from kernel.programs.awk import nodes as n
@@ -838,7 +839,8 @@ class Compiler:
             data = f"{self.out_str(s.args[0])} + {self.ors}"
         elif all(isinstance(a, n.Field) and isinstance(a.index, n.Num) and a.index.value >= 1 for a in s.args):
             idxs = tuple(_const_index(a) for a in s.args)
-            data = f"rt.fields_join({self.ofs}, {idxs!r}) + {self.ors}"
+            spec = self.const((operator.itemgetter(*(i - 1 for i in idxs)), max(idxs), idxs))
+            data = f"rt.fields_join({self.ofs}, {spec}) + {self.ors}"
         else:
             data = f"{self.ofs}.join((" + ", ".join(self.out_str(a) for a in s.args) + f",)) + {self.ors}"
         if not s.redir:

@@ -425,12 +425,16 @@ class Runtime:
             return f[i - 1]
         return bytes(self.field(i))
 
-    def fields_join(self, sep: bytes, idxs: tuple[int, ...]) -> bytes:
-        """``print $2, $1``: the fields joined by OFS in one call."""
+    def fields_join(self, sep: bytes, spec: tuple[Any, int, tuple[int, ...]]) -> bytes:
+        """``print $2, $1``: the fields joined by OFS in one call (*spec*: an itemgetter of
+        the 0-based indices, the highest field number, the field numbers)."""
         f = self.fields
         if f is None:
             f = self.fields = self.splitter(self.rec)
             self.nf = len(f)
+        get, top, idxs = spec
+        if top <= self.nf:
+            return sep.join(get(f))
         nf = self.nf
         return sep.join([f[i - 1] if i <= nf else b"" for i in idxs])
 
