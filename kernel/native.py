@@ -43,6 +43,8 @@ STDIO_SAME_AS_STDOUT = "stdout"
 FORWARDED = (S.SIGHUP, S.SIGINT, S.SIGQUIT, S.SIGUSR1, S.SIGUSR2, S.SIGTERM, S.SIGALRM,
              S.SIGWINCH, S.SIGCONT)
 
+WATCH_INTERVAL = 0.5  # how often memory and descendants are read from the host
+
 NO_LAUNCHER = "real programs (ELF files) run only on a mounted store; mount it and use the mount"
 
 
@@ -71,6 +73,16 @@ class NativeUsage:
     rss_bytes: int = 0
 
 
+@dataclass(slots=True)
+class NativeChild:
+    """A process the real program started inside the jail, as the host's /proc shows it."""
+
+    key: int                        # the launcher's handle for it (opaque to the kernel)
+    parent_key: int | None          # its parent's key; None: the real program itself
+    argv: list[str]
+    usage: NativeUsage
+
+
 @dataclass(eq=False)
 class NativeStreams:
     """The host ends of the real process's stdio (None where the plan was not STDIO_PIPE)."""
@@ -97,6 +109,12 @@ class NativeProcess(Protocol):
 
     def resize(self, rows: int, cols: int) -> None:
         """Set the window size of its terminal (with ``terminal``; a no-op otherwise)."""
+
+    def children(self) -> list[NativeChild]:
+        """Its descendants inside the jail, parents before children."""
+
+    def signal_child(self, key: int, sig: int) -> None:
+        """Deliver *sig* to the descendant *key* (nothing if it is gone)."""
 
     async def aclose(self) -> None:
         """Kill it if still running and release everything the launcher holds for it."""
@@ -177,7 +195,7 @@ async def _run_native(ctx: "Ctx", launcher: NativeLauncher, path: str) -> int:
         for sig in FORWARDED:
             if (await ctx.sigaction(sig)).handler != S.SIG_IGN:  # ignored stays ignored, as over exec
                 await ctx.sigaction(sig, S.SigAction(handler=forward, flags=S.SA_RESTART))
-        status = await _supervise(ctx, real, ofds)
+        status = await _supervise(ctx, real, ofds, pty, saved)
     finally:
         with trio.CancelScope(shield=True):
             if pty is not None and saved is not None:
@@ -190,8 +208,11 @@ async def _run_native(ctx: "Ctx", launcher: NativeLauncher, path: str) -> int:
     return 128 + WTERMSIG(status)
 
 
-async def _supervise(ctx: "Ctx", real: NativeProcess, ofds: list[OpenFileDescription | None]) -> int:
-    """Pump stdio and pass signals on until the real process has ended and its output is read."""
+async def _supervise(ctx: "Ctx", real: NativeProcess, ofds: list[OpenFileDescription | None],
+                     pty: "Pty | None" = None, saved: Termios | None = None) -> int:
+    """Pump stdio and pass signals on until the real process has ended and its output is read.
+    While it is stopped the terminal has the modes it had before (the shell's), as when a real
+    program's modes live on its own terminal."""
     proc = ctx.proc
     ended = trio.Event()
     result: list[int] = []
@@ -209,13 +230,20 @@ async def _supervise(ctx: "Ctx", real: NativeProcess, ofds: list[OpenFileDescrip
                 n.start_soon(_pump_out, real.streams.stderr, ofds[2])
         drained.set()
 
+    shadows: dict[int, tuple[Process, trio.Event]] = {}
+
     async def watch_usage() -> None:
-        while True:
-            u = real.usage()
-            if u is None:
-                return
-            proc.rss_bytes = u.rss_bytes or proc.rss_bytes
-            await trio.sleep(1.0)
+        try:
+            while True:
+                u = real.usage()
+                if u is None:
+                    return
+                proc.rss_bytes = u.rss_bytes or proc.rss_bytes
+                _mirror_children(ctx, real, shadows)
+                await trio.sleep(WATCH_INTERVAL)
+        finally:
+            for _, gone in shadows.values():
+                gone.set()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(waiter)
@@ -228,11 +256,69 @@ async def _supervise(ctx: "Ctx", real: NativeProcess, ofds: list[OpenFileDescrip
             stopped = proc.state == "T"
             if stopped:
                 real.send_signal(S.SIGSTOP)
+                if pty is not None and saved is not None:
+                    bridged = pty.termios.copy()
+                    pty.set_termios(saved)
             await ctx._signals()  # waits while stopped, runs the forwarding handlers
             if stopped:
+                if pty is not None and saved is not None:
+                    saved = pty.termios.copy()  # what the shell left, restored at the end
+                    pty.set_termios(bridged)
                 real.send_signal(S.SIGCONT)
         nursery.cancel_scope.cancel()
     return result[0]
+
+
+def _mirror_children(ctx: "Ctx", real: NativeProcess, shadows: dict[int, tuple[Process, trio.Event]]) -> None:
+    """Keep one kernel process per descendant of the real program (so ``ps``, ``/proc`` and
+    ``kill`` in the sandbox see them); each ends when its real process is gone."""
+    kids = {c.key: c for c in real.children()}
+    for key in [k for k in shadows if k not in kids]:
+        shadows.pop(key)[1].set()
+    for key, child in kids.items():
+        if key in shadows:
+            known = shadows[key][0]
+            known.rss_bytes = child.usage.rss_bytes or known.rss_bytes
+            if child.argv and child.argv != known.argv:  # it exec'd since (fork, then exec)
+                known.argv, known.exe = child.argv, child.argv[0]
+            continue
+        parent = shadows[child.parent_key][0] if child.parent_key in shadows else ctx.proc
+        gone = trio.Event()
+        argv = child.argv or ["?"]
+        try:
+            shadow = ctx.kernel.spawn_process(argv, parent=parent, env={}, cwd=parent.cwd,
+                                              program=_shadow_program(real, key, gone), exe=argv[0])
+        except KernelError:  # the process limit: the real one still runs, unseen
+            continue
+        for fd, _ in shadow.fds.items():  # no kernel fds: it must not hold the program's pipes
+            shadow.fds.remove(fd)
+        shadow.rss_bytes = child.usage.rss_bytes or shadow.rss_bytes
+        shadows[key] = (shadow, gone)
+
+
+def _shadow_program(real: NativeProcess, key: int, gone: trio.Event) -> "Program":
+    async def shadow(ctx: "Ctx") -> int:
+        def forward(sig: int) -> None:
+            real.signal_child(key, sig)
+
+        for sig in FORWARDED:
+            await ctx.sigaction(sig, S.SigAction(handler=forward, flags=S.SA_RESTART))
+        try:
+            while not gone.is_set():
+                await ctx._block(gone.wait)
+                stopped = ctx.proc.state == "T"
+                if stopped:
+                    real.signal_child(key, S.SIGSTOP)
+                await ctx._signals()
+                if stopped:
+                    real.signal_child(key, S.SIGCONT)
+        finally:
+            if not gone.is_set():  # SIGKILL from the sandbox
+                real.signal_child(key, S.SIGKILL)
+        return 0
+
+    shadow.__name__ = "native-child"
+    return shadow
 
 
 async def _both(a: trio.Event, b: trio.Event) -> None:

@@ -10,6 +10,7 @@ Usage: python serve_jail.py STORE MOUNTPOINT [--no-allow-other] [--max-processes
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import trio
@@ -59,11 +60,14 @@ class JailTestDaemon(Daemon):
         assert self.kernel is not None
         h = await self.kernel.open_terminal(req["tty"], rows=req.get("rows", 24), cols=req.get("cols", 80))
         screen: list[bytes] = []
+        states: list[list[str]] = []
 
         async def typing() -> None:
             for key in req.get("keys", []):
                 await trio.sleep(req.get("pause", 0.5))
-                if key == "<wait>":
+                if key.startswith("<states:"):  # kernel and host states of processes running ARGV
+                    states.append(_states(self.kernel, key[8:-1]))
+                elif key == "<wait>":
                     await trio.sleep(2)  # let a foreground program finish: it would read typeahead
                 elif key == "<resize>":
                     h.resize(*req["resize"])
@@ -81,7 +85,23 @@ class JailTestDaemon(Daemon):
                 n.cancel_scope.cancel()
         status = await h.wait() if h.proc.exited.is_set() else None
         await h.close()
-        return {"screen": b"".join(screen).decode("utf-8", "replace"), "status": status}
+        return {"screen": b"".join(screen).decode("utf-8", "replace"), "status": status, "states": states}
+
+
+def _states(kernel, cmdline: str) -> list[str]:
+    """``kernel:S`` for each kernel process whose argv is *cmdline*, ``host:S`` for each host one."""
+    want = cmdline.split()
+    out = [f"kernel:{p.state}" for p in kernel.processes.processes() if p.argv == want]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:-1] != [w.encode() for w in want]:
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                out.append("host:" + f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            continue
+    return out
 
 
 if __name__ == "__main__":

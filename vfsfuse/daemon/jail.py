@@ -43,6 +43,7 @@ from kernel.errors import KernelError
 from kernel.native import (
     STDIO_NULL,
     STDIO_SAME_AS_STDOUT,
+    NativeChild,
     NativeSpec,
     NativeStreams,
     NativeUsage,
@@ -222,6 +223,7 @@ class JailProcess:
     pidfd: int | None = None           # the real program (bwrap's init's child)
     signalled: set[int] = field(default_factory=set)
     terminal: trio.lowlevel.FdStream | None = None   # the pty master (``NativeSpec.terminal``)
+    _kid_fds: dict[int, int] = field(default_factory=dict)   # pidfds of the descendants
     _closed: bool = False
 
     def send_signal(self, sig: int) -> None:
@@ -253,18 +255,47 @@ class JailProcess:
             except OSError as err:
                 log.debug("resize: %s", err)
 
+    def children(self) -> list[NativeChild]:
+        """The command's descendants, breadth first, from the host's /proc (host pids stay
+        keys: the kernel shows its own pids)."""
+        if self.process.returncode is not None or self.init_pid is None:
+            return []
+        top = _first_child(self.init_pid)
+        if top is None:
+            return []
+        out: list[NativeChild] = []
+        queue: list[tuple[int, int | None]] = [(k, None) for k in _children_of(top)]
+        while queue and len(out) < 4096:
+            pid, parent = queue.pop(0)
+            usage = _usage_of(pid)
+            if usage is None:
+                continue
+            out.append(NativeChild(pid, parent, _argv_of(pid), usage))
+            queue += [(k, pid) for k in _children_of(pid)]
+        live = {c.key for c in out}
+        for key in [k for k in self._kid_fds if k not in live]:
+            os.close(self._kid_fds.pop(key))
+        for key in live - set(self._kid_fds):
+            try:
+                self._kid_fds[key] = os.pidfd_open(key)
+            except OSError:
+                pass
+        return out
+
+    def signal_child(self, key: int, sig: int) -> None:
+        fd = self._kid_fds.get(key)
+        if fd is None:
+            return
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except OSError:
+            pass
+
     def usage(self) -> NativeUsage | None:
         if self.process.returncode is not None or self.pidfd is None or self.init_pid is None:
             return None
         pid = _first_child(self.init_pid)
-        if pid is None:
-            return None
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return NativeUsage(state=fields[0], rss_bytes=int(fields[21]) * os.sysconf("SC_PAGE_SIZE"))
+        return _usage_of(pid) if pid is not None else None
 
     async def aclose(self) -> None:
         if self._closed:
@@ -281,6 +312,9 @@ class JailProcess:
             if s is not None:
                 await s.aclose()
         self.process.close()
+        for fd in self._kid_fds.values():
+            os.close(fd)
+        self._kid_fds.clear()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
@@ -290,13 +324,36 @@ def _set_winsize(fd: int, size: tuple[int, int]) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
 
 
-def _first_child(pid: int) -> int | None:
+def _children_of(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = f.read().split()
+            return [int(k) for k in f.read().split()]
+    except OSError:
+        return []
+
+
+def _first_child(pid: int) -> int | None:
+    kids = _children_of(pid)
+    return kids[0] if kids else None
+
+
+def _usage_of(pid: int) -> NativeUsage | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(kids[0]) if kids else None
+    return NativeUsage(state=fields[0], rss_bytes=int(fields[21]) * os.sysconf("SC_PAGE_SIZE"))
+
+
+def _argv_of(pid: int) -> list[str]:
+    """Its command line (paths in it are the jail's own, since the jail's root is the mount)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]]
 
 
 def settle_invalidations(invalidator: Any) -> Callable[[], Awaitable[None]]:
@@ -449,17 +506,21 @@ async def _read_child_pid(info: trio.lowlevel.FdStream) -> int | None:
 
 
 async def _open_command(init_pid: int, process: Child) -> int | None:
-    """A pidfd of the command (the child of bwrap's init), waited for briefly."""
-    for _ in range(400):
+    """A pidfd of the command (the child of bwrap's init), waited for while bwrap sets up (on a
+    loaded machine that takes seconds: its mounts are requests to this very daemon)."""
+    delay = 0.002
+    deadline = trio.current_time() + 60
+    while trio.current_time() < deadline:
         pid = _first_child(init_pid)
         if pid is not None:
             try:
                 return os.pidfd_open(pid)
             except OSError:
                 return None
-        if process.returncode is not None:
+        if process.returncode is not None or process.popen.poll() is not None:
             return None
-        await trio.sleep(0.005)
+        await trio.sleep(delay)
+        delay = min(delay * 2, 0.05)
     return None
 
 
