@@ -113,8 +113,9 @@ class CtxBase:
         self._rl = rl
         b = rl.budget
         self._watched: frozenset[int] = b.watched_ids if b is not None else frozenset()
-        self._run_start = _now()
-        self._slice_end = self._run_start + SLICE_S
+        # the clock starts at the first syscall: the task may wait a while before it first runs
+        self._run_start = -1.0
+        self._slice_end = 0.0
         if b is not None and (b.exceeded is not None or (b.deadline is not None and b.deadline <= trio.current_time())):
             # born after its command ran out (a fork bomb's latest), or with no time at all
             _limit_hit(kernel, b, b.exceeded or b.wall_message())
@@ -149,6 +150,8 @@ class CtxBase:
     def _charge_cpu(self, now: float) -> None:
         """Count the time since the process last resumed as its CPU time (trio runs one task
         at a time, so that is the time it held the CPU) against its rlimit and its command."""
+        if self._run_start < 0:
+            return  # not started yet
         used = now - self._run_start
         rl = self._rl
         rl.cpu_used += used
@@ -268,6 +271,11 @@ class CtxBase:
             await self._preempt()
 
     async def _preempt(self) -> None:
+        if self._run_start < 0:  # the process's first syscall: start its clock
+            self._run_start = now = _now()
+            self._slice_end = now + SLICE_S
+            if not self.proc.cancel_scope.cancel_called:
+                return
         self._charge_cpu(_now())
         await trio.lowlevel.checkpoint()  # where a SIGKILL (cancellation) lands
         self._run_start = now = _now()
