@@ -1669,10 +1669,11 @@ async def prog_column(ctx: Any) -> int:
             width = int(env)
         elif ctx.isatty(1):
             try:
-                ws = await ctx.get_winsize(1)
-                width = ws[1] if isinstance(ws, tuple) else getattr(ws, "cols", width)
-            except Exception:  # noqa: BLE001 - no terminal size: the default width
-                pass
+                cols = ctx.get_winsize(1)[1]
+            except KernelError:  # not a terminal after all: the default width
+                cols = 0
+            if cols > 0:
+                width = cols
     entries = [ln for ln in lines if ln.strip() or keep_empty]
     if not entries:
         return 0

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import trio
 
+from kernel.errors import KernelError
 from kernel.kernel import Kernel
 from kernel.programs import text_sort
 from kernel.programs.registry import ProgramRegistry
+from kernel.syscalls import O_CLOEXEC
 from kernel.userland import standard_registry
 from vfsfuse.storage.store import memory_vfs
 
@@ -228,3 +230,47 @@ async def test_tac_of_a_big_pipe_goes_through_a_temp_file(monkeypatch: pytest.Mo
             assert r.stdout == b"tail" + b"".join(b"%d\n" % i for i in reversed(range(5000)))
         finally:
             await kernel.shutdown()
+
+
+def test_column_fills_the_terminal_it_writes_to():
+    """On a PTY without $COLUMNS, ``column`` lays entries out for the terminal's width."""
+    seen: dict[int, bytes] = {}
+
+    async def driver(ctx: Any) -> int:
+        for cols in (30, 80):
+            m, s = await ctx.openpty(O_CLOEXEC)
+            await ctx.set_winsize(m, 24, cols)
+            r, w = await ctx.pipe(O_CLOEXEC)  # the child must not hold its own stdin's writer
+            pid = await ctx.spawn(["column"], stdin=r, stdout=s, stderr=s)
+            await ctx.close(s)
+            await ctx.close(r)
+            await ctx.write_all(w, b"".join(b"word%02d\n" % i for i in range(12)))
+            await ctx.close(w)
+            await ctx.waitpid(pid)
+            out = b""
+            try:
+                while chunk := await ctx.read(m, 4096):
+                    out += chunk
+            except KernelError as e:  # EIO: the slave side is closed and drained, as on Linux
+                assert e.code == "EIO"
+            await ctx.close(m)
+            seen[cols] = out
+        return 0
+
+    async def go() -> None:
+        async with trio.open_nursery() as nursery:
+            registry = standard_registry()
+            registry.register("driver", driver)
+            kernel = Kernel(memory_vfs(), programs=registry, env={"PATH": "/bin"})
+            await kernel.boot(nursery)
+            try:
+                r = await kernel.run(["driver"], timeout=30)
+                assert r.status == 0, r.stderr
+            finally:
+                await kernel.shutdown()
+
+    trio.run(go)
+    narrow = seen[30].replace(b"\r\n", b"\n").splitlines()
+    wide = seen[80].replace(b"\r\n", b"\n").splitlines()
+    assert max(len(line) for line in narrow) < 30 < max(len(line) for line in wide)
+    assert len(narrow) > len(wide) >= 2
