@@ -26,6 +26,7 @@ from cli.app import EXIT_USAGE, CliError, vfsfuse
 from cli.paths import resolve_in_mount, resolve_inside, resolve_target
 from kernel.errors import KernelError
 from vfsfuse.daemon import control
+from vfsfuse.storage.store import is_store
 
 
 @dataclass
@@ -93,7 +94,12 @@ def _open(target_arg: str, cwd: str | None) -> tuple[control.ControlClient, _Loc
             if not stat.S_ISDIR(inside.attr.mode):
                 raise KernelError("ENOTDIR", f"--cwd {cwd}: not a directory")
             wd = inside.path
-        return control.ControlClient.connect(control.socket_for_mount(target.mount)), None, wd
+        store = target_arg.partition(":")[0] if ":" in target_arg else target_arg
+        if is_store(store):  # named by its store: its socket is in its run directory
+            sock = control.socket_path(os.path.abspath(store), target.mount)
+        else:
+            sock = control.socket_for_mount(target.mount)
+        return control.ControlClient.connect(sock), None, wd
     local = _Local(target.unmounted_store, cwd)
     return local.connect(), local, None
 

@@ -203,8 +203,8 @@ class _LocalSession:
 class _Remote:
     """A running mount: every call is a request on its daemon's control socket."""
 
-    def __init__(self, mountpoint: str) -> None:
-        self.path = control.socket_for_mount(mountpoint)
+    def __init__(self, mountpoint: str, store: str | None = None) -> None:
+        self.path = control.socket_path(store, mountpoint) if store else control.socket_for_mount(mountpoint)
 
     def _request(self, req: dict[str, Any], body: bytes | None = None,
                  stdin: bytes | None = None) -> tuple[_Collect, dict[str, Any], bytes]:
@@ -372,11 +372,11 @@ class Sandbox:
         self.close()
 
 
-def _remote(mountpoint: str, limits: Limits | None) -> _Remote:
+def _remote(mountpoint: str, limits: Limits | None, store: str | None = None) -> _Remote:
     if limits is not None:
         raise KernelError("EINVAL", f"{mountpoint} is mounted: its kernel's limits are the daemon's "
                                     "(limits= is for a store or memory sandbox run in process)")
-    return _Remote(mountpoint)
+    return _Remote(mountpoint, store)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -395,8 +395,8 @@ def _open_backend(target: str | os.PathLike[str] | None, limits: Limits | None =
     path = os.path.abspath(os.fspath(target))
     if is_store(path):
         holder = lock_holder(path)
-        if holder is not None and holder[1] and DaemonRecord.load(holder[1]) is not None:
-            return _remote(holder[1], limits)
+        if holder is not None and holder[1]:
+            return _remote(holder[1], limits, store=path)
         return _Local(path, limits)
     if DaemonRecord.load(path) is not None:
         return _remote(path, limits)

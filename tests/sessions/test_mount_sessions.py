@@ -192,3 +192,13 @@ def test_unmount_while_a_shell_is_attached(new_mount, host_env):
     assert int(child.match.group(1)) != 0
     child.expect(pexpect.EOF)
     assert "-icanon" not in child.before.decode()
+
+
+def test_mounted_store_named_by_its_path(new_mount, host_env):
+    """``vfsfuse exec STORE`` of a mounted store goes to its daemon, found through the store
+    (its lock and run directory) even without the runtime records."""
+    m = new_mount()
+    env = {k: v for k, v in host_env.items() if k != "VFSFUSE_RUNTIME_DIR"}
+    r = run_cli("exec", m.store, "--", "echo $$ > /tmp/through-daemon; cat /proc/1/comm", env=env)
+    assert (r.returncode, r.stdout) == (0, b"init\n"), r.stderr
+    assert os.path.exists(os.path.join(m.path, "tmp/through-daemon"))  # the mount's own kernel ran it
