@@ -70,6 +70,9 @@ BOOT_DIRS = ("/bin", "/etc", "/home", "/home/user", "/root", "/tmp", "/usr", "/u
 # Modes of boot directories that Linux does not make 0755 (an existing directory keeps its own).
 BOOT_DIR_MODES = {"/root": 0o700}
 DEFAULT_ENV = {"PATH": "/bin:/usr/bin", "HOME": "/home/user", "SHELL": "/bin/sh", "TERM": "xterm"}
+# Programs that scripts name by their /usr/bin path in a #! line (`#!/usr/bin/env bash`,
+# `#!/usr/bin/awk -f`): a stub there too, as on a merged-/usr Debian where both paths work.
+USR_BIN_STUBS = ("env", "awk", "bash", "sh")
 
 PIPE = "pipe"
 DEVNULL = "null"
@@ -161,8 +164,10 @@ class Kernel:
                 log.debug("boot chmod %s: %s", path, e)
 
     async def _write_stubs(self) -> None:
-        for name in self.programs.names():
-            path = f"/bin/{name}"
+        names = self.programs.names()
+        paths = [f"/bin/{name}" for name in names]
+        paths += [f"/usr/bin/{name}" for name in USR_BIN_STUBS if name in names]
+        for path in paths:
             try:
                 if await self.vfs.exists(path):
                     continue
