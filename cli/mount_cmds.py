@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from cli.app import vfsfuse
-from cli.params import SIZE
+from cli.params import SIZE, net_policy
 
 MOUNT_EPILOG = """\b
 Exit codes:
@@ -86,11 +86,20 @@ Exit codes:
               help="Mount even if other users can read STORE (its directory, meta.db or blocks "
                    "have group/other permission bits); by default that is refused, as ssh "
                    "refuses a readable private key.")
+@click.option("--net", "net_mode", type=click.Choice(["none", "loopback", "allow"]), default="none",
+              show_default=True,
+              help="The sandbox's network: none (nothing leaves the kernel, not even DNS), loopback "
+                   "(sockets between sandbox processes only), allow (also the --allow rules). "
+                   "Shown in MOUNTPOINT/.vfs/net; the sandbox cannot change it.")
+@click.option("--allow", "net_rules", multiple=True, metavar="RULE",
+              help="With --net allow: [tcp:|udp:]ADDR[/LEN][:PORT[-PORT]] the sandbox may connect to "
+                   "(names resolve through the policy), or publish:PORT to make a sandbox listener "
+                   "reachable on the host's 127.0.0.1. Repeat for more.")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
                   cache_size: int, log_level: str, memory: bool, memory_size: int | None, shm_size: int,
                   writeback_cache: bool, workers: int, poll_us: int, fast_wakeups: bool, direct_io: bool,
-                  allow_shared_store: bool, no_kernel: bool) -> None:
+                  allow_shared_store: bool, net_mode: str, net_rules: tuple[str, ...], no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
     Runs a daemon in the background and returns once the mount is ready (or
@@ -109,11 +118,13 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
         if len(paths) != 2:
             raise click.UsageError("give STORE and MOUNTPOINT")
         store, mountpoint = paths
+    net_policy(net_mode, net_rules)  # a bad rule is a usage error here, before any daemon
     config = MountConfig(mountpoint=mountpoint, store=store, memory=memory, allow_other=allow_other,
                          read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers,
                          poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io,
                          shm_bytes=shm_size, allow_shared_store=allow_shared_store,
+                         net_mode=net_mode, net_rules=net_rules,
                          memory_bytes=(memory_size or half_of_memory()) if memory else None)
     check_store_config(config)  # here too, so a refused store does not even get a daemon log
     if foreground:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from kernel.net.policy import NetPolicy
 
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", re.IGNORECASE)
@@ -72,3 +76,16 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def net_policy(mode: str, rules: tuple[str, ...]) -> NetPolicy:
+    """The sandbox's network policy from ``--net MODE --allow RULE...``: one parser for every
+    command that boots a kernel; a bad rule is a usage error (exit 2) naming it."""
+    from kernel.net.policy import NetPolicy
+
+    if rules and mode != "allow":
+        raise click.UsageError("--allow rules need --net allow")
+    try:
+        return NetPolicy.parse(mode, list(rules))
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None

@@ -47,6 +47,8 @@ class MountConfig:
     drop_behind: bool = True
     use_kernel: bool = True  # serve the sandbox kernel's mount table when it exists
     allow_shared_store: bool = False  # mount a store other users can read (see check_private)
+    net_mode: str = "none"  # the sandbox's network policy (kernel/net/policy.py): none, loopback, allow
+    net_rules: tuple[str, ...] = ()  # with "allow": rules and publish:PORT
 
     def __post_init__(self) -> None:
         self.mountpoint = os.path.abspath(self.mountpoint)

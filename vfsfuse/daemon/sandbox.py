@@ -12,6 +12,7 @@ import trio
 from kernel.kernel import Kernel
 from kernel.limits import Limits
 from kernel.mounts import MountTable
+from kernel.net.policy import NetPolicy
 from kernel.userland import standard_registry
 from vfsfuse.daemon.fuse_adapter import HostCacheInvalidator
 from vfsfuse.daemon.jail import JailConfig, JailLauncher, settle_invalidations
@@ -35,16 +36,17 @@ class Sandbox:
 
 async def boot_sandbox(vfs: ChunkedVFS, nursery: trio.Nursery, *, read_only: bool,
                        shm_bytes: int, mountpoint: str | None = None,
-                       limits: Limits | None = None) -> Sandbox:
+                       limits: Limits | None = None, net: NetPolicy | None = None) -> Sandbox:
     """Boot the kernel over *vfs* in *nursery* and mount ``/.vfs``; with the FUSE *mountpoint*
     the kernel runs ELF files as real programs in a jail rooted there (``jail.py``)."""
     invalidator = HostCacheInvalidator(vfs, vfs.metadata.parents_of, read_only=read_only)
     # /dev/shm: a writable memory filesystem, as on Linux (gone at unmount).
-    kernel = Kernel(invalidator, shm=shm_vfs(shm_bytes), programs=standard_registry(), limits=limits)
+    kernel = Kernel(invalidator, shm=shm_vfs(shm_bytes), programs=standard_registry(), limits=limits, net=net)
     await kernel.boot(nursery)
     # InspectFS refuses every change itself except writes to its control file
     # ("echo gc > .vfs/control"), so the mount table must let writes through.
-    await kernel.mount_table.mount("/.vfs", InspectFS(invalidator), read_only=False, hidden=True,
+    inspect = InspectFS(invalidator, net_text=kernel.net.policy.describe)
+    await kernel.mount_table.mount("/.vfs", inspect, read_only=False, hidden=True,
                                    fstype="vfsinspect", source="vfs")
     if mountpoint is not None:
         kernel.native = JailLauncher(kernel.vfs, JailConfig(mountpoint), settle_invalidations(invalidator))

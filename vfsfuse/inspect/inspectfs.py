@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import shlex
 import stat as _stat
+from collections.abc import Callable
 from importlib import metadata as _pkg_metadata
 
 import trio
@@ -271,11 +272,14 @@ class _ControlFile(File):
 class InspectFS(SyntheticFS):
     """The read-only (except ``control``) inode-level filesystem mounted at ``/.vfs``."""
 
-    def __init__(self, vfs) -> None:
+    def __init__(self, vfs, net_text: Callable[[], str] | None = None) -> None:
+        """*net_text*: the sandbox's network policy as ``net`` shows it (the daemon's kernel)."""
         self.vfs = vfs
         self.last_reply = b""
         root = StaticDir()
         root.add(b"stats", File(lambda c: stats_text(vfs.stats()).encode()))
+        if net_text is not None:
+            root.add(b"net", File(lambda c: net_text().encode()))
         root.add(b"version", File(lambda c: version_text(vfs).encode()))
         root.add(b"control", _ControlFile(lambda c: self.last_reply, perm=0o644,
                                           uid=os.getuid(), gid=os.getgid()))
