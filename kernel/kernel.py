@@ -436,7 +436,7 @@ class Kernel:
         err: list[bytes] = []
 
         async def feed() -> None:
-            assert h.stdin is not None
+            assert h.stdin is not None and input is not None  # started only with input
             try:
                 await h.stdin.write_all(input.encode() if isinstance(input, str) else input)
             except KernelError:
@@ -543,7 +543,7 @@ class HostFile:
             await ep.waitable.wait()
 
     async def read_all(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             d = await self.read()
             if not d:
