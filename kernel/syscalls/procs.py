@@ -82,8 +82,10 @@ class ProcCalls(CtxBase):
     async def spawn(self, argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
                     stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
                     fds: dict[int, int] | None = None, close_fds: bool = False,
-                    pgid: int | None = None, setsid: bool = False) -> int:
-        """posix_spawn: run program ``argv[0]`` as a child; returns its pid.
+                    pgid: int | None = None, setsid: bool = False, path: str | None = None) -> int:
+        """posix_spawn: run program *path* (default ``argv[0]``) as a child; returns its pid.
+        With *path*, ``argv[0]`` is only the name the program sees (a shell passes the word
+        the user typed, ``ps``, and the path it found, ``/bin/ps``).
 
         The child inherits every fd not marked close-on-exec (only 0-2 and *fds* with
         *close_fds*); ``stdin``/``stdout``/``stderr`` and ``fds={child_fd: parent_fd}``
@@ -97,7 +99,7 @@ class ProcCalls(CtxBase):
                 mapping[child_fd] = parent_fd
         if not argv:
             raise KernelError("EINVAL", "empty argv")
-        exe, program, argv = await self._image(list(argv))
+        exe, program, argv = await self._image(list(argv), path=path)
         proc = self.kernel.spawn_process(
             argv, parent=self.proc, env=dict(self.proc.env) if env is None else env,
             cwd=self._abs(cwd) if cwd is not None else self.proc.cwd,
@@ -123,7 +125,7 @@ class ProcCalls(CtxBase):
             pgid=pgid, setsid=setsid, program=child, exe=p.exe)
         return proc.pid
 
-    async def _image(self, argv: list[str], depth: int = 0) -> tuple[str, Program, list[str]]:
+    async def _image(self, argv: list[str], depth: int = 0, path: str | None = None) -> tuple[str, Program, list[str]]:
         """What ``execve(argv[0])`` runs.  A bare name is a registered program.  A path is looked
         up in the VFS as Linux does (ENOENT; EACCES without exec permission or for a directory)
         and its first bytes decide: a kernel command stub runs the registered program of that
@@ -131,7 +133,7 @@ class ProcCalls(CtxBase):
         4 levels, ELOOP beyond); an ELF file runs as a real process through the host's
         launcher (``kernel/native.py``; ENOEXEC saying so without one); anything else is ENOEXEC (a shell then runs the file as a
         script itself, as POSIX says)."""
-        command = argv[0]
+        command = path if path is not None else argv[0]
         if "/" not in command:
             exe, program = self.kernel.programs.resolve(command)
             return exe, program, argv
@@ -180,14 +182,15 @@ class ProcCalls(CtxBase):
                 return 0, 0
             await self._wait(p.wait_lot.park)
 
-    async def execve(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    async def execve(self, argv: list[str], env: dict[str, str] | None = None, *, path: str | None = None) -> None:
         """Replace this process's program (same pid, fds minus close-on-exec, caught signals
-        reset to default); only returns by raising (ENOENT, EACCES) when *argv* cannot run."""
+        reset to default); only returns by raising (ENOENT, EACCES) when *argv* cannot run.
+        *path*: the program to run when ``argv[0]`` is only its name (as in ``spawn``)."""
         await self._enter()
         if not argv:
             raise KernelError("EINVAL", "empty argv")
-        self._perm.check_spawn(argv[0], tuple(argv[1:]), self.proc.cwd)
-        exe, program, argv = await self._image(list(argv))
+        self._perm.check_spawn(path if path is not None else argv[0], tuple(argv[1:]), self.proc.cwd)
+        exe, program, argv = await self._image(list(argv), path=path)
         raise ExecImage(exe, program, argv, dict(self.proc.env if env is None else env))
 
     def gethostname(self) -> str:
