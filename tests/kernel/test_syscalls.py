@@ -277,3 +277,31 @@ async def test_alarm_and_hostname(kernel):
 
     r = await run_program(kernel, unhandled)
     assert P.WTERMSIG(r.status) == 14
+
+
+async def test_spawn_and_execve_run_a_path_under_another_argv0(kernel):
+    """posix_spawn(path, argv): the program runs from *path* and sees argv as given; /proc
+    shows that argv (``ps`` lists ``sleep 5``, not ``/bin/sleep 5``)."""
+    seen = {}
+
+    async def prog(ctx):
+        pid = await ctx.spawn(["zzz", "5"], path="/bin/sleep")
+        fd = await ctx.open(f"/proc/{pid}/cmdline")
+        seen["cmdline"] = await ctx.read(fd, 100)
+        await ctx.close(fd)
+        await ctx.kill(pid, 9)
+        await ctx.waitpid(pid)
+        r, w = await ctx.pipe()
+
+        async def child(cctx):
+            await cctx.execve(["named", "hi"], path="/bin/echo")
+
+        pid = await ctx.fork(child, stdout=w)
+        await ctx.close(w)
+        seen["echo"] = await ctx.read(r, 100)
+        seen["status"] = (await ctx.waitpid(pid))[1]
+        return 0
+
+    r = await run_program(kernel, prog)
+    assert r.status == 0, r.stderr
+    assert seen == {"cmdline": b"zzz\x005\x00", "echo": b"hi\n", "status": 0}
