@@ -575,14 +575,18 @@ class Shell(Expander):
     # ------------------------------------------------------------------ processes
     async def fork(self, fn: Callable[["Shell"], Awaitable[int]], *, stdin: int | None = None,
                    stdout: int | None = None, stderr: int | None = None, pgid: int | None = None,
-                   background: bool = False) -> int:
-        """Run ``fn(child_shell)`` in a forked child process; returns its pid."""
+                   background: bool = False, keep_jobs: bool = False) -> int:
+        """Run ``fn(child_shell)`` in a forked child process; returns its pid.  The child has a
+        job table of its own: empty, or with *keep_jobs* (command substitution) the parent's
+        jobs to list, as bash's ``$(jobs -p)`` does."""
         st = self.st.fork_copy()
         st.traps = {k: v for k, v in st.traps.items() if v == ""}
         parent = self
 
         async def child(cctx: Any) -> int:
             sub = Shell(cctx, st, name=parent.name)
+            if parent.jobs is not None:
+                sub.jobs = parent.jobs.inherited() if keep_jobs else type(parent.jobs)()
             sub.script_name = parent.script_name
             sub.builtins = parent.builtins
             sub.special_builtins = parent.special_builtins
@@ -624,7 +628,13 @@ class Shell(Expander):
         return status
 
     async def _background(self, ao: AndOr) -> int:
+        # ``cmd &`` is the command itself, as in bash: the forked child execs a lone command in
+        # place, so $! and %1 are its pid (kill reaches it) and no shell lingers holding the
+        # caller's stdout after ``cmd >/dev/null &``.
+        lone = not ao.rest and not ao.first.negate and not ao.first.time
+
         async def run(sub: Shell) -> int:
+            sub.exec_last = lone
             return await sub.exec_andor(ao)
 
         stdin = None
@@ -661,7 +671,7 @@ class Shell(Expander):
 
         r, w = await ctx.pipe(O_CLOEXEC)
         try:
-            pid = await self.fork(run, stdout=w)
+            pid = await self.fork(run, stdout=w, keep_jobs=True)
         finally:
             await ctx.close(w)
         chunks = []
@@ -1436,6 +1446,14 @@ class Shell(Expander):
     async def _run_external(self, node: SimpleCommand, argv: list[str], last: bool) -> int:
         st = self.st
         name = argv[0]
+        if any(a.name == "PATH" for a in node.assigns):  # `PATH=dir cmd` looks cmd up in dir
+            async def lookup() -> int:
+                path = await self.find_command(name)
+                if path is None:
+                    await self.error(f"{name}: command not found")
+                    return 127
+                return await self.spawn_program(path, argv, st.env(), last and not self.st.traps.get("EXIT"))
+            return await self._run_with_assigns(node, lookup)
         path = await self.find_command(name)
         if path is None:
             async def notfound() -> int:
@@ -1451,16 +1469,13 @@ class Shell(Expander):
 
     async def spawn_program(self, path: str, argv: list[str], env: dict[str, str], may_exec: bool = False) -> int:
         ctx = self.ctx
-        if self.st.shell_pid:
-            pass
-        full = [path] + argv[1:]
-        try:
+        try:  # argv[0] stays the word typed (``ps``), as bash passes it; *path* is what runs
             if may_exec:
-                await ctx.execve(full, env)
+                await ctx.execve(argv, env, path=path)
             if self.job_control:
-                pid = await ctx.spawn(full, env=env, pgid=0)
+                pid = await ctx.spawn(argv, env=env, pgid=0, path=path)
                 return (await self.wait_foreground([pid], " ".join(argv)))[-1]
-            pid = await ctx.spawn(full, env=env)
+            pid = await ctx.spawn(argv, env=env, path=path)
         except KernelError as e:
             if e.code == "ENOEXEC":
                 return await self.run_script_file(path, argv)
@@ -1488,6 +1503,10 @@ class Shell(Expander):
                 await self.ctx.close(fd)
         except KernelError as e:
             await self.error(f"{argv[0]}: {errno_text(e)}")
+            return 126
+        first = data[:80].split(b"\n", 1)[0]
+        if b"\0" in first:  # bash's check for a binary file: a NUL before the first newline
+            await self.out(f"{self.script_name}: {argv[0]}: cannot execute binary file: Exec format error\n", 2)
             return 126
         source = data.decode("utf-8", "surrogateescape")
 

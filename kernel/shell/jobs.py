@@ -34,6 +34,11 @@ class JobTable:
         self.jobs[num] = job
         return job
 
+    def inherited(self) -> "JobTable":
+        """What a subshell starts with: its parent's jobs, to list (``$(jobs -p)`` prints them,
+        as in bash) but not to wait for (they are its siblings, not its children)."""
+        return JobTable({n: Job(j.num, j.pid, j.text, j.state, j.status) for n, j in self.jobs.items()})
+
     def forget_pid(self, pid: int) -> None:
         for num, j in list(self.jobs.items()):
             if j.pid == pid:

@@ -245,3 +245,34 @@ async def test_builtin_loop_speed():
     dt = time.perf_counter() - t
     assert _out(r) == "200010000\n"
     assert dt < 3, dt
+
+
+async def test_a_binary_file_is_refused_and_programs_see_the_word_typed():
+    """bash's rule: a file exec refuses (ENOEXEC) runs as a script unless a NUL comes before
+    its first newline; and argv[0] is the command word, not the path found for it."""
+    async with trio.open_nursery() as n:
+        k = await boot(n)
+        await k.vfs.write_file("/tmp/bin", b"\x7fELF\x02\x01\x01\x00\x00\x00\nrest")
+        await k.vfs.chmod("/tmp/bin", 0o755)
+        r = await run_sh(k, "/tmp/bin; echo $?")
+        assert _out(r) == "126\n" and _err(r) == "bash: /tmp/bin: cannot execute binary file: Exec format error\n"
+        await k.vfs.write_file("/tmp/argv0", b"#!/bin/sh\necho \"$0\"\n")
+        await k.vfs.chmod("/tmp/argv0", 0o755)
+        r = await run_sh(k, "cd /tmp && ./argv0; PATH=/tmp:$PATH argv0")
+        assert _out(r) == "./argv0\n/tmp/argv0\n"  # a script gets the path it was run by
+        await k.shutdown()
+
+
+async def test_a_background_command_is_its_own_job():
+    """``cmd &``: $! is the command's pid (kill reaches it, not a shell around it), and no
+    shell lingers holding the caller's output after the command redirected its own."""
+    async with trio.open_nursery() as n:
+        k = await boot(n)
+        t = time.monotonic()
+        r = await run_sh(k, "sleep 3 >/dev/null 2>&1 & echo started")
+        assert _out(r) == "started\n" and time.monotonic() - t < 2.5
+        r = await run_sh(k, "sleep 30 & kill %1; wait %1; echo $?; sleep 30 & kill $!; wait $!; echo $?")
+        assert _out(r) == "143\n143\n"
+        procs = [p for p in k.processes.processes() if p.argv[1:] == ["30"] and p.state != "Z"]
+        assert procs == []  # killed, not orphaned behind a wrapper
+        await k.shutdown()

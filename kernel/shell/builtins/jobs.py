@@ -8,7 +8,7 @@ from kernel.errors import KernelError
 from kernel.shell.interp import SIGNAL_NAMES, SIGNALS, errno_text, signal_number, wait_status_code
 
 
-async def _wait_one(sh: Any, pid: int) -> int:
+async def _wait_one(sh: Any, pid: int, quiet: bool = False) -> int:
     st = sh.jobs.done_status.pop(pid, None)
     if st is not None:
         return st
@@ -21,6 +21,8 @@ async def _wait_one(sh: Any, pid: int) -> int:
                 if sh.pending_traps:
                     return 128 + 2
                 continue
+            if e.code == "ECHILD" and not quiet:
+                await sh.error(f"wait: pid {pid} is not a child of this shell")
             return 127
     sh.jobs.forget_pid(pid)
     return wait_status_code(status)
@@ -40,7 +42,7 @@ async def b_wait(sh: Any, argv: list[str]) -> int:
         return wait_status_code(status)
     if not args:
         for j in list(jobs.jobs.values()):
-            await _wait_one(sh, j.pid)
+            await _wait_one(sh, j.pid, quiet=True)
         # reap anything else we started (coprocs, process substitutions)
         while True:
             try:
@@ -77,8 +79,8 @@ async def b_jobs(sh: Any, argv: list[str]) -> int:
         j = jobs.jobs[n]
         try:
             pid, status = await sh.ctx.waitpid(j.pid, 1)
-        except KernelError:
-            pid, status = j.pid, 0
+        except KernelError:  # ECHILD: a job a subshell inherited; its state is as last known
+            pid, status = 0, 0
         if pid == j.pid:
             j.state = "Done" if wait_status_code(status) == 0 else f"Exit {wait_status_code(status)}"
             jobs.done_status[j.pid] = wait_status_code(status)
