@@ -64,8 +64,8 @@ def _parse_fast(fmt: bytes) -> tuple[bytes, str] | None:
             out.append(p.replace(b"%", b"%%"))
             continue
         flags, width, prec, c = p
-        if width == b"*" or prec == b"*" or (c == "o" and b"#" in flags) or (
-                c in "diouxX" and prec is not None and b"0" in flags) or (
+        if width == b"*" or prec == b"*" or (c in "diouxX" and (prec is not None or b"#" in flags)) or (
+                c in "ouxX" and (b"+" in flags or b" " in flags)) or (
                 width and int(width) > MAX_WIDTH) or (prec and int(prec) > MAX_WIDTH):
             return None   # the general path (which also refuses widths past MAX_WIDTH)
         spec = b"%" + flags + (width or b"") + (b"." + prec if prec is not None else b"")
@@ -180,22 +180,46 @@ def _one(spec: bytes, flags: bytes, width: bytes | None, prec: bytes | None, c: 
         iv = int(f)
         if c in "ouxX" and iv < 0:
             iv &= (1 << 64) - 1
-        conv = b"d" if c in "iu" else c.encode()
-        if c == "o" and b"#" in flags:
-            body = (spec.replace(b"#", b"") + b"o") % iv
-            stripped = body.lstrip(b" ")
-            if not stripped.startswith(b"0"):
-                body = body[:len(body) - len(stripped)] + b"0" + stripped
-                if width and len(body) > int(width) and body.startswith(b" "):
-                    body = body[1:]
-            return body
-        if prec is not None and b"0" in flags:
-            spec = spec.replace(b"0", b"", 1) if spec[1:2] == b"0" else spec
-        return (spec + conv) % iv
+        return _c_int(flags, width, prec, c, iv, f == 0.0)
     if f - f != 0.0:
         return _nonfinite(f, flags, width)
     conv = c.encode() if c not in "aA" else b"e"
     return (spec + conv) % f
+
+
+def _c_int(flags: bytes, width: bytes | None, prec: bytes | None, c: str, iv: int, zero: bool) -> bytes:
+    """C's printf for an integer conversion: + and space only for signed ones, precision as
+    a minimum of digits (0 of 0 prints none), # as 0 / 0x (not for zero), 0 padding unless a
+    precision is given.  gawk drops the digit only for an exact zero (0.5 still prints 0)."""
+    neg = iv < 0
+    mag = -iv if neg else iv
+    if c in "di":
+        digits = b"%d" % mag
+        sign = b"-" if neg else b"+" if b"+" in flags else b" " if b" " in flags else b""
+    else:
+        digits = (b"%o" if c == "o" else b"%x" if c == "x" else b"%X" if c == "X" else b"%d") % mag
+        sign = b""
+    prefix = b""
+    alt_octal = b"#" in flags and c == "o" and not digits.startswith(b"0")   # (before padding: gawk)
+    if prec is not None:
+        p = int(prec or b"0")
+        if p == 0 and zero:
+            digits = b""
+        digits = digits.rjust(p, b"0")
+    if alt_octal:
+        digits = b"0" + digits
+    elif b"#" in flags and c in "xX" and mag != 0:
+        prefix = b"0x" if c == "x" else b"0X"
+    body = sign + prefix + digits
+    w = int(width) if width else 0
+    if len(body) < w:
+        if b"-" in flags:
+            body = body.ljust(w)
+        elif b"0" in flags and prec is None:
+            body = sign + prefix + digits.rjust(w - len(sign) - len(prefix), b"0")
+        else:
+            body = body.rjust(w)
+    return body
 
 
 def _nonfinite(f: float, flags: bytes, width: bytes | None) -> bytes:
