@@ -319,6 +319,8 @@ class AndOr(Node):
 
     first: Pipeline
     rest: list[tuple[str, Pipeline]] = field(default_factory=list)
+    #: The source text of a list run with ``&`` (what ``jobs`` shows); "" otherwise.
+    text: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -1749,7 +1749,8 @@ def _word_src(w: Word) -> str:
 
 
 def _andor_text(ao: AndOr | None) -> str:
-    return "job"
+    """What ``jobs`` shows for a background list: its source text, as bash does."""
+    return ao.text if ao is not None and ao.text else "job"
 
 
 __all__ += ["errno_text", "RedirError", "arith"]

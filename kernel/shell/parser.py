@@ -181,10 +181,13 @@ class Parser:
             line, col = tok.line, tok.col
             items: list[tuple] = []
             while True:
+                start = self._peek_cmd().start
                 ao = self._and_or()
                 tok = self._peek()
                 if tok.kind == "OP" and tok.text in (";", "&"):
                     self._take()
+                    if tok.text == "&":
+                        ao.text = self._job_text(start, tok.start)
                     items.append((ao, tok.text == "&"))
                     nxt = self._peek_cmd()
                     if nxt.kind in ("NEWLINE", "EOF"):
@@ -259,6 +262,17 @@ class Parser:
             return body
         finally:
             self._leave()
+
+    def _job_text(self, start: int, end: int) -> str:
+        """The source of a background list (``sleep 5 | cat``) for ``jobs``; offsets of
+        alias text or a re-lexed token may not map onto the source: then nothing."""
+        src = self.lexer.src
+        if not 0 <= start <= end <= len(src):
+            return ""
+        text = src[start:end].strip()
+        # bash prints the list from its syntax tree: single spaces between words; quoted
+        # text keeps its own spacing, so only unquoted source is normalised here
+        return text if any(q in text for q in "'\"\\$`") else " ".join(text.split())
 
     def _sub_source(self, text: str, line: int, col: int, outer: Lexer, start: int) -> CommandList:
         """Parse ``text`` (a backquote body) as a whole script."""
@@ -403,10 +417,13 @@ class Parser:
             if tok.kind == "EOF" or (tok.kind == "OP" and tok.text in end_ops) or (
                     tok.kind == "WORD" and tok.text in end_words and tok.plain):
                 break
+            start = tok.start
             ao = self._and_or()
             tok = self._peek()
             if tok.kind == "OP" and tok.text in (";", "&"):
                 self._take()
+                if tok.text == "&":
+                    ao.text = self._job_text(start, tok.start)
                 items.append((ao, tok.text == "&"))
                 self._skip_newlines()
                 continue

@@ -85,12 +85,13 @@ async def b_jobs(sh: Any, argv: list[str]) -> int:
             j.state = "Done" if wait_status_code(status) == 0 else f"Exit {wait_status_code(status)}"
             jobs.done_status[j.pid] = wait_status_code(status)
         mark = "+" if n == keys[-1] else ("-" if len(keys) > 1 and n == keys[-2] else " ")
+        text = j.text + " &" if j.state == "Running" else j.text  # bash marks what runs in the background
         if pflag:
             await sh.out(f"{j.pid}\n")
         elif lflag:
-            await sh.out(f"[{n}]{mark} {j.pid} {j.state:<24}{j.text}\n")
+            await sh.out(f"[{n}]{mark} {j.pid} {j.state:<24}{text}\n")
         else:
-            await sh.out(f"[{n}]{mark}  {j.state:<24}{j.text}\n")
+            await sh.out(f"[{n}]{mark}  {j.state:<24}{text}\n")
         if j.state != "Running" and j.state != "Stopped":
             del jobs.jobs[n]
     return 0
