@@ -175,7 +175,8 @@ async def zip_main(ctx: Any) -> int:
     try:
         fd = await ctx.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     except KernelError as e:
-        await ctx.write_all(2, fsencode(f"zip I/O error: {strerror(e)}\nzip error: Could not create output file ({archive})\n"))
+        await ctx.write_all(2, fsencode(f"zip I/O error: {strerror(e)}\n"
+                                        f"zip error: Could not create output file ({archive})\n"))
         return 15
     buf = _DrainBuffer()
     ok = False
@@ -398,7 +399,8 @@ async def _list(ctx: Any, infos: list[zipfile.ZipInfo], quiet: int) -> None:
         total += i.file_size
     if quiet < 2:
         n = len(infos)
-        rows += ["---------                     -------", f"{total:9d}                     {n} file{'' if n == 1 else 's'}"]
+        rows += ["---------                     -------",
+                 f"{total:9d}                     {n} file{'' if n == 1 else 's'}"]
     await ctx.write_all(1, fsencode("\n".join(rows) + "\n"))
 
 

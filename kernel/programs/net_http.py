@@ -390,11 +390,11 @@ async def wget_main(ctx: Any) -> int:
             await say(f"--  {url}\n")
             keep = [True]
 
-            async def on_head(resp: Response) -> None:
+            async def on_head(resp: Response, keep: list[bool] = keep) -> None:
                 # like wget: neither error pages nor redirect bodies are saved
                 keep[0] = resp.status < 300
 
-            async def sink(data: bytes) -> None:
+            async def sink(data: bytes, keep: list[bool] = keep, fd: int = fd) -> None:
                 if keep[0]:
                     await ctx.write_all(fd, data)
 

@@ -456,7 +456,8 @@ async def top_frame(ctx: Any, tasks: list[Task], m: Machine, prev_cpu: list[int]
         cmd = (" ".join(t.cmdline) if full and t.cmdline else t.comm)
         lines.append(f"{t.pid:>{pid_width}} {user_name(names, t.euid)[:8]:<8} {pr:>3} {t.nice:>3} "
                      f"{t.vsize // 1024:>7} {t.vm_rss_kb:>6} {shared.get(t.pid, 0):>6} {t.state} "
-                     f"{pcpu.get(t.pid, 0.0):5.1f} {100 * t.vm_rss_kb / total_kb:5.1f} {_top_time(t.cpu_ticks):>9} {cmd}")
+                     f"{pcpu.get(t.pid, 0.0):5.1f} {100 * t.vm_rss_kb / total_kb:5.1f} "
+                     f"{_top_time(t.cpu_ticks):>9} {cmd}")
     return lines
 
 

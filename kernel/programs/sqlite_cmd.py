@@ -971,7 +971,8 @@ _HELP = [
     ("print STRING...", "Print literal STRING"), ("quit", "Exit this program"),
     ("read FILE", "Read input from FILE"), ("schema ?PATTERN?", "Show the CREATE statements matching PATTERN"),
     ("separator COL ?ROW?", "Change the column and row separators"),
-    ("tables ?TABLE?", "List names of tables matching LIKE pattern TABLE"), ("width NUM1 NUM2 ...", "Set column widths"),
+    ("tables ?TABLE?", "List names of tables matching LIKE pattern TABLE"),
+    ("width NUM1 NUM2 ...", "Set column widths"),
 ]
 
 

@@ -515,7 +515,8 @@ async def prog_umount(ctx: Any) -> int:
                                    "set up by the host).")
         return 32
     if not args.operands:
-        await ctx.write_all(2, "Usage:\n umount [-hV]\n umount -a [options]\n umount [options] <source> | <directory>\n")
+        await ctx.write_all(2, "Usage:\n umount [-hV]\n umount -a [options]\n"
+                               " umount [options] <source> | <directory>\n")
         return 1
     status = 0
     table = await mount_table(ctx)

@@ -423,7 +423,7 @@ class _Parser:
                         self.advance()
                         items.append(self.expr(2))
                 except _Partial as p:
-                    raise _Partial(_seq(*items, p.node))
+                    raise _Partial(_seq(*items, p.node)) from None
                 left = ("comma", items)
             elif bp == 2:  # = and OP=
                 if left[0] != "var":
@@ -433,7 +433,7 @@ class _Parser:
                     self.advance()
                     rhs = self.expr(2)
                 except _Partial as p:
-                    raise _Partial(p.node if op is None else _seq(left, p.node))
+                    raise _Partial(p.node if op is None else _seq(left, p.node)) from None
                 left = ("assign", op, left, rhs, (self.s, self.tokpos))
             elif kind == "?":
                 left = self.conditional(left)
@@ -443,7 +443,7 @@ class _Parser:
                     self.advance()
                     right = self.expr(bp + 1)
                 except _Partial as p:
-                    raise _Partial((tag, left, p.node))
+                    raise _Partial((tag, left, p.node)) from None
                 left = (tag, left, right)
             else:
                 op_end = self.pos
@@ -451,7 +451,7 @@ class _Parser:
                     self.advance()
                     right = self.expr(bp if kind == "**" else bp + 1)
                 except _Partial as p:
-                    raise _Partial(_seq(left, p.node))
+                    raise _Partial(_seq(left, p.node)) from None
                 if kind in ("/", "%"):  # bash names the text after the operator
                     while op_end < len(self.s) and self.s[op_end] in " \t":
                         op_end += 1
@@ -468,11 +468,11 @@ class _Parser:
             if self.kind in (_EOF, ":"):
                 raise self.fail("expression expected")
         except _Partial as p:
-            raise _Partial(_seq(test, p.node))
+            raise _Partial(_seq(test, p.node)) from None
         try:
             then = self.expr(0)
         except _Partial as p:
-            raise _Partial(("and", test, p.node))
+            raise _Partial(("and", test, p.node)) from None
         if self.kind != ":":
             raise _Partial(("cond", test, then, self.err("`:' expected for conditional expression")))
         try:
@@ -481,7 +481,7 @@ class _Parser:
                 raise self.fail("expression expected")
             other = self.expr(_COND_BP)
         except _Partial as p:
-            raise _Partial(("cond", test, then, p.node))
+            raise _Partial(("cond", test, then, p.node)) from None
         return ("cond", test, then, other)
 
     def prefix(self) -> tuple:
@@ -507,7 +507,7 @@ class _Parser:
                 # bash lexes the next token once before the increment (a plain
                 # lexing error comes first) and once after it (the lvalue error)
                 if p.node[1][0].endswith("assignment requires lvalue"):
-                    raise _Partial(_seq(node, p.node))
+                    raise _Partial(_seq(node, p.node)) from None
                 raise
             return node
         if kind == "(":
@@ -515,13 +515,13 @@ class _Parser:
                 self.advance()
                 inner = self.expr(0)
             except _Partial as p:
-                raise _Partial(p.node)
+                raise _Partial(p.node) from None
             if self.kind != ")":
                 raise _Partial(_seq(inner, self.err("missing `)'")))
             try:
                 self.advance()
             except _Partial as p:
-                raise _Partial(_seq(inner, p.node))
+                raise _Partial(_seq(inner, p.node)) from None
             # (a)=1 is no assignment: a parenthesized name is no longer an lvalue
             return ("pos", inner) if inner[0] == "var" else inner
         if kind == _NUM:
@@ -537,7 +537,7 @@ class _Parser:
                 try:
                     self.advance()
                 except _Partial as p:
-                    raise _Partial(_seq(node, p.node))
+                    raise _Partial(_seq(node, p.node)) from None
                 return node
             return var
         raise self.fail("syntax error: operand expected")

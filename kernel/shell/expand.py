@@ -534,7 +534,8 @@ class Expander:
         if op == "bad":
             raise FatalExpansion(f"${{{_word_text(p.arg) if p.arg else name}}}: bad substitution", 1, line_only=True)
         if op in ("prefix*", "prefix@"):
-            names = sorted(k for s in self.st.scopes for k, v in s.items() if k.startswith(name) and v.value is not None)
+            names = sorted(k for s in self.st.scopes for k, v in s.items()
+                           if k.startswith(name) and v.value is not None)
             names = sorted(set(names))
             self._emit_list(names, out, in_dq, op == "prefix*", assign)
             return
@@ -584,7 +585,8 @@ class Expander:
                                                    (star and self._join_star(values) == "")))
                 if op in ("-", "=", "?", "+"):
                     empty = unset
-                await self._default_op(p, op, empty, lambda: self._emit_list(values, out, in_dq, star, assign), out, in_dq)
+                await self._default_op(p, op, empty, lambda: self._emit_list(values, out, in_dq, star, assign),
+                                       out, in_dq)
                 return
             newvals = [await self._apply_op(p, v) for v in values]
             if op == ":":

@@ -1204,7 +1204,8 @@ class Shell(Expander):
             if a is None:
                 argv.extend(await self.expand_words([w]))
                 continue
-            key = f"{a.name}{'[' + _word_src(a.index) + ']' if a.index is not None else ''}{'+' if a.append else ''}=\x00{len(decl)}"
+            index = "[" + _word_src(a.index) + "]" if a.index is not None else ""
+            key = f"{a.name}{index}{'+' if a.append else ''}=\x00{len(decl)}"
             decl[key] = a
             argv.append(key)
         if argv and argv[0] not in ("declare", "typeset", "local", "export", "readonly"):
@@ -1266,7 +1267,8 @@ class Shell(Expander):
                 items: dict = dict(v.value) if a.append and v.value else {}
                 for el in a.array:
                     if el.key is None:
-                        raise ExpansionError(f"{name}: {await self.expand_str(el.value)}: must use subscript when assigning associative array")
+                        value = await self.expand_str(el.value)
+                        raise ExpansionError(f"{name}: {value}: must use subscript when assigning associative array")
                     k = await self.expand_str(el.key)
                     val = await self.expand_str(el.value)
                     items[k] = items.get(k, "") + val if el.append else val

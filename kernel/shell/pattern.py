@@ -467,7 +467,8 @@ def compile_pattern(
     return Pattern(pat, _parse(pat, extglob), nocase, pathname, dotglob)
 
 
-def match(pat: str, s: str, *, extglob: bool = False, nocase: bool = False, pathname: bool = False, dotglob: bool = False) -> bool:
+def match(pat: str, s: str, *, extglob: bool = False, nocase: bool = False, pathname: bool = False,
+          dotglob: bool = False) -> bool:
     """Whether the whole of *s* matches *pat* (``case``, ``[[ s == p ]]``)."""
     return compile_pattern(pat, extglob=extglob, nocase=nocase, pathname=pathname, dotglob=dotglob).fullmatch(s)
 
@@ -583,7 +584,9 @@ def replace(
     # starting with "*" (its match_pattern_char); that shows on empty strings
     at_end_ok = pat.startswith("*")
     if mode == "prefix":
-        if _odd_trailing_backslashes(pat) and not compile_pattern(pat + "*", extglob=extglob, nocase=nocase).fullmatch(s):
+        if _odd_trailing_backslashes(pat) and not compile_pattern(pat + "*", extglob=extglob, nocase=nocase).fullmatch(
+            s
+        ):
             return s
         end = p.prefix(s, True) if (n or at_end_ok) else None
         return s if end is None else rep(s[:end]) + s[end:]

@@ -131,7 +131,8 @@ class ProcCalls(CtxBase):
         and its first bytes decide: a kernel command stub runs the registered program of that
         name; ``#!interpreter [arg]`` runs the interpreter with the script's path (nested up to
         4 levels, ELOOP beyond); an ELF file runs as a real process through the host's
-        launcher (``kernel/native.py``; ENOEXEC saying so without one); anything else is ENOEXEC (a shell then runs the file as a
+        launcher (``kernel/native.py``; ENOEXEC saying so without one); anything else is ENOEXEC
+        (a shell then runs the file as a
         script itself, as POSIX says)."""
         command = path if path is not None else argv[0]
         if "/" not in command:

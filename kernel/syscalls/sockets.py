@@ -141,7 +141,8 @@ class SocketCalls(CtxBase):
 
     async def _inet_addr(self, sock: Socket, addr: Any) -> tuple[IPAddress, int]:
         if not isinstance(addr, tuple) or len(addr) < 2 or (sock.family == AF_INET and len(addr) != 2):
-            raise KernelError("EINVAL", f"{'AF_INET' if sock.family == AF_INET else 'AF_INET6'} address must be a tuple (host, port)")
+            family = "AF_INET" if sock.family == AF_INET else "AF_INET6"
+            raise KernelError("EINVAL", f"{family} address must be a tuple (host, port)")
         port = addr[1]
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise KernelError("EINVAL", "port must be 0-65535")
@@ -381,7 +382,8 @@ class SocketCalls(CtxBase):
         dest = await self._dest(sock, addr)
         return await self._send(ofd, sock, _bytes(data), flags, None, dest)
 
-    async def sendmsg(self, fd: int, buffers: Iterable[bytes | bytearray | memoryview], ancdata: Iterable[tuple[int, int, Any]] = (),
+    async def sendmsg(self, fd: int, buffers: Iterable[bytes | bytearray | memoryview],
+                      ancdata: Iterable[tuple[int, int, Any]] = (),
                       flags: int = 0, addr: Any = None) -> int:
         """sendmsg(2); ancillary data may carry ``(SOL_SOCKET, SCM_RIGHTS, fds)`` (packed ints or a list)."""
         await self._enter()

@@ -144,7 +144,8 @@ def test_in_the_process_table_and_killable(jail, refusal):
             f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in '{BB} sleep 30 ') bp=${{d#/proc/}};; esac; done; "
             f"[ -n \"$bp\" ] && break; {BB} usleep 50000; done")
     r = run(jail, refusal, f"{BB} sleep 30 & p=$!; {find}; echo pid=$bp; "
-                           f"ps -o pid,comm | grep -c busybox; grep State /proc/$bp/status; kill $bp; wait $p; echo rc=$?")
+                           "ps -o pid,comm | grep -c busybox; grep State /proc/$bp/status; "
+                           "kill $bp; wait $p; echo rc=$?")
     assert time.monotonic() - start < 20
     lines = r.stdout.splitlines()
     assert lines[0].startswith("pid=") and lines[0][4:].isdigit(), r.stdout + r.stderr
@@ -262,7 +263,8 @@ def test_memory_of_the_real_process_shows_in_the_sandbox_proc(jail, refusal):
     run(jail, refusal, f"{BB} true")
     jail.install_python("os")
     find = (f"for i in $({BB} seq 300); do for d in /proc/[0-9]*; do "
-            f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in '/usr/bin/python3 '*) bp=${{d#/proc/}};; esac; done; "
+            f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in "
+            f"'/usr/bin/python3 '*) bp=${{d#/proc/}};; esac; done; "
             f"[ -n \"$bp\" ] && break; {BB} usleep 50000; done")
     r = jail.run(f"python3 -I -S -c \"b = b'x' * (80 << 20); import time; time.sleep(4)\" & {find}; "
                  f"{BB} usleep 2500000; grep VmRSS /proc/$bp/status; wait")
@@ -298,7 +300,8 @@ def test_git_init_add_commit_like_natively(jail, refusal, tdir):
     assert native.returncode == 0, native.stderr
     assert (r.code, r.stdout) == (0, native.stdout), r.stderr
     assert r.stdout == " M a.txt\nfirst\na.txt\nd/b.txt\n"
-    fsck = subprocess.run(["git", "-c", "safe.directory=*", "-C", jail.path + "/tmp/repo", "fsck", "--strict"], capture_output=True, text=True)
+    fsck = subprocess.run(["git", "-c", "safe.directory=*", "-C", jail.path + "/tmp/repo", "fsck", "--strict"],
+                          capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr  # the host's git finds the jail's repository sound
 
 

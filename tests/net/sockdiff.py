@@ -160,7 +160,8 @@ def run_host(case: Case, directory: str, tag: str) -> list[str]:
                 if call == "accept":
                     text = f"ok from {show.addr(result[1])}"
             except OSError as e:
-                text = "err " + errno.errorcode.get(e.errno or 0, str(e.errno)) if e.errno else f"err {type(e).__name__}"
+                code = errno.errorcode.get(e.errno or 0, str(e.errno))
+                text = "err " + code if e.errno else f"err {type(e).__name__}"
             out.append(f"{call} {' '.join(args)}: {text}")
     finally:
         for s in opened:

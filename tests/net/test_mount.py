@@ -112,7 +112,8 @@ def test_fd_links_and_host_ss(mounted):
     import json
 
     nc_unix, nc_tcp = json.loads(pids)
-    links = [os.readlink(mnt / "proc" / str(nc_unix) / "fd" / n) for n in os.listdir(mnt / "proc" / str(nc_unix) / "fd")]
+    fd_dir = mnt / "proc" / str(nc_unix) / "fd"
+    links = [os.readlink(fd_dir / n) for n in os.listdir(fd_dir)]
     assert any(link.startswith("socket:[") for link in links)
     out = subprocess.run(["ss", "-ltnx"], capture_output=True, text=True, check=True,
                          env={**os.environ, "PROC_ROOT": str(mnt / "proc")}).stdout

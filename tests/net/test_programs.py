@@ -186,7 +186,8 @@ async def test_our_ss_rows_match_host_ss(nursery, tmp_path):
 
 ODD = ["nc", "nc -x", "nc -l", "nc 127.0.0.1", "nc 127.0.0.1 notaport", "nc 127.0.0.1 0",
        "nc -w abc 127.0.0.1 1", "nc -U", "nc -lz 1", "nc -p 99999 127.0.0.1 1", "curl", "curl -X",
-       "curl ftp://x/", "curl 'http://[::1'", "curl -O 'http://[::1/'", "wget 'http://[x'", "curl http://127.0.0.1:99999/", "curl -d @/nope http://127.0.0.1:1/",
+       "curl ftp://x/", "curl 'http://[::1'", "curl -O 'http://[::1/'", "wget 'http://[x'",
+       "curl http://127.0.0.1:99999/", "curl -d @/nope http://127.0.0.1:1/",
        "curl -o /nodir/x http://127.0.0.1:1/", "wget", "wget http://127.0.0.1:1/", "httpd -p abc",
        "httpd -p 8085 -d /nonexistent", "httpd -b 10.1.1.1 -p 8086", "ss -Z", "ss foo", "host",
        "host -4 ::1", "getent passwd", "getent hosts no.such.name"]

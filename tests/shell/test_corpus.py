@@ -84,13 +84,20 @@ class Result:
 def host_run(shell: str, case: Case) -> Result:
     with tempfile.TemporaryDirectory() as d:
         env = {"PATH": "/usr/bin:/bin", "HOME": "/home/user", "LC_ALL": "C", "TERM": "xterm", "SHELL": "/bin/sh"}
-        p = subprocess.run([shell, "-c", case.script, "sh" if shell == "dash" else shell], cwd=d, env=env, capture_output=True,
-                           input=(case.stdin or "").encode(), timeout=20)
+        p = subprocess.run(
+            [shell, "-c", case.script, "sh" if shell == "dash" else shell],
+            cwd=d,
+            env=env,
+            capture_output=True,
+            input=(case.stdin or "").encode(),
+            timeout=20,
+        )
         return Result(p.returncode if p.returncode >= 0 else 128 - p.returncode, p.stdout, p.stderr)
 
 
 async def sandbox_run_all(cases: list[Case], shell: str) -> list[Result]:
     from tests.shell.shellsupport import boot
+
     out: list[Result] = []
     async with trio.open_nursery() as n:
         k = await boot(n, env={"PATH": "/bin:/usr/bin", "HOME": "/home/user", "TERM": "xterm", "SHELL": "/bin/sh"})

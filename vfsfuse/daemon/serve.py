@@ -30,9 +30,14 @@ import signal
 import socket
 import sys
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from kernel.errors import KernelError, unwrap_group
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+    from vfsfuse.daemon.fuse_adapter import FuseAdapter, HostCacheInvalidator
+    from vfsfuse.storage.store import Store
 from vfsfuse.daemon.config import (
     LOG_NAME,
     STATE_CLEAN,
@@ -86,10 +91,10 @@ class Daemon:
         self.on_ready = on_ready
         self.record = DaemonRecord(os.getpid(), config.mountpoint, config.store)
         self.lock: StoreLock | None = None
-        self.store = None
-        self.adapter = None
-        self.kernel = None
-        self.invalidator = None
+        self.store: Store | None = None
+        self.adapter: FuseAdapter | None = None
+        self.kernel: Kernel | None = None
+        self.invalidator: HostCacheInvalidator | None = None
         self._mounted = False
         self._stopping = False
         self._record_owned = False  # never overwrite the record of another daemon
@@ -116,12 +121,13 @@ class Daemon:
         self.record.save()
         self._record_owned = True
 
-    def _open_store(self):
+    def _open_store(self) -> Store:
         from vfsfuse.storage.store import memory_store, open_store
 
         cfg = self.config
         if cfg.memory:
             return memory_store(cache_bytes=cfg.cache_bytes, capacity=cfg.memory_bytes)
+        assert cfg.store is not None  # MountConfig: a store unless memory
         return open_store(cfg.store, cache_bytes=cfg.cache_bytes, direct_io=cfg.direct_io,
                           drop_behind=cfg.drop_behind)
 
@@ -152,21 +158,21 @@ class Daemon:
         from vfsfuse.daemon.tuning.request_polling import fuse_device_fds
 
         cfg = self.config
-        self.store = self._open_store()
-        vfs = self.store.vfs
+        store = self.store = self._open_store()
+        vfs = store.vfs
         vfs.update_atime = not cfg.read_only  # reading a read-only mount must not write atimes
         try:
             async with trio.open_nursery() as nursery:
                 async with vfs.running():
                     fs = await self._build_fs(vfs, nursery)
-                    self.adapter = FuseAdapter(fs, entry_timeout=cfg.entry_timeout,
-                                               attr_timeout=cfg.attr_timeout, read_only=cfg.read_only,
-                                               writeback_cache=cfg.writeback_cache, root=vfs)
+                    adapter = self.adapter = FuseAdapter(fs, entry_timeout=cfg.entry_timeout,
+                                                         attr_timeout=cfg.attr_timeout, read_only=cfg.read_only,
+                                                         writeback_cache=cfg.writeback_cache, root=vfs)
                     stats_path = os.environ.get("VFSFUSE_FUSE_STATS")  # debugging: requests per op
-                    op_table = count_requests(self.adapter) if stats_path else None
+                    op_table = count_requests(adapter) if stats_path else None
                     fds_before = fuse_device_fds()
                     try:
-                        pyfuse3.init(self.adapter, cfg.mountpoint, fuse_options(cfg))
+                        pyfuse3.init(adapter, cfg.mountpoint, fuse_options(cfg))
                     except RuntimeError as err:
                         raise KernelError("EIO", f"FUSE mount on {cfg.mountpoint} failed: {err}") from None
                     self._mounted = True
@@ -185,7 +191,7 @@ class Daemon:
                         nursery.start_soon(self._signals)
                         if self.kernel is not None:
                             await nursery.start(self._control_socket)
-                        if op_table is not None:
+                        if op_table is not None and stats_path is not None:
                             nursery.start_soon(self._dump_on_usr1, stats_path, op_table, poller)
                         nursery.start_soon(self._after_mount)
                         async with trio.open_nursery() as fuse_nursery:
@@ -200,16 +206,16 @@ class Daemon:
                                 poller.uninstall()
                             pyfuse3.close(unmount=True)
                             self._mounted = False
-                            await self.adapter.forget_all()
-                            log.info("largest write request: %d bytes", self.adapter.max_write_seen)
-                            if op_table is not None:
+                            await adapter.forget_all()
+                            log.info("largest write request: %d bytes", adapter.max_write_seen)
+                            if op_table is not None and stats_path is not None:
                                 self._dump_op_table(stats_path, op_table, poller)
                             if self.kernel is not None:
                                 await self.kernel.shutdown()
                     nursery.cancel_scope.cancel()
                 # vfs.running() has flushed every dirty chunk and committed.
         finally:
-            self.store.close()
+            store.close()
         self._set_state(STATE_CLEAN)
 
     def _cpu_wake_latency(self):
@@ -260,6 +266,7 @@ class Daemon:
         from vfsfuse.daemon.control import ControlServer, socket_path
 
         cfg = self.config
+        assert self.kernel is not None  # started only once the kernel runs
         server = ControlServer(self.kernel, socket_path(cfg.store, cfg.mountpoint), os.getuid())
         await server.serve(task_status=task_status or trio.TASK_STATUS_IGNORED)
 
@@ -305,7 +312,7 @@ class Daemon:
                 table.clear()
 
     def _dump_op_table(self, path: str, table: dict, poller) -> None:
-        record = {"ops": table, "max_write": self.adapter.max_write_seen,
+        record = {"ops": table, "max_write": self.adapter.max_write_seen if self.adapter is not None else 0,
                   "polled_requests": poller.fast_hits if poller is not None else 0}
         try:
             with open(path, "w") as f:

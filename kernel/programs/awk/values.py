@@ -61,7 +61,7 @@ def to_num(v: Any) -> float:
         return float(m.group(1))
     except (TypeError, AttributeError):
         if isinstance(v, AwkArray):
-            raise AwkFatal("attempt to use array in a scalar context")
+            raise AwkFatal("attempt to use array in a scalar context") from None
         raise
     if f - f == 0.0 and b"_" not in v:
         return f

@@ -993,7 +993,8 @@ async def b_command(sh: Any, argv: list[str]) -> int:
                 continue
             kind, text = desc
             if mode == "v":
-                await sh.out((text if kind in ("file",) else name if kind != "alias" else f"alias {name}={shell_quote(text)}") + "\n")
+                shown = text if kind in ("file",) else name if kind != "alias" else f"alias {name}={shell_quote(text)}"
+                await sh.out(shown + "\n")
             else:
                 await sh.out(_type_text(name, kind, text) + "\n")
         return status

@@ -185,7 +185,8 @@ async def b_umask(sh: Any, argv: list[str]) -> int:
             parts = []
             for who, shift in (("u", 6), ("g", 3), ("o", 0)):
                 bits = (perm >> shift) & 7
-                parts.append(who + "=" + ("r" if bits & 4 else "") + ("w" if bits & 2 else "") + ("x" if bits & 1 else ""))
+                perms = ("r" if bits & 4 else "") + ("w" if bits & 2 else "") + ("x" if bits & 1 else "")
+                parts.append(who + "=" + perms)
             await sh.out(",".join(parts) + "\n")
         else:
             await sh.out(f"{m:04o}\n")

@@ -63,7 +63,8 @@ async def b_wait(sh: Any, argv: list[str]) -> int:
             status = await _wait_one(sh, pid)
             continue
         if j is None:
-            await sh.error(f"wait: {a}: no such job" if a.startswith("%") else f"wait: `{a}': not a pid or valid job spec")
+            await sh.error(f"wait: {a}: no such job" if a.startswith("%")
+                           else f"wait: `{a}': not a pid or valid job spec")
             status = 127
             continue
         status = await _wait_one(sh, j.pid)
