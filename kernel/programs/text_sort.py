@@ -76,6 +76,8 @@ MEMORY_BOUND = 64 << 20
 _LINE_OVERHEAD = 96
 
 _BLANKS = b" \t"
+#: Lines from which sorting goes to a worker thread (below, the hand-off costs more than it frees).
+_SORT_IN_THREAD = 20_000
 
 
 class SortError(Exception):
@@ -726,9 +728,17 @@ class _Sorter:
             self.lines.append(rest)
             self.size += len(rest)
 
+    async def _sort_held(self) -> None:
+        """Sort the held lines; a big sort runs off the event loop (ctx.compute), so the mount
+        keeps answering while it runs (one list.sort of 50 MB is about a second)."""
+        if len(self.lines) < _SORT_IN_THREAD:
+            self.order.sort(self.lines)
+        else:
+            await self.ctx.compute(self.order.sort, self.lines)
+
     async def spill(self) -> None:
         """Sort what is held and write it as a run to a temporary file."""
-        self.order.sort(self.lines)
+        await self._sort_held()
         name = f"{self.tmpdir.rstrip('/')}/sort{secrets.token_hex(6)}"
         fd = await self.ctx.open(name, O_RDWR | O_CREAT | O_EXCL, 0o600)
         self.temps.append(name)
@@ -764,7 +774,7 @@ class _Sorter:
 
     async def finish(self) -> Any:
         if not self.temps:
-            self.order.sort(self.lines)
+            await self._sort_held()
             return self._unique(self.lines)
         await self.spill()
         runs = []

@@ -9,7 +9,8 @@ import inspect
 import os
 import stat as _stat
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -80,6 +81,9 @@ class ExecImage(BaseException):
     def __init__(self, exe: str, program: Any, argv: list[str], env: dict[str, str]) -> None:
         super().__init__(exe)
         self.exe, self.program, self.argv, self.env = exe, program, argv, env
+
+
+_T = TypeVar("_T")
 
 
 class Dirent:
@@ -269,6 +273,15 @@ class CtxBase:
             await self._signals()
         if _now() >= self._slice_end:
             await self._preempt()
+
+    async def compute(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a pure computation (``list.sort`` of a big input, a digest) in a worker thread:
+        one C call that cannot reach a preempt point would otherwise hold the event loop, and
+        the FUSE server with it, for its whole length.  Under the GIL the loop still gets the
+        interpreter every switch interval (5 ms).  *fn* must not touch ``ctx`` or anything of
+        the kernel.  A kill ends the wait at once (the thread finishes on its own)."""
+        await self._enter()
+        return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
     async def _preempt(self) -> None:
         if self._run_start < 0:  # the process's first syscall: start its clock
