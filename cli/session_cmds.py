@@ -174,20 +174,9 @@ def _exec_loop(client: control.ControlClient, local: _Local | None) -> int:
             if not data:
                 stdin_fd = None
         if sock in ready:
-            d = _recv(sock)
-            if not d:
-                raise _daemon_gone(local)
-            client.feed(d)
-            for kind, payload in client.frames():
-                if kind == control.STDOUT:
-                    _write(1, payload)
-                elif kind == control.STDERR:
-                    _write(2, payload)
-                elif kind == control.JSON:
-                    msg = _json(payload)
-                    _raise_error(msg)
-                    if "exit" in msg:
-                        return int(msg["exit"])
+            status = _take_frames(client, sock, local)
+            if status is not None:
+                return status
 
 
 def _recv(sock: socket.socket) -> bytes:
@@ -313,18 +302,29 @@ def _pump_terminal(client: control.ControlClient, local: _Local | None, in_fd: i
                 reading = None
             client.send(control.STDIN, data)
         if sock in ready:
-            d = _recv(sock)
-            if not d:
-                raise _daemon_gone(local)
-            client.feed(d)
-            for kind, payload in client.frames():
-                if kind == control.STDOUT:
-                    _write(1, payload)
-                elif kind == control.JSON:
-                    msg = _json(payload)
-                    _raise_error(msg)
-                    if "exit" in msg:
-                        return int(msg["exit"])
+            status = _take_frames(client, sock, local)
+            if status is not None:
+                return status
+
+
+def _take_frames(client, sock, local) -> int | None:
+    """Read what the daemon sent: output to our stdout/stderr, errors raised as one line;
+    the script's exit status once it came (None until then)."""
+    d = _recv(sock)
+    if not d:
+        raise _daemon_gone(local)
+    client.feed(d)
+    for kind, payload in client.frames():
+        if kind == control.STDOUT:
+            _write(1, payload)
+        elif kind == control.STDERR:
+            _write(2, payload)
+        elif kind == control.JSON:
+            msg = _json(payload)
+            _raise_error(msg)
+            if "exit" in msg:
+                return int(msg["exit"])
+    return None
 
 
 # ------------------------------------------------------------------ ps
