@@ -57,6 +57,7 @@ from kernel.shell.expand import ArithAdapter, Expander, ExpansionError, FatalExp
 from kernel.shell.parser import Parser, ShellSyntaxError
 from kernel.shell.state import ShellState, VarError
 from kernel.syscalls import (
+    AF_UNSPEC,
     F_DUPFD,
     F_DUPFD_CLOEXEC,
     F_SETFD,
@@ -67,6 +68,9 @@ from kernel.syscalls import (
     O_RDWR,
     O_TRUNC,
     O_WRONLY,
+    SOCK_CLOEXEC,
+    SOCK_DGRAM,
+    SOCK_STREAM,
     ExecImage,
 )
 
@@ -161,6 +165,8 @@ _ERRNO_TEXT = {
     "ENOENT": "No such file or directory", "EACCES": "Permission denied", "EISDIR": "Is a directory",
     "ENOTDIR": "Not a directory", "EEXIST": "File exists", "EBADF": "Bad file descriptor",
     "EPERM": "Operation not permitted", "EROFS": "Read-only file system", "ENOSPC": "No space left on device",
+    "ECONNREFUSED": "Connection refused", "ENETUNREACH": "Network is unreachable",
+    "ETIMEDOUT": "Connection timed out", "EHOSTUNREACH": "No route to host",
     "EMFILE": "Too many open files", "ENOEXEC": "Exec format error", "ELOOP": "Too many levels of symbolic links",
     "EINVAL": "Invalid argument", "ENOTEMPTY": "Directory not empty", "EPIPE": "Broken pipe",
     "ENAMETOOLONG": "File name too long", "EAGAIN": "Resource temporarily unavailable",
@@ -1692,6 +1698,8 @@ class Shell(Expander):
 
     async def _open_file(self, path: str, flags: int, clobber_check: bool) -> int:
         ctx = self.ctx
+        if path.startswith(("/dev/tcp/", "/dev/udp/")) and not self.st.posix:
+            return await self._open_inet(path)
         if clobber_check:
             try:
                 attr = await ctx.stat(path)
@@ -1703,6 +1711,30 @@ class Shell(Expander):
             return await ctx.open(path, flags | O_CLOEXEC, 0o666)
         except KernelError as e:
             raise RedirError(f"{path}: {errno_text(e)}") from None
+
+    async def _open_inet(self, path: str) -> int:
+        """bash's ``/dev/tcp/HOST/PORT`` and ``/dev/udp/HOST/PORT``: a socket connected through
+        the kernel's socket table, so the network policy decides (never the host)."""
+        ctx = self.ctx
+        _, _, proto, host, port = (path.split("/", 4) + ["", ""])[:5]
+        if not host or not port or "/" in port:
+            raise RedirError(f"{path}: No such file or directory")
+        kind = SOCK_STREAM if proto == "tcp" else SOCK_DGRAM
+        try:
+            addrs = await ctx.getaddrinfo(host, port, AF_UNSPEC, kind)
+        except KernelError as e:
+            text = errno_text(e) if e.code != "ENOENT" else "Name or service not known"
+            raise RedirError(f"{host}: {text}") from None
+        last: KernelError | None = None
+        for family, _type, _proto, _name, addr in addrs:
+            fd = await ctx.socket(family, kind | SOCK_CLOEXEC)
+            try:
+                await ctx.connect(fd, addr)
+                return fd
+            except KernelError as e:
+                last = e
+                await ctx.close(fd)
+        raise RedirError(f"{path}: {errno_text(last) if last else 'No such file or directory'}")
 
     async def _heredoc_fd(self, text: str) -> int:
         ctx = self.ctx

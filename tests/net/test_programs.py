@@ -258,3 +258,30 @@ async def test_a_published_listener_answers_the_host(nursery):
         assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"\r\n\r\npublished\n")
         assert await handle.wait() == 0
     await k.shutdown()
+
+
+async def test_the_shells_dev_tcp_and_dev_udp_go_through_the_policy(nursery):
+    """bash's ``/dev/tcp/HOST/PORT`` redirections are sockets of the kernel's table: they reach
+    an in-kernel listener under ``loopback``, are refused under ``none`` (names too), and POSIX
+    ``sh`` treats the path as a file, as dash does."""
+    async def bash(script: str, policy: NetPolicy) -> tuple[str, str]:
+        k = await boot_kernel(nursery, programs=standard_registry(), net=policy)
+        try:
+            r = await k.run(["bash", "-c", script], timeout=30)
+        finally:
+            await k.shutdown()
+        return r.stdout.decode(), r.stderr.decode()
+
+    out, err = await bash(
+        "nc -l -p 7000 > /tmp/got & " + WAIT.format(port=7000) + "\n"
+        "echo hi >/dev/tcp/127.0.0.1/7000; wait; cat /tmp/got\n"
+        "exec 3<>/dev/tcp/localhost/7001; echo rc=$?\n"
+        "nc -lu -p 7002 > /tmp/udp & until ss -lun | grep -q ':7002 '; do :; done\n"
+        "echo dgram > /dev/udp/127.0.0.1/7002; sleep 0.2; kill %1; cat /tmp/udp\n", NetPolicy.loopback())
+    assert out.splitlines() == ["hi", "rc=1", "dgram"], (out, err)
+    assert "/dev/tcp/localhost/7001: Connection refused" in err
+    out, err = await bash("echo hi >/dev/tcp/127.0.0.1/7000; echo rc=$?\n"
+                          "exec 3<>/dev/udp/example.com/53; echo rc=$?\n"
+                          "sh -c 'echo x > /dev/tcp/127.0.0.1/1'; echo rc=$?", NetPolicy.none())
+    assert out.splitlines() == ["rc=1", "rc=1", "rc=2"], (out, err)
+    assert "Permission denied" in err and "No such file or directory" in err
