@@ -23,8 +23,10 @@ from typing import Any
 import click
 
 from cli.app import EXIT_USAGE, CliError, vfsfuse
+from cli.params import net_policy
 from cli.paths import resolve_in_mount, resolve_inside, resolve_target
 from kernel.errors import KernelError
+from kernel.net.policy import NetPolicy
 from vfsfuse.daemon import control
 from vfsfuse.storage.store import is_store
 
@@ -35,6 +37,7 @@ class _Local:
 
     store: str
     cwd: str | None
+    net: NetPolicy | None = None
     thread: threading.Thread | None = None
     error: BaseException | None = None
     resolved_cwd: list[str] = field(default_factory=list)
@@ -52,7 +55,7 @@ class _Local:
         from vfsfuse.daemon.sessions import local_kernel
 
         async def main() -> None:
-            async with local_kernel(self.store) as kernel:
+            async with local_kernel(self.store, net=self.net) as kernel:
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
                 cwd = None
                 if self.cwd is not None:
@@ -80,9 +83,14 @@ async def _inside_dir(fs: Any, path: str) -> str:
     return inside.path
 
 
-def _open(target_arg: str, cwd: str | None) -> tuple[control.ControlClient, _Local | None, str | None]:
-    """Connect to what *target_arg* names; ``(client, local kernel or None, cwd for the request)``."""
+def _open(target_arg: str, cwd: str | None,
+          net: NetPolicy | None = None) -> tuple[control.ControlClient, _Local | None, str | None]:
+    """Connect to what *target_arg* names; ``(client, local kernel or None, cwd for the request)``.
+    *net*: the policy of a kernel booted here (a mount's is fixed when it is mounted)."""
     target = resolve_target(target_arg)
+    if net is not None and target.mount is not None:
+        raise CliError(f"{target.mount} is mounted: its network policy was set by 'vfsfuse mount --net' "
+                       "and cannot change while it runs", EXIT_USAGE)
     if target.mount is None and target.path not in ("", "/"):
         cwd = cwd or target.path
     if target.mount is not None:
@@ -100,8 +108,15 @@ def _open(target_arg: str, cwd: str | None) -> tuple[control.ControlClient, _Loc
         else:
             sock = control.socket_for_mount(target.mount)
         return control.ControlClient.connect(sock), None, wd
-    local = _Local(target.unmounted_store, cwd)
+    local = _Local(target.unmounted_store, cwd, net)
     return local.connect(), local, None
+
+
+def _net(mode: str | None, rules: tuple[str, ...]) -> NetPolicy | None:
+    """``--net``/``--allow`` for a kernel booted here; None when neither was given."""
+    if mode is None and not rules:
+        return None
+    return net_policy(mode or "none", rules)
 
 
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -136,15 +151,18 @@ def _daemon_gone(local: _Local | None) -> KernelError:
               help="kill the script once it wrote more than BYTES (exit 125)")
 @click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="add to the sandbox's environment")
 @click.option("--cwd", default=None, metavar="DIR", help="directory inside the sandbox to start in")
+@click.option("--net", "net_mode", type=click.Choice(["none", "loopback", "allow"]), default=None,
+              help="STORE only: the in-process kernel's network (default none; see vfsfuse mount --help)")
+@click.option("--allow", "net_rules", multiple=True, metavar="RULE", help="with --net allow: a rule (repeat)")
 def exec_cmd(target: str, script: str, timeout: float | None, max_output: int | None,
-             env_pairs: tuple[str, ...], cwd: str | None) -> None:
+             env_pairs: tuple[str, ...], cwd: str | None, net_mode: str | None, net_rules: tuple[str, ...]) -> None:
     """Run SCRIPT with the sandbox's bash; its status is ours.
 
     stdin, stdout and stderr are passed through; the script sees the sandbox's own
     environment (never the host's) plus --env.  Example: vfsfuse exec mnt -- 'ls / | wc -l'
     """
     env = _parse_env(env_pairs)
-    client, local, wd = _open(target, cwd)
+    client, local, wd = _open(target, cwd, _net(net_mode, net_rules))
     try:
         client.send_json({"op": "exec", "script": script, "env": env, "cwd": wd, "timeout": timeout,
                           "max_output": max_output, "stdin": True})
@@ -210,7 +228,11 @@ class _Hangup(Exception):
 @click.argument("target", metavar="MOUNTPOINT|STORE")
 @click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="add to the sandbox's environment")
 @click.option("--cwd", default=None, metavar="DIR", help="directory inside the sandbox to start in")
-def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None) -> None:
+@click.option("--net", "net_mode", type=click.Choice(["none", "loopback", "allow"]), default=None,
+              help="STORE only: the in-process kernel's network (default none; see vfsfuse mount --help)")
+@click.option("--allow", "net_rules", multiple=True, metavar="RULE", help="with --net allow: a rule (repeat)")
+def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None, net_mode: str | None,
+              net_rules: tuple[str, ...]) -> None:
     """An interactive sandbox shell on a kernel PTY.
 
     MOUNTPOINT attaches to the running mount (several shells may attach at once; their
@@ -221,7 +243,7 @@ def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None) -> None:
     if not os.isatty(sys.stdin.fileno()):
         # commands from a pipe or a file: a non-interactive shell reading them (as ssh does
         # without a terminal), not a PTY session whose line editor would race the input
-        client, local, wd = _open(target, cwd)
+        client, local, wd = _open(target, cwd, _net(net_mode, net_rules))
         try:
             client.send_json({"op": "exec", "script": "exec bash", "env": env, "cwd": wd, "stdin": True})
             code = _exec_loop(client, local)
@@ -233,7 +255,7 @@ def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None) -> None:
     term = os.environ.get("TERM")
     if term and term.replace("-", "").isalnum():
         env.setdefault("TERM", term)  # how to draw on this terminal: the one host value passed in
-    client, local, wd = _open(target, cwd)
+    client, local, wd = _open(target, cwd, _net(net_mode, net_rules))
     cols, rows = shutil.get_terminal_size((80, 24))
     try:
         client.send_json({"op": "shell", "rows": rows, "cols": cols, "env": env, "cwd": wd})

@@ -80,9 +80,10 @@ class _Collect:
 class _Local:
     """A kernel in this process: a thread runs its trio loop; calls cross with ``from_thread``."""
 
-    def __init__(self, store: str | None, limits: Any = None) -> None:
+    def __init__(self, store: str | None, limits: Any = None, net: Any = None) -> None:
         self.store = store
         self.limits = limits
+        self.net = net
         self._token: Any = None
         self._stop: Any = None
         self._ready = threading.Event()
@@ -101,7 +102,7 @@ class _Local:
         from vfsfuse.daemon.sessions import local_kernel
 
         async def main() -> None:
-            async with local_kernel(self.store, limits=self.limits) as kernel:
+            async with local_kernel(self.store, limits=self.limits, net=self.net) as kernel:
                 self.kernel = kernel
                 self._token = trio.lowlevel.current_trio_token()
                 self._stop = trio.Event()
@@ -323,15 +324,17 @@ class Sandbox:
     *target*: a mount point, a store directory (mounted or not), or None / ``":memory:"``.
     *timeout* and *max_output* are the default limits of each call (None: unlimited);
     *limits* (``kernel.limits.Limits``) those of an in-process kernel: processes, fds, shell
-    loop iterations, commands, recursion depth, ..."""
+    loop iterations, commands, recursion depth, ...; *net* (``"none"``, the default,
+    ``"loopback"`` or ``"allow"``) and *allow* (its rules, as ``vfsfuse mount --allow``) the
+    network of an in-process kernel (a mount's policy is its daemon's)."""
 
     def __init__(self, target: str | os.PathLike[str] | None = None, *, timeout: float | None = None,
                  max_output: int | None = None, env: dict[str, str] | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, net: str | None = None, allow: list[str] | None = None) -> None:
         self.timeout = timeout
         self.max_output = max_output
         self.env = dict(env or {})
-        self._impl = _open_backend(target, limits)
+        self._impl = _open_backend(target, limits, _net_policy(net, allow))
         self._sessions: list[Session] = []
 
     def run(self, script: str, *, timeout: float | None = None, max_output: int | None = None,
@@ -372,7 +375,10 @@ class Sandbox:
         self.close()
 
 
-def _remote(mountpoint: str, limits: Limits | None, store: str | None = None) -> _Remote:
+def _remote(mountpoint: str, limits: Limits | None, store: str | None = None, net: Any = None) -> _Remote:
+    if net is not None:
+        raise KernelError("EINVAL", f"{mountpoint} is mounted: its network policy is the daemon's "
+                                    "(vfsfuse mount --net); net= is for a sandbox run in process")
     if limits is not None:
         raise KernelError("EINVAL", f"{mountpoint} is mounted: its kernel's limits are the daemon's "
                                     "(limits= is for a store or memory sandbox run in process)")
@@ -383,21 +389,36 @@ def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _open_backend(target: str | os.PathLike[str] | None, limits: Limits | None = None) -> _Local | _Remote:
+def _net_policy(mode: str | None, allow: list[str] | None) -> Any:
+    """The in-process kernel's network policy; None when neither was given (the default)."""
+    if mode is None and not allow:
+        return None
+    from kernel.net.policy import NetPolicy
+
+    if allow and mode != "allow":
+        raise KernelError("EINVAL", "allow= rules need net='allow'")
+    try:
+        return NetPolicy.parse(mode or "none", list(allow or ()))
+    except ValueError as err:
+        raise KernelError("EINVAL", str(err)) from None
+
+
+def _open_backend(target: str | os.PathLike[str] | None, limits: Limits | None = None,
+                  net: Any = None) -> _Local | _Remote:
     """A mount point or a mounted store: its daemon; an unmounted store or memory: in process.
-    *limits* are the in-process kernel's (a mount's kernel has its daemon's)."""
+    *limits* and *net* are the in-process kernel's (a mount's kernel has its daemon's)."""
     from vfsfuse.daemon.config import DaemonRecord
     from vfsfuse.storage.fsck import lock_holder
     from vfsfuse.storage.store import is_store
 
     if target is None or str(target) == MEMORY:
-        return _Local(None, limits)
+        return _Local(None, limits, net)
     path = os.path.abspath(os.fspath(target))
     if is_store(path):
         holder = lock_holder(path)
         if holder is not None and holder[1]:
-            return _remote(holder[1], limits, store=path)
-        return _Local(path, limits)
+            return _remote(holder[1], limits, store=path, net=net)
+        return _Local(path, limits, net)
     if DaemonRecord.load(path) is not None:
-        return _remote(path, limits)
+        return _remote(path, limits, net=net)
     raise KernelError("EINVAL", f"{path} is neither a store nor a vfsfuse mount point")

@@ -23,6 +23,7 @@ from kernel.errors import KernelError
 from kernel.fdtable import OpenFileDescription
 from kernel.kernel import DEVNULL, PIPE, HostFile, Kernel, TerminalHandle
 from kernel.limits import Limits
+from kernel.net.policy import NetPolicy
 from kernel.process import Process, shell_code
 
 log = logging.getLogger("vfsfuse.daemon.sessions")
@@ -382,7 +383,7 @@ async def _wait_request(req: _Request, proc: Process) -> None:
 
 @asynccontextmanager
 async def local_kernel(store: str | None, *, read_only: bool = False, shm_bytes: int = 64 << 20,
-                       limits: Limits | None = None) -> AsyncIterator[Kernel]:
+                       limits: Limits | None = None, net: NetPolicy | None = None) -> AsyncIterator[Kernel]:
     """Boot a kernel in this process over an unmounted *store* (None: a memory store gone at
     exit), holding the store's lock so no daemon mounts it meanwhile; flushed and closed after."""
     from vfsfuse.daemon.config import MountConfig, store_run_dir
@@ -407,7 +408,7 @@ async def local_kernel(store: str | None, *, read_only: bool = False, shm_bytes:
         async with trio.open_nursery() as nursery:
             async with vfs.running():
                 sandbox = await boot_sandbox(vfs, nursery, read_only=read_only, shm_bytes=shm_bytes,
-                                             limits=limits)
+                                             limits=limits, net=net)
                 try:
                     yield sandbox.kernel
                 finally:
