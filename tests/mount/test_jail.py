@@ -264,7 +264,7 @@ def test_memory_of_the_real_process_shows_in_the_sandbox_proc(jail, refusal):
     jail.install_python("os")
     find = (f"for i in $({BB} seq 300); do for d in /proc/[0-9]*; do "
             f"case \"$(tr '\\0' ' ' < $d/cmdline 2>/dev/null)\" in "
-            f"'/usr/bin/python3 '*) bp=${{d#/proc/}};; esac; done; "
+            f"'python3 '*|'/usr/bin/python3 '*) bp=${{d#/proc/}};; esac; done; "
             f"[ -n \"$bp\" ] && break; {BB} usleep 50000; done")
     r = jail.run(f"python3 -I -S -c \"b = b'x' * (80 << 20); import time; time.sleep(4)\" & {find}; "
                  f"{BB} usleep 2500000; grep VmRSS /proc/$bp/status; wait")
