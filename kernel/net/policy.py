@@ -8,8 +8,10 @@ Modes:
 * ``loopback``: inet sockets talk to each other inside the kernel (127.0.0.0/8, ::1);
   nothing leaves it, names other than ``localhost`` and the hostname do not resolve.
 * ``allow``: loopback plus outbound traffic matching a rule (``[tcp:|udp:]CIDR[:PORT[-PORT]]``,
-  IPv6 in brackets); the host adapter carries it.  ``publish:PORT`` also listens on the host's
-  127.0.0.1 for a sandbox TCP listener on PORT.
+  IPv6 in brackets, or a host name in place of the CIDR); the host adapter carries it.  A name
+  rule allows the addresses that name resolved to through the sandbox's own lookups (the
+  adapter's, or the VFS's /etc/hosts), compared without case or a trailing dot.
+  ``publish:PORT`` also listens on the host's 127.0.0.1 for a sandbox TCP listener on PORT.
 
 The decision takes a *parsed* address (``ipaddress``), with IPv4-mapped IPv6 folded to
 IPv4, so decimal, octal or hex IPv4 spellings, ``::ffff:a.b.c.d`` or a name that later
@@ -49,21 +51,31 @@ def is_loopback(ip: IPAddress) -> bool:
 class Rule:
     """One allow rule: a network, an optional port range and an optional protocol."""
 
-    network: IPNetwork
+    network: IPNetwork | None
     ports: tuple[int, int] | None = None
     proto: str | None = None          # "tcp", "udp" or None for both
+    host: str | None = None           # a name rule (network None): lower case, no trailing dot
 
-    def matches(self, proto: str, ip: IPAddress, port: int) -> bool:
+    def matches(self, proto: str, ip: IPAddress, port: int, names: frozenset[str] = frozenset()) -> bool:
+        """*names*: the names *ip* was resolved from (for name rules)."""
         if self.proto is not None and self.proto != proto:
             return False
         if self.ports is not None and not self.ports[0] <= port <= self.ports[1]:
             return False
+        return self.holds(ip, names)
+
+    def holds(self, ip: IPAddress, names: frozenset[str] = frozenset()) -> bool:
+        if self.network is None:
+            return self.host in names
         return ip.version == self.network.version and ip in self.network
 
     def __str__(self) -> str:
-        net = str(self.network)
-        if self.network.version == 6:
-            net = f"[{net}]"
+        if self.network is None:
+            net = str(self.host)
+        else:
+            net = str(self.network)
+            if self.network.version == 6:
+                net = f"[{net}]"
         text = f"{self.proto}:{net}" if self.proto else net
         if self.ports is not None:
             lo, hi = self.ports
@@ -90,10 +102,15 @@ class Rule:
         else:
             net_text, _, port_text = s.partition(":")
             rest = ":" + port_text if _ else ""
+        host: str | None = None
+        network: IPNetwork | None
         try:
             network = ipaddress.ip_network(net_text, strict=False)
         except ValueError as e:
-            raise ValueError(f"bad network rule {text!r}: {e}") from None
+            host = host_name(net_text)
+            if host is None:
+                raise ValueError(f"bad network rule {text!r}: {e}") from None
+            network = None
         ports = None
         if rest:
             if not rest.startswith(":"):
@@ -109,7 +126,22 @@ class Rule:
             ports = (lo, hi)
         if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
             raise ValueError(f"write IPv4-mapped rules as IPv4: {text!r}")
-        return cls(network, ports, proto)
+        return cls(network, ports, proto, host)
+
+
+def host_name(text: str) -> str | None:
+    """*text* as a DNS name for a rule (lower case, no trailing dot), or None if it is none:
+    labels of letters, digits and hyphens, one with a letter (so no IP spelling passes)."""
+    name = text.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or any(not label or len(label) > 63 for label in labels):
+        return None
+    if any(not all(c.isascii() and (c.isalnum() or c == "-") for c in label) or label[0] == "-"
+           for label in labels):
+        return None
+    if not any(c.isalpha() for c in labels[-1]):
+        return None  # 010.1 or 0x7f.1: numeric spellings are addresses, never names
+    return name
 
 
 @dataclass(slots=True)
@@ -121,6 +153,8 @@ class NetPolicy:
     publish: tuple[int, ...] = ()     # ports whose sandbox listeners also listen on the host's 127.0.0.1
     denied: int = 0
     log_lines: list[str] = field(default_factory=list)
+    # addresses name rules hold: what each rule's name resolved to inside the sandbox
+    resolved: dict[IPAddress, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -179,19 +213,31 @@ class NetPolicy:
         if not self.inet:
             raise self.deny(op, what)
 
+    def learn(self, name: str, ips: list[IPAddress]) -> None:
+        """*name* resolved to *ips* in the sandbox: name rules for it now hold those addresses."""
+        host = host_name(name)
+        if host is None or not any(r.host == host for r in self.rules):
+            return
+        for ip in ips:
+            self.resolved.setdefault(canonical(ip), set()).add(host)
+
+    def _names(self, ip: IPAddress) -> frozenset[str]:
+        return frozenset(self.resolved.get(ip, ()))
+
     def outbound_allowed(self, proto: str, ip: IPAddress, port: int) -> bool:
         if self.mode != "allow":
             return False
         ip = canonical(ip)
-        return any(r.matches(proto, ip, port) for r in self.rules)
+        names = self._names(ip)
+        return any(r.matches(proto, ip, port, names) for r in self.rules)
 
     def address_allowed(self, ip: IPAddress) -> bool:
-        """Whether some rule's network holds *ip* (any port or protocol): what a name may
-        resolve to."""
+        """Whether some rule holds *ip* (any port or protocol): what a name may resolve to."""
         if self.mode != "allow":
             return False
         ip = canonical(ip)
-        return any(ip.version == r.network.version and ip in r.network for r in self.rules)
+        names = self._names(ip)
+        return any(r.holds(ip, names) for r in self.rules)
 
     def check_outbound(self, op: str, proto: str, ip: IPAddress, port: int) -> None:
         """EACCES unless a rule allows leaving the kernel for (*proto*, *ip*, *port*)."""

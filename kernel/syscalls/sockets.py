@@ -692,9 +692,11 @@ class SocketCalls(CtxBase):
         elif numeric(AF_INET6, host):
             ips = [parse_ip(AF_INET6, host)]
         else:
+            policy = self._net.policy
             ips = await self._hosts_lookup(host)
-            if not ips:
-                policy = self._net.policy
+            if ips:
+                policy.learn(host, ips)  # a name rule may name an /etc/hosts entry
+            else:
                 if policy.mode != "allow":
                     raise policy.deny("resolve", repr(host))
                 ips = await self._resolve_on_host(host)
@@ -732,6 +734,7 @@ class SocketCalls(CtxBase):
                 continue
             if ip not in ips:
                 ips.append(ip)
+        policy.learn(host, ips)  # the adapter's own answer: a rule naming this host holds them
         allowed = [ip for ip in ips if policy.address_allowed(ip)]
         if not allowed:
             raise policy.deny("resolve", f"{host!r} ({', '.join(map(str, ips)) or 'no address'})")

@@ -76,3 +76,15 @@ def test_a_bad_rule_is_one_line_before_any_daemon(tmp_path, args):
     r = cli("mount", "--memory", *args, str(mnt))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) <= 2, r.stderr
     assert "Traceback" not in r.stderr and not Path(mnt, ".vfs").exists()
+
+
+def test_a_name_rule_reaches_the_server_its_name_resolves_to(new_mount, host_server):
+    """``--allow tcp:NAME:PORT``: the name (here from the sandbox's own /etc/hosts) is allowed,
+    in any case and with a trailing dot; its address is allowed only once the name resolved
+    to it (as DNS-based allow lists do)."""
+    m = new_mount("--net", "allow", "--allow", f"tcp:Web.Test:{host_server}", memory=True)
+    r = _exec(m, "echo '127.0.0.1 web.test' >> /etc/hosts; "
+                 f"curl -sS http://127.0.0.1:{host_server}/; echo status $?; "
+                 f"curl -sS http://WEB.test.:{host_server}/; "
+                 f"curl -sS http://127.0.0.1:{host_server}/")
+    assert r.stdout == "status 7\nhello from the host\nhello from the host\n", (r.stdout, r.stderr)

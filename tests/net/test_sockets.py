@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import array
 import functools
+import ipaddress
 import stat
 import struct
 
@@ -617,7 +618,9 @@ def test_policy_rules_parse_and_print():
     assert str(Rule.parse("tcp:10.0.0.0/8:80-90")) == "tcp:10.0.0.0/8:80-90"
     assert str(Rule.parse("[2001:db8::]/32:443")) == "[2001:db8::/32]:443"
     assert str(Rule.parse("192.168.1.7")) == "192.168.1.7/32"
-    for bad in ("10.0.0.0/8:99999", "nonsense", "[::1:80", "::ffff:1.2.3.4/128"):
+    assert str(Rule.parse("tcp:Pypi.ORG.:443")) == "tcp:pypi.org:443"  # a name rule, case and dot folded
+    for bad in ("10.0.0.0/8:99999", "non sense", "-x.example", "1.2.3.999", "0x7f.1", "[::1:80",
+                "::ffff:1.2.3.4/128", "a..b"):
         with pytest.raises(ValueError):
             Rule.parse(bad)
     with pytest.raises(ValueError):
@@ -647,6 +650,37 @@ async def test_names_resolve_through_the_adapter_only_to_allowed_addresses(nurse
                              await resolve("nothing.example"), await resolve("localhost")])
     assert codes == [["10.2.3.4"], "EACCES", "EHOSTUNREACH", ["127.0.0.1", "::1"]]
     assert asked == ["inside.example", "outside.example", "nothing.example"]  # localhost stays local
+    await k.shutdown()
+
+
+async def test_a_name_rule_allows_what_the_name_resolved_to_and_nothing_else(nursery):
+    """``--allow tcp:inside.example:443``: the adapter's answer for that name (any spelling of
+    it) becomes allowed at connect time; other names and other addresses stay refused."""
+    k = await boot_kernel(nursery, net=NetPolicy.allow("tcp:inside.example:443"))
+
+    async def fake_resolver(host, port, family, type_):
+        table = {"inside.example": ["198.51.100.5"], "other.example": ["198.51.100.6"]}
+        host = host.lower().rstrip(".")  # DNS itself ignores case and the root dot
+        if host not in table:
+            raise OSError(-2, "Name or service not known")
+        return [(AF_INET, STREAM, 6, "", (ip, 0)) for ip in table[host]]
+
+    k.net.resolver = fake_resolver
+
+    async def resolve(name):
+        async def call(ctx):
+            return [i[4][0] for i in await ctx.getaddrinfo(name, 443, type=STREAM)]
+        return call
+
+    before = k.net.policy.outbound_allowed("tcp", ipaddress.ip_address("198.51.100.5"), 443)
+    codes = await _codes(k, [await resolve("INSIDE.example."), await resolve("other.example")])
+    assert before is False and codes == [["198.51.100.5"], "EACCES"]
+    policy = k.net.policy
+    assert policy.outbound_allowed("tcp", ipaddress.ip_address("198.51.100.5"), 443)
+    assert not policy.outbound_allowed("tcp", ipaddress.ip_address("198.51.100.5"), 80)   # the rule's port
+    assert not policy.outbound_allowed("udp", ipaddress.ip_address("198.51.100.5"), 443)  # and protocol
+    assert not policy.outbound_allowed("tcp", ipaddress.ip_address("198.51.100.6"), 443)
+    assert "allow tcp:inside.example:443" in policy.describe()
     await k.shutdown()
 
 
