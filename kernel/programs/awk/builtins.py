@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone, tzinfo
+from datetime import timezone
 from typing import Any, Callable
 
 from kernel.programs import posixre
 from kernel.programs.awk.format import sprintf
 from kernel.programs.awk.runtime import EMPTY, Runtime, _split_default, awk_regex, regex_split
 from kernel.programs.awk.values import UNINIT, AwkArray, AwkFatal, StrNum, Uninit, looks_numeric, to_num
+from kernel.programs.system_datefmt import Moment, Zone, epoch_of, format_time, zone_named
 
 _MAX_STRING = 1 << 28
 
@@ -289,25 +290,22 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
     def b_sprintf(fmt: Any, *args: Any) -> bytes:
         return sprintf(s(fmt), list(args), rt.convfmt, s)
 
-    def zone() -> tzinfo:
-        name = rt.ctx.environ.get("TZ", "UTC") if hasattr(rt.ctx, "environ") else "UTC"
-        if name in ("", "UTC", "UTC0", "GMT", ":UTC"):
-            return timezone.utc
-        try:
-            from zoneinfo import ZoneInfo
-            return ZoneInfo(name.lstrip(":"))
-        except Exception:
-            return timezone.utc
+    GMT = Zone(timezone.utc, "GMT")
+
+    def zone(utc: Any = None) -> Zone:
+        """The zone strftime and mktime work in: UTC when asked, else the sandbox's ``$TZ``
+        (the same rules as ``date``: system_datefmt.py)."""
+        if utc is not None and to_num(utc):
+            return GMT  # gawk's utc-flag: gmtime(), whose %Z is GMT
+        return zone_named(rt.ctx.getenv("TZ"))
 
     def b_strftime(fmt: Any = None, ts: Any = None, utc: Any = None) -> bytes:
         f = b"%a %b %e %H:%M:%S %Z %Y" if fmt is None else s(fmt)
         t = time.time() if ts is None else to_num(ts)
-        tz = timezone.utc if utc is not None and to_num(utc) else zone()
         try:
-            dt = datetime.fromtimestamp(int(t), tz)
+            return format_time(f.decode("latin-1"), Moment(int(t), 0, zone(utc))).encode("latin-1", "replace")
         except (OverflowError, OSError, ValueError):
             return b""
-        return dt.strftime(f.decode("latin-1")).encode("latin-1", "replace")
 
     def b_systime() -> float:
         return float(int(time.time()))
@@ -317,18 +315,7 @@ def make_builtins(rt: Runtime) -> dict[str, Any]:
         parts = s(spec).split()
         try:
             y, mo, d, h, mi, sec = (int(p) for p in parts[:6])
-        except ValueError:
-            return -1.0
-        tz = timezone.utc if utc is not None and to_num(utc) else zone()
-        try:
-            y += (mo - 1) // 12
-            mo = (mo - 1) % 12 + 1
-            days = (datetime(y, mo, 1) - datetime(1970, 1, 1)).days + d - 1
-            secs = days * 86400 + h * 3600 + mi * 60 + sec
-            if tz is not timezone.utc:
-                off = datetime.fromtimestamp(secs, timezone.utc).astimezone(tz).utcoffset()
-                secs -= int(off.total_seconds()) if off else 0
-            return float(secs)
+            return float(epoch_of(y, mo, d, h, mi, sec, zone(utc)))
         except (ValueError, OverflowError, OSError):
             return -1.0
 
