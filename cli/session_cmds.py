@@ -18,7 +18,7 @@ import termios
 import threading
 import tty
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -162,10 +162,15 @@ def exec_cmd(target: str, script: str, timeout: float | None, max_output: int | 
     environment (never the host's) plus --env.  Example: vfsfuse exec mnt -- 'ls / | wc -l'
     """
     env = _parse_env(env_pairs)
-    client, local, wd = _open(target, cwd, _net(net_mode, net_rules))
+    _run_script(target, cwd, _net(net_mode, net_rules),
+                {"script": script, "env": env, "timeout": timeout, "max_output": max_output})
+
+
+def _run_script(target: str, cwd: str | None, net: NetPolicy | None, request: dict) -> NoReturn:
+    """Run one script (``request``: script, env, limits) with our stdio; exit with its status."""
+    client, local, wd = _open(target, cwd, net)
     try:
-        client.send_json({"op": "exec", "script": script, "env": env, "cwd": wd, "timeout": timeout,
-                          "max_output": max_output, "stdin": True})
+        client.send_json({"op": "exec", **request, "cwd": wd, "stdin": True})
         code = _exec_loop(client, local)
     finally:
         client.close()
@@ -243,15 +248,7 @@ def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None, net_mode
     if not os.isatty(sys.stdin.fileno()):
         # commands from a pipe or a file: a non-interactive shell reading them (as ssh does
         # without a terminal), not a PTY session whose line editor would race the input
-        client, local, wd = _open(target, cwd, _net(net_mode, net_rules))
-        try:
-            client.send_json({"op": "exec", "script": "exec bash", "env": env, "cwd": wd, "stdin": True})
-            code = _exec_loop(client, local)
-        finally:
-            client.close()
-        if local is not None:
-            local.finish()
-        raise click.exceptions.Exit(code)
+        _run_script(target, cwd, _net(net_mode, net_rules), {"script": "exec bash", "env": env})
     term = os.environ.get("TERM")
     if term and term.replace("-", "").isalnum():
         env.setdefault("TERM", term)  # how to draw on this terminal: the one host value passed in

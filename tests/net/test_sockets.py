@@ -628,26 +628,32 @@ def test_policy_rules_parse_and_print():
     assert NetPolicy.allow("udp:1.2.3.4:53").describe() == "mode allow\nallow udp:1.2.3.4/32:53\ndenied 0\n"
 
 
+def _fake_resolver(table: dict[str, list[str]], asked: list[str] | None = None):
+    """The host adapter's resolver, answering from *table* (case and root dot ignored, as DNS)."""
+    async def resolver(host, port, family, type_):
+        if asked is not None:
+            asked.append(host)
+        name = host.lower().rstrip(".")
+        if name not in table:
+            raise OSError(-2, "Name or service not known")
+        return [(AF_INET, STREAM, 6, "", (ip, 0)) for ip in table[name]]
+    return resolver
+
+
+def _resolve(name: str):
+    """A program that looks *name* up (port 443, TCP) and returns the addresses."""
+    async def call(ctx):
+        return [i[4][0] for i in await ctx.getaddrinfo(name, 443, type=STREAM)]
+    return call
+
+
 async def test_names_resolve_through_the_adapter_only_to_allowed_addresses(nursery):
     k = await boot_kernel(nursery, net=NetPolicy.allow("tcp:10.0.0.0/8:443"))
-    asked = []
-
-    async def fake_resolver(host, port, family, type_):
-        asked.append(host)
-        table = {"inside.example": ["10.2.3.4", "192.0.2.1"], "outside.example": ["192.0.2.7"]}
-        if host not in table:
-            raise OSError(-2, "Name or service not known")
-        return [(AF_INET, STREAM, 6, "", (ip, 0)) for ip in table[host]]
-
-    k.net.resolver = fake_resolver
-
-    async def resolve(name):
-        async def call(ctx):
-            return [i[4][0] for i in await ctx.getaddrinfo(name, 443, type=STREAM)]
-        return call
-
-    codes = await _codes(k, [await resolve("inside.example"), await resolve("outside.example"),
-                             await resolve("nothing.example"), await resolve("localhost")])
+    asked: list[str] = []
+    k.net.resolver = _fake_resolver({"inside.example": ["10.2.3.4", "192.0.2.1"],
+                                     "outside.example": ["192.0.2.7"]}, asked)
+    codes = await _codes(k, [_resolve("inside.example"), _resolve("outside.example"),
+                             _resolve("nothing.example"), _resolve("localhost")])
     assert codes == [["10.2.3.4"], "EACCES", "EHOSTUNREACH", ["127.0.0.1", "::1"]]
     assert asked == ["inside.example", "outside.example", "nothing.example"]  # localhost stays local
     await k.shutdown()
@@ -657,23 +663,9 @@ async def test_a_name_rule_allows_what_the_name_resolved_to_and_nothing_else(nur
     """``--allow tcp:inside.example:443``: the adapter's answer for that name (any spelling of
     it) becomes allowed at connect time; other names and other addresses stay refused."""
     k = await boot_kernel(nursery, net=NetPolicy.allow("tcp:inside.example:443"))
-
-    async def fake_resolver(host, port, family, type_):
-        table = {"inside.example": ["198.51.100.5"], "other.example": ["198.51.100.6"]}
-        host = host.lower().rstrip(".")  # DNS itself ignores case and the root dot
-        if host not in table:
-            raise OSError(-2, "Name or service not known")
-        return [(AF_INET, STREAM, 6, "", (ip, 0)) for ip in table[host]]
-
-    k.net.resolver = fake_resolver
-
-    async def resolve(name):
-        async def call(ctx):
-            return [i[4][0] for i in await ctx.getaddrinfo(name, 443, type=STREAM)]
-        return call
-
+    k.net.resolver = _fake_resolver({"inside.example": ["198.51.100.5"], "other.example": ["198.51.100.6"]})
     before = k.net.policy.outbound_allowed("tcp", ipaddress.ip_address("198.51.100.5"), 443)
-    codes = await _codes(k, [await resolve("INSIDE.example."), await resolve("other.example")])
+    codes = await _codes(k, [_resolve("INSIDE.example."), _resolve("other.example")])
     assert before is False and codes == [["198.51.100.5"], "EACCES"]
     policy = k.net.policy
     assert policy.outbound_allowed("tcp", ipaddress.ip_address("198.51.100.5"), 443)

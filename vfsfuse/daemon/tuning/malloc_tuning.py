@@ -77,14 +77,9 @@ class KeptMemoryTrimmer:
     def __init__(self, interval_s: float = 2.0, slack_bytes: int = 16 << 20) -> None:
         self.interval_s = interval_s
         self.slack_bytes = slack_bytes
-        self.trims = 0  # how often memory was given back (for tests and logs)
         self._libc = _glibc()
         self._last_free: int | None = None
         self._trimmed_free: int | None = None  # the free bytes at the last trim: nothing new since
-
-    @property
-    def available(self) -> bool:
-        return self._libc is not None
 
     def free_bytes(self) -> int:
         """Bytes glibc keeps free in its heaps (0 where that cannot be asked)."""
@@ -105,7 +100,6 @@ class KeptMemoryTrimmer:
             return False
         self._libc.malloc_trim(0)
         self._trimmed_free = self._last_free = self.free_bytes()
-        self.trims += 1
         log.debug("gave up to %d MiB of free heap back to the kernel", free >> 20)
         return True
 
