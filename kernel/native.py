@@ -28,6 +28,7 @@ from kernel.process import WEXITSTATUS, WIFEXITED, WTERMSIG, Process
 from kernel.pty import Pty, Termios
 
 if TYPE_CHECKING:
+    from kernel.net.table import SocketTable
     from kernel.programs.registry import Program
     from kernel.syscalls import Ctx
 
@@ -63,6 +64,7 @@ class NativeSpec:
     stdio: tuple[str, str, str]     # STDIO_* for fds 0, 1, 2
     winsize: tuple[int, int] | None = None   # rows, cols when stdin is a terminal
     terminal: bool = False          # fds 0-2 are one kernel PTY: give the program a real pty
+    net: "SocketTable | None" = None  # the kernel's sockets: their policy decides the jail's network
 
 
 @dataclass(slots=True)
@@ -180,7 +182,8 @@ async def _run_native(ctx: "Ctx", launcher: NativeLauncher, path: str) -> int:
         plan = (STDIO_PIPE, STDIO_PIPE, STDIO_SAME_AS_STDOUT)
     spec = NativeSpec(path=path, argv=list(proc.argv), env=dict(proc.env), cwd=proc.cwd,
                       uid=proc.uid, gid=proc.gid, hostname=ctx.kernel.hostname,
-                      limits=ctx.kernel.limits, stdio=plan, winsize=winsize, terminal=pty is not None)
+                      limits=ctx.kernel.limits, stdio=plan, winsize=winsize, terminal=pty is not None,
+                      net=ctx.kernel.net)
     real = await launcher.launch(spec)
     saved = pty.termios.copy() if pty is not None else None
 

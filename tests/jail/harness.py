@@ -35,7 +35,8 @@ class JailMount:
 
     @classmethod
     def start(cls, base: Path, name: str, *, allow_other: bool = True,
-              max_processes: int | None = None) -> "JailMount":
+              max_processes: int | None = None, net: tuple[str, ...] = ()) -> "JailMount":
+        """*net*: the network mode then its rules (``("allow", "tcp:127.0.0.1:8000")``)."""
         from vfsfuse.storage.store import create_store
 
         store, mnt = base / f"{name}-store", base / f"{name}-mnt"
@@ -47,6 +48,8 @@ class JailMount:
             args.append("--no-allow-other")
         if max_processes is not None:
             args += ["--max-processes", str(max_processes)]
+        if net:
+            args += ["--net", net[0], *(a for rule in net[1:] for a in ("--allow", rule))]
         env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(base / "jail-runtime"))
         os.makedirs(env["VFSFUSE_RUNTIME_DIR"], exist_ok=True)
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -4,7 +4,7 @@ One JSON request per line on stdin: ``{"argv": [...], "input": "...", "timeout":
 answer per line on stdout: ``{"status": wait status, "code": $?, "stdout", "stderr"}`` or
 ``{"error": "CODE: message"}``.  Commands run through the daemon's own kernel (``Kernel.run``),
 so ELF files start in the jail exactly as from a session's shell.
-Usage: python serve_jail.py STORE MOUNTPOINT [--no-allow-other] [--max-processes N]
+Usage: python serve_jail.py STORE MOUNTPOINT [--no-allow-other] [--max-processes N] [--net MODE [--allow RULE]...]
 """
 
 from __future__ import annotations
@@ -106,7 +106,10 @@ def _states(kernel, cmdline: str) -> list[str]:
 
 if __name__ == "__main__":
     opts = sys.argv[3:]
-    config = MountConfig(mountpoint=sys.argv[2], store=sys.argv[1], allow_other="--no-allow-other" not in opts)
+    net_mode = opts[opts.index("--net") + 1] if "--net" in opts else "none"
+    net_rules = tuple(opts[i + 1] for i, a in enumerate(opts) if a == "--allow")
+    config = MountConfig(mountpoint=sys.argv[2], store=sys.argv[1], allow_other="--no-allow-other" not in opts,
+                         net_mode=net_mode, net_rules=net_rules)
     daemon = JailTestDaemon(config, lambda: print("ready", flush=True))
     if "--max-processes" in opts:
         daemon.max_processes = int(opts[opts.index("--max-processes") + 1])

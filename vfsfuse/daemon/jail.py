@@ -11,7 +11,8 @@ turns it into one ``bwrap`` process:
   user's tree (its setup-time symlink following is a known escape class);
 - namespaces: user (the sandbox uid/gid inside, an unprivileged host id outside: bwrap runs as
   that host user, never as host root), mount, pid, ipc, uts (the kernel's hostname), cgroup and
-  net (nothing but loopback); ``--new-session``, ``--die-with-parent``;
+  net (``jail_net.py``: a down loopback for ``none``, a private one for ``loopback``, the
+  daemon's policy-checked proxy for ``allow``); ``--new-session``, ``--die-with-parent``;
 - a seccomp filter refusing TIOCSTI and TIOCLINUX (compiled once with libseccomp through
   pyseccomp; bwrap sets PR_SET_NO_NEW_PRIVS before loading it);
 - rlimits from the kernel's ``Limits`` (``prlimit`` between the uid switch and bwrap, so no
@@ -50,6 +51,8 @@ from kernel.native import (
 )
 from kernel.pathvfs import PathVFS
 from kernel.process import status_exited, status_signaled
+from vfsfuse.daemon import jail_cgroup, jail_net
+from vfsfuse.daemon.jail_proxy import JailProxy
 
 log = logging.getLogger("vfsfuse.daemon.jail")
 
@@ -177,7 +180,7 @@ def bwrap_args(spec: NativeSpec, root_fd: int, seccomp_fd: int, info_fd: int) ->
             "--info-fd", str(info_fd),
             "--chdir", spec.cwd,
             "--clearenv"]
-    for key, value in spec.env.items():
+    for key, value in jail_net.jail_env(spec).items():
         args += ["--setenv", key, value]
     return args
 
@@ -223,6 +226,7 @@ class JailProcess:
     pidfd: int | None = None           # the real program (bwrap's init's child)
     signalled: set[int] = field(default_factory=set)
     terminal: trio.lowlevel.FdStream | None = None   # the pty master (``NativeSpec.terminal``)
+    proxy: JailProxy | None = None     # mode allow: served while the jail runs (``wait``)
     _kid_fds: dict[int, int] = field(default_factory=dict)   # pidfds of the descendants
     _closed: bool = False
 
@@ -240,7 +244,13 @@ class JailProcess:
             self.process.send_signal(sig)
 
     async def wait(self) -> int:
-        rc = await self.process.wait()
+        if self.proxy is not None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.proxy.serve)
+                rc = await self.process.wait()
+                nursery.cancel_scope.cancel()
+        else:
+            rc = await self.process.wait()
         if rc < 0:
             return status_signaled(-rc)
         # bwrap's init reports a death by signal N as 128 + N, as a shell does
@@ -312,6 +322,8 @@ class JailProcess:
             if s is not None:
                 await s.aclose()
         self.process.close()
+        if self.proxy is not None:
+            self.proxy.close()
         for fd in self._kid_fds.values():
             os.close(fd)
         self._kid_fds.clear()
@@ -395,6 +407,8 @@ class JailLauncher:
             self._probed = True
             if self._refusal:
                 log.info("jail unavailable: %s", self._refusal)
+            else:
+                log.info("jail: %s", jail_cgroup.limits_note())
         if self._refusal:
             raise JailUnavailable("ENOSYS", self._refusal)
 
@@ -421,6 +435,10 @@ class JailLauncher:
         child_stdio: list[int] = []
         streams = NativeStreams()
         try:
+            net = jail_net.JailNet.plan(spec)
+            net_fds = net.child_fds()
+            mine += net_fds
+            keep += net.parent_fds()
             root_fd = os.open(cfg.mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             mine.append(root_fd)
             seccomp_fd = _memfd("jail-seccomp", seccomp_program())
@@ -461,12 +479,12 @@ class JailLauncher:
                         out_w = w
                     else:
                         streams.stderr = stream
-            argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd), "--",
-                    spec.path, *spec.argv[1:]]
+            argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd),
+                    *net.bwrap_options(), "--", spec.path, *spec.argv[1:]]
             root = os.geteuid() == 0
             popen = subprocess.Popen(
                 argv, stdin=child_stdio[0], stdout=child_stdio[1], stderr=child_stdio[2],
-                pass_fds=(root_fd, seccomp_fd, info_w, args_fd), close_fds=True, env={},
+                pass_fds=(root_fd, seccomp_fd, info_w, args_fd, *net_fds), close_fds=True, env={},
                 start_new_session=True, user=uid if root else None, group=gid if root else None,
                 extra_groups=[] if root else None)
             process = Child(popen, os.pidfd_open(popen.pid))
@@ -484,6 +502,14 @@ class JailLauncher:
             jail.init_pid = await _read_child_pid(info)
         finally:
             await info.aclose()
+        try:
+            jail.proxy = await net.setup(jail.init_pid, lambda: process.popen.poll() is None)
+        except OSError as err:
+            with trio.CancelScope(shield=True):
+                await jail.aclose()  # bwrap still waits for us: it must not go on
+            raise KernelError("EIO", f"cannot set up the real program's network ({err.strerror or err})") from None
+        finally:
+            net.close()
         if jail.init_pid is not None:
             jail.pidfd = await _open_command(jail.init_pid, process)
         return jail
