@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from cli import mount_cmds, session_cmds, store_cmds  # noqa: F401  (imported for their commands)
+from cli import import_cmds, mount_cmds, session_cmds, store_cmds  # noqa: F401  (imported for their commands)
 from cli.app import vfsfuse
 
 

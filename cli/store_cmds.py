@@ -104,8 +104,11 @@ def _read_text(path: str) -> str:
               help="Files up to this size live in the inode row; must be below the chunk size.  "
                    "[default: 64K, or half the chunk size if that is smaller]")
 @click.option("--force", is_flag=True, help="Overwrite an existing store (its data is lost).")
-def mkfs_command(store: str, chunk_size: int, inline_threshold: int | None, force: bool) -> None:
-    """Create an empty store in directory STORE."""
+@click.option("--from", "from_tarball", metavar="TARBALL", default=None,
+              help="Fill the new store from a root filesystem tarball ('-': stdin), as 'vfsfuse import'.")
+def mkfs_command(store: str, chunk_size: int, inline_threshold: int | None, force: bool,
+                 from_tarball: str | None) -> None:
+    """Create an empty store in directory STORE (filled from TARBALL with --from)."""
     from vfsfuse.storage.fsck import require_unmounted
     from vfsfuse.storage.store import create_store, validate_sizes
 
@@ -114,9 +117,18 @@ def mkfs_command(store: str, chunk_size: int, inline_threshold: int | None, forc
     validate_sizes(chunk_size, inline_threshold)
     if force:
         require_unmounted(store)
+    source = None
+    if from_tarball is not None:  # a bad tarball is refused before the store is made
+        from cli.import_cmds import open_source
+
+        source = open_source(from_tarball)
     create_store(store, chunk_size=chunk_size, inline_threshold=inline_threshold, force=force)
     click.echo(f"created store {store} (chunk size {human(chunk_size)}, "
                f"inline threshold {human(inline_threshold)})")
+    if source is not None:
+        from cli.import_cmds import import_after_mkfs
+
+        import_after_mkfs(store, source)
 
 
 # -- fsck ------------------------------------------------------------------------------------------

@@ -162,6 +162,8 @@ async def handle_connection(kernel: Kernel, stream: trio.abc.Stream, *, cwd: str
             data = await kernel.vfs.read_file(str(req["path"]))
             await conn.send(DATA, bytes(data))
             await conn.send_json({"exit": 0})
+        elif op == "import":
+            await _import(kernel, conn, req)
         elif op == "write_file":
             body = await conn.recv()
             if body is None or body[0] != DATA:
@@ -318,6 +320,78 @@ async def _session(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
     finally:
         with trio.CancelScope(shield=True):
             await sess.close()
+
+
+async def _import(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
+    """``vfsfuse import MOUNT``: ``J {"m": member}`` frames (a regular file's data follows in
+    ``D`` frames), then ``J {"op": "end"}`` (or ``"abort"``), written into the store at the
+    storage layer (vfsfuse/storage/importer.py); the reply carries the summary.  After a stop
+    the connection is read to its end, so the client always gets the reply."""
+    from typing import cast
+
+    from vfsfuse.storage import importer as imp
+    from vfsfuse.storage.chunked import ChunkedVFS
+
+    if kernel.mount_table.mount_for_path("/").read_only:
+        raise KernelError("EROFS", "the mount is read-only")
+    changed: set[int] = set()
+    job = imp.Importer(cast(ChunkedVFS, kernel.root_fs), str(req.get("at") or "/"), commit_every=None,
+                       on_names=_forget_names, on_inodes=changed.update)
+    job.start()
+    await conn.send_json({"ready": True})
+
+    async def data(size: int) -> AsyncIterator[bytes]:
+        while size > 0:
+            got = await conn.recv()
+            if got is None or got[0] != DATA or len(got[1]) > size:
+                raise KernelError("ECANCELED" if got else "EPIPE", "the file's data did not come")
+            size -= len(got[1])
+            yield got[1]
+
+    try:
+        try:
+            async with job.writing():
+                while True:
+                    got = await conn.recv()
+                    msg = json.loads(got[1]) if got is not None and got[0] == JSON else {"op": "abort"}
+                    if msg.get("op") in ("end", "abort"):
+                        break
+                    m = imp.Member.from_json(msg.get("m"))
+                    await job.add(m, data(m.size) if m.kind == "file" else None)
+                if msg.get("op") == "abort":
+                    raise KernelError("ECANCELED", "the client stopped the import")
+                await job.finish()
+            await conn.send_json({"exit": 0, "summary": job.summary.to_json()})
+        except Exception as exc:  # noqa: BLE001 - the writing nursery wraps errors in groups
+            err = unwrap_group(exc, KernelError)
+            if not isinstance(err, KernelError):
+                raise
+            with trio.CancelScope(shield=True):
+                await job.abort()
+            await conn.send_json({"error": str(err), "summary": job.summary.to_json()})
+            while await conn.recv() is not None:
+                pass
+    finally:
+        if changed:
+            await trio.to_thread.run_sync(_forget_inodes, sorted(changed))
+
+
+def _forget_names(names: list[tuple[int, bytes]]) -> None:
+    """Names made around FUSE: the host may cache their absence."""
+    import pyfuse3
+
+    for parent, name in names:
+        pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+
+
+def _forget_inodes(inodes: list[int]) -> None:
+    import pyfuse3
+
+    for ino in inodes:
+        try:
+            pyfuse3.invalidate_inode(ino)
+        except OSError:  # the host does not know it
+            pass
 
 
 @dataclass
