@@ -215,6 +215,13 @@ def test_allow_get_of_an_allowed_port_through_the_proxy(jail_allow, allowed_port
     assert r.stdout == f"200\npage {allowed_port} /hello?x=1\n"
 
 
+def test_allow_names_are_resolved_by_the_daemon(jail_allow, allowed_port):
+    """The jail has no resolver of its own (no route out): the proxy resolves, then decides on
+    the address (localhost is 127.0.0.1, which the rule allows)."""
+    r = check(jail_allow, "get", f"http://LocalHost.:{allowed_port}/by-name")
+    assert r.stdout == f"200\npage {allowed_port} /by-name\n"
+
+
 def test_allow_get_of_another_port_is_403_one_line(jail_allow, other_port):
     r = check(jail_allow, "get", f"http://127.0.0.1:{other_port}/")
     assert r.stdout == f"403\nthe sandbox's network policy does not allow tcp 127.0.0.1:{other_port}\n"

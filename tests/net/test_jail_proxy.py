@@ -356,3 +356,32 @@ async def test_python_urllib_through_the_proxy(proxy_for, origin, other_origin):
     assert status == 200 and body.startswith(f"origin {origin} /u".encode())
     status, body = await trio.to_thread.run_sync(fetch, f"http://127.0.0.1:{other_origin}/u")
     assert status == 403 and b"does not allow" in body
+
+
+@pytest.fixture
+def short_origin() -> Iterator[int]:
+    """An origin that promises 100 bytes, sends 10 and hangs up."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        srv.close()
+
+
+async def test_an_origin_ending_early_ends_the_client_connection(proxy_for, short_origin):
+    """The client gets what came and then the end, not a hang nor a made-up complete answer."""
+    port, _ = await proxy_for(f"tcp:127.0.0.1:{short_origin}")
+    out = await exchange(port, f"GET http://127.0.0.1:{short_origin}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"\r\n\r\n0123456789")

@@ -368,6 +368,13 @@ async def _forward(conn: h11.Connection, client: trio.abc.Stream, upstream: trio
                     await client.send_all(conn.send(h11.Response(
                         status_code=event.status_code, headers=_passed_on(event.headers),
                         reason=event.reason)) or b"")
+                    length = _body_length(request.method, event)
+                    if length is not None:
+                        if not await _copy_length(up, upstream, conn, client, length):
+                            nursery.cancel_scope.cancel()
+                            return False
+                        await client.send_all(conn.send(h11.EndOfMessage()) or b"")
+                        break
                 elif isinstance(event, h11.Data):
                     await client.send_all(conn.send(event) or b"")
                 elif isinstance(event, h11.EndOfMessage):
@@ -384,3 +391,36 @@ async def _forward(conn: h11.Connection, client: trio.abc.Stream, upstream: trio
             nursery.cancel_scope.cancel()  # answered before the body was sent: this connection ends
             return False
     return answered
+
+
+def _body_length(method: bytes, response: h11.Response) -> int | None:
+    """The body length of a response framed by one Content-Length (None: let h11 frame it)."""
+    if method == b"HEAD" or response.status_code in (204, 304):
+        return None
+    headers = response.headers
+    lengths = [v for n, v in headers if n == b"content-length"]
+    if any(n == b"transfer-encoding" for n, _ in headers) or len(lengths) != 1 or not lengths[0].isdigit():
+        return None
+    return int(lengths[0])
+
+
+async def _copy_length(up: h11.Connection, upstream: trio.SocketStream, conn: h11.Connection,
+                       client: trio.abc.Stream, length: int) -> bool:
+    """A Content-Length body: what h11 has buffered, then straight from the socket (h11 would
+    copy every piece twice more; the upstream connection ends after this answer anyway).
+    False if the origin ends early."""
+    while length > 0:
+        event = up.next_event()
+        if event is h11.NEED_DATA:
+            break
+        if not isinstance(event, h11.Data):
+            return False
+        length -= len(event.data)
+        await client.send_all(conn.send(event) or b"")
+    while length > 0:
+        data = await upstream.receive_some(min(PIECE, length))
+        if not data:
+            return False
+        length -= len(data)
+        await client.send_all(conn.send(h11.Data(data=data)) or b"")
+    return True
