@@ -320,6 +320,25 @@ def test_cached_attributes_follow_updates_and_are_copies(db, store):
     assert _row_attrs(db, ino) == f"{REG}|5|42|1|{NOW + 1}"
 
 
+def test_versions_come_back_with_a_rolled_back_deletion_and_go_with_the_next(db):
+    """Deleting skips the version tables for inodes known to have none; a rollback must not
+    leave that knowledge stale (the versions are back, so the next deletion must drop them)."""
+    s = SqliteMetadataStore(db, versioning=True)
+    f = s.create_inode(REG, 0, 0, NOW)
+    s.set_chunk_key(f, 0, "k")
+    s.create_version(f, NOW)
+    s.commit()
+    with pytest.raises(RuntimeError):
+        with s.transaction():
+            s.delete_inode(f)
+            raise RuntimeError("undo")
+    assert s.stats().versions == 1
+    s.delete_inode(f)
+    assert s.commit() == ["k"]
+    assert s.stats().versions == 0 and s.check_refcounts() == []
+    s.close()
+
+
 def test_a_rolled_back_savepoint_takes_the_cached_change_back(store):
     ino = store.create_inode(REG, 0, 0, NOW)
     store.update_inode(ino, size=7)
@@ -372,3 +391,67 @@ def test_xattrs_of_new_inodes_are_answered_without_losing_any(db, store):
         assert reopened.get_xattr(kept, b"user.c") == b"3"  # a fresh connection reads the rows
     finally:
         reopened.close()
+
+
+# -- held-back attribute updates (integer columns wait for a statement that may read them) --
+
+
+def test_held_back_updates_reach_every_reader(db, store):
+    d = store.create_inode(DIR, 0, 0, NOW, nlink=2)
+    store.create_dentry(1, b"d", d)
+    f = store.create_inode(REG, 0, 0, NOW, nlink=1)
+    store.create_dentry(d, b"f", f)
+    store.update_inode(f, size=11, mtime_ns=NOW + 5)
+    store.update_inode(f, mode=REG | 0o600)
+    assert store.get_inode(f).size == 11  # a full-row read sends them first
+    store.update_inode(f, size=12)
+    listed = {dent.name: attrs for dent, attrs in store.list_dir_with_stats(d)}
+    assert listed[b"f"].size == 12 and listed[b"f"].mode == REG | 0o600
+    g = store.create_inode(REG, 0, 0, NOW, nlink=1)  # never linked: an orphan once nlink is 0
+    assert g not in store.orphan_inodes()
+    store.update_inode(g, nlink=0)
+    assert g in store.orphan_inodes()
+    store.update_inode(f, nlink=1, size=13)
+    store._attrs.clear()  # a cache miss reads the row and overlays what is still held
+    assert store.get_inode_attrs(f).size == 13
+    store.commit()
+    assert sqlite3_ro(db, f"SELECT size, mode, nlink, mtime_ns FROM inodes WHERE ino = {f}") == \
+        f"13|{REG | 0o600}|1|{NOW + 5}"
+
+
+def test_a_rolled_back_savepoint_restores_held_back_values(store):
+    f = store.create_inode(REG, 0, 0, NOW, nlink=1)
+    store.update_inode(f, size=1)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.update_inode(f, size=2, nlink=5)
+            with store.transaction():
+                store.update_inode(f, size=3)
+            store.get_inode(f)  # sends them inside the savepoint: the rollback un-sends them
+            store.update_inode(f, size=4)
+            raise RuntimeError("undo")
+    got = store.get_inode_attrs(f)
+    assert (got.size, got.nlink) == (1, 1)
+    assert store.get_inode(f).size == 1
+    store.commit()
+    assert store.get_inode(f).size == 1
+
+
+def test_a_rolled_back_deletion_keeps_the_held_back_values(store):
+    f = store.create_inode(REG, 0, 0, NOW)
+    store.update_inode(f, size=9)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.delete_inode(f)
+            raise RuntimeError("undo")
+    store.commit()
+    assert store.get_inode(f).size == 9
+
+
+def test_many_held_rows_are_sent_in_batches(db, store):
+    inos = [store.create_inode(REG, 0, 0, NOW) for _ in range(5000)]
+    for i, ino in enumerate(inos):
+        store.update_inode(ino, size=i)
+    assert len(store._held) <= 4096
+    store.commit()
+    assert sqlite3_ro(db, "SELECT sum(size) FROM inodes WHERE mode = %d" % REG) == str(sum(range(5000)))

@@ -50,6 +50,11 @@ _GET_INODE_ATTRS = ("SELECT ino, mode, uid, gid, size, nlink, rdev, atime_ns, mt
                     "birthtime_ns, storage_mode FROM inodes WHERE ino = ?")
 _GET_INLINE = "SELECT inline_content FROM inodes WHERE ino = ?"
 _ATTR_CACHE_ENTRIES = 16384  # attribute records kept (a few MiB); the cache starts over when full
+# Integer attributes whose updates are held back until a statement that may read them (see
+# ``_cur``).  No constraint can refuse an integer in these columns, so a held-back update cannot
+# fail later for a reason the caller would have been told about.
+_DEFERRABLE = frozenset({"mode", "uid", "gid", "size", "nlink", "atime_ns", "mtime_ns", "ctime_ns"})
+_HELD_ROWS = 4096  # rows held back at most (~1 MiB); then they are sent in one go
 _GET_MODE = "SELECT mode FROM inodes WHERE ino = ?"
 # The number comes from a Python-side high-water mark, so even a number handed out
 # inside a rolled-back savepoint is never handed out again (AUTOINCREMENT alone would).
@@ -147,23 +152,35 @@ class _Savepoint:
     def __enter__(self) -> "_Savepoint":
         s = self._store
         s._write()
-        s._cur.execute("SAVEPOINT sp")
+        s._raw.execute("SAVEPOINT sp")
         s._depth += 1
         self._pending = dict(s._pending_dead)
+        s._undo.append({})  # held-back updates stay held: a rollback puts back what they were
         return self
 
     def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         s = self._store
         s._depth -= 1
+        undo = s._undo.pop()
         if exc_type is None:
-            s._cur.execute("RELEASE sp")
+            s._raw.execute("RELEASE sp")
+            if s._undo:  # an outer rollback must still reach back past this savepoint
+                outer = s._undo[-1]
+                for ino, before in undo.items():
+                    outer.setdefault(ino, before)
         else:
             s._attrs.clear()  # the rows written inside are back as they were
+            for ino, before in undo.items():
+                if before is None:
+                    s._held.pop(ino, None)
+                else:
+                    s._held[ino] = before
             try:
-                s._cur.execute("ROLLBACK TO sp")
-                s._cur.execute("RELEASE sp")
+                s._raw.execute("ROLLBACK TO sp")
+                s._raw.execute("RELEASE sp")
             except apsw.SQLError:
                 pass  # SQLite already rolled the whole group back; commit() reports it
+            s._load_versioned()  # a deletion inside may have dropped versions that are back
             s._pending_dead = self._pending  # deaths/revivals inside were undone too
         return False  # re-raise the same exception object
 
@@ -204,7 +221,16 @@ class SqliteMetadataStore(MetadataStore):
 
     def _open(self, now: int) -> None:
         self._conn.set_busy_timeout(10_000)
-        self._cur = self._conn.cursor()
+        self._raw = self._conn.cursor()
+        # Updates of _DEFERRABLE attributes not yet sent to SQLite, ino -> {column: value}.  A
+        # file written by tar gets its size, times and mode set in three requests, and its
+        # directory's times once per entry: held here, they cost one UPDATE per row instead.
+        # Every statement that may read those columns goes through ``_cur``, which sends them
+        # first; the few hot statements that cannot use ``_raw``.
+        self._held: dict[int, dict[str, int]] = {}
+        # One map per open savepoint: ino -> its held-back updates (None: none) before the first
+        # change inside it, so a rollback costs what the savepoint changed, not what is held.
+        self._undo: list[dict[int, dict[str, int] | None]] = []
         self._in_txn = False
         self._depth = 0
         self._pending_dead: dict[str, int] = {}
@@ -241,8 +267,25 @@ class SqliteMetadataStore(MetadataStore):
             cur.execute("SELECT coalesce(max(ino), 1) FROM inodes").get,
             cur.execute("SELECT coalesce(max(seq), 1) FROM sqlite_sequence "
                         "WHERE name = 'inodes'").get)
-        self._maybe_versions = self.versioning or bool(
-            cur.execute("SELECT EXISTS (SELECT 1 FROM versions)").get)
+        self._load_versioned()
+
+    def _load_versioned(self) -> None:
+        """The inodes that have saved versions: most never do, and deleting one then needs no
+        statements on the two version tables (rm -rf and tar x replace thousands of files).
+        Reloaded after a rollback, which can bring back versions a deletion had dropped; None
+        (every inode may have some) when the table cannot be read."""
+        try:
+            self._versioned: set[int] | None = {
+                ino for (ino,) in self._cur.execute("SELECT DISTINCT ino FROM versions")}
+        except apsw.Error:
+            self._versioned = None
+
+    def _drop_all_versions(self, ino: int) -> None:
+        v = self._versioned
+        if v is None or ino in v:
+            self._drop_versions_sql(ino, None)
+            if v is not None:
+                v.discard(ino)
 
     def _migrate(self) -> None:
         cur = self._cur
@@ -264,10 +307,54 @@ class SqliteMetadataStore(MetadataStore):
 
     # -- transaction plumbing ----------------------------------------------------------
 
+    @property
+    def _cur(self) -> apsw.Cursor:
+        """The cursor for statements that may read held-back attributes: sends them first."""
+        if self._held:
+            self._send_held()
+        return self._raw
+
+    def _remember(self, ino: int) -> None:
+        """Note what is held for *ino* before the open savepoint first changes it."""
+        level = self._undo[-1]
+        if ino not in level:
+            held = self._held.get(ino)
+            level[ino] = None if held is None else dict(held)
+
+    def _send_held(self) -> None:
+        """One UPDATE per row with held-back attributes (executemany per column set)."""
+        held = self._held
+        if not self._conn.in_transaction:
+            return  # SQLite rolled the group back by itself: commit() reports it
+        if self._undo:  # a rollback of the savepoint un-sends them: they are held again
+            for ino in held:
+                self._remember(ino)
+        groups: dict[tuple[str, ...], list[tuple[int, ...]]] = {}
+        for ino, fields in held.items():
+            names = tuple(sorted(fields))
+            groups.setdefault(names, []).append((*(fields[n] for n in names), ino))
+        try:
+            for names, rows in groups.items():
+                self._raw.executemany(self._update_statement(names), rows)
+        except apsw.Error as err:
+            # Kept held: the next statement (or commit) sends them again or reports the error;
+            # they are never dropped while the group that made them is still open.
+            raise _sqlite_error(err, "update_inode") from None
+        held.clear()
+
+    def _update_statement(self, names: tuple[str, ...]) -> str:
+        sql = self._update_sql.get(names)
+        if sql is None:
+            if not _INODE_FIELD_SET.issuperset(names):
+                raise TypeError(f"unknown inode fields: {sorted(set(names) - _INODE_FIELD_SET)}")
+            sets = ", ".join(f"{n} = ?" for n in names)
+            sql = self._update_sql[names] = f"UPDATE inodes SET {sets} WHERE ino = ?"
+        return sql
+
     def _write(self) -> None:
         """Open the group transaction at the first write since the last commit."""
         if not self._in_txn:
-            self._cur.execute("BEGIN IMMEDIATE")
+            self._raw.execute("BEGIN IMMEDIATE")
             self._in_txn = True
 
     def transaction(self) -> _Savepoint:
@@ -280,14 +367,16 @@ class SqliteMetadataStore(MetadataStore):
             dead = list(self._pending_dead)
             self._pending_dead = {}
             return dead
-        cur = self._cur
         if not self._conn.in_transaction:
             # SQLite rolled the whole group back by itself (I/O error, disk full, ...):
             # the changes are gone, so say so instead of pretending they are durable.
             self._in_txn = False
             self._pending_dead = {}
+            self._held.clear()
             self._attrs.clear()
+            self._load_versioned()
             raise KernelError("EIO", "metadata transaction was rolled back by SQLite")
+        cur = self._cur  # sends the held-back attributes (an error leaves the group open)
         try:
             if self._seq != self._saved_seq:
                 cur.execute(_SAVE_SEQ, (self._seq,))
@@ -296,6 +385,7 @@ class SqliteMetadataStore(MetadataStore):
             cur.execute("COMMIT")
         except apsw.Error as err:
             self._attrs.clear()
+            self._load_versioned()
             raise _sqlite_error(err, "commit") from None
         self._in_txn = False
         self._saved_seq = self._seq
@@ -316,7 +406,7 @@ class SqliteMetadataStore(MetadataStore):
     def create_inode(self, mode: int, uid: int, gid: int, now_ns: int, rdev: int = 0,
                      symlink_target: bytes | None = None, *, nlink: int = 0, size: int = 0) -> int:
         self._write()
-        cur = self._cur
+        cur = self._raw  # a new row: nothing held back can be about it
         ino = self._next_ino
         self._next_ino = ino + 1
         cur.execute(_INSERT_INODE, (ino, mode, uid, gid, rdev, now_ns, nlink, size))
@@ -334,37 +424,52 @@ class SqliteMetadataStore(MetadataStore):
     def get_inode_attrs(self, ino: int) -> InodeRecord | None:
         r = self._attrs.get(ino)
         if r is None:
-            row = self._cur.execute(_GET_INODE_ATTRS, (ino,)).get
+            row = self._raw.execute(_GET_INODE_ATTRS, (ino,)).get
             if row is None:
                 return None
             if len(self._attrs) >= _ATTR_CACHE_ENTRIES:
                 self._attrs.clear()
             r = self._attrs[ino] = InodeRecord(*row, NOT_LOADED)  # type: ignore[call-arg]  # row: 12 columns
+            held = self._held.get(ino)
+            if held:  # the row as it will be once they are sent
+                for name, value in held.items():
+                    setattr(r, name, value)
         # a copy: callers change their record before (or without) writing it back
         return InodeRecord(r.ino, r.mode, r.uid, r.gid, r.size, r.nlink, r.rdev, r.atime_ns, r.mtime_ns,
                            r.ctime_ns, r.birthtime_ns, r.storage_mode, NOT_LOADED)
 
     def get_inline_content(self, ino: int) -> bytes | None:
-        return self._cur.execute(_GET_INLINE, (ino,)).get
+        return self._raw.execute(_GET_INLINE, (ino,)).get  # inline_content is never held back
 
     def update_inode(self, ino: int, **fields) -> None:
         if not fields:
             return
-        names = tuple(fields)
-        sql = self._update_sql.get(names)
-        if sql is None:
-            if not _INODE_FIELD_SET.issuperset(names):
-                raise TypeError(f"unknown inode fields: {sorted(set(names) - _INODE_FIELD_SET)}")
-            sets = ", ".join(f"{n} = ?" for n in names)
-            sql = self._update_sql[names] = f"UPDATE inodes SET {sets} WHERE ino = ?"
         self._write()
-        try:
-            self._cur.execute(sql, (*fields.values(), ino))
-        except apsw.Error as err:
-            self._attrs.pop(ino, None)
-            if isinstance(err, apsw.ConstraintError):
-                raise _constraint(err, "update_inode") from None
-            raise
+        if self._undo:
+            self._remember(ino)
+        if _DEFERRABLE.issuperset(fields) and all(type(v) is int for v in fields.values()):
+            held = self._held.get(ino)
+            if held is not None:
+                held.update(fields)
+            elif len(self._held) < _HELD_ROWS:
+                self._held[ino] = fields
+            else:
+                self._send_held()
+                self._held[ino] = fields
+        else:
+            # Sent now, with what is held back for this row (other rows stay held).
+            held = self._held.pop(ino, None)
+            row = fields if held is None else {**held, **fields}
+            sql = self._update_statement(tuple(row))
+            try:
+                self._raw.execute(sql, (*row.values(), ino))
+            except apsw.Error as err:
+                if held is not None:
+                    self._held[ino] = held
+                self._attrs.pop(ino, None)
+                if isinstance(err, apsw.ConstraintError):
+                    raise _constraint(err, "update_inode") from None
+                raise
         cached = self._attrs.get(ino)
         if cached is not None:
             for name, value in fields.items():
@@ -374,7 +479,7 @@ class SqliteMetadataStore(MetadataStore):
     def delete_inode(self, ino: int) -> None:
         if ino == ROOT_INO:
             raise KernelError("EBUSY", "cannot delete the root inode")
-        cur = self._cur
+        cur = self._raw
         row = cur.execute(_MODE_AND_LINKED, (ino,)).get
         if row is None:
             return
@@ -382,8 +487,7 @@ class SqliteMetadataStore(MetadataStore):
         if linked:
             raise KernelError("EBUSY", f"inode {ino} is still linked")
         self._write()
-        if self._maybe_versions:
-            self._drop_versions_sql(ino, None)
+        self._drop_all_versions(ino)
         cur.execute("DELETE FROM xattrs WHERE ino = ?", (ino,))
         # Only the tables this type of inode has rows in (rm -rf destroys thousands).
         if _stat.S_ISLNK(mode):
@@ -393,6 +497,9 @@ class SqliteMetadataStore(MetadataStore):
         self.delete_all_chunks(ino)
         cur.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
         self._attrs.pop(ino, None)
+        if self._undo:
+            self._remember(ino)
+        self._held.pop(ino, None)  # the row is gone: nothing left to send
 
     def delete_inodes(self, inos: list[int]) -> None:
         """One statement per table for the whole batch (``rm -rf`` forgets thousands)."""
@@ -407,9 +514,8 @@ class SqliteMetadataStore(MetadataStore):
         if cur.execute(_ANY_LINKED, (ids,)).get:
             raise KernelError("EBUSY", "an inode of the batch is still linked")
         self._write()
-        if self._maybe_versions:
-            for ino in inos:
-                self._drop_versions_sql(ino, None)
+        for ino in inos:
+            self._drop_all_versions(ino)
         for table, column in (("xattrs", "ino"), ("symlinks", "ino"), ("dentries", "parent_ino")):
             cur.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))", (ids,))
         keys = [k for (k,) in cur.execute(_DELETE_CHUNKS_OF_MANY, (ids,))]
@@ -422,10 +528,10 @@ class SqliteMetadataStore(MetadataStore):
     # -- directory entries -------------------------------------------------------------
 
     def lookup(self, parent: int, name: bytes) -> int | None:
-        return self._cur.execute(_LOOKUP, (parent, name)).get
+        return self._raw.execute(_LOOKUP, (parent, name)).get
 
     def _require_dir(self, ino: int) -> None:
-        mode = self._cur.execute(_GET_MODE, (ino,)).get
+        mode = self._raw.execute(_GET_MODE, (ino,)).get
         if mode is None:
             raise KernelError("ENOENT", f"no directory inode {ino}")
         if mode & _IFMT != _stat.S_IFDIR:
@@ -435,7 +541,7 @@ class SqliteMetadataStore(MetadataStore):
         self._write()
         self._seq += 1
         try:
-            self._cur.execute(_INSERT_DENTRY, (parent, name, child, self._seq))
+            self._raw.execute(_INSERT_DENTRY, (parent, name, child, self._seq))
         except apsw.ConstraintError as err:
             self._seq -= 1  # keep the counter dense, like the memory store
             if self.lookup(parent, name) is not None:
@@ -448,7 +554,7 @@ class SqliteMetadataStore(MetadataStore):
 
     def remove_dentry(self, parent: int, name: bytes) -> None:
         self._write()
-        self._cur.execute(_DELETE_DENTRY, (parent, name)).fetchall()
+        self._raw.execute(_DELETE_DENTRY, (parent, name)).fetchall()
 
     def rename_dentry(self, src_parent: int, src_name: bytes, dst_parent: int,
                       dst_name: bytes) -> int | None:
@@ -487,15 +593,15 @@ class SqliteMetadataStore(MetadataStore):
                 for r in rows]
 
     def has_children(self, parent: int) -> bool:
-        return bool(self._cur.execute(_HAS_CHILDREN, (parent,)).get)
+        return bool(self._raw.execute(_HAS_CHILDREN, (parent,)).get)
 
     def parents_of(self, ino: int) -> list[tuple[int, bytes]]:
-        return list(self._cur.execute(_PARENTS_OF, (ino,)))
+        return list(self._raw.execute(_PARENTS_OF, (ino,)))
 
     # -- symlinks ----------------------------------------------------------------------
 
     def read_symlink(self, ino: int) -> bytes:
-        target = self._cur.execute(_READ_SYMLINK, (ino,)).get
+        target = self._raw.execute(_READ_SYMLINK, (ino,)).get
         if target is None:
             raise KernelError("EINVAL", f"inode {ino} is not a symlink")
         return target
@@ -506,11 +612,11 @@ class SqliteMetadataStore(MetadataStore):
         pending = self._pending_dead
         if pending and key in pending:
             length = length or pending.pop(key)
-        self._cur.execute(_INCREF, (key, n, length))
+        self._raw.execute(_INCREF, (key, n, length))
 
     def _decref(self, key: str, n: int = 1) -> bool:
         """Drop *n* references; True if the key died."""
-        cur = self._cur
+        cur = self._raw
         row = cur.execute(_DECREF, (n, key)).get
         if row is None or row[0] > 0:
             return False
@@ -524,10 +630,10 @@ class SqliteMetadataStore(MetadataStore):
         return [k for k, n in Counter(keys).items() if self._decref(k, n)]
 
     def get_chunk_key(self, ino: int, idx: int) -> str | None:
-        return self._cur.execute(_GET_CHUNK, (ino, idx)).get
+        return self._raw.execute(_GET_CHUNK, (ino, idx)).get
 
     def set_chunk_key(self, ino: int, idx: int, key: str, length: int = 0) -> None:
-        cur = self._cur
+        cur = self._raw
         old = cur.execute(_GET_CHUNK, (ino, idx)).get
         if old == key:
             if length:
@@ -543,25 +649,25 @@ class SqliteMetadataStore(MetadataStore):
             self._decref(old)
 
     def get_all_chunk_keys(self, ino: int) -> list[ChunkRef]:
-        return [ChunkRef(i, k) for i, k in self._cur.execute(_ALL_CHUNKS, (ino,))]
+        return [ChunkRef(i, k) for i, k in self._raw.execute(_ALL_CHUNKS, (ino,))]
 
     def delete_all_chunks(self, ino: int) -> list[str]:
         self._write()
-        keys = [k for (k,) in self._cur.execute(_DELETE_ALL_CHUNKS, (ino,))]
+        keys = [k for (k,) in self._raw.execute(_DELETE_ALL_CHUNKS, (ino,))]
         if keys:
             self._decref_all(keys)
         return keys
 
     def delete_chunks_from(self, ino: int, start: int) -> list[str]:
         self._write()
-        keys = [k for (k,) in self._cur.execute(_DELETE_CHUNKS_FROM, (ino, start))]
+        keys = [k for (k,) in self._raw.execute(_DELETE_CHUNKS_FROM, (ino, start))]
         if keys:
             self._decref_all(keys)
         return keys
 
     def delete_chunk(self, ino: int, idx: int) -> str | None:
         self._write()
-        row = self._cur.execute(_DELETE_CHUNK, (ino, idx)).get
+        row = self._raw.execute(_DELETE_CHUNK, (ino, idx)).get
         if row is None:
             return None
         self._decref_all([row])
@@ -571,14 +677,14 @@ class SqliteMetadataStore(MetadataStore):
         return [ino for (ino,) in self._cur.execute(_ORPHANS)]
 
     def stored_bytes(self, ino: int) -> int:
-        return self._cur.execute(_STORED_BYTES, (ino,)).get
+        return self._raw.execute(_STORED_BYTES, (ino,)).get
 
     def block_refcount(self, key: str) -> int:
-        row = self._cur.execute(_BLOCK, (key,)).get
+        row = self._raw.execute(_BLOCK, (key,)).get
         return 0 if row is None else row[0]
 
     def block_length(self, key: str) -> int | None:
-        row = self._cur.execute(_BLOCK, (key,)).get
+        row = self._raw.execute(_BLOCK, (key,)).get
         return None if row is None else row[1]
 
     def iter_blocks(self) -> Iterator[tuple[str, int, int]]:
@@ -602,30 +708,30 @@ class SqliteMetadataStore(MetadataStore):
     # -- xattrs ------------------------------------------------------------------------
 
     def get_xattr(self, ino: int, name: bytes) -> bytes | None:
-        return self._cur.execute(_GET_XATTR, (ino, name)).get
+        return self._raw.execute(_GET_XATTR, (ino, name)).get
 
     def set_xattr(self, ino: int, name: bytes, value: bytes) -> None:
         self._write()
         try:
-            self._cur.execute(_SET_XATTR, (ino, name, value))
+            self._raw.execute(_SET_XATTR, (ino, name, value))
         except apsw.ConstraintError as err:
             raise _constraint(err, "set_xattr") from None
 
     def list_xattrs(self, ino: int) -> list[bytes]:
-        return [n for (n,) in self._cur.execute(_LIST_XATTRS, (ino,))]
+        return [n for (n,) in self._raw.execute(_LIST_XATTRS, (ino,))]
 
     def remove_xattr(self, ino: int, name: bytes) -> bool:
         self._write()
-        return self._cur.execute(_REMOVE_XATTR, (ino, name)).get is not None
+        return self._raw.execute(_REMOVE_XATTR, (ino, name)).get is not None
 
     # -- config ------------------------------------------------------------------------
 
     def get_config(self, key: str) -> str | None:
-        return self._cur.execute(_GET_CONFIG, (key,)).get
+        return self._raw.execute(_GET_CONFIG, (key,)).get
 
     def set_config(self, key: str, value: str) -> None:
         self._write()
-        self._cur.execute(_SET_CONFIG, (key, str(value)))
+        self._raw.execute(_SET_CONFIG, (key, str(value)))
 
     # -- versioning --------------------------------------------------------------------
 
@@ -647,7 +753,8 @@ class SqliteMetadataStore(MetadataStore):
                                   (ino,)))
         for key, count in counts:
             self._incref(key, count)
-        self._maybe_versions = True
+        if self._versioned is not None:
+            self._versioned.add(ino)
         return n
 
     def get_version(self, ino: int, n: int) -> VersionMeta | None:
