@@ -393,6 +393,23 @@ def test_locked_store_is_refused_untouched(store, tmp_path, src):
     assert store_view(store).keys() == {""}
 
 
+def test_progress_on_a_terminal_only(src, store, tmp_path):
+    """A bar over the tarball's bytes on a tty (a counter for a pipe); nothing without one."""
+    import pexpect
+
+    tarball = make_tar(src, tmp_path / "r.tar")
+    child = pexpect.spawn(VFSFUSE, ["import", store, str(tarball), "--at", "/a"], timeout=60)
+    child.expect(pexpect.EOF)
+    screen = child.before.decode()
+    assert "importing" in screen and "imported " in screen, screen
+    child = pexpect.spawn("sh", ["-c", f"cat {tarball} | {VFSFUSE} import {store} - --at /b"], timeout=60)
+    child.expect(pexpect.EOF)
+    screen = child.before.decode()
+    assert "importing: " in screen and " members, " in screen and "imported " in screen, screen
+    res = cli("import", store, str(tarball), "--at", "/c")  # no terminal: the summary alone
+    assert res.err == "" and res.out.count("\n") == 1
+
+
 # -- mkfs --from --------------------------------------------------------------------------------
 
 
