@@ -455,3 +455,10 @@ def test_many_held_rows_are_sent_in_batches(db, store):
     assert len(store._held) <= 4096
     store.commit()
     assert sqlite3_ro(db, "SELECT sum(size) FROM inodes WHERE mode = %d" % REG) == str(sum(range(5000)))
+
+
+def test_a_value_sqlite_would_refuse_is_refused_at_once_not_held(store):
+    f = store.create_inode(REG, 0, 0, NOW)
+    with pytest.raises(OverflowError):
+        store.update_inode(f, mtime_ns=1 << 64)
+    assert store._held == {} and store.get_inode(f).mtime_ns == NOW

@@ -54,6 +54,7 @@ _ATTR_CACHE_ENTRIES = 16384  # attribute records kept (a few MiB); the cache sta
 # ``_cur``).  No constraint can refuse an integer in these columns, so a held-back update cannot
 # fail later for a reason the caller would have been told about.
 _DEFERRABLE = frozenset({"mode", "uid", "gid", "size", "nlink", "atime_ns", "mtime_ns", "ctime_ns"})
+_INT64 = 1 << 63  # SQLite's integers: anything outside is refused by the UPDATE, so it goes at once
 _HELD_ROWS = 4096  # rows held back at most (~1 MiB); then they are sent in one go
 _GET_MODE = "SELECT mode FROM inodes WHERE ino = ?"
 # The number comes from a Python-side high-water mark, so even a number handed out
@@ -447,7 +448,8 @@ class SqliteMetadataStore(MetadataStore):
         self._write()
         if self._undo:
             self._remember(ino)
-        if _DEFERRABLE.issuperset(fields) and all(type(v) is int for v in fields.values()):
+        if _DEFERRABLE.issuperset(fields) and all(
+                type(v) is int and -_INT64 <= v < _INT64 for v in fields.values()):
             held = self._held.get(ino)
             if held is not None:
                 held.update(fields)
