@@ -208,11 +208,18 @@ class JailProxy:
         self.connect_timeout = connect_timeout
 
     async def serve(self) -> None:
+        """Accept and serve until cancelled or closed; a failing accept (EMFILE) waits a moment
+        instead of ending the jail's wait."""
         async with trio.open_nursery() as nursery:
-            while True:
+            while self.listener.fileno() >= 0:
                 await self.limit.acquire()
                 try:
                     sock, _ = await self.listener.accept()
+                except OSError as err:
+                    self.limit.release()
+                    log.info("jail proxy: accept: %s", err)
+                    await trio.sleep(0.1)
+                    continue
                 except BaseException:
                     self.limit.release()
                     raise
@@ -226,6 +233,8 @@ class JailProxy:
             await self.handle(client)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.ProtocolError) as err:
             log.debug("jail proxy connection: %s", err)
+        except Exception:  # one connection's bug must not end the jail's wait; it is reported
+            log.warning("jail proxy connection failed", exc_info=True)
         finally:
             self.limit.release()
             await trio.aclose_forcefully(client)
