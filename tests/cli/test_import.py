@@ -410,6 +410,27 @@ def test_progress_on_a_terminal_only(src, store, tmp_path):
     assert res.err == "" and res.out.count("\n") == 1
 
 
+def test_interrupt_keeps_what_was_imported(store, tmp_path, src):
+    """^C in the middle (the import waits for a pipe): exit 130, one line, the store sound."""
+    import signal
+    import time
+
+    (src / "usr/random").write_bytes(os.urandom(2 << 20))
+    data = make_tar(src, tmp_path / "r.tar").read_bytes()
+    p = subprocess.Popen([VFSFUSE, "import", store, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert len(data) // 2 > 4 * 65536  # more than a pipe holds: written only once the import reads
+    p.stdin.write(data[:len(data) // 2])
+    p.stdin.flush()
+    time.sleep(0.5)  # it reads the rest of that half, then waits for more
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and out == b"", err
+    assert err.decode().startswith("vfsfuse: interrupted at member ") and err.count(b"\n") == 1, err
+    assert b"members are in the store" in err
+    assert_fsck_clean(store)
+
+
 # -- mkfs --from --------------------------------------------------------------------------------
 
 
@@ -477,6 +498,16 @@ def test_import_into_a_running_mount(src, tmp_path, new_mount, runtime_env):  # 
     assert p.returncode == 8 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "import stopped at member 3 (../c)" in p.stderr and "the first 2 members" in p.stderr, p.stderr
     assert (target / "b").read_bytes() == b"22"
+    # refused by the daemon (only it sees the tree), mid-stream: after its first batch of 2,000
+    # members the daemon answers while the client is still sending; the answer is not lost
+    many = [(info("up", tarfile.SYMTYPE, linkname="/"), None), (info("up/x"), b"x")]
+    many += [(info(f"n{i}"), b"") for i in range(2100)]
+    p = subprocess.run([VFSFUSE, "import", str(target), str(pax_tar(tmp_path / "many.tar", many))],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 8 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "ELOOP" in p.stderr and "import stopped at member 2 (up/x)" in p.stderr, p.stderr
+    assert "the first 1 members are in the store" in p.stderr, p.stderr
+    assert not (target / "n0").exists() and os.path.islink(target / "up")
     # the same store, named by its store directory, goes through the daemon too
     p = subprocess.run([VFSFUSE, "import",
                         f"{m.store}:/second", str(tarball)], capture_output=True, text=True, env=env)

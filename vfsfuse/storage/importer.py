@@ -491,9 +491,11 @@ class Importer:
             elif data is not None:
                 async for _ in data:
                     raise KernelError("EPROTO", "data for a member that is not a regular file")
-        except KernelError as err:
+        except BaseException as exc:  # a refusal, damaged data, ^C: its blocks are not kept
             self._drop([op])
-            raise ImportStopped(err.code, err.message, f"member {op.no} ({m.name})") from None
+            if isinstance(exc, KernelError):
+                raise ImportStopped(exc.code, exc.message, f"member {op.no} ({m.name})") from None
+            raise
         self._ops.append(op)
         self._batch_bytes += m.size
         if len(self._ops) >= BATCH_MEMBERS or self._batch_bytes >= BATCH_BYTES:
