@@ -89,3 +89,40 @@ def net_policy(mode: str, rules: tuple[str, ...]) -> NetPolicy:
         return NetPolicy.parse(mode, list(rules))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
+
+
+#: ``--limit`` names of one run besides the kernel's ``Limits`` fields (the same as --timeout and
+#: --max-output): the run ends, exit 124 or 125, with one line saying why.
+def _run_specs() -> dict:
+    from kernel.limits import LimitSpec
+
+    return {"timeout": LimitSpec("timeout", "seconds", True, "wall time of the run (exit 124)"),
+            "max_output": LimitSpec("max_output", "bytes", True,
+                                    "bytes of stdout + stderr of the run, cut there (exit 125)")}
+
+
+def limits_epilog() -> str:
+    """The ``--limit`` names for --help (click keeps a ``\\b`` paragraph as written)."""
+    from kernel.limits import limit_help
+
+    run = "\n".join(f"{s.name} ({s.unit}): {s.help}" for s in _run_specs().values())
+    return ("\b\n--limit NAME=VALUE (repeat; sizes 64K 1M 1G, counts 100 10k, times 30s 500ms 5m, "
+            "0 means 0, 'unlimited'):\n" + run + "\n" + limit_help())
+
+
+def parse_limits(pairs: tuple[str, ...]) -> tuple[dict[str, int | float | None], dict[str, int | float | None]]:
+    """``--limit`` values: ``(kernel limits, run limits)``; a bad name or value is one line
+    (exit 2) saying which."""
+    from cli.app import EXIT_USAGE, CliError
+    from kernel.limits import parse_limit
+
+    run_specs = _run_specs()
+    kernel: dict[str, int | float | None] = {}
+    run: dict[str, int | float | None] = {}
+    for text in pairs:
+        try:
+            name, value = parse_limit(text, run_specs)
+        except ValueError as err:
+            raise CliError(f"--limit: {err}", EXIT_USAGE) from None
+        (run if name in run_specs else kernel)[name] = value
+    return kernel, run

@@ -23,9 +23,10 @@ from typing import Any, NoReturn
 import click
 
 from cli.app import EXIT_USAGE, CliError, vfsfuse
-from cli.params import net_policy
+from cli.params import limits_epilog, net_policy, parse_limits
 from cli.paths import resolve_in_mount, resolve_inside, resolve_target
 from kernel.errors import KernelError
+from kernel.limits import Limits, with_values
 from kernel.net.policy import NetPolicy
 from vfsfuse.daemon import control
 from vfsfuse.storage.store import is_store
@@ -38,6 +39,7 @@ class _Local:
     store: str
     cwd: str | None
     net: NetPolicy | None = None
+    limits: Limits | None = None
     thread: threading.Thread | None = None
     error: BaseException | None = None
     resolved_cwd: list[str] = field(default_factory=list)
@@ -55,7 +57,7 @@ class _Local:
         from vfsfuse.daemon.sessions import local_kernel
 
         async def main() -> None:
-            async with local_kernel(self.store, net=self.net) as kernel:
+            async with local_kernel(self.store, net=self.net, limits=self.limits) as kernel:
                 stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
                 cwd = None
                 if self.cwd is not None:
@@ -83,10 +85,11 @@ async def _inside_dir(fs: Any, path: str) -> str:
     return inside.path
 
 
-def _open(target_arg: str, cwd: str | None,
-          net: NetPolicy | None = None) -> tuple[control.ControlClient, _Local | None, str | None]:
+def _open(target_arg: str, cwd: str | None, net: NetPolicy | None = None,
+          limits: dict[str, Any] | None = None) -> tuple[control.ControlClient, _Local | None, str | None]:
     """Connect to what *target_arg* names; ``(client, local kernel or None, cwd for the request)``.
-    *net*: the policy of a kernel booted here (a mount's is fixed when it is mounted)."""
+    *net*: the policy of a kernel booted here (a mount's is fixed when it is mounted); *limits*:
+    ``--limit`` values, the limits of a kernel booted here (a mount's session sends them itself)."""
     target = resolve_target(target_arg)
     if net is not None and target.mount is not None:
         raise CliError(f"{target.mount} is mounted: its network policy was set by 'vfsfuse mount --net' "
@@ -108,7 +111,7 @@ def _open(target_arg: str, cwd: str | None,
         else:
             sock = control.socket_for_mount(target.mount)
         return control.ControlClient.connect(sock), None, wd
-    local = _Local(target.unmounted_store, cwd, net)
+    local = _Local(target.unmounted_store, cwd, net, with_values(Limits(), limits) if limits else None)
     return local.connect(), local, None
 
 
@@ -143,7 +146,11 @@ def _daemon_gone(local: _Local | None) -> KernelError:
 
 # ------------------------------------------------------------------ exec
 
-@vfsfuse.command("exec", context_settings={"ignore_unknown_options": False})
+_LIMIT_HELP = ("NAME=VALUE: a limit (repeat; names below). STORE: the in-process kernel's; "
+               "MOUNTPOINT: this session's, at most the mount's")
+
+
+@vfsfuse.command("exec", context_settings={"ignore_unknown_options": False}, epilog=limits_epilog())
 @click.argument("target", metavar="MOUNTPOINT|STORE")
 @click.argument("script", metavar="-- SCRIPT")
 @click.option("--timeout", type=float, default=None, metavar="S", help="kill the script after S seconds (exit 124)")
@@ -154,21 +161,30 @@ def _daemon_gone(local: _Local | None) -> KernelError:
 @click.option("--net", "net_mode", type=click.Choice(["none", "loopback", "allow"]), default=None,
               help="STORE only: the in-process kernel's network (default none; see vfsfuse mount --help)")
 @click.option("--allow", "net_rules", multiple=True, metavar="RULE", help="with --net allow: a rule (repeat)")
+@click.option("--limit", "limit_pairs", multiple=True, metavar="NAME=VALUE", help=_LIMIT_HELP)
 def exec_cmd(target: str, script: str, timeout: float | None, max_output: int | None,
-             env_pairs: tuple[str, ...], cwd: str | None, net_mode: str | None, net_rules: tuple[str, ...]) -> None:
+             env_pairs: tuple[str, ...], cwd: str | None, net_mode: str | None, net_rules: tuple[str, ...],
+             limit_pairs: tuple[str, ...]) -> None:
     """Run SCRIPT with the sandbox's bash; its status is ours.
 
     stdin, stdout and stderr are passed through; the script sees the sandbox's own
     environment (never the host's) plus --env.  Example: vfsfuse exec mnt -- 'ls / | wc -l'
     """
     env = _parse_env(env_pairs)
-    _run_script(target, cwd, _net(net_mode, net_rules),
-                {"script": script, "env": env, "timeout": timeout, "max_output": max_output})
+    limits, run = parse_limits(limit_pairs)
+    if timeout is not None:
+        run["timeout"] = timeout
+    if max_output is not None:
+        run["max_output"] = max_output
+    _run_script(target, cwd, _net(net_mode, net_rules), {"script": script, "env": env, **run}, limits)
 
 
-def _run_script(target: str, cwd: str | None, net: NetPolicy | None, request: dict) -> NoReturn:
-    """Run one script (``request``: script, env, limits) with our stdio; exit with its status."""
-    client, local, wd = _open(target, cwd, net)
+def _run_script(target: str, cwd: str | None, net: NetPolicy | None, request: dict,
+                limits: dict[str, Any]) -> NoReturn:
+    """Run one script (``request``: script, env, run limits) with our stdio; exit with its status."""
+    client, local, wd = _open(target, cwd, net, limits)
+    if local is None and limits:
+        request["limits"] = limits
     try:
         client.send_json({"op": "exec", **request, "cwd": wd, "stdin": True})
         code = _exec_loop(client, local)
@@ -229,15 +245,18 @@ class _Hangup(Exception):
     """SIGTERM/SIGHUP to the client: leave through the terminal-restoring path."""
 
 
-@vfsfuse.command("shell")
+@vfsfuse.command("shell", epilog=limits_epilog())
 @click.argument("target", metavar="MOUNTPOINT|STORE")
 @click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="add to the sandbox's environment")
 @click.option("--cwd", default=None, metavar="DIR", help="directory inside the sandbox to start in")
 @click.option("--net", "net_mode", type=click.Choice(["none", "loopback", "allow"]), default=None,
               help="STORE only: the in-process kernel's network (default none; see vfsfuse mount --help)")
 @click.option("--allow", "net_rules", multiple=True, metavar="RULE", help="with --net allow: a rule (repeat)")
+@click.option("--limit", "limit_pairs", multiple=True, metavar="NAME=VALUE", help=_LIMIT_HELP)
+@click.option("--timeout", type=float, default=None, metavar="S",
+              help="commands from a pipe or file only: end the shell after S seconds (exit 124)")
 def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None, net_mode: str | None,
-              net_rules: tuple[str, ...]) -> None:
+              net_rules: tuple[str, ...], limit_pairs: tuple[str, ...], timeout: float | None) -> None:
     """An interactive sandbox shell on a kernel PTY.
 
     MOUNTPOINT attaches to the running mount (several shells may attach at once; their
@@ -245,17 +264,24 @@ def shell_cmd(target: str, env_pairs: tuple[str, ...], cwd: str | None, net_mode
     process.  The host terminal is raw while attached and restored on every exit.
     """
     env = _parse_env(env_pairs)
+    limits, run = parse_limits(limit_pairs)
+    if timeout is not None:
+        run["timeout"] = timeout
     if not os.isatty(sys.stdin.fileno()):
         # commands from a pipe or a file: a non-interactive shell reading them (as ssh does
         # without a terminal), not a PTY session whose line editor would race the input
-        _run_script(target, cwd, _net(net_mode, net_rules), {"script": "exec bash", "env": env})
+        _run_script(target, cwd, _net(net_mode, net_rules), {"script": "exec bash", "env": env, **run}, limits)
+    if run:
+        raise CliError(f"--limit {next(iter(run))} and --timeout are for a shell reading a pipe or a file "
+                       "(an interactive shell has no run to end)", EXIT_USAGE)
     term = os.environ.get("TERM")
     if term and term.replace("-", "").isalnum():
         env.setdefault("TERM", term)  # how to draw on this terminal: the one host value passed in
-    client, local, wd = _open(target, cwd, _net(net_mode, net_rules))
+    client, local, wd = _open(target, cwd, _net(net_mode, net_rules), limits)
     cols, rows = shutil.get_terminal_size((80, 24))
     try:
-        client.send_json({"op": "shell", "rows": rows, "cols": cols, "env": env, "cwd": wd})
+        client.send_json({"op": "shell", "rows": rows, "cols": cols, "env": env, "cwd": wd,
+                          **({"limits": limits} if local is None and limits else {})})
         code = _terminal_loop(client, local)
     finally:
         client.close()

@@ -7,7 +7,8 @@ keeps running.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import KernelError
@@ -70,6 +71,7 @@ class CommandBudget:
     stderr: Any = None                       # where the one line goes (a description)
     exceeded: str | None = None              # the message, once a limit was hit
     name: str = "sh"                         # the command's name, the prefix of that line
+    shell: "Limits | None" = None            # the command's own limits when a session lowered them
 
     def charge_cpu(self, seconds: float) -> str | None:
         self.cpu_used += seconds
@@ -147,3 +149,128 @@ class MemoryBudget:
 
     def release(self, nbytes: int) -> None:
         self.used = max(0, self.used - nbytes)
+
+
+# ------------------------------------------------------------------ limits by name (CLI, control socket)
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """How one ``Limits`` field is named and written on a command line.
+
+    *unit*: ``count``, ``bytes`` or ``seconds``; *per_command*: a session on a running kernel
+    may lower it for what it runs (the others are the kernel's, fixed when it boots)."""
+
+    name: str
+    unit: str
+    per_command: bool
+    help: str
+
+
+_SPECS = (
+    LimitSpec("max_processes", "count", False, "live processes in the kernel"),
+    LimitSpec("max_fds", "count", True, "open fds per process"),
+    LimitSpec("pipe_buffer", "bytes", False, "bytes one pipe buffers"),
+    LimitSpec("pty_buffer", "bytes", False, "bytes a PTY buffers per direction"),
+    LimitSpec("max_canon", "bytes", False, "PTY line length"),
+    LimitSpec("max_generated_bytes", "bytes", False, "memory of generated /proc contents"),
+    LimitSpec("max_sockets", "count", False, "sockets in the kernel"),
+    LimitSpec("max_sockets_per_process", "count", False, "sockets one process may create"),
+    LimitSpec("socket_buffer", "bytes", False, "bytes a socket's receive queue holds"),
+    LimitSpec("sh_function_depth", "count", True, "nested shell function calls"),
+    LimitSpec("sh_loop_iterations", "count", True, "loop iterations per shell process"),
+    LimitSpec("sh_commands", "count", True, "commands run per shell process"),
+    LimitSpec("sh_brace_words", "count", True, "words of one brace expansion"),
+    LimitSpec("sh_glob_results", "count", True, "pathnames of one glob"),
+    LimitSpec("sh_var_bytes", "bytes", True, "size of one variable, $( ) output or here-doc"),
+    LimitSpec("sh_parse_depth", "count", True, "parser nesting"),
+    LimitSpec("sh_subst_depth", "count", True, "nested $( )"),
+    LimitSpec("sh_script_bytes", "bytes", True, "size of one script"),
+    LimitSpec("cpu_seconds", "seconds", True, "CPU time of the command tree"),
+    LimitSpec("wall_seconds", "seconds", True, "wall time of the command tree"),
+    LimitSpec("file_bytes", "bytes", True, "bytes the tree writes to files"),
+    LimitSpec("output_bytes", "bytes", True, "bytes the tree writes to its stdout/stderr"),
+    LimitSpec("rlimit_cpu", "seconds", True, "RLIMIT_CPU of each process (SIGXCPU)"),
+    LimitSpec("rlimit_fsize", "bytes", True, "RLIMIT_FSIZE of each process (EFBIG)"),
+)
+LIMIT_SPECS: dict[str, LimitSpec] = {s.name: s for s in _SPECS}
+_OPTIONAL = frozenset(f for f, t in Limits.__annotations__.items() if "None" in str(t))
+_BYTE_UNITS: dict[str, float] = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_COUNT_UNITS: dict[str, float] = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+_TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "m": 60.0, "h": 3600.0}
+_VALUE_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-z]*)")
+
+
+def limit_help() -> str:
+    """One line per limit for ``--help``: its name, unit and what it bounds."""
+    return "\n".join(f"{s.name} ({s.unit}): {s.help}" for s in _SPECS)
+
+
+def parse_limit(text: str, extra: dict[str, LimitSpec] | None = None) -> tuple[str, int | float | None]:
+    """``NAME=VALUE`` -> (name, value): sizes take K/M/G (powers of 1024), counts k/M/G (powers
+    of 1000), times s/ms/m/h; ``unlimited`` is None; 0 means 0.  ValueError says what is wrong."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep:
+        raise ValueError(f"--limit wants NAME=VALUE, not {text!r}")
+    spec = LIMIT_SPECS.get(name) or (extra or {}).get(name)
+    if spec is None:
+        raise ValueError(f"unknown limit {name!r} (see --help for the names)")
+    word = raw.strip().lower()
+    if word in ("unlimited", "none", "inf"):
+        if name in LIMIT_SPECS and name not in _OPTIONAL:
+            raise ValueError(f"{name} cannot be unlimited")
+        return name, None
+    if spec.unit == "bytes" and word.endswith(("ib", "b")):
+        word = word[:-2] if word.endswith("ib") else word[:-1]
+    m = _VALUE_RE.fullmatch(word)
+    units: dict[str, float] = {"bytes": _BYTE_UNITS, "count": _COUNT_UNITS, "seconds": _TIME_UNITS}[spec.unit]
+    if m is None or m.group(2) not in units:
+        example = {"bytes": "4096, 64K, 1G", "count": "100, 10k", "seconds": "30, 2.5s, 500ms, 5m"}[spec.unit]
+        raise ValueError(f"{name}={raw}: not a {spec.unit} value (e.g. {example}, or unlimited)")
+    value = float(m.group(1)) * units[m.group(2)]
+    if spec.unit == "seconds":
+        return name, value
+    if value != int(value):
+        raise ValueError(f"{name}={raw}: not a whole number")
+    return name, int(value)
+
+
+def with_values(base: Limits, values: dict[str, Any]) -> Limits:
+    """*base* with the named fields replaced (names already checked by ``parse_limit``)."""
+    return replace(base, **values)
+
+
+def lowered(ceiling: Limits, values: dict[str, Any]) -> Limits:
+    """The limits of one command run on a kernel whose limits are *ceiling*: only per-command
+    limits may be named, and only lowered (KernelError says which and why)."""
+    for name, value in values.items():
+        spec = LIMIT_SPECS.get(name)
+        if spec is None:
+            raise KernelError("EINVAL", f"unknown limit {name!r}")
+        if not spec.per_command:
+            raise KernelError("EINVAL", f"{name} is the kernel's own: set it when mounting "
+                                        "(vfsfuse mount --limit), not per session")
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise KernelError("EINVAL", f"{name}: not a limit: {value!r}")
+        cap = getattr(ceiling, name)
+        if cap is not None and (value is None or value > cap):
+            shown = "unlimited" if value is None else _fmt(value)
+            raise KernelError("EPERM", f"{name}={shown} is above this kernel's limit ({_fmt(cap)}): "
+                                       "a session may only lower limits")
+    return replace(ceiling, **values)
+
+
+def lower_command(rl: ProcLimits, limits: Limits, now: float) -> None:
+    """Give a process the host just started (before it runs) *limits* for its command tree.
+    The wall limit needs the kernel's watchdog, so the caller enforces that one itself."""
+    b = rl.budget
+    if b is not None:
+        b.cpu_limit = limits.cpu_seconds
+        b.file_limit = limits.file_bytes
+        b.output_limit = limits.output_bytes
+        b.shell = limits
+        if limits.wall_seconds is not None:
+            b.wall_limit = limits.wall_seconds
+            b.deadline = now + max(0.0, limits.wall_seconds)
+    rl.rlimit_cpu = limits.rlimit_cpu
+    rl.rlimit_fsize = limits.rlimit_fsize

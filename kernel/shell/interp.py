@@ -198,6 +198,15 @@ class Limits:
         self.script_bytes = g(kl, "sh_script_bytes", 64 << 20)
 
 
+def _command_limits(ctx: Any) -> Any:
+    """The limits of the command this shell runs in: a session may have lowered the kernel's
+    (``kernel.limits.lower_command``); the budget is the command tree's, shared by its processes."""
+    rl = getattr(ctx, "_rl", None)
+    budget = getattr(rl, "budget", None)
+    own = getattr(budget, "shell", None)
+    return own if own is not None else ctx.kernel.limits
+
+
 #: Commands between two looks at the time slice (see ``Shell._tick``).
 _YIELD_EVERY = 16
 
@@ -221,7 +230,7 @@ class Shell(Expander):
         self.ctx = ctx
         self.st = st
         self.name = name
-        self.limits = Limits(ctx.kernel.limits)
+        self.limits = Limits(_command_limits(ctx))
         self.counters = Counters()
         self._arith = ArithAdapter(self)
         self.errexit_off = 0        # >0 while in a condition / && || / ! context

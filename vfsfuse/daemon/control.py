@@ -8,8 +8,8 @@ checked: only the user who mounted, or root, is served.
 Wire format: frames of ``type (1 byte) + length (4 bytes, big-endian) + payload``.
 
 - ``J``: a JSON object.  The client's first frame is the request: ``{"op": "exec", "script",
-  "env", "cwd", "timeout", "max_output", "stdin"}``, ``{"op": "shell", "rows", "cols", "env",
-  "cwd"}``, ``{"op": "session", "env", "cwd"}`` (then ``{"op": "run", "script", "timeout",
+  "env", "cwd", "timeout", "max_output", "limits", "stdin"}``, ``{"op": "shell", "rows", "cols",
+  "env", "cwd", "limits"}``, ``{"op": "session", "env", "cwd", "limits"}`` (then ``{"op": "run", "script", "timeout",
   "max_output"}`` frames, one after another), ``{"op": "read_file", "path"}``, ``{"op":
   "write_file", "path", "mode"}`` (followed by one ``D`` frame).  Later ``J`` frames from the
   client: ``{"op": "resize", "rows", "cols"}``.  From the daemon: ``{"exit": N, ...}`` ends a run,
@@ -123,11 +123,25 @@ class _Conn:
         await self.send(STDOUT if stream == 1 else STDERR, data)
 
 
-def _limits(req: dict[str, Any]) -> "sessions.RunLimits":
+def _limits(req: dict[str, Any], kernel: Kernel) -> "sessions.RunLimits":
     from vfsfuse.daemon import sessions
 
     t, m = req.get("timeout"), req.get("max_output")
-    return sessions.RunLimits(float(t) if t is not None else None, int(m) if m is not None else None)
+    return sessions.RunLimits(float(t) if t is not None else None, int(m) if m is not None else None,
+                              _command_limits(req, kernel))
+
+
+def _command_limits(req: dict[str, Any], kernel: Kernel) -> Any:
+    """The request's ``limits`` (``{name: number or null}``): the kernel's own, lowered for
+    this run or session; the daemon's limits are the ceiling (a session may not raise them)."""
+    from kernel.limits import lowered
+
+    values = req.get("limits")
+    if not values:
+        return None
+    if not isinstance(values, dict):
+        raise KernelError("EINVAL", "limits must be an object")
+    return lowered(kernel.limits, {str(k): v for k, v in values.items()})
 
 
 def _env(req: dict[str, Any]) -> dict[str, str]:
@@ -202,7 +216,7 @@ async def _exec(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
     ^C) takes its script with it."""
     from vfsfuse.daemon import sessions
 
-    limits = _limits(req)
+    limits = _limits(req, kernel)
     send_in, recv_in = trio.open_memory_channel[bytes](16)
     gone = trio.Event()
 
@@ -253,7 +267,7 @@ async def _shell(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
     from vfsfuse.daemon import sessions
 
     term = await sessions.open_shell(kernel, rows=int(req.get("rows") or 24), cols=int(req.get("cols") or 80),
-                                     env=_env(req), cwd=req.get("cwd"))
+                                     env=_env(req), cwd=req.get("cwd"), limits=_command_limits(req, kernel))
     try:
         async with trio.open_nursery() as n:
             async def keys() -> None:
@@ -285,7 +299,7 @@ async def _session(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
     from vfsfuse.daemon import sessions
 
     sess = sessions.ShellSession(kernel)
-    await sess.start(env=_env(req), cwd=req.get("cwd"))
+    await sess.start(env=_env(req), cwd=req.get("cwd"), limits=_command_limits(req, kernel))
     await conn.send_json({"ready": True})
     send_req, recv_req = trio.open_memory_channel[dict[str, Any]](64)
 
@@ -306,8 +320,8 @@ async def _session(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
 
             n.start_soon(gone)
             async for msg in recv_req:
-                limits = _limits(msg)
                 try:
+                    limits = _limits(msg, kernel)
                     outcome = await sess.run(str(msg["script"]), conn.emit, limits)
                 except KernelError as err:
                     await conn.send_json({"error": str(err)})

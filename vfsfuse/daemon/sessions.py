@@ -22,7 +22,7 @@ from kernel import signals as S
 from kernel.errors import KernelError
 from kernel.fdtable import OpenFileDescription
 from kernel.kernel import DEVNULL, PIPE, HostFile, Kernel, TerminalHandle
-from kernel.limits import Limits
+from kernel.limits import Limits, lower_command
 from kernel.net.policy import NetPolicy
 from kernel.process import Process, shell_code
 
@@ -38,10 +38,28 @@ Emit = Callable[[int, bytes], Awaitable[None]]  # (1 or 2, bytes) -> sent on
 
 @dataclass
 class RunLimits:
-    """Per-call limits: wall-clock seconds and bytes of stdout + stderr (None: unlimited; 0 means 0)."""
+    """Per-call limits: wall-clock seconds and bytes of stdout + stderr (None: unlimited; 0 means 0);
+    *command*: the kernel's limits lowered for this run (``kernel.limits.lowered``), or None."""
 
     timeout: float | None = None
     max_output: int | None = None
+    command: Limits | None = None
+
+    def deadline(self) -> float:
+        """Seconds the run may take: the timeout, or a lowered wall limit if that is shorter."""
+        t = self.timeout if self.timeout is not None else float("inf")
+        if self.command is not None and self.command.wall_seconds is not None:
+            t = min(t, self.command.wall_seconds)
+        return t
+
+
+def apply_command_limits(proc: Process, limits: Limits | None) -> None:
+    """Give a process just started from the host (it has not run yet) a session's lowered
+    limits: its command budget, its rlimits, its fd table, the shell's own limits."""
+    if limits is None or proc.rlimits is None:
+        return
+    lower_command(proc.rlimits, limits, trio.current_time())
+    proc.fds.max_fds = min(proc.fds.max_fds, limits.max_fds)
 
 
 @dataclass
@@ -186,6 +204,7 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
     wd = await check_cwd(kernel, cwd)
     h = await kernel.spawn([SHELL, "-c", script], stdin=PIPE if stdin is not None else await _devnull(kernel),
                            stdout=PIPE, stderr=PIPE, env=sandbox_env(kernel, env), cwd=wd)
+    apply_command_limits(h.proc, lim.command)
     meter = _Meter(emit, lim.max_output)
     timed_out = False
     try:
@@ -201,7 +220,7 @@ async def run_script(kernel: Kernel, script: str, emit: Emit, *, env: dict[str, 
 
             if lim.max_output is not None:
                 n.start_soon(limit_watch)
-            with trio.move_on_after(lim.timeout if lim.timeout is not None else float("inf")) as scope:
+            with trio.move_on_after(lim.deadline()) as scope:
                 status = await h.wait()
             if scope.cancelled_caught:
                 timed_out = True
@@ -230,7 +249,7 @@ def _outcome(code: int, timed_out: bool, meter: _Meter, lim: RunLimits) -> RunOu
 def limit_message(outcome: RunOutcome, limits: RunLimits) -> bytes:
     """The one line a limit adds to stderr."""
     if outcome.timed_out:
-        return f"vfsfuse: timeout: the script ran longer than {limits.timeout:g} s and was killed\n".encode()
+        return f"vfsfuse: timeout: the script ran longer than {limits.deadline():g} s and was killed\n".encode()
     if outcome.output_limited:
         return (f"vfsfuse: output limit: the script wrote more than {limits.max_output} bytes "
                 "and was killed\n").encode()
@@ -240,10 +259,13 @@ def limit_message(outcome: RunOutcome, limits: RunLimits) -> bytes:
 # ------------------------------------------------------------------ terminals
 
 async def open_shell(kernel: Kernel, *, rows: int, cols: int, env: dict[str, str] | None = None,
-                     cwd: str | None = None) -> TerminalHandle:
-    """An interactive shell on a new kernel PTY, session leader with the PTY as its terminal."""
+                     cwd: str | None = None, limits: Limits | None = None) -> TerminalHandle:
+    """An interactive shell on a new kernel PTY, session leader with the PTY as its terminal;
+    *limits*: the kernel's lowered for this session (see ``apply_command_limits``)."""
     wd = await check_cwd(kernel, cwd)
-    return await kernel.open_terminal([SHELL], rows=rows, cols=cols, env=env, cwd=wd)
+    term = await kernel.open_terminal([SHELL], rows=rows, cols=cols, env=env, cwd=wd)
+    apply_command_limits(term.proc, limits)
+    return term
 
 
 async def pump_terminal(term: TerminalHandle, emit: Emit) -> int:
@@ -284,7 +306,8 @@ class ShellSession:
         self.ended = False
         self._active: _Request | None = None
 
-    async def start(self, *, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+    async def start(self, *, env: dict[str, str] | None = None, cwd: str | None = None,
+                    limits: Limits | None = None) -> None:
         self._send, self._recv = trio.open_memory_channel(1)
         wd = await check_cwd(self.kernel, cwd)
         stdio: dict[int, OpenFileDescription] = {}
@@ -299,6 +322,7 @@ class ShellSession:
         full_env.setdefault("PWD", wd)
         self.proc = self.kernel.spawn_process([SHELL], parent=None, env=full_env, cwd=wd, stdio=stdio,
                                               program=self._program, exe=f"/bin/{SHELL}")
+        apply_command_limits(self.proc, limits)
 
     async def _program(self, ctx: object) -> int:
         """The session's process: a shell that takes its scripts from the host, not from stdin."""
@@ -330,7 +354,7 @@ class ShellSession:
             n.start_soon(_pump, self.out, 1, meter)
             n.start_soon(_pump, self.err, 2, meter)
             await self._send.send(req)
-            with trio.move_on_after(lim.timeout if lim.timeout is not None else float("inf")) as scope:
+            with trio.move_on_after(lim.deadline()) as scope:
                 async with trio.open_nursery() as w:
                     async def on_limit() -> None:
                         await meter.tripped.wait()
