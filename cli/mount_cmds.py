@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import click
 
-from cli.app import vfsfuse
-from cli.params import SIZE, net_policy
+from cli.app import EXIT_USAGE, CliError, vfsfuse
+from cli.params import SIZE, limits_epilog, net_policy, parse_limits
 
 MOUNT_EPILOG = """\b
 Exit codes:
@@ -49,7 +49,7 @@ Exit codes:
        EIO       the daemon did not shut down cleanly (see its log)
 """
 
-@vfsfuse.command("mount", epilog=MOUNT_EPILOG)
+@vfsfuse.command("mount", epilog=MOUNT_EPILOG + "\n\n" + limits_epilog(run_limits=False))
 @click.argument("paths", nargs=-1, required=True, metavar="STORE MOUNTPOINT")
 @click.option("--foreground", "-f", is_flag=True, help="Serve in this process (for systemd and tests).")
 @click.option("--allow-other", is_flag=True,
@@ -95,11 +95,15 @@ Exit codes:
               help="With --net allow: [tcp:|udp:]ADDR[/LEN][:PORT[-PORT]] the sandbox may connect to "
                    "(names resolve through the policy), or publish:PORT to make a sandbox listener "
                    "reachable on the host's 127.0.0.1. Repeat for more.")
+@click.option("--limit", "limit_pairs", multiple=True, metavar="NAME=VALUE",
+              help="A limit of the sandbox's kernel (repeat; names below); sessions may lower the "
+                   "per-command ones (vfsfuse exec --limit), never raise them.")
 @click.option("--no-kernel", is_flag=True, hidden=True, help="Serve the store alone, without /dev and /proc.")
 def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, read_only: bool,
                   cache_size: int, log_level: str, memory: bool, memory_size: int | None, shm_size: int,
                   writeback_cache: bool, workers: int, poll_us: int, fast_wakeups: bool, direct_io: bool,
-                  allow_shared_store: bool, net_mode: str, net_rules: tuple[str, ...], no_kernel: bool) -> None:
+                  allow_shared_store: bool, net_mode: str, net_rules: tuple[str, ...],
+                  limit_pairs: tuple[str, ...], no_kernel: bool) -> None:
     """Mount STORE on MOUNTPOINT with FUSE.
 
     Runs a daemon in the background and returns once the mount is ready (or
@@ -119,12 +123,15 @@ def mount_command(paths: tuple[str, ...], foreground: bool, allow_other: bool, r
             raise click.UsageError("give STORE and MOUNTPOINT")
         store, mountpoint = paths
     net_policy(net_mode, net_rules)  # a bad rule is a usage error here, before any daemon
+    limits, run = parse_limits(limit_pairs)
+    if run:
+        raise CliError(f"--limit: {next(iter(run))} is per run: give it to vfsfuse exec", EXIT_USAGE)
     config = MountConfig(mountpoint=mountpoint, store=store, memory=memory, allow_other=allow_other,
                          read_only=read_only, cache_bytes=cache_size, log_level=log_level.upper(),
                          use_kernel=not no_kernel, writeback_cache=writeback_cache, workers=workers,
                          poll_us=poll_us, fast_wakeups=fast_wakeups, direct_io=direct_io,
                          shm_bytes=shm_size, allow_shared_store=allow_shared_store,
-                         net_mode=net_mode, net_rules=net_rules,
+                         net_mode=net_mode, net_rules=net_rules, limits=tuple(limits.items()),
                          memory_bytes=(memory_size or half_of_memory()) if memory else None)
     check_store_config(config)  # here too, so a refused store does not even get a daemon log
     if foreground:

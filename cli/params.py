@@ -101,13 +101,14 @@ def _run_specs() -> dict:
                                     "bytes of stdout + stderr of the run, cut there (exit 125)")}
 
 
-def limits_epilog() -> str:
-    """The ``--limit`` names for --help (click keeps a ``\\b`` paragraph as written)."""
+def limits_epilog(run_limits: bool = True) -> str:
+    """The ``--limit`` names for --help (click keeps a ``\\b`` paragraph as written);
+    *run_limits*: list those of one run too (exec and shell, not mount)."""
     from kernel.limits import limit_help
 
-    run = "\n".join(f"{s.name} ({s.unit}): {s.help}" for s in _run_specs().values())
+    run = "\n".join(f"{s.name} ({s.unit}): {s.help}" for s in _run_specs().values()) if run_limits else ""
     return ("\b\n--limit NAME=VALUE (repeat; sizes 64K 1M 1G, counts 100 10k, times 30s 500ms 5m, "
-            "0 means 0, 'unlimited'):\n" + run + "\n" + limit_help())
+            "0 means 0, 'unlimited'):\n" + (run + "\n" if run else "") + limit_help())
 
 
 def parse_limits(pairs: tuple[str, ...]) -> tuple[dict[str, int | float | None], dict[str, int | float | None]]:

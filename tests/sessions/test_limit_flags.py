@@ -118,3 +118,30 @@ def test_kernel_wide_limits_on_a_store(store, host_env):
     assert b"fork: Resource temporarily unavailable" in r.stderr, r.stderr
     r = _exec(store, host_env, "pipe_buffer=1K", script="ulimit -p")
     assert r.stdout == b"2\n", r.stderr  # ulimit -p counts 512-byte blocks
+
+
+@pytest.mark.mount
+def test_mount_limits_are_the_daemons_ceilings(store, new_mount, host_env):
+    mnt = new_mount("--limit", "sh_loop_iterations=4", "--limit", "max_processes=6",
+                    "--limit", "output_bytes=1M", store=store).path
+    r = _exec(mnt, host_env, script="for i in 1 2 3 4 5; do echo $i; done")
+    assert (r.returncode, r.stdout) == (2, b"1\n2\n3\n4\n"), r.stderr
+    assert "maximum loop iterations exceeded (4)" in r.stderr.decode()
+    # a session lowers it further, and may not raise it
+    r = _exec(mnt, host_env, "sh_loop_iterations=2", script="for i in 1 2 3; do echo $i; done")
+    assert r.stdout == b"1\n2\n"
+    r = _exec(mnt, host_env, "sh_loop_iterations=5", script="echo no")
+    assert r.returncode == 8 and _err_lines(r)[0].startswith("vfsfuse: EPERM: sh_loop_iterations=5 is above")
+    r = _exec(mnt, host_env, "output_bytes=unlimited", script="echo no")
+    assert r.returncode == 8 and "EPERM" in r.stderr.decode()
+    r = _exec(mnt, host_env, script="(sleep 1 & sleep 1 & sleep 1 & sleep 1 & sleep 1 & sleep 1 & wait)")
+    assert b"fork: Resource temporarily unavailable" in r.stderr, r.stderr
+
+
+def test_mount_usage_errors_for_limits(store, host_env, tmp_path):
+    r = run_cli("mount", "--limit", "nosuch=1", store, str(tmp_path), env=host_env)
+    assert r.returncode == 2 and r.stderr.decode().strip() == \
+        "vfsfuse: --limit: unknown limit 'nosuch' (see --help for the names)"
+    r = run_cli("mount", "--limit", "timeout=1", store, str(tmp_path), env=host_env)
+    assert r.returncode == 2 and r.stderr.decode().strip() == \
+        "vfsfuse: --limit: timeout is per run: give it to vfsfuse exec"

@@ -49,6 +49,7 @@ class MountConfig:
     allow_shared_store: bool = False  # mount a store other users can read (see check_private)
     net_mode: str = "none"  # the sandbox's network policy (kernel/net/policy.py): none, loopback, allow
     net_rules: tuple[str, ...] = ()  # with "allow": rules and publish:PORT
+    limits: tuple[tuple[str, int | float | None], ...] = ()  # --limit: the kernel's (kernel/limits.py)
 
     def __post_init__(self) -> None:
         self.mountpoint = os.path.abspath(self.mountpoint)

@@ -250,12 +250,14 @@ class Daemon:
         """The filesystem to serve: the sandbox kernel's mount table, or the bare store."""
         if not self.config.use_kernel:
             return vfs
+        from kernel.limits import Limits, with_values
         from kernel.net.policy import NetPolicy
         from vfsfuse.daemon.sandbox import boot_sandbox
 
         sandbox = await boot_sandbox(vfs, nursery, read_only=self.config.read_only,
                                      shm_bytes=self.config.shm_bytes, mountpoint=self.config.mountpoint,
-                                     net=NetPolicy.parse(self.config.net_mode, self.config.net_rules))
+                                     net=NetPolicy.parse(self.config.net_mode, self.config.net_rules),
+                                     limits=with_values(Limits(), dict(self.config.limits)))
         self.kernel, self.invalidator = sandbox.kernel, sandbox.invalidator
         return sandbox.fuse_table
 
