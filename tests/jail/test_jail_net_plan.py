@@ -44,10 +44,10 @@ def test_bwrap_waits_for_the_daemon_in_none_and_allow(policy, blocks, monkeypatc
     monkeypatch.setattr(jail_net, "can_enter", lambda: True)
     net = jail_net.JailNet.plan(spec(policy))
     try:
-        assert (net.bwrap_options()[:1] == ["--block-fd"]) == blocks
+        assert (net.options[:1] == ["--block-fd"]) == blocks
         assert len(net.child_fds()) == len(net.parent_fds()) == int(blocks)
         if blocks:
-            assert net.bwrap_options()[1] == str(net.child_fds()[0])
+            assert net.options[1] == str(net.child_fds()[0])
     finally:
         for fd in net.child_fds():
             os.close(fd)
@@ -84,7 +84,7 @@ def test_an_unprivileged_daemon_leaves_none_a_private_loopback_and_says_so_once(
     with caplog.at_level(logging.INFO, logger="vfsfuse.daemon.jail"):
         for _ in range(3):
             net = jail_net.JailNet.plan(spec(NetPolicy.none()))
-            assert net.bwrap_options() == [] and net.child_fds() == []
+            assert net.options == [] and net.child_fds() == []
     said = [r for r in caplog.records if "cannot take a jail's loopback down" in r.getMessage()]
     assert len(said) == 1
 

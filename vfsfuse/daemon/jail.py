@@ -447,7 +447,7 @@ class JailLauncher:
             keep.append(info_r)
             mine.append(info_w)
             args_fd = _memfd("jail-args", b"\0".join(
-                a.encode() for a in bwrap_args(spec, root_fd, seccomp_fd, info_w)) + b"\0")
+                a.encode() for a in net.options + bwrap_args(spec, root_fd, seccomp_fd, info_w)) + b"\0")
             mine.append(args_fd)
             out_w: int | None = None
             if spec.terminal:
@@ -479,8 +479,8 @@ class JailLauncher:
                         out_w = w
                     else:
                         streams.stderr = stream
-            argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd),
-                    *net.bwrap_options(), "--", spec.path, *spec.argv[1:]]
+            argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd), "--",
+                    spec.path, *spec.argv[1:]]
             root = os.geteuid() == 0
             popen = subprocess.Popen(
                 argv, stdin=child_stdio[0], stdout=child_stdio[1], stderr=child_stdio[2],

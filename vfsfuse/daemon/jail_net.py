@@ -203,7 +203,9 @@ class JailNet:
             net.block_r, net.block_w = os.pipe2(os.O_CLOEXEC)
         return net
 
-    def bwrap_options(self) -> list[str]:
+    @property
+    def options(self) -> list[str]:
+        """bwrap's options for this plan."""
         return ["--block-fd", str(self.block_r)] if self.block_r is not None else []
 
     def child_fds(self) -> list[int]:
