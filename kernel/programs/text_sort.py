@@ -3,9 +3,11 @@
 Lines become Python sort keys once (a tuple per line: one entry per ``-k`` key, then the whole
 line as GNU's last-resort comparison unless ``-s``/``-u``), so the comparison loop is the C one
 of ``list.sort``.  Only when keys sort in different directions, or ``-V`` is involved, does a
-comparator run (``cmp_to_key``).  Input past the memory bound (64 MiB of lines) is sorted in
-runs written to temporary files under ``/tmp`` (or ``-T``) and merged back with a heap, so sort
-works on inputs bigger than the sandbox wants to hold.
+comparator run (``cmp_to_key``).  The sorting itself goes in bounded steps (text_sort_steps)
+so the event loop, and the mount it serves, is never held for long.  Input past the memory
+bound (64 MiB of lines) is sorted in runs written to temporary files under ``/tmp`` (or
+``-T``) and merged back a block at a time, so sort works on inputs bigger than the sandbox
+wants to hold.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from kernel.errors import KernelError
 from kernel.programs.common import CHUNK, Reader, Writer
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import fsencode, quote, strerror
+from kernel.programs.text_sort_steps import KMerge, Plan, Steps, sorted_pieces
 from kernel.syscalls import O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY
 
 SORT = Spec(
@@ -76,8 +79,8 @@ MEMORY_BOUND = 64 << 20
 _LINE_OVERHEAD = 96
 
 _BLANKS = b" \t"
-#: Lines from which sorting goes to a worker thread (below, the hand-off costs more than it frees).
-_SORT_IN_THREAD = 20_000
+#: Bytes read from a temporary run at a time while merging.
+_RUN_BLOCK = 4 * CHUNK
 
 
 class SortError(Exception):
@@ -502,15 +505,17 @@ class _Order:
         r = (a > b) - (a < b)
         return -r if self.reverse else r
 
-    def sort(self, lines: list[bytes]) -> None:
+    def plan(self) -> Plan:
+        """What the bounded-step sort works on: the lines themselves when the whole line,
+        compared as bytes, is the key; else (key, line) pairs, a cmp's key where needed."""
         if self.needs_cmp:
-            lines.sort(key=functools.cmp_to_key(self.compare))
-            return
-        kf = self.keyfunc()
-        if kf is None:
-            lines.sort(reverse=self.all_reversed)
-        else:
-            lines.sort(key=kf, reverse=self.all_reversed)
+            return Plan(functools.cmp_to_key(self.compare), False)
+        k = self.keys[0]
+        if len(self.keys) == 1 and self.whole_line and not (
+            k.fold or k.dictionary or k.nonprinting or k.kind
+        ):
+            return Plan(None, self.all_reversed)  # `sort`, `sort -r`, `sort -u`: no key at all
+        return Plan(self.keyfunc(), self.all_reversed, key_ends_with_line=self.last_resort)
 
     def merge_key(self) -> Callable[[bytes], Any]:
         """A key for the k-way merge where smaller always comes first (reversal folded in)."""
@@ -641,13 +646,12 @@ async def prog_sort(ctx: Any) -> int:
     tmpdir = args.get("temporary_directory") or ctx.getenv("TMPDIR") or "/tmp"
     sorter = _Sorter(ctx, order, delim, bool(args.get("unique")), tmpdir)
     try:
+        merged = None
         if args.get("merge"):
-            runs = [_RunReader(ctx, fd, delim) for _, fd in fds]
-            result = sorter.merge_iter(runs)
+            merged = _Merge([_RunReader(ctx, fd, delim) for _, fd in fds], order, delim)
         else:
             for name, fd in fds:
                 await sorter.feed(name, fd)
-            result = await sorter.finish()
         out_name = args.get("output")
         out_fd = 1
         if out_name is not None and out_name != "-":
@@ -656,7 +660,10 @@ async def prog_sort(ctx: Any) -> int:
             except KernelError as e:
                 return await fail(f"open failed: {out_name}: {strerror(e)}")
         out = Writer(ctx, out_fd)
-        await sorter.emit(result, out)
+        if merged is not None:
+            await sorter.emit_merge(merged, out)
+        else:
+            await sorter.output(out)
         await out.flush()
         if out_fd != 1:
             await ctx.close(out_fd)
@@ -694,8 +701,15 @@ class _RunReader:
 
 
 class _Sorter:
+    """The lines read, sorted in bounded steps (text_sort_steps) with a preempt point after
+    each; past the memory bound, sorted runs go to temporary files and are merged back from
+    blocks read in turn, in steps of the same size."""
+
     def __init__(self, ctx: Any, order: _Order, delim: bytes, unique: bool, tmpdir: str) -> None:
         self.ctx, self.order, self.delim, self.unique, self.tmpdir = ctx, order, delim, unique, tmpdir
+        self.plan = order.plan()
+        self.steps = Steps()
+        self.key_steps = Steps()
         self.lines: list[bytes] = []
         self.size = 0
         self.temps: list[str] = []
@@ -728,69 +742,95 @@ class _Sorter:
             self.lines.append(rest)
             self.size += len(rest)
 
-    async def _sort_held(self) -> None:
-        """Sort the held lines; a big sort runs off the event loop (ctx.compute), so the mount
-        keeps answering while it runs (one list.sort of 50 MB is about a second)."""
-        if len(self.lines) < _SORT_IN_THREAD:
-            self.order.sort(self.lines)
-        else:
-            await self.ctx.compute(self.order.sort, self.lines)
+    async def _decorate(self, lines: list[bytes]) -> list[Any]:
+        """The items to sort: each line's key computed once, a bounded batch at a time."""
+        plan = self.plan
+        if plan.key is None:
+            return lines
+        items: list[Any] = []
+        steps, i = self.key_steps, 0
+        while i < len(lines):
+            steps.start()
+            batch = plan.decorate(lines[i : i + steps.items])
+            items.extend(batch)
+            steps.done(len(batch))
+            i += len(batch)
+            await self.ctx.preempt_point()
+        return items
+
+    def _put(self, out: Writer) -> Callable[[list[Any]], Awaitable[None]]:
+        """Writes pieces of sorted items to *out* (with -u, the first of each equal run only)."""
+        plan, delim = self.plan, self.delim
+        key = plan.item_key
+        prev: list[Any] = []  # the last key written, across pieces
+
+        async def put(items: list[Any]) -> None:
+            if self.unique:
+                kept = []
+                p = prev[0] if prev else _NONE
+                for it in items:
+                    k = key(it)
+                    if p is _NONE or k != p:
+                        kept.append(it)
+                        p = k
+                prev[:] = [p]
+                items = kept
+            if items:
+                await out.write(delim.join(plan.lines(items)) + delim)
+
+        return put
+
+    async def _sort_held(self, put: Callable[[list[Any]], Awaitable[None]]) -> None:
+        items = await self._decorate(self.lines)
+        self.lines, self.size = [], 0
+        for piece in sorted_pieces(items, self.plan, self.steps):
+            if piece:
+                await put(piece)
+            await self.ctx.preempt_point()
 
     async def spill(self) -> None:
         """Sort what is held and write it as a run to a temporary file."""
-        await self._sort_held()
         name = f"{self.tmpdir.rstrip('/')}/sort{secrets.token_hex(6)}"
         fd = await self.ctx.open(name, O_RDWR | O_CREAT | O_EXCL, 0o600)
         self.temps.append(name)
         out = Writer(self.ctx, fd)
-        for line in self._unique(self.lines):
-            await out.write(line + self.delim)
+        await self._sort_held(self._put(out))
         await out.flush()
         await self.ctx.close(fd)
-        self.lines = []
-        self.size = 0
 
-    def _unique(self, lines: list[bytes]):
-        if not self.unique:
-            return lines
-        if not lines:
-            return lines
-        kf = None if self.order.needs_cmp else self.order.keyfunc()
-        if kf is None and not self.order.needs_cmp:
-            keys = lines  # the whole line is the key
-        elif kf is not None:
-            keys = list(map(kf, lines))
-        else:
-            out = []
-            prev = None
-            for line in lines:
-                if prev is not None and self.order.compare_keys(prev, line) == 0:
-                    continue
-                out.append(line)
-                prev = line
-            return out
-        # keep the first of each run of equal keys, comparing neighbours in one pass
-        return [lines[0]] + [ln for ln, a, b in zip(lines[1:], keys, keys[1:]) if a != b]
-
-    async def finish(self) -> Any:
+    async def output(self, out: Writer) -> None:
+        """Everything fed, sorted, to *out*."""
+        put = self._put(out)
         if not self.temps:
-            await self._sort_held()
-            return self._unique(self.lines)
-        await self.spill()
-        runs = []
-        for name in self.temps:
-            runs.append(_RunReader(self.ctx, await self.ctx.open(name), self.delim))
-        return self.merge_iter(runs)
-
-    def merge_iter(self, runs: list[_RunReader]) -> "_Merge":
-        return _Merge(runs, self.order, self.delim)
-
-    async def emit(self, result: Any, out: Writer) -> None:
-        delim = self.delim
-        if isinstance(result, list):
-            if result:
-                await out.write(delim.join(result) + delim)
+            await self._sort_held(put)
             return
+        await self.spill()
+        runs = [_BlockReader(self.ctx, await self.ctx.open(name), self.delim) for name in self.temps]
+        try:
+            merge = KMerge([[] for _ in runs], self.plan, open_ended=True)
+            steps = self.steps
+            while True:
+                steps.start()
+                piece = merge.step(steps.items)
+                if merge.finished:
+                    break
+                if piece is None:
+                    r = merge.want
+                    assert r is not None
+                    merge.more(r, await self._decorate(await runs[r].lines()))
+                    continue
+                steps.done(len(piece))
+                await put(piece)
+                await self.ctx.preempt_point()
+        finally:
+            for run in runs:
+                try:
+                    await self.ctx.close(run.fd)
+                except KernelError:
+                    pass
+
+    async def emit_merge(self, result: "_Merge", out: Writer) -> None:
+        """The output of ``-m``: the inputs merged line by line."""
         prev = None
         while True:
             line = await result.next()
@@ -808,6 +848,35 @@ class _Sorter:
                 await self.ctx.unlink(name)
             except KernelError:
                 pass
+
+
+_NONE = object()
+
+
+class _BlockReader:
+    """The lines of a sorted run (a temporary file), a block at a time."""
+
+    def __init__(self, ctx: Any, fd: int, delim: bytes) -> None:
+        self.ctx, self.fd, self.delim = ctx, fd, delim
+        self.rest = b""
+        self.eof = False
+
+    async def lines(self) -> list[bytes]:
+        """The next whole lines (without delimiters); [] at the end."""
+        while not self.eof:
+            data = await self.ctx.read(self.fd, _RUN_BLOCK)
+            if not data:
+                self.eof = True
+                break
+            data = self.rest + data if self.rest else data
+            cut = data.rfind(self.delim)
+            if cut < 0:
+                self.rest = data
+                continue
+            self.rest = data[cut + 1 :]
+            return data[:cut].split(self.delim)
+        rest, self.rest = self.rest, b""
+        return [rest] if rest else []
 
 
 class _Merge:
