@@ -42,6 +42,7 @@ import trio
 
 from kernel.errors import KernelError
 from kernel.native import (
+    ELF_MAGIC,
     STDIO_NULL,
     STDIO_SAME_AS_STDOUT,
     NativeChild,
@@ -168,13 +169,17 @@ def rlimit_args(spec: NativeSpec) -> list[str]:
     return out
 
 
-def bwrap_args(spec: NativeSpec, root_fd: int, seccomp_fd: int, info_fd: int) -> list[str]:
-    """bwrap's options (read from a memfd, so the jail's pid 1 shows none of them)."""
+def bwrap_args(spec: NativeSpec, root_fd: int, seccomp_fd: int, info_fd: int,
+               bin_fd: int | None = None) -> list[str]:
+    """bwrap's options (read from a memfd, so the jail's pid 1 shows none of them); *bin_fd*:
+    the tree's /usr/bin, shown on /bin (see ``JailLauncher._system_bin``)."""
     args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             "--uid", str(spec.uid), "--gid", str(spec.gid),
             "--hostname", spec.hostname,
-            "--bind-fd", str(root_fd), "/",
-            "--dev", "/dev", "--tmpfs", "/dev/shm",
+            "--bind-fd", str(root_fd), "/"]
+    if bin_fd is not None:
+        args += ["--bind-fd", str(bin_fd), "/bin"]
+    args += ["--dev", "/dev", "--tmpfs", "/dev/shm",
             "--proc", "/proc",
             "--seccomp", str(seccomp_fd),
             "--info-fd", str(info_fd),
@@ -423,14 +428,30 @@ class JailLauncher:
                 raise KernelError("EPERM", f"refusing to start a real program: {path} in the sandbox "
                                   "is not the kernel's directory")
 
+    async def _system_bin(self) -> bool:
+        """Whether /usr/bin holds a real system (its ``sh`` is an ELF file, as after importing a
+        root filesystem).  Then real programs see it on /bin too, as on merged-/usr Debian:
+        the sandbox's /bin holds the kernel's command stubs, which only the kernel can run (a
+        real ``/bin/sh`` or a PATH lookup of ``cat`` by a real program would hit one)."""
+        try:
+            for path in ("/bin", "/usr", "/usr/bin"):
+                if not (await self.vfs.lstat(path)).is_directory:
+                    return False
+            return await self.vfs.pread("/usr/bin/sh", 0, 4) == ELF_MAGIC
+        except KernelError:
+            return False
+
     async def launch(self, spec: NativeSpec) -> JailProcess:
         await self._check_host()
         await self._check_mount_points()
         if self.settle is not None:
             await self.settle()
+        # opened in a thread: a lookup on our own mount is a request this thread must serve
+        bin_fd = await trio.to_thread.run_sync(_open_below, self.config.mountpoint, ("usr", "bin")) \
+            if await self._system_bin() else None
         cfg = self.config
         uid, gid = cfg.ids()
-        mine: list[int] = []        # fds we close once bwrap has them
+        mine: list[int] = [] if bin_fd is None else [bin_fd]   # fds we close once bwrap has them
         keep: list[int] = []        # our ends of the stdio pipes
         child_stdio: list[int] = []
         streams = NativeStreams()
@@ -447,7 +468,7 @@ class JailLauncher:
             keep.append(info_r)
             mine.append(info_w)
             args_fd = _memfd("jail-args", b"\0".join(
-                a.encode() for a in net.options + bwrap_args(spec, root_fd, seccomp_fd, info_w)) + b"\0")
+                a.encode() for a in net.options + bwrap_args(spec, root_fd, seccomp_fd, info_w, bin_fd)) + b"\0")
             mine.append(args_fd)
             out_w: int | None = None
             if spec.terminal:
@@ -484,7 +505,8 @@ class JailLauncher:
             root = os.geteuid() == 0
             popen = subprocess.Popen(
                 argv, stdin=child_stdio[0], stdout=child_stdio[1], stderr=child_stdio[2],
-                pass_fds=(root_fd, seccomp_fd, info_w, args_fd, *net_fds), close_fds=True, env={},
+                pass_fds=(root_fd, seccomp_fd, info_w, args_fd, *net_fds, *([] if bin_fd is None else [bin_fd])),
+                close_fds=True, env={},
                 start_new_session=True, user=uid if root else None, group=gid if root else None,
                 extra_groups=[] if root else None)
             process = Child(popen, os.pidfd_open(popen.pid))
@@ -548,6 +570,27 @@ async def _open_command(init_pid: int, process: Child) -> int | None:
         await trio.sleep(delay)
         delay = min(delay * 2, 0.05)
     return None
+
+
+def _open_below(top: str, names: tuple[str, ...]) -> int | None:
+    """An O_PATH fd of the directory *names* under *top*, one component at a time and never
+    through a symlink (a user's ``usr -> /etc`` must not bind the host's /etc into the jail)."""
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(top, flags)
+    except OSError as err:
+        log.debug("no system /bin: %s", err)
+        return None
+    try:
+        for name in names:
+            nxt = os.open(name, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError as err:
+        os.close(fd)
+        log.debug("no system /bin: %s", err)
+        return None
+    return fd
 
 
 def _close(fd: int) -> None:
