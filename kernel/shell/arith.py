@@ -350,8 +350,8 @@ class _Parser:
             while p < n and s[p] in _NUMCHARS:
                 p += 1
             value, reason = _strlong(s[start:p])
-            if value is None:
-                raise self.fail(reason or "invalid number")
+            if value is None:  # bash names the expression up to the bad number, and the number
+                raise _Partial(("raise", (reason or "invalid number", s[:p], s[start:p])))
             self.value = value
             self.pos = p
             self.prev, self.kind = self.kind, _NUM

@@ -63,6 +63,8 @@ class Word(Node):
     #: For an argument of a declaration builtin (``declare a=(1 2)``,
     #: ``local x=~/y``): the word parsed as an assignment, as bash does.
     assign: "Assign | None" = field(default=None, repr=False)
+    #: The word as written (``declare -f`` prints it; "" where the parser did not keep it).
+    text: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -250,6 +252,7 @@ class Assign(Node):
     index: Word | None = None
     array: list[ArrayElem] | None = None
     append: bool = False
+    text: str = field(default="", compare=False, repr=False)  # as written (set by the parser)
 
 
 @dataclass(slots=True)
@@ -267,6 +270,7 @@ class HereDoc(Node):
     quoted: bool = False
     strip_tabs: bool = False
     delimiter: str = ""
+    raw: str = field(default="", compare=False, repr=False)  # the body as written (tabs stripped)
 
 
 @dataclass(slots=True)
@@ -392,6 +396,7 @@ class ArithFor(Node):
     step: Word | None
     body: CommandList
     redirs: list[Redir] = field(default_factory=list)
+    text: str = field(default="", compare=False, repr=False)  # ``init;cond;step`` as written
 
 
 @dataclass(slots=True)
@@ -443,6 +448,7 @@ class ArithCommand(Node):
 
     expr: Word
     redirs: list[Redir] = field(default_factory=list)
+    text: str = field(default="", compare=False, repr=False)  # ``expr`` as written
 
 
 @dataclass(slots=True)
@@ -450,6 +456,7 @@ class CondWord(Node):
     """A lone word in ``[[ … ]]`` (true when non-empty)."""
 
     word: Word
+    paren: bool = field(default=False, compare=False, repr=False)  # written in ( )
 
 
 @dataclass(slots=True)
@@ -458,6 +465,7 @@ class CondUnary(Node):
 
     op: str
     operand: Word
+    paren: bool = field(default=False, compare=False, repr=False)  # written in ( )
 
 
 @dataclass(slots=True)
@@ -470,6 +478,7 @@ class CondBinary(Node):
     op: str
     left: Word
     right: Word
+    paren: bool = field(default=False, compare=False, repr=False)  # written in ( )
 
 
 @dataclass(slots=True)
@@ -477,6 +486,7 @@ class CondNot(Node):
     """``! expr``."""
 
     operand: "CondExpr"
+    paren: bool = field(default=False, compare=False, repr=False)  # written in ( )
 
 
 @dataclass(slots=True)
@@ -485,6 +495,7 @@ class CondAnd(Node):
 
     left: "CondExpr"
     right: "CondExpr"
+    paren: bool = field(default=False, compare=False, repr=False)  # written in ( )
 
 
 @dataclass(slots=True)
@@ -493,6 +504,7 @@ class CondOr(Node):
 
     left: "CondExpr"
     right: "CondExpr"
+    paren: bool = field(default=False, compare=False, repr=False)  # written in ( )
 
 
 CondExpr = Union[CondWord, CondUnary, CondBinary, CondNot, CondAnd, CondOr]

@@ -514,11 +514,18 @@ class Expander:
         sep = " " if ifs is None else ifs[:1]
         return sep.join(values)
 
+    def _has_value(self, name: str) -> bool:
+        """The variable has a value (an array, even empty, counts; ``declare -a x`` does not)."""
+        v = self.st.lookup(name)
+        return v is not None and v.value is not None
+
     def _unbound(self, p: Param) -> None:
         if self.st.options.get("nounset"):
             name = p.name
             if p.subscript is not None:
                 name = f"{p.name}[{_word_text(p.subscript)}]"
+            elif name.isdigit():
+                name = f"${name}"  # bash: "$1: unbound variable"
             raise FatalExpansion(f"{name}: unbound variable", 127)
 
     async def _param(self, p: Param, out: list, in_dq: bool, assign: bool) -> None:
@@ -565,6 +572,9 @@ class Expander:
         star = is_list and (p.name == "*" or (p.subscript is not None and _word_text(p.subscript) == "*"))
         if p.length:
             if values is not None:
+                if (not values and p.subscript is not None and self.st.options.get("nounset")
+                        and not self._has_value(name)):
+                    raise FatalExpansion(f"{name}: unbound variable", 1)  # ${#nope[@]}, as bash 5.2
                 out.append((str(len(values)), in_dq, True))
             else:
                 val = await self._scalar(name, p.subscript)

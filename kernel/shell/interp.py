@@ -1127,7 +1127,7 @@ class Shell(Expander):
         await self.error(e.message)
         if isinstance(e, FatalExpansion) and not self.st.interactive:
             if e.line_only and not self.st.posix:
-                raise AbortCommand(e.status)
+                raise AbortCommand(self.fatal_status(e))
             raise ExitShell(self.fatal_status(e))
         return e.status
 

@@ -1229,6 +1229,7 @@ class Lexer:
         bl, bc = self.where(start)
         redir = hd.redir
         assert redir.heredoc is not None
+        redir.heredoc.raw = body
         if hd.quoted:
             redir.heredoc.body = body
         else:

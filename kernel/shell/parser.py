@@ -491,7 +491,7 @@ class Parser:
         if tok.kind == "ARITH":
             self._take()
             assert tok.word is not None
-            return self._redirs_after(ArithCommand(tok.word, line=tok.line, col=tok.col))
+            return self._redirs_after(ArithCommand(tok.word, line=tok.line, col=tok.col, text=tok.text[2:-2]))
         if tok.kind == "OP" and tok.text == "(":
             return self._compound(self._subshell)
         if tok.kind == "WORD" and tok.plain and tok.text in RESERVED_WORDS:
@@ -557,6 +557,7 @@ class Parser:
             if tok.alias_space:
                 self._alias_next = True
             if tok.assign is not None and not cmd.words:
+                tok.assign.text = tok.text
                 cmd.assigns.append(tok.assign)
                 continue
             word = self._word(tok)
@@ -581,7 +582,7 @@ class Parser:
                 parts = braces.parse_braces(parts)
             except braces.BraceError as e:
                 raise ShellSyntaxError(str(e), tok.line, tok.col, None, self.lexer.line_text(tok.start)) from None
-        return Word(parts, assign=tok.assign, line=tok.line, col=tok.col)
+        return Word(parts, assign=tok.assign, line=tok.line, col=tok.col, text=tok.text)
 
     def _redir(self) -> Redir:
         tok = self._take()
@@ -607,7 +608,8 @@ class Parser:
         if op in ("<<", "<<-"):
             delim, quoted = static_text(target.text)
             hd = HereDoc("" if quoted else Word([]), quoted, op == "<<-", delim, line=line, col=col)
-            redir = Redir(op, Word(target.parts or [], line=target.line, col=target.col), fd, fd_var, hd,
+            redir = Redir(op, Word(target.parts or [], line=target.line, col=target.col, text=target.text),
+                          fd, fd_var, hd,
                           line=line, col=col)
             self.lexer.add_heredoc(redir, delim, quoted, op == "<<-")
             return redir
@@ -686,7 +688,7 @@ class Parser:
                 self._take()
             body = self._do_group()
             init, cond, step = nxt.arith
-            return ArithFor(init, cond, step, body, line=tok.line, col=tok.col)
+            return ArithFor(init, cond, step, body, line=tok.line, col=tok.col, text=nxt.text[2:-2])
         if nxt.kind != "WORD":
             raise self._unexpected(nxt)
         self._take()
@@ -899,6 +901,8 @@ class Parser:
                 name = "EOF" if c.kind == "EOF" else c.describe()
                 raise self.lexer.error(f"unexpected token `{name}', expected `)'", c.start, name)
             self._take()
+            if isinstance(e, (CondAnd, CondOr, CondNot, CondBinary, CondUnary, CondWord)):
+                e.paren = True  # declare -f prints the parentheses as written
             return e
         if t.kind != "WORD" or self._is_word(t, "]]"):
             name = "EOF" if t.kind == "EOF" else t.describe()
@@ -932,7 +936,7 @@ class Parser:
                 nxt = self._peek(0, cond=True)
                 raise self.lexer.error(f"unexpected argument `{nxt.describe()}' to conditional binary operator",
                                        nxt.start, nxt.describe())
-            right = Word(parts, line=line, col=col)
+            right = Word(parts, line=line, col=col, text=self.lexer.src[start:self.lexer.pos])
         else:
             # bash turns extglob on for the pattern right of == = != only
             if self._buf:

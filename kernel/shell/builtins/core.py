@@ -753,8 +753,10 @@ def _has_attrs(v: Any, attrs: set[str]) -> bool:
 
 
 def _func_text(fn: Any) -> str:
-    src = fn.source or f"{fn.name} () {{ :; }}"
-    return src
+    """What ``declare -f``/``type`` print: bash's own reformatting of the parsed function."""
+    from kernel.shell.deparse import function_text
+
+    return function_text(fn)
 
 
 async def b_local(sh: Any, argv: list[str]) -> int:
