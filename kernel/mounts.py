@@ -23,6 +23,20 @@ path walker use it unchanged.  Design:
 Listeners registered with ``add_listener(cb)`` are called as ``cb(parent_ino, name)``
 after every mount/unmount, so the FUSE adapter can invalidate the host's cached
 dentry for that name.
+
+**The directory cache** (``lookup_dir``): the path walker resolves every intermediate
+component of every path, so ``open("/home/user/src/pkg/mod.py")`` costs four directory
+lookups in the store before the one that matters.  ``lookup_dir`` remembers
+``(parent, name) -> Attr`` for directories of the root mount, and the walker uses it for
+components that are not the last (whose size and times nobody reads: only the inode,
+type, mode and owner, for the search-permission check the walker then makes itself).
+It is kept exact, not timed: every change that can make an entry wrong passes through a
+``MountTable`` — unlink, rmdir and rename drop the names they touch, setattr of a
+directory its entry, mount and unmount everything — and the FUSE adapter's view
+(``with_root``) shares the one cache, so changes made from the host through the mount
+drop entries exactly as the sandbox's own do.  Only positive entries are kept (a
+creation can make none wrong), only for directories (no hard links: one entry each),
+and only in the root mount (other mounts, /proc above all, change on their own).
 """
 
 from __future__ import annotations
@@ -39,6 +53,10 @@ LOCAL_MASK = (1 << SHIFT) - 1
 ROOT_MOUNT_SPAN = 1 << SHIFT  # the root mount's inodes and handles are the numbers below this
 MAX_MOUNT_ID = (1 << 15) - 1
 EXTRA_COOKIE = 1 << 62  # readdir cookies >= this are mount points appended by the table
+DIR_CACHE_MAX = 1 << 16  # directory-cache entries; past this the cache starts again empty
+_ROOT_KEY = (-1, b"")  # the directory cache's entry for the root directory's attributes
+_S_IFMT = 0o170000
+_S_IFDIR = 0o040000
 
 
 def normalize(path: str) -> str:
@@ -130,6 +148,9 @@ class MountTable:
         self._dir_state: dict[int, _DirState] = {}
         self._next_id = 1
         self._listeners: list[Callable[[int, bytes], None]] = []
+        self._dirs: dict[tuple[int, bytes], Attr] = {}  # the directory cache (module docstring)
+        self._dir_key: dict[int, tuple[int, bytes]] = {}  # cached directory ino -> its entry
+        self._dir_gen = [0]  # bumped by every drop: a lookup that raced one keeps nothing
 
     # ---- mapping helpers -----------------------------------------------------------------
     def _split(self, ino: int) -> tuple[_Mount, int]:
@@ -160,8 +181,10 @@ class MountTable:
         work then happens where sandbox-side changes start, and host requests never pass
         through it."""
         view = object.__new__(MountTable)
+        # not _next_id: mounts are made through the table, never a view; the directory cache
+        # is shared, so the host's changes (made through the view) drop entries too
         for name in ("root_ino", "_by_id", "_order", "_points", "_dir_points", "_dir_state",
-                     "_listeners"):  # not _next_id: mounts are made through the table, never a view
+                     "_listeners", "_dirs", "_dir_key", "_dir_gen"):
             setattr(view, name, getattr(self, name))
         r = self._root
         view._root = _Mount(r.id, r.path, fs, r.read_only, r.hidden, r.fstype, r.source,
@@ -221,6 +244,7 @@ class MountTable:
         self._points[(parent_ino, name)] = m
         self._dir_points.setdefault(parent_ino, {})[name] = m
         parent_mount.children += 1
+        self._forget_dirs()
         self._notify(parent_ino, name)
         return m.info()
 
@@ -266,7 +290,61 @@ class MountTable:
         if not d:
             del self._dir_points[m.point[0]]
         m.parent.children -= 1
+        self._forget_dirs()
         self._notify(*m.point)
+
+    # ---- the directory cache ---------------------------------------------------------------
+    async def lookup_dir(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
+        """``lookup`` for a component a path walk goes *through*: a directory's attributes may
+        come from the cache (inode, type, mode and owner exact; size and times possibly old).
+        A hit makes no permission check: the caller checks search permission on *parent*."""
+        a = self._dirs.get((parent, name))
+        if a is not None:
+            return a
+        gen = self._dir_gen[0]
+        a = await self.lookup(parent, name, caller)
+        if (a.mode & _S_IFMT == _S_IFDIR and parent < ROOT_MOUNT_SPAN and a.ino < ROOT_MOUNT_SPAN
+                and gen == self._dir_gen[0]):
+            dirs = self._dirs
+            if len(dirs) >= DIR_CACHE_MAX:
+                self._forget_dirs()
+            old = self._dir_key.get(a.ino)
+            if old is not None:  # cannot happen (one name per directory), but never keep two
+                dirs.pop(old, None)
+            dirs[(parent, name)] = a
+            self._dir_key[a.ino] = (parent, name)
+        return a
+
+    async def dir_attr(self, ino: int) -> Attr:
+        """``getattr`` of a directory a walk stands in, for its search-permission check: the
+        root directory's comes from the cache (mode and owner exact, dropped by setattr)."""
+        if ino != self.root_ino:
+            return await self.getattr(ino)
+        a = self._dirs.get(_ROOT_KEY)
+        if a is None:
+            gen = self._dir_gen[0]
+            a = await self.getattr(ino)
+            if gen == self._dir_gen[0]:
+                self._dirs[_ROOT_KEY] = a
+                self._dir_key[ino] = _ROOT_KEY
+        return a
+
+    def _forget_dir(self, parent: int, name: bytes) -> None:
+        self._dir_gen[0] += 1
+        a = self._dirs.pop((parent, name), None)
+        if a is not None:
+            self._dir_key.pop(a.ino, None)
+
+    def _forget_ino(self, ino: int) -> None:
+        self._dir_gen[0] += 1
+        key = self._dir_key.pop(ino, None)
+        if key is not None:
+            self._dirs.pop(key, None)
+
+    def _forget_dirs(self) -> None:
+        self._dir_gen[0] += 1
+        self._dirs.clear()
+        self._dir_key.clear()
 
     def _notify(self, parent_ino: int, name: bytes) -> None:
         for cb in self._listeners:
@@ -326,7 +404,11 @@ class MountTable:
     async def setattr(self, ino: int, changes: SetAttr, caller: Caller = ROOT_CALLER) -> Attr:
         m, local = self._split(ino)
         self._writable(m)
-        return self._out(m, await m.fs.setattr(local, changes, caller))
+        try:
+            return self._out(m, await m.fs.setattr(local, changes, caller))
+        finally:  # even a failed call may have changed something: drop the entry either way
+            if changes.mode is not None or changes.uid is not None or changes.gid is not None:
+                self._forget_ino(ino)
 
     async def readlink(self, ino: int, caller: Caller = ROOT_CALLER) -> bytes:
         m, local = self._split(ino)
@@ -376,14 +458,20 @@ class MountTable:
         self._writable(m)
         if (parent, name) in self._points:
             raise KernelError("EISDIR", "is a mount point (a directory)")
-        await m.fs.unlink(local, name, caller)
+        try:
+            await m.fs.unlink(local, name, caller)
+        finally:  # after the change (a walk during it may have cached the old name)
+            self._forget_dir(parent, name)
 
     async def rmdir(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> None:
         m, local = self._split(parent)
         self._writable(m)
         if (parent, name) in self._points:
             raise KernelError("EBUSY", "is a mount point")
-        await m.fs.rmdir(local, name, caller)
+        try:
+            await m.fs.rmdir(local, name, caller)
+        finally:
+            self._forget_dir(parent, name)
 
     async def rename(self, old_parent: int, old_name: bytes, new_parent: int, new_name: bytes,
                      flags: int = 0, caller: Caller = ROOT_CALLER) -> None:
@@ -394,7 +482,11 @@ class MountTable:
         self._writable(m)
         if (old_parent, old_name) in self._points or (new_parent, new_name) in self._points:
             await self._rename_busy(old_parent, old_name, new_parent, new_name, flags, caller)
-        await m.fs.rename(olocal, old_name, nlocal, new_name, flags, caller)
+        try:
+            await m.fs.rename(olocal, old_name, nlocal, new_name, flags, caller)
+        finally:
+            self._forget_dir(old_parent, old_name)
+            self._forget_dir(new_parent, new_name)
 
     async def _rename_busy(self, old_parent: int, old_name: bytes, new_parent: int,
                            new_name: bytes, flags: int, caller: Caller) -> None:

@@ -15,6 +15,11 @@ The walker resolves an absolute path component by component with ``lookup``:
 * a trailing ``/`` requires the result to be a directory (following a final symlink);
 * relative paths are taken from ``/`` (this layer has no working directory).
 
+Components the walk goes *through* (every one but the last) are looked up with the
+filesystem's ``lookup_dir`` where it has one (the mount table's exact directory cache,
+kernel/mounts.py), the search permission on their parent checked here; the last
+component always gets a real ``lookup``, so what a call returns is never cached.
+
 The checks Linux makes in its own VFS (not in filesystems) are made here, in Linux's order,
 because the sandbox kernel reaches filesystems through this layer: search permission while
 walking, may_delete for unlink/rmdir/rename (write+search, sticky bit, then types), rename's
@@ -94,13 +99,14 @@ class _Cursor:
     """Where a walk stands: the chain of directories from ``/`` (for ``..``), their names
     (for ``realpath``), the attrs the lookups returned, and the symlinks followed so far."""
 
-    __slots__ = ("inos", "names", "attrs", "hops")
+    __slots__ = ("inos", "names", "attrs", "hops", "exact")
 
     def __init__(self, root: int) -> None:
         self.inos: list[int] = [root]
         self.names: list[bytes] = []
         self.attrs: list[Attr | None] = [None]  # None: not looked up (the root)
         self.hops = 0
+        self.exact = True  # attrs[-1] came from a real lookup (not the directory cache)
 
     def to_root(self) -> None:
         del self.inos[1:], self.names[:], self.attrs[1:]
@@ -114,6 +120,8 @@ class PathVFS:
         self.fs = fs
         self.caller = caller if caller is not None else Caller.root()
         self.protected_hardlinks = protected_hardlinks
+        self._lookup_dir = getattr(fs, "lookup_dir", None) or fs.lookup
+        self._dir_attr = getattr(fs, "dir_attr", None) or fs.getattr
 
     def with_caller(self, caller: Caller) -> "PathVFS":
         """The same filesystem seen by another user (a sandbox process)."""
@@ -128,6 +136,7 @@ class PathVFS:
         With *mkdirs*, missing components are created as directories (``mkdir -p``).
         """
         fs = self.fs
+        lookup_dir = self._lookup_dir
         caller = self.caller
         search = caller.uid != 0  # root may search any directory
         inos, names, attrs = cur.inos, cur.names, cur.attrs
@@ -142,11 +151,22 @@ class PathVFS:
                     inos.pop()
                     names.pop()
                     attrs.pop()
+                    cur.exact = False  # the directory below may have come from the cache
                 continue
             if len(comp) > NAME_MAX:
                 raise KernelError("ENAMETOOLONG", "file name longer than 255 bytes")
+            through = bool(todo) and todo[-1] != _TRAIL  # a component the walk goes through
             try:
-                attr = await fs.lookup(inos[-1], comp, caller)
+                if through:
+                    if search:  # a cached entry is found without the filesystem's check
+                        pattr = attrs[-1]
+                        if pattr is None:
+                            pattr = attrs[-1] = await self._dir_attr(inos[-1])
+                        if not _may(pattr, caller, 1):
+                            raise KernelError("EACCES", "permission denied")
+                    attr = await lookup_dir(inos[-1], comp, caller)
+                else:
+                    attr = await fs.lookup(inos[-1], comp, caller)
             except KernelError as e:
                 if not (mkdirs and e.code == "ENOENT"):
                     raise
@@ -164,6 +184,7 @@ class PathVFS:
             inos.append(attr.ino)
             names.append(comp)
             attrs.append(attr)
+            cur.exact = not through
 
     async def _follow(self, cur: _Cursor, link_ino: int) -> tuple[list[bytes], bool]:
         """Count one more followed symlink (ELOOP past 40) and return its target's components
@@ -183,7 +204,7 @@ class PathVFS:
         """EACCES unless the caller may search the directory the walk stands in."""
         attr = cur.attrs[-1]
         if attr is None:
-            attr = cur.attrs[-1] = await self.fs.getattr(cur.inos[-1])
+            attr = cur.attrs[-1] = await self._dir_attr(cur.inos[-1])
         if not _may(attr, self.caller, 1):
             raise KernelError("EACCES", "permission denied")
 
@@ -202,7 +223,7 @@ class PathVFS:
         cur = _Cursor(self.fs.root_ino)
         await self._walk(cur, todo, follow)
         attr = cur.attrs[-1]
-        if attr is None:
+        if attr is None or not cur.exact:  # "/", or "dir/." / "a/b/..": fresh attributes
             attr = await self.fs.getattr(cur.inos[-1])
             cur.attrs[-1] = attr
         return cur, attr
