@@ -561,7 +561,7 @@ class Expander:
                     raise FatalExpansion(f"{name}: unbound variable", 127)
                 ref = ""
             if not ref:
-                if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,", "@"):
+                if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,", "~", "~~", "@"):
                     raise FatalExpansion(f"{name}: invalid indirect expansion", 1, line_only=True)
             target = _indirect_param(p, ref)
             if target is None:
@@ -763,16 +763,19 @@ class Expander:
                     return val[off:end]
                 return val[off:off + ln]
             return val[off:]
-        if op in ("^", "^^", ",", ",,"):
+        if op in ("^", "^^", ",", ",,", "~", "~~"):
             case_pat = await self.expand_pattern(p.arg) if p.arg is not None and p.arg.parts else None
-            up = op[0] == "^"
+            kind = op[0]
             allc = len(op) == 2
             chars = list(val)
             for i, c in enumerate(chars):
                 if not allc and i > 0:
                     break
                 if case_pat is None or pattern.match(case_pat, c, extglob=ext):
-                    chars[i] = c.upper() if up else c.lower()
+                    if kind == "~":  # bash's (undocumented) case toggle
+                        chars[i] = c.lower() if c.isupper() else c.upper()
+                    else:
+                        chars[i] = c.upper() if kind == "^" else c.lower()
             return "".join(chars)
         if op == "@":
             what = _word_text(p.arg) if p.arg else ""
@@ -851,7 +854,7 @@ def _ifs_regex(ifs: str) -> re.Pattern:
 
 def _is_at(p: Param) -> bool:
     sub = p.subscript
-    return p.op in (None, ":", "#", "##", "%", "%%", "/", "//", "/#", "/%", "^", "^^", ",", ",,", "@") and (
+    return p.op in (None, ":", "#", "##", "%", "%%", "/", "//", "/#", "/%", "^", "^^", ",", ",,", "~", "~~", "@") and (
         p.name == "@" or (sub is not None and len(sub.parts) == 1 and type(sub.parts[0]) is Lit
                           and sub.parts[0].text == "@")) and not p.length
 

@@ -207,6 +207,9 @@ def _command_limits(ctx: Any) -> Any:
     return own if own is not None else ctx.kernel.limits
 
 
+#: Commands that may replace a forked child's shell (``exec_last``) when they are all it runs.
+_IN_PLACE = frozenset({SimpleCommand, Subshell})
+
 #: Commands between two looks at the time slice (see ``Shell._tick``).
 _YIELD_EVERY = 16
 
@@ -512,8 +515,12 @@ class Shell(Expander):
             await ctx.close(saved)
 
     def _stage_runner(self, c: Any) -> Callable[["Shell"], Awaitable[int]]:
+        # only a simple command (or a subshell, which passes it on) may exec in place: in a
+        # compound command the first simple command run is not the last thing to do
+        in_place = type(c) in _IN_PLACE
+
         async def run(sub: Shell) -> int:
-            sub.exec_last = True
+            sub.exec_last = in_place
             return await sub.exec_command(c)
         return run
 
@@ -646,7 +653,8 @@ class Shell(Expander):
         # ``cmd &`` is the command itself, as in bash: the forked child execs a lone command in
         # place, so $! and %1 are its pid (kill reaches it) and no shell lingers holding the
         # caller's stdout after ``cmd >/dev/null &``.
-        lone = not ao.rest and not ao.first.negate and not ao.first.time
+        lone = (not ao.rest and not ao.first.negate and not ao.first.time
+                and (len(ao.first.commands) != 1 or type(ao.first.commands[0]) in _IN_PLACE))
 
         async def run(sub: Shell) -> int:
             sub.exec_last = lone

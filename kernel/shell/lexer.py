@@ -1085,8 +1085,8 @@ class Lexer:
             if src[self.pos] == "/":
                 self.pos += 1
                 param.arg2 = self._arg_word("}", in_dq, pattern=False)
-        elif c in "^,":
-            op = two if two in ("^^", ",,") else c
+        elif c in "^,~":
+            op = two if two in ("^^", ",,", "~~") else c
             self.pos = i + len(op)
             param.op = op
             arg = self._arg_word("}", in_dq, pattern=True)

@@ -416,13 +416,27 @@ async def b_set(sh: Any, argv: list[str]) -> int:
                     st.posix = on
                 i += 2
                 continue
+            nxt = i + 1  # each ``o`` of a bundle (``set -eo pipefail``) takes the next argument
             for c in a[1:]:
+                if c == "o":
+                    if nxt >= len(args):
+                        await _print_options(sh, on)
+                        return 0
+                    name = args[nxt]
+                    nxt += 1
+                    if name not in LONG_OPTIONS:
+                        await sh.error(f"set: {name}: invalid option name")
+                        return 2
+                    st.options[name] = on
+                    if name == "posix":
+                        st.posix = on
+                    continue
                 letter_name = OPTION_LETTERS.get(c)
                 if letter_name is None:
                     await sh.error(f"set: {a[0]}{c}: invalid option")
                     return 2
                 st.options[letter_name] = on
-            i += 1
+            i = nxt
             continue
         st.positional = args[i:]
         return 0
