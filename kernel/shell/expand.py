@@ -561,7 +561,8 @@ class Expander:
                     raise FatalExpansion(f"{name}: unbound variable", 127)
                 ref = ""
             if not ref:
-                if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,", "~", "~~", "@"):
+                if op is None or op in ("#", "##", "%", "%%", "/", "//", "/#", "/%", ":", "^", "^^", ",", ",,",
+                                        "~", "~~", "@"):
                     raise FatalExpansion(f"{name}: invalid indirect expansion", 1, line_only=True)
             target = _indirect_param(p, ref)
             if target is None:
