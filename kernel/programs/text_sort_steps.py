@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 #: Wall time one step of sorting or merging should take (the loop's wait for the rest).
-STEP_S = 0.002
+STEP_S = 0.001
 #: The most items one step takes, however fast they sort.
 MAX_ITEMS = 1 << 15
 #: Runs merged at once while sorting in memory (more means fewer passes but shorter shares).
