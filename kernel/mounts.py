@@ -41,7 +41,7 @@ and only in the root mount (other mounts, /proc above all, change on their own).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import KernelError
@@ -294,6 +294,12 @@ class MountTable:
         self._notify(*m.point)
 
     # ---- the directory cache ---------------------------------------------------------------
+    @property
+    def dir_cache(self) -> Mapping[tuple[int, bytes], Attr]:
+        """The cache itself, read-only, for the walker's hot path (one dict lookup per step);
+        the same object for the table's life and shared with its views."""
+        return self._dirs
+
     async def lookup_dir(self, parent: int, name: bytes, caller: Caller = ROOT_CALLER) -> Attr:
         """``lookup`` for a component a path walk goes *through*: a directory's attributes may
         come from the cache (inode, type, mode and owner exact; size and times possibly old).

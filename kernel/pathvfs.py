@@ -66,6 +66,7 @@ _O_TRUNC = os.O_TRUNC
 _O_EXCL = os.O_EXCL
 
 _TRAIL = b"/"  # marks a trailing slash in a walk (no real component can be "/")
+_NO_CACHE: dict[tuple[int, bytes], Attr] = {}  # the directory cache of a filesystem without one
 
 # How the last component of a path looks (Linux: LAST_NORM / LAST_ROOT / LAST_DOT / LAST_DOTDOT).
 NORM, ROOT, DOT, DOTDOT = "norm", "root", "dot", "dotdot"
@@ -122,6 +123,8 @@ class PathVFS:
         self.protected_hardlinks = protected_hardlinks
         self._lookup_dir = getattr(fs, "lookup_dir", None) or fs.lookup
         self._dir_attr = getattr(fs, "dir_attr", None) or fs.getattr
+        cache = getattr(fs, "dir_cache", None)  # read here without a call: the hot path
+        self._dir_get = (cache if cache is not None else _NO_CACHE).get
 
     def with_caller(self, caller: Caller) -> "PathVFS":
         """The same filesystem seen by another user (a sandbox process)."""
@@ -137,6 +140,7 @@ class PathVFS:
         """
         fs = self.fs
         lookup_dir = self._lookup_dir
+        dir_get = self._dir_get
         caller = self.caller
         search = caller.uid != 0  # root may search any directory
         inos, names, attrs = cur.inos, cur.names, cur.attrs
@@ -164,6 +168,13 @@ class PathVFS:
                             pattr = attrs[-1] = await self._dir_attr(inos[-1])
                         if not _may(pattr, caller, 1):
                             raise KernelError("EACCES", "permission denied")
+                    attr = dir_get((inos[-1], comp))
+                    if attr is not None:  # a cached directory: a valid step, nothing to check
+                        inos.append(attr.ino)
+                        names.append(comp)
+                        attrs.append(attr)
+                        cur.exact = False
+                        continue
                     attr = await lookup_dir(inos[-1], comp, caller)
                 else:
                     attr = await fs.lookup(inos[-1], comp, caller)
