@@ -15,7 +15,7 @@ turns it into one ``bwrap`` process:
   daemon's policy-checked proxy for ``allow``); ``--new-session``, ``--die-with-parent``;
 - a seccomp filter refusing TIOCSTI and TIOCLINUX (compiled once with libseccomp through
   pyseccomp; bwrap sets PR_SET_NO_NEW_PRIVS before loading it);
-- rlimits from the kernel's ``Limits`` (``prlimit`` between the uid switch and bwrap, so no
+- rlimits from the kernel's ``Limits`` (``setpriv`` then ``prlimit`` before bwrap, so no
   Python runs in the forked child), the sandbox's environment only, no host fd beyond stdio
   (bwrap closes the fds it reads its arguments, seccomp program, root and info from).
 
@@ -72,6 +72,7 @@ class JailConfig:
     host_gid: int | None = None
     bwrap: str = "bwrap"
     prlimit: str = "prlimit"
+    setpriv: str = "setpriv"
 
     def ids(self) -> tuple[int, int]:
         if os.geteuid() != 0:
@@ -107,6 +108,8 @@ def probe(config: JailConfig) -> str | None:
         return "real programs need bubblewrap (bwrap), which is not installed (apt-get install bubblewrap)"
     if shutil.which(config.prlimit) is None:
         return "real programs need prlimit (util-linux), which is not installed"
+    if os.geteuid() == 0 and shutil.which(config.setpriv) is None:
+        return "real programs need setpriv (util-linux), which is not installed"
     opts = _mount_options(config.mountpoint)
     if opts is None:
         return f"real programs need the store mounted; {config.mountpoint} is not a mount"
@@ -502,13 +505,14 @@ class JailLauncher:
                         streams.stderr = stream
             argv = [cfg.prlimit, *rlimit_args(spec), "--", cfg.bwrap, "--args", str(args_fd), "--",
                     spec.path, *spec.argv[1:]]
-            root = os.geteuid() == 0
+            if os.geteuid() == 0:
+                # setpriv switches ids, not Popen(user=, group=): those make CPython fork instead
+                # of vfork, and copying the daemon's page tables cost ~10 ms per start
+                argv = [cfg.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
             popen = subprocess.Popen(
                 argv, stdin=child_stdio[0], stdout=child_stdio[1], stderr=child_stdio[2],
                 pass_fds=(root_fd, seccomp_fd, info_w, args_fd, *net_fds, *([] if bin_fd is None else [bin_fd])),
-                close_fds=True, env={},
-                start_new_session=True, user=uid if root else None, group=gid if root else None,
-                extra_groups=[] if root else None)
+                close_fds=True, env={}, start_new_session=True)
             process = Child(popen, os.pidfd_open(popen.pid))
         except OSError as err:
             for fd in mine + keep:
