@@ -3,9 +3,10 @@
 ``build(packages)`` runs ``scripts/make-rootfs`` (cached in ``~/.cache/vfsfuse``, so only the first
 session on a machine pays the ~35 s build) and fails the test session with make-rootfs's own
 one-line reason when it cannot (no network, no mmdebstrap): never a skip.  ``install(tarball,
-mnt)`` extracts it through the mount as root; the tarball's ``/dev``, ``/proc`` and its
-``bin -> usr/bin`` symlink are left out (the first two are the kernel's own mounts, ``/bin`` holds
-the kernel's command stubs; the jail shows real programs ``/usr/bin`` there).
+jm)`` puts it into the running mount with ``vfsfuse import``, as a user would; the tarball's
+``/dev``, ``/proc`` and its ``bin -> usr/bin`` symlink are left out (the first two are the
+kernel's own mounts, ``/bin`` holds the kernel's command stubs; the jail shows real programs
+``/usr/bin`` there).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MAKE_ROOTFS = ROOT / "scripts" / "make_rootfs.py"
 PACKAGES = ("python3", "git", "gcc", "libc6-dev", "make", "busybox")
 # What the kernel owns in the sandbox's tree (mounts and the stub directory).
 LEFT_OUT = ("./dev", "./proc", "./bin")
+VFSFUSE = str(Path(sys.executable).with_name("vfsfuse"))
 
 
 def build(packages: tuple[str, ...] = PACKAGES) -> Path:
@@ -40,12 +42,12 @@ def build(packages: tuple[str, ...] = PACKAGES) -> Path:
     return Path(p.stdout.strip())
 
 
-def install(tarball: Path, mnt: str) -> None:
-    """Extract *tarball* into the mount *mnt* (as root, owners kept numerically)."""
-    argv = ["tar", "-x", "--numeric-owner", "-C", mnt, "-f", str(tarball)]
-    argv += [f"--exclude={p}" for p in LEFT_OUT]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, f"tar -x into the mount failed: {p.stderr[-2000:]}"
+def install(tarball: Path, jm: JailMount) -> None:
+    """``vfsfuse import MNT TARBALL`` into the running mount of *jm* (owners kept numerically)."""
+    argv = [VFSFUSE, "import", jm.path, str(tarball), *(a for p in LEFT_OUT for a in ("--exclude", p))]
+    env = dict(os.environ, VFSFUSE_RUNTIME_DIR=str(Path(jm.path).parent / "jail-runtime"))
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, f"vfsfuse import into the mount failed: {p.stderr[-2000:]}"
 
 
 def world_dir() -> Path:
@@ -59,7 +61,7 @@ def start(base: Path, name: str, tarball: Path) -> JailMount:
     """A fresh store mounted for real with *tarball* extracted into it."""
     jm = JailMount.start(base, name)
     try:
-        install(tarball, jm.path)
+        install(tarball, jm)
     except BaseException:
         jm.close()
         raise
