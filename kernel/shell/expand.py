@@ -169,6 +169,9 @@ class Expander:
     st: ShellState
     ctx: Any
 
+    async def error(self, msg: str, lineno: int | None = None) -> None:
+        """A message on stderr (the interpreter's ``Shell.error``)."""
+
     # ------------------------------------------------------------------ entry points
     async def expand_words(self, words: list[Word]) -> list[str]:
         """Command arguments: every expansion, splitting and globbing."""
@@ -486,9 +489,10 @@ class Expander:
         if v.kind == "s":
             return v.value if idx in (0, -1) else None
         if idx < 0:
-            if not v.value:
+            idx += (max(v.value) + 1) if v.value else 0
+            if idx < 0:  # bash says so (with no line number) and expands to nothing
+                await self.error(f"{name}: bad array subscript", 0)
                 return None
-            idx += max(v.value) + 1
         return v.value.get(idx) if v.value else None
 
     def _special_param(self, name: str) -> str | None:

@@ -60,7 +60,6 @@ from kernel.syscalls import (
     AF_UNSPEC,
     F_DUPFD,
     F_DUPFD_CLOEXEC,
-    F_SETFD,
     O_APPEND,
     O_CLOEXEC,
     O_CREAT,
@@ -739,9 +738,12 @@ class Shell(Expander):
             await self.fork(run, stdin=r)
             await ctx.close(r)
             keep = w
-        await ctx.fcntl(keep, F_SETFD, 0)
-        self._procsub_fds.append(keep)
-        return f"/dev/fd/{keep}"
+        # out of the way of the low fds a script redirects (``3< <(cmd)`` must not be fd 3
+        # itself), as bash puts them at 63 and below
+        high = await ctx.fcntl(keep, F_DUPFD, 60)
+        await ctx.close(keep)
+        self._procsub_fds.append(high)
+        return f"/dev/fd/{high}"
 
 
     # ------------------------------------------------------------------ commands
@@ -755,15 +757,25 @@ class Shell(Expander):
     async def _with_redirs(self, redirs: list[Redir], body: Callable[[], Awaitable[int]]) -> int:
         if not redirs:
             return await body()
+        before = len(self._procsub_fds)
         try:
             saved = await self.apply_redirs(redirs)
         except RedirError as e:
             await self.error(e.message)
             return self.redir_status()
+        # a process substitution of a compound command's redirection (``done < <(cmd)``) lives
+        # as long as the command, not just until its first simple command ends
+        ours = self._procsub_fds[before:]
+        del self._procsub_fds[before:]
         try:
             return await body()
         finally:
             await self.restore_redirs(saved)
+            for fd in ours:
+                try:
+                    await self.ctx.close(fd)
+                except KernelError:
+                    pass
 
     async def _group(self, node: Group) -> int:
         return await self._with_redirs(node.redirs, lambda: self.exec_list(node.body))

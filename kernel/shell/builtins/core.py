@@ -104,7 +104,9 @@ async def b_echo(sh: Any, argv: list[str]) -> int:
     return 0
 
 
-_FMT = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d*))?([diouxXfFeEgGaAcsbq%])")
+_FMT = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d*))?[hlLqjzt]*([diouxXfFeEgGaAcsbq%])")
+#: Everything of a conversion before its letter (to name a bad letter as bash does).
+_FMT_HEAD = re.compile(r"%[-+ #0]*(?:\*|\d+)?(?:\.(?:\*|\d*))?[hlLqjzt]*")
 
 
 def _num_arg(s: str, errors: list[str]) -> int:
@@ -158,9 +160,14 @@ def printf_format(fmt: str, args: list[str], errors: list[str]) -> str:
                 i += 1
                 continue
             m = _FMT.match(fmt_dec, i)
-            if m is None:
-                out.append(fmt_dec[i:])
-                errors.append(f"`{fmt_dec[i + 1:i + 2]}': invalid format character" if i + 1 < n else "")
+            if m is None:  # bash stops there: what came before is printed, nothing after
+                head = _FMT_HEAD.match(fmt_dec, i)
+                j = head.end() if head is not None else i + 1
+                if j < n:
+                    errors.append(f"`{fmt_dec[j]}': invalid format character")
+                else:
+                    errors.append("`%': missing format character")
+                stop = True
                 break
             flags, width, prec, conv = m.groups()
             i = m.end()
@@ -343,6 +350,8 @@ async def _loop_ctl(sh: Any, argv: list[str], exc: type) -> int:
             return 1
         n = v
     if sh.loop_depth <= 0:
+        if not sh.st.posix:  # dash says nothing
+            await sh.error(f"{argv[0]}: only meaningful in a `for', `while', or `until' loop")
         return 0
     raise exc(min(n, sh.loop_depth))
 
@@ -906,7 +915,13 @@ async def b_eval(sh: Any, argv: list[str]) -> int:
     try:
         return await sh.run_source(src, line=sh.st.lineno)
     except ShellSyntaxError as e:
-        await sh.error(f"{e}", e.line)
+        # bash: "eval: line N: message", then the offending line quoted on a second line
+        line = e.line
+        if "unexpected end of file" in e.message:
+            line = sh.st.lineno + src.count("\n") + 1
+        await sh.error(f"eval: line {line}: {e}", 0)
+        if e.source_line and "unexpected end of file" not in e.message and "unexpected EOF" not in e.message:
+            await sh.error(f"eval: line {line}: `{e.source_line}'", 0)
         return 2
 
 
@@ -970,7 +985,8 @@ async def b_exec(sh: Any, argv: list[str]) -> int:
         return 0
     path = await sh.find_command(args[0])
     if path is None:
-        await sh.error(f"{args[0]}: not found" if "/" not in args[0] else f"{args[0]}: No such file or directory")
+        await sh.error(f"exec: {args[0]}: not found" if "/" not in args[0]
+                       else f"{args[0]}: No such file or directory")
         raise ExitShell(127)
     try:
         await sh.ctx.execve([path] + args[1:], sh.st.env())
@@ -1498,7 +1514,7 @@ async def b_mapfile(sh: Any, argv: list[str]) -> int:
     try:
         sh.st.set_array(name, base)
     except VarError as e:
-        await sh.error(f"{argv[0]}: {e}")
+        await sh.error(str(e) if "readonly" in str(e) else f"{argv[0]}: {e}")
         return 1
     return 0
 
