@@ -137,12 +137,13 @@ def _stopped(src: Source, exc: BaseException, summary: Summary, seen: int) -> Ba
 # -- an unmounted store -------------------------------------------------------------------------
 
 
-def import_into_store(store_path: str, at: str, src: Source, bar: Callback) -> Summary:
+def import_into_store(store_path: str, at: str, src: Source, bar: Callback,
+                      exclude: tuple[str, ...] = ()) -> Summary:
     """Import *src* into the unmounted store (under its lock) below *at*."""
     from cli.store_cmds import with_store
 
     async def work(store: Any) -> Summary:
-        importer = Importer(store.vfs, at)
+        importer = Importer(store.vfs, at, exclude=exclude)
         importer.start()
         shown = _Progress(src, bar)
         try:
@@ -165,13 +166,13 @@ def import_into_store(store_path: str, at: str, src: Source, bar: Callback) -> S
 # -- a running mount ------------------------------------------------------------------------------
 
 
-def import_into_mount(sock: str, at: str, src: Source, bar: Callback) -> Summary:
+def import_into_mount(sock: str, at: str, src: Source, bar: Callback, exclude: tuple[str, ...] = ()) -> Summary:
     """Send *src* member by member to the daemon listening on *sock* (control.py, op "import")."""
     from vfsfuse.daemon import control
 
     client = control.ControlClient.connect(sock)
     try:
-        client.send_json({"op": "import", "at": at})
+        client.send_json({"op": "import", "at": at, "exclude": list(exclude)})
         _reply(client, control)  # ready (or the daemon's refusal: read-only, bad --at)
         shown = _Progress(src, bar)
         seen = 0
@@ -254,7 +255,7 @@ def _final_summary(client: Any, control: Any) -> Summary:
 # -- the command ----------------------------------------------------------------------------------
 
 
-def run_import(target: str, tarball: str, at: str | None) -> tuple[Summary, float]:
+def run_import(target: str, tarball: str, at: str | None, exclude: tuple[str, ...] = ()) -> tuple[Summary, float]:
     """Resolve TARGET, open TARBALL, import; ``(summary, seconds)``."""
     from vfsfuse.storage.store import is_store
 
@@ -267,7 +268,7 @@ def run_import(target: str, tarball: str, at: str | None) -> tuple[Summary, floa
     try:
         with progress() as bar:
             if t.mount is None:
-                summary = import_into_store(t.unmounted_store, where, src, bar)
+                summary = import_into_store(t.unmounted_store, where, src, bar, exclude)
             else:
                 from vfsfuse.daemon import control
 
@@ -276,7 +277,7 @@ def run_import(target: str, tarball: str, at: str | None) -> tuple[Summary, floa
                     sock = control.socket_path(os.path.abspath(store), t.mount)
                 else:
                     sock = control.socket_for_mount(t.mount)
-                summary = import_into_mount(sock, where, src, bar)
+                summary = import_into_mount(sock, where, src, bar, exclude)
     finally:
         src.close()
     return summary, time.monotonic() - start
@@ -287,7 +288,12 @@ def run_import(target: str, tarball: str, at: str | None) -> tuple[Summary, floa
 @click.argument("tarball")
 @click.option("--at", "at", metavar="DIR", default=None,
               help="Directory of the store to import into (made if missing).  [default: /]")
-def import_command(target: str, tarball: str, at: str | None) -> None:
+@click.option("--exclude", "exclude", metavar="PATTERN", multiple=True,
+              help="Leave out members whose path below DIR (or a leading directory of it) matches "
+                   "the shell pattern, e.g. ./dev or '*.pyc'; repeatable.  Into a running mount at /: "
+                   "--exclude ./bin keeps the kernel's /bin (a Debian bin -> usr/bin link would stop "
+                   "the import there).")
+def import_command(target: str, tarball: str, at: str | None, exclude: tuple[str, ...]) -> None:
     """Fill a store from a root filesystem tarball (plain, gzip, bzip2 or xz; '-' reads stdin).
 
     \b
@@ -301,7 +307,7 @@ def import_command(target: str, tarball: str, at: str | None) -> None:
     imported stops the import: the members before it stay imported, and the
     error line says how many.
     """
-    summary, seconds = run_import(target, tarball, at)
+    summary, seconds = run_import(target, tarball, at, exclude)
     click.echo(summary.line(seconds))
 
 

@@ -293,6 +293,19 @@ def test_import_over_an_existing_tree_replaces_as_tar_does(store, tmp_path):
     assert_fsck_clean(store)
 
 
+def test_exclude_is_anchored_and_covers_what_is_below(src, store, tmp_path):
+    tarball = make_tar(src, tmp_path / "r.tar")
+    res = cli("import", store, str(tarball), "--exclude", "./usr/lib/deep/er", "--exclude", "etc/s*",
+              "--exclude", "*.txt", "--exclude", "fifo")  # fifo: anchored, so usr/fifo stays
+    assert res.code == 0, res.err
+    want = {rel for rel in host_view(src) if not rel.startswith(("usr/lib/deep/er", "etc/s"))}
+    assert set(store_view(store)) == want and "usr/fifo" in want
+    with tarfile.open(tarball) as tar:
+        left_out = sum(1 for m in tar if m.name.startswith(("./usr/lib/deep/er", "./etc/s")))
+    assert f", {left_out} members excluded in " in res.out, res.out
+    assert_fsck_clean(store)
+
+
 # -- refusals: one line, exit 8, and how far it got ----------------------------------------------
 
 

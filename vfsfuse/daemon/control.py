@@ -350,6 +350,7 @@ async def _import(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
         raise KernelError("EROFS", "the mount is read-only")
     changed: set[int] = set()
     job = imp.Importer(cast(ChunkedVFS, kernel.root_fs), str(req.get("at") or "/"), commit_every=None,
+                       exclude=[str(p) for p in req.get("exclude") or []],
                        on_names=_forget_names, on_inodes=changed.update)
     job.start()
     await conn.send_json({"ready": True})

@@ -124,6 +124,7 @@ class Summary:
     hardlinks: int = 0
     special: int = 0  # devices and fifos
     bytes: int = 0  # regular file data
+    excluded: int = 0  # members left out by --exclude
 
     def add(self, other: "Summary") -> None:
         for key, value in asdict(other).items():
@@ -140,8 +141,9 @@ class Summary:
 
     def counts(self) -> str:
         special = f", {self.special} devices/fifos" if self.special else ""
+        left_out = f", {self.excluded} members excluded" if self.excluded else ""
         return (f"{self.files} files, {self.dirs} dirs, {self.symlinks + self.hardlinks} links"
-                f"{special}, {self.bytes} bytes")
+                f"{special}, {self.bytes} bytes{left_out}")
 
     def line(self, seconds: float) -> str:
         """The one-line report of a finished import."""
@@ -303,6 +305,23 @@ def _checked_path(parts: list[bytes]) -> tuple[bytes, ...]:
     return tuple(parts)
 
 
+def exclusion(patterns: list[str] | tuple[str, ...]) -> Callable[[tuple[bytes, ...]], bool]:
+    """``--exclude PATTERN``: a shell pattern (fnmatch, where ``*`` also matches ``/``) matched
+    against a member's path below the import directory and against each of its leading
+    directories, anchored there: ``./dev`` and ``dev`` leave out the top ``dev`` and all below
+    it, ``*.pyc`` every ``.pyc``.  (GNU tar matches unanchored by default; anchored is what a
+    root filesystem wants: ``--exclude ./dev`` must not drop ``usr/share/dev``.)"""
+    from fnmatch import fnmatchcase
+
+    pats = [b"/".join(member_path(p)) if p.strip("./") else b"" for p in patterns]
+    pats = [p for p in pats if p]
+
+    def excluded(path: tuple[bytes, ...]) -> bool:
+        return any(fnmatchcase(b"/".join(path[:i]), p) for p in pats for i in range(1, len(path) + 1))
+
+    return excluded
+
+
 def _check_member(m: Member) -> None:
     if m.kind == "symlink" and (not m.target or b"\0" in m.target or len(m.target) > 4095):
         raise KernelError("EINVAL", "bad symlink target (empty, too long or with a NUL byte)")
@@ -385,6 +404,7 @@ class _Op:
     m: Member
     inline: bytes | None = None
     chunks: list[tuple[int, str, int]] = field(default_factory=list)  # (index, key, length)
+    skip: bool = False  # excluded: counted, not written
 
 
 @dataclass(slots=True)
@@ -407,6 +427,7 @@ class Importer:
     (None: leave commits to the caller, as a mount's flusher does)."""
 
     def __init__(self, fs: ChunkedVFS, at: str = "/", *, commit_every: float | None = COMMIT_SECONDS,
+                 exclude: list[str] | tuple[str, ...] = (),
                  on_names: Callable[[list[tuple[int, bytes]]], None] | None = None,
                  on_inodes: Callable[[list[int]], None] | None = None) -> None:
         self.fs = fs
@@ -419,6 +440,7 @@ class Importer:
         self.seen = 0  # members handed to add()
         self.commit_every = commit_every
         self._on_names, self._on_inodes = on_names, on_inodes
+        self._excluded = exclusion(exclude) if exclude else None
         self._ops: list[_Op] = []
         self._batch_bytes = 0
         self._held: set[str] = set()  # block keys referenced by queued members (begin_reference)
@@ -485,6 +507,13 @@ class Importer:
             await self.flush()  # a block of an earlier member could not be stored: stop there
         self.seen += 1
         op = _Op(self.seen, m)
+        if self._excluded is not None and self._excluded(m.path):
+            op.skip = True
+            if data is not None:
+                async for _ in data:  # read past it
+                    pass
+            self._ops.append(op)
+            return
         try:
             if m.kind == "file":
                 await self._take_data(op, data)
@@ -699,6 +728,9 @@ class Importer:
 
     def _apply(self, op: _Op, done: Summary, made: list[tuple[bytes, ...]]) -> _InTheWay | None:
         m = op.m
+        if op.skip:
+            done.excluded += 1
+            return None
         if not m.path:
             if m.kind != "dir":
                 raise KernelError("EINVAL", "it names the import directory but is not a directory")
