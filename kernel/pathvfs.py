@@ -778,7 +778,8 @@ class PathVFS:
     async def utimes(self, path: str | bytes, atime_s: float | None, mtime_s: float | None) -> None:
         """Set access and modification times, in (fractional) seconds; None means now."""
         _, attr = await self._resolve(path, True)
-        await self.fs.setattr(attr.ino, SetAttr(atime_ns=_ns(atime_s), mtime_ns=_ns(mtime_s)), self.caller)
+        changes = SetAttr(atime_ns=seconds_ns(atime_s), mtime_ns=seconds_ns(mtime_s))
+        await self.fs.setattr(attr.ino, changes, self.caller)
 
     async def utimens(self, path: str | bytes, atime_ns: int | None, mtime_ns: int | None,
                       follow_symlinks: bool = True) -> None:
@@ -803,7 +804,8 @@ def _may(attr: Attr, caller: Caller, want: int) -> bool:
     return may_access(caller, attr.mode, attr.uid, attr.gid, want)
 
 
-def _ns(seconds: float | None) -> int:
+def seconds_ns(seconds: float | None) -> int:
+    """A time in (fractional) seconds as nanoseconds for ``SetAttr``; None is ``UTIME_NOW``."""
     if seconds is None:
         return UTIME_NOW
     if isinstance(seconds, int):

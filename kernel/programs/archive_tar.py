@@ -440,9 +440,11 @@ class Extractor:
                             raise ArchiveError("Unexpected EOF in archive")
                         m.remaining -= len(data)
                         await ctx.write_all(fd, data)
+                    await self._attrs(target, ti, created=True, fd=fd)
                 finally:
                     await ctx.close(fd)
-            await self._attrs(target, ti, created=ti.type != tarfile.FIFOTYPE)
+                return True
+            await self._attrs(target, ti)  # a FIFO
             return True
         except KernelError as e:
             await self.tar.err(f"{name}: Cannot open: {strerror(e)}")
@@ -453,9 +455,11 @@ class Extractor:
             return ti.mode & 0o7777
         return ti.mode & 0o777 & ~self.ctx.umask()
 
-    async def _attrs(self, target: str, ti: tarfile.TarInfo, created: bool = False) -> None:
+    async def _attrs(self, target: str, ti: tarfile.TarInfo, created: bool = False,
+                     fd: int | None = None) -> None:
         """Owner, mode and mtime of an extracted member; a file just created already has
-        our owner and its mode less the umask, so those calls are made only when they change it."""
+        our owner and its mode less the umask, so those calls are made only when they change it.
+        With the member's open *fd*, the times are set through it (no path walk)."""
         ctx = self.ctx
         try:
             if self.same_owner and not (created and ti.uid == ctx.getuid() and ti.gid == ctx.getgid()):
@@ -464,7 +468,10 @@ class Extractor:
             if not created or mode != mode & 0o777 & ~ctx.umask():
                 await ctx.chmod(target, mode)
             if not self.touch:
-                await ctx.utimes(target, time.time(), float(ti.mtime))
+                if fd is not None:
+                    await ctx.futimes(fd, time.time(), float(ti.mtime))
+                else:
+                    await ctx.utimes(target, time.time(), float(ti.mtime))
         except KernelError:
             pass
 

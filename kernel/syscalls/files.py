@@ -28,6 +28,7 @@ from kernel.fdtable import (
 )
 from kernel.flock import LOCK_UN
 from kernel.fs import Attr, SetAttr
+from kernel.pathvfs import seconds_ns
 from kernel.pipes import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, Pipe
 from kernel.procfs import fd_reference
 from kernel.pty import PTMX_RDEV, PTS_MAJOR
@@ -442,6 +443,16 @@ class FileCalls(CtxBase):
             raise KernelError("EINVAL", "fd is not a regular file open for writing")  # as Linux
         await ofd.mounted().setattr(ofd.ino, SetAttr(size=length), self._caller)
 
+    async def futimes(self, fd: int, atime_s: float | None, mtime_s: float | None) -> None:
+        """futimens(2) in (fractional) seconds, None meaning now, on an open file: no path is
+        walked (``tar x`` sets a member's times so before closing it)."""
+        await self._enter()
+        ofd = self.fds.get(fd)
+        if ofd.fs is None or not ofd.ino:
+            raise KernelError("EINVAL", "fd is not a file")
+        await ofd.mounted().setattr(ofd.ino, SetAttr(atime_ns=seconds_ns(atime_s), mtime_ns=seconds_ns(mtime_s)),
+                                         self._caller)
+
     async def fsync(self, fd: int) -> None:
         await self._enter()
         ofd = self.fds.get(fd)
@@ -623,3 +634,4 @@ class FileCalls(CtxBase):
             await self._wait(ev.wait)
 
         await table.lock(key, ofd.id, op, wait=wait)
+
