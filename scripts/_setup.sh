@@ -28,6 +28,7 @@ command -v gawk >/dev/null 2>&1 || _need_apt+=(gawk)       # the awk corpus runs
 command -v bwrap >/dev/null 2>&1 || _need_apt+=(bubblewrap)  # the jail real programs run in (issue 16)
 [ -x /bin/busybox ] || _need_apt+=(busybox-static)          # a static ELF the jail tests copy into the mount
 command -v mmdebstrap >/dev/null 2>&1 || _need_apt+=(mmdebstrap)  # scripts/make-rootfs: the jail tests' Debian root
+command -v make >/dev/null 2>&1 || _need_apt+=(make)              # tests/jail/cases/rootfs.txt runs make on the host too
 if ((${#_need_apt[@]})); then
     SUDO=""
     if [ "$(id -u)" != 0 ]; then
