@@ -440,6 +440,9 @@ class FunctionDef(Node):
     body: "Command"
     redirs: list[Redir] = field(default_factory=list)
     source: str = ""
+    #: Where it was defined (bash's BASH_SOURCE inside it): the sourced file or script, or
+    #: "environment" for a ``-c`` string, as bash calls it.  Set when the definition runs.
+    file: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -521,7 +521,7 @@ class Expander:
     def _has_value(self, name: str) -> bool:
         """The variable has a value (an array, even empty, counts; ``declare -a x`` does not)."""
         v = self.st.lookup(name)
-        return v is not None and v.value is not None
+        return v is not None and v.value is not None and not v.fresh
 
     def _unbound(self, p: Param) -> None:
         if self.st.options.get("nounset"):

@@ -271,7 +271,11 @@ class Shell(Expander):
     async def error(self, msg: str, lineno: int | None = None) -> None:
         """``sh: line N: msg`` on stderr (never raises)."""
         line = self.st.lineno if lineno is None else lineno
-        prefix = f"{self.script_name}: line {line}: " if line else f"{self.script_name}: "
+        st = self.st
+        # bash names the file the running code came from: a sourced file, or for a function
+        # its defining file ("environment" for one defined in a -c string)
+        name = st.sources[0] if st.sources and not st.posix and not st.interactive else self.script_name
+        prefix = f"{name}: line {line}: " if line else f"{name}: "
         try:
             await self.ctx.write_all(2, (prefix + msg + "\n").encode("utf-8", "surrogateescape"))
         except KernelError:
@@ -1012,6 +1016,7 @@ class Shell(Expander):
         if node.name in self.st.readonly_functions:
             await self.error(f"{node.name}: readonly function")
             return 1
+        node.file = self.st.sources[0] if self.st.sources else "environment"
         self.st.functions[node.name] = node
         return 0
 
@@ -1427,6 +1432,7 @@ class Shell(Expander):
         saved_pos = st.positional
         st.positional = argv[1:]
         st.funcnames.insert(0, fn.name)
+        st.sources.insert(0, fn.file or "environment")
         st.call_lines.insert(0, st.lineno)
         st.scopes.append({})
         saved_loop = self.loop_depth
@@ -1443,6 +1449,7 @@ class Shell(Expander):
                 st.options = saved_opts
             st.scopes.pop()
             st.funcnames.pop(0)
+            st.sources.pop(0)
             st.call_lines.pop(0)
             st.positional = saved_pos
             c.depth -= 1

@@ -59,13 +59,16 @@ class Var:
     lower: bool = False
     upper: bool = False
     nameref: bool = False
+    #: ``declare -a x`` / ``local -A m`` with no value yet: an array, but unset (``set -u``,
+    #: ``declare -p``) until something is assigned
+    fresh: bool = False
 
     def copy(self) -> "Var":
         v = self.value
         if isinstance(v, dict):
             v = dict(v)
         return Var(v, self.exported, self.readonly, self.integer, self.kind, self.lower, self.upper,
-                   self.nameref)
+                   self.nameref, self.fresh)
 
     def scalar(self) -> str | None:
         """What ``$name`` gives: element 0 of an array (key "0" of an associative one)."""
@@ -240,6 +243,7 @@ class ShellState:
             value = value.lower()
         elif v.upper:
             value = value.upper()
+        v.fresh = False
         if v.kind == "s":
             v.value = value
         elif v.kind == "a":
@@ -271,6 +275,7 @@ class ShellState:
                 if key + n < 0:
                     raise VarError(f"{name}[{key}]: bad array subscript")
                 key += n
+        v.fresh = False
         v.value[key] = value
 
     def set_array(self, name: str, items: dict, assoc: bool = False, *, local: bool = False) -> Var:
@@ -284,6 +289,7 @@ class ShellState:
         else:
             v.kind = "a"
         v.value = items
+        v.fresh = False
         return v
 
     def unset(self, name: str) -> None:

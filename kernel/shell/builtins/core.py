@@ -508,7 +508,7 @@ def _attr_flags(v: Any) -> str:
 
 def declare_line(name: str, v: Any) -> str:
     flags = _attr_flags(v)
-    if v.value is None:
+    if v.value is None or v.fresh:
         return f"declare -{flags} {name}"
     return f"declare -{flags} {name}={_declare_value(v)}"
 
@@ -728,12 +728,14 @@ async def b_declare(sh: Any, argv: list[str], *, local: bool | None = None, word
             continue
         if "a" in on and v.kind == "s":
             v.kind = "a"
+            v.fresh = v.value is None and "=" not in arg
             v.value = {} if v.value is None else {0: v.value}
         if "A" in on and v.kind != "A":
             if v.kind == "a" and v.value:
                 await sh.error(f"{argv[0]}: {base}: cannot convert indexed to associative array")
                 status = 1
                 continue
+            v.fresh = (v.value is None or v.fresh) and "=" not in arg
             v.kind = "A"
             v.value = {} if v.value is None else ({"0": v.value} if isinstance(v.value, str) else {})
         if "i" in on:
