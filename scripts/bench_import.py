@@ -80,6 +80,10 @@ def best(times: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--src", default=f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}")
+    ap.add_argument("--tarball", default=None,
+                    help="an existing tarball instead (e.g. scripts/make-rootfs's Debian root)")
+    ap.add_argument("--exclude", action="append", default=[],
+                    help="passed to both tar -x and vfsfuse import (e.g. ./dev for a root filesystem)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gzip", action="store_true", help="a .tar.gz instead of a plain tar")
     ap.add_argument("--mount", action="store_true", help="also import into a running mount")
@@ -92,12 +96,16 @@ def main() -> None:
     os.makedirs(env["VFSFUSE_RUNTIME_DIR"])
     mounts: list[str] = []
     try:
-        tarball = os.path.join(work, "tree.tar.gz" if args.gzip else "tree.tar")
-        src = os.path.abspath(args.src)
-        subprocess.run(["tar", "--xattrs", "--format=posix", "-C", os.path.dirname(src),
-                        "-czf" if args.gzip else "-cf", tarball, os.path.basename(src)],
-                       check=True, capture_output=True)
+        if args.tarball:
+            tarball = src = os.path.abspath(args.tarball)
+        else:
+            tarball = os.path.join(work, "tree.tar.gz" if args.gzip else "tree.tar")
+            src = os.path.abspath(args.src)
+            subprocess.run(["tar", "--xattrs", "--format=posix", "-C", os.path.dirname(src),
+                            "-czf" if args.gzip else "-cf", tarball, os.path.basename(src)],
+                           check=True, capture_output=True)
         members, files, data = tree_counts(tarball)
+        excl = [f"--exclude={p}" for p in args.exclude]
         print(f"tarball: {src} -> {os.path.getsize(tarball) / MB:.1f} MB"
               f"{' gzip' if args.gzip else ''}, {members} members, {files} files, {data / MB:.1f} MB of data")
         tar_times, ours_times, mnt_times, tar_mnt_times = [], [], [], []
@@ -105,11 +113,11 @@ def main() -> None:
         for i in range(args.repeat):
             dest = os.path.join(shm, f"x{i}")
             os.mkdir(dest)
-            tar_times.append(run(["tar", "-x", "-f", tarball, "-C", dest]))
+            tar_times.append(run(["tar", "-x", "--numeric-owner", *excl, "-f", tarball, "-C", dest]))
             shutil.rmtree(dest)
             store = os.path.join(work, f"store{i}")
             run([VFSFUSE, "mkfs", store], env)
-            wall, own = run_reported([VFSFUSE, "import", store, tarball], env)
+            wall, own = run_reported([VFSFUSE, "import", store, tarball, *excl], env)
             ours_times.append(wall)
             own_times.append(own)
             start_times.append(run([VFSFUSE, "--version"], env))
@@ -123,12 +131,13 @@ def main() -> None:
                     run([VFSFUSE, "mount", mstore, mnt], env)
                     mounts.append(mnt)
                     if kind == "import":
-                        wall, own = run_reported([VFSFUSE, "import", mnt, tarball, "--at", "/x"], env)
+                        wall, own = run_reported([VFSFUSE, "import", mnt, tarball, "--at", "/x", *excl], env)
                         mnt_times.append(wall)
                         own_mnt_times.append(own)
                     else:
                         os.mkdir(os.path.join(mnt, "x"))
-                        tar_mnt_times.append(run(["tar", "-x", "-f", tarball, "-C", os.path.join(mnt, "x")]))
+                        tar_mnt_times.append(run(["tar", "-x", "--numeric-owner", *excl, "-f", tarball,
+                                                  "-C", os.path.join(mnt, "x")]))
                     run([VFSFUSE, "umount", mnt], env)
                     mounts.remove(mnt)
         ref = Figure("tar -x into tmpfs", best(tar_times), files, data)
