@@ -528,3 +528,31 @@ def test_import_into_a_running_mount(src, tmp_path, new_mount, runtime_env):  # 
     assert _stat_lines(Path(m.path) / "second") == _stat_lines(src)
     assert m.umount().returncode == 0
     assert_fsck_clean(m.store)
+
+
+@pytest.mark.mount
+def test_a_root_filesystem_into_a_mount_at_its_root(tmp_path, new_mount, runtime_env):  # noqa: F811
+    """A Debian-style root (bin -> usr/bin) meets the kernel's own /bin: refused, then excluded;
+    a read-only mount refuses imports."""
+    root = pax_tar(tmp_path / "root.tar", [(info(".", tarfile.DIRTYPE), None),
+                                           (info("bin", tarfile.SYMTYPE, linkname="usr/bin"), None),
+                                           (info("usr/bin/tool", mode=0o755), b"#!/bin/sh\necho tool\n")])
+    m = new_mount()
+    env = dict(runtime_env)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([VFSFUSE, "import", m.path, str(root), *args], capture_output=True,
+                              text=True, env=env)
+
+    p = run()
+    assert p.returncode == 8 and "EEXIST" in p.stderr and "member 2 (bin)" in p.stderr, p.stderr
+    assert "a non-empty directory of that name is in the way" in p.stderr
+    p = run("--exclude", "./bin")
+    assert p.returncode == 0, p.stderr
+    assert ", 1 members excluded in " in p.stdout
+    assert os.path.isdir(os.path.join(m.path, "bin")) and not os.path.islink(os.path.join(m.path, "bin"))
+    assert Path(m.path, "usr/bin/tool").read_bytes() == b"#!/bin/sh\necho tool\n"
+    ro = new_mount("--read-only")
+    p = subprocess.run([VFSFUSE, "import", ro.path, str(root)], capture_output=True, text=True, env=env)
+    assert p.returncode == 8 and p.stderr.startswith("vfsfuse: EROFS: "), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -348,6 +348,11 @@ async def _import(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
 
     if kernel.mount_table.mount_for_path("/").read_only:
         raise KernelError("EROFS", "the mount is read-only")
+    try:  # --read-only refuses in the store's own layer: ask it, with a change that cannot happen
+        await kernel.root_fs.removexattr(kernel.root_fs.root_ino, b"user.vfs.import")  # user.vfs.*: never set
+    except KernelError as probe:
+        if probe.code == "EROFS":
+            raise KernelError("EROFS", "the mount is read-only") from None
     changed: set[int] = set()
     job = imp.Importer(cast(ChunkedVFS, kernel.root_fs), str(req.get("at") or "/"), commit_every=None,
                        exclude=[str(p) for p in req.get("exclude") or []],
