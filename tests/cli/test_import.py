@@ -24,6 +24,7 @@ import pytest
 import trio
 
 from tests.mount.conftest import VFSFUSE, new_mount, runtime_env, world_base  # noqa: F401  (fixtures)
+from vfsfuse.daemon.control import MOUNT_IMPORT_BATCH
 from vfsfuse.storage.fsck import exclusive_store, fsck_store
 from vfsfuse.storage.store import create_store, open_store
 
@@ -511,10 +512,10 @@ def test_import_into_a_running_mount(src, tmp_path, new_mount, runtime_env):  # 
     assert p.returncode == 8 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "import stopped at member 3 (../c)" in p.stderr and "the first 2 members" in p.stderr, p.stderr
     assert (target / "b").read_bytes() == b"22"
-    # refused by the daemon (only it sees the tree), mid-stream: after its first batch of 2,000
-    # members the daemon answers while the client is still sending; the answer is not lost
+    # refused by the daemon (only it sees the tree), mid-stream: after its first batch of
+    # MOUNT_IMPORT_BATCH members it answers while the client is still sending; it is not lost
     many = [(info("up", tarfile.SYMTYPE, linkname="/"), None), (info("up/x"), b"x")]
-    many += [(info(f"n{i}"), b"") for i in range(2100)]
+    many += [(info(f"n{i}"), b"") for i in range(4 * MOUNT_IMPORT_BATCH)]
     p = subprocess.run([VFSFUSE, "import", str(target), str(pax_tar(tmp_path / "many.tar", many))],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 8 and len(p.stderr.strip().splitlines()) == 1, p.stderr

@@ -44,6 +44,7 @@ HEADER = struct.Struct(">BI")
 MAX_FRAME = 1 << 30
 JSON, STDIN, STDOUT, STDERR, DATA = b"J"[0], b"0"[0], b"1"[0], b"2"[0], b"D"[0]
 _SUN_PATH_MAX = 107
+MOUNT_IMPORT_BATCH = 500  # import members applied per pause of the event loop (~20 ms)
 
 
 def socket_path(store: str | None, mountpoint: str) -> str:
@@ -355,7 +356,7 @@ async def _import(kernel: Kernel, conn: _Conn, req: dict[str, Any]) -> None:
             raise KernelError("EROFS", "the mount is read-only") from None
     changed: set[int] = set()
     job = imp.Importer(cast(ChunkedVFS, kernel.root_fs), str(req.get("at") or "/"), commit_every=None,
-                       exclude=[str(p) for p in req.get("exclude") or []],
+                       exclude=[str(p) for p in req.get("exclude") or []], batch_members=MOUNT_IMPORT_BATCH,
                        on_names=_forget_names, on_inodes=changed.update)
     job.start()
     await conn.send_json({"ready": True})

@@ -424,10 +424,12 @@ class Importer:
     host forgets them).  *on_names* / *on_inodes* hear, after each batch, of names added to
     directories that existed before and of existing inodes whose attributes changed, so a
     mount can tell the host kernel's caches.  *commit_every*: seconds between durable commits
-    (None: leave commits to the caller, as a mount's flusher does)."""
+    (None: leave commits to the caller, as a mount's flusher does).  *batch_members*: members
+    per transaction (a batch is applied without a pause: a mount keeps it small, so FUSE
+    requests wait at most a few tens of milliseconds)."""
 
     def __init__(self, fs: ChunkedVFS, at: str = "/", *, commit_every: float | None = COMMIT_SECONDS,
-                 exclude: list[str] | tuple[str, ...] = (),
+                 exclude: list[str] | tuple[str, ...] = (), batch_members: int = BATCH_MEMBERS,
                  on_names: Callable[[list[tuple[int, bytes]]], None] | None = None,
                  on_inodes: Callable[[list[int]], None] | None = None) -> None:
         self.fs = fs
@@ -441,6 +443,7 @@ class Importer:
         self.commit_every = commit_every
         self._on_names, self._on_inodes = on_names, on_inodes
         self._excluded = exclusion(exclude) if exclude else None
+        self.batch_members = batch_members
         self._ops: list[_Op] = []
         self._batch_bytes = 0
         self._held: set[str] = set()  # block keys referenced by queued members (begin_reference)
@@ -527,7 +530,7 @@ class Importer:
             raise
         self._ops.append(op)
         self._batch_bytes += m.size
-        if len(self._ops) >= BATCH_MEMBERS or self._batch_bytes >= BATCH_BYTES:
+        if len(self._ops) >= self.batch_members or self._batch_bytes >= BATCH_BYTES:
             await self.flush()
 
     async def _take_data(self, op: _Op, data: AsyncIterator[bytes] | None) -> None:
