@@ -797,8 +797,14 @@ class Expander:
                 return decode_ansi_c(val)
             if what == "P":
                 return val
-            if what == "A":
-                return f"{p.name}={shell_quote(val)}"
+            if what == "A":  # with its attributes as declare would give them (bash's order)
+                v = self.st.lookup(p.name)
+                flags = ""
+                if v is not None:
+                    flags = ((v.kind if v.kind != "s" else "") + ("i" if v.integer else "")
+                             + ("l" if v.lower else "") + ("n" if v.nameref else "") + ("r" if v.readonly else "")
+                             + ("u" if v.upper else "") + ("x" if v.exported else ""))
+                return (f"declare -{flags} " if flags else "") + f"{p.name}={shell_quote(val)}"
             if what == "a":
                 v = self.st.lookup(p.name)
                 if v is None:

@@ -269,6 +269,10 @@ async def b_printf(sh: Any, argv: list[str]) -> int:
             return 2
         var = args[1]
         args = args[2:]
+        base = var[:-1].partition("[")[0] if var.endswith("]") else var
+        if not is_name(base):
+            await sh.error(f"printf: `{var}': not a valid identifier")
+            return 2
     if args and args[0] == "--":
         args = args[1:]
     if not args:
@@ -468,6 +472,9 @@ def _quote_value(s: str) -> str:
 
 
 def _dq(s: str) -> str:
+    """A value as declare -p quotes it: double quotes, or $'...' when it holds control characters."""
+    if any(ord(c) < 32 or c == "\x7f" for c in s):
+        return shell_quote(s)
     return '"' + re.sub(r'(["\\$`])', r"\\\1", s) + '"'
 
 

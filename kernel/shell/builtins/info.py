@@ -339,5 +339,48 @@ async def b_caller(sh: Any, argv: list[str]) -> int:
     return 0
 
 
+async def b_enable(sh: Any, argv: list[str]) -> int:
+    """``enable`` lists the builtins; ``enable -n NAME`` hides one (PATH finds NAME then),
+    ``enable NAME`` brings it back.  Loading builtins from files (``-f``) is not offered."""
+    args = argv[1:]
+    off = False
+    while args and args[0].startswith("-") and len(args[0]) > 1:
+        for c in args[0][1:]:
+            if c == "n":
+                off = True
+            elif c not in "aps":
+                await sh.error(f"enable: -{c}: invalid option")
+                return 2
+        args = args[1:]
+    table = sh.builtins
+    every = table.every if isinstance(table, _OwnBuiltins) else table
+    if not args:
+        names = sorted(set(every) - set(table)) if off else sorted(table)
+        await sh.out("".join(f"enable {'-n ' if off else ''}{n}\n" for n in names))
+        return 0
+    status = 0
+    for name in args:
+        if name not in every:
+            await sh.error(f"enable: {name}: not a shell builtin")
+            status = 1
+            continue
+        if not isinstance(sh.builtins, _OwnBuiltins):
+            sh.builtins = _OwnBuiltins(sh.builtins)  # subshells forked later share it
+        if off:
+            sh.builtins.pop(name, None)
+        else:
+            sh.builtins[name] = sh.builtins.every[name]
+    return status
+
+
+class _OwnBuiltins(dict):
+    """This shell's own copy of the builtin table (``enable -n`` must not touch other shells'),
+    with every builtin (``every``) to bring one back."""
+
+    def __init__(self, every: dict) -> None:
+        super().__init__(every)
+        self.every = dict(every)
+
+
 BUILTINS = {"alias": b_alias, "unalias": b_unalias, "help": b_help, "times": b_times, "ulimit": b_ulimit,
-            "trap": b_trap, "shopt": b_shopt, "history": b_history, "caller": b_caller}
+            "trap": b_trap, "shopt": b_shopt, "history": b_history, "caller": b_caller, "enable": b_enable}
