@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import stat as _stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from kernel.errors import KernelError
 from kernel.programs import posixre
@@ -614,14 +614,15 @@ async def _scan(g: _Grep, fd: int) -> int:
     binary_checked = False
     rest = b""
     eof = False
+    tail = False
     while not eof:
         data = await ctx.read(fd, CHUNK)
         if not data:
             eof = True
             if not rest:
                 break
-            buf = rest + sep  # an unterminated last line is searched as a line
-            added_eol = True
+            whole = rest + sep  # an unterminated last line is searched as a line
+            whole_added_eol = True
             rest = b""
         else:
             if rest:
@@ -630,43 +631,72 @@ async def _scan(g: _Grep, fd: int) -> int:
             if cut < 0:
                 rest = data
                 continue
-            buf, rest = data[: cut + 1], data[cut + 1 :]
-            added_eol = False
-        if not binary and g.binary != "text" and not g.nul_data and b"\0" in buf:
-            binary = True
-            if g.binary == "without-match" and not binary_checked:
-                return 0
-        binary_checked = True
-        search = buf.translate(_SWAP) if g.nul_data else buf
-        if g.after_left == 0 and not g.before and not g.invert and (quiet_output or (binary and not g.only)):
-            # only whether/how many lines match
-            if g.count and limit is None and not stop_at_first:
-                selected += sum(1 for _ in g.rx.search_lines(search))
+            whole, rest = data[: cut + 1], data[cut + 1 :]
+            whole_added_eol = False
+        for buf, last in _pieces(whole, sep):
+            await ctx.preempt_point()  # a piece is bounded work: the loop (the mount) gets its turn
+            added_eol = last and whole_added_eol
+            search = buf.translate(_SWAP) if g.nul_data else buf
+            if tail:  # -m was reached with trailing context still to print
+                await _emit_buffer(g, buf, search, selected, limit, binary, added_eol, quiet_output, tail_only=True)
+                if g.after_left <= 0:
+                    return selected
+                continue
+            if not binary and g.binary != "text" and not g.nul_data and b"\0" in buf:
+                binary = True
+                if g.binary == "without-match" and not binary_checked:
+                    return 0
+            binary_checked = True
+            if g.after_left == 0 and not g.before and not g.invert and (quiet_output or (binary and not g.only)):
+                # only whether/how many lines match
+                if g.count and limit is None and not stop_at_first:
+                    selected += sum(1 for _ in g.rx.search_lines(search))
+                    g.lineno += buf.count(sep)
+                    g.offset += len(buf)
+                    continue
+                for _s, _e in g.rx.search_lines(search):
+                    selected += 1
+                    if stop_at_first or (limit is not None and selected >= limit):
+                        break
+                    if binary and not quiet_output:
+                        break
+                if binary and selected and not quiet_output:
+                    await g.out.flush()
+                    await g.ctx.write_all(2, b"grep: " + g.name + b": binary file matches\n")
+                    return selected
+                if stop_at_first and selected or (limit is not None and selected >= limit):
+                    return selected
                 g.lineno += buf.count(sep)
                 g.offset += len(buf)
                 continue
-            for _s, _e in g.rx.search_lines(search):
-                selected += 1
-                if stop_at_first or (limit is not None and selected >= limit):
-                    break
-                if binary and not quiet_output:
-                    break
-            if binary and selected and not quiet_output:
-                await g.out.flush()
-                await g.ctx.write_all(2, b"grep: " + g.name + b": binary file matches\n")
+            done, selected = await _emit_buffer(g, buf, search, selected, limit, binary, added_eol, quiet_output)
+            if done:
+                if g.after_left > 0 and not quiet_output and limit is not None and selected >= limit:
+                    tail = True  # its trailing context goes on in the next piece
+                    continue
                 return selected
-            if stop_at_first and selected or (limit is not None and selected >= limit):
-                return selected
-            g.lineno += buf.count(sep)
-            g.offset += len(buf)
-            continue
-        done, selected = await _emit_buffer(g, buf, search, selected, limit, binary, added_eol, quiet_output)
-        if done:
-            return selected
     return selected
 
 
 _SWAP = bytes.maketrans(b"\n\0", b"\0\n")
+#: Bytes of whole lines searched and printed between two preempt points (a 64 KiB read of
+#: short lines is ~10 ms of work for ``grep -v``).
+_PIECE = 8192
+
+
+def _pieces(buf: bytes, sep: bytes) -> Iterator[tuple[bytes, bool]]:
+    """*buf* (whole lines) cut after line ends into pieces of about ``_PIECE`` bytes; True
+    with the last."""
+    n = len(buf)
+    if n <= _PIECE:
+        yield buf, True
+        return
+    p = 0
+    while p < n:
+        q = buf.find(sep, min(p + _PIECE, n) - 1)
+        q = n if q < 0 else q + 1
+        yield buf[p:q], q >= n
+        p = q
 
 
 async def _emit_buffer(
@@ -678,8 +708,10 @@ async def _emit_buffer(
     binary: bool,
     added_eol: bool,
     quiet_output: bool,
+    tail_only: bool = False,
 ) -> tuple[bool, int]:
-    """Print the selected lines of one buffer (with context); (stop?, selected so far)."""
+    """Print the selected lines of one buffer (with context); (stop?, selected so far).
+    *tail_only*: -m was reached before this buffer; only print the trailing context left."""
     out = g.out
     eol = b"\0" if g.nul_data else b"\n"
     spans = g.rx.search_lines(search)
@@ -688,7 +720,7 @@ async def _emit_buffer(
     lineno = g.lineno  # number of lines before pos
     offset0 = g.offset
     context = g.before or g.after
-    stop = False
+    stop = tail_only
 
     async def line_out(s: int, e: int, num: int, sepc: bytes, is_match: bool) -> None:
         if context and g.last_printed >= 0 and num > g.last_printed + 1:
@@ -807,6 +839,8 @@ async def _emit_buffer(
             lineno += 1
             g.after_left -= 1
             await line_out(ls, le, lineno, b"-", False)
+        g.lineno = lineno  # the next piece may hold more of the trailing context
+        g.offset += n
         return True, selected
     if pos < n:
         if g.after_left > 0 or g.before:
