@@ -206,6 +206,20 @@ def _command_limits(ctx: Any) -> Any:
     return own if own is not None else ctx.kernel.limits
 
 
+def _cat_redir(body: CommandList) -> Redir | None:
+    """The ``< file`` of ``$(< file)`` (a lone input redirection), or None."""
+    if len(body.items) != 1 or body.items[0][1]:
+        return None
+    ao = body.items[0][0]
+    if ao.rest or len(ao.first.commands) != 1 or ao.first.negate:
+        return None
+    cmd = ao.first.commands[0]
+    if type(cmd) is not SimpleCommand or cmd.words or cmd.assigns or len(cmd.redirs) != 1:
+        return None
+    r = cmd.redirs[0]
+    return r if r.op == "<" and r.fd is None and r.fd_var is None else None
+
+
 #: Commands that may replace a forked child's shell (``exec_last``) when they are all it runs.
 _IN_PLACE = frozenset({SimpleCommand, Subshell})
 
@@ -477,8 +491,10 @@ class Shell(Expander):
                     r, w = await ctx.pipe(O_CLOEXEC)
                 errpipe = i < n - 1 and i < len(p.pipe_stderr) and p.pipe_stderr[i]
                 pgid = (0 if not pids else pids[0]) if jc else None
+                # ``jobs | cat`` lists the parent's jobs in bash (a lone simple command only)
                 pid = await self.fork(self._stage_runner(c), stdin=prev_r, stdout=w,
-                                      stderr=w if errpipe else None, pgid=pgid)
+                                      stderr=w if errpipe else None, pgid=pgid,
+                                      keep_jobs=type(c) is SimpleCommand)
                 pids.append(pid)
                 if prev_r is not None:
                     await ctx.close(prev_r)
@@ -690,8 +706,12 @@ class Shell(Expander):
         ctx = self.ctx
         body = node.body
 
+        cat_file = _cat_redir(body)
+
         async def run(sub: Shell) -> int:
             sub.counters.subst = c.subst + 1
+            if cat_file is not None:
+                return await sub.cat_redirection(cat_file)
             sub.exec_last = len(body.items) == 1 and not body.items[0][1]
             return await sub.exec_list(body)
 
@@ -722,6 +742,26 @@ class Shell(Expander):
         self.st.last_status = self._subst_status = await self.wait_pid(pid, quiet=True)
         text = b"".join(chunks).decode("utf-8", "surrogateescape")
         return text.rstrip("\n")
+
+    async def cat_redirection(self, redir: Redir) -> int:
+        """``$(< file)``: the file's contents, as bash gives them without running ``cat``."""
+        try:
+            saved = await self.apply_redirs([redir])
+        except RedirError as e:
+            await self.error(e.message)
+            return 1
+        try:
+            fd = _DEFAULT_FD["<"] if redir.fd is None else redir.fd
+            while True:
+                data = await self.ctx.read(fd, 65536)
+                if not data:
+                    return 0
+                await self.ctx.write_all(1, data)
+        except KernelError as e:
+            await self.error(str(e))
+            return 1
+        finally:
+            await self.restore_redirs(saved)
 
     async def process_subst(self, node: ProcSub) -> str:
         ctx = self.ctx
@@ -1207,6 +1247,7 @@ class Shell(Expander):
         st = self.st
         if not argv:
             return await self._assign_only(node)
+        st.last_arg = argv[-1]
         if st.options.get("xtrace"):
             await self._xtrace_assigns(node)
             await self._xtrace(argv)

@@ -72,6 +72,14 @@ def make_shell(ctx: Any, name: str = "sh", posix: bool = False) -> Shell:
     if scope.get("PATH") is None:
         scope["PATH"] = Var("/bin:/usr/bin")
     scope["BASH_VERSION"] = Var("5.2.15(1)-release")
+    if not posix:  # bash's own (dash has none of them)
+        uid = str(ctx.getuid())
+        scope["UID"] = Var(uid, readonly=True, integer=True)
+        scope["EUID"] = Var(uid, readonly=True, integer=True)
+        for k, v in (("HOSTNAME", ctx.gethostname()), ("HOSTTYPE", "x86_64"), ("OSTYPE", "linux-gnu"),
+                     ("MACHTYPE", "x86_64-pc-linux-gnu")):
+            if k not in scope:
+                scope[k] = Var(v)
     sh = Shell(ctx, st, name=name)
     sh.builtins = _BUILTINS
     sh.special_builtins = SPECIAL

@@ -111,6 +111,7 @@ class ShellState:
     pipestatus: list[int] = field(default_factory=lambda: [0])
     subshell: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    last_arg: str = ""  # ``$_``: the last argument of the previous simple command
 
     def __post_init__(self) -> None:
         for name in SHOPT_NAMES:
@@ -176,6 +177,8 @@ class ShellState:
         """The dynamic variables bash computes when read."""
         if name == "LINENO":
             return str(self.lineno)
+        if name == "_":
+            return self.last_arg
         if name == "RANDOM":
             return str(self.rng.randrange(32768))
         if name == "SECONDS":

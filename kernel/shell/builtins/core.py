@@ -1200,7 +1200,8 @@ async def b_getopts(sh: Any, argv: list[str]) -> int:
         if silent:
             st.set("OPTARG", c)
         else:
-            await sh.out(f"{sh.script_name}: illegal option -- {c}\n", 2)
+            if st.get("OPTERR") != "0":  # OPTERR=0 silences the messages only
+                await sh.out(f"{sh.script_name}: illegal option -- {c}\n", 2)
             if st.lookup("OPTARG") is not None:
                 st.unset("OPTARG")
         st.set(name, "?")
@@ -1224,7 +1225,8 @@ async def b_getopts(sh: Any, argv: list[str]) -> int:
                 st.set(name, ":")
                 st.set("OPTARG", c)
             else:
-                await sh.out(f"{sh.script_name}: option requires an argument -- {c}\n", 2)
+                if st.get("OPTERR") != "0":
+                    await sh.out(f"{sh.script_name}: option requires an argument -- {c}\n", 2)
                 st.set(name, "?")
             return 0
         st.set(name, c)
