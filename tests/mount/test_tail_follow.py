@@ -34,6 +34,7 @@ def sandbox(world_base, runtime_env):
     p = subprocess.Popen([sys.executable, "-m", __name__, store, str(mnt)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, env=runtime_env, cwd=REPO)
     assert p.stdin is not None and p.stdout is not None
+    to_daemon, from_daemon = p.stdin, p.stdout
     lines: list[str] = []
     pending = b""
 
@@ -43,9 +44,9 @@ def sandbox(world_base, runtime_env):
         while b"\n" not in pending:
             left = end - time.monotonic()
             assert left > 0, f"no answer from the sandbox within {timeout} s"
-            ready, _, _ = select.select([p.stdout], [], [], left)
+            ready, _, _ = select.select([from_daemon], [], [], left)
             if ready:
-                chunk = os.read(p.stdout.fileno(), 65536)
+                chunk = os.read(from_daemon.fileno(), 65536)
                 assert chunk, "the sandbox daemon exited"
                 pending += chunk
         line, pending = pending.split(b"\n", 1)
@@ -53,8 +54,8 @@ def sandbox(world_base, runtime_env):
         return lines[-1]
 
     def do(cmd: str) -> str:
-        p.stdin.write(cmd.encode() + b"\n")
-        p.stdin.flush()
+        to_daemon.write(cmd.encode() + b"\n")
+        to_daemon.flush()
         return next_line()
 
     assert next_line(30) == "ready"
