@@ -195,7 +195,20 @@ def printf_format(fmt: str, args: list[str], errors: list[str]) -> str:
                 v = _num_arg(arg, errors) if arg is not None else 0
                 if v < 0:
                     v &= (1 << 64) - 1
-                out.append((spec + conv) % v if conv != "u" else (spec + "d") % v)
+                if conv == "o" and "#" in flags:  # C's 010, not Python's 0o10
+                    digits = f"%.{prec}o" % v if prec else "%o" % v
+                    if not digits.startswith("0"):
+                        digits = "0" + digits
+                    w = int(width) if width else 0
+                    if "-" in flags:
+                        text = digits.ljust(w)
+                    elif "0" in flags and not prec:
+                        text = digits.rjust(w, "0")
+                    else:
+                        text = digits.rjust(w)
+                else:
+                    text = (spec + conv) % v if conv != "u" else (spec + "d") % v
+                out.append(text)
             elif conv in "fFeEgGaA":
                 fv = _float_arg(arg, errors) if arg is not None else 0.0
                 if conv in "aA":

@@ -31,7 +31,20 @@ async def _wait_one(sh: Any, pid: int, quiet: bool = False) -> int:
 async def b_wait(sh: Any, argv: list[str]) -> int:
     args = [a for a in argv[1:] if a not in ("-f",)]
     jobs = sh.jobs
+    var = None  # ``-p VAR``: the pid waited for (with -n)
+    rest = []
+    i = 0
+    while i < len(args):
+        if args[i] == "-p" and i + 1 < len(args):
+            var = args[i + 1]
+            i += 2
+            continue
+        rest.append(args[i])
+        i += 1
+    args = rest
     if args and args[0] == "-n":
+        if var is not None:
+            sh.st.unset(var)
         if not jobs.jobs:
             return 127
         try:
@@ -39,6 +52,8 @@ async def b_wait(sh: Any, argv: list[str]) -> int:
         except KernelError:
             return 127
         jobs.forget_pid(pid)
+        if var is not None:
+            sh.st.set(var, str(pid))
         return wait_status_code(status)
     if not args:
         for j in list(jobs.jobs.values()):
