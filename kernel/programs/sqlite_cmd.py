@@ -1,15 +1,14 @@
-"""sqlite3: the SQLite shell over apsw, reading and writing database files through ``ctx``.
+"""sqlite3: the SQLite shell over apsw, its database files paged through the kernel.
 
-apsw's VFS callbacks are synchronous and ``ctx`` is async, so the database is not paged through
-the kernel: the whole file is read through ``ctx``, ``deserialize``d into an in-memory database,
-the commands run there, and if the database changed it is ``serialize``d and written back
-through ``ctx`` in chunks when the shell ends (see docs/DECISIONS.md: no locking between two
-sqlite3 processes writing one file; the last writer wins).
+A database file is opened on ``sqlite_vfs.KernelVFS``: SQLite reads and writes its pages,
+journal and locks with the process's own syscalls, so two sqlite3 processes share one database
+as on Linux and a crash mid-transaction leaves a hot journal that the next open rolls back.
+apsw calls a VFS synchronously, so every statement runs in a worker thread (``ctx.compute``)
+whose file calls come back to the event loop; the shell's printing stays on the loop.
 
-Nothing reaches the host: the connection's VFS is one that refuses to open any file, so
-``ATTACH 'x.db'``, ``VACUUM INTO`` or temp files cannot touch the host filesystem, an authorizer
-refuses ``ATTACH`` of anything but ``:memory:``, and extensions are never enabled.
-``.read``/``.import``/``.output`` go through ``ctx``.
+Nothing reaches the host: names are kernel paths, a ``:memory:`` database has a VFS that refuses
+to open any file, an authorizer refuses ``ATTACH`` of anything but ``:memory:``, and extensions
+are never enabled.  ``.read``/``.import``/``.output`` go through ``ctx``.
 
 Output follows the sqlite3 3.40 shell for list, csv, tabs, quote, line, column, json, table,
 box and markdown modes: REALs as SQLite prints them (``%!.15g``; ``%!.20g`` in json and quote
@@ -18,6 +17,7 @@ mode), blobs as their bytes, NULL as the null value.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from kernel.errors import KernelError
 from kernel.programs.common import CHUNK, Reader, fsencode, strerror
 from kernel.programs.flags import Opt, Spec
 from kernel.programs.registry import Program
+from kernel.programs.sqlite_vfs import KernelVFS
 from kernel.syscalls import O_CREAT, O_TRUNC, O_WRONLY
 
 SPEC = Spec("sqlite3", "[OPTIONS] FILENAME [SQL]",
@@ -87,6 +88,17 @@ def _authorize(action: int, a: str | None, b: str | None, db: str | None, trigge
     if action == apsw.SQLITE_ATTACH and (a or "") not in ("", ":memory:"):
         return apsw.SQLITE_DENY
     return apsw.SQLITE_OK
+
+
+def open_file(vfs: KernelVFS, path: str, readonly: bool, wal: bool) -> apsw.Connection:
+    """A connection on the kernel file *path* (run in the worker thread: it may read it)."""
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    conn = apsw.Connection(path, flags=flags, vfs=vfs.vfs_name)
+    conn.authorizer = _authorize
+    conn.execute("PRAGMA temp_store=MEMORY")
+    if wal:  # no shared memory in this VFS: SQLite keeps the WAL index itself in this mode
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    return conn
 
 
 def open_memory(data: bytes | None) -> apsw.Connection:
@@ -406,6 +418,14 @@ class Shell:
             self._out, self._size = [], 0
             await self.ctx.write_all(self.out_fd, data)
 
+    async def in_db(self, fn: Any, *args: Any) -> Any:
+        """Run *fn* (anything that uses the connection) where its file calls can reach the
+        kernel: a worker thread."""
+        return await self.ctx.compute(fn, *args)
+
+    async def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        return await self.in_db(lambda: list(self.conn.execute(sql, params)))
+
     async def error(self, text: str) -> None:
         await self.flush()
         await self.ctx.write_all(2, fsencode(text + "\n"))
@@ -463,8 +483,10 @@ class Shell:
             await self.write(fsencode(sql + "\n"))
         state: _Printing | None = None
         current = None
+        batches = self._statements(sql)
         try:
-            for number, names, rows in self._statements(sql):
+            while (batch := await self.in_db(next, batches, None)) is not None:
+                number, names, rows = batch
                 if number != current:
                     if state is not None:
                         await self._finish(state)
@@ -754,14 +776,14 @@ async def _dot_quit(sh: Shell, args: list[str]) -> None:
     sh.quit = True
 
 
-def _names(conn: apsw.Connection, kind: str, pattern: str | None) -> list[str]:
+async def _names(sh: Shell, kind: str, pattern: str | None) -> list[str]:
     if kind == "table":
         sql = ("SELECT name FROM sqlite_schema WHERE type IN ('table','view') AND name NOT LIKE 'sqlite_%' "
                "AND name LIKE ?1 ORDER BY 1")
     else:
         sql = ("SELECT name FROM sqlite_schema WHERE type='index' AND (tbl_name LIKE ?1) "
                "AND name NOT LIKE 'sqlite_%' ORDER BY 1")
-    return [r[0] for r in conn.execute(sql, (pattern or "%",))]
+    return [r[0] for r in await sh.query(sql, (pattern or "%",))]
 
 
 async def _columns(sh: Shell, names: list[str]) -> None:
@@ -780,11 +802,11 @@ async def _columns(sh: Shell, names: list[str]) -> None:
 
 
 async def _dot_tables(sh: Shell, args: list[str]) -> None:
-    await _columns(sh, _names(sh.conn, "table", args[0] if args else None))
+    await _columns(sh, await _names(sh, "table", args[0] if args else None))
 
 
 async def _dot_indexes(sh: Shell, args: list[str]) -> None:
-    await _columns(sh, _names(sh.conn, "index", args[0] if args else None))
+    await _columns(sh, await _names(sh, "index", args[0] if args else None))
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -802,11 +824,11 @@ async def _dot_schema(sh: Shell, args: list[str]) -> None:
         sql += " AND (lower(name) LIKE lower(?1) OR lower(tbl_name) LIKE lower(?1))"
         params = (pattern,)
     sql += " ORDER BY rowid"
-    for text, kind, name in list(sh.conn.execute(sql, params)):
+    for text, kind, name in await sh.query(sql, params):
         if re.match(r"(?i)CREATE TABLE ['\"]", text):
             text = "CREATE TABLE IF NOT EXISTS " + text[13:]
         if kind == "view":
-            cols = [r[1] for r in sh.conn.execute(f"PRAGMA table_info({_quote_ident(name)})")]
+            cols = [r[1] for r in await sh.query(f"PRAGMA table_info({_quote_ident(name)})")]
             text += f"\n/* {_quote_ident(name)}({','.join(_quote_ident(c) for c in cols)}) */"
         await sh.write(fsencode(text + ";\n"))
 
@@ -858,25 +880,27 @@ async def _dot_echo(sh: Shell, args: list[str]) -> None:
 
 
 async def _dot_databases(sh: Shell, args: list[str]) -> None:
-    for _, name, path in list(sh.conn.execute("PRAGMA database_list")):
+    for _, name, path in await sh.query("PRAGMA database_list"):
         await sh.write(fsencode(f"{name}: {path or ''} r/w\n"))
 
 
 async def _dot_dump(sh: Shell, args: list[str]) -> None:
     """The schema and rows as SQL text, the shell's layout (one INSERT per row)."""
-    conn = sh.conn
     await sh.write(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n")
-    tables = list(conn.execute("SELECT name, sql FROM sqlite_schema WHERE type='table' AND sql NOT NULL "
-                               "AND name NOT LIKE 'sqlite_%' ORDER BY rowid"))
+    tables = await sh.query("SELECT name, sql FROM sqlite_schema WHERE type='table' AND sql NOT NULL "
+                            "AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
     for name, sql in tables:
         if args and not any(re.fullmatch(a.replace("%", ".*"), name) for a in args):
             continue
         await sh.write(fsencode(sql + ";\n"))
-        for row in conn.execute(f"SELECT * FROM {_quote_ident(name)}"):
-            await sh.write(b"INSERT INTO " + fsencode(_quote_ident(name)) + b" VALUES(" +
-                           b",".join(insert_sql(v) for v in row) + b");\n")
-    for (sql,) in list(conn.execute("SELECT sql FROM sqlite_schema WHERE type IN ('index','trigger','view') "
-                                    "AND sql NOT NULL ORDER BY rowid")):
+        select = f"SELECT * FROM {_quote_ident(name)}"
+        rows = await sh.in_db(lambda: sh.conn.cursor().execute(select))  # noqa: B023 - awaited here
+        while batch := await sh.in_db(_batch, rows):
+            for row in batch:
+                await sh.write(b"INSERT INTO " + fsencode(_quote_ident(name)) + b" VALUES(" +
+                               b",".join(insert_sql(v) for v in row) + b");\n")
+    for (sql,) in await sh.query("SELECT sql FROM sqlite_schema WHERE type IN ('index','trigger','view') "
+                                 "AND sql NOT NULL ORDER BY rowid"):
         await sh.write(fsencode(sql + ";\n"))
     await sh.write(b"COMMIT;\n")
 
@@ -934,19 +958,28 @@ async def _dot_import(sh: Shell, args: list[str]) -> None:
     if not rows:
         return
     try:
-        exists = bool(list(sh.conn.execute("SELECT 1 FROM sqlite_schema WHERE name=?", (table,))))
-        with sh.conn:
-            if not exists:
-                cols = ", ".join('"' + c.replace('"', '""') + '" TEXT' for c in rows[0])
-                sh.conn.execute(f'CREATE TABLE "{table}"(\n{cols})')
-                rows = rows[1:]
-            ncol = len(list(sh.conn.execute(f"PRAGMA table_info({_quote_ident(table)})")))
-            marks = ",".join("?" * ncol)
-            for row in rows:
-                values: list[str | None] = [*row, *([None] * (ncol - len(row)))][:ncol]
-                sh.conn.execute(f"INSERT INTO {_quote_ident(table)} VALUES({marks})", values)
+        await sh.in_db(_insert_rows, sh.conn, table, rows)
     except apsw.Error as e:
         await sh.error("Error: " + re.sub(r"^\w+Error: ", "", str(e)))
+
+
+def _insert_rows(conn: apsw.Connection, table: str, rows: list[list[str]]) -> None:
+    """``.import``'s writes, in one transaction (in the worker thread)."""
+    exists = bool(list(conn.execute("SELECT 1 FROM sqlite_schema WHERE name=?", (table,))))
+    with conn:
+        if not exists:
+            cols = ", ".join('"' + c.replace('"', '""') + '" TEXT' for c in rows[0])
+            conn.execute(f'CREATE TABLE "{table}"(\n{cols})')
+            rows = rows[1:]
+        ncol = len(list(conn.execute(f"PRAGMA table_info({_quote_ident(table)})")))
+        marks = ",".join("?" * ncol)
+        for row in rows:
+            values: list[str | None] = [*row, *([None] * (ncol - len(row)))][:ncol]
+            conn.execute(f"INSERT INTO {_quote_ident(table)} VALUES({marks})", values)
+
+
+def _batch(rows: Iterator[tuple[Any, ...]], size: int = 256) -> list[tuple[Any, ...]]:
+    return list(itertools.islice(rows, size))
 
 
 async def _dot_help(sh: Shell, args: list[str]) -> None:
@@ -1023,35 +1056,24 @@ def parse_cli(argv: list[str]) -> Cli:
     return cli
 
 
-async def _load(ctx: Any, path: str, readonly: bool) -> tuple[bytes, bool]:
-    """The database file's bytes (b"" for a new one, which is created empty, as sqlite3 does)."""
+async def _open_database(ctx: Any, path: str, readonly: bool) -> apsw.Connection:
+    """A connection on the kernel file *path* (created empty when missing, as sqlite3 does,
+    unless read-only); KernelError or apsw.Error when it cannot be opened."""
+    apath = path if path.startswith("/") else ctx.getcwd().rstrip("/") + "/" + path
+    wal = False
     try:
-        fd = await ctx.open(path)
+        fd = await ctx.open(apath)
     except KernelError as e:
         if e.code != "ENOENT" or readonly:
             raise
-        fd = await ctx.open(path, O_WRONLY | O_CREAT, 0o644)
-        await ctx.close(fd)
-        return b"", True
-    try:
-        parts: list[bytes] = []
-        while True:
-            data = await ctx.read(fd, CHUNK * 16)
-            if not data:
-                return b"".join(parts), False
-            parts.append(data)
-    finally:
-        await ctx.close(fd)
-
-
-async def _store(ctx: Any, path: str, data: bytes) -> None:
-    fd = await ctx.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        for off in range(0, len(data), CHUNK * 16):
-            await ctx.write_all(fd, bytes(view[off:off + CHUNK * 16]))
-    finally:
-        await ctx.close(fd)
+    else:
+        try:
+            if (await ctx.fstat(fd)).is_dir:
+                raise KernelError("EISDIR", "is a directory")
+            wal = (await ctx.pread(fd, 2, 18)) == b"\x02\x02"  # the header's WAL format bytes
+        finally:
+            await ctx.close(fd)
+    return await ctx.compute(open_file, KernelVFS(ctx), apath, readonly, wal)
 
 
 async def main(ctx: Any) -> int:
@@ -1069,23 +1091,15 @@ async def main(ctx: Any) -> int:
         return 0
     readonly = bool(cli.flags.get("readonly"))
     path = cli.db if cli.db not in (None, ":memory:", "") else None
-    original = b""
-    if path is not None:
-        try:
-            original, _ = await _load(ctx, path, readonly)
-        except KernelError as e:
-            await ctx.write_all(2, fsencode(f'Error: unable to open database "{path}": unable to open database file\n'))
-            del e
-            return 1
     try:
-        conn = open_memory(original)
-    except apsw.Error:
-        await ctx.write_all(2, fsencode(f'Error: unable to open database "{path}": file is not a database\n'))
+        conn = open_memory(None) if path is None else await _open_database(ctx, path, readonly)
+    except (KernelError, apsw.Error):
+        await ctx.write_all(2, fsencode(f'Error: unable to open database "{path}": unable to open database file\n'))
         return 1
     sh = Shell(ctx, conn)
     arg_status = 0
     if readonly:
-        conn.execute("PRAGMA query_only=1")
+        await sh.in_db(conn.execute, "PRAGMA query_only=1")
     for name, value in cli.order:
         if name in MODES:
             sh.set_mode(name)
@@ -1131,16 +1145,7 @@ async def main(ctx: Any) -> int:
     finally:
         if sh.out_fd != 1:
             await ctx.close(sh.out_fd)
-        if path is not None and not readonly:
-            data = conn.serialize("main") or b""
-            if data != original:
-                try:
-                    await _store(ctx, path, data)
-                except KernelError as e:
-                    await ctx.write_all(2, fsencode(f'Error: cannot write the database back to "{path}": '
-                                                    f"{strerror(e)}\n"))
-                    arg_status = arg_status or 1
-        conn.close()
+        await sh.in_db(conn.close)
     return arg_status or sh.status
 
 

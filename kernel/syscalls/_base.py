@@ -9,7 +9,7 @@ import inspect
 import os
 import stat as _stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
@@ -294,9 +294,30 @@ class CtxBase:
         one C call that cannot reach a preempt point would otherwise hold the event loop, and
         the FUSE server with it, for its whole length.  Under the GIL the loop still gets the
         interpreter every switch interval (5 ms).  *fn* must not touch ``ctx`` or anything of
-        the kernel.  A kill ends the wait at once (the thread finishes on its own)."""
+        the kernel except through ``call_from_thread``.  A kill ends the wait at once (the
+        thread finishes on its own: its next ``call_from_thread`` fails)."""
         await self._enter()
+        self._loop_token = trio.lowlevel.current_trio_token()  # an abandoned thread still calls back
         return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+    def call_from_thread(self, afn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+        """From inside ``compute``: run the syscall ``afn(*args)`` of this process on the event
+        loop and return its result (or raise its KernelError).  For libraries whose callbacks
+        are synchronous, such as SQLite's file layer under apsw.  EINTR once the process is
+        killed, so an abandoned thread stops touching its files."""
+        async def on_the_loop() -> _T:
+            if self.proc.cancel_scope.cancel_called:
+                raise KernelError("EINTR", "the process was killed")
+            return await afn(*args)
+
+        if trio.lowlevel.in_trio_run():
+            # On the loop itself (a connection closed by the garbage collector when its
+            # process died): waiting for the loop here would never end.
+            raise KernelError("EINTR", "the process is gone")
+        try:
+            return trio.from_thread.run(on_the_loop, trio_token=self._loop_token)
+        except (trio.RunFinishedError, trio.Cancelled):
+            raise KernelError("EINTR", "the kernel has stopped") from None
 
     async def _preempt(self) -> None:
         if self._run_start < 0:  # the process's first syscall: start its clock
