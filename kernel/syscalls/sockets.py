@@ -693,10 +693,10 @@ class SocketCalls(CtxBase):
             ips = [parse_ip(AF_INET6, host)]
         else:
             policy = self._net.policy
+            # /etc/hosts answers for itself, but never teaches a name rule an address: the
+            # sandbox can write it, so only the daemon's own resolver may (_resolve_on_host).
             ips = await self._hosts_lookup(host)
-            if ips:
-                policy.learn(host, ips)  # a name rule may name an /etc/hosts entry
-            else:
+            if not ips:
                 if policy.mode != "allow":
                     raise policy.deny("resolve", repr(host))
                 ips = await self._resolve_on_host(host)

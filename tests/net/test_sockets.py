@@ -841,3 +841,16 @@ async def test_sockets_passed_over_themselves_are_collected(nursery):
     assert r.returncode == 0, r.stderr
     assert out == {"before": 8, "after": 2, "received": 1}
     await k.shutdown()
+
+
+async def test_the_sandbox_hosts_file_cannot_widen_a_name_rule(nursery):
+    """A name rule holds what the daemon's resolver says the name is; an /etc/hosts line the
+    sandbox wrote still answers lookups but allows nothing."""
+    k = await boot_kernel(nursery, net=NetPolicy.allow("tcp:pkgs.example:443"))
+    k.net.resolver = _fake_resolver({"pkgs.example": ["198.51.100.7"]})
+    await k.vfs.write_file("/etc/hosts", b"127.0.0.1 localhost\n10.1.2.3 pkgs.example\n")
+    codes = await _codes(k, [_resolve("pkgs.example")])
+    assert codes == [["10.1.2.3"]]  # the file answers, as a resolver reading it does
+    policy = k.net.policy
+    assert not policy.outbound_allowed("tcp", ipaddress.ip_address("10.1.2.3"), 443)
+    await k.shutdown()
