@@ -621,6 +621,8 @@ class Shell(Expander):
         job table of its own: empty, or with *keep_jobs* (command substitution) the parent's
         jobs to list, as bash's ``$(jobs -p)`` does."""
         st = self.st.fork_copy()
+        if st.traps or st.shown_traps:
+            st.shown_traps = dict(self.st.shown_traps if self.st.shown_traps is not None else self.st.traps)
         st.traps = {k: v for k, v in st.traps.items() if v == ""}
         parent = self
 

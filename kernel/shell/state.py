@@ -112,6 +112,8 @@ class ShellState:
     subshell: int = 0
     rng: random.Random = field(default_factory=random.Random)
     last_arg: str = ""  # ``$_``: the last argument of the previous simple command
+    #: In a subshell that set no trap yet: the parent's traps, which ``trap -p`` shows (bash)
+    shown_traps: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         for name in SHOPT_NAMES:

@@ -216,7 +216,8 @@ async def b_trap(sh: Any, argv: list[str]) -> int:
         args = args[1:]
     if not args or args[0] == "-p":
         keys = args[1:] if args else []
-        for k, v in st.traps.items() if not keys else [(_trap_key(x), st.traps.get(_trap_key(x) or "")) for x in keys]:
+        table = st.shown_traps if st.shown_traps is not None else st.traps
+        for k, v in table.items() if not keys else [(_trap_key(x), table.get(_trap_key(x) or "")) for x in keys]:
             if v is None or k is None:
                 continue
             name = k if k in ("EXIT", "ERR", "DEBUG", "RETURN") else "SIG" + k
@@ -232,6 +233,7 @@ async def b_trap(sh: Any, argv: list[str]) -> int:
         action = args[0]
         specs = args[1:]
     status = 0
+    st.shown_traps = None  # this subshell has traps of its own now
     for spec in specs:
         key = _trap_key(spec)
         if key is None:
