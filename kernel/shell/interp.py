@@ -1703,7 +1703,7 @@ class Shell(Expander):
             target = await self._redir_target(r)
             if r.fd_var and target == "-":
                 try:
-                    fd = int(self.st.get(r.fd_var) or "")
+                    fd = int(self._fd_var_get(r.fd_var) or "")
                 except ValueError:
                     raise RedirError(f"{r.fd_var}: ambiguous redirect") from None
             if target == "-":
@@ -1754,19 +1754,38 @@ class Shell(Expander):
         if r.fd_var:
             nfd = await ctx.fcntl(newfd, F_DUPFD, 10)
             await ctx.close(newfd)
-            self.st.set(r.fd_var, str(nfd))
+            self._fd_var_set(r.fd_var, str(nfd))
             return
         await self._place(newfd, fd, saved, permanent, r)
         if op in ("&>", "&>>"):
             await self._save(2, saved, permanent)
             await ctx.dup2(1, 2)
 
+    def _fd_var_key(self, name: str) -> tuple[str, str | int | None]:
+        """``{name}`` or ``{name[sub]}`` of a redirection: (name, key or None)."""
+        if not name.endswith("]"):
+            return name, None
+        base, _, sub = name[:-1].partition("[")
+        v = self.st.lookup(base)
+        return base, (sub if v is not None and v.kind == "A" else self.arith_eval(sub))
+
+    def _fd_var_get(self, name: str) -> str | None:
+        base, key = self._fd_var_key(name)
+        return self.st.get(base) if key is None else self._arith.get_index(base, key)
+
+    def _fd_var_set(self, name: str, value: str) -> None:
+        base, key = self._fd_var_key(name)
+        if key is None:
+            self.st.set(base, value)
+        else:
+            self.st.set_index(base, key, value)
+
     async def _place(self, newfd: int, fd: int, saved: list, permanent: bool, r: Redir) -> None:
         ctx = self.ctx
         if r.fd_var:
             nfd = await ctx.fcntl(newfd, F_DUPFD, 10)
             await ctx.close(newfd)
-            self.st.set(r.fd_var, str(nfd))
+            self._fd_var_set(r.fd_var, str(nfd))
             return
         if newfd == fd:
             await ctx.fcntl(fd, 2, 0)  # F_SETFD: clear close-on-exec

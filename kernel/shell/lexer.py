@@ -82,7 +82,7 @@ _BLANKS_RE = re.compile(r"(?:[ \t]|\\\n)+")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # "2>(cat)" is the word 2 and a process substitution, not a redirection.
 _IONUM_RE = re.compile(r"[0-9]+(?=[<>](?!\())")
-_IOVAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}(?=[<>](?!\())")
+_IOVAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\[[^\]{}]*\])?)\}(?=[<>](?!\())")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _SPECIAL = "@*#?$!-0123456789"
 
