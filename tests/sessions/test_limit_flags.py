@@ -145,3 +145,14 @@ def test_mount_usage_errors_for_limits(store, host_env, tmp_path):
     r = run_cli("mount", "--limit", "timeout=1", store, str(tmp_path), env=host_env)
     assert r.returncode == 2 and r.stderr.decode().strip() == \
         "vfsfuse: --limit: timeout is per run: give it to vfsfuse exec"
+
+
+@pytest.mark.parametrize("where", ["store", pytest.param("mount", marks=pytest.mark.mount)])
+def test_interactive_shell_takes_limits(where, store, new_mount, term_factory):
+    from tests.sessions.conftest import VFSFUSE
+
+    target = store if where == "store" else new_mount(store=store).path
+    t = term_factory(target, argv=[VFSFUSE, "shell", target, "--limit", "sh_loop_iterations=2"])
+    t.run("for i in a b c; do echo item-$i; done; echo after", "maximum loop iterations exceeded (2)")
+    text = t.text()
+    assert "item-a" in text and "item-b" in text and "item-c" not in text
