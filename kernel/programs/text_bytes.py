@@ -511,6 +511,10 @@ async def prog_seq(ctx: Any) -> int:
             await run.err(f"format {quote(fmt)} has " + ("no % directive" if not m else "too many % directives"))
             return 1
         pyfmt = fmt.replace("'", "")
+    if (pyfmt is None and not width and prec == 0 and not first[2] and not step[2]
+            and not last[0].is_infinite() and first[0] == first[0].to_integral_value()
+            and step[0] == step[0].to_integral_value()):
+        return await _seq_integers(ctx, out, int(first[0]), int(step[0]), last[0], sep)
     first_out = True
     parts: list[bytes] = []
     while True:
@@ -532,12 +536,34 @@ async def prog_seq(ctx: Any) -> int:
         parts.append((b"" if first_out else sep) + text.encode())
         first_out = False
         k += 1
-        if len(parts) >= 4096:
+        if len(parts) >= 512:  # Decimal steps are slow: a write (and a yield) every few ms
             await out.write(b"".join(parts))
             parts = []
+            await ctx.preempt_point()
     if parts:
         await out.write(b"".join(parts))
     if not first_out:
+        await out.write(b"\n")
+    await out.flush()
+    return 0
+
+
+async def _seq_integers(ctx: Any, out: Any, first: int, step: int, last: Decimal, sep: bytes) -> int:
+    """``seq`` of whole numbers (the common case) with ints: ~20x the Decimal loop."""
+    end = int(last.to_integral_value(rounding="ROUND_FLOOR" if step > 0 else "ROUND_CEILING"))
+    stop = end + (1 if step > 0 else -1)
+    block = 8192 * step  # numbers per write: a few ms of formatting at most
+    started = False
+    for lo in range(first, stop, block):
+        hi = min(lo + block, stop) if step > 0 else max(lo + block, stop)
+        numbers = range(lo, hi, step)
+        if not numbers:
+            break
+        text = sep.join(str(n).encode() for n in numbers)
+        await out.write(sep + text if started else text)
+        started = True
+        await ctx.preempt_point()
+    if started:
         await out.write(b"\n")
     await out.flush()
     return 0
