@@ -1081,7 +1081,14 @@ class Lexer:
             op = two if two in ("//", "/#", "/%") else "/"
             self.pos = i + len(op)
             param.op = op
+            # a "/" right after the operator belongs to the pattern (${p////:} replaces "/")
+            lead = src[self.pos] == "/" if self.pos < self.n else False
+            if lead:
+                self.pos += 1
             param.arg = self._arg_word("/}", in_dq, pattern=True)
+            if lead:
+                ll, lc = self.where(self.pos - 1)
+                param.arg.parts.insert(0, Lit("/", line=ll, col=lc))
             if src[self.pos] == "/":
                 self.pos += 1
                 param.arg2 = self._arg_word("}", in_dq, pattern=False)
@@ -1145,8 +1152,8 @@ class Lexer:
                 if nxt == "\n":
                     self.pos += 2
                     continue
-                if in_dq and nxt not in '$`"\\}':
-                    part = None
+                if in_dq and nxt not in '$`"\\}' and not (nxt == "/" and "/" in stops):
+                    part = None  # (but \/ escapes the pattern's end in "${p//\//_}" too)
                 else:
                     line, col = self.where(self.pos)
                     if in_dq:
