@@ -334,6 +334,6 @@ class ShellState:
         return "".join(c for c in "abefhikmnptuvxBCEHPT" if c in on) + ("c" if self.dash_c else "")
 
     def aliases_get(self, name: str) -> str | None:
-        if not self.shopts.get("expand_aliases") and not self.interactive:
-            return None
+        if not self.shopts.get("expand_aliases") and not self.interactive and not self.posix:
+            return None  # (POSIX shells expand aliases in scripts too, as dash does)
         return self.aliases.get(name)

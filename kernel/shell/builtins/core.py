@@ -38,8 +38,9 @@ async def b_false(sh: Any, argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------- echo / printf
-def _echo_escapes(s: str) -> tuple[str, bool]:
-    """``echo -e`` escapes; returns (text, stop) where stop is ``\\c``."""
+def _echo_escapes(s: str, dash: bool = False) -> tuple[str, bool]:
+    """``echo -e`` escapes; returns (text, stop) where stop is ``\\c``.  *dash*: dash's echo,
+    where ``\\NNN`` is octal without the leading 0 and there is no ``\\x``."""
     out = []
     i, n = 0, len(s)
     while i < n:
@@ -52,13 +53,19 @@ def _echo_escapes(s: str) -> tuple[str, bool]:
         i += 2
         if d == "c":
             return "".join(out), True
-        if d == "0":
+        if dash and d in "1234567":
+            j = i
+            while j < n and j < i + 2 and s[j] in "01234567":
+                j += 1
+            out.append(chr(int(d + s[i:j], 8) & 0xFF))
+            i = j
+        elif d == "0":
             j = i
             while j < n and j < i + 3 and s[j] in "01234567":
                 j += 1
             out.append(chr(int(s[i:j] or "0", 8) & 0xFF))
             i = j
-        elif d == "x":
+        elif d == "x" and not dash:
             j = i
             while j < n and j < i + 2 and s[j] in "0123456789abcdefABCDEF":
                 j += 1
@@ -78,7 +85,13 @@ async def b_echo(sh: Any, argv: list[str]) -> int:
     args = argv[1:]
     newline = True
     escapes = sh.st.shopts.get("xpg_echo", False)
-    while args and len(args[0]) > 1 and args[0][0] == "-" and all(c in "neE" for c in args[0][1:]):
+    if sh.st.posix:  # sh is dash here: backslash escapes always, and -n the only option
+        escapes = True
+        if args and args[0] == "-n":
+            newline = False
+            args = args[1:]
+    while (not sh.st.posix and args and len(args[0]) > 1 and args[0][0] == "-"
+           and all(c in "neE" for c in args[0][1:])):
         for c in args[0][1:]:
             if c == "n":
                 newline = False
@@ -89,7 +102,7 @@ async def b_echo(sh: Any, argv: list[str]) -> int:
         args = args[1:]
     text = " ".join(args)
     if escapes:
-        text, stop = _echo_escapes(text)
+        text, stop = _echo_escapes(text, sh.st.posix)
         if stop:
             newline = False
     if newline:
