@@ -1789,6 +1789,9 @@ class Shell(Expander):
             return
         if newfd == fd:
             await ctx.fcntl(fd, 2, 0)  # F_SETFD: clear close-on-exec
+            # the open took the free fd itself (``3< f`` with 3 unused): closed afterwards
+            if not permanent and all(f != fd for f, _s in saved):
+                saved.append((fd, None))
             return
         await self._save(fd, saved, permanent)
         await ctx.dup2(newfd, fd)

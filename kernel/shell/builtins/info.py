@@ -384,5 +384,106 @@ class _OwnBuiltins(dict):
         self.every = dict(every)
 
 
-BUILTINS = {"alias": b_alias, "unalias": b_unalias, "help": b_help, "times": b_times, "ulimit": b_ulimit,
-            "trap": b_trap, "shopt": b_shopt, "history": b_history, "caller": b_caller, "enable": b_enable}
+_COMPGEN_ACTIONS = {"a": "alias", "b": "builtin", "c": "command", "d": "directory", "e": "export",
+                    "f": "file", "k": "keyword", "v": "variable"}
+
+
+async def b_compgen(sh: Any, argv: list[str]) -> int:
+    """The completions of a word (``-W list``, ``-v``, ``-A function`` ...), one a line, as
+    bash's programmable completion would give them; 1 when there is none."""
+    from kernel.shell.parser import RESERVED_WORDS
+
+    args = argv[1:]
+    actions: list[str] = []
+    words: str | None = None
+    prefix = suffix = ""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        for j, c in enumerate(a[1:]):
+            if c in _COMPGEN_ACTIONS:
+                actions.append(_COMPGEN_ACTIONS[c])
+                continue
+            if c in "AWPSXGFCo":
+                val = a[j + 2:] or (args[i + 1] if i + 1 < len(args) else None)
+                if val is None:
+                    await sh.error(f"compgen: -{c}: option requires an argument")
+                    return 2
+                if not a[j + 2:]:
+                    i += 1
+                if c == "A":
+                    actions.append(val)
+                elif c == "W":
+                    words = val
+                elif c == "P":
+                    prefix = val
+                elif c == "S":
+                    suffix = val
+                break
+            await sh.error(f"compgen: -{c}: invalid option")
+            return 2
+        i += 1
+    word = args[i] if i < len(args) else ""
+    st = sh.st
+    found: list[str] = []
+    if words is not None:
+        found += [w for w in words.split() if w.startswith(word)]
+    for act in actions:
+        if act == "function":
+            found += sorted(n for n in st.functions if n.startswith(word))
+        elif act == "variable":
+            found += sorted({k for sc in st.scopes for k, v in sc.items() if k.startswith(word)})
+        elif act == "export":
+            found += sorted({k for sc in st.scopes for k, v in sc.items() if v.exported and k.startswith(word)})
+        elif act == "builtin":
+            found += sorted(n for n in sh.builtins if n.startswith(word))
+        elif act == "alias":
+            found += sorted(n for n in st.aliases if n.startswith(word))
+        elif act == "keyword":
+            found += sorted(n for n in RESERVED_WORDS if n.startswith(word))
+        elif act in ("file", "directory", "command"):
+            found += await _compgen_paths(sh, act, word)
+        else:
+            await sh.error(f"compgen: {act}: invalid action name")
+            return 2
+    await sh.out("".join(f"{prefix}{w}{suffix}\n" for w in found))
+    return 0 if found else 1
+
+
+async def _compgen_paths(sh: Any, act: str, word: str) -> list[str]:
+    """Files, directories or commands (builtins, functions, aliases, PATH) starting with *word*."""
+    if act == "command" and "/" not in word:
+        names = set(sh.builtins) | set(sh.st.functions) | set(sh.st.aliases)
+        for d in (sh.st.get("PATH") or "").split(":"):
+            try:
+                names.update(await sh.ctx.listdir(d or "."))
+            except KernelError:
+                continue
+        return sorted(n for n in names if n.startswith(word))
+    head, _, base = word.rpartition("/")
+    d = (head or "/") if "/" in word else "."
+    try:
+        entries = await sh.ctx.listdir(d)
+    except KernelError:
+        return []
+    out = []
+    for e in sorted(entries):
+        if not e.startswith(base) or (e.startswith(".") and not base.startswith(".")):
+            continue
+        path = f"{head}/{e}" if "/" in word else e
+        if act == "directory":
+            try:
+                if not (await sh.ctx.stat(path)).is_dir:
+                    continue
+            except KernelError:
+                continue
+        out.append(path)
+    return out
+
+
+BUILTINS = {"compgen": b_compgen, "alias": b_alias, "unalias": b_unalias, "help": b_help, "times": b_times,
+            "ulimit": b_ulimit, "trap": b_trap, "shopt": b_shopt, "history": b_history, "caller": b_caller,
+            "enable": b_enable}
