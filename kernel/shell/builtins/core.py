@@ -292,6 +292,7 @@ async def b_printf(sh: Any, argv: list[str]) -> int:
     if args and args[0] == "-v":
         if len(args) < 2:
             await sh.error("printf: -v: option requires an argument")
+            await sh.out("printf: usage: printf [-v var] format [arguments]\n", 2)
             return 2
         var = args[1]
         args = args[2:]
@@ -955,7 +956,7 @@ async def b_eval(sh: Any, argv: list[str]) -> int:
         if "unexpected end of file" in e.message:
             line = sh.st.lineno + src.count("\n") + 1
         await sh.error(f"eval: line {line}: {e}", 0)
-        if e.source_line and "unexpected end of file" not in e.message and "unexpected EOF" not in e.message:
+        if e.source_line and e.message.startswith("syntax error near"):
             await sh.error(f"eval: line {line}: `{e.source_line}'", 0)
         return 2
 
@@ -963,6 +964,7 @@ async def b_eval(sh: Any, argv: list[str]) -> int:
 async def b_source(sh: Any, argv: list[str]) -> int:
     if len(argv) < 2:
         await sh.error(f"{argv[0]}: filename argument required")
+        await sh.out(f"{argv[0]}: usage: {argv[0]} filename [arguments]\n", 2)
         return 2
     name = argv[1]
     path = name
@@ -1179,7 +1181,7 @@ async def b_hash(sh: Any, argv: list[str]) -> int:
 async def b_getopts(sh: Any, argv: list[str]) -> int:
     st = sh.st
     if len(argv) < 3:
-        await sh.error("getopts: usage: getopts optstring name [arg ...]")
+        await sh.out("getopts: usage: getopts optstring name [arg ...]\n", 2)
         return 2
     optstring, name = argv[1], argv[2]
     args = argv[3:] if len(argv) > 3 else list(st.positional)
@@ -1330,6 +1332,10 @@ async def b_read(sh: Any, argv: list[str]) -> int:
             j += 1
         i += 1
     names = args[i:]
+    for n in names + ([array] if array else []):
+        if not is_name(n):  # bash checks before reading anything
+            await sh.error(f"read: `{n}': not a valid identifier")
+            return 1
     if prompt is not None and sh.ctx.isatty(fd):
         await sh.out(prompt, 2)
     ctx = sh.ctx
@@ -1380,7 +1386,7 @@ async def b_read(sh: Any, argv: list[str]) -> int:
         for k, n in enumerate(names):
             st.set(n, parts[k] if k < len(parts) else "")
     except VarError as e:
-        await sh.error(f"read: {e}")
+        await sh.error(str(e) if "readonly" in str(e) else f"read: {e}")
         return 1
     return status
 
@@ -1527,7 +1533,13 @@ async def b_mapfile(sh: Any, argv: list[str]) -> int:
     data = bytearray()
     ctx = sh.ctx
     while True:
-        chunk = await ctx.read(fd, 65536)
+        try:
+            chunk = await ctx.read(fd, 65536)
+        except KernelError as e:
+            if e.code != "EBADF":
+                raise
+            await sh.error(f"{argv[0]}: {fd}: invalid file descriptor: Bad file descriptor")
+            return 1
         if not chunk:
             break
         data += chunk

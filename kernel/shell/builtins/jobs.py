@@ -91,7 +91,21 @@ async def b_jobs(sh: Any, argv: list[str]) -> int:
     lflag = "-l" in argv[1:]
     jobs = sh.jobs
     keys = sorted(jobs.jobs)
+    specs = [a for a in argv[1:] if not a.startswith("-")]
+    status = 0
+    show = set(keys)
+    if specs:
+        show = set()
+        for a in specs:
+            j = jobs.resolve(a)
+            if j is None:
+                await sh.error(f"jobs: {a}: no such job")
+                status = 1
+                continue
+            show.update(n for n in keys if jobs.jobs[n] is j)
     for n in keys:
+        if n not in show:
+            continue
         j = jobs.jobs[n]
         try:
             pid, status = await sh.ctx.waitpid(j.pid, 1)
@@ -110,10 +124,13 @@ async def b_jobs(sh: Any, argv: list[str]) -> int:
             await sh.out(f"[{n}]{mark}  {j.state:<24}{text}\n")
         if j.state != "Running" and j.state != "Stopped":
             del jobs.jobs[n]
-    return 0
+    return status
 
 
 async def b_fg(sh: Any, argv: list[str]) -> int:
+    if not sh.st.options.get("monitor"):
+        await sh.error("fg: no job control")
+        return 1
     jobs = sh.jobs
     j = jobs.resolve(argv[1] if len(argv) > 1 else "%%")
     if j is None:
@@ -135,6 +152,9 @@ async def b_fg(sh: Any, argv: list[str]) -> int:
 
 
 async def b_bg(sh: Any, argv: list[str]) -> int:
+    if not sh.st.options.get("monitor"):
+        await sh.error("bg: no job control")
+        return 1
     j = sh.jobs.resolve(argv[1] if len(argv) > 1 else "%%")
     if j is None:
         await sh.error("bg: no current job")
@@ -152,7 +172,8 @@ async def b_kill(sh: Any, argv: list[str]) -> int:
     args = argv[1:]
     sig = SIGNALS["TERM"]
     if not args:
-        await sh.error("kill: usage: kill [-s sigspec | -n signum | -sigspec] pid | jobspec ... or kill -l [sigspec]")
+        await sh.out("kill: usage: kill [-s sigspec | -n signum | -sigspec] pid | jobspec ... "
+                     "or kill -l [sigspec]\n", 2)
         return 2
     if args[0] in ("-l", "-L"):
         if len(args) > 1:
