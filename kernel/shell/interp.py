@@ -1571,7 +1571,11 @@ class Shell(Expander):
                 self.st.hashed.pop(argv[0], None)
                 return 127
             if e.code == "EACCES":
-                await self.error(f"{argv[0]}: Permission denied")
+                try:  # bash tells a directory apart
+                    is_dir = (await ctx.stat(path)).is_dir
+                except KernelError:
+                    is_dir = False
+                await self.error(f"{argv[0]}: {'Is a directory' if is_dir else 'Permission denied'}")
                 return 126
             if e.code == "EAGAIN":
                 await self.error("fork: retry: Resource temporarily unavailable")
