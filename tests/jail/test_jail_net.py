@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.jail.harness import JailMount, Result
+from tests.tcpservers import echo, serve_tcp
 from vfsfuse.daemon.jail import JailConfig, probe
 
 pytestmark = pytest.mark.mount
@@ -65,23 +66,7 @@ def other_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def echo_port() -> Iterator[int]:
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def run() -> None:
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                while data := c.recv(65536):
-                    c.sendall(b"echo:" + data)
-
-    threading.Thread(target=run, daemon=True).start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        srv.close()
+    yield from serve_tcp(echo)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from kernel.net.policy import NetPolicy
+from tests.tcpservers import echo, serve_tcp
 from vfsfuse.daemon.jail_proxy import (
     Decider,
     JailProxy,
@@ -219,23 +220,7 @@ def other_origin() -> Iterator[int]:
 @pytest.fixture
 def echo_port() -> Iterator[int]:
     """A TCP echo server (what a CONNECT tunnel reaches)."""
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def run() -> None:
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                while data := c.recv(65536):
-                    c.sendall(b"echo:" + data)
-
-    threading.Thread(target=run, daemon=True).start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        srv.close()
+    yield from serve_tcp(echo)
 
 
 @pytest.fixture
@@ -361,23 +346,11 @@ async def test_python_urllib_through_the_proxy(proxy_for, origin, other_origin):
 @pytest.fixture
 def short_origin() -> Iterator[int]:
     """An origin that promises 100 bytes, sends 10 and hangs up."""
-    srv = socket.create_server(("127.0.0.1", 0))
+    def answer_short(c: socket.socket) -> None:
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
 
-    def run() -> None:
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                c.recv(65536)
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-
-    threading.Thread(target=run, daemon=True).start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        srv.close()
+    yield from serve_tcp(answer_short)
 
 
 async def test_an_origin_ending_early_ends_the_client_connection(proxy_for, short_origin):
