@@ -13,6 +13,7 @@ import time
 import pytest
 import xxhash
 
+from tests.served import unmount_and_reap
 from vfsfuse.inspect.inspectfs import parse_kv
 
 from .conftest import TREE, script
@@ -34,12 +35,7 @@ def mounted(store, tmp_path):
         assert line.strip() == "ready", proc.stderr.read()
         yield str(mnt)
     finally:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        unmount_and_reap(mnt, proc, timeout=20)
 
 
 def test_vfs_is_hidden_but_reachable(mounted):

@@ -16,6 +16,7 @@ from kernel.fs import Caller
 from kernel.pathvfs import PathVFS
 from kernel.procfs import ProcConfig, ProcFS
 from kernel.signals import SIG_IGN, SigAction
+from tests.served import unmount_and_reap
 
 from .conftest import add_process, as_pid, open_fd
 
@@ -473,12 +474,7 @@ def fuse_mnt(tmp_path):
             pytest.fail(f"FUSE server did not start: {proc.stderr.read()[-2000:]}")
         yield mnt
     finally:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        unmount_and_reap(mnt, proc, timeout=10)
 
 
 @pytest.mark.mount

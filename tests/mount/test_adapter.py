@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.served import unmount_and_reap
 from vfsfuse.daemon.tuning.cpu_wake import NO_CONSTRAINT_US
 
 from .conftest import mounted_here, sh
@@ -35,12 +36,7 @@ def test_a_bug_below_the_adapter_is_eio_and_the_daemon_keeps_serving(world_base)
         assert (mnt / "ok").read_text() == "fine"
         assert server.poll() is None
     finally:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        unmount_and_reap(mnt, server, timeout=10)
     assert "ZeroDivisionError" in server.stderr.read()  # logged with its traceback
     assert not mounted_here(str(mnt))
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.served import unmount_and_reap
+
 from .conftest import make_store, mounted_here
 
 pytestmark = pytest.mark.mount
@@ -36,12 +38,7 @@ def sandbox(world_base, runtime_env):
         return p.stdout.readline().strip()
 
     yield mnt, do
-    subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-    try:
-        p.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    unmount_and_reap(mnt, p)
     assert not mounted_here(str(mnt))
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.served import unmount_and_reap
+
 from .conftest import make_store, mounted_here
 
 pytestmark = pytest.mark.mount
@@ -62,12 +64,7 @@ def sandbox(world_base, runtime_env):
     try:
         yield mnt, do, next_line
     finally:
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        unmount_and_reap(mnt, p)
     assert not mounted_here(str(mnt))
 
 

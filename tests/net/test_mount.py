@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.mount.conftest import make_store
+from tests.served import unmount_and_reap
 
 pytestmark = pytest.mark.mount
 
@@ -77,12 +78,7 @@ def mounted(tmp_path_factory):
     finally:
         if proc.stdin:
             proc.stdin.close()
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        unmount_and_reap(mnt, proc, timeout=30)
 
 
 def _host(mnt: Path, cmd: str) -> str:
