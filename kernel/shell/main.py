@@ -190,6 +190,23 @@ async def _run(ctx: Any, name: str, posix: bool) -> int:
     return await run_toplevel(sh, source)
 
 
+async def report_syntax_error(sh: Shell, e: ShellSyntaxError, source: str) -> None:
+    """A script's syntax error as bash reports it: ``bash: -c: line N: ...`` for a ``-c``
+    string, then the offending line quoted for an unexpected token."""
+    st = sh.st
+    if st.posix or st.interactive:
+        await sh.error(str(e), e.line)
+        return
+    name = sh.script_name + (": -c" if st.dash_c else "")
+    line = e.line
+    if "unexpected end of file" in e.message:
+        line = source.count("\n") + (1 if source.endswith("\n") else 2)
+    text = f"{name}: line {line}: {e}\n"
+    if e.source_line and e.message.startswith("syntax error near"):
+        text += f"{name}: line {line}: `{e.source_line}'\n"
+    await sh.out(text, 2)
+
+
 async def run_toplevel(sh: Shell, source: str) -> int:
     """Run *source* as the shell's script: syntax errors, limits, ``exit`` and the EXIT trap."""
     st = sh.st
@@ -198,7 +215,7 @@ async def run_toplevel(sh: Shell, source: str) -> int:
         try:
             status = await sh.run_source(source)
         except ShellSyntaxError as e:
-            await sh.error(str(e), e.line)
+            await report_syntax_error(sh, e, source)
             status = 2
             st.last_status = 2
         except LimitExceeded as e:
@@ -256,7 +273,7 @@ async def run_toplevel_body(sh: Shell, source: str) -> int:
     try:
         return await sh.run_source(source)
     except ShellSyntaxError as e:
-        await sh.error(str(e), e.line)
+        await report_syntax_error(sh, e, source)
         return 2
     except LimitExceeded as e:
         await sh.error(e.message)
