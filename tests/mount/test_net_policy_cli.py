@@ -78,13 +78,13 @@ def test_a_bad_rule_is_one_line_before_any_daemon(tmp_path, args):
     assert "Traceback" not in r.stderr and not Path(mnt, ".vfs").exists()
 
 
-def test_a_name_rule_reaches_the_server_its_name_resolves_to(new_mount, host_server):
-    """``--allow tcp:NAME:PORT``: the name (here from the sandbox's own /etc/hosts) is allowed,
-    in any case and with a trailing dot; its address is allowed only once the name resolved
-    to it (as DNS-based allow lists do)."""
+def test_the_sandbox_hosts_file_does_not_widen_a_name_rule(new_mount, host_server):
+    """``--allow tcp:NAME:PORT`` holds what the daemon's resolver says NAME is; a line the
+    sandbox writes into its own /etc/hosts answers lookups there but reaches nothing (it did:
+    the sandbox could point any ruled name at any address)."""
     m = new_mount("--net", "allow", "--allow", f"tcp:Web.Test:{host_server}", memory=True)
-    r = _exec(m, "echo '127.0.0.1 web.test' >> /etc/hosts; "
-                 f"curl -sS http://127.0.0.1:{host_server}/; echo status $?; "
-                 f"curl -sS http://WEB.test.:{host_server}/; "
-                 f"curl -sS http://127.0.0.1:{host_server}/")
-    assert r.stdout == "status 7\nhello from the host\nhello from the host\n", (r.stdout, r.stderr)
+    r = _exec(m, "echo '127.0.0.1 web.test' >> /etc/hosts; getent hosts web.test; "
+                 f"curl -sS http://WEB.test.:{host_server}/; echo status $?; "
+                 f"curl -sS http://127.0.0.1:{host_server}/; echo status $?")
+    assert r.stdout.split() == ["127.0.0.1", "web.test", "status", "7", "status", "7"], (r.stdout, r.stderr)
+    assert "hello from the host" not in r.stdout
