@@ -137,7 +137,9 @@ def run_host(cmd: str, cwd: str) -> float:
     if argv[0] == "awk":
         argv[0] = "gawk"  # the host's awk may be mawk
     t = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, stdin=stdin, stdout=subprocess.DEVNULL, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    # Output to a pipe, as ours goes to one: GNU grep stops at the first match when its stdout
+    # is /dev/null (it cannot be seen), which made `grep -c` look 40x faster than it is.
+    subprocess.run(argv, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
     return time.perf_counter() - t
 
 
