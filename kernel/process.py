@@ -108,6 +108,7 @@ class Process:
     uid: int = 0
     gid: int = 0
     umask: int = 0o022
+    nice: int = 0  # -20 (first) .. 19 (last): scales the time slice (see syscalls/_base.py)
     start_time_ns: int = 0
     state: str = "R"
     exit_status: int | None = None
@@ -203,7 +204,7 @@ class ProcessTable:
             proc = Process(pid=pid, ppid=parent.pid, pgid=parent.pgid, sid=parent.sid, argv=argv,
                            env=env, cwd=cwd, exe=exe, fds=fds, uid=uid, gid=gid,
                            umask=parent.umask if umask is None else umask, tty=parent.tty,
-                           sig=parent.sig.inherit())
+                           nice=parent.nice, sig=parent.sig.inherit())
             parent.children[pid] = proc
         else:
             proc = Process(pid=pid, ppid=0, pgid=pid, sid=pid, argv=argv, env=env, cwd=cwd, exe=exe,

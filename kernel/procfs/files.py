@@ -142,7 +142,7 @@ def pid_stat(p, tpgid: int = -1) -> bytes:
         0x400000,  # flags: PF_RANDOMIZE, like an ordinary user process
         0, 0, 0, 0,  # minflt cminflt majflt cmajflt
         *_cpu_ticks(p),  # utime stime cutime cstime
-        20, 0, 1, 0,  # priority nice num_threads itrealvalue
+        20 + p.nice, p.nice, 1, 0,  # priority nice num_threads itrealvalue
         _ticks(p.start_time_ns), vsize, rss, 18446744073709551615,  # starttime vsize rss rsslim
         code, code + (1 << 16) if code else 0, 0x7FFC0000 if code else 0, 0, 0,
         pend, blk, ign, cgt,  # signal blocked sigignore sigcatch

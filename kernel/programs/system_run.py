@@ -263,9 +263,10 @@ async def prog_nice(ctx: Any) -> int:
     args = await parse_or_exit(ctx, NICE, argv)
     if isinstance(args, int):
         return args
+    adjustment = 10
     if "adjustment" in args:
         try:
-            int(args["adjustment"])
+            adjustment = int(args["adjustment"])
         except ValueError:
             await error(ctx, "nice", f"invalid adjustment '{args['adjustment']}'")
             return 125
@@ -276,11 +277,15 @@ async def prog_nice(ctx: Any) -> int:
             return 125
         await ctx.write_all(1, f"{await niceness(ctx)}\n")
         return 0
+    try:
+        ctx.setpriority(ctx.getpriority() + adjustment)
+    except KernelError as e:  # GNU nice says so and runs the command anyway
+        await error(ctx, "nice", f"cannot set niceness: {strerror(e)}")
     return await _exec(ctx, "nice", args.operands)
 
 
 async def niceness(ctx: Any) -> int:
-    """Field 19 of ``/proc/self/stat`` (the kernel schedules no one first: always 0 today)."""
+    """Field 19 of ``/proc/self/stat``, as GNU nice reads it through getpriority."""
     try:
         fd = await ctx.open("/proc/self/stat")
         try:

@@ -71,6 +71,18 @@ class ProcCalls(CtxBase):
     def getsid(self, pid: int = 0) -> int:
         return (self.proc if pid in (0, self.proc.pid) else self._table.lookup(pid)).sid
 
+    def getpriority(self) -> int:
+        """This process's niceness (getpriority(PRIO_PROCESS, 0), as a nice value)."""
+        return self.proc.nice
+
+    def setpriority(self, nice: int) -> None:
+        """setpriority(PRIO_PROCESS, 0, nice): clamped to -20..19; only root may lower it,
+        as without CAP_SYS_NICE on Linux (EACCES)."""
+        nice = max(-20, min(19, nice))
+        if nice < self.proc.nice and self.proc.uid != 0:
+            raise KernelError("EACCES", "only root may lower a niceness")
+        self.proc.nice = nice
+
     def umask(self, mask: int | None = None) -> int:
         old = self.proc.umask
         if mask is not None:
