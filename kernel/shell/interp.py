@@ -251,6 +251,7 @@ class Shell(Expander):
         self._arith = ArithAdapter(self)
         self.errexit_off = 0        # >0 while in a condition / && || / ! context
         self.exec_last = False      # this command is the last thing of a forked child
+        self.last_stage_in_place = False  # a background pipeline's child: become its last stage
         self.pending_traps: list[str] = []
         self.in_trap = False
         self.loop_depth = 0
@@ -482,7 +483,13 @@ class Shell(Expander):
         prev_r: int | None = None
         jc = self.job_control
         lastpipe = bool(self.st.shopts.get("lastpipe")) and not jc
-        if lastpipe:
+        # In a background pipeline's child the last stage runs here, execing in place, so the
+        # job's pid is that process's, as in bash: ``kill $!`` ends it, ``wait $!`` is its
+        # status.  Not with pipefail (the status is the whole pipeline's; the child reports it).
+        in_place = (self.last_stage_in_place and not jc and not lastpipe
+                    and not self.st.options.get("pipefail"))
+        self.last_stage_in_place = False
+        if lastpipe or in_place:
             cmds = cmds[:-1]  # shopt -s lastpipe: the last stage runs in this shell
         try:
             for i, c in enumerate(cmds):
@@ -504,6 +511,13 @@ class Shell(Expander):
                 prev_r = r
             if lastpipe:
                 last_status = await self._last_stage_here(p.commands[-1], prev_r)
+            elif in_place:
+                if prev_r is not None:  # stdin is the pipe for good: this process is the stage
+                    await ctx.dup2(prev_r, 0)
+                    await ctx.close(prev_r)
+                    prev_r = None
+                self.exec_last = type(p.commands[-1]) in _IN_PLACE
+                last_status = await self.exec_command(p.commands[-1])
         finally:
             if prev_r is not None:
                 await ctx.close(prev_r)
@@ -511,7 +525,7 @@ class Shell(Expander):
             statuses = await self.wait_foreground(pids, _andor_text(None))
         else:
             statuses = [await self.wait_pid(pid) for pid in pids]
-        if lastpipe:
+        if lastpipe or in_place:
             statuses.append(last_status)
         self.st.pipestatus = statuses
         if self.st.options.get("pipefail"):
@@ -679,6 +693,8 @@ class Shell(Expander):
 
         async def run(sub: Shell) -> int:
             sub.exec_last = lone
+            # ``a | b &``: the child becomes b (bash's $! is the last process of the pipeline)
+            sub.last_stage_in_place = lone and len(ao.first.commands) > 1
             return await sub.exec_andor(ao)
 
         stdin = None

@@ -1,8 +1,10 @@
 """The job table: background jobs started with ``&``, for ``jobs fg bg wait kill %N disown``.
 
-A job here is one process (a forked subshell for ``a | b &`` runs the whole pipeline), so
-its pid is its process group when job control is on: ``fg`` hands the terminal to that
-group with ``tcsetpgrp`` and waits for it.  Statuses of jobs reaped by ``wait`` are kept
+A job here is one process: ``cmd &`` is cmd itself, and for ``a | b &`` a forked child that
+starts ``a`` and then becomes ``b`` (so, as in bash, ``$!`` is b's pid; with pipefail the child
+stays a shell and reports the pipeline's status).  Under job control that pid is the job's
+process group, holding every stage: ``fg`` hands the terminal to the group with
+``tcsetpgrp`` and ``kill %N`` signals the whole group.  Statuses of jobs reaped by ``wait`` are kept
 until asked for, as POSIX requires for ``wait $!``.
 """
 

@@ -222,7 +222,8 @@ async def b_kill(sh: Any, argv: list[str]) -> int:
                 await sh.error(f"kill: {a}: no such job")
                 status = 1
                 continue
-            pid = j.pid
+            # under job control a job is a process group (all of ``a | b &``), as bash signals it
+            pid = -j.pid if sh.job_control else j.pid
         else:
             try:
                 pid = int(a)
