@@ -73,10 +73,15 @@ SORT = Spec(
     usage_status=2,
 )
 
-#: Bytes of lines held before a sorted run goes to a temporary file.
-MEMORY_BOUND = 64 << 20
-#: What one held line costs beyond its bytes (bytes object, list slot, sort key), for the bound.
-_LINE_OVERHEAD = 96
+#: Memory held for lines before a sorted run goes to a temporary file (``-S`` sets it). GNU
+#: sizes its buffer to the input, so files of a million lines sort in memory there: so here.
+MEMORY_BOUND = 192 << 20
+#: What one held line costs beyond its bytes, for the bound (measured with tracemalloc): the
+#: bytes object and its list slot; with a key, also the (key, line) tuple, its slot and the key.
+_LINE_OVERHEAD = 40
+_KEYED_LINE_OVERHEAD = 136
+#: -S's multipliers (GNU: K is the default unit, % is of physical memory).
+_SIZE_UNITS = {"b": 1, "": 1024, "k": 1024, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
 
 _BLANKS = b" \t"
 #: Bytes read from a temporary run at a time while merging.
@@ -227,6 +232,8 @@ def _limfield(line: bytes, key: Key, tab: int | None) -> int:
 
 
 _NUM = re.compile(rb"[ \t]*(-?)(\d*)(?:\.(\d*))?")
+#: The commonest -n field: an integer not followed by a decimal point (int() takes the sign).
+_INT = re.compile(rb"[ \t]*(-?\d+)(?![.\d])")
 _HUMAN_SUFFIX = {c: i + 1 for i, c in enumerate(b"KMGTPEZYRQ")}
 _HUMAN_SUFFIX[ord("k")] = 1
 _MONTHS = {
@@ -245,21 +252,39 @@ _NONPRINT = bytes(c for c in range(256) if not 32 <= c < 127)
 _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+_INT_MATCH = _INT.match
+#: Each line's leading integer text, or what is not one ('', '-', '3.'): one C call per batch.
+_LINE_INTS = re.compile(rb"^[ \t]*(-?\d*\.?)", re.M)
+
+
+def _numeric_items(lines: list[bytes]) -> list[tuple[int | Decimal, bytes]]:
+    """``(numeric value, line)`` for each line, as ``sort -n`` of whole lines sorts them.
+    The lines are most often integers: they are found and converted by C calls for the whole
+    batch (a regex over the joined lines, ``map(int, …)``); any other line sends the batch
+    the per-line way."""
+    texts = _LINE_INTS.findall(b"\n".join(lines))
+    if len(texts) == len(lines):  # no line holds a newline (sort -z)
+        try:
+            return list(zip(map(int, texts), lines))
+        except ValueError:  # '', '-', a decimal point or a digit string int() refuses
+            pass
+    return [(_numeric(line), line) for line in lines]
+
+
 def _numeric(field: bytes) -> int | Decimal:
     """The value -n sorts by: an int for the plain integers most fields are (ints and
     Decimals compare exactly with each other), a Decimal otherwise."""
-    if field.isdigit():
-        return int(field)
-    if field[:1] == b"-" and field[1:].isdigit():
-        return -int(field[1:])
+    i = _INT_MATCH(field)
+    if i is not None and len(i[1]) < 4000:  # int() refuses longer digit strings
+        return int(i[1])
     m = _NUM.match(field)
     assert m is not None  # every part of the pattern is optional
     sign, whole, frac = m.group(1), m.group(2), m.group(3)
-    if not frac:
+    if not frac and len(whole) < 4000:
         if not whole:
             return 0
         return -int(whole) if sign else int(whole)
-    text = (whole or b"0") + b"." + frac
+    text = (whole or b"0") + b"." + (frac or b"0")
     value = Decimal(text.decode())
     return -value if sign else value
 
@@ -515,7 +540,8 @@ class _Order:
             k.fold or k.dictionary or k.nonprinting or k.kind
         ):
             return Plan(None, self.all_reversed)  # `sort`, `sort -r`, `sort -u`: no key at all
-        return Plan(self.keyfunc(), self.all_reversed, key_ends_with_line=self.last_resort)
+        batch = _numeric_items if len(self.keys) == 1 and self.whole_line and k.kind == "n" else None
+        return Plan(self.keyfunc(), self.all_reversed, key_ends_with_line=self.last_resort, batch=batch)
 
     def merge_key(self) -> Callable[[bytes], Any]:
         """A key for the k-way merge where smaller always comes first (reversal folded in)."""
@@ -643,8 +669,14 @@ async def prog_sort(ctx: Any) -> int:
                 if fd:
                     await ctx.close(fd)
             return await fail(f"cannot read: {name}: {strerror(e)}")
+    bound = None
+    if args.get("buffer_size") is not None:
+        size = await _buffer_size(ctx, args["buffer_size"])
+        if isinstance(size, str):
+            return await fail(size)
+        bound = size
     tmpdir = args.get("temporary_directory") or ctx.getenv("TMPDIR") or "/tmp"
-    sorter = _Sorter(ctx, order, delim, bool(args.get("unique")), tmpdir)
+    sorter = _Sorter(ctx, order, delim, bool(args.get("unique")), tmpdir, bound)
     try:
         merged = None
         if args.get("merge"):
@@ -680,6 +712,34 @@ async def prog_sort(ctx: Any) -> int:
     return 0
 
 
+async def _buffer_size(ctx: Any, text: str) -> int | str:
+    """-S SIZE in bytes, or GNU's complaint: a number with an optional unit, K by default,
+    % of the kernel's MemTotal; at least 64 KiB, as GNU raises tiny sizes too."""
+    m = re.fullmatch(r"(\d+)(.*)", text, re.S)
+    if m is None:
+        return f"invalid -S argument {quote(text)}"
+    n, unit = int(m.group(1)), m.group(2).lower()
+    if unit in ("z", "y", "r", "q"):
+        return f"-S argument {quote(text)} too large"
+    if unit == "%":
+        total = 0
+        try:
+            fd = await ctx.open("/proc/meminfo")
+            try:
+                info = await ctx.read_all(fd)
+            finally:
+                await ctx.close(fd)
+            total = int(info.split(b"MemTotal:", 1)[1].split()[0]) * 1024
+        except (KernelError, IndexError, ValueError):
+            total = 1 << 30
+        size = total * n // 100
+    elif unit in _SIZE_UNITS:
+        size = n * _SIZE_UNITS[unit]
+    else:
+        return f"invalid suffix in -S argument {quote(text)}"
+    return max(size, 64 << 10)
+
+
 class _ReadError(Exception):
     pass
 
@@ -705,9 +765,13 @@ class _Sorter:
     each; past the memory bound, sorted runs go to temporary files and are merged back from
     blocks read in turn, in steps of the same size."""
 
-    def __init__(self, ctx: Any, order: _Order, delim: bytes, unique: bool, tmpdir: str) -> None:
+    def __init__(
+        self, ctx: Any, order: _Order, delim: bytes, unique: bool, tmpdir: str, bound: int | None = None
+    ) -> None:
         self.ctx, self.order, self.delim, self.unique, self.tmpdir = ctx, order, delim, unique, tmpdir
         self.plan = order.plan()
+        self.bound = MEMORY_BOUND if bound is None else bound
+        self.overhead = _LINE_OVERHEAD if self.plan.key is None else _KEYED_LINE_OVERHEAD
         self.steps = Steps()
         self.key_steps = Steps()
         self.lines: list[bytes] = []
@@ -735,8 +799,8 @@ class _Sorter:
             batch = data[:cut].split(delim)
             self.lines.extend(batch)
             # the bound counts Python's per-line cost too (object header, list slot, key)
-            self.size += cut + 1 + _LINE_OVERHEAD * len(batch)
-            if self.size > MEMORY_BOUND:
+            self.size += cut + 1 + self.overhead * len(batch)
+            if self.size > self.bound:
                 await self.spill()
         if rest:
             self.lines.append(rest)

@@ -61,8 +61,16 @@ class Plan:
     comparison), and is the item itself: one tuple per line, not two (tuples are what the
     cyclic garbage collector walks, and its pauses hold the loop as long sorts do)."""
 
-    def __init__(self, key: Callable[[bytes], Any] | None, desc: bool, *, key_ends_with_line: bool = False) -> None:
+    def __init__(
+        self,
+        key: Callable[[bytes], Any] | None,
+        desc: bool,
+        *,
+        key_ends_with_line: bool = False,
+        batch: Callable[[list[bytes]], list[Any]] | None = None,
+    ) -> None:
         self.key = key
+        self.batch = batch  # makes the items of many lines at once, as decorate would
         self.desc = desc
         self.paired = key is not None and not key_ends_with_line
         self.sort_key: Callable[[Any], Any] | None = _first if self.paired else None
@@ -72,6 +80,8 @@ class Plan:
     def decorate(self, lines: list[bytes]) -> list[Any]:
         if self.key is None:
             return lines
+        if self.batch is not None:
+            return self.batch(lines)
         if self.paired:
             return list(zip(map(self.key, lines), lines))
         return list(map(self.key, lines))

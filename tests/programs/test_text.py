@@ -129,6 +129,40 @@ async def test_sort_merges_sorted_runs_through_temp_files(monkeypatch: pytest.Mo
     assert r.stdout == b"\n".join(sorted(set(lines), reverse=True)) + b"\n"
 
 
+async def test_sort_buffer_size_sets_the_memory_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """-S 64K on 1 MiB of numbers spills sorted runs (the default bound would hold it all)."""
+    spills = 0
+    spill = text_sort._Sorter.spill
+
+    async def counting_spill(self: text_sort._Sorter) -> None:
+        nonlocal spills
+        spills += 1
+        await spill(self)
+
+    monkeypatch.setattr(text_sort._Sorter, "spill", counting_spill)
+    lines = [b"%d" % ((i * 7919) % 100003 - 50000) for i in range(150000)]
+    data = b"\n".join(lines) + b"\n"
+    r = await _run(["sort", "-S", "64K", "-n"], input=data)
+    assert r.status == 0
+    assert r.stdout == b"\n".join(sorted(lines, key=int)) + b"\n"
+    assert spills > 10
+    spills = 0
+    r = await _run(["sort", "-n"], input=data)
+    assert r.status == 0 and spills == 0
+
+
+async def test_sort_n_batch_falls_back_for_lines_that_are_not_integers() -> None:
+    """The whole-batch integer path of -n gives way to the per-line one for decimals, blanks,
+    signs alone and digit strings too long for int(), and sorts them as GNU does."""
+    big = b"9" * 5000
+    lines = [b"10", b"-3", b"2.5", b"", b"-", b" 7", b"\t-8", big, b"-" + big, b"abc", b"1e3", b"0"]
+    r = await _run(["sort", "-n", "-s"], input=b"\n".join(lines) + b"\n")
+    assert r.status == 0
+    assert r.stdout.split(b"\n")[:-1] == [
+        b"-" + big, b"\t-8", b"-3", b"", b"-", b"abc", b"0", b"1e3", b"2.5", b" 7", b"10", big,
+    ]
+
+
 async def test_sort_external_merge_leaves_no_temp_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(text_sort, "MEMORY_BOUND", 1024)
     async with trio.open_nursery() as nursery:
