@@ -13,6 +13,7 @@ import stat as _stat
 from typing import Any
 
 from kernel.errors import KernelError
+from kernel.programs.bytecount import count_byte, count_utf8_starts
 from kernel.programs.common import CHUNK, Writer
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import Run, fsencode, parse_count, quote, strerror, usage_error
@@ -599,11 +600,11 @@ async def prog_wc(ctx: Any) -> int:
                         break
                     c.bytes += len(data)
                     if lines:
-                        c.lines += data.count(b"\n")
+                        c.lines += count_byte(data, 10)
                     if words:
                         c.add_words(data)
                     if utf8:
-                        c.chars += len(data) - sum(data.count(bytes([b])) for b in range(0x80, 0xC0))
+                        c.chars += count_utf8_starts(data)
                     if width_needed:
                         c.add_width(data)
         except KernelError as e:
