@@ -2,12 +2,17 @@
 
 ``bytes.count`` of one byte walks the buffer a byte at a time (~1.8 GB/s here), which made
 ``wc -l`` of 256 MiB three times GNU's (whose count is vectorised).  numpy's compare and
-``count_nonzero`` are vectorised too (~9 GB/s).  Small buffers keep ``bytes.count``: numpy's
-per-call cost (and its import, done on the first big buffer) only pays off past ~64 KiB.
+``count_nonzero`` are vectorised too (~7 GB/s).  Small buffers keep ``bytes.count``: numpy's
+per-call cost only pays off past ~64 KiB.
+
+Importing numpy takes ~120 ms, too long to hold the event loop that also serves FUSE: the first
+big buffer starts the import in a thread (which gives the GIL back every switch interval) and
+is counted with ``bytes.count``, as is every buffer until the import is done.
 """
 
 from __future__ import annotations
 
+import threading
 from types import ModuleType
 
 #: Buffers at least this big are counted by numpy.
@@ -17,22 +22,41 @@ NUMPY_FROM = 1 << 16
 _STEP = 1 << 18
 
 _numpy: ModuleType | None = None
+_loading = threading.Lock()
+_loader: threading.Thread | None = None
 
 
-def _np() -> ModuleType:
+def _load() -> None:
     global _numpy
-    if _numpy is None:
-        import numpy
+    import numpy
 
-        _numpy = numpy
+    _numpy = numpy
+
+
+def _np() -> ModuleType | None:
+    """numpy once it is imported; None until then (the first call starts the import)."""
+    global _loader
+    if _numpy is None and _loader is None:
+        with _loading:
+            if _loader is None:
+                _loader = threading.Thread(target=_load, name="numpy-import", daemon=True)
+                _loader.start()
     return _numpy
+
+
+def wait_for_numpy(timeout: float = 30.0) -> bool:
+    """Start numpy's import and wait for it (for tests and benchmarks): True once loaded."""
+    _np()
+    if _loader is not None:
+        _loader.join(timeout)
+    return _numpy is not None
 
 
 def count_byte(data: bytes, byte: int) -> int:
     """How many times *byte* occurs in *data* (``data.count(bytes([byte]))``, faster when big)."""
-    if len(data) < NUMPY_FROM:
+    np = _np() if len(data) >= NUMPY_FROM else None
+    if np is None:
         return data.count(byte)
-    np = _np()
     values = np.frombuffer(data, np.uint8)
     mask = np.empty(min(len(data), _STEP), np.bool_)
     n = 0
@@ -46,7 +70,7 @@ def count_byte(data: bytes, byte: int) -> int:
 def count_utf8_starts(data: bytes) -> int:
     """How many bytes of *data* are not UTF-8 continuation bytes (0x80-0xBF): the number of
     characters, where *data* is valid UTF-8 (``wc -m``)."""
-    if len(data) < NUMPY_FROM:
+    np = _np() if len(data) >= NUMPY_FROM else None
+    if np is None:
         return len(data) - sum(data.count(b) for b in range(0x80, 0xC0))
-    np = _np()
     return int(np.count_nonzero((np.frombuffer(data, np.uint8) & 0xC0) != 0x80))
