@@ -18,6 +18,8 @@ command -v getfattr >/dev/null 2>&1 || _need_apt+=(attr)
 command -v git >/dev/null 2>&1 || _need_apt+=(git)
 command -v gcc >/dev/null 2>&1 || _need_apt+=(gcc)
 command -v xxhsum >/dev/null 2>&1 || _need_apt+=(xxhash)   # the README's way to check a block
+# the distribution's python3 is the one the venv is made from (below), when it has venv
+[ ! -x /usr/bin/python3 ] || /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || _need_apt+=(python3-venv)
 command -v dash >/dev/null 2>&1 || _need_apt+=(dash)       # the shell corpus runs POSIX cases in dash too
 command -v jq >/dev/null 2>&1 || _need_apt+=(jq)           # differential jq cases
 command -v zip >/dev/null 2>&1 || _need_apt+=(zip)         # differential archive cases: Info-ZIP zip/unzip,
@@ -44,9 +46,21 @@ if ((${#_need_apt[@]})); then
         || _die "apt-get install ${_need_apt[*]} failed; run it by hand to see why"
 fi
 
+# The distribution's python3 first: Debian builds it with PGO and LTO, and the whole stack
+# (FUSE handlers, the shell, every program) runs 20-45% faster on it than on a plain
+# source build such as pyenv's.  Any python3 >= 3.11 with venv does.
+_base_python() {
+    local p
+    for p in /usr/bin/python3 "$(command -v python3 || true)"; do
+        [ -n "$p" ] && [ -x "$p" ] || continue
+        "$p" -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo "$p"; return; }
+    done
+    _die "no python3 >= 3.11 with venv found (install python3 and python3-venv)"
+}
 if [ ! -x "$PY" ]; then
-    _say "creating virtualenv in .venv"
-    python3 -m venv "$VENV" || _die "python3 -m venv failed (install python3-venv)"
+    _base="$(_base_python)"
+    _say "creating virtualenv in .venv ($_base)"
+    "$_base" -m venv "$VENV" || _die "$_base -m venv failed (install python3-venv)"
 fi
 _stamp="$VENV/.installed-$(sha1sum "$ROOT/pyproject.toml" | cut -c1-12)"
 if [ ! -f "$_stamp" ]; then
