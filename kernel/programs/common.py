@@ -253,3 +253,17 @@ async def _id_table(ctx: Any, path: str) -> dict[int, str]:
     finally:
         await ctx.close(fd)
     return table
+
+
+async def read_file(ctx: Any, path: str) -> bytes | None:
+    """The whole file, or None when it cannot be read (gone, no permission)."""
+    try:
+        fd = await ctx.open(path)
+    except KernelError:
+        return None
+    try:
+        return await ctx.read_all(fd)
+    except KernelError:
+        return None
+    finally:
+        await ctx.close(fd)

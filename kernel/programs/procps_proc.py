@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.errors import KernelError
+from kernel.programs.common import read_file
 
 HZ = 100          # USER_HZ: the unit of every tick field of /proc
 PTS_MAJOR = 136   # /dev/pts/N
@@ -79,20 +80,6 @@ def tty_name(nr: int) -> str:
     if major == 5 and minor == 1:
         return "console"
     return "?"
-
-
-async def read_file(ctx: Any, path: str) -> bytes | None:
-    """The whole file, or None when it cannot be read (gone, no permission)."""
-    try:
-        fd = await ctx.open(path)
-    except KernelError:
-        return None
-    try:
-        return await ctx.read_all(fd)
-    except KernelError:
-        return None
-    finally:
-        await ctx.close(fd)
 
 
 def parse_stat(data: bytes) -> Task | None:

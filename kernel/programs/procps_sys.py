@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.errors import KernelError
-from kernel.programs.common import IdNames, Writer, error
+from kernel.programs.common import IdNames, Writer, error, read_file
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.procps_fmt import local_struct, user_name, zone_of
-from kernel.programs.procps_proc import HZ, Machine, Task, pid_max, read_file, read_machine, read_tasks
+from kernel.programs.procps_proc import HZ, Machine, Task, pid_max, read_machine, read_tasks
 
 
 # ---- uptime ------------------------------------------------------------------------------

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.errors import KernelError
-from kernel.programs.common import Reader, error, strerror
+from kernel.programs.common import Reader, error, read_file, strerror
 from kernel.programs.flags import Opt, Spec, parse_or_exit
-from kernel.programs.procps_proc import read_file
 from kernel.syscalls import X_OK
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from kernel.errors import KernelError
 from kernel.programs import procps_signals as sigs
-from kernel.programs.common import error, strerror
+from kernel.programs.common import error, read_file, strerror
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.syscalls import O_APPEND, O_CREAT, O_TRUNC, O_WRONLY
 
@@ -286,14 +286,10 @@ async def prog_nice(ctx: Any) -> int:
 
 async def niceness(ctx: Any) -> int:
     """Field 19 of ``/proc/self/stat``, as GNU nice reads it through getpriority."""
+    data = await read_file(ctx, "/proc/self/stat") or b""
     try:
-        fd = await ctx.open("/proc/self/stat")
-        try:
-            data = await ctx.read_all(fd)
-        finally:
-            await ctx.close(fd)
         return int(data.rsplit(b")", 1)[1].split()[16])
-    except (KernelError, IndexError, ValueError):
+    except (IndexError, ValueError):
         return 0
 
 

@@ -22,8 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kernel.errors import KernelError
-from kernel.programs.common import error, strerror
-from kernel.programs.procps_proc import read_file
+from kernel.programs.common import error, read_file, strerror
 from kernel.syscalls import O_WRONLY
 
 VFS = "/.vfs"

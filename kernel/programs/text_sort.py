@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 from kernel.errors import KernelError
-from kernel.programs.common import CHUNK, Reader, Writer
+from kernel.programs.common import CHUNK, Reader, Writer, read_file
 from kernel.programs.flags import Opt, Spec, parse_or_exit
 from kernel.programs.text_base import fsencode, quote, strerror
 from kernel.programs.text_sort_steps import KMerge, Plan, Steps, sorted_pieces
@@ -722,15 +722,10 @@ async def _buffer_size(ctx: Any, text: str) -> int | str:
     if unit in ("z", "y", "r", "q"):
         return f"-S argument {quote(text)} too large"
     if unit == "%":
-        total = 0
+        info = await read_file(ctx, "/proc/meminfo") or b""
         try:
-            fd = await ctx.open("/proc/meminfo")
-            try:
-                info = await ctx.read_all(fd)
-            finally:
-                await ctx.close(fd)
             total = int(info.split(b"MemTotal:", 1)[1].split()[0]) * 1024
-        except (KernelError, IndexError, ValueError):
+        except (IndexError, ValueError):
             total = 1 << 30
         size = total * n // 100
     elif unit in _SIZE_UNITS:
