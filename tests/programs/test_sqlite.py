@@ -146,8 +146,13 @@ def test_on_a_terminal_it_prompts() -> None:
         m, s = await ctx.openpty()
         pid = await ctx.spawn(["sqlite3"], stdin=s, stdout=s, stderr=s)
         await ctx.close(s)
-        await ctx.write_all(m, b"select 6 *\n7;\n.quit\n")
         out = b""
+        while b"sqlite> " not in out:  # type only once it prompts, as a person does
+            chunk = await ctx.read(m, 4096)
+            if not chunk:
+                break
+            out += chunk
+        await ctx.write_all(m, b"select 6 *\n7;\n.quit\n")
         while b"42" not in out or out.count(b"sqlite> ") < 2:
             chunk = await ctx.read(m, 4096)
             if not chunk:
@@ -169,9 +174,12 @@ def test_on_a_terminal_it_prompts() -> None:
                 await kernel.shutdown()
     trio.run(go)
     out = seen["out"].replace(b"\r\n", b"\n")
-    out = out.split(b".quit\n", 1)[1]   # what came before is the terminal's echo of the input
-    assert out.startswith(b"SQLite version ")
-    assert out.endswith(b"Connected to a transient in-memory database.\nsqlite>    ...> 42\nsqlite> ")
+    banner, rest = out.split(b"sqlite> ", 1)
+    assert banner.startswith(b"SQLite version ")
+    assert banner.endswith(b"Connected to a transient in-memory database.\n")
+    echo, answer = rest.split(b".quit\n", 1)   # the terminal echoes the input as it arrives
+    assert echo == b"select 6 *\n7;\n"
+    assert answer == b"   ...> 42\nsqlite> "
 
 
 def test_database_that_is_a_directory_is_one_line() -> None:
