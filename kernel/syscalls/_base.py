@@ -277,6 +277,8 @@ class CtxBase:
         p = self.proc
         if p.state == "T" or p.sig.pending:
             await self._signals()
+        if p.term_signal:  # killed while it ran (SIGXFSZ of its last write): no further syscall
+            await trio.lowlevel.checkpoint()
         now = _now()
         if now >= self._slice_end or (self._runq and now - self._run_start >= SOFT_SLICE_S):
             await self._preempt()

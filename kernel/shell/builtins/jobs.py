@@ -139,6 +139,9 @@ async def b_fg(sh: Any, argv: list[str]) -> int:
     await sh.out(j.text + "\n")
     sh.jobs.forget_pid(j.pid)
     if sh.job_control:
+        # the terminal first, then SIGCONT (as bash): a job resumed while still in the
+        # background that reads the terminal is stopped again at once by SIGTTIN
+        await sh.set_terminal_group(j.pid)
         try:
             await sh.ctx.kill(-j.pid, SIGNALS["CONT"])
         except KernelError:
