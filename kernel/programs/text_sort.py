@@ -253,6 +253,8 @@ _UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUV
 
 
 _INT_MATCH = _INT.match
+#: Longer digit strings go to Decimal: int() refuses more than 4,300 digits.
+_INT_DIGITS = 4000
 #: Each line's leading integer text, or what is not one ('', '-', '3.'): one C call per batch.
 _LINE_INTS = re.compile(rb"^[ \t]*(-?\d*\.?)", re.M)
 
@@ -275,12 +277,12 @@ def _numeric(field: bytes) -> int | Decimal:
     """The value -n sorts by: an int for the plain integers most fields are (ints and
     Decimals compare exactly with each other), a Decimal otherwise."""
     i = _INT_MATCH(field)
-    if i is not None and len(i[1]) < 4000:  # int() refuses longer digit strings
+    if i is not None and len(i[1]) < _INT_DIGITS:
         return int(i[1])
     m = _NUM.match(field)
     assert m is not None  # every part of the pattern is optional
     sign, whole, frac = m.group(1), m.group(2), m.group(3)
-    if not frac and len(whole) < 4000:
+    if not frac and len(whole) < _INT_DIGITS:
         if not whole:
             return 0
         return -int(whole) if sign else int(whole)
