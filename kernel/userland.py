@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kernel.programs import archive as archive_family
+from kernel.programs import bytecount
 from kernel.programs import awk as awk_family
 from kernel.programs import files as files_family
 from kernel.programs import jq_cmd as jq_family
@@ -37,7 +38,8 @@ FAMILIES: tuple[Mapping[str, Program], ...] = (
 
 
 def standard_registry() -> ProgramRegistry:
-    """A fresh registry of every production program."""
+    """A fresh registry of every production program (and numpy's import started for ``wc``)."""
+    bytecount.start_loading()
     registry = ProgramRegistry()
     for family in FAMILIES:
         for name, program in family.items():

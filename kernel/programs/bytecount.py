@@ -5,9 +5,10 @@
 ``count_nonzero`` are vectorised too (~7 GB/s).  Small buffers keep ``bytes.count``: numpy's
 per-call cost only pays off past ~64 KiB.
 
-Importing numpy takes ~120 ms, too long to hold the event loop that also serves FUSE: the first
-big buffer starts the import in a thread (which gives the GIL back every switch interval) and
-is counted with ``bytes.count``, as is every buffer until the import is done.
+Importing numpy takes 70-120 ms, too long to hold the event loop that also serves FUSE: it runs
+in a thread (which gives the GIL back every switch interval), started when the userland is
+assembled (``start_loading``, from ``kernel.userland``) so that the first ``wc`` of a session
+already has it; a buffer that comes before the import is done is counted with ``bytes.count``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def _load() -> None:
     import numpy
 
     _numpy = numpy
+
+
+def start_loading() -> None:
+    """Start numpy's import in the background, once per process (later calls do nothing)."""
+    _np()
 
 
 def _np() -> ModuleType | None:

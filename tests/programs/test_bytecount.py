@@ -32,3 +32,24 @@ def test_numpy_loads_in_a_thread_and_counts_agree_before_it() -> None:
     first = bytecount.count_byte(data, 10)  # may start the import, must not wait for it
     assert bytecount.wait_for_numpy()
     assert first == bytecount.count_byte(data, 10) == data.count(b"\n")
+
+
+def test_assembling_the_userland_starts_the_import() -> None:
+    """A fresh process has numpy by its first wc: standard_registry() starts the import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys\n"
+        "from kernel.programs import bytecount\n"
+        "assert 'numpy' not in sys.modules and bytecount._loader is None\n"
+        "from kernel.userland import standard_registry\n"
+        "standard_registry()\n"
+        "assert bytecount._loader is not None\n"
+        "bytecount._loader.join(30)\n"
+        "assert 'numpy' in sys.modules and bytecount._numpy is not None\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
