@@ -116,11 +116,14 @@ def test_requests_are_found_by_polling_only_when_enabled(new_mount, world_base, 
     m.start()
     f = Path(m.path) / "f"
     f.write_bytes(b"x")
+    os.chmod(f, 0o600)
     client = _hammer_getxattr(f, 1.0)
     sent = int(client.communicate(timeout=60)[0])
     assert m.umount().returncode == 0
     table = json.loads(stats.read_text())
     assert table["ops"]["getxattr:user.nope"][0] == sent > 100
+    # setattr is counted per set of changed attributes: chmod sends mode and the host's ctime
+    assert table["ops"]["setattr:mc"][0] == 1
     if poll_us == "0":
         assert table["polled_requests"] == 0
     else:

@@ -586,11 +586,19 @@ _COUNTED_OPS = ("lookup", "forget", "getattr", "setattr", "readlink", "mknod", "
                 "setxattr", "listxattr", "removexattr", "access")
 
 
+def _setattr_fields(fields: Any) -> str:
+    """Which attributes a setattr request changes, as letters (``tc``: mtime and ctime)."""
+    letters = (("update_mode", "m"), ("update_uid", "u"), ("update_gid", "g"), ("update_size", "s"),
+               ("update_atime", "a"), ("update_mtime", "t"), ("update_ctime", "c"))
+    return "".join(letter for name, letter in letters if getattr(fields, name, False)) or "-"
+
+
 def count_requests(adapter: FuseAdapter) -> dict[str, list[float]]:
     """Count FUSE requests and the daemon time spent in each (a debugging aid, off by default).
 
     Wraps the adapter's handlers on the instance; returns the live table
-    ``op -> [requests, seconds, failures]`` (``getxattr:<name>`` per attribute name)."""
+    ``op -> [requests, seconds, failures]`` (``getxattr:<name>`` per attribute name,
+    ``setattr:<letters>`` per set of changed attributes: mode uid gid size atime mtime ctime)."""
     table: dict[str, list[float]] = {}
     clock = time.perf_counter
 
@@ -599,6 +607,8 @@ def count_requests(adapter: FuseAdapter) -> dict[str, list[float]]:
             key = op
             if op == "getxattr":
                 key = "getxattr:" + args[1].decode(errors="replace")
+            elif op == "setattr":
+                key = "setattr:" + _setattr_fields(args[2])
             row = table.get(key)
             if row is None:
                 row = table[key] = [0, 0.0, 0]
