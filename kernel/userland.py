@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kernel.programs import archive as archive_family
-from kernel.programs import bytecount
 from kernel.programs import awk as awk_family
+from kernel.programs import bytecount
 from kernel.programs import files as files_family
 from kernel.programs import jq_cmd as jq_family
 from kernel.programs import net as net_family

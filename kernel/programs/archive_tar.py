@@ -28,12 +28,14 @@ from kernel.programs.archive_stream import Sink, Source
 from kernel.programs.common import CHUNK, IdNames, error, fsencode, mode_string, strerror
 from kernel.programs.files_ls import tz_offset
 from kernel.programs.flags import Opt, Spec, parse_or_exit
+from kernel.programs.tar_checksum import header_checksums, install
 from kernel.syscalls import O_CREAT, O_EXCL, O_TRUNC, O_WRONLY
 
 BLOCK = 512
 RECORD = 20 * BLOCK
 ENC = "utf-8"
 ERRORS = "surrogateescape"
+install()  # tarfile checksums its headers in C (see tar_checksum.py)
 
 SPEC = Spec("tar", "[OPTION...] [FILE]...", "GNU 'tar' saves many files together into a single tape or "
             "disk archive, and can restore individual files from the archive.", usage_status=64, options=[
@@ -761,8 +763,7 @@ def _blank_devices(buf: bytes) -> bytes:
     while pos + BLOCK <= len(out):
         block = out[pos:pos + BLOCK]
         out[pos + 329:pos + 345] = bytes(16)
-        out[pos + 148:pos + 156] = b" " * 8
-        chk = sum(out[pos:pos + BLOCK])
+        chk = header_checksums(out[pos:pos + BLOCK])[0]
         out[pos + 148:pos + 156] = b"%06o\0 " % chk
         size = int(bytes(block[124:136]).rstrip(b"\0 ") or b"0", 8) if block[156:157] in (b"L", b"K") else 0
         pos += BLOCK + -(-size // BLOCK) * BLOCK

@@ -116,16 +116,26 @@ class FileCalls(CtxBase):
             if apath.endswith("/"):
                 raise KernelError("EISDIR", f"is a directory: {path}")
             parent, name = await vfs.resolve_parent(apath, special="EISDIR")
+            create_mode = _stat.S_IFREG | (mode & 0o7777 & ~self.proc.umask)
+            create_error: KernelError | None = None
+            if flags & O_EXCL:
+                # The name must be new: try creating it first (one call instead of a lookup
+                # that fails and a create; tar x and `set -C` open this way).  Only on
+                # failure is the name looked up, so the error is the one Linux gives.
+                try:
+                    fh, created = await fs.create(parent, name, create_mode, flags & ~O_CLOEXEC, caller)
+                    return OpenFileDescription("file", apath, keep, fs=fs, fh=fh, ino=created.ino)
+                except KernelError as e:
+                    create_error = e
             try:
                 attr = await fs.lookup(parent, name, caller)
             except KernelError as e:
                 if e.code != "ENOENT":
                     raise
-                attr = None
-            if attr is None:
-                fh, attr = await fs.create(parent, name, _stat.S_IFREG | (mode & 0o7777 & ~self.proc.umask),
-                                           flags & ~O_CLOEXEC, caller)
-                return OpenFileDescription("file", apath, keep, fs=fs, fh=fh, ino=attr.ino)
+                if create_error is not None:
+                    raise create_error from None
+                fh, created = await fs.create(parent, name, create_mode, flags & ~O_CLOEXEC, caller)
+                return OpenFileDescription("file", apath, keep, fs=fs, fh=fh, ino=created.ino)
             if flags & O_EXCL:
                 raise KernelError("EEXIST", f"file exists: {path}")
             if attr.is_symlink:

@@ -258,6 +258,16 @@ SEQUENCES = {
         ("open", "a/x", os.O_RDONLY), ("open", "d/", os.O_CREAT | os.O_WRONLY), ("open", "a", os.O_RDONLY | os.O_TRUNC),
         ("write", 0, b"x"), ("read", 1, 5), ("getfl", 1), ("open", "nothere", os.O_RDONLY | os.O_NOFOLLOW),
     ],
+    # O_CREAT|O_EXCL is tried as a create first (one call); its errors must still be Linux's.
+    "create-exclusive": [
+        ("open", "a", os.O_WRONLY | os.O_CREAT | os.O_EXCL), ("open", "d", os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+        ("open", "dl", os.O_WRONLY | os.O_CREAT | os.O_EXCL), ("open", "l", os.O_RDWR | os.O_CREAT | os.O_EXCL),
+        ("open", "nothere/x", os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+        ("open", "a/x", os.O_WRONLY | os.O_CREAT | os.O_EXCL), ("open", "d/", os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+        ("open", "nothere", os.O_WRONLY | os.O_CREAT | os.O_EXCL), ("write", 7, b"new"),
+        ("open", "nothere", os.O_RDWR | os.O_CREAT | os.O_EXCL), ("open", "nothere", os.O_RDWR | os.O_CREAT),
+        ("read", 10, 5), ("open", "d/x", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_TRUNC), ("fsize", 12),
+    ],
 }
 
 

@@ -305,3 +305,33 @@ async def test_spawn_and_execve_run_a_path_under_another_argv0(kernel):
     r = await run_program(kernel, prog)
     assert r.status == 0, r.stderr
     assert seen == {"cmdline": b"zzz\x005\x00", "echo": b"hi\n", "status": 0}
+
+
+async def test_exclusive_create_errors_are_linuxs(nursery):
+    """open(O_CREAT|O_EXCL) creates first and looks the name up only when that fails; the
+    errors are still Linux's: an existing name is EEXIST even where the caller may not write
+    (and on /dev and /proc), a new name there is EACCES (ENOENT in /proc, as on Linux)."""
+    from .ksupport import boot_kernel
+
+    k = await boot_kernel(nursery, uid=1000, gid=1000)
+    try:
+        await k.vfs.mkdir("/ro")
+        await k.vfs.write_file("/ro/there", b"x")
+        await k.vfs.chmod("/ro", 0o555)
+        seen = {}
+
+        async def user(ctx):
+            for path in ("/ro/there", "/ro/new", "/dev/null", "/proc/self", "/proc/new", "/tmp"):
+                try:
+                    fd = await ctx.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                    await ctx.close(fd)
+                    seen[path] = "created"
+                except KernelError as e:
+                    seen[path] = e.code
+            return 0
+
+        assert (await k.run([register(k, user)])).status == 0
+        assert seen == {"/ro/there": "EEXIST", "/ro/new": "EACCES", "/dev/null": "EEXIST",
+                        "/proc/self": "EEXIST", "/proc/new": "ENOENT", "/tmp": "EEXIST"}
+    finally:
+        await k.shutdown(grace=0.1)
